@@ -1,0 +1,84 @@
+# bedside — the two commands a newcomer needs:
+#   make demo   builds the wasm package and a demo model, serves the demo on http://127.0.0.1:8080
+#   make test   runs every test: native Rust (CPU + wgpu on lavapipe), Node (wasm on CPU and WebGPU),
+#               headless Chromium (WebGPU and the CPU fallback)
+# Both install what is missing: the wasm32 target, wasm-bindgen-cli (pinned to Cargo.lock),
+# Debian's chromium and Mesa's Vulkan drivers, and the Node packages (npm ci).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# One target directory for the native and the wasm builds.
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export XDG_RUNTIME_DIR ?= /tmp/bedside-xdg-$(shell id -u)
+TRAIN := $(CARGO_TARGET_DIR)/debug/bedside-train
+DEMO := $(CURDIR)/target/demo
+PORT ?= 8080
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test pkg model native native-test node-test browser-test \
+        setup-rust setup-node setup-system clean
+
+demo: setup-rust setup-node pkg model
+	node www/serve.mjs --port $(PORT)
+
+test: setup-rust setup-node setup-system native model native-test pkg node-test browser-test
+	@echo "make test: every layer passed"
+
+# --- set-up: each step does nothing when its tool is already there ---------------------------
+setup-rust:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
+
+setup-node: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+setup-system:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing="$$missing mesa-vulkan-drivers"; \
+	ldconfig -p | grep -q libvulkan.so.1 || missing="$$missing libvulkan1"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+
+# --- builds ----------------------------------------------------------------------------------
+# The whole workspace at once, so the library and bedside-train share one build of burn.
+native:
+	cargo build --workspace --locked
+
+pkg:
+	pkg-config/build.sh
+
+# The demo model: trained on the built-in synthetic cohort; sample patients from another seed.
+model: $(DEMO)/model/manifest.json $(DEMO)/samples/samples.json
+
+$(DEMO)/model/manifest.json: $(TRAIN)
+	$(TRAIN) train --synthetic 600 --epochs 15 --seed 7 --out $(DEMO)/model
+
+$(DEMO)/samples/samples.json: $(TRAIN)
+	mkdir -p $(DEMO)/samples
+	$(TRAIN) cohort --source synthetic --n 12 --seed 2024 --out $(DEMO)/samples/samples.json
+
+$(TRAIN):
+	cargo build --workspace --locked
+
+# --- tests -----------------------------------------------------------------------------------
+native-test:
+	BEDSIDE_REQUIRE_WGPU=1 cargo test --workspace --locked
+
+node-test:
+	BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
+	  node --test tests/node/
+
+browser-test:
+	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
+
+clean:
+	rm -rf pkg target/demo target/screenshots

@@ -1,0 +1,82 @@
+/** A PatientRecord (see the bedside README): one admission. */
+export interface PatientRecord {
+  format_version?: number;
+  id: string;
+  demographics?: { age?: number; sex?: "female" | "male" | "other" | "unknown" };
+  notes?: { kind?: string; text: string; hours?: number }[];
+  observations?: { channel: string; hours: number; value: number | null; unit?: string }[];
+  visits?: { diagnoses?: string[]; procedures?: string[]; medications?: string[] }[];
+  labels?: { phenotypes?: string[]; medications?: string[] };
+}
+
+export type BackendChoice = "auto" | "webgpu" | "cpu";
+
+export interface LoadProgress {
+  file: string;
+  loaded: number;
+  total?: number;
+}
+
+export interface LoadOptions {
+  backend?: BackendChoice;
+  onProgress?: (progress: LoadProgress) => void;
+  /** Where to get the wasm module from, if not next to this file. */
+  wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
+}
+
+export interface BundleFiles {
+  manifest: string | object;
+  weights: Uint8Array | ArrayBuffer;
+}
+
+export interface PhenotypeScore {
+  name: string;
+  short: string;
+  probability: number;
+}
+
+export interface GridNotice {
+  path: string;
+  kind: "unknown_channel" | "missing_value" | "unknown_unit" | "out_of_range" | "outside_window";
+  message: string;
+}
+
+export interface Diagnosis {
+  id: string;
+  phenotypes: PhenotypeScore[];
+  diagnosed: string[];
+  observed_cells: number;
+  notices: GridNotice[];
+  backend: "webgpu" | "cpu";
+}
+
+export type ErrorCode =
+  | "RECORD_JSON"
+  | "RECORD_INVALID"
+  | "BUNDLE_INVALID"
+  | "BUNDLE_HASH_MISMATCH"
+  | "BUNDLE_INCOMPATIBLE"
+  | "BUNDLE_FETCH"
+  | "BACKEND_FAILED"
+  | "WEBGPU_UNAVAILABLE"
+  | "WASM_LOAD"
+  | "WASM_PANIC"
+  | "BAD_OPTION"
+  | "DISPOSED"
+  | "INTERNAL";
+
+export class BedsideError extends Error {
+  readonly code: ErrorCode;
+}
+
+export function webgpuAvailable(): Promise<boolean>;
+
+export class Bedside {
+  static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
+  readonly backend: "webgpu" | "cpu" | "disposed";
+  readonly manifest: Record<string, unknown>;
+  diagnose(record: PatientRecord | string): Promise<Diagnosis>;
+  dispose(): void;
+}
+
+export default Bedside;

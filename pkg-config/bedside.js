@@ -1,0 +1,184 @@
+// bedside: the npm package's entry point. Loads a bundle, picks a backend (WebGPU where the
+// browser or runtime has a working adapter, else the CPU), and runs the model in wasm.
+// Patient data never leaves this process: the only network requests are for the bundle URL.
+import init, { BedsideEngine } from "./wasm/bedside.js";
+
+/** Errors thrown by bedside carry a stable `code`. */
+export class BedsideError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = "BedsideError";
+    this.code = code;
+  }
+}
+
+const isNode = typeof process !== "undefined" && !!process.versions?.node;
+
+function asBedsideError(error, fallbackCode = "INTERNAL") {
+  if (error instanceof BedsideError) return error;
+  if (error && typeof error === "object" && typeof error.code === "string") {
+    return new BedsideError(error.code, error.message, { cause: error });
+  }
+  if (error instanceof WebAssembly.RuntimeError) {
+    wasmReady = undefined; // the instance is dead; the next load starts a fresh one
+    return new BedsideError("WASM_PANIC", `the wasm module crashed: ${error.message}`, { cause: error });
+  }
+  return new BedsideError(fallbackCode, String(error?.message ?? error), { cause: error });
+}
+
+let wasmReady;
+function initWasm(wasm) {
+  wasmReady ??= (async () => {
+    if (wasm) return init({ module_or_path: wasm });
+    if (isNode) {
+      const { readFile } = await import("node:fs/promises");
+      return init({ module_or_path: await readFile(new URL("./wasm/bedside_bg.wasm", import.meta.url)) });
+    }
+    return init({ module_or_path: new URL("./wasm/bedside_bg.wasm", import.meta.url) });
+  })();
+  return wasmReady;
+}
+
+/** Whether a WebGPU adapter can be had here. wgpu must never be started without one. */
+export async function webgpuAvailable() {
+  const gpu = globalThis.navigator?.gpu;
+  if (!gpu) return false;
+  try {
+    return !!(await gpu.requestAdapter());
+  } catch {
+    return false;
+  }
+}
+
+async function readBytes(url, file, onProgress) {
+  if (isNode && !/^(https?|data|blob):/.test(String(url))) {
+    const { readFile } = await import("node:fs/promises");
+    const { fileURLToPath } = await import("node:url");
+    const path = String(url).startsWith("file:") ? fileURLToPath(url) : String(url);
+    const bytes = new Uint8Array(await readFile(path).catch((e) => {
+      throw new BedsideError("BUNDLE_FETCH", `cannot read ${file} at ${path}: ${e.message}`, { cause: e });
+    }));
+    onProgress?.({ file, loaded: bytes.length, total: bytes.length });
+    return bytes;
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: ${e.message}`, { cause: e });
+  }
+  if (!response.ok) throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: HTTP ${response.status}`);
+  const total = Number(response.headers.get("content-length")) || undefined;
+  if (!response.body || !onProgress) return new Uint8Array(await response.arrayBuffer());
+  const chunks = [];
+  let loaded = 0;
+  for (const reader = response.body.getReader(); ;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress({ file, loaded, total });
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+function join(base, file) {
+  const text = String(base);
+  return text.endsWith("/") ? text + file : `${text}/${file}`;
+}
+
+export class Bedside {
+  #engine;
+  #manifest;
+
+  constructor(engine, manifest) {
+    this.#engine = engine;
+    this.#manifest = manifest;
+  }
+
+  /**
+   * @param source the bundle's base URL (or, in Node, directory), or its files' contents
+   *   `{ manifest, weights }`.
+   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm }`.
+   */
+  static async load(source, options = {}) {
+    const { backend = "auto", onProgress, wasm } = options;
+    if (!["auto", "webgpu", "cpu"].includes(backend)) {
+      throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
+    }
+    try {
+      await initWasm(wasm);
+    } catch (e) {
+      wasmReady = undefined;
+      throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
+    }
+    let manifest, weights;
+    if (typeof source === "string" || source instanceof URL) {
+      manifest = new TextDecoder().decode(await readBytes(join(source, "manifest.json"), "manifest.json", onProgress));
+      weights = await readBytes(join(source, "model.safetensors"), "model.safetensors", onProgress);
+    } else if (source && source.manifest !== undefined && source.weights !== undefined) {
+      manifest = typeof source.manifest === "string" ? source.manifest : JSON.stringify(source.manifest);
+      weights = source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights);
+    } else {
+      throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights }");
+    }
+
+    const gpu = backend !== "cpu" && (await webgpuAvailable());
+    if (backend === "webgpu" && !gpu) {
+      throw new BedsideError("WEBGPU_UNAVAILABLE", "WebGPU was asked for, but this environment has no WebGPU adapter");
+    }
+    const candidates = gpu ? ["webgpu", "cpu"] : ["cpu"];
+    let lastError;
+    for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
+      try {
+        const engine = await BedsideEngine.load(manifest, weights, candidate);
+        return new Bedside(engine, engine.manifest);
+      } catch (e) {
+        lastError = asBedsideError(e);
+        if (lastError.code.startsWith("BUNDLE_")) throw lastError; // the bundle is bad on every backend
+      }
+    }
+    throw lastError;
+  }
+
+  /** "webgpu" or "cpu": what runs the model. */
+  get backend() {
+    return this.#engine?.backend ?? "disposed";
+  }
+
+  /** The bundle's manifest. */
+  get manifest() {
+    return this.#manifest;
+  }
+
+  /** Phenotype probabilities for a PatientRecord (object or JSON text). */
+  async diagnose(record) {
+    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
+    let json;
+    try {
+      json = typeof record === "string" ? record : JSON.stringify(record);
+    } catch (e) {
+      throw new BedsideError("RECORD_JSON", `record cannot be turned into JSON: ${e.message}`);
+    }
+    if (json === undefined) throw new BedsideError("RECORD_JSON", "record is undefined");
+    try {
+      return await this.#engine.diagnose(json);
+    } catch (e) {
+      throw asBedsideError(e);
+    }
+  }
+
+  /** Frees the model's memory (GPU buffers included). */
+  dispose() {
+    this.#engine?.free();
+    this.#engine = undefined;
+  }
+}
+
+export default Bedside;

@@ -1,0 +1,35 @@
+//! The medical knowledge bedside is built on, embedded in the library and versioned by a content
+//! hash: the lab/vital channels the model reads and the phenotype groups it diagnoses.
+//!
+//! Every bundle records [`knowledge_hash`]; a bundle trained against other knowledge is refused,
+//! because its channel and label indices would mean something else.
+
+mod channels;
+mod phenotypes;
+
+pub use channels::{CHANNELS, Channel, channel_index};
+pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
+
+use sha2::{Digest, Sha256};
+
+/// Version of the knowledge tables; bump it with every change to them.
+pub const KNOWLEDGE_VERSION: &str = "1";
+
+/// sha256 over every table, hex-encoded: what a bundle manifest pins.
+pub fn knowledge_hash() -> String {
+    let mut hash = Sha256::new();
+    hash.update(KNOWLEDGE_VERSION.as_bytes());
+    for c in CHANNELS {
+        hash.update(
+            format!(
+                "c|{}|{}|{}|{}|{}|{}|{}\n",
+                c.name, c.unit, c.valid_low, c.valid_high, c.normal_low, c.normal_high, c.label
+            )
+            .as_bytes(),
+        );
+    }
+    for p in PHENOTYPES {
+        hash.update(format!("p|{}|{:?}\n", p.name, p.kind).as_bytes());
+    }
+    hex::encode(hash.finalize())
+}

@@ -1,0 +1,18 @@
+//! bedside: a clinical small language model that runs where the patient data is — in the browser
+//! on WebGPU or the CPU, or natively — and never sends it anywhere.
+//!
+//! This crate is the inference library; it builds natively and for `wasm32-unknown-unknown`
+//! from the same source. Training lives in the `bedside-train` binary.
+
+pub mod bundle;
+pub mod engine;
+pub mod error;
+pub mod knowledge;
+pub mod model;
+pub mod record;
+#[cfg(target_family = "wasm")]
+pub mod web;
+
+pub use engine::{Backend, Diagnosis, Engine};
+pub use error::{BedsideError, Result};
+pub use record::PatientRecord;

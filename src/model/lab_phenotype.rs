@@ -1,0 +1,39 @@
+//! The lab-only diagnosis model: time-series encoder → phenotype head. It is the first stage of
+//! the full ClinRaGen model (whose language model reads the same channel tokens) and what the
+//! browser runs for phenotype probabilities.
+
+use super::{PhenotypeHead, PhenotypeHeadConfig, SeriesEncoder, SeriesEncoderConfig};
+use burn::prelude::*;
+
+#[derive(Config, Debug)]
+pub struct LabPhenotypeModelConfig {
+    pub series: SeriesEncoderConfig,
+    pub labels: usize,
+    #[config(default = 128)]
+    pub head_hidden: usize,
+}
+
+impl LabPhenotypeModelConfig {
+    pub fn init(&self, device: &Device) -> LabPhenotypeModel {
+        LabPhenotypeModel {
+            series: self.series.init(device),
+            head: PhenotypeHeadConfig::new(self.series.channels, self.series.d_model, self.labels)
+                .with_hidden(self.head_hidden)
+                .with_dropout(self.series.dropout)
+                .init(device),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LabPhenotypeModel {
+    pub series: SeriesEncoder,
+    pub head: PhenotypeHead,
+}
+
+impl LabPhenotypeModel {
+    /// `values`, `mask`: `[batch, channels, hours]` → phenotype logits `[batch, labels]`.
+    pub fn forward(&self, values: Tensor<3>, mask: Tensor<3>) -> Tensor<2> {
+        self.head.forward(self.series.forward(values, mask))
+    }
+}

@@ -1,0 +1,11 @@
+//! burn model modules. Each is defined once, with a `#[derive(Config)]` config and an
+//! `init(&device)`, and runs unchanged on the CPU (flex), on wgpu/WebGPU, and on autodiff in
+//! `bedside-train`.
+
+pub mod lab_phenotype;
+pub mod phenotype_head;
+pub mod series;
+
+pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
+pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
+pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};

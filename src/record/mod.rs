@@ -1,0 +1,159 @@
+//! PatientRecord: the exchange format of bedside (one admission; JSONL for cohorts).
+//!
+//! Parsing never panics and never drops data silently: unknown channels and unusable values are
+//! kept in the record and reported by [`PatientRecord::validate`] and by the hourly grid.
+
+mod grid;
+mod units;
+
+pub use grid::{GridNotice, SeriesGrid};
+
+use crate::error::{BedsideError, FieldProblem, Result};
+use serde::{Deserialize, Serialize};
+
+/// The record format this library writes; it reads this version and older ones.
+pub const RECORD_FORMAT_VERSION: u32 = 1;
+
+fn default_version() -> u32 {
+    RECORD_FORMAT_VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientRecord {
+    #[serde(default = "default_version")]
+    pub format_version: u32,
+    /// Admission id, unique within a cohort.
+    pub id: String,
+    #[serde(default)]
+    pub demographics: Demographics,
+    #[serde(default)]
+    pub notes: Vec<Note>,
+    #[serde(default)]
+    pub observations: Vec<Observation>,
+    /// Coded history, oldest first; the last visit is the current admission.
+    #[serde(default)]
+    pub visits: Vec<Visit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demographics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<Sex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    /// Note category, e.g. "discharge summary", "radiology", "nursing".
+    #[serde(default)]
+    pub kind: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<f64>,
+}
+
+/// One time-stamped measurement. `value` may be null (charted but missing); such values are
+/// kept and reported, never turned into numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observation {
+    /// Canonical channel name (see [`crate::knowledge::CHANNELS`]); aliases are accepted.
+    pub channel: String,
+    /// Hours since admission.
+    pub hours: f64,
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Visit {
+    /// ICD-9-CM or ICD-10-CM codes.
+    #[serde(default)]
+    pub diagnoses: Vec<String>,
+    #[serde(default)]
+    pub procedures: Vec<String>,
+    /// ATC level-3 codes.
+    #[serde(default)]
+    pub medications: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    /// Phenotype names (see [`crate::knowledge::PHENOTYPES`]).
+    #[serde(default)]
+    pub phenotypes: Vec<String>,
+    #[serde(default)]
+    pub medications: Vec<String>,
+}
+
+impl PatientRecord {
+    /// Parses one record from JSON; an error names the JSON path of the field at fault.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let record: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            BedsideError::RecordJson {
+                path: if path == "." { "$".into() } else { format!("$.{path}") },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        record.validate()?;
+        Ok(record)
+    }
+
+    /// Checks the rules serde cannot: every problem is returned, each with its field path.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        let mut bad = |path: String, message: &str| {
+            problems.push(FieldProblem {
+                path,
+                message: message.to_string(),
+            })
+        };
+        if self.format_version == 0 || self.format_version > RECORD_FORMAT_VERSION {
+            bad(
+                "$.format_version".into(),
+                &format!("unsupported version (this library reads 1..={RECORD_FORMAT_VERSION})"),
+            );
+        }
+        if self.id.trim().is_empty() {
+            bad("$.id".into(), "must not be empty");
+        }
+        if let Some(age) = self.demographics.age
+            && !(0.0..=130.0).contains(&age)
+        {
+            bad("$.demographics.age".into(), "must be between 0 and 130 years");
+        }
+        for (i, o) in self.observations.iter().enumerate() {
+            if !o.hours.is_finite() {
+                bad(format!("$.observations[{i}].hours"), "must be a finite number");
+            }
+            if o.channel.trim().is_empty() {
+                bad(format!("$.observations[{i}].channel"), "must not be empty");
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(BedsideError::InvalidRecord(problems))
+        }
+    }
+}

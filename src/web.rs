@@ -1,0 +1,71 @@
+//! The wasm-bindgen API under the npm package's JS wrapper (`pkg-config/bedside.js`), which does
+//! the fetching and backend choice. Every failure becomes a JS `Error` with a stable `code`;
+//! nothing here may panic, since a panic kills the wasm instance.
+
+use crate::engine::{Backend, Engine};
+use crate::error::BedsideError;
+use crate::record::PatientRecord;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+fn js_error(error: BedsideError) -> JsValue {
+    let js = js_sys::Error::new(&error.to_string());
+    let _ = js_sys::Reflect::set(&js, &"code".into(), &error.code().into());
+    js.into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(BedsideError::backend("wasm", e)))
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// A loaded model. Construct it with `BedsideEngine.load`.
+#[wasm_bindgen]
+pub struct BedsideEngine {
+    engine: Engine,
+}
+
+#[wasm_bindgen]
+impl BedsideEngine {
+    /// `backend` is "cpu" or "webgpu"; the JS wrapper only asks for "webgpu" where
+    /// `navigator.gpu` exists (wgpu panics without it).
+    pub async fn load(manifest: String, weights: Vec<u8>, backend: String) -> Result<BedsideEngine, JsValue> {
+        let backend = match backend.as_str() {
+            "cpu" => Backend::Cpu,
+            "webgpu" => Backend::Gpu,
+            other => {
+                return Err(js_error(BedsideError::backend(
+                    other,
+                    "unknown backend; use \"cpu\" or \"webgpu\"",
+                )));
+            }
+        };
+        let engine = Engine::load(&manifest, &weights, backend).await.map_err(js_error)?;
+        Ok(Self { engine })
+    }
+
+    /// "cpu" or "webgpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.engine.backend().name().to_string()
+    }
+
+    /// The bundle's manifest as a plain object.
+    #[wasm_bindgen(getter)]
+    pub fn manifest(&self) -> Result<JsValue, JsValue> {
+        to_js(self.engine.manifest())
+    }
+
+    /// `record_json`: a PatientRecord as JSON text.
+    pub async fn diagnose(&self, record_json: String) -> Result<JsValue, JsValue> {
+        let record = PatientRecord::from_json(&record_json).map_err(js_error)?;
+        let diagnosis = self.engine.diagnose(&record).await.map_err(js_error)?;
+        to_js(&diagnosis)
+    }
+}

@@ -1,0 +1,73 @@
+// The demo page in headless Chromium (Debian's chromium, driven by playwright-core): on WebGPU
+// (SwiftShader, with --enable-unsafe-webgpu) and, with WebGPU unavailable, on the CPU fallback;
+// both must match the native CLI's numbers. Screenshots go to target/screenshots/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { createServer } from "../../www/serve.mjs";
+import { assertSameProbabilities, nativePredict, root, samples } from "../node/helpers.mjs";
+
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const baseArgs = [
+  "--no-sandbox",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+const shots = path.join(root, "target/screenshots");
+let server;
+let origin;
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  server = createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  origin = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server?.close());
+
+async function runPage(args, screenshot) {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, ...args] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    const requests = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("request", (r) => requests.push(r.url()));
+    await page.goto(`${origin}/`);
+    await page.waitForSelector("body[data-state]", { timeout: 120_000 });
+    const state = await page.getAttribute("body", "data-state");
+    const error = await page.textContent("#error");
+    assert.equal(state, "done", `page ended in state ${state}: ${error}`);
+    await page.screenshot({ path: path.join(shots, screenshot), fullPage: true });
+    const backend = await page.getAttribute("#status", "data-backend");
+    const phenotypes = await page.$$eval("#phenotypes tbody tr", (rows) =>
+      rows.map((r) => ({ name: r.dataset.name, probability: Number(r.dataset.probability) })),
+    );
+    assert.deepEqual(problems, []);
+    const foreign = requests.filter((u) => !u.startsWith(origin));
+    assert.deepEqual(foreign, [], "the page made requests outside its own origin");
+    return { backend, phenotypes };
+  } finally {
+    await browser.close();
+  }
+}
+
+test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
+  const { backend, phenotypes } = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png");
+  assert.equal(backend, "webgpu");
+  const worst = assertSameProbabilities({ phenotypes }, nativePredict(samples[0]), 1e-4);
+  console.log(`# browser WebGPU: max |webgpu - native cpu| = ${worst.toExponential(2)}`);
+});
+
+test("without WebGPU the demo falls back to the CPU", async () => {
+  const { backend, phenotypes } = await runPage(["--disable-features=WebGPU"], "demo-cpu.png");
+  assert.equal(backend, "cpu");
+  const worst = assertSameProbabilities({ phenotypes }, nativePredict(samples[0]), 1e-5);
+  console.log(`# browser CPU: max |wasm cpu - native cpu| = ${worst.toExponential(2)}`);
+});

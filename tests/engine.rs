@@ -1,0 +1,134 @@
+//! Native tests of the engine: bundle round trip, refusal of bad bundles, and the wgpu path
+//! (Vulkan; lavapipe on a CPU-only machine) giving the CPU's numbers.
+
+use bedside::bundle::{Manifest, WEIGHTS_FILE};
+use bedside::knowledge::{CHANNELS, PHENOTYPES};
+use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
+use bedside::record::{Observation, PatientRecord};
+use bedside::{Backend, Engine};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+
+/// A randomly initialised model as bundle files (manifest JSON, weights).
+fn random_bundle(seed: u64) -> (String, Vec<u8>) {
+    let device = Device::flex();
+    device.seed(seed);
+    let config = LabPhenotypeModelConfig::new(
+        SeriesEncoderConfig::new(CHANNELS.len()).with_d_model(32).with_d_ff(64),
+        PHENOTYPES.len(),
+    );
+    let model = config.init(&device);
+    let mut store = SafetensorsStore::from_bytes(None);
+    model.save_into(&mut store).unwrap();
+    let weights = store.get_bytes().unwrap();
+    let manifest = Manifest::new(config, &weights, 0.5);
+    (serde_json::to_string(&manifest).unwrap(), weights)
+}
+
+/// A record with a few hours of vitals and one lab panel, deterministic.
+fn record(id: &str, fever: f64) -> PatientRecord {
+    let mut observations = Vec::new();
+    for h in 0..40 {
+        let t = h as f64 + 0.5;
+        for (channel, value) in [
+            ("heart_rate", 80.0 + fever * 10.0 + (h % 5) as f64),
+            ("temperature", 37.0 + fever),
+            ("mean_bp", 85.0 - fever * 5.0),
+            ("spo2", 97.0),
+        ] {
+            observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+        }
+        if h % 8 == 1 {
+            for (channel, value) in [("wbc", 8.0 + 4.0 * fever), ("lactate", 1.0 + fever), ("creatinine", 1.0)] {
+                observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+            }
+        }
+    }
+    let json = serde_json::json!({ "id": id, "observations": observations });
+    PatientRecord::from_json(&json.to_string()).unwrap()
+}
+
+fn probabilities(d: &bedside::Diagnosis) -> Vec<(&'static str, f32)> {
+    let mut p: Vec<_> = d.phenotypes.iter().map(|p| (p.name, p.probability)).collect();
+    p.sort_by_key(|(n, _)| *n);
+    p
+}
+
+#[test]
+fn a_bundle_round_trips_and_batches_agree_with_single_records() {
+    let (manifest, weights) = random_bundle(1);
+    let engine = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let records = [record("a", 0.0), record("b", 2.0)];
+    let batch = pollster::block_on(engine.diagnose_batch(&records)).unwrap();
+    assert_eq!(batch.len(), 2);
+    for (r, b) in records.iter().zip(&batch) {
+        let single = pollster::block_on(engine.diagnose(r)).unwrap();
+        for ((n1, p1), (n2, p2)) in probabilities(&single).iter().zip(probabilities(b)) {
+            assert_eq!(*n1, n2);
+            assert!((p1 - p2).abs() < 1e-6, "{n1}: batch {p2} vs single {p1}");
+        }
+        assert_eq!(b.phenotypes.len(), PHENOTYPES.len());
+        assert!(b.phenotypes.windows(2).all(|w| w[0].probability >= w[1].probability));
+    }
+    assert_ne!(probabilities(&batch[0]), probabilities(&batch[1]), "different inputs, same output");
+}
+
+#[test]
+fn bad_bundles_are_refused_with_the_file_named() {
+    let (manifest, weights) = random_bundle(2);
+    let load = |m: &str, w: &[u8]| pollster::block_on(Engine::load(m, w, Backend::Cpu)).err().map(|e| (e.code(), e.to_string()));
+
+    let (code, message) = load(&manifest, &weights[..weights.len() / 2]).unwrap();
+    assert_eq!(code, "BUNDLE_INVALID");
+    assert!(message.contains(WEIGHTS_FILE) && message.contains("truncated"), "{message}");
+
+    let mut flipped = weights.clone();
+    flipped[weights.len() - 1] ^= 0xff;
+    assert_eq!(load(&manifest, &flipped).unwrap().0, "BUNDLE_HASH_MISMATCH");
+
+    let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    m["format_version"] = 2.into();
+    assert_eq!(load(&m.to_string(), &weights).unwrap().0, "BUNDLE_INCOMPATIBLE");
+
+    // weights of another architecture, with a manifest that hashes them correctly
+    let (other_manifest, _) = random_bundle(3);
+    let mut other: serde_json::Value = serde_json::from_str(&other_manifest).unwrap();
+    other["model"]["config"]["series"]["d_model"] = 16.into();
+    other["model"]["config"]["series"]["d_ff"] = 32.into();
+    let (code, message) = load(&other.to_string(), &weights).unwrap();
+    assert_eq!(code, "BUNDLE_INVALID", "{message}");
+
+    let (code, message) = load("{\"format\": 1}", &weights).unwrap();
+    assert_eq!(code, "BUNDLE_INVALID");
+    assert!(message.contains("manifest.json"), "{message}");
+}
+
+/// wgpu natively (Vulkan; lavapipe here) must give the CPU's numbers. Without a Vulkan driver the
+/// test says so and passes, unless BEDSIDE_REQUIRE_WGPU=1 (set by `make test`).
+#[test]
+fn wgpu_gives_the_cpu_numbers() {
+    let (manifest, weights) = random_bundle(4);
+    let gpu = match pollster::block_on(Engine::load(&manifest, &weights, Backend::Gpu)) {
+        Ok(engine) => engine,
+        Err(e) => {
+            assert_ne!(std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(), Ok("1"), "no wgpu adapter: {e}");
+            eprintln!("skipped: no wgpu adapter here ({e}); install mesa-vulkan-drivers for lavapipe");
+            return;
+        }
+    };
+    let cpu = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let records = [record("a", 0.0), record("b", 1.5), record("c", 3.0)];
+    let on_gpu = pollster::block_on(gpu.diagnose_batch(&records)).unwrap();
+    let on_cpu = pollster::block_on(cpu.diagnose_batch(&records)).unwrap();
+    let mut worst = 0f32;
+    for (g, c) in on_gpu.iter().zip(&on_cpu) {
+        assert_eq!(g.backend, "wgpu");
+        for ((n1, p1), (n2, p2)) in probabilities(g).iter().zip(probabilities(c)) {
+            assert_eq!(*n1, n2);
+            worst = worst.max((p1 - p2).abs());
+        }
+    }
+    eprintln!("max |wgpu - cpu| probability difference: {worst:e}");
+    // GPU reductions sum in another order; 1e-4 on probabilities is far below what matters.
+    assert!(worst < 1e-4, "wgpu and CPU differ by {worst}");
+}

@@ -1,0 +1,89 @@
+// The wasm package in Node on the CPU: same numbers as the native CLI, and clear errors.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Bedside } from "../../pkg/bedside.js";
+import { assertSameProbabilities, bundleDir, bundleFiles, nativePredict, samples } from "./helpers.mjs";
+
+// flex in wasm and flex natively run the same Rust code; only float summation order may differ.
+const TOLERANCE = 1e-5;
+
+test("wasm on the CPU gives the native CLI's probabilities", async () => {
+  const model = await Bedside.load(bundleDir, { backend: "cpu" });
+  assert.equal(model.backend, "cpu");
+  for (const record of samples.slice(0, 3)) {
+    const wasm = await model.diagnose(record);
+    assert.equal(wasm.backend, "cpu");
+    assert.equal(wasm.id, record.id);
+    const worst = assertSameProbabilities(wasm, nativePredict(record), TOLERANCE);
+    console.log(`# ${record.id}: max |wasm - native| = ${worst.toExponential(2)}`);
+  }
+  model.dispose();
+  assert.equal(model.backend, "disposed");
+  await assert.rejects(model.diagnose(samples[0]), { code: "DISPOSED" });
+});
+
+test("auto picks the CPU where there is no WebGPU", async () => {
+  const model = await Bedside.load(bundleFiles(), { backend: "auto" });
+  assert.equal(model.backend, "cpu");
+  assert.equal(model.manifest.labels.length, 25);
+  model.dispose();
+});
+
+test("asking for WebGPU where there is none is an error, not a crash", async () => {
+  await assert.rejects(Bedside.load(bundleFiles(), { backend: "webgpu" }), { code: "WEBGPU_UNAVAILABLE" });
+});
+
+test("bad records give errors that name the field", async () => {
+  const model = await Bedside.load(bundleFiles(), { backend: "cpu" });
+  await assert.rejects(model.diagnose("{ not json"), { code: "RECORD_JSON" });
+  await assert.rejects(model.diagnose({ id: "x", observations: [{ channel: "heart_rate", hours: "soon", value: 80 }] }), (e) => {
+    assert.equal(e.code, "RECORD_JSON");
+    assert.match(e.message, /observations\[0\]\.hours/);
+    return true;
+  });
+  await assert.rejects(model.diagnose({ id: " ", demographics: { age: 300 } }), (e) => {
+    assert.equal(e.code, "RECORD_INVALID");
+    assert.match(e.message, /\$\.id/);
+    assert.match(e.message, /\$\.demographics\.age/);
+    return true;
+  });
+  // unknown channels and missing values are reported, not fatal
+  const result = await model.diagnose({
+    id: "notices",
+    observations: [
+      { channel: "heart_rate", hours: 1, value: 120 },
+      { channel: "not_a_channel", hours: 1, value: 1 },
+      { channel: "sodium", hours: 2, value: null },
+      { channel: "temperature", hours: 3, value: 102.2, unit: "[degF]" },
+    ],
+  });
+  assert.deepEqual(result.notices.map((n) => [n.path, n.kind]), [
+    ["$.observations[1].channel", "unknown_channel"],
+    ["$.observations[2].value", "missing_value"],
+  ]);
+  assert.equal(result.observed_cells, 2);
+  // the model still works after every one of those errors
+  assert.equal((await model.diagnose(samples[0])).phenotypes.length, 25);
+  model.dispose();
+});
+
+test("bad bundles are refused before any tensor is built", async () => {
+  const good = bundleFiles();
+  const manifest = JSON.parse(good.manifest);
+  const cases = [
+    ["truncated weights", { ...good, weights: good.weights.slice(0, good.weights.length - 100) }, "BUNDLE_INVALID", /truncated/],
+    ["flipped byte", { ...good, weights: good.weights.map((b, i) => (i === 5000 ? b ^ 1 : b)) }, "BUNDLE_HASH_MISMATCH", /sha256/],
+    ["newer format", { ...good, manifest: { ...manifest, format_version: 99 } }, "BUNDLE_INCOMPATIBLE", /format_version/],
+    ["other knowledge", { ...good, manifest: { ...manifest, knowledge_hash: "0".repeat(64) } }, "BUNDLE_INCOMPATIBLE", /knowledge_hash/],
+    ["not JSON", { ...good, manifest: "{" }, "BUNDLE_INVALID", /manifest\.json/],
+  ];
+  for (const [name, files, code, message] of cases) {
+    await assert.rejects(Bedside.load(files, { backend: "cpu" }), (e) => {
+      assert.equal(e.code, code, name);
+      assert.match(e.message, message, name);
+      return true;
+    });
+  }
+  await assert.rejects(Bedside.load("/nonexistent/bundle", { backend: "cpu" }), { code: "BUNDLE_FETCH" });
+  await assert.rejects(Bedside.load(good, { backend: "tpu" }), { code: "BAD_OPTION" });
+});

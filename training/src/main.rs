@@ -1,0 +1,166 @@
+//! `bedside-train`: builds cohorts, trains and exports the bundles the browser loads, and
+//! predicts natively. Every subcommand has `--help`; bad input ends with a non-zero exit and a
+//! one-line reason.
+
+mod metrics;
+mod synthetic;
+mod train;
+
+use anyhow::{Context, Result, bail};
+use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
+use bedside::{Backend, Engine, PatientRecord};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "bedside-train", version, about = "Train, export and run bedside models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a cohort of PatientRecords: JSONL, or one JSON array when --out ends in .json.
+    Cohort {
+        #[arg(long, value_enum)]
+        source: Source,
+        /// Number of admissions (synthetic source).
+        #[arg(long, default_value_t = 400)]
+        n: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 48)]
+        hours: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train the lab-phenotype model and export a bundle (manifest.json + model.safetensors).
+    Train {
+        /// Cohort JSONL with labels; without it, a built-in synthetic cohort is generated.
+        #[arg(long)]
+        cohort: Option<PathBuf>,
+        /// Size of the built-in synthetic cohort.
+        #[arg(long, default_value_t = 400)]
+        synthetic: usize,
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        learning_rate: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 48)]
+        hours: usize,
+        #[arg(long, default_value_t = 64)]
+        d_model: usize,
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// Bundle directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Diagnose one PatientRecord JSON file with a bundle; prints the result as JSON.
+    Predict {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        record: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Source {
+    Synthetic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Wgpu,
+}
+
+fn main() {
+    if let Err(error) = run(Cli::parse()) {
+        let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
+        eprintln!("bedside-train: {}", chain.join(": "));
+        std::process::exit(1);
+    }
+}
+
+fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| PatientRecord::from_json(line).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Cohort { source: Source::Synthetic, n, seed, hours, out } => {
+            let records = synthetic::cohort(n, hours, seed);
+            // `.json`: one JSON array (what the demo page fetches); anything else: JSONL
+            let text = if out.extension().is_some_and(|e| e == "json") {
+                serde_json::to_string(&records)?
+            } else {
+                records.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?.join("\n") + "\n"
+            };
+            train::write_atomic(&out, text.as_bytes())?;
+            eprintln!("wrote {} synthetic admissions to {}", records.len(), out.display());
+        }
+        Command::Train { cohort, synthetic, epochs, batch_size, learning_rate, seed, hours, d_model, layers, out } => {
+            let records = match &cohort {
+                Some(path) => read_cohort(path)?,
+                None => synthetic::cohort(synthetic, hours, seed),
+            };
+            if batch_size == 0 || epochs == 0 {
+                bail!("--batch-size and --epochs must be at least 1");
+            }
+            let options = train::TrainOptions {
+                epochs,
+                batch_size,
+                learning_rate,
+                seed,
+                hours,
+                d_model,
+                layers,
+                progress: true,
+            };
+            let (model, report) = train::train(&records, &options)?;
+            train::export(&model, train::model_config(&options), &report, &out)?;
+            let t = &report.test;
+            eprintln!(
+                "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
+                report.train_admissions, report.test_admissions, t.macro_auroc, t.macro_auroc_ci95.0, t.macro_auroc_ci95.1, t.micro_f1, out.display()
+            );
+        }
+        Command::Predict { bundle, record, backend } => {
+            let read = |name: &str| {
+                let path = bundle.join(name);
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
+            let weights = read(WEIGHTS_FILE)?;
+            let text = std::fs::read_to_string(&record).with_context(|| format!("cannot read {}", record.display()))?;
+            let record = PatientRecord::from_json(&text).with_context(|| record.display().to_string())?;
+            let backend = match backend {
+                BackendArg::Cpu => Backend::Cpu,
+                BackendArg::Wgpu => Backend::Gpu,
+            };
+            let diagnosis = pollster::block_on(async {
+                let engine = Engine::load(&manifest, &weights, backend).await?;
+                engine.diagnose(&record).await
+            })?;
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut stdout, &diagnosis)?;
+            writeln!(stdout)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Multi-label metrics for phenotype prediction: micro/macro F1 at a threshold and macro AUROC
+//! (the MIMIC-III phenotyping benchmark's headline metric), with a bootstrap interval.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    pub n: usize,
+    pub micro_f1: f64,
+    pub macro_f1: f64,
+    /// Mean AUROC over labels with both classes present.
+    pub macro_auroc: f64,
+    /// 95% bootstrap interval of macro AUROC (200 resamples).
+    pub macro_auroc_ci95: (f64, f64),
+}
+
+/// `probs`, `targets`: row-major `[n, labels]`.
+pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> Metrics {
+    let n = targets.len() / labels;
+    let rows: Vec<usize> = (0..n).collect();
+    let (micro_f1, macro_f1) = f1(probs, targets, labels, threshold);
+    let macro_auroc = macro_auroc_of(probs, targets, labels, &rows);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut boot: Vec<f64> = (0..200)
+        .map(|_| {
+            let sample: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            macro_auroc_of(probs, targets, labels, &sample)
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    boot.sort_by(f64::total_cmp);
+    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    Metrics {
+        n,
+        micro_f1,
+        macro_f1,
+        macro_auroc,
+        macro_auroc_ci95: (at(0.025), at(0.975)),
+    }
+}
+
+fn f1(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> (f64, f64) {
+    let mut per_label = vec![(0usize, 0usize, 0usize); labels]; // tp, fp, fn
+    for (i, (&p, &t)) in probs.iter().zip(targets).enumerate() {
+        let entry = &mut per_label[i % labels];
+        match (p >= threshold, t) {
+            (true, true) => entry.0 += 1,
+            (true, false) => entry.1 += 1,
+            (false, true) => entry.2 += 1,
+            _ => {}
+        }
+    }
+    let score = |(tp, fp, fn_): (usize, usize, usize)| {
+        if tp + fp + fn_ == 0 { f64::NAN } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
+    };
+    let total = per_label.iter().fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+    let macros: Vec<f64> = per_label.iter().map(|&c| score(c)).filter(|v| v.is_finite()).collect();
+    (score(total), macros.iter().sum::<f64>() / macros.len().max(1) as f64)
+}
+
+fn macro_auroc_of(probs: &[f32], targets: &[bool], labels: usize, rows: &[usize]) -> f64 {
+    let aucs: Vec<f64> = (0..labels)
+        .filter_map(|l| {
+            let pairs: Vec<(f32, bool)> = rows.iter().map(|&r| (probs[r * labels + l], targets[r * labels + l])).collect();
+            auroc(&pairs)
+        })
+        .collect();
+    if aucs.is_empty() { f64::NAN } else { aucs.iter().sum::<f64>() / aucs.len() as f64 }
+}
+
+/// Mann–Whitney AUROC with ties counted as one half; `None` when one class is absent.
+pub fn auroc(pairs: &[(f32, bool)]) -> Option<f64> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let positives = sorted.iter().filter(|p| p.1).count();
+    let negatives = sorted.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < sorted.len() {
+        let mut j = i;
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+            j += 1;
+        }
+        let mid_rank = (i + j + 1) as f64 / 2.0; // 1-based mean rank of the tie group
+        rank_sum += mid_rank * sorted[i..j].iter().filter(|p| p.1).count() as f64;
+        i = j;
+    }
+    let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
+    Some(u / (positives * negatives) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_known_values() {
+        assert_eq!(auroc(&[(0.1, false), (0.9, true)]), Some(1.0));
+        assert_eq!(auroc(&[(0.9, false), (0.1, true)]), Some(0.0));
+        assert_eq!(auroc(&[(0.5, false), (0.5, true)]), Some(0.5));
+        // 3 positives, 2 negatives: pairs won 5 of 6 → 5/6
+        let a = auroc(&[(0.1, false), (0.4, true), (0.35, false), (0.8, true), (0.7, true)]).unwrap();
+        assert!((a - 5.0 / 6.0).abs() < 1e-12, "{a}");
+        assert_eq!(auroc(&[(0.1, true)]), None);
+    }
+
+    #[test]
+    fn f1_counts() {
+        // labels=2; row0: (1,0) vs truth (1,1); row1: (1,0) vs (0,0)
+        let (micro, _) = f1(&[0.9, 0.1, 0.8, 0.2], &[true, true, false, false], 2, 0.5);
+        // tp=1, fp=1, fn=1 → 2/(2+1+1)
+        assert!((micro - 0.5).abs() < 1e-12);
+    }
+}

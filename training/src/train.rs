@@ -1,0 +1,190 @@
+//! Supervised training of the lab-phenotype model (time-series encoder + phenotype head) with
+//! multi-label BCE, AdamW and gradient clipping, evaluation on a held-out split, and export to a
+//! bundle the browser loads.
+
+use crate::metrics::{Metrics, evaluate};
+use anyhow::{Context, Result};
+use bedside::bundle::{MANIFEST_FILE, Manifest, WEIGHTS_FILE};
+use bedside::knowledge::{CHANNELS, PHENOTYPES};
+use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
+use bedside::record::{PatientRecord, SeriesGrid};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub hours: usize,
+    pub d_model: usize,
+    pub layers: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub train_admissions: usize,
+    pub test_admissions: usize,
+    pub epochs: usize,
+    pub final_train_loss: f64,
+    pub test: Metrics,
+}
+
+/// A batch as tensors: values and mask `[B, C, T]`, targets `[B, L]`.
+struct Batch {
+    values: Tensor<3>,
+    mask: Tensor<3>,
+    targets: Tensor<2, Int>,
+}
+
+fn targets_of(record: &PatientRecord) -> Vec<bool> {
+    let labels = record.labels.as_ref().map(|l| l.phenotypes.as_slice()).unwrap_or(&[]);
+    PHENOTYPES.iter().map(|p| labels.iter().any(|l| l == p.name)).collect()
+}
+
+fn batch(grids: &[&SeriesGrid], targets: &[&Vec<bool>], device: &Device) -> Batch {
+    let (c, t) = (CHANNELS.len(), grids[0].hours);
+    let shape = [grids.len(), c, t];
+    let values: Vec<f32> = grids.iter().flat_map(|g| g.values.iter().copied()).collect();
+    let mask: Vec<f32> = grids.iter().flat_map(|g| g.mask.iter().copied()).collect();
+    let y: Vec<i64> = targets.iter().flat_map(|t| t.iter().map(|&b| b as i64)).collect();
+    Batch {
+        values: Tensor::<1>::from_floats(values.as_slice(), device).reshape(shape),
+        mask: Tensor::<1>::from_floats(mask.as_slice(), device).reshape(shape),
+        targets: Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([grids.len(), PHENOTYPES.len()]),
+    }
+}
+
+pub fn model_config(options: &TrainOptions) -> LabPhenotypeModelConfig {
+    LabPhenotypeModelConfig::new(
+        SeriesEncoderConfig::new(CHANNELS.len())
+            .with_hours(options.hours)
+            .with_d_model(options.d_model)
+            .with_n_layers(options.layers)
+            .with_d_ff(2 * options.d_model),
+        PHENOTYPES.len(),
+    )
+}
+
+/// Trains on 80% of `records` (shuffled with the seed) and evaluates on the other 20%.
+pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPhenotypeModel, TrainReport)> {
+    anyhow::ensure!(records.len() >= 10, "need at least 10 admissions to train, got {}", records.len());
+    let device = Device::flex().autodiff();
+    device.seed(options.seed);
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    order.shuffle(&mut rng);
+    let split = records.len() * 4 / 5;
+    let (train_idx, test_idx) = order.split_at(split);
+
+    let grids: Vec<SeriesGrid> = records.iter().map(|r| SeriesGrid::from_record(r, options.hours)).collect();
+    let targets: Vec<Vec<bool>> = records.iter().map(targets_of).collect();
+
+    let mut model = model_config(options).init(&device);
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(1e-4)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
+        .init();
+    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+
+    let steps_per_epoch = train_idx.len().div_ceil(options.batch_size);
+    let bar = if options.progress {
+        ProgressBar::new((options.epochs * steps_per_epoch) as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {eta} left · {msg}")
+            .context("progress template")?,
+    );
+    let mut last_epoch_loss = f64::NAN;
+    let mut shuffled = train_idx.to_vec();
+    for epoch in 0..options.epochs {
+        shuffled.shuffle(&mut rng);
+        let (mut sum, mut count) = (0.0, 0);
+        for chunk in shuffled.chunks(options.batch_size) {
+            let g: Vec<&SeriesGrid> = chunk.iter().map(|&i| &grids[i]).collect();
+            let t: Vec<&Vec<bool>> = chunk.iter().map(|&i| &targets[i]).collect();
+            let b = batch(&g, &t, &device);
+            let logits = model.forward(b.values, b.mask);
+            let loss = loss_fn.forward(logits, b.targets);
+            let value = loss.clone().into_scalar::<f64>();
+            anyhow::ensure!(value.is_finite(), "training diverged: loss is {value} at epoch {epoch}");
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            // cosine decay from the base rate
+            let progress = epoch as f64 / options.epochs.max(1) as f64;
+            let lr = options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            model = optimizer.step(lr.max(options.learning_rate * 0.05), model, grads);
+            sum += value;
+            count += 1;
+            bar.inc(1);
+        }
+        last_epoch_loss = sum / count.max(1) as f64;
+        bar.set_message(format!("epoch {} loss {last_epoch_loss:.4}", epoch + 1));
+    }
+    bar.finish();
+
+    let model = model.valid();
+    let test = evaluate_split(&model, &grids, &targets, test_idx, &Device::flex())?;
+    let report = TrainReport {
+        train_admissions: train_idx.len(),
+        test_admissions: test_idx.len(),
+        epochs: options.epochs,
+        final_train_loss: last_epoch_loss,
+        test,
+    };
+    Ok((model, report))
+}
+
+fn evaluate_split(
+    model: &LabPhenotypeModel,
+    grids: &[SeriesGrid],
+    targets: &[Vec<bool>],
+    rows: &[usize],
+    device: &Device,
+) -> Result<Metrics> {
+    let model = model.clone().to_device(device);
+    let mut probs = Vec::new();
+    let mut truth = Vec::new();
+    for chunk in rows.chunks(64) {
+        let g: Vec<&SeriesGrid> = chunk.iter().map(|&i| &grids[i]).collect();
+        let t: Vec<&Vec<bool>> = chunk.iter().map(|&i| &targets[i]).collect();
+        let b = batch(&g, &t, device);
+        let p = burn::tensor::activation::sigmoid(model.forward(b.values, b.mask));
+        probs.extend(p.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        truth.extend(t.iter().flat_map(|v| v.iter().copied()));
+    }
+    Ok(evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
+}
+
+/// Writes `manifest.json` + `model.safetensors` into `dir`, each through a temporary file and a
+/// rename, so an interrupted export never leaves a half-written bundle behind.
+pub fn export(model: &LabPhenotypeModel, config: LabPhenotypeModelConfig, report: &TrainReport, dir: &Path) -> Result<Manifest> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
+    let mut store = SafetensorsStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+    let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+    let mut manifest = Manifest::new(config, &weights, 0.5);
+    manifest.training = Some(serde_json::to_value(report)?);
+    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
+    write_atomic(&dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    Ok(manifest)
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(())
+}
