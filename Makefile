@@ -60,7 +60,7 @@ pkg:
 model: $(DEMO)/model/manifest.json $(DEMO)/samples/samples.json
 
 $(DEMO)/model/manifest.json: $(TRAIN)
-	$(TRAIN) train --synthetic 600 --epochs 15 --seed 7 --out $(DEMO)/model
+	$(TRAIN) train --synthetic 400 --epochs 8 --seed 7 --out $(DEMO)/model
 
 $(DEMO)/samples/samples.json: $(TRAIN)
 	mkdir -p $(DEMO)/samples

@@ -148,7 +148,7 @@ impl Engine {
             .await
             .map_err(|e| BedsideError::backend(self.backend.name(), format!("{e:?}")))?;
         let probs = data
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .map_err(|e| BedsideError::backend(self.backend.name(), format!("{e:?}")))?;
         if probs.len() != grids.len() * PHENOTYPES.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(

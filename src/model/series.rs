@@ -9,6 +9,7 @@
 //! (see [`patchify`] and its test).
 
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -123,7 +124,7 @@ mod tests {
         let series = Tensor::<1>::from_floats(data.as_slice(), &device).reshape([2, 3, 12]);
         let patches = patchify(series, 4, 2);
         assert_eq!(patches.dims(), [2, 3, 5, 4]);
-        let out = patches.into_data().to_vec::<f32>().unwrap();
+        let out = patches.into_data().try_to_vec::<f32>().unwrap();
         for (i, v) in out.iter().enumerate() {
             let (c, p, k) = ((i / 20) % 3, (i / 4) % 5, i % 4);
             assert_eq!(*v, (100 * c + p * 2 + k) as f32, "cell {i}");

@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(auroc(&[(0.9, false), (0.1, true)]), Some(0.0));
         assert_eq!(auroc(&[(0.5, false), (0.5, true)]), Some(0.5));
         // 3 positives, 2 negatives: pairs won 5 of 6 → 5/6
-        let a = auroc(&[(0.1, false), (0.4, true), (0.35, false), (0.8, true), (0.7, true)]).unwrap();
+        let a = auroc(&[(0.1, false), (0.4, true), (0.5, false), (0.8, true), (0.7, true)]).unwrap();
         assert!((a - 5.0 / 6.0).abs() < 1e-12, "{a}");
         assert_eq!(auroc(&[(0.1, true)]), None);
     }

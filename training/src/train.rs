@@ -10,7 +10,7 @@ use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderCo
 use bedside::record::{PatientRecord, SeriesGrid};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -162,7 +162,7 @@ fn evaluate_split(
         let t: Vec<&Vec<bool>> = chunk.iter().map(|&i| &targets[i]).collect();
         let b = batch(&g, &t, device);
         let p = burn::tensor::activation::sigmoid(model.forward(b.values, b.mask));
-        probs.extend(p.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        probs.extend(p.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
         truth.extend(t.iter().flat_map(|v| v.iter().copied()));
     }
     Ok(evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
