@@ -45,6 +45,9 @@ pub struct Demographics {
     pub age: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex: Option<Sex>,
+    /// Care unit the admission starts in (e.g. "medical ICU"), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub care_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +105,25 @@ pub struct Labels {
     pub phenotypes: Vec<String>,
     #[serde(default)]
     pub medications: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcomes: Option<Outcomes>,
+}
+
+/// Outcomes of the admission where the source has them (PhysioNet 2012, MIMIC).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcomes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_hospital_death: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_of_stay_days: Option<f64>,
+    /// Days from admission to death, where the patient died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survival_days: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saps_i: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sofa: Option<f64>,
 }
 
 impl PatientRecord {

@@ -2,9 +2,11 @@
 //! predicts natively. Every subcommand has `--help`; bad input ends with a non-zero exit and a
 //! one-line reason.
 
+mod cohort;
 mod metrics;
-mod synthetic;
 mod train;
+
+use cohort::synthetic;
 
 use anyhow::{Context, Result, bail};
 use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
@@ -26,6 +28,12 @@ enum Command {
     Cohort {
         #[arg(long, value_enum)]
         source: Source,
+        /// Directory of the source data (all sources but synthetic).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Where to write the summary as JSON [default: OUT with extension .summary.json].
+        #[arg(long)]
+        summary: Option<PathBuf>,
         /// Number of admissions (synthetic source).
         #[arg(long, default_value_t = 400)]
         n: usize,
@@ -76,6 +84,7 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum Source {
     Synthetic,
+    Physionet2012,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,8 +112,20 @@ fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Cohort { source: Source::Synthetic, n, seed, hours, out } => {
-            let records = synthetic::cohort(n, hours, seed);
+        Command::Cohort { source, input, summary: summary_path, n, seed, hours, out } => {
+            let input = || input.clone().context("--input DIR is required for this source");
+            let (records, summary) = match source {
+                Source::Synthetic => {
+                    let records = synthetic::cohort(n, hours, seed);
+                    let mut summary = cohort::Summary::new("synthetic");
+                    summary.describe(&records, records.len());
+                    (records, summary)
+                }
+                Source::Physionet2012 => {
+                    let mut summary = cohort::Summary::new("physionet2012");
+                    (cohort::physionet2012::read(&input()?, &mut summary)?, summary)
+                }
+            };
             // `.json`: one JSON array (what the demo page fetches); anything else: JSONL
             let text = if out.extension().is_some_and(|e| e == "json") {
                 serde_json::to_string(&records)?
@@ -112,7 +133,10 @@ fn run(cli: Cli) -> Result<()> {
                 records.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?.join("\n") + "\n"
             };
             train::write_atomic(&out, text.as_bytes())?;
-            eprintln!("wrote {} synthetic admissions to {}", records.len(), out.display());
+            let summary_path = summary_path.unwrap_or_else(|| out.with_extension("summary.json"));
+            train::write_atomic(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+            eprint!("{}", summary.table());
+            eprintln!("wrote {} admissions to {}, summary to {}", records.len(), out.display(), summary_path.display());
         }
         Command::Train { cohort, synthetic, epochs, batch_size, learning_rate, seed, hours, d_model, layers, out } => {
             let records = match &cohort {

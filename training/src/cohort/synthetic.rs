@@ -186,6 +186,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         demographics: Demographics {
             age: Some(rng.random_range(18.0_f64..92.0).round()),
             sex: Some(if rng.random_bool(0.5) { Sex::Female } else { Sex::Male }),
+            care_unit: None,
         },
         notes: Vec::new(),
         observations,
@@ -193,6 +194,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         labels: Some(Labels {
             phenotypes,
             medications: Vec::new(),
+            outcomes: None,
         }),
     }
 }

@@ -1,0 +1,108 @@
+//! Cohort extraction: sources → PatientRecords, and the summary every run prints and writes.
+//! The readers live here, not in the library, so the browser bundle stays small.
+
+pub mod physionet2012;
+pub mod synthetic;
+
+use bedside::PatientRecord;
+use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What a cohort run produced and what it had to skip.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub source: String,
+    pub patients: usize,
+    pub admissions: usize,
+    pub observations: usize,
+    /// Share of admissions with at least one value of each channel.
+    pub channel_coverage: BTreeMap<String, f64>,
+    /// Share of admissions labelled with each phenotype (where the source has labels).
+    pub label_prevalence: BTreeMap<String, f64>,
+    /// Share of admissions that died in hospital (where the source says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_hospital_mortality: Option<f64>,
+    /// Records or rows skipped, by reason, with a few examples naming file and line.
+    pub skipped: BTreeMap<String, Skipped>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Skipped {
+    pub count: usize,
+    pub examples: Vec<String>,
+}
+
+impl Summary {
+    pub fn new(source: &str) -> Self {
+        Self { source: source.into(), ..Self::default() }
+    }
+
+    /// Counts one skipped item; keeps the first five examples.
+    pub fn skip(&mut self, reason: &str, example: impl FnOnce() -> String) {
+        let entry = self.skipped.entry(reason.to_string()).or_default();
+        entry.count += 1;
+        if entry.examples.len() < 5 {
+            entry.examples.push(example());
+        }
+    }
+
+    /// Fills the counts and shares from the records.
+    pub fn describe(&mut self, records: &[PatientRecord], patients: usize) {
+        let n = records.len().max(1) as f64;
+        self.patients = patients;
+        self.admissions = records.len();
+        self.observations = records.iter().map(|r| r.observations.len()).sum();
+        for channel in CHANNELS {
+            let with = records
+                .iter()
+                .filter(|r| r.observations.iter().any(|o| o.value.is_some() && channel_index(&o.channel) == channel_index(channel.name)))
+                .count();
+            self.channel_coverage.insert(channel.name.to_string(), with as f64 / n);
+        }
+        if records.iter().any(|r| r.labels.as_ref().is_some_and(|l| !l.phenotypes.is_empty())) {
+            for p in PHENOTYPES {
+                let with = records
+                    .iter()
+                    .filter(|r| r.labels.as_ref().is_some_and(|l| l.phenotypes.iter().any(|x| x == p.name)))
+                    .count();
+                self.label_prevalence.insert(p.name.to_string(), with as f64 / n);
+            }
+        }
+        let deaths: Vec<bool> = records
+            .iter()
+            .filter_map(|r| r.labels.as_ref()?.outcomes.as_ref()?.in_hospital_death)
+            .collect();
+        if !deaths.is_empty() {
+            self.in_hospital_mortality = Some(deaths.iter().filter(|d| **d).count() as f64 / deaths.len() as f64);
+        }
+    }
+
+    /// A table for people.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "source {}: {} patients, {} admissions, {} observations\n",
+            self.source, self.patients, self.admissions, self.observations
+        );
+        if let Some(m) = self.in_hospital_mortality {
+            out += &format!("in-hospital mortality {:.1}%\n", 100.0 * m);
+        }
+        out += "channel coverage (share of admissions with a value):\n";
+        for (name, share) in &self.channel_coverage {
+            out += &format!("  {name:<18} {:>5.1}%\n", 100.0 * share);
+        }
+        if !self.label_prevalence.is_empty() {
+            out += "label prevalence:\n";
+            for (name, share) in &self.label_prevalence {
+                out += &format!("  {:>5.1}%  {name}\n", 100.0 * share);
+            }
+        }
+        if self.skipped.is_empty() {
+            out += "nothing skipped\n";
+        }
+        for (reason, s) in &self.skipped {
+            out += &format!("skipped {} × {reason}, e.g. {}\n", s.count, s.examples.join("; "));
+        }
+        out
+    }
+}
