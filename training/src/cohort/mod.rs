@@ -53,11 +53,17 @@ impl Summary {
         self.patients = patients;
         self.admissions = records.len();
         self.observations = records.iter().map(|r| r.observations.len()).sum();
-        for channel in CHANNELS {
-            let with = records
-                .iter()
-                .filter(|r| r.observations.iter().any(|o| o.value.is_some() && channel_index(&o.channel) == channel_index(channel.name)))
-                .count();
+        let mut with = vec![0usize; CHANNELS.len()];
+        for r in records {
+            let mut seen = vec![false; CHANNELS.len()];
+            for o in r.observations.iter().filter(|o| o.value.is_some()) {
+                if let Some(c) = channel_index(&o.channel) {
+                    seen[c] = true;
+                }
+            }
+            with.iter_mut().zip(seen).for_each(|(w, s)| *w += s as usize);
+        }
+        for (channel, with) in CHANNELS.iter().zip(with) {
             self.channel_coverage.insert(channel.name.to_string(), with as f64 / n);
         }
         if records.iter().any(|r| r.labels.as_ref().is_some_and(|l| !l.phenotypes.is_empty())) {
