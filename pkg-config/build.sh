@@ -12,7 +12,8 @@ out=${1:-$root/pkg}
 cargo build --locked --lib -p bedside --target wasm32-unknown-unknown --profile wasm
 rm -rf "$out"
 mkdir -p "$out/wasm"
-wasm-bindgen --target web --out-dir "$out/wasm" --out-name bedside \
+wasm-bindgen --target web --remove-name-section --remove-producers-section \
+  --out-dir "$out/wasm" --out-name bedside \
   "$target_dir/wasm32-unknown-unknown/wasm/bedside.wasm"
 cp pkg-config/bedside.js pkg-config/bedside.d.ts LICENSE-MIT LICENSE-APACHE "$out/"
 cp README.md "$out/README.md"
