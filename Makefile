@@ -39,9 +39,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 setup-system:
 	@missing=""; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing="$$missing mesa-vulkan-drivers"; \
-	ldconfig -p | grep -q libvulkan.so.1 || missing="$$missing libvulkan1"; \
+	for p in chromium mesa-vulkan-drivers libvulkan1; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  $(SUDO) apt-get update -qq; \

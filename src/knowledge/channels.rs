@@ -105,3 +105,32 @@ pub fn channel_index(name: &str) -> Option<usize> {
         c.name.eq_ignore_ascii_case(name) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     })
 }
+
+/// MIMIC-IV `hosp/labevents` item ids (`d_labitems`) of each lab channel, whole-blood (blood-gas)
+/// measurements included.
+pub const MIMIC_IV_LAB_ITEMS: &[(u32, &str)] = &[
+    (50912, "creatinine"), (52546, "creatinine"),
+    (51006, "bun"),
+    (50983, "sodium"), (50824, "sodium"),
+    (50971, "potassium"), (50822, "potassium"),
+    (50931, "glucose"), (50809, "glucose"),
+    (50882, "bicarbonate"), (50803, "bicarbonate"),
+    (51221, "hematocrit"),
+    (51301, "wbc"), (51300, "wbc"),
+    (51265, "platelets"),
+    (50960, "magnesium"),
+    (50813, "lactate"),
+    (50820, "ph"),
+    (50818, "paco2"),
+    (50821, "pao2"),
+    (50817, "sao2"),
+    (50816, "fio2"),
+    (50861, "alt"),
+    (50878, "ast"),
+    (50863, "alp"),
+    (50885, "bilirubin"),
+    (50862, "albumin"),
+    (50907, "cholesterol"),
+    (51003, "troponin_t"),
+    (51002, "troponin_i"),
+];

@@ -1,13 +1,16 @@
 //! The medical knowledge bedside is built on, embedded in the library and versioned by a content
-//! hash: the lab/vital channels the model reads and the phenotype groups it diagnoses.
+//! hash: the lab/vital channels the model reads, the phenotype groups it diagnoses and their
+//! ICD-9-CM/ICD-10-CM codes.
 //!
 //! Every bundle records [`knowledge_hash`]; a bundle trained against other knowledge is refused,
 //! because its channel and label indices would mean something else.
 
 mod channels;
+mod icd;
 mod phenotypes;
 
-pub use channels::{CHANNELS, Channel, channel_index};
+pub use channels::{CHANNELS, Channel, MIMIC_IV_LAB_ITEMS, channel_index};
+pub use icd::{IcdVersion, normalise_code, phenotypes_for_icd};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
 use sha2::{Digest, Sha256};
@@ -30,6 +33,10 @@ pub fn knowledge_hash() -> String {
     }
     for p in PHENOTYPES {
         hash.update(format!("p|{}|{:?}\n", p.name, p.kind).as_bytes());
+    }
+    hash.update(icd::TABLE.as_bytes());
+    for (item, channel) in MIMIC_IV_LAB_ITEMS {
+        hash.update(format!("m4|{item}|{channel}\n").as_bytes());
     }
     hex::encode(hash.finalize())
 }

@@ -31,6 +31,9 @@ enum Command {
         /// Directory of the source data (all sources but synthetic).
         #[arg(long)]
         input: Option<PathBuf>,
+        /// GSN/NDC → ATC table (`gsn_atc_ndc_mapping.csv.gz`) for MIMIC-IV prescriptions.
+        #[arg(long)]
+        atc: Option<PathBuf>,
         /// Where to write the summary as JSON [default: OUT with extension .summary.json].
         #[arg(long)]
         summary: Option<PathBuf>,
@@ -85,6 +88,7 @@ enum Command {
 enum Source {
     Synthetic,
     Physionet2012,
+    Mimic4,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,7 +116,7 @@ fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Cohort { source, input, summary: summary_path, n, seed, hours, out } => {
+        Command::Cohort { source, input, atc, summary: summary_path, n, seed, hours, out } => {
             let input = || input.clone().context("--input DIR is required for this source");
             let (records, summary) = match source {
                 Source::Synthetic => {
@@ -120,6 +124,10 @@ fn run(cli: Cli) -> Result<()> {
                     let mut summary = cohort::Summary::new("synthetic");
                     summary.describe(&records, records.len());
                     (records, summary)
+                }
+                Source::Mimic4 => {
+                    let mut summary = cohort::Summary::new("mimic4");
+                    (cohort::mimic4::read(&input()?, atc.as_deref(), hours, &mut summary)?, summary)
                 }
                 Source::Physionet2012 => {
                     let mut summary = cohort::Summary::new("physionet2012");

@@ -1,6 +1,7 @@
 //! Cohort extraction: sources → PatientRecords, and the summary every run prints and writes.
 //! The readers live here, not in the library, so the browser bundle stays small.
 
+pub mod mimic4;
 pub mod physionet2012;
 pub mod synthetic;
 
@@ -23,6 +24,9 @@ pub struct Summary {
     /// Share of admissions that died in hospital (where the source says).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_hospital_mortality: Option<f64>,
+    /// Share of prescription rows that reach an ATC-3 code (where the source has prescriptions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prescription_rows_to_atc3: Option<f64>,
     /// Records or rows skipped, by reason, with a few examples naming file and line.
     pub skipped: BTreeMap<String, Skipped>,
 }
@@ -92,6 +96,9 @@ impl Summary {
         );
         if let Some(m) = self.in_hospital_mortality {
             out += &format!("in-hospital mortality {:.1}%\n", 100.0 * m);
+        }
+        if let Some(m) = self.prescription_rows_to_atc3 {
+            out += &format!("prescription rows reaching an ATC-3 code {:.1}%\n", 100.0 * m);
         }
         out += "channel coverage (share of admissions with a value):\n";
         for (name, share) in &self.channel_coverage {
