@@ -9,6 +9,12 @@ export interface PatientRecord {
   labels?: { phenotypes?: string[]; medications?: string[] };
 }
 
+/** A FHIR R4 resource, usually a `Bundle` of Patient, Encounter, Observation, Condition, ... */
+export interface FhirResource {
+  resourceType: string;
+  [field: string]: unknown;
+}
+
 export type BackendChoice = "auto" | "webgpu" | "cpu";
 
 export interface LoadProgress {
@@ -53,6 +59,7 @@ export interface Diagnosis {
 export type ErrorCode =
   | "RECORD_JSON"
   | "RECORD_INVALID"
+  | "RECORD_FHIR"
   | "BUNDLE_INVALID"
   | "BUNDLE_HASH_MISMATCH"
   | "BUNDLE_INCOMPATIBLE"
@@ -75,7 +82,8 @@ export class Bedside {
   static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
   readonly backend: "webgpu" | "cpu" | "disposed";
   readonly manifest: Record<string, unknown>;
-  diagnose(record: PatientRecord | string): Promise<Diagnosis>;
+  /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
+  diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   dispose(): void;
 }
 

@@ -157,7 +157,7 @@ export class Bedside {
     return this.#manifest;
   }
 
-  /** Phenotype probabilities for a PatientRecord (object or JSON text). */
+  /** Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text). */
   async diagnose(record) {
     if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
     let json;

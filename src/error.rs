@@ -24,6 +24,9 @@ pub enum BedsideError {
     /// The record parsed but breaks the schema's rules; every problem is listed.
     #[error("invalid record: {}", join(.0))]
     InvalidRecord(Vec<FieldProblem>),
+    /// A FHIR resource that cannot be read as a patient record.
+    #[error("invalid FHIR at {path}: {message}")]
+    Fhir { path: String, message: String },
     /// A bundle file is missing, malformed or does not match its manifest.
     #[error("bundle {file}: {message}")]
     Bundle { file: String, message: String },
@@ -56,6 +59,7 @@ impl BedsideError {
         match self {
             Self::RecordJson { .. } => "RECORD_JSON",
             Self::InvalidRecord(_) => "RECORD_INVALID",
+            Self::Fhir { .. } => "RECORD_FHIR",
             Self::Bundle { .. } => "BUNDLE_INVALID",
             Self::HashMismatch { .. } => "BUNDLE_HASH_MISMATCH",
             Self::Incompatible { .. } => "BUNDLE_INCOMPATIBLE",

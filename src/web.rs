@@ -62,9 +62,9 @@ impl BedsideEngine {
         to_js(self.engine.manifest())
     }
 
-    /// `record_json`: a PatientRecord as JSON text.
+    /// `record_json`: a PatientRecord or a FHIR R4 Bundle as JSON text.
     pub async fn diagnose(&self, record_json: String) -> Result<JsValue, JsValue> {
-        let record = PatientRecord::from_json(&record_json).map_err(js_error)?;
+        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
         let diagnosis = self.engine.diagnose(&record).await.map_err(js_error)?;
         to_js(&diagnosis)
     }

@@ -9,7 +9,7 @@ mod channels;
 mod icd;
 mod phenotypes;
 
-pub use channels::{CHANNELS, Channel, MIMIC_IV_LAB_ITEMS, channel_index};
+pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index};
 pub use icd::{IcdVersion, normalise_code, phenotypes_for_icd};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
@@ -35,6 +35,9 @@ pub fn knowledge_hash() -> String {
         hash.update(format!("p|{}|{:?}\n", p.name, p.kind).as_bytes());
     }
     hash.update(icd::TABLE.as_bytes());
+    for (code, channel) in LOINC_CODES {
+        hash.update(format!("loinc|{code}|{channel}\n").as_bytes());
+    }
     for (item, channel) in MIMIC_IV_LAB_ITEMS {
         hash.update(format!("m4|{item}|{channel}\n").as_bytes());
     }

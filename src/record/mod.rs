@@ -3,6 +3,7 @@
 //! Parsing never panics and never drops data silently: unknown channels and unusable values are
 //! kept in the record and reported by [`PatientRecord::validate`] and by the hourly grid.
 
+pub mod fhir;
 mod grid;
 mod units;
 
@@ -139,6 +140,20 @@ impl PatientRecord {
         })?;
         record.validate()?;
         Ok(record)
+    }
+
+    /// Parses JSON that is either a PatientRecord or a FHIR R4 resource (a `Bundle`, usually):
+    /// what `diagnose` accepts.
+    pub fn from_json_or_fhir(text: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| BedsideError::RecordJson {
+            path: "$".into(),
+            message: e.to_string(),
+        })?;
+        if value.get("resourceType").is_some() {
+            fhir::from_fhir(&value)
+        } else {
+            Self::from_json(text)
+        }
     }
 
     /// Checks the rules serde cannot: every problem is returned, each with its field path.

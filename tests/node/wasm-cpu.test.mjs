@@ -1,8 +1,10 @@
 // The wasm package in Node on the CPU: same numbers as the native CLI, and clear errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Bedside } from "../../pkg/bedside.js";
-import { assertSameProbabilities, bundleDir, bundleFiles, nativePredict, samples } from "./helpers.mjs";
+import { assertSameProbabilities, bundleDir, bundleFiles, nativePredict, root, samples } from "./helpers.mjs";
 
 // flex in wasm and flex natively run the same Rust code; only float summation order may differ.
 const TOLERANCE = 1e-5;
@@ -86,4 +88,19 @@ test("bad bundles are refused before any tensor is built", async () => {
   }
   await assert.rejects(Bedside.load("/nonexistent/bundle", { backend: "cpu" }), { code: "BUNDLE_FETCH" });
   await assert.rejects(Bedside.load(good, { backend: "tpu" }), { code: "BAD_OPTION" });
+});
+
+test("a FHIR R4 Bundle is diagnosed like a PatientRecord", async () => {
+  const model = await Bedside.load(bundleFiles(), { backend: "cpu" });
+  const bundle = JSON.parse(readFileSync(path.join(root, "tests/fixtures/fhir/sepsis-bundle.json"), "utf8"));
+  const result = await model.diagnose(bundle);
+  assert.equal(result.id, "example-1");
+  assert.equal(result.observed_cells, 4);
+  assert.deepEqual(result.notices.map((n) => n.kind), ["unknown_channel"]);
+  await assert.rejects(model.diagnose({ resourceType: "Bundle", entry: {} }), (e) => {
+    assert.equal(e.code, "RECORD_FHIR");
+    assert.match(e.message, /\$\.entry/);
+    return true;
+  });
+  model.dispose();
 });
