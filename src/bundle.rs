@@ -135,8 +135,21 @@ impl Manifest {
             return Err(BedsideError::bundle(MANIFEST_FILE, "channels or labels are not in the knowledge base's order"));
         }
         let series = &config.series;
-        if series.patches() == 0 || series.d_model % series.n_heads.max(1) != 0 || series.n_heads == 0 {
+        if series.patches() == 0 || series.n_heads == 0 || series.d_model % series.n_heads != 0 {
             return Err(BedsideError::bundle(MANIFEST_FILE, "model.config.series: no patches fit, or d_model is not divisible by n_heads"));
+        }
+        // Bounds keep a hostile manifest from making the model allocate without limit.
+        let sizes = [
+            ("series.hours", series.hours, 24 * 31),
+            ("series.d_model", series.d_model, 4096),
+            ("series.d_ff", series.d_ff, 16384),
+            ("series.n_layers", series.n_layers, 64),
+            ("head_hidden", config.head_hidden, 16384),
+        ];
+        for (field, value, max) in sizes {
+            if value == 0 || value > max {
+                return Err(BedsideError::bundle(MANIFEST_FILE, format!("model.config.{field} = {value} is outside 1..={max}")));
+            }
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(BedsideError::bundle(MANIFEST_FILE, "threshold must be within 0..=1"));
