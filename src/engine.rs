@@ -136,12 +136,8 @@ impl Engine {
     }
 
     async fn probabilities(&self, grids: &[SeriesGrid]) -> Result<Vec<f32>> {
-        let (channels, hours) = (grids[0].channels, grids[0].hours);
-        let values: Vec<f32> = grids.iter().flat_map(|g| g.values.iter().copied()).collect();
-        let mask: Vec<f32> = grids.iter().flat_map(|g| g.mask.iter().copied()).collect();
-        let shape = [grids.len(), channels, hours];
-        let values = Tensor::<1>::from_floats(values.as_slice(), &self.device).reshape(shape);
-        let mask = Tensor::<1>::from_floats(mask.as_slice(), &self.device).reshape(shape);
+        let grids: Vec<&SeriesGrid> = grids.iter().collect();
+        let (values, mask) = SeriesGrid::tensors(&grids, &self.device);
         let probs = burn::tensor::activation::sigmoid(self.model.forward(values, mask));
         let data = probs
             .into_data_async()

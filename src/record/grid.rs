@@ -6,6 +6,7 @@
 
 use super::{PatientRecord, units};
 use crate::knowledge::{CHANNELS, channel_index};
+use burn::prelude::*;
 use serde::Serialize;
 
 /// Why an observation was not used.
@@ -80,6 +81,18 @@ impl SeriesGrid {
             .collect();
         let mask = count.iter().map(|&n| if n > 0 { 1.0 } else { 0.0 }).collect();
         Self { channels, hours, values, mask, notices }
+    }
+
+    /// Stacks grids of the same shape into the model's input: values and mask,
+    /// `[grids, channels, hours]` each.
+    pub fn tensors<'a>(grids: &[&'a SeriesGrid], device: &Device) -> (Tensor<3>, Tensor<3>) {
+        let (channels, hours) = grids.first().map_or((0, 0), |g| (g.channels, g.hours));
+        let shape = [grids.len(), channels, hours];
+        let stack = |field: fn(&'a SeriesGrid) -> &'a [f32]| {
+            let data: Vec<f32> = grids.iter().flat_map(|g| field(g).iter().copied()).collect();
+            Tensor::<1>::from_floats(data.as_slice(), device).reshape(shape)
+        };
+        (stack(|g| &g.values), stack(|g| &g.mask))
     }
 
     /// How many cells hold a measurement.

@@ -54,14 +54,11 @@ fn targets_of(record: &PatientRecord) -> Vec<bool> {
 }
 
 fn batch(grids: &[&SeriesGrid], targets: &[&Vec<bool>], device: &Device) -> Batch {
-    let (c, t) = (CHANNELS.len(), grids[0].hours);
-    let shape = [grids.len(), c, t];
-    let values: Vec<f32> = grids.iter().flat_map(|g| g.values.iter().copied()).collect();
-    let mask: Vec<f32> = grids.iter().flat_map(|g| g.mask.iter().copied()).collect();
+    let (values, mask) = SeriesGrid::tensors(grids, device);
     let y: Vec<i64> = targets.iter().flat_map(|t| t.iter().map(|&b| b as i64)).collect();
     Batch {
-        values: Tensor::<1>::from_floats(values.as_slice(), device).reshape(shape),
-        mask: Tensor::<1>::from_floats(mask.as_slice(), device).reshape(shape),
+        values,
+        mask,
         targets: Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([grids.len(), PHENOTYPES.len()]),
     }
 }

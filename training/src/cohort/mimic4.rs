@@ -15,7 +15,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// One table's rows, each as a map from column name to field, with the file and line for errors.
+/// Calls `row` with the requested `columns` of every row of a table (`.csv` or `.csv.gz`) and
+/// its `file:line`; malformed rows are counted in the summary, a damaged file ends the table.
 fn for_each_row(path: &Path, columns: &[&str], summary: &mut Summary, mut row: impl FnMut(&[&str], &str, &mut Summary)) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(GzDecoder::new(file)) } else { Box::new(file) };
