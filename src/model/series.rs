@@ -112,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_patch_holds_one_channels_values() {
+    fn a_patch_holds_one_channels_values() -> Result<(), String> {
         let device = Device::flex();
         // value = 100 * channel + hour, so every cell says where it came from
         let data: Vec<f32> = (0..2 * 3 * 12)
@@ -124,11 +124,12 @@ mod tests {
         let series = Tensor::<1>::from_floats(data.as_slice(), &device).reshape([2, 3, 12]);
         let patches = patchify(series, 4, 2);
         assert_eq!(patches.dims(), [2, 3, 5, 4]);
-        let out = patches.into_data().try_to_vec::<f32>().unwrap();
+        let out = patches.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         for (i, v) in out.iter().enumerate() {
             let (c, p, k) = ((i / 20) % 3, (i / 4) % 5, i % 4);
             assert_eq!(*v, (100 * c + p * 2 + k) as f32, "cell {i}");
         }
+        Ok(())
     }
 
     #[test]
