@@ -7,9 +7,11 @@
 pub mod bundle;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod knowledge;
 pub mod model;
 pub mod record;
+pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;
 

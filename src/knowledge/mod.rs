@@ -1,22 +1,24 @@
 //! The medical knowledge bedside is built on, embedded in the library and versioned by a content
 //! hash: the lab/vital channels the model reads, the phenotype groups it diagnoses and their
-//! ICD-9-CM/ICD-10-CM codes.
+//! ICD-9-CM/ICD-10-CM codes, and a clinical description of each.
 //!
 //! Every bundle records [`knowledge_hash`]; a bundle trained against other knowledge is refused,
 //! because its channel and label indices would mean something else.
 
 mod channels;
+mod descriptions;
 mod icd;
 mod phenotypes;
 
 pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index};
+pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
 pub use icd::{IcdVersion, normalise_code, phenotypes_for_icd};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
 use sha2::{Digest, Sha256};
 
 /// Version of the knowledge tables; bump it with every change to them.
-pub const KNOWLEDGE_VERSION: &str = "1";
+pub const KNOWLEDGE_VERSION: &str = "2";
 
 /// sha256 over every table, hex-encoded: what a bundle manifest pins.
 pub fn knowledge_hash() -> String {
@@ -35,6 +37,7 @@ pub fn knowledge_hash() -> String {
         hash.update(format!("p|{}|{:?}\n", p.name, p.kind).as_bytes());
     }
     hash.update(icd::TABLE.as_bytes());
+    hash.update(descriptions::TABLE.as_bytes());
     for (code, channel) in LOINC_CODES {
         hash.update(format!("loinc|{code}|{channel}\n").as_bytes());
     }

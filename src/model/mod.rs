@@ -5,6 +5,7 @@
 pub mod lab_phenotype;
 pub mod phenotype_head;
 pub mod series;
+pub mod t5;
 
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};

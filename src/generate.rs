@@ -1,0 +1,259 @@
+//! Decoding for the T5 decoder: greedy and beam search, with the key/value cache, a maximum
+//! length, a stop at EOS, a per-token callback for streaming, and an optional constraint on the
+//! next token (constrained decoding of label names). Logits are read back asynchronously and the
+//! next token is chosen on the host: sorting is not available on WebGPU in burn on wasm, and
+//! synchronous readback panics there.
+
+use burn::prelude::*;
+
+use crate::error::{BedsideError, Result};
+use crate::model::t5::{DecoderCache, T5};
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Maximum number of generated tokens (the start token not counted).
+    pub max_new_tokens: usize,
+    /// 1 = greedy.
+    pub beams: usize,
+    /// Beam scores are divided by `length ^ length_penalty` (transformers' convention).
+    pub length_penalty: f32,
+    /// Use the key/value cache (off only to measure its gain).
+    pub use_cache: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 128,
+            beams: 1,
+            length_penalty: 1.0,
+            use_cache: true,
+        }
+    }
+}
+
+/// Limits the next token given the tokens generated so far (start token excluded): `None` allows
+/// every token.
+pub type Constraint<'a> = &'a dyn Fn(&[u32]) -> Option<Vec<u32>>;
+
+/// Log-probabilities of one row of logits, with disallowed tokens at -inf.
+fn log_probs(logits: &[f32], allowed: Option<Vec<u32>>) -> Vec<f32> {
+    let mut out = vec![f32::NEG_INFINITY; logits.len()];
+    let mut keep = |i: usize| {
+        if let Some(v) = logits.get(i) {
+            out[i] = *v;
+        }
+    };
+    match allowed {
+        Some(tokens) => tokens.iter().for_each(|t| keep(*t as usize)),
+        None => (0..logits.len()).for_each(&mut keep),
+    }
+    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max.is_finite() {
+        let log_sum = out.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+        out.iter_mut().for_each(|v| *v -= log_sum);
+    }
+    out
+}
+
+fn argmax(values: &[f32]) -> Option<u32> {
+    values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i as u32)
+}
+
+/// Reads the last position's logits `[rows, vocab]` back to the host.
+async fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
+    let [rows, len, vocab] = logits.dims();
+    let last = logits.narrow(1, len - 1, 1).reshape([rows, vocab]);
+    let data = last
+        .into_data_async()
+        .await
+        .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
+    let values = data
+        .try_to_vec::<f32>()
+        .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
+    Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
+}
+
+/// The decoder's logits for the next position of every row of `tokens` (start token first).
+struct Stepper<'a> {
+    model: &'a T5,
+    encoder: Tensor<3>,
+    mask: Tensor<2>,
+    cache: DecoderCache,
+    use_cache: bool,
+}
+
+impl Stepper<'_> {
+    async fn next(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let device = self.encoder.device();
+        let width = if self.use_cache { 1 } else { tokens.first().map_or(0, Vec::len) };
+        let ids: Vec<i64> = tokens
+            .iter()
+            .flat_map(|row| row[row.len() - width..].iter().map(|t| *t as i64))
+            .collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [tokens.len() * width]), &device)
+            .reshape([tokens.len(), width]);
+        let logits = if self.use_cache {
+            self.model.decode(ids, &self.encoder, &self.mask, &mut self.cache)
+        } else {
+            self.model.decode(ids, &self.encoder, &self.mask, &mut DecoderCache::default())
+        };
+        last_logits(logits).await
+    }
+}
+
+/// Greedy decoding of every row of `encoder` (`[batch, len, d_model]`, padding `mask`
+/// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen. Returns the generated
+/// tokens of each row, without the start token, ending with EOS unless `max_new_tokens` ran out.
+pub async fn greedy(
+    model: &T5,
+    encoder: Tensor<3>,
+    mask: Tensor<2>,
+    start: u32,
+    eos: u32,
+    options: &GenerateOptions,
+    constraint: Option<Constraint<'_>>,
+    on_token: &mut dyn FnMut(usize, u32),
+) -> Result<Vec<Vec<u32>>> {
+    let rows = encoder.dims()[0];
+    let mut stepper = Stepper { model, encoder, mask, cache: DecoderCache::default(), use_cache: options.use_cache };
+    let mut tokens = vec![vec![start]; rows];
+    let mut done = vec![false; rows];
+    for _ in 0..options.max_new_tokens {
+        let logits = stepper.next(&tokens).await?;
+        for (row, row_logits) in logits.iter().enumerate() {
+            // finished rows keep decoding (batch shapes stay fixed) but their tokens are dropped
+            let allowed = constraint.and_then(|c| c(&tokens[row][1..]));
+            let token = match done[row] {
+                true => eos,
+                false => argmax(&log_probs(row_logits, allowed)).unwrap_or(eos),
+            };
+            if !done[row] {
+                on_token(row, token);
+            }
+            done[row] |= token == eos;
+            tokens[row].push(token);
+        }
+        if done.iter().all(|d| *d) {
+            break;
+        }
+    }
+    Ok(tokens
+        .into_iter()
+        .map(|row| {
+            let end = row.iter().skip(1).position(|t| *t == eos).map_or(row.len(), |i| i + 2);
+            row[1..end].to_vec()
+        })
+        .collect())
+}
+
+/// A beam hypothesis: tokens (start first) and summed log-probability.
+#[derive(Debug, Clone)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    log_prob: f32,
+}
+
+/// Beam search for one encoded input (`encoder`: `[1, len, d_model]`). Returns the best
+/// hypothesis (without the start token) and its length-normalised score.
+pub async fn beam_search(
+    model: &T5,
+    encoder: Tensor<3>,
+    mask: Tensor<2>,
+    start: u32,
+    eos: u32,
+    options: &GenerateOptions,
+    constraint: Option<Constraint<'_>>,
+) -> Result<(Vec<u32>, f32)> {
+    let beams = options.beams.max(1);
+    let device = encoder.device();
+    let normalise = |h: &Hypothesis| h.log_prob / ((h.tokens.len() - 1).max(1) as f32).powf(options.length_penalty);
+    let first = Tensor::<1, Int>::zeros([1], &device);
+    let (encoder, mask) = (encoder.select(0, first.clone()), mask.select(0, first));
+    let mut stepper = Stepper {
+        model,
+        encoder: encoder.clone(),
+        mask: mask.clone(),
+        cache: DecoderCache::default(),
+        use_cache: options.use_cache,
+    };
+    let mut alive = vec![Hypothesis { tokens: vec![start], log_prob: 0.0 }];
+    let mut finished: Vec<Hypothesis> = Vec::new();
+    for step in 0..options.max_new_tokens {
+        let tokens: Vec<Vec<u32>> = alive.iter().map(|h| h.tokens.clone()).collect();
+        let logits = stepper.next(&tokens).await?;
+        let mut candidates: Vec<(usize, u32, f32)> = Vec::new();
+        for (i, row) in logits.iter().enumerate() {
+            let allowed = constraint.and_then(|c| c(&alive[i].tokens[1..]));
+            let lp = log_probs(row, allowed);
+            let mut best: Vec<(u32, f32)> =
+                lp.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(t, v)| (t as u32, *v)).collect();
+            best.sort_by(|a, b| b.1.total_cmp(&a.1));
+            best.truncate(2 * beams);
+            candidates.extend(best.into_iter().map(|(t, v)| (i, t, alive[i].log_prob + v)));
+        }
+        candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let mut next = Vec::new();
+        let mut parents = Vec::new();
+        for (parent, token, log_prob) in candidates {
+            let mut tokens = alive[parent].tokens.clone();
+            tokens.push(token);
+            let h = Hypothesis { tokens, log_prob };
+            if token == eos || step + 1 == options.max_new_tokens {
+                finished.push(h);
+            } else if next.len() < beams {
+                next.push(h);
+                parents.push(parent as i64);
+            }
+            if next.len() == beams && finished.len() >= beams {
+                break;
+            }
+        }
+        finished.sort_by(|a, b| normalise(b).total_cmp(&normalise(a)));
+        finished.truncate(beams);
+        // done when no live hypothesis can still beat the worst kept finished one
+        let worst = finished.last().map(normalise);
+        let best_alive = next.iter().map(normalise).fold(f32::NEG_INFINITY, f32::max);
+        if next.is_empty() || (finished.len() == beams && worst.is_some_and(|w| w >= best_alive)) {
+            break;
+        }
+        // every hypothesis reads the same input; the cache follows each one's parent
+        let zeros = Tensor::<1, Int>::zeros([next.len()], &device);
+        stepper.encoder = encoder.clone().select(0, zeros.clone());
+        stepper.mask = mask.clone().select(0, zeros);
+        if options.use_cache {
+            let parents = TensorData::new(parents, [next.len()]);
+            stepper.cache = stepper.cache.select(Tensor::from_data(parents, &device));
+        }
+        alive = next;
+    }
+    let best = finished.into_iter().max_by(|a, b| normalise(a).total_cmp(&normalise(b)));
+    match best {
+        Some(h) => {
+            let score = normalise(&h);
+            Ok((h.tokens[1..].to_vec(), score))
+        }
+        None => Ok((Vec::new(), f32::NEG_INFINITY)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_probs_respect_the_constraint() {
+        let lp = log_probs(&[1.0, 2.0, 3.0], Some(vec![0, 1]));
+        assert!(lp[2].is_infinite());
+        let total: f32 = lp.iter().filter(|v| v.is_finite()).map(|v| v.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert_eq!(argmax(&lp), Some(1));
+        // an out-of-vocabulary allowed token is ignored, not a panic
+        assert_eq!(argmax(&log_probs(&[0.5], Some(vec![7]))), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! T5 attention: multi-head attention without the 1/sqrt(d) scaling, whose only position
+//! information is a learned scalar bias per head and *relative position bucket* (T5 has no
+//! absolute positions). Only the first layer of each stack owns the bias table; the stack computes
+//! the bias once and every layer adds it.
+
+use burn::nn::{Embedding, Linear};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// Keys and values of one attention, `[batch, heads, keys, d_kv]` each.
+pub type KeyValues = (Tensor<4>, Tensor<4>);
+
+#[derive(Module, Debug)]
+pub struct T5Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    /// `[buckets, heads]`: present in the first layer of a stack only.
+    pub relative_attention_bias: Option<Embedding>,
+    #[module(skip)]
+    pub geometry: AttentionGeometry,
+}
+
+/// The hyper-parameters an attention needs at run time.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionGeometry {
+    pub heads: usize,
+    pub d_kv: usize,
+    /// Encoder self-attention sees both directions; decoder self-attention only the past.
+    pub bidirectional: bool,
+    pub num_buckets: usize,
+    pub max_distance: usize,
+}
+
+/// T5's bucketing of `key - query` distances (transformers' `_relative_position_bucket`, with the
+/// log-spaced part computed in f32 as there): exact buckets for small distances, log-spaced ones
+/// up to `max_distance`, everything further shares the last bucket.
+pub fn relative_position_bucket(
+    relative: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
+    let mut buckets = num_buckets as i64;
+    let mut base = 0i64;
+    let distance = if bidirectional {
+        buckets /= 2;
+        if relative > 0 {
+            base = buckets;
+        }
+        relative.abs()
+    } else {
+        (-relative).max(0)
+    };
+    let max_exact = buckets / 2;
+    let bucket = if distance < max_exact {
+        distance
+    } else {
+        let scale = ((distance as f32) / max_exact as f32).ln()
+            / (max_distance as f32 / max_exact as f32).ln()
+            * (buckets - max_exact) as f32;
+        (max_exact + scale as i64).min(buckets - 1)
+    };
+    (base + bucket) as usize
+}
+
+impl T5Attention {
+    /// `[1, heads, queries, keys]` bias for queries at positions `offset..offset+queries` and keys
+    /// at `0..keys`. Zero when this layer has no bias table (cross-attention).
+    pub fn position_bias(&self, queries: usize, keys: usize, offset: usize, device: &Device) -> Tensor<4> {
+        let g = self.geometry;
+        let Some(table) = &self.relative_attention_bias else {
+            return Tensor::zeros([1, g.heads, queries, keys], device);
+        };
+        let buckets: Vec<i64> = (0..queries)
+            .flat_map(|q| {
+                (0..keys).map(move |k| {
+                    let relative = k as i64 - (q + offset) as i64;
+                    relative_position_bucket(relative, g.bidirectional, g.num_buckets, g.max_distance)
+                        as i64
+                })
+            })
+            .collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(buckets, [queries * keys]), device);
+        table
+            .forward(ids.unsqueeze_dim(0))
+            .reshape([queries, keys, g.heads])
+            .permute([2, 0, 1])
+            .unsqueeze_dim(0)
+    }
+
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [batch, len, _] = x.dims();
+        let g = self.geometry;
+        x.reshape([batch, len, g.heads, g.d_kv]).swap_dims(1, 2)
+    }
+
+    /// Keys and values of `source` (`[batch, len, d_model]`).
+    pub fn key_values(&self, source: Tensor<3>) -> KeyValues {
+        (
+            self.split_heads(self.k.forward(source.clone())),
+            self.split_heads(self.v.forward(source)),
+        )
+    }
+
+    /// Attends from `x` (`[batch, queries, d_model]`) to the given keys and values with the
+    /// additive `bias` (`[1 or batch, heads or 1, queries or 1, keys]`, masks included). Returns
+    /// the output `[batch, queries, d_model]` and the weights `[batch, heads, queries, keys]`.
+    pub fn attend(&self, x: Tensor<3>, kv: &KeyValues, bias: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
+        let [batch, queries, _] = x.dims();
+        let g = self.geometry;
+        let q = self.split_heads(self.q.forward(x));
+        let scores = q.matmul(kv.0.clone().swap_dims(2, 3)) + bias;
+        let weights = softmax(scores, 3);
+        let context = weights
+            .clone()
+            .matmul(kv.1.clone())
+            .swap_dims(1, 2)
+            .reshape([batch, queries, g.heads * g.d_kv]);
+        (self.o.forward(context), weights)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_position_bucket as bucket;
+
+    #[test]
+    fn buckets_match_transformers() {
+        // Printed by transformers 4.57's T5Attention._relative_position_bucket(num_buckets=32,
+        // max_distance=128).
+        assert_eq!(bucket(0, true, 32, 128), 0);
+        assert_eq!(bucket(-1, true, 32, 128), 1);
+        assert_eq!(bucket(1, true, 32, 128), 17);
+        assert_eq!(bucket(-7, true, 32, 128), 7);
+        assert_eq!(bucket(-8, true, 32, 128), 8);
+        assert_eq!(bucket(-20, true, 32, 128), 10);
+        assert_eq!(bucket(-1000, true, 32, 128), 15);
+        assert_eq!(bucket(1000, true, 32, 128), 31);
+        // decoder: the future is bucket 0, the past grows
+        assert_eq!(bucket(3, false, 32, 128), 0);
+        assert_eq!(bucket(-15, false, 32, 128), 15);
+        assert_eq!(bucket(-16, false, 32, 128), 16);
+        assert_eq!(bucket(-1000, false, 32, 128), 31);
+    }
+}

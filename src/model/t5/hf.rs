@@ -1,0 +1,209 @@
+//! Import of HuggingFace T5 / Flan-T5 checkpoints: `config.json` (transformers' `T5Config`) and
+//! `model.safetensors` (f32, f16 or bf16), read from bytes so that the browser can import too.
+//! Every tensor's presence and shape is checked before the model is built; errors name the file
+//! and the tensor or field.
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+
+use super::{FeedForwardKind, ParamSource, T5, T5Config};
+use crate::error::{BedsideError, Result};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// The fields of transformers' `T5Config` that bedside uses, with transformers' defaults.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct HfConfig {
+    vocab_size: usize,
+    d_model: usize,
+    d_kv: usize,
+    d_ff: usize,
+    num_layers: usize,
+    num_decoder_layers: Option<usize>,
+    num_heads: usize,
+    relative_attention_num_buckets: usize,
+    relative_attention_max_distance: usize,
+    dropout_rate: f64,
+    layer_norm_epsilon: f64,
+    feed_forward_proj: String,
+    tie_word_embeddings: bool,
+    pad_token_id: usize,
+    eos_token_id: usize,
+    decoder_start_token_id: Option<usize>,
+}
+
+impl Default for HfConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 32128,
+            d_model: 512,
+            d_kv: 64,
+            d_ff: 2048,
+            num_layers: 6,
+            num_decoder_layers: None,
+            num_heads: 8,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            dropout_rate: 0.1,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: true,
+            pad_token_id: 0,
+            eos_token_id: 1,
+            decoder_start_token_id: None,
+        }
+    }
+}
+
+fn config_error(message: impl std::fmt::Display) -> BedsideError {
+    BedsideError::bundle(CONFIG_FILE, message)
+}
+
+/// Reads a transformers `config.json` into a [`T5Config`].
+pub fn config_from_json(text: &str) -> Result<T5Config> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let hf: HfConfig = serde_path_to_error::deserialize(de)
+        .map_err(|e| config_error(format!("at {}: {}", e.path(), e.inner())))?;
+    let feed_forward = match hf.feed_forward_proj.as_str() {
+        "relu" => FeedForwardKind::Relu,
+        "gated-gelu" | "gated-gelu_new" => FeedForwardKind::GatedGelu,
+        other => {
+            return Err(config_error(format!(
+                "feed_forward_proj {other:?} is not supported (relu or gated-gelu)"
+            )));
+        }
+    };
+    let sizes = [
+        ("vocab_size", hf.vocab_size, 1 << 20),
+        ("d_model", hf.d_model, 8192),
+        ("d_kv", hf.d_kv, 1024),
+        ("d_ff", hf.d_ff, 65536),
+        ("num_layers", hf.num_layers, 128),
+        ("num_decoder_layers", hf.num_decoder_layers.unwrap_or(hf.num_layers), 128),
+        ("num_heads", hf.num_heads, 256),
+        ("relative_attention_num_buckets", hf.relative_attention_num_buckets, 4096),
+        ("relative_attention_max_distance", hf.relative_attention_max_distance, 1 << 20),
+    ];
+    for (field, value, max) in sizes {
+        if value == 0 || value > max {
+            return Err(config_error(format!("{field} = {value} is outside 1..={max}")));
+        }
+    }
+    if hf.relative_attention_num_buckets < 4 {
+        return Err(config_error("relative_attention_num_buckets must be at least 4"));
+    }
+    Ok(T5Config::new(hf.vocab_size)
+        .with_d_model(hf.d_model)
+        .with_d_kv(hf.d_kv)
+        .with_d_ff(hf.d_ff)
+        .with_num_layers(hf.num_layers)
+        .with_num_decoder_layers(hf.num_decoder_layers.unwrap_or(hf.num_layers))
+        .with_num_heads(hf.num_heads)
+        .with_relative_attention_num_buckets(hf.relative_attention_num_buckets)
+        .with_relative_attention_max_distance(hf.relative_attention_max_distance)
+        .with_layer_norm_epsilon(hf.layer_norm_epsilon)
+        .with_feed_forward(feed_forward)
+        .with_tie_word_embeddings(hf.tie_word_embeddings)
+        .with_dropout_rate(hf.dropout_rate)
+        .with_pad_token_id(hf.pad_token_id)
+        .with_eos_token_id(hf.eos_token_id)
+        .with_decoder_start_token_id(hf.decoder_start_token_id.unwrap_or(hf.pad_token_id)))
+}
+
+/// Parameters read from a HuggingFace safetensors file.
+struct Checkpoint<'a> {
+    tensors: SafeTensors<'a>,
+    device: &'a Device,
+}
+
+fn weights_error(message: impl std::fmt::Display) -> BedsideError {
+    BedsideError::bundle(WEIGHTS_FILE, message)
+}
+
+impl Checkpoint<'_> {
+    /// The tensor `name` as f32 values, checked to have `shape`.
+    fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| weights_error(format!("tensor {name} is missing")))?;
+        if view.shape() != shape {
+            return Err(weights_error(format!(
+                "tensor {name} has shape {:?}, the config needs {shape:?}",
+                view.shape()
+            )));
+        }
+        let bytes = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => return Err(weights_error(format!("tensor {name} has dtype {other:?}; f32, f16 or bf16 expected"))),
+        };
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(weights_error(format!("tensor {name} holds a non-finite value at index {i}")));
+        }
+        Ok(values)
+    }
+
+    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), self.device))
+    }
+}
+
+impl ParamSource for Checkpoint<'_> {
+    type Error = BedsideError;
+
+    fn linear(&mut self, name: &str, d_in: usize, d_out: usize, _: f64) -> Result<Linear> {
+        // PyTorch stores [out, in]; burn multiplies by [in, out].
+        let rows = self.read(&format!("{name}.weight"), &[d_out, d_in])?;
+        let mut transposed = vec![0.0; rows.len()];
+        for (o, row) in rows.chunks_exact(d_in).enumerate() {
+            for (i, v) in row.iter().enumerate() {
+                transposed[i * d_out + o] = *v;
+            }
+        }
+        Ok(Linear {
+            weight: self.param(transposed, [d_in, d_out]),
+            bias: None,
+        })
+    }
+
+    fn embedding(&mut self, name: &str, n: usize, d: usize, _: f64) -> Result<Embedding> {
+        let key = format!("{name}.weight");
+        // Some exports keep the shared embedding only under the encoder's name.
+        let key = match (name, self.tensors.tensor(&key)) {
+            ("shared", Err(_)) => "encoder.embed_tokens.weight".to_string(),
+            _ => key,
+        };
+        Ok(Embedding {
+            weight: self.param(self.read(&key, &[n, d])?, [n, d]),
+        })
+    }
+
+    fn norm(&mut self, name: &str, d: usize, epsilon: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            gamma: self.param(self.read(&format!("{name}.weight"), &[d])?, [d]),
+            epsilon,
+        })
+    }
+}
+
+/// Builds a [`T5`] from a checkpoint's `config.json` text and `model.safetensors` bytes.
+pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Config, T5)> {
+    let config = config_from_json(config_json)?;
+    let tensors = SafeTensors::deserialize(weights).map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
+    let model = config.build(&mut Checkpoint { tensors, device })?;
+    Ok((config, model))
+}

@@ -1,0 +1,131 @@
+//! The layers of a T5 stack: the feed-forward network (ReLU as in the original T5, gated GELU as
+//! in T5 v1.1 / Flan-T5) and the pre-norm encoder and decoder layers, each sub-layer wrapped as
+//! `x + dropout(sublayer(rms_norm(x)))`.
+
+use burn::nn::{Dropout, Linear, RmsNorm};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu_approximate, relu};
+
+use super::attention::{KeyValues, T5Attention};
+
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// `wi` (ReLU) or `wi_0` (the GELU branch of the gated form).
+    pub wi: Linear,
+    /// `wi_1`: the linear branch of the gated form.
+    pub wi_linear: Option<Linear>,
+    pub wo: Linear,
+    pub dropout: Dropout,
+}
+
+impl FeedForward {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let hidden = match &self.wi_linear {
+            Some(linear) => gelu_approximate(self.wi.forward(x.clone())) * linear.forward(x),
+            None => relu(self.wi.forward(x)),
+        };
+        self.wo.forward(self.dropout.forward(hidden))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    pub attention_norm: RmsNorm,
+    pub attention: T5Attention,
+    pub ff_norm: RmsNorm,
+    pub ff: FeedForward,
+    pub dropout: Dropout,
+}
+
+impl EncoderLayer {
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let h = self.attention_norm.forward(x.clone());
+        let kv = self.attention.key_values(h.clone());
+        let x = x + self.dropout.forward(self.attention.attend(h, &kv, bias).0);
+        let h = self.ff.forward(self.ff_norm.forward(x.clone()));
+        x + self.dropout.forward(h)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    pub self_attention_norm: RmsNorm,
+    pub self_attention: T5Attention,
+    pub cross_attention_norm: RmsNorm,
+    pub cross_attention: T5Attention,
+    pub ff_norm: RmsNorm,
+    pub ff: FeedForward,
+    pub dropout: Dropout,
+}
+
+/// What one decoder layer keeps between decoding steps.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    /// Keys and values of every target position decoded so far.
+    pub self_kv: Option<KeyValues>,
+    /// Keys and values of the encoder output: computed at the first step, then reused.
+    pub cross_kv: Option<KeyValues>,
+}
+
+impl LayerCache {
+    fn map(&self, f: &impl Fn(Tensor<4>) -> Tensor<4>) -> Self {
+        let apply = |kv: &Option<KeyValues>| kv.as_ref().map(|(k, v)| (f(k.clone()), f(v.clone())));
+        Self {
+            self_kv: apply(&self.self_kv),
+            cross_kv: apply(&self.cross_kv),
+        }
+    }
+}
+
+impl DecoderLayer {
+    /// `x`: the new target positions `[batch, new, d_model]`; their keys and values are appended
+    /// to `cache.self_kv`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        encoder: &Tensor<3>,
+        self_bias: Tensor<4>,
+        cross_bias: Tensor<4>,
+        cache: &mut LayerCache,
+    ) -> Tensor<3> {
+        let h = self.self_attention_norm.forward(x.clone());
+        let (k, v) = self.self_attention.key_values(h.clone());
+        let kv = match cache.self_kv.take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        };
+        let out = self.self_attention.attend(h, &kv, self_bias).0;
+        cache.self_kv = Some(kv);
+        let x = x + self.dropout.forward(out);
+
+        let h = self.cross_attention_norm.forward(x.clone());
+        let cross_kv = cache
+            .cross_kv
+            .get_or_insert_with(|| self.cross_attention.key_values(encoder.clone()));
+        let out = self.cross_attention.attend(h, cross_kv, cross_bias).0;
+        let x = x + self.dropout.forward(out);
+
+        let h = self.ff.forward(self.ff_norm.forward(x.clone()));
+        x + self.dropout.forward(h)
+    }
+}
+
+/// The decoder's key/value cache: one [`LayerCache`] per layer and the number of target
+/// positions already decoded.
+#[derive(Debug, Clone, Default)]
+pub struct DecoderCache {
+    pub layers: Vec<LayerCache>,
+    pub len: usize,
+}
+
+impl DecoderCache {
+    /// Keeps (and repeats) the batch rows in `rows`, in that order: beam search reorders its
+    /// hypotheses with this.
+    pub fn select(&self, rows: Tensor<1, Int>) -> Self {
+        let f = |t: Tensor<4>| t.select(0, rows.clone());
+        Self {
+            layers: self.layers.iter().map(|l| l.map(&f)).collect(),
+            len: self.len,
+        }
+    }
+}
