@@ -87,4 +87,16 @@ export class Bedside {
   dispose(): void;
 }
 
+/** A HuggingFace `tokenizer.json` run in wasm: the token ids bedside's models see. */
+export class Tokenizer {
+  /** `source`: the tokenizer's URL (in Node also a path), its JSON text, or its bytes. */
+  static load(source: string | URL | Uint8Array | ArrayBuffer, options?: { wasm?: WebAssembly.Module | BufferSource | URL }): Promise<Tokenizer>;
+  /** Token ids of `text`, the end-of-sequence id last. */
+  encode(text: string): number[];
+  /** The text of `ids`, special tokens skipped. */
+  decode(ids: ArrayLike<number>): string;
+  readonly vocabSize: number;
+  dispose(): void;
+}
+
 export default Bedside;

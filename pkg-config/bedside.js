@@ -1,7 +1,7 @@
 // bedside: the npm package's entry point. Loads a bundle, picks a backend (WebGPU where the
 // browser or runtime has a working adapter, else the CPU), and runs the model in wasm.
 // Patient data never leaves this process: the only network requests are for the bundle URL.
-import init, { BedsideEngine } from "./wasm/bedside.js";
+import init, { BedsideEngine, BedsideTokenizer } from "./wasm/bedside.js";
 
 /** Errors thrown by bedside carry a stable `code`. */
 export class BedsideError extends Error {
@@ -178,6 +178,68 @@ export class Bedside {
   dispose() {
     this.#engine?.free();
     this.#engine = undefined;
+  }
+}
+
+/** A HuggingFace `tokenizer.json` run in wasm: the token ids bedside's models see. */
+export class Tokenizer {
+  #inner;
+
+  constructor(inner) {
+    this.#inner = inner;
+  }
+
+  /**
+   * @param source the tokenizer's URL (or, in Node, path), or its contents (string or bytes).
+   * @param options `{ wasm }`.
+   */
+  static async load(source, options = {}) {
+    try {
+      await initWasm(options.wasm);
+    } catch (e) {
+      wasmReady = undefined;
+      throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
+    }
+    let bytes;
+    if (typeof source === "string" && source.trimStart().startsWith("{")) bytes = new TextEncoder().encode(source);
+    else if (typeof source === "string" || source instanceof URL) bytes = await readBytes(source, "tokenizer.json");
+    else if (source instanceof Uint8Array || source instanceof ArrayBuffer) bytes = new Uint8Array(source);
+    else throw new BedsideError("BAD_OPTION", "source must be a tokenizer URL, its JSON text or its bytes");
+    try {
+      return new Tokenizer(new BedsideTokenizer(bytes));
+    } catch (e) {
+      throw asBedsideError(e);
+    }
+  }
+
+  /** Token ids of `text`, the end-of-sequence id last. */
+  encode(text) {
+    if (!this.#inner) throw new BedsideError("DISPOSED", "this tokenizer was disposed");
+    if (typeof text !== "string") throw new BedsideError("BAD_OPTION", "text must be a string");
+    try {
+      return Array.from(this.#inner.encode(text));
+    } catch (e) {
+      throw asBedsideError(e);
+    }
+  }
+
+  /** The text of `ids`, special tokens skipped. */
+  decode(ids) {
+    if (!this.#inner) throw new BedsideError("DISPOSED", "this tokenizer was disposed");
+    try {
+      return this.#inner.decode(Uint32Array.from(ids));
+    } catch (e) {
+      throw asBedsideError(e);
+    }
+  }
+
+  get vocabSize() {
+    return this.#inner?.vocabSize ?? 0;
+  }
+
+  dispose() {
+    this.#inner?.free();
+    this.#inner = undefined;
   }
 }
 

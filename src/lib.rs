@@ -10,6 +10,7 @@ pub mod error;
 pub mod generate;
 pub mod knowledge;
 pub mod model;
+pub mod prompt;
 pub mod record;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]

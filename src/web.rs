@@ -69,3 +69,34 @@ impl BedsideEngine {
         to_js(&diagnosis)
     }
 }
+
+/// A `tokenizer.json` loaded in wasm: the same ids as natively (tested in `tests/node/`).
+#[wasm_bindgen]
+pub struct BedsideTokenizer {
+    inner: crate::tokenizer::TextTokenizer,
+}
+
+#[wasm_bindgen]
+impl BedsideTokenizer {
+    /// `json`: the bytes of a HuggingFace `tokenizer.json`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(json: &[u8]) -> Result<BedsideTokenizer, JsValue> {
+        let inner = crate::tokenizer::TextTokenizer::from_bytes(json).map_err(js_error)?;
+        Ok(Self { inner })
+    }
+
+    /// Token ids of `text`, `</s>` last.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        self.inner.encode(text).map_err(js_error)
+    }
+
+    /// Text of `ids`, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, JsValue> {
+        self.inner.decode(ids).map_err(js_error)
+    }
+
+    #[wasm_bindgen(getter, js_name = vocabSize)]
+    pub fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+}

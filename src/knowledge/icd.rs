@@ -43,6 +43,24 @@ pub fn normalise_code(code: &str) -> String {
 }
 
 /// Indices into [`PHENOTYPES`] of the groups a diagnosis code belongs to (empty when none).
+/// The codes of phenotype `p` (index into `PHENOTYPES`) in one ICD version, in table order.
+pub fn codes_for_phenotype(p: usize, version: IcdVersion) -> Vec<&'static str> {
+    let (Some(phenotype), tag) = (PHENOTYPES.get(p), if version == IcdVersion::Icd9 { "9" } else { "10" }) else {
+        return Vec::new();
+    };
+    TABLE
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            match (f.next(), f.next(), f.next()) {
+                (Some(name), Some(v), Some(code)) if name == phenotype.name && v == tag => Some(code),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 pub fn phenotypes_for_icd(code: &str, version: IcdVersion) -> &'static [usize] {
     index().get(&(version, normalise_code(code))).map(Vec::as_slice).unwrap_or(&[])
 }

@@ -12,7 +12,7 @@ mod phenotypes;
 
 pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index};
 pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
-pub use icd::{IcdVersion, normalise_code, phenotypes_for_icd};
+pub use icd::{IcdVersion, codes_for_phenotype, normalise_code, phenotypes_for_icd};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
 use sha2::{Digest, Sha256};

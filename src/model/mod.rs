@@ -2,11 +2,15 @@
 //! `init(&device)`, and runs unchanged on the CPU (flex), on wgpu/WebGPU, and on autodiff in
 //! `bedside-train`.
 
+pub mod clinical;
+pub mod knowledge_attention;
 pub mod lab_phenotype;
 pub mod phenotype_head;
 pub mod series;
 pub mod t5;
 
+pub use clinical::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss};
+pub use knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
 pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};

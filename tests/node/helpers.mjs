@@ -11,7 +11,7 @@ export const root = fileURLToPath(new URL("../../", import.meta.url));
 const target = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
 export const bundleDir = process.env.BEDSIDE_BUNDLE ?? path.join(root, "target/demo/model");
 export const samples = JSON.parse(readFileSync(path.join(root, "target/demo/samples/samples.json"), "utf8"));
-const train = process.env.BEDSIDE_TRAIN ?? path.join(target, "debug/bedside-train");
+export const train = process.env.BEDSIDE_TRAIN ?? path.join(target, "debug/bedside-train");
 
 /** What the native CLI predicts for a record. */
 export function nativePredict(record, backend = "cpu") {

@@ -4,6 +4,7 @@
 
 mod cohort;
 mod metrics;
+mod tokenizer;
 mod train;
 
 use cohort::synthetic;
@@ -73,6 +74,28 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
+    Tokenizer {
+        /// Cohort JSONL files; without any, a built-in synthetic cohort is used.
+        #[arg(long)]
+        cohort: Vec<PathBuf>,
+        /// Teacher rationale JSONL files whose texts are learnt too.
+        #[arg(long)]
+        rationales: Vec<PathBuf>,
+        /// Size of the built-in synthetic cohort.
+        #[arg(long, default_value_t = 400)]
+        synthetic: usize,
+        #[arg(long, default_value_t = 8000)]
+        vocab_size: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the token ids of texts: reads a JSON array of strings on stdin, writes an array of
+    /// id arrays.
+    Tokenize {
+        #[arg(long)]
+        tokenizer: PathBuf,
+    },
     /// Diagnose one PatientRecord JSON file with a bundle; prints the result as JSON.
     Predict {
         #[arg(long)]
@@ -112,6 +135,22 @@ fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| PatientRecord::from_json(line).with_context(|| format!("{}:{}", path.display(), i + 1)))
         .collect()
+}
+
+/// The rationale texts of a teacher JSONL file (`note_rationale`, `lab_rationale`).
+fn read_rationale_texts(path: &PathBuf) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        for field in ["note_rationale", "lab_rationale"] {
+            if let Some(s) = value.get(field).and_then(|v| v.as_str()) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -171,6 +210,37 @@ fn run(cli: Cli) -> Result<()> {
                 "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
                 report.train_admissions, report.test_admissions, t.macro_auroc, t.macro_auroc_ci95.0, t.macro_auroc_ci95.1, t.micro_f1, out.display()
             );
+        }
+        Command::Tokenizer { cohort, rationales, synthetic, vocab_size, out } => {
+            let mut records = Vec::new();
+            for path in &cohort {
+                records.extend(read_cohort(path)?);
+            }
+            if cohort.is_empty() {
+                records = synthetic::cohort(synthetic, 48, 7);
+            }
+            let mut extra = Vec::new();
+            for path in &rationales {
+                extra.extend(read_rationale_texts(path)?);
+            }
+            let json = tokenizer::train(tokenizer::corpus(&records, &extra), vocab_size)?;
+            let check = bedside::tokenizer::TextTokenizer::from_bytes(json.as_bytes())?;
+            train::write_atomic(&out, json.as_bytes())?;
+            println!(
+                "tokenizer: {} tokens from {} records and {} rationale texts → {}",
+                check.vocab_size(),
+                records.len(),
+                extra.len(),
+                out.display()
+            );
+        }
+        Command::Tokenize { tokenizer } => {
+            let bytes = std::fs::read(&tokenizer).with_context(|| format!("cannot read {}", tokenizer.display()))?;
+            let tok = bedside::tokenizer::TextTokenizer::from_bytes(&bytes)?;
+            let texts: Vec<String> =
+                serde_json::from_reader(std::io::stdin()).context("stdin: a JSON array of strings expected")?;
+            let ids = texts.iter().map(|t| tok.encode(t)).collect::<bedside::Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string(&ids)?);
         }
         Command::Predict { bundle, record, backend } => {
             let read = |name: &str| {

@@ -7,8 +7,8 @@
 //! patient gets their own severity; measurement schedules differ between vitals (hourly, with
 //! gaps), blood gases and panels (every 6–24 h, more often when clinically indicated).
 
-use bedside::knowledge::{CHANNELS, PHENOTYPES, PhenotypeKind, channel_index};
-use bedside::record::{Demographics, Labels, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
+use bedside::knowledge::{CHANNELS, IcdVersion, PHENOTYPES, PhenotypeKind, channel_index, codes_for_phenotype};
+use bedside::record::{Demographics, Labels, Note, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -43,6 +43,122 @@ const SIGNATURES: &[Signature] = &[
     ("Sepsis", 0.14, &[("temperature", 2.5), ("heart_rate", 2.0), ("wbc", 3.0), ("lactate", 3.0), ("mean_bp", -1.5)]),
     ("Shock", 0.08, &[("mean_bp", -3.0), ("systolic_bp", -2.5), ("lactate", 5.0), ("heart_rate", 2.0), ("urine_output", -1.5)]),
 ];
+
+/// What a discharge summary says about each phenotype (one phrase is picked) and the ATC level-3
+/// drug classes that treat it (a visit gets some of them).
+const STORIES: &[(&str, &[&str], &[&str])] = &[
+    ("Acute kidney failure", &["creatinine rose and urine output fell, consistent with acute kidney injury", "developed acute renal failure, managed with fluids and holding nephrotoxins"], &["B05B", "C03C"]),
+    ("Stroke", &["presented with acute left-sided weakness and slurred speech; CT showed an ischaemic stroke", "found with reduced consciousness and a new hemiparesis, consistent with a cerebrovascular accident"], &["B01A", "C10A"]),
+    ("Myocardial infarction", &["chest pain with a rising troponin, treated as an NSTEMI", "ECG changes and troponin elevation consistent with acute myocardial infarction"], &["B01A", "C07A", "C10A"]),
+    ("Dysrhythmia", &["atrial fibrillation with rapid ventricular response, rate controlled", "intermittent tachyarrhythmia on telemetry"], &["C07A", "B01A", "C01B"]),
+    ("Chronic kidney disease", &["known chronic kidney disease with a stable elevated creatinine", "history of CKD stage 3"], &["B03X", "A12A"]),
+    ("COPD", &["COPD exacerbation with wheeze and hypercapnia", "history of COPD on home inhalers"], &["R03A", "R03B", "H02A"]),
+    ("Complication of care", &["course complicated by a line infection", "postoperative wound infection required antibiotics"], &["J01D"]),
+    ("Conduction disorder", &["bradycardia with first-degree heart block", "new left bundle branch block on ECG"], &["C01C"]),
+    ("Heart failure", &["volume overloaded with pulmonary oedema, diuresed", "decompensated congestive heart failure with low ejection fraction"], &["C03C", "C09A", "C07A"]),
+    ("Coronary artery disease", &["known coronary artery disease with prior stents", "history of CAD"], &["B01A", "C10A"]),
+    ("Diabetes, complicated", &["diabetic ketoacidosis with high glucose and an anion gap acidosis, treated with an insulin infusion", "diabetes complicated by nephropathy"], &["A10A", "A10B"]),
+    ("Diabetes", &["type 2 diabetes, glucose managed with a sliding scale", "diabetes mellitus on oral agents"], &["A10B", "A10A"]),
+    ("Lipid disorder", &["hyperlipidaemia on a statin", "elevated cholesterol"], &["C10A"]),
+    ("Hypertension", &["essential hypertension, home antihypertensives continued", "blood pressure elevated, history of hypertension"], &["C09A", "C08C", "C03A"]),
+    ("Fluid/electrolyte disorder", &["hyponatraemia and hypokalaemia, repleted", "electrolyte abnormalities corrected"], &["A12B", "A12C", "B05X"]),
+    ("GI haemorrhage", &["melena with a falling haematocrit, transfused", "upper gastrointestinal bleed, endoscopy showed an ulcer"], &["A02B", "B05A"]),
+    ("Hypertension, complicated", &["hypertensive heart and kidney disease", "hypertensive urgency with end-organ involvement"], &["C09A", "C08C"]),
+    ("Liver disease", &["alcoholic cirrhosis with jaundice and elevated transaminases", "hepatitis with rising bilirubin"], &["A06A", "A07A"]),
+    ("Lower respiratory disease", &["pulmonary nodule noted on imaging", "chronic cough with abnormal chest imaging"], &["R05C"]),
+    ("Upper respiratory disease", &["pharyngitis with hoarse voice", "upper airway swelling"], &["R01A"]),
+    ("Pleurisy/pneumothorax", &["small pneumothorax managed conservatively", "pleural effusion with partial lung collapse"], &["N02B"]),
+    ("Pneumonia", &["fever, productive cough and an infiltrate on chest x-ray, treated for pneumonia", "community-acquired pneumonia on antibiotics"], &["J01D", "J01F", "J01M"]),
+    ("Respiratory failure", &["hypoxic respiratory failure requiring intubation", "intubated for hypercapnic respiratory failure"], &["N05C", "N01A", "N02A"]),
+    ("Sepsis", &["febrile and tachycardic with a raised lactate, treated for sepsis", "septic from a urinary source, blood cultures drawn and antibiotics started"], &["J01D", "J01X", "B05B"]),
+    ("Shock", &["hypotensive despite fluids, started on vasopressors for shock", "in shock with rising lactate, required norepinephrine"], &["C01C", "B05B", "H02A"]),
+];
+
+const OPENINGS: &[&str] = &[
+    "Brief Hospital Course: {age} year old {sex} admitted to the ICU.",
+    "Brief Hospital Course: The patient is a {age} year old {sex} who was admitted to the intensive care unit.",
+    "Brief Hospital Course: {age}F/M admitted for further management.",
+];
+const NEGATIVES: &[(&str, &str)] = &[
+    ("Pneumonia", "Chest x-ray without infiltrate."),
+    ("Myocardial infarction", "Troponins negative."),
+    ("Sepsis", "Afebrile throughout, cultures negative."),
+    ("Acute kidney failure", "Renal function stable."),
+    ("GI haemorrhage", "No signs of bleeding."),
+];
+
+fn story(short: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    STORIES
+        .iter()
+        .find(|(s, _, _)| *s == short)
+        .map(|(_, phrases, drugs)| (*phrases, *drugs))
+        .unwrap_or((&[], &[]))
+}
+
+/// A discharge summary's "Brief Hospital Course" that mentions most of the findings, in varied
+/// words, with some pertinent negatives; and the drugs of the stay.
+fn note_and_drugs(rng: &mut StdRng, has: &[bool], age: f64, sex: Sex) -> (String, Vec<String>) {
+    let sex_word = if sex == Sex::Female { "woman" } else { "man" };
+    let opening = OPENINGS[rng.random_range(0..OPENINGS.len())]
+        .replace("{age}", &format!("{age}"))
+        .replace("{sex}", sex_word)
+        .replace("F/M", if sex == Sex::Female { "F" } else { "M" });
+    let mut sentences = vec![opening];
+    let mut drugs: Vec<String> = Vec::new();
+    for (p, phenotype) in PHENOTYPES.iter().enumerate() {
+        if !has[p] {
+            continue;
+        }
+        let (phrases, classes) = story(phenotype.short);
+        // notes miss some diagnoses, as real ones do
+        if !phrases.is_empty() && rng.random_bool(0.85) {
+            let phrase = phrases[rng.random_range(0..phrases.len())];
+            let mut chars = phrase.chars();
+            let capitalised: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+            sentences.push(format!("{capitalised}."));
+        }
+        for class in classes {
+            if rng.random_bool(0.7) && !drugs.iter().any(|d| d == class) {
+                drugs.push((*class).to_string());
+            }
+        }
+    }
+    for (short, negative) in NEGATIVES {
+        if !has[phenotype_index(short)] && rng.random_bool(0.15) {
+            sentences.push((*negative).to_string());
+        }
+    }
+    if rng.random_bool(0.5) {
+        sentences.push("Discharged in stable condition.".into());
+    }
+    drugs.sort();
+    (sentences.join(" "), drugs)
+}
+
+/// Earlier admissions: chronic phenotypes were already there, with their codes and drugs.
+fn history(rng: &mut StdRng, has: &[bool]) -> Vec<Visit> {
+    let earlier = [0, 0, 1, 1, 2, 3][rng.random_range(0..6)];
+    (0..earlier)
+        .map(|_| {
+            let mut visit = Visit::default();
+            for (p, phenotype) in PHENOTYPES.iter().enumerate() {
+                let chronic = phenotype.kind == PhenotypeKind::Chronic;
+                if (has[p] && chronic && rng.random_bool(0.7)) || rng.random_bool(0.03) {
+                    if let Some(code) = codes_for_phenotype(p, IcdVersion::Icd9).first() {
+                        visit.diagnoses.push(format!("icd9:{code}"));
+                    }
+                    for class in story(phenotype.short).1 {
+                        if rng.random_bool(0.6) && !visit.medications.iter().any(|d| d == class) {
+                            visit.medications.push((*class).to_string());
+                        }
+                    }
+                }
+            }
+            visit.medications.sort();
+            visit
+        })
+        .collect()
+}
 
 /// Comorbidity: having the first makes the second likelier (probability added).
 const LINKS: &[(&str, &str, f64)] = &[
@@ -180,22 +296,25 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         .filter(|(_, h)| **h)
         .map(|(p, _)| p.name.to_string())
         .collect();
+    let age = rng.random_range(18.0_f64..92.0).round();
+    let sex = if rng.random_bool(0.5) { Sex::Female } else { Sex::Male };
+    let (text, medications) = note_and_drugs(&mut rng, &has, age, sex);
+    let mut visits = history(&mut rng, &has);
+    let mut current = Visit::default();
+    for (p, _) in has.iter().enumerate().filter(|(_, h)| **h) {
+        if let Some(code) = codes_for_phenotype(p, IcdVersion::Icd9).first() {
+            current.diagnoses.push(format!("icd9:{code}"));
+        }
+    }
+    visits.push(current);
     PatientRecord {
         format_version: RECORD_FORMAT_VERSION,
         id: format!("synthetic-{seed}-{i:05}"),
-        demographics: Demographics {
-            age: Some(rng.random_range(18.0_f64..92.0).round()),
-            sex: Some(if rng.random_bool(0.5) { Sex::Female } else { Sex::Male }),
-            care_unit: None,
-        },
-        notes: Vec::new(),
+        demographics: Demographics { age: Some(age), sex: Some(sex), care_unit: None },
+        notes: vec![Note { kind: "discharge_summary".into(), text, hours: Some(hours as f64) }],
         observations,
-        visits: vec![Visit::default()],
-        labels: Some(Labels {
-            phenotypes,
-            medications: Vec::new(),
-            outcomes: None,
-        }),
+        visits,
+        labels: Some(Labels { phenotypes, medications, outcomes: None }),
     }
 }
 
@@ -233,5 +352,26 @@ mod tests {
             values.iter().sum::<f64>() / values.len() as f64
         };
         assert!(mean_creatinine(true) > 1.5 * mean_creatinine(false));
+    }
+
+    #[test]
+    fn notes_and_drugs_follow_phenotypes() {
+        let records = cohort(300, 48, 3);
+        let sepsis = PHENOTYPES[phenotype_index("Sepsis")].name;
+        let (mut mentioned, mut septic, mut antibiotics) = (0, 0, 0);
+        for r in &records {
+            let labels = r.labels.as_ref().unwrap();
+            assert!(r.notes[0].text.starts_with("Brief Hospital Course:"));
+            assert!(!r.visits.is_empty());
+            if labels.phenotypes.iter().any(|p| p == sepsis) {
+                septic += 1;
+                let text = r.notes[0].text.to_lowercase();
+                mentioned += usize::from(text.contains("sepsis") || text.contains("septic"));
+                antibiotics += usize::from(labels.medications.iter().any(|m| m.starts_with("J01")));
+            }
+        }
+        assert!(septic > 20);
+        assert!(mentioned * 10 > septic * 7, "{mentioned}/{septic} sepsis notes mention it");
+        assert!(antibiotics * 10 > septic * 7, "{antibiotics}/{septic} septic stays get antibacterials");
     }
 }
