@@ -1,6 +1,7 @@
 //! The medical knowledge bedside is built on, embedded in the library and versioned by a content
 //! hash: the lab/vital channels the model reads, the phenotype groups it diagnoses and their
-//! ICD-9-CM/ICD-10-CM codes, and a clinical description of each.
+//! ICD-9-CM/ICD-10-CM codes, a clinical description of each, and the ATC level-3 drug classes
+//! with their interactions.
 //!
 //! Every bundle records [`knowledge_hash`]; a bundle trained against other knowledge is refused,
 //! because its channel and label indices would mean something else.
@@ -8,11 +9,13 @@
 mod channels;
 mod descriptions;
 mod icd;
+mod medications;
 mod phenotypes;
 
 pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index};
 pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
 pub use icd::{IcdVersion, codes_for_phenotype, normalise_code, phenotypes_for_icd};
+pub use medications::{atc3_codes, atc3_name, atc3_of, ddi_pairs, interacts};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
 use sha2::{Digest, Sha256};
@@ -38,6 +41,8 @@ pub fn knowledge_hash() -> String {
     }
     hash.update(icd::TABLE.as_bytes());
     hash.update(descriptions::TABLE.as_bytes());
+    hash.update(medications::ATC3_TABLE.as_bytes());
+    hash.update(medications::DDI_TABLE.as_bytes());
     for (code, channel) in LOINC_CODES {
         hash.update(format!("loinc|{code}|{channel}\n").as_bytes());
     }

@@ -5,6 +5,7 @@
 pub mod clinical;
 pub mod knowledge_attention;
 pub mod lab_phenotype;
+pub mod medrec;
 pub mod phenotype_head;
 pub mod series;
 pub mod t5;
@@ -12,5 +13,6 @@ pub mod t5;
 pub use clinical::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss};
 pub use knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
+pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
 pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};
