@@ -37,7 +37,7 @@ pub fn knowledge_hash() -> String {
         );
     }
     for p in PHENOTYPES {
-        hash.update(format!("p|{}|{:?}\n", p.name, p.kind).as_bytes());
+        hash.update(format!("p|{}|{:?}|{:?}|{:?}\n", p.name, p.kind, p.channels, p.keywords).as_bytes());
     }
     hash.update(icd::TABLE.as_bytes());
     hash.update(descriptions::TABLE.as_bytes());

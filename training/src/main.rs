@@ -4,6 +4,7 @@
 
 mod cohort;
 mod metrics;
+mod teach;
 mod tokenizer;
 mod train;
 
@@ -74,6 +75,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write teacher rationales (JSONL) for a cohort.
+    Teach {
+        #[arg(long)]
+        cohort: PathBuf,
+        /// `knowledge` (built in) or `jsonl` (import and validate --input).
+        #[arg(long, value_enum, default_value_t = TeacherArg::Knowledge)]
+        teacher: TeacherArg,
+        /// Rationale JSONL to import (teacher jsonl).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
     Tokenizer {
         /// Cohort JSONL files; without any, a built-in synthetic cohort is used.
@@ -112,6 +126,12 @@ enum Source {
     Synthetic,
     Physionet2012,
     Mimic4,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TeacherArg {
+    Knowledge,
+    Jsonl,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -210,6 +230,30 @@ fn run(cli: Cli) -> Result<()> {
                 "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
                 report.train_admissions, report.test_admissions, t.macro_auroc, t.macro_auroc_ci95.0, t.macro_auroc_ci95.1, t.micro_f1, out.display()
             );
+        }
+        Command::Teach { cohort, teacher, input, out } => {
+            let records = read_cohort(&cohort)?;
+            let rationales = match teacher {
+                TeacherArg::Knowledge => records.iter().map(teach::knowledge_teacher).collect::<Vec<_>>(),
+                TeacherArg::Jsonl => {
+                    let input = input.context("--input FILE is required with --teacher jsonl")?;
+                    let imported = teach::read_jsonl(&input)?;
+                    let ids: std::collections::BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+                    let unknown = imported.iter().filter(|r| !ids.contains(r.id.as_str())).count();
+                    if unknown > 0 {
+                        eprintln!("teach: {unknown} rationales name admissions not in the cohort; kept");
+                    }
+                    imported
+                }
+            };
+            let mut text = String::new();
+            for r in &rationales {
+                text.push_str(&serde_json::to_string(r)?);
+                text.push('\n');
+            }
+            train::write_atomic(&out, text.as_bytes())?;
+            let with_labs = rationales.iter().filter(|r| r.lab_rationale.contains(" was ")).count();
+            println!("teach: {} rationales ({} with lab findings) → {}", rationales.len(), with_labs, out.display());
         }
         Command::Tokenizer { cohort, rationales, synthetic, vocab_size, out } => {
             let mut records = Vec::new();
