@@ -5,7 +5,8 @@
 
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
-use crate::model::LabPhenotypeModelConfig;
+use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig};
+use crate::tokenizer::TOKENIZER_FILE;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -35,10 +36,34 @@ pub struct Manifest {
     pub training: Option<serde_json::Value>,
 }
 
+/// The model a bundle holds, tagged by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelSpec {
-    pub kind: String,
-    pub config: LabPhenotypeModelConfig,
+#[serde(tag = "kind", content = "config")]
+pub enum ModelSpec {
+    /// Time-series encoder + phenotype head (no text).
+    #[serde(rename = "lab-phenotype")]
+    LabPhenotype(LabPhenotypeModelConfig),
+    /// The multimodal ClinRaGen model (T5 + time-series tokens + knowledge attention); its bundle
+    /// also carries `tokenizer.json`.
+    #[serde(rename = "clinical")]
+    Clinical(ClinicalModelConfig),
+}
+
+impl ModelSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LabPhenotype(_) => "lab-phenotype",
+            Self::Clinical(_) => "clinical",
+        }
+    }
+
+    /// Hours of lab data the model reads.
+    pub fn hours(&self) -> usize {
+        match self {
+            Self::LabPhenotype(c) => c.series.hours,
+            Self::Clinical(c) => c.series.hours,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,27 +77,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
-    /// A manifest for a freshly trained model over the current knowledge base.
-    pub fn new(config: LabPhenotypeModelConfig, weights: &[u8], threshold: f32) -> Self {
-        let mut files = BTreeMap::new();
-        files.insert(
-            WEIGHTS_FILE.to_string(),
-            FileEntry {
-                sha256: sha256_hex(weights),
-                bytes: weights.len() as u64,
-            },
-        );
+    /// A manifest for a freshly trained model over the current knowledge base. `files`: every
+    /// file of the bundle but the manifest (weights in `dtype`, "f32" or "f16").
+    pub fn new(model: ModelSpec, files: &[(&str, &[u8])], dtype: &str, threshold: f32) -> Self {
+        let files = files
+            .iter()
+            .map(|(name, bytes)| {
+                let entry = FileEntry {
+                    sha256: sha256_hex(bytes),
+                    bytes: bytes.len() as u64,
+                };
+                (name.to_string(), entry)
+            })
+            .collect();
         Self {
             format: BUNDLE_FORMAT.into(),
             format_version: BUNDLE_FORMAT_VERSION,
-            model: ModelSpec {
-                kind: "lab-phenotype".into(),
-                config,
-            },
+            model,
             labels: PHENOTYPES.iter().map(|p| p.name.to_string()).collect(),
             channels: CHANNELS.iter().map(|c| c.name.to_string()).collect(),
             knowledge_hash: knowledge_hash(),
-            dtype: "f32".into(),
+            dtype: dtype.into(),
             threshold,
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
@@ -103,9 +128,6 @@ impl Manifest {
                 self.format_version
             )));
         }
-        if self.model.kind != "lab-phenotype" {
-            return Err(incompatible(format!("model.kind {:?} is unknown", self.model.kind)));
-        }
         if self.knowledge_hash != knowledge_hash() {
             return Err(incompatible(format!(
                 "knowledge_hash {} differs from this library's knowledge base {}; re-export the bundle",
@@ -113,13 +135,16 @@ impl Manifest {
                 knowledge_hash()
             )));
         }
-        if self.dtype != "f32" {
-            return Err(incompatible(format!("dtype {:?} is not supported (f32)", self.dtype)));
+        if self.dtype != "f32" && self.dtype != "f16" {
+            return Err(incompatible(format!("dtype {:?} is not supported (f32 or f16)", self.dtype)));
         }
-        let config = &self.model.config;
+        let (labels, series) = match &self.model {
+            ModelSpec::LabPhenotype(c) => (c.labels, &c.series),
+            ModelSpec::Clinical(c) => (c.phenotypes, &c.series),
+        };
         let expected = [
-            ("labels", self.labels.len(), config.labels, PHENOTYPES.len()),
-            ("channels", self.channels.len(), config.series.channels, CHANNELS.len()),
+            ("labels", self.labels.len(), labels, PHENOTYPES.len()),
+            ("channels", self.channels.len(), series.channels, CHANNELS.len()),
         ];
         for (field, listed, configured, known) in expected {
             if listed != configured || listed != known {
@@ -134,18 +159,41 @@ impl Manifest {
         {
             return Err(BedsideError::bundle(MANIFEST_FILE, "channels or labels are not in the knowledge base's order"));
         }
-        let series = &config.series;
         if series.patches() == 0 || series.n_heads == 0 || series.d_model % series.n_heads != 0 {
             return Err(BedsideError::bundle(MANIFEST_FILE, "model.config.series: no patches fit, or d_model is not divisible by n_heads"));
         }
         // Bounds keep a hostile manifest from making the model allocate without limit.
-        let sizes = [
+        let mut sizes = vec![
             ("series.hours", series.hours, 24 * 31),
             ("series.d_model", series.d_model, 4096),
             ("series.d_ff", series.d_ff, 16384),
             ("series.n_layers", series.n_layers, 64),
-            ("head_hidden", config.head_hidden, 16384),
         ];
+        match &self.model {
+            ModelSpec::LabPhenotype(c) => sizes.push(("head_hidden", c.head_hidden, 16384)),
+            ModelSpec::Clinical(c) => {
+                let t5 = &c.t5;
+                sizes.extend([
+                    ("t5.vocab_size", t5.vocab_size, 1 << 18),
+                    ("t5.d_model", t5.d_model, 4096),
+                    ("t5.d_kv", t5.d_kv, 1024),
+                    ("t5.d_ff", t5.d_ff, 16384),
+                    ("t5.num_layers", t5.num_layers, 64),
+                    ("t5.num_decoder_layers", t5.num_decoder_layers, 64),
+                    ("t5.num_heads", t5.num_heads, 128),
+                    ("t5.relative_attention_num_buckets", t5.relative_attention_num_buckets, 1024),
+                    ("knowledge_tokens", c.knowledge_tokens, 1 << 16),
+                    ("prototypes", c.prototypes, 4096),
+                    ("knowledge_heads", c.knowledge_heads, 128),
+                ]);
+                if t5.d_model % c.knowledge_heads != 0 {
+                    return Err(BedsideError::bundle(MANIFEST_FILE, "model.config: t5.d_model is not divisible by knowledge_heads"));
+                }
+                if !self.files.contains_key(TOKENIZER_FILE) {
+                    return Err(BedsideError::bundle(MANIFEST_FILE, format!("a clinical bundle needs {TOKENIZER_FILE} in files")));
+                }
+            }
+        }
         for (field, value, max) in sizes {
             if value == 0 || value > max {
                 return Err(BedsideError::bundle(MANIFEST_FILE, format!("model.config.{field} = {value} is outside 1..={max}")));
@@ -179,4 +227,40 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Rewrites an f32 safetensors file with every tensor in `dtype` ("f16" or "f32").
+pub fn convert_weights(bytes: &[u8], dtype: &str) -> Result<Vec<u8>> {
+    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+    let file = |e: safetensors::SafeTensorError| BedsideError::bundle(WEIGHTS_FILE, e);
+    let tensors = SafeTensors::deserialize(bytes).map_err(file)?;
+    let target = match dtype {
+        "f16" => Dtype::F16,
+        "f32" => Dtype::F32,
+        other => return Err(BedsideError::bundle(WEIGHTS_FILE, format!("dtype {other:?} is not f32 or f16"))),
+    };
+    let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let data = view.data();
+        let out = match (view.dtype(), target) {
+            (a, b) if a == b => data.to_vec(),
+            (Dtype::F32, Dtype::F16) => data
+                .chunks_exact(4)
+                .flat_map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
+                .collect(),
+            (Dtype::F16, Dtype::F32) => data
+                .chunks_exact(2)
+                .flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
+                .collect(),
+            (from, _) => return Err(BedsideError::bundle(WEIGHTS_FILE, format!("tensor {name} is {from:?}; f32 or f16 expected"))),
+        };
+        converted.push((name, view.shape().to_vec(), out));
+    }
+    let views: Vec<(String, TensorView<'_>)> = converted
+        .iter()
+        .map(|(name, shape, data)| {
+            TensorView::new(target, shape.clone(), data).map(|v| (name.clone(), v)).map_err(file)
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, None).map_err(file)
 }

@@ -1,12 +1,18 @@
-//! The inference engine: a loaded bundle on a compute device, answering `diagnose`.
+//! The inference engine: a loaded bundle on a compute device, answering `diagnose` and (clinical
+//! bundles) `explain`.
 //! The same code runs natively (CLI, tests) and in wasm (browser, Node); every tensor read-back
 //! is asynchronous because synchronous read-back panics on wasm.
 
-use crate::bundle::{MANIFEST_FILE, Manifest, WEIGHTS_FILE};
+use crate::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
+use crate::constrained::DiagnosisGrammar;
 use crate::error::{BedsideError, Result};
-use crate::knowledge::PHENOTYPES;
-use crate::model::LabPhenotypeModel;
+use crate::generate::{self, GenerateOptions};
+use crate::knowledge::{CHANNELS, PHENOTYPES};
+use crate::model::clinical::pad_ids;
+use crate::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel};
+use crate::prompt::{clinical_prompt, parse_target};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
+use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::Serialize;
@@ -78,21 +84,98 @@ pub struct Diagnosis {
     pub backend: &'static str,
 }
 
+/// The loaded model of either kind.
+enum Loaded {
+    LabPhenotype(LabPhenotypeModel),
+    Clinical {
+        model: ClinicalModel,
+        tokenizer: TextTokenizer,
+        grammar: Option<DiagnosisGrammar>,
+    },
+}
+
 pub struct Engine {
-    model: LabPhenotypeModel,
+    model: Loaded,
     manifest: Manifest,
     device: Device,
     backend: Backend,
 }
 
+/// Longest prompt (notes) read, in tokens; longer notes are cut at the end.
+pub const MAX_PROMPT_TOKENS: usize = 512;
+
+/// What `explain` returns: the generated text, read back into diagnoses and rationale, and the
+/// knowledge attention.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub id: String,
+    pub text: String,
+    /// The phenotype names the text diagnoses.
+    pub diagnoses: Vec<String>,
+    pub rationale: String,
+    pub tokens: usize,
+    /// Channel names, in the rows of `knowledge_attention`.
+    pub channels: Vec<&'static str>,
+    /// `[channel][prototype]` attention weights of the knowledge attention, averaged over heads.
+    pub knowledge_attention: Vec<Vec<f32>>,
+    pub backend: &'static str,
+}
+
+fn read_back_error<E: std::fmt::Debug>(backend: Backend) -> impl Fn(E) -> BedsideError {
+    move |e| BedsideError::backend(backend.name(), format!("{e:?}"))
+}
+
 impl Engine {
-    /// Loads a bundle from its files' bytes onto `backend`.
+    /// Loads a bundle without a tokenizer (lab-phenotype models) onto `backend`.
     pub async fn load(manifest_json: &str, weights: &[u8], backend: Backend) -> Result<Self> {
+        Self::load_bundle(manifest_json, weights, None, backend).await
+    }
+
+    /// Loads a bundle from its files' bytes onto `backend`; `tokenizer` is `tokenizer.json`,
+    /// required by clinical bundles.
+    pub async fn load_bundle(manifest_json: &str, weights: &[u8], tokenizer: Option<&[u8]>, backend: Backend) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
         manifest.verify(WEIGHTS_FILE, weights)?;
-        check_weights_header(weights)?;
+        check_weights_header(weights, &manifest.dtype)?;
+        let tokenizer = match (&manifest.model, tokenizer) {
+            (ModelSpec::Clinical(config), Some(bytes)) => {
+                manifest.verify(TOKENIZER_FILE, bytes)?;
+                let tokenizer = TextTokenizer::from_bytes(bytes)?;
+                if tokenizer.vocab_size() > config.t5.vocab_size {
+                    return Err(BedsideError::bundle(
+                        TOKENIZER_FILE,
+                        format!("{} tokens, more than the model's vocab_size {}", tokenizer.vocab_size(), config.t5.vocab_size),
+                    ));
+                }
+                Some(tokenizer)
+            }
+            (ModelSpec::Clinical(_), None) => {
+                return Err(BedsideError::bundle(TOKENIZER_FILE, "missing: a clinical bundle needs its tokenizer"));
+            }
+            (ModelSpec::LabPhenotype(_), _) => None,
+        };
+        let weights = match manifest.dtype.as_str() {
+            "f32" => weights.to_vec(),
+            other => convert_weights(weights, "f32").map_err(|e| BedsideError::bundle(WEIGHTS_FILE, format!("{other} → f32: {e}")))?,
+        };
         let device = backend.device().await?;
-        let model = load_model(&manifest, weights, &device)?;
+        let model = match (&manifest.model, tokenizer) {
+            (ModelSpec::LabPhenotype(config), _) => {
+                let mut model = config.init(&device);
+                apply_weights(&mut model, weights)?;
+                Loaded::LabPhenotype(model)
+            }
+            (ModelSpec::Clinical(config), Some(tokenizer)) => {
+                let mut model = config.init_empty(&device);
+                apply_weights(&mut model, weights)?;
+                let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
+                let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
+                Loaded::Clinical { model, tokenizer, grammar }
+            }
+            (ModelSpec::Clinical(_), None) => {
+                return Err(BedsideError::bundle(TOKENIZER_FILE, "missing: a clinical bundle needs its tokenizer"));
+            }
+        };
         Ok(Self {
             model,
             manifest,
@@ -120,12 +203,12 @@ impl Engine {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let hours = self.manifest.model.config.series.hours;
+        let hours = self.manifest.model.hours();
         let grids: Vec<SeriesGrid> = records
             .iter()
             .map(|r| r.validate().map(|()| SeriesGrid::from_record(r, hours)))
             .collect::<Result<_>>()?;
-        let probabilities = self.probabilities(&grids).await?;
+        let probabilities = self.probabilities(records, &grids).await?;
         let labels = PHENOTYPES.len();
         Ok(records
             .iter()
@@ -135,17 +218,41 @@ impl Engine {
             .collect())
     }
 
-    async fn probabilities(&self, grids: &[SeriesGrid]) -> Result<Vec<f32>> {
+    /// The clinical model's input for records: notes prompt ids and the lab grids.
+    fn clinical_input(&self, tokenizer: &TextTokenizer, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<ClinicalInput> {
+        let prompts = records
+            .iter()
+            .map(|r| {
+                let mut ids = tokenizer.encode(&clinical_prompt(r, true, true))?;
+                if ids.len() > MAX_PROMPT_TOKENS {
+                    ids.truncate(MAX_PROMPT_TOKENS - 1);
+                    ids.push(tokenizer.eos_id());
+                }
+                Ok(ids)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let grids: Vec<&SeriesGrid> = grids.iter().collect();
-        let (values, mask) = SeriesGrid::tensors(&grids, &self.device);
-        let probs = burn::tensor::activation::sigmoid(self.model.forward(values, mask));
-        let data = probs
-            .into_data_async()
-            .await
-            .map_err(|e| BedsideError::backend(self.backend.name(), format!("{e:?}")))?;
-        let probs = data
-            .try_to_vec::<f32>()
-            .map_err(|e| BedsideError::backend(self.backend.name(), format!("{e:?}")))?;
+        Ok(ClinicalInput {
+            text: Some(pad_ids(&prompts, &self.device)),
+            series: Some(SeriesGrid::tensors(&grids, &self.device)),
+        })
+    }
+
+    async fn probabilities(&self, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<Vec<f32>> {
+        let logits = match &self.model {
+            Loaded::LabPhenotype(model) => {
+                let grids: Vec<&SeriesGrid> = grids.iter().collect();
+                let (values, mask) = SeriesGrid::tensors(&grids, &self.device);
+                model.forward(values, mask)
+            }
+            Loaded::Clinical { model, tokenizer, .. } => {
+                let input = self.clinical_input(tokenizer, records, grids)?;
+                model.phenotype_logits(&model.encode(&input))
+            }
+        };
+        let probs = burn::tensor::activation::sigmoid(logits);
+        let data = probs.into_data_async().await.map_err(read_back_error(self.backend))?;
+        let probs = data.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
         if probs.len() != grids.len() * PHENOTYPES.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(
                 self.backend.name(),
@@ -153,6 +260,86 @@ impl Engine {
             ));
         }
         Ok(probs)
+    }
+
+    /// Generates the diagnoses and rationale for a record (greedy, the diagnosis list constrained
+    /// to label names), calling `on_piece` with each new piece of text as it is decoded.
+    pub async fn explain(
+        &self,
+        record: &PatientRecord,
+        options: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&str),
+    ) -> Result<Explanation> {
+        let Loaded::Clinical { model, tokenizer, grammar } = &self.model else {
+            return Err(BedsideError::Incompatible {
+                file: MANIFEST_FILE.into(),
+                message: "this bundle's model (lab-phenotype) cannot write rationales; use a clinical bundle".into(),
+            });
+        };
+        record.validate()?;
+        let grid = SeriesGrid::from_record(record, self.manifest.model.hours());
+        let input = self.clinical_input(tokenizer, std::slice::from_ref(record), std::slice::from_ref(&grid))?;
+        let encoded = model.encode(&input);
+        let constraint = grammar.as_ref().map(|g| move |prefix: &[u32]| g.allowed(prefix));
+        let constraint_ref: Option<&dyn Fn(&[u32]) -> Option<Vec<u32>>> =
+            constraint.as_ref().map(|c| c as &dyn Fn(&[u32]) -> Option<Vec<u32>>);
+        let mut ids: Vec<u32> = Vec::new();
+        let mut shown = String::new();
+        let mut stream = |_: usize, token: u32| {
+            ids.push(token);
+            if let Ok(text) = tokenizer.decode(&ids) {
+                if let Some(piece) = text.strip_prefix(shown.as_str()) {
+                    if !piece.is_empty() {
+                        on_piece(piece);
+                    }
+                }
+                shown = text;
+            }
+        };
+        let t5 = &model.lm;
+        let start = self.clinical_config().map_or(0, |c| c.t5.decoder_start_token_id) as u32;
+        let generated = generate::greedy(
+            t5,
+            encoded.hidden.clone(),
+            encoded.mask.clone(),
+            start,
+            tokenizer.eos_id(),
+            options,
+            constraint_ref,
+            &mut stream,
+        )
+        .await?;
+        let tokens = generated.first().cloned().unwrap_or_default();
+        let text = tokenizer.decode(&tokens)?;
+        let parsed = parse_target(&text);
+        let knowledge_attention = match encoded.knowledge_weights {
+            Some(weights) => {
+                let [_, _, channels, prototypes] = weights.dims();
+                let mean = weights.mean_dim(1).reshape([channels, prototypes]);
+                let values = mean.into_data_async().await.map_err(read_back_error(self.backend))?;
+                let values = values.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+                values.chunks(prototypes.max(1)).map(<[f32]>::to_vec).collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(Explanation {
+            id: record.id.clone(),
+            // label names only: a generation cut off by max_new_tokens can end inside one
+            diagnoses: parsed.diagnoses.into_iter().filter(|d| PHENOTYPES.iter().any(|p| p.name == d)).collect(),
+            rationale: parsed.rationale,
+            tokens: tokens.len(),
+            text,
+            channels: CHANNELS.iter().map(|c| c.name).collect(),
+            knowledge_attention,
+            backend: self.backend.name(),
+        })
+    }
+
+    fn clinical_config(&self) -> Option<&ClinicalModelConfig> {
+        match &self.manifest.model {
+            ModelSpec::Clinical(c) => Some(c),
+            ModelSpec::LabPhenotype(_) => None,
+        }
     }
 
     fn describe(&self, record: &PatientRecord, grid: SeriesGrid, probs: &[f32]) -> Diagnosis {
@@ -182,24 +369,24 @@ impl Engine {
     }
 }
 
-/// Refuses a weights file that is not a well-formed all-f32 safetensors file.
-fn check_weights_header(weights: &[u8]) -> Result<()> {
+/// Refuses a weights file that is not a well-formed safetensors file in the manifest's dtype.
+fn check_weights_header(weights: &[u8], dtype: &str) -> Result<()> {
     let tensors = safetensors::SafeTensors::deserialize(weights)
         .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, e))?;
+    let expected = if dtype == "f16" { safetensors::Dtype::F16 } else { safetensors::Dtype::F32 };
     for (name, view) in tensors.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
+        if view.dtype() != expected {
             return Err(BedsideError::bundle(
                 WEIGHTS_FILE,
-                format!("tensor {name} is {:?}, the manifest says f32", view.dtype()),
+                format!("tensor {name} is {:?}, the manifest says {dtype}", view.dtype()),
             ));
         }
     }
     Ok(())
 }
 
-fn load_model(manifest: &Manifest, weights: &[u8], device: &Device) -> Result<LabPhenotypeModel> {
-    let mut model = manifest.model.config.init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec()));
+fn apply_weights<M: ModuleSnapshot>(model: &mut M, weights: Vec<u8>) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(Some(weights));
     let applied = model
         .load_from(&mut store)
         .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, e))?;
@@ -213,5 +400,5 @@ fn load_model(manifest: &Manifest, weights: &[u8], device: &Device) -> Result<La
             ),
         ));
     }
-    Ok(model)
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! from the same source. Training lives in the `bedside-train` binary.
 
 pub mod bundle;
+pub mod constrained;
 pub mod engine;
 pub mod error;
 pub mod generate;

@@ -1,7 +1,7 @@
 //! Native tests of the engine: bundle round trip, refusal of bad bundles, and the wgpu path
 //! (Vulkan; lavapipe on a CPU-only machine) giving the CPU's numbers.
 
-use bedside::bundle::{Manifest, WEIGHTS_FILE};
+use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{Observation, PatientRecord};
@@ -21,7 +21,7 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
-    let manifest = Manifest::new(config, &weights, 0.5);
+    let manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
     (serde_json::to_string(&manifest).unwrap(), weights)
 }
 

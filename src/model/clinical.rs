@@ -49,6 +49,17 @@ impl ClinicalModelConfig {
         self.init_with_lm(self.t5.init(device), knowledge_ids, device)
     }
 
+    /// A model whose weights will be loaded (`E_K` zeros until then).
+    pub fn init_empty(&self, device: &Device) -> ClinicalModel {
+        let knowledge = Tensor::zeros([self.knowledge_tokens, self.t5.d_model], device);
+        ClinicalModel {
+            knowledge: self.knowledge_config().init(knowledge, device),
+            series: self.series.init(device),
+            phenotype_head: LinearConfig::new(self.t5.d_model, self.phenotypes).init(device),
+            lm: self.t5.init(device),
+        }
+    }
+
     /// A model around an existing (e.g. imported Flan-T5) language model.
     pub fn init_with_lm(&self, lm: T5, knowledge_ids: &[u32], device: &Device) -> ClinicalModel {
         let knowledge = knowledge_embeddings(&lm, knowledge_ids, device);
@@ -103,14 +114,20 @@ impl ClinicalModel {
         self
     }
 
-    /// Stops gradients into `part` (ClinRaGen's per-stage freezing).
-    pub fn freeze(mut self, part: Part) -> Self {
+    /// Stops gradients into `part` (ClinRaGen's per-stage freezing); dropout stays active.
+    pub fn freeze_part(mut self, part: Part) -> Self {
         match part {
             Part::LanguageModel => self.lm = self.lm.no_grad(),
             Part::SeriesEncoder => self.series = self.series.no_grad(),
             Part::KnowledgeAttention => self.knowledge = self.knowledge.no_grad(),
             Part::PhenotypeHead => self.phenotype_head = self.phenotype_head.no_grad(),
         }
+        self
+    }
+
+    /// Keeps `E_K` out of training (call after any `set_require_grad(true)`).
+    pub fn freeze_knowledge_tokens(mut self) -> Self {
+        self.knowledge.knowledge = self.knowledge.knowledge.set_require_grad(false);
         self
     }
 
@@ -192,6 +209,20 @@ impl ClinicalModel {
         let mut cache = super::t5::DecoderCache::default();
         self.lm.decode(inputs, &encoded.hidden, &encoded.mask, &mut cache)
     }
+}
+
+/// Pads token id rows with 0 (T5's pad) to `[rows, longest]`; returns the ids and each row's
+/// real length, as [`ClinicalInput::text`] takes them.
+pub fn pad_ids(rows: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut ids = vec![0i64; rows.len() * width];
+    for (i, row) in rows.iter().enumerate() {
+        for (j, id) in row.iter().enumerate() {
+            ids[i * width + j] = i64::from(*id);
+        }
+    }
+    let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len() * width]), device).reshape([rows.len(), width]);
+    (tensor, rows.iter().map(Vec::len).collect())
 }
 
 /// Mean cross-entropy over the real (non-padding) target tokens; `mask` 1 = real.

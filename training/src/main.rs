@@ -3,6 +3,7 @@
 //! one-line reason.
 
 mod cohort;
+mod distill;
 mod metrics;
 mod teach;
 mod tokenizer;
@@ -88,6 +89,32 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// ClinRaGen's three-stage rationale distillation into the multimodal model.
+    Distill {
+        /// Run configuration (TOML; every field optional, see `--print-config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run directory: checkpoints, tokenizer, final weights.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue from the run directory's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Print the default configuration as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Export a finished distillation run as a browser bundle.
+    Export {
+        /// The run directory of `distill`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Bundle directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
+        dtype: DtypeArg,
+    },
     /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
     Tokenizer {
         /// Cohort JSONL files; without any, a built-in synthetic cohort is used.
@@ -118,6 +145,12 @@ enum Command {
         record: PathBuf,
         #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// Also generate the diagnoses and rationale (clinical bundles), streamed to stderr.
+        #[arg(long)]
+        explain: bool,
+        /// Longest generated text, in tokens.
+        #[arg(long, default_value_t = 160)]
+        max_tokens: usize,
     },
 }
 
@@ -126,6 +159,12 @@ enum Source {
     Synthetic,
     Physionet2012,
     Mimic4,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -231,6 +270,45 @@ fn run(cli: Cli) -> Result<()> {
                 report.train_admissions, report.test_admissions, t.macro_auroc, t.macro_auroc_ci95.0, t.macro_auroc_ci95.1, t.micro_f1, out.display()
             );
         }
+        Command::Distill { config, out, resume, print_config } => {
+            if print_config {
+                print!("{}", toml::to_string(&distill::RunConfig::default())?);
+                return Ok(());
+            }
+            let run = distill::Run::new(config.as_deref(), out.clone())?;
+            let base = config.as_deref().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
+            let records = match run.config.cohort.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) }) {
+                Some(path) => read_cohort(&path)?,
+                None => synthetic::cohort(run.config.synthetic, run.config.hours, run.config.seed),
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || {
+                eprintln!("\nstopping after this batch; a checkpoint will be saved");
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+            .context("installing the Ctrl-C handler")?;
+            let started = std::time::Instant::now();
+            let (_, progress, _) = run.execute(&records, resume, stop, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+            let last = progress.history.iter().rev().find(|h| h.0 == 2).or(progress.history.last());
+            println!(
+                "distill: {} admissions, {} epochs in {:.0} s; final validation micro-F1 {} → {}",
+                records.len(),
+                progress.history.len(),
+                started.elapsed().as_secs_f64(),
+                last.map_or("n/a".into(), |h| format!("{:.3}", h.3)),
+                out.join("model.safetensors").display()
+            );
+        }
+        Command::Export { run, out, dtype } => {
+            let dtype = match dtype {
+                DtypeArg::F32 => "f32",
+                DtypeArg::F16 => "f16",
+            };
+            let manifest = distill::export(&run, &out, dtype)?;
+            let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+            println!("export: {} bundle ({dtype}), {:.1} MB → {}", manifest.model.kind(), bytes as f64 / 1e6, out.display());
+        }
         Command::Teach { cohort, teacher, input, out } => {
             let records = read_cohort(&cohort)?;
             let rationales = match teacher {
@@ -286,7 +364,7 @@ fn run(cli: Cli) -> Result<()> {
             let ids = texts.iter().map(|t| tok.encode(t)).collect::<bedside::Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string(&ids)?);
         }
-        Command::Predict { bundle, record, backend } => {
+        Command::Predict { bundle, record, backend, explain, max_tokens } => {
             let read = |name: &str| {
                 let path = bundle.join(name);
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
@@ -299,12 +377,27 @@ fn run(cli: Cli) -> Result<()> {
                 BackendArg::Cpu => Backend::Cpu,
                 BackendArg::Wgpu => Backend::Gpu,
             };
-            let diagnosis = pollster::block_on(async {
-                let engine = Engine::load(&manifest, &weights, backend).await?;
-                engine.diagnose(&record).await
+            let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
+            let (diagnosis, explanation) = pollster::block_on(async {
+                let engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
+                let diagnosis = engine.diagnose(&record).await?;
+                let explanation = match explain {
+                    true => {
+                        let options = bedside::generate::GenerateOptions { max_new_tokens: max_tokens, ..Default::default() };
+                        let mut stream = |piece: &str| eprint!("{piece}");
+                        let e = engine.explain(&record, &options, &mut stream).await?;
+                        eprintln!();
+                        Some(e)
+                    }
+                    false => None,
+                };
+                Ok::<_, bedside::BedsideError>((diagnosis, explanation))
             })?;
             let mut stdout = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut stdout, &diagnosis)?;
+            match explanation {
+                Some(e) => serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "diagnosis": diagnosis, "explanation": e }))?,
+                None => serde_json::to_writer_pretty(&mut stdout, &diagnosis)?,
+            }
             writeln!(stdout)?;
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::metrics::{Metrics, evaluate};
 use anyhow::{Context, Result};
-use bedside::bundle::{MANIFEST_FILE, Manifest, WEIGHTS_FILE};
+use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{PatientRecord, SeriesGrid};
@@ -172,7 +172,7 @@ pub fn export(model: &LabPhenotypeModel, config: LabPhenotypeModelConfig, report
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-    let mut manifest = Manifest::new(config, &weights, 0.5);
+    let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
     manifest.training = Some(serde_json::to_value(report)?);
     write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
     write_atomic(&dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest)?.as_bytes())?;

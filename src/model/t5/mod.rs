@@ -205,7 +205,9 @@ impl T5Config {
         let decoder_norm = src.norm("decoder.final_layer_norm", d, eps)?;
         let lm_head = match self.tie_word_embeddings {
             true => None,
-            false => Some(src.linear("lm_head", d, self.vocab_size, 1.0)?),
+            // transformers draws lm_head with std 1 (logits of std sqrt(d_model)); d_model^-0.5
+            // trains faster from scratch and does not matter for imported weights
+            false => Some(src.linear("lm_head", d, self.vocab_size, (d as f64).powf(-0.5))?),
         };
         Ok(T5 {
             shared,

@@ -1,0 +1,636 @@
+//! `bedside-train distill`: ClinRaGen's sequential rationale distillation into the multimodal
+//! model, from a `run.toml` (every field documented on [`RunConfig`], all with defaults).
+//!
+//! Stage 1 — notes → diagnoses + note rationale; the language model and the phenotype head train,
+//! the time-series encoder and knowledge attention are frozen. Stage 2 — channel tokens alone →
+//! diagnoses + lab rationale; the language model is frozen, the time-series encoder, knowledge
+//! attention and head train (`E_K` is first re-copied from the stage-1 embeddings). Stage 3 —
+//! notes + channel tokens → diagnoses + both rationales; the time-series encoder is frozen.
+//!
+//! Every epoch ends with validation (micro-F1 of the phenotype head), early stopping, and a
+//! checkpoint (weights, optimizer state, parameter ids, progress) written atomically. `--resume`
+//! continues from it; Ctrl-C checkpoints mid-epoch before exiting. Batches are shuffled and
+//! dropout is seeded per (stage, epoch), so a resumed run ends with the numbers of an uninterrupted
+//! one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use bedside::knowledge::{CHANNELS, PHENOTYPES};
+use bedside::model::knowledge_attention::knowledge_token_ids;
+use bedside::model::t5::{FeedForwardKind, T5Config};
+use bedside::model::clinical::pad_ids;
+use bedside::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss};
+use bedside::prompt::{clinical_prompt, target_text};
+use bedside::record::{PatientRecord, SeriesGrid};
+use bedside::tokenizer::TextTokenizer;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::teach::{self, Rationale};
+use crate::train::write_atomic;
+
+/// A distillation run. Paths are relative to the directory of the `run.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Cohort JSONL with labels; unset: the built-in synthetic cohort of `synthetic` admissions.
+    pub cohort: Option<PathBuf>,
+    /// Size of the built-in synthetic cohort.
+    pub synthetic: usize,
+    /// Teacher rationale JSONL (`bedside-train teach`); unset: the built-in knowledge teacher.
+    pub rationales: Option<PathBuf>,
+    /// A `tokenizer.json`; unset: one is trained on the cohort with `vocab_size` tokens.
+    pub tokenizer: Option<PathBuf>,
+    pub vocab_size: usize,
+    /// Hours of lab/vital data per admission.
+    pub hours: usize,
+    /// Longest prompt (notes) in tokens; longer notes are cut at the end.
+    pub max_prompt_tokens: usize,
+    /// Longest target in tokens.
+    pub max_target_tokens: usize,
+    /// Share of admissions held out for validation (split by admission, seeded).
+    pub validation_fraction: f64,
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW, reached after `warmup_steps`, then cosine decay to 5 %.
+    pub learning_rate: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Gradient clipping by global norm.
+    pub grad_clip: f64,
+    /// Weight of the phenotype head's BCE next to the sequence loss.
+    pub phenotype_weight: f64,
+    /// Epochs per stage (1, 2, 3); 0 skips a stage.
+    pub epochs: [usize; 3],
+    /// Early stopping: a stage ends after this many epochs without a better validation micro-F1.
+    pub patience: usize,
+    pub model: ModelConfig,
+}
+
+/// The architecture of a model trained from scratch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub heads: usize,
+    pub dropout: f64,
+    /// Width and depth of the time-series encoder.
+    pub series_d_model: usize,
+    pub series_layers: usize,
+    /// Knowledge prototypes S and the heads of the knowledge attention.
+    pub prototypes: usize,
+    pub knowledge_heads: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            d_model: 256,
+            d_kv: 32,
+            d_ff: 768,
+            encoder_layers: 4,
+            decoder_layers: 4,
+            heads: 8,
+            dropout: 0.1,
+            series_d_model: 64,
+            series_layers: 2,
+            prototypes: 24,
+            knowledge_heads: 8,
+        }
+    }
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            cohort: None,
+            synthetic: 400,
+            rationales: None,
+            tokenizer: None,
+            vocab_size: 4000,
+            hours: 48,
+            max_prompt_tokens: 256,
+            max_target_tokens: 128,
+            validation_fraction: 0.2,
+            seed: 7,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            warmup_steps: 50,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            phenotype_weight: 1.0,
+            epochs: [4, 4, 4],
+            patience: 3,
+            model: ModelConfig::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        config.check().with_context(|| path.display().to_string())?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        ensure!(self.batch_size > 0, "batch_size must be at least 1");
+        ensure!((0.0..0.9).contains(&self.validation_fraction), "validation_fraction must be in [0, 0.9)");
+        ensure!(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate must be positive");
+        ensure!(self.max_prompt_tokens >= 8 && self.max_target_tokens >= 8, "max_*_tokens must be at least 8");
+        ensure!(self.model.heads > 0 && self.model.knowledge_heads > 0, "heads must be at least 1");
+        ensure!(self.model.d_model % self.model.knowledge_heads == 0, "model.d_model must be divisible by model.knowledge_heads");
+        ensure!(self.model.series_d_model % 4 == 0, "model.series_d_model must be divisible by 4 (its heads)");
+        Ok(())
+    }
+
+    fn resolve(&self, base: &Path, path: &Option<PathBuf>) -> Option<PathBuf> {
+        path.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) })
+    }
+
+    pub fn model_config(&self, vocab_size: usize, knowledge_tokens: usize) -> ClinicalModelConfig {
+        let m = &self.model;
+        let t5 = T5Config::new(vocab_size)
+            .with_d_model(m.d_model)
+            .with_d_kv(m.d_kv)
+            .with_d_ff(m.d_ff)
+            .with_num_layers(m.encoder_layers)
+            .with_num_decoder_layers(m.decoder_layers)
+            .with_num_heads(m.heads)
+            .with_feed_forward(FeedForwardKind::GatedGelu)
+            .with_dropout_rate(m.dropout);
+        let series = SeriesEncoderConfig::new(CHANNELS.len())
+            .with_hours(self.hours)
+            .with_d_model(m.series_d_model)
+            .with_n_layers(m.series_layers)
+            .with_d_ff(2 * m.series_d_model)
+            .with_dropout(m.dropout);
+        ClinicalModelConfig::new(t5, series, knowledge_tokens)
+            .with_prototypes(m.prototypes)
+            .with_knowledge_heads(m.knowledge_heads)
+            .with_phenotypes(PHENOTYPES.len())
+    }
+}
+
+/// One admission, tokenized for every stage.
+struct Example {
+    notes_prompt: Vec<u32>,
+    both_prompt: Vec<u32>,
+    grid: SeriesGrid,
+    targets: [Vec<u32>; 3],
+    phenotypes: Vec<bool>,
+}
+
+fn truncate(mut ids: Vec<u32>, max: usize, eos: u32) -> Vec<u32> {
+    if ids.len() > max {
+        ids.truncate(max - 1);
+        ids.push(eos);
+    }
+    ids
+}
+
+fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextTokenizer, config: &RunConfig) -> Result<Example> {
+    let labels: Vec<&str> = record.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
+    let generated;
+    let r = match rationale {
+        Some(r) => r,
+        None => {
+            generated = teach::knowledge_teacher(record);
+            &generated
+        }
+    };
+    let eos = tok.eos_id();
+    let enc = |text: &str, max| tok.encode(text).map(|ids| truncate(ids, max, eos));
+    let p = config.max_prompt_tokens;
+    let t = config.max_target_tokens;
+    Ok(Example {
+        notes_prompt: enc(&clinical_prompt(record, true, false), p)?,
+        both_prompt: enc(&clinical_prompt(record, true, true), p)?,
+        grid: SeriesGrid::from_record(record, config.hours),
+        targets: [
+            enc(&target_text(&labels, &[&r.note_rationale]), t)?,
+            enc(&target_text(&labels, &[&r.lab_rationale]), t)?,
+            enc(&target_text(&labels, &[&r.note_rationale, &r.lab_rationale]), t)?,
+        ],
+        phenotypes: PHENOTYPES.iter().map(|p| labels.contains(&p.name)).collect(),
+    })
+}
+
+fn length_mask(lengths: &[usize], width: usize, device: &Device) -> Tensor<2> {
+    let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..width).map(move |i| if i < l { 1.0 } else { 0.0 })).collect();
+    Tensor::<1>::from_data(TensorData::new(mask, [lengths.len() * width]), device).reshape([lengths.len(), width])
+}
+
+struct Batch {
+    input: ClinicalInput,
+    targets: Tensor<2, Int>,
+    target_mask: Tensor<2>,
+    phenotypes: Tensor<2, Int>,
+}
+
+fn batch(examples: &[&Example], stage: usize, device: &Device) -> Batch {
+    let prompts: Vec<Vec<u32>> = examples
+        .iter()
+        .map(|e| match stage {
+            0 => e.notes_prompt.clone(),
+            _ => e.both_prompt.clone(),
+        })
+        .collect();
+    let grids: Vec<&SeriesGrid> = examples.iter().map(|e| &e.grid).collect();
+    let series = (stage > 0).then(|| SeriesGrid::tensors(&grids, device));
+    // stage 2 reads the channel tokens alone, as in ClinRaGen
+    let text = (stage != 1).then(|| pad_ids(&prompts, device));
+    let targets: Vec<Vec<u32>> = examples.iter().map(|e| e.targets[stage].clone()).collect();
+    let (targets, lengths) = pad_ids(&targets, device);
+    let target_mask = length_mask(&lengths, targets.dims()[1], device);
+    let labels: Vec<i64> = examples.iter().flat_map(|e| e.phenotypes.iter().map(|&b| i64::from(b))).collect();
+    let phenotypes = Tensor::<1, Int>::from_data(TensorData::new(labels, [examples.len() * PHENOTYPES.len()]), device)
+        .reshape([examples.len(), PHENOTYPES.len()]);
+    Batch { input: ClinicalInput { text, series }, targets, target_mask, phenotypes }
+}
+
+/// Progress kept in `checkpoint/state.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// Stage (0, 1, 2) and epoch in it being worked on, and batches of that epoch already done.
+    pub stage: usize,
+    pub epoch: usize,
+    pub batch: usize,
+    /// Steps of the current stage so far (for the learning-rate schedule).
+    pub step: usize,
+    pub best_f1: f64,
+    pub epochs_without_improvement: usize,
+    pub done: bool,
+    /// Per-epoch validation history: (stage, epoch, train loss, validation micro-F1).
+    pub history: Vec<(usize, usize, f64, f64)>,
+}
+
+/// Collects the id of every parameter by path, so that optimizer state (keyed by id) can be
+/// re-attached to a rebuilt model.
+#[derive(Default)]
+struct IdCollector {
+    path: Vec<String>,
+    ids: BTreeMap<String, u64>,
+}
+
+impl ModuleVisitor for IdCollector {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.ids.insert(self.path.join("."), param.id.val());
+    }
+}
+
+/// Gives every parameter the id it had when the checkpoint was written.
+struct IdSetter<'a> {
+    path: Vec<String>,
+    ids: &'a BTreeMap<String, u64>,
+}
+
+impl ModuleMapper for IdSetter<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if let Some(id) = self.ids.get(&self.path.join(".")) {
+            param.id = ParamId::from(*id);
+        }
+        param
+    }
+}
+
+pub struct Run {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+/// The trained-part setting of each stage (ClinRaGen's freezing), plus E_K always frozen.
+fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
+    let model = model.set_require_grad(true);
+    let model = match stage {
+        0 => model.freeze_part(Part::SeriesEncoder).freeze_part(Part::KnowledgeAttention),
+        1 => model.freeze_part(Part::LanguageModel),
+        _ => model.freeze_part(Part::SeriesEncoder),
+    };
+    model.freeze_knowledge_tokens()
+}
+
+fn bar(len: usize, show: bool, message: String) -> ProgressBar {
+    let bar = if show { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left") {
+        bar.set_style(style);
+    }
+    bar.set_message(message);
+    bar
+}
+
+fn save_weights(model: &ClinicalModel, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| anyhow!("serialising weights: {e}"))?;
+    let bytes = store.get_bytes().map_err(|e| anyhow!("serialising weights: {e}"))?;
+    write_atomic(path, &bytes)
+}
+
+fn load_weights(model: &mut ClinicalModel, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let result = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    ensure!(result.errors.is_empty() && result.missing.is_empty(), "{}: {:?} {:?}", path.display(), result.errors, result.missing);
+    Ok(())
+}
+
+/// Everything a run reads, prepared once.
+struct Data {
+    tokenizer: TextTokenizer,
+    knowledge_ids: Vec<u32>,
+    examples: Vec<Example>,
+    train: Vec<usize>,
+    validation: Vec<usize>,
+}
+
+impl Run {
+    pub fn new(config_path: Option<&Path>, dir: PathBuf) -> Result<Self> {
+        let config = match config_path {
+            Some(path) => RunConfig::read(path)?,
+            None => RunConfig::default(),
+        };
+        Ok(Self { dir, config })
+    }
+
+    fn base(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    fn data(&self, records: &[PatientRecord]) -> Result<Data> {
+        let config = &self.config;
+        let base = self.base();
+        let rationales: BTreeMap<String, Rationale> = match config.resolve(&base, &config.rationales) {
+            Some(path) => teach::read_jsonl(&path)?.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            None => BTreeMap::new(),
+        };
+        let run_tokenizer = self.dir.join("tokenizer.json");
+        let json = match config.resolve(&base, &config.tokenizer) {
+            Some(path) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            None if run_tokenizer.exists() => std::fs::read(&run_tokenizer)?,
+            None => {
+                let texts: Vec<String> = records.iter().map(|r| teach::knowledge_teacher(r)).flat_map(|r| [r.note_rationale, r.lab_rationale]).chain(rationales.values().flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()])).collect();
+                crate::tokenizer::train(crate::tokenizer::corpus(records, &texts), config.vocab_size)?.into_bytes()
+            }
+        };
+        write_atomic(&run_tokenizer, &json)?;
+        let tokenizer = TextTokenizer::from_bytes(&json)?;
+        let knowledge_ids = knowledge_token_ids(&tokenizer)?;
+        let examples = records
+            .iter()
+            .map(|r| example(r, rationales.get(&r.id), &tokenizer, config).with_context(|| format!("admission {}", r.id)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(config.seed));
+        let held_out = ((examples.len() as f64) * config.validation_fraction).round() as usize;
+        let (validation, train) = order.split_at(held_out.min(examples.len().saturating_sub(1)));
+        ensure!(!train.is_empty(), "no admissions to train on");
+        Ok(Data { tokenizer, knowledge_ids, examples, train: train.to_vec(), validation: validation.to_vec() })
+    }
+
+    fn learning_rate(&self, step: usize, total: usize) -> f64 {
+        let c = &self.config;
+        if step < c.warmup_steps {
+            return c.learning_rate * (step + 1) as f64 / c.warmup_steps as f64;
+        }
+        let progress = (step - c.warmup_steps) as f64 / (total.saturating_sub(c.warmup_steps)).max(1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        c.learning_rate * (0.05 + 0.95 * cosine)
+    }
+
+    /// Micro-F1 of the phenotype head on `rows` (stage-appropriate inputs).
+    fn validate(&self, model: &ClinicalModel, data: &Data, stage: usize, rows: &[usize]) -> Result<crate::metrics::Metrics> {
+        let device = Device::flex();
+        let model = model.valid().to_device(&device);
+        let (mut probs, mut truth) = (Vec::new(), Vec::new());
+        for chunk in rows.chunks(32) {
+            let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
+            let b = batch(&examples, stage, &device);
+            let encoded = model.encode(&b.input);
+            let p = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
+            probs.extend(p.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?);
+            truth.extend(examples.iter().flat_map(|e| e.phenotypes.iter().copied()));
+        }
+        Ok(crate::metrics::evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
+    }
+
+    /// Writes a complete checkpoint next to the current one, then swaps it in: a kill at any
+    /// moment leaves either the old or the new checkpoint whole.
+    fn checkpoint(&self, model: &ClinicalModel, optimizer: &burn::optim::ModuleOptimizer, progress: &Progress) -> Result<()> {
+        let fresh = self.dir.join("checkpoint-new");
+        let old = self.dir.join("checkpoint-old");
+        let current = self.dir.join(CHECKPOINT);
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh)?;
+        }
+        std::fs::create_dir_all(&fresh)?;
+        save_weights(model, &fresh.join("model.safetensors"))?;
+        optimizer.save(fresh.join("optimizer.bpk")).map_err(|e| anyhow!("saving optimizer state: {e:?}"))?;
+        let mut ids = IdCollector::default();
+        model.visit(&mut ids);
+        write_atomic(&fresh.join("param_ids.json"), serde_json::to_string(&ids.ids)?.as_bytes())?;
+        write_atomic(&fresh.join("state.json"), serde_json::to_string_pretty(progress)?.as_bytes())?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        if current.exists() {
+            std::fs::rename(&current, &old)?;
+        }
+        std::fs::rename(&fresh, &current)?;
+        std::fs::remove_dir_all(&old).ok();
+        Ok(())
+    }
+
+    /// The last complete checkpoint, if any (`checkpoint/`, or `checkpoint-old/` when a kill came
+    /// between the two renames of [`Self::checkpoint`]).
+    fn last_checkpoint(&self) -> Option<PathBuf> {
+        [CHECKPOINT, "checkpoint-old"]
+            .iter()
+            .map(|name| self.dir.join(name))
+            .find(|dir| dir.join("state.json").exists())
+    }
+
+    /// Runs (or, with `resume`, continues) every stage. `stop` is set by Ctrl-C.
+    pub fn execute(&self, records: &[PatientRecord], resume: bool, stop: Arc<AtomicBool>, show: bool) -> Result<(ClinicalModel, Progress, TextTokenizer)> {
+        let config = &self.config;
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        write_atomic(&self.dir.join("run.toml"), toml::to_string(config)?.as_bytes())?;
+        let data = self.data(records)?;
+        let device = Device::flex().autodiff();
+        let model_config = config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
+        write_atomic(&self.dir.join("model.json"), serde_json::to_string_pretty(&model_config)?.as_bytes())?;
+        device.seed(config.seed);
+        let mut model = model_config.init(&data.knowledge_ids, &device);
+        let mut progress = Progress { best_f1: -1.0, ..Progress::default() };
+        let mut resumed_optimizer = None;
+        if resume {
+            if let Some(checkpoint) = self.last_checkpoint() {
+                progress = serde_json::from_slice(&std::fs::read(checkpoint.join("state.json"))?).context("checkpoint state.json")?;
+                load_weights(&mut model, &checkpoint.join("model.safetensors"))?;
+                let ids: BTreeMap<String, u64> = serde_json::from_slice(&std::fs::read(checkpoint.join("param_ids.json"))?)?;
+                model = model.map(&mut IdSetter { path: Vec::new(), ids: &ids });
+                resumed_optimizer = Some(checkpoint.join("optimizer.bpk"));
+                eprintln!("resuming at stage {} epoch {} batch {}", progress.stage + 1, progress.epoch + 1, progress.batch);
+            } else {
+                eprintln!("no checkpoint in {}; starting from the beginning", self.dir.display());
+            }
+        }
+        let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+        while progress.stage < 3 && !progress.done {
+            let stage = progress.stage;
+            let epochs = config.epochs[stage];
+            if progress.epoch == 0 && progress.batch == 0 && stage == 1 {
+                model = model.refresh_knowledge(&data.knowledge_ids);
+            }
+            model = prepare_stage(model, stage);
+            let mut optimizer = AdamWConfig::new()
+                .with_weight_decay(config.weight_decay as f32)
+                .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
+                .init();
+            if let Some(path) = resumed_optimizer.take() {
+                // a checkpoint taken at a stage boundary holds the previous stage's optimizer
+                if progress.epoch > 0 || progress.batch > 0 {
+                    optimizer = optimizer.load(&path).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+                }
+            }
+            let per_epoch = data.train.len().div_ceil(config.batch_size);
+            let total = per_epoch * epochs;
+            while progress.epoch < epochs {
+                let epoch = progress.epoch;
+                let mut order = data.train.clone();
+                order.shuffle(&mut StdRng::seed_from_u64(config.seed ^ ((stage as u64) << 32 | epoch as u64)));
+                device.seed(config.seed.wrapping_add(1000 * stage as u64 + epoch as u64 + 1));
+                let progress_bar = bar(per_epoch, show, format!("stage {} epoch {}/{}", stage + 1, epoch + 1, epochs));
+                progress_bar.set_position(progress.batch as u64);
+                let (mut loss_sum, mut loss_count) = (0.0, 0usize);
+                for chunk in order.chunks(config.batch_size).skip(progress.batch) {
+                    let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
+                    let b = batch(&examples, stage, &device);
+                    let encoded = model.encode(&b.input);
+                    let logits = model.target_logits(&encoded, b.targets.clone(), 0);
+                    let seq = sequence_loss(logits, b.targets, b.target_mask);
+                    let head = bce.forward(model.phenotype_logits(&encoded), b.phenotypes);
+                    let loss = seq + head * config.phenotype_weight;
+                    let value = loss.clone().into_scalar::<f64>();
+                    ensure!(value.is_finite(), "training diverged: loss {value} at stage {} epoch {}", stage + 1, epoch + 1);
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    model = optimizer.step(self.learning_rate(progress.step, total), model, grads);
+                    progress.batch += 1;
+                    progress.step += 1;
+                    loss_sum += value;
+                    loss_count += 1;
+                    progress_bar.inc(1);
+                    if stop.load(Ordering::SeqCst) {
+                        self.checkpoint(&model, &optimizer, &progress)?;
+                        progress_bar.abandon();
+                        bail!("interrupted: checkpoint saved in {}; continue with --resume", self.dir.join(CHECKPOINT).display());
+                    }
+                }
+                progress_bar.finish_and_clear();
+                let metrics = self.validate(&model, &data, stage, if data.validation.is_empty() { &data.train } else { &data.validation })?;
+                let train_loss = loss_sum / loss_count.max(1) as f64;
+                progress.history.push((stage, epoch, train_loss, metrics.micro_f1));
+                eprintln!(
+                    "stage {} epoch {}: train loss {train_loss:.4}, validation micro-F1 {:.3}, macro AUROC {:.3}",
+                    stage + 1,
+                    epoch + 1,
+                    metrics.micro_f1,
+                    metrics.macro_auroc
+                );
+                if metrics.micro_f1 > progress.best_f1 {
+                    progress.best_f1 = metrics.micro_f1;
+                    progress.epochs_without_improvement = 0;
+                    save_weights(&model, &self.dir.join("best.safetensors"))?;
+                } else {
+                    progress.epochs_without_improvement += 1;
+                }
+                progress.epoch += 1;
+                progress.batch = 0;
+                let stop_early = progress.epochs_without_improvement >= config.patience;
+                if stop_early {
+                    progress.epoch = epochs;
+                }
+                self.checkpoint(&model, &optimizer, &progress)?;
+                if stop.load(Ordering::SeqCst) {
+                    bail!("interrupted: checkpoint saved in {}; continue with --resume", self.dir.join(CHECKPOINT).display());
+                }
+            }
+            // the stage hands its best epoch to the next
+            if self.dir.join("best.safetensors").exists() && epochs > 0 {
+                load_weights(&mut model, &self.dir.join("best.safetensors"))?;
+            }
+            progress.stage += 1;
+            progress.epoch = 0;
+            progress.batch = 0;
+            progress.step = 0;
+            progress.best_f1 = -1.0;
+            progress.epochs_without_improvement = 0;
+            progress.done = progress.stage == 3;
+            self.checkpoint(&model, &optimizer, &progress)?;
+            std::fs::remove_file(self.dir.join("best.safetensors")).ok();
+        }
+        let model = model.valid();
+        save_weights(&model, &self.dir.join("model.safetensors"))?;
+        Ok((model, progress, data.tokenizer))
+    }
+}
+
+/// `bedside-train export`: the browser bundle of a finished run — `manifest.json`,
+/// `model.safetensors` (f32 or f16) and `tokenizer.json`, each written atomically.
+pub fn export(run: &Path, out: &Path, dtype: &str) -> Result<bedside::bundle::Manifest> {
+    use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
+    use bedside::tokenizer::TOKENIZER_FILE;
+    let read = |name: &str| std::fs::read(run.join(name)).with_context(|| format!("cannot read {}", run.join(name).display()));
+    let config: ClinicalModelConfig = serde_json::from_slice(&read("model.json")?).context("model.json")?;
+    let weights = convert_weights(&read("model.safetensors")?, dtype)?;
+    let tokenizer = read("tokenizer.json")?;
+    TextTokenizer::from_bytes(&tokenizer)?;
+    let progress: Option<Progress> = std::fs::read(run.join(CHECKPOINT).join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut manifest = Manifest::new(
+        ModelSpec::Clinical(config),
+        &[(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)],
+        dtype,
+        0.5,
+    );
+    manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
+    let text = serde_json::to_string_pretty(&manifest)?;
+    // check it as a loader would before anything is written
+    Manifest::from_json(&text)?;
+    write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
+    write_atomic(&out.join(TOKENIZER_FILE), &tokenizer)?;
+    write_atomic(&out.join(MANIFEST_FILE), text.as_bytes())?;
+    Ok(manifest)
+}

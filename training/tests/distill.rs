@@ -1,0 +1,167 @@
+//! End to end through the `bedside-train` binary on a tiny configuration: teach → distill (three
+//! stages) → export (f32 and f16) → the library loads the bundle, diagnoses and explains; and a run
+//! killed with SIGKILL several times and resumed ends with the numbers of an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bedside::generate::GenerateOptions;
+use bedside::knowledge::PHENOTYPES;
+use bedside::{Backend, Engine};
+
+const TINY: &str = r#"
+synthetic = 40
+vocab_size = 700
+max_prompt_tokens = 96
+max_target_tokens = 64
+batch_size = 8
+epochs = [2, 2, 2]
+warmup_steps = 4
+learning_rate = 3e-3
+[model]
+d_model = 32
+d_kv = 16
+d_ff = 64
+encoder_layers = 1
+decoder_layers = 1
+heads = 2
+series_d_model = 16
+series_layers = 1
+prototypes = 4
+knowledge_heads = 2
+"#;
+
+fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bedside-train"));
+    command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    command
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bedside-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn distill(dir: &Path, resume: bool) -> std::process::Child {
+    std::fs::write(dir.join("run.toml.in"), TINY).unwrap();
+    let mut command = bin();
+    command.args(["distill", "--config"]).arg(dir.join("run.toml.in")).arg("--out").arg(dir.join("run"));
+    if resume {
+        command.arg("--resume");
+    }
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+}
+
+fn history(dir: &Path) -> String {
+    let state = std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&state).unwrap();
+    value["history"].to_string()
+}
+
+fn load(bundle: &Path) -> Engine {
+    let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
+    let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
+    let tokenizer = std::fs::read(bundle.join("tokenizer.json")).unwrap();
+    pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu)).unwrap()
+}
+
+#[test]
+fn distill_export_and_explain() {
+    let dir = scratch("distill");
+    assert!(distill(&dir, false).wait().unwrap().success());
+    for dtype in ["f32", "f16"] {
+        let status = bin()
+            .args(["export", "--run"])
+            .arg(dir.join("run"))
+            .arg("--out")
+            .arg(dir.join(dtype))
+            .args(["--dtype", dtype])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let f32_engine = load(&dir.join("f32"));
+    let f16_engine = load(&dir.join("f16"));
+    let f32_size = std::fs::metadata(dir.join("f32/model.safetensors")).unwrap().len();
+    let f16_size = std::fs::metadata(dir.join("f16/model.safetensors")).unwrap().len();
+    assert!(f16_size * 10 < f32_size * 6, "f16 {f16_size} vs f32 {f32_size} bytes");
+
+    let out = dir.join("records.json");
+    let status = bin().args(["cohort", "--source", "synthetic", "--n", "3", "--seed", "99", "--out"]).arg(&out).status().unwrap();
+    assert!(status.success());
+    let records: Vec<bedside::PatientRecord> = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let mut worst = 0f32;
+    for record in &records {
+        let a = pollster::block_on(f32_engine.diagnose(record)).unwrap();
+        let b = pollster::block_on(f16_engine.diagnose(record)).unwrap();
+        for pa in &a.phenotypes {
+            let pb = b.phenotypes.iter().find(|p| p.name == pa.name).unwrap();
+            worst = worst.max((pa.probability - pb.probability).abs());
+        }
+        let mut streamed = String::new();
+        let options = GenerateOptions { max_new_tokens: 200, ..Default::default() };
+        let e = pollster::block_on(f32_engine.explain(record, &options, &mut |piece| streamed.push_str(piece))).unwrap();
+        assert_eq!(streamed, e.text, "the streamed pieces add up to the text");
+        assert!(e.text.starts_with("### Disease Diagnosed:"), "{}", e.text);
+        for d in &e.diagnoses {
+            assert!(PHENOTYPES.iter().any(|p| p.name == d), "constrained decoding wrote {d:?}");
+        }
+        assert_eq!(e.knowledge_attention.len(), e.channels.len());
+        assert!(e.knowledge_attention.iter().all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4));
+    }
+    eprintln!("f16 vs f32 bundle: max |Δ probability| = {worst:.2e}");
+    // f16 keeps ~3 significant digits per weight; 0.02 on a probability is far below a decision
+    assert!(worst < 0.02, "f16 and f32 bundles differ by {worst}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_numbers() {
+    let straight = scratch("straight");
+    assert!(distill(&straight, false).wait().unwrap().success());
+    let expected = history(&straight);
+
+    let killed = scratch("killed");
+    let mut child = distill(&killed, false);
+    let state = killed.join("run/checkpoint/state.json");
+    let epochs_done = || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["history"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let mut kills = 0;
+    // three times: wait for a new epoch checkpoint, let the next epoch run a little, SIGKILL
+    for extra_ms in [150u64, 40, 260] {
+        let seen = epochs_done();
+        let started = std::time::Instant::now();
+        while epochs_done() == seen && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(300) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(extra_ms));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        child = distill(&killed, true);
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(kills, 3, "the run finished before it could be killed three times");
+    assert_eq!(history(&killed), expected, "after {kills} kills");
+    // the same tensors, bit for bit (the header's key order may differ between processes)
+    let (a, b) = (std::fs::read(killed.join("run/model.safetensors")).unwrap(), std::fs::read(straight.join("run/model.safetensors")).unwrap());
+    let (a, b) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    assert_eq!(a.len(), b.len());
+    for (name, view) in a.tensors() {
+        assert_eq!(view.data(), b.tensor(&name).unwrap().data(), "{name} differs after {kills} kills");
+    }
+    eprintln!("resumed after {kills} SIGKILLs: same history and weights");
+    std::fs::remove_dir_all(&straight).ok();
+    std::fs::remove_dir_all(&killed).ok();
+}
