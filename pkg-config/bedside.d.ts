@@ -33,6 +33,8 @@ export interface LoadOptions {
 export interface BundleFiles {
   manifest: string | object;
   weights: Uint8Array | ArrayBuffer;
+  /** `tokenizer.json` (text or bytes): required by clinical bundles. */
+  tokenizer?: string | Uint8Array | ArrayBuffer;
 }
 
 export interface PhenotypeScore {
@@ -84,7 +86,25 @@ export class Bedside {
   readonly manifest: Record<string, unknown>;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
+  /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */
+  explain(record: PatientRecord | FhirResource | string, options?: { maxTokens?: number }): AsyncGenerator<string | Explanation, void, unknown>;
   dispose(): void;
+}
+
+export interface Explanation {
+  type: "explanation";
+  id: string;
+  /** The generated text: `### Disease Diagnosed: a,b . ### Rationale: ...`. */
+  text: string;
+  /** Phenotype names the text diagnoses. */
+  diagnoses: string[];
+  rationale: string;
+  tokens: number;
+  /** Rows of `knowledge_attention`. */
+  channels: string[];
+  /** `[channel][prototype]` knowledge-attention weights, averaged over heads. */
+  knowledge_attention: number[][];
+  backend: "webgpu" | "cpu";
 }
 
 /** A HuggingFace `tokenizer.json` run in wasm: the token ids bedside's models see. */

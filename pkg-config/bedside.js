@@ -93,6 +93,25 @@ function join(base, file) {
   return text.endsWith("/") ? text + file : `${text}/${file}`;
 }
 
+function recordJson(record) {
+  let json;
+  try {
+    json = typeof record === "string" ? record : JSON.stringify(record);
+  } catch (e) {
+    throw new BedsideError("RECORD_JSON", `record cannot be turned into JSON: ${e.message}`);
+  }
+  if (json === undefined) throw new BedsideError("RECORD_JSON", "record is undefined");
+  return json;
+}
+
+function listsFile(manifestJson, file) {
+  try {
+    return Object.hasOwn(JSON.parse(manifestJson).files ?? {}, file);
+  } catch {
+    return false; // the engine reports the broken manifest with its code
+  }
+}
+
 export class Bedside {
   #engine;
   #manifest;
@@ -118,15 +137,21 @@ export class Bedside {
       wasmReady = undefined;
       throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
     }
-    let manifest, weights;
+    let manifest, weights, tokenizer;
     if (typeof source === "string" || source instanceof URL) {
       manifest = new TextDecoder().decode(await readBytes(join(source, "manifest.json"), "manifest.json", onProgress));
       weights = await readBytes(join(source, "model.safetensors"), "model.safetensors", onProgress);
+      if (listsFile(manifest, "tokenizer.json")) {
+        tokenizer = await readBytes(join(source, "tokenizer.json"), "tokenizer.json", onProgress);
+      }
     } else if (source && source.manifest !== undefined && source.weights !== undefined) {
       manifest = typeof source.manifest === "string" ? source.manifest : JSON.stringify(source.manifest);
       weights = source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights);
+      if (source.tokenizer !== undefined) {
+        tokenizer = typeof source.tokenizer === "string" ? new TextEncoder().encode(source.tokenizer) : new Uint8Array(source.tokenizer);
+      }
     } else {
-      throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights }");
+      throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }
 
     const gpu = backend !== "cpu" && (await webgpuAvailable());
@@ -137,7 +162,7 @@ export class Bedside {
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       try {
-        const engine = await BedsideEngine.load(manifest, weights, candidate);
+        const engine = await BedsideEngine.load(manifest, weights, tokenizer, candidate);
         return new Bedside(engine, engine.manifest);
       } catch (e) {
         lastError = asBedsideError(e);
@@ -160,18 +185,39 @@ export class Bedside {
   /** Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text). */
   async diagnose(record) {
     if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
-    let json;
-    try {
-      json = typeof record === "string" ? record : JSON.stringify(record);
-    } catch (e) {
-      throw new BedsideError("RECORD_JSON", `record cannot be turned into JSON: ${e.message}`);
-    }
-    if (json === undefined) throw new BedsideError("RECORD_JSON", "record is undefined");
+    const json = recordJson(record);
     try {
       return await this.#engine.diagnose(json);
     } catch (e) {
       throw asBedsideError(e);
     }
+  }
+
+  /**
+   * Writes the diagnoses and rationale (clinical bundles): an async iterator of text pieces as
+   * they are decoded, ending with the whole explanation (text, diagnoses, rationale, knowledge
+   * attention per channel and prototype). On WebGPU each token is read back asynchronously, so
+   * pieces arrive as they are made; on the CPU they may arrive in bursts.
+   */
+  async *explain(record, options = {}) {
+    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
+    const json = recordJson(record);
+    const pieces = [];
+    let wake;
+    const finished = this.#engine.explain(json, (piece) => {
+      pieces.push(piece);
+      wake?.();
+    }, options.maxTokens ?? 160);
+    let result, failure, done = false;
+    finished.then((r) => { result = r; }, (e) => { failure = e; }).finally(() => { done = true; wake?.(); });
+    while (true) {
+      while (pieces.length) yield pieces.shift();
+      if (done) break;
+      await new Promise((resolve) => { wake = resolve; });
+      wake = undefined;
+    }
+    if (failure) throw asBedsideError(failure);
+    yield { type: "explanation", ...result };
   }
 
   /** Frees the model's memory (GPU buffers included). */

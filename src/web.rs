@@ -34,8 +34,14 @@ pub struct BedsideEngine {
 #[wasm_bindgen]
 impl BedsideEngine {
     /// `backend` is "cpu" or "webgpu"; the JS wrapper only asks for "webgpu" where
-    /// `navigator.gpu` exists (wgpu panics without it).
-    pub async fn load(manifest: String, weights: Vec<u8>, backend: String) -> Result<BedsideEngine, JsValue> {
+    /// `navigator.gpu` exists (wgpu panics without it). `tokenizer`: `tokenizer.json`, for
+    /// clinical bundles.
+    pub async fn load(
+        manifest: String,
+        weights: Vec<u8>,
+        tokenizer: Option<Vec<u8>>,
+        backend: String,
+    ) -> Result<BedsideEngine, JsValue> {
         let backend = match backend.as_str() {
             "cpu" => Backend::Cpu,
             "webgpu" => Backend::Gpu,
@@ -46,7 +52,9 @@ impl BedsideEngine {
                 )));
             }
         };
-        let engine = Engine::load(&manifest, &weights, backend).await.map_err(js_error)?;
+        let engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend)
+            .await
+            .map_err(js_error)?;
         Ok(Self { engine })
     }
 
@@ -67,6 +75,30 @@ impl BedsideEngine {
         let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
         let diagnosis = self.engine.diagnose(&record).await.map_err(js_error)?;
         to_js(&diagnosis)
+    }
+
+    /// Generates diagnoses and rationale; `on_piece(text)` is called with each new piece of text.
+    pub async fn explain(
+        &self,
+        record_json: String,
+        on_piece: js_sys::Function,
+        max_tokens: usize,
+    ) -> Result<JsValue, JsValue> {
+        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+        let options = crate::generate::GenerateOptions {
+            max_new_tokens: max_tokens.clamp(1, 1024),
+            ..Default::default()
+        };
+        let mut forward = |piece: &str| {
+            // a throwing callback must not unwind through wasm; its error is dropped
+            let _ = on_piece.call1(&JsValue::NULL, &JsValue::from_str(piece));
+        };
+        let explanation = self
+            .engine
+            .explain(&record, &options, &mut forward)
+            .await
+            .map_err(js_error)?;
+        to_js(&explanation)
     }
 }
 

@@ -1,0 +1,106 @@
+// A clinical bundle (a tiny model distilled here in seconds) in wasm: the streamed pieces add up
+// to the text, the text and probabilities equal the native CLI's, on the CPU and on WebGPU.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
+import { create, globals } from "webgpu";
+import { assertSameProbabilities, samples, train } from "./helpers.mjs";
+
+Object.assign(globalThis, globals);
+globalThis.navigator ??= {};
+globalThis.navigator.gpu = create([]);
+globalThis.Window ??= class Window {};
+
+const dir = mkdtempSync(path.join(tmpdir(), "bedside-clinical-"));
+writeFileSync(
+  path.join(dir, "run.toml"),
+  `synthetic = 40
+vocab_size = 700
+max_prompt_tokens = 96
+max_target_tokens = 64
+batch_size = 8
+epochs = [1, 1, 1]
+[model]
+d_model = 32
+d_kv = 16
+d_ff = 64
+encoder_layers = 1
+decoder_layers = 1
+heads = 2
+series_d_model = 16
+series_layers = 1
+prototypes = 4
+knowledge_heads = 2
+`,
+);
+execFileSync(train, ["distill", "--config", path.join(dir, "run.toml"), "--out", path.join(dir, "run")], { stdio: "ignore" });
+const bundle = path.join(dir, "bundle");
+execFileSync(train, ["export", "--run", path.join(dir, "run"), "--out", bundle, "--dtype", "f16"], { stdio: "ignore" });
+const MAX_TOKENS = 40;
+
+function nativeExplain(record) {
+  const file = path.join(dir, `${record.id}.json`);
+  writeFileSync(file, JSON.stringify(record));
+  const out = execFileSync(train, ["predict", "--bundle", bundle, "--record", file, "--explain", "--max-tokens", String(MAX_TOKENS)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  return JSON.parse(out);
+}
+
+async function explain(model, record) {
+  let streamed = "";
+  let result;
+  for await (const item of model.explain(record, { maxTokens: MAX_TOKENS })) {
+    if (typeof item === "string") streamed += item;
+    else result = item;
+  }
+  assert.equal(streamed, result.text, "the streamed pieces add up to the text");
+  return result;
+}
+
+test("wasm on the CPU explains like the native CLI", async () => {
+  const model = await Bedside.load(bundle, { backend: "cpu" });
+  assert.equal(model.manifest.model.kind, "clinical");
+  for (const record of samples.slice(0, 2)) {
+    const native = nativeExplain(record);
+    const wasm = await explain(model, record);
+    assert.equal(wasm.text, native.explanation.text);
+    assert.ok(wasm.text.startsWith("### Disease Diagnosed:"), wasm.text);
+    assert.deepEqual(wasm.diagnoses, native.explanation.diagnoses);
+    assert.equal(wasm.knowledge_attention.length, wasm.channels.length);
+    const worst = assertSameProbabilities(await model.diagnose(record), native.diagnosis, 1e-5);
+    console.log(`# ${record.id}: ${wasm.tokens} tokens identical to native; max |Δp| ${worst.toExponential(2)}`);
+  }
+  model.dispose();
+});
+
+test("a clinical bundle without its tokenizer is refused with the file named", async () => {
+  const { readFileSync } = await import("node:fs");
+  const files = { manifest: readFileSync(path.join(bundle, "manifest.json"), "utf8"), weights: readFileSync(path.join(bundle, "model.safetensors")) };
+  await assert.rejects(Bedside.load(files, { backend: "cpu" }), (e) => e.code === "BUNDLE_INVALID" && /tokenizer\.json/.test(e.message));
+});
+
+test("wasm on WebGPU writes the CPU's text", async (t) => {
+  if (!(await webgpuAvailable())) {
+    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node");
+    t.skip("no WebGPU adapter");
+    return;
+  }
+  const cpu = await Bedside.load(bundle, { backend: "cpu" });
+  const gpu = await Bedside.load(bundle, { backend: "webgpu" });
+  assert.equal(gpu.backend, "webgpu");
+  // one record: WebGPU on a software Vulkan driver takes seconds per token
+  for (const record of samples.slice(0, 1)) {
+    const a = await explain(gpu, record);
+    const b = await explain(cpu, record);
+    assert.equal(a.text, b.text);
+    assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), 1e-4);
+  }
+  cpu.dispose();
+  gpu.dispose();
+});
