@@ -1,7 +1,7 @@
 //! Native tests of the engine: bundle round trip, refusal of bad bundles, and the wgpu path
 //! (Vulkan; lavapipe on a CPU-only machine) giving the CPU's numbers.
 
-use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE};
+use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE, convert_weights, sha256_hex};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{Observation, PatientRecord};
@@ -100,6 +100,47 @@ fn bad_bundles_are_refused_with_the_file_named() {
     let (code, message) = load("{\"format\": 1}", &weights).unwrap();
     assert_eq!(code, "BUNDLE_INVALID");
     assert!(message.contains("manifest.json"), "{message}");
+
+    // an unknown model kind, and a clinical manifest that lists no tokenizer
+    let mut unknown: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    unknown["model"]["kind"] = "gpt".into();
+    let (code, message) = load(&unknown.to_string(), &weights).unwrap();
+    assert_eq!(code, "BUNDLE_INVALID");
+    assert!(message.contains("model") && message.contains("gpt"), "{message}");
+
+    // f16 weights under a manifest that says f32
+    let f16 = convert_weights(&weights, "f16").unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    m["files"][WEIGHTS_FILE]["sha256"] = sha256_hex(&f16).into();
+    m["files"][WEIGHTS_FILE]["bytes"] = f16.len().into();
+    let (code, message) = load(&m.to_string(), &f16).unwrap();
+    assert_eq!(code, "BUNDLE_INVALID");
+    assert!(message.contains("F16") && message.contains("f32"), "{message}");
+}
+
+#[test]
+fn an_f16_bundle_round_trips_within_tolerance() {
+    let (manifest, weights) = random_bundle(5);
+    let f16 = convert_weights(&weights, "f16").unwrap();
+    assert!(f16.len() * 10 < weights.len() * 6);
+    let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    m["dtype"] = "f16".into();
+    m["files"][WEIGHTS_FILE]["sha256"] = sha256_hex(&f16).into();
+    m["files"][WEIGHTS_FILE]["bytes"] = f16.len().into();
+    let half = pollster::block_on(Engine::load(&m.to_string(), &f16, Backend::Cpu)).unwrap();
+    let full = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let records = [record("a", 0.5), record("b", 2.5)];
+    let mut worst = 0f32;
+    for (h, f) in pollster::block_on(half.diagnose_batch(&records)).unwrap().iter().zip(pollster::block_on(full.diagnose_batch(&records)).unwrap()) {
+        for ((_, a), (_, b)) in probabilities(h).iter().zip(probabilities(&f)) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!("f16 vs f32: max |Δ probability| = {worst:e}");
+    // f16 keeps about 3 significant digits of each weight
+    assert!(worst < 1e-2, "{worst}");
+    // and back: f16 → f32 → f16 is lossless
+    assert_eq!(convert_weights(&convert_weights(&f16, "f32").unwrap(), "f16").unwrap().len(), f16.len());
 }
 
 /// wgpu natively (Vulkan; lavapipe here) must give the CPU's numbers. Without a Vulkan driver the
