@@ -24,6 +24,18 @@ pub struct ClinicalModelConfig {
     pub knowledge_heads: usize,
     #[config(default = 25)]
     pub phenotypes: usize,
+    /// Hidden width of the phenotype head's MLP.
+    #[config(default = 128)]
+    pub head_hidden: usize,
+}
+
+/// The phenotype head: an MLP over the masked mean of the encoder output and, kept apart per
+/// channel, the encoder outputs at the channel tokens — a mean over channel tokens alone would
+/// wash out which channel is abnormal.
+#[derive(Module, Debug)]
+pub struct ClinicalHead {
+    pub hidden: Linear,
+    pub output: Linear,
 }
 
 /// The parts that ClinRaGen's stages train or freeze.
@@ -49,13 +61,21 @@ impl ClinicalModelConfig {
         self.init_with_lm(self.t5.init(device), knowledge_ids, device)
     }
 
+    fn head(&self, device: &Device) -> ClinicalHead {
+        let width = self.t5.d_model * (1 + self.series.channels);
+        ClinicalHead {
+            hidden: LinearConfig::new(width, self.head_hidden).init(device),
+            output: LinearConfig::new(self.head_hidden, self.phenotypes).init(device),
+        }
+    }
+
     /// A model whose weights will be loaded (`E_K` zeros until then).
     pub fn init_empty(&self, device: &Device) -> ClinicalModel {
         let knowledge = Tensor::zeros([self.knowledge_tokens, self.t5.d_model], device);
         ClinicalModel {
             knowledge: self.knowledge_config().init(knowledge, device),
             series: self.series.init(device),
-            phenotype_head: LinearConfig::new(self.t5.d_model, self.phenotypes).init(device),
+            phenotype_head: self.head(device),
             lm: self.t5.init(device),
         }
     }
@@ -66,7 +86,7 @@ impl ClinicalModelConfig {
         ClinicalModel {
             knowledge: self.knowledge_config().init(knowledge, device),
             series: self.series.init(device),
-            phenotype_head: LinearConfig::new(self.t5.d_model, self.phenotypes).init(device),
+            phenotype_head: self.head(device),
             lm,
         }
     }
@@ -84,7 +104,7 @@ pub struct ClinicalModel {
     pub lm: T5,
     pub series: SeriesEncoder,
     pub knowledge: KnowledgeAttention,
-    pub phenotype_head: Linear,
+    pub phenotype_head: ClinicalHead,
 }
 
 /// The inputs of a batch; either part may be absent (stage 1 reads notes only, stage 2 labs only).
@@ -103,6 +123,9 @@ pub struct Encoded {
     pub mask: Tensor<2>,
     /// Knowledge attention weights `[batch, heads, channels, prototypes]` when labs were read.
     pub knowledge_weights: Option<Tensor<4>>,
+    /// The encoder outputs at the channel tokens `[batch, channels, d_model]` and the channels'
+    /// mask, when labs were read.
+    pub channels: Option<(Tensor<3>, Tensor<2>)>,
 }
 
 impl ClinicalModel {
@@ -153,9 +176,14 @@ impl ClinicalModel {
             (self.lm.embed(ids.clone()), mask, lengths)
         });
         let series = input.series.as_ref().map(|(values, observed)| self.channel_tokens(values.clone(), observed.clone()));
-        let (embeddings, mask, knowledge_weights) = match (text, series) {
-            (Some((e, m, _)), None) => (e, m, None),
-            (None, Some((e, m, w))) => (e, m, Some(w)),
+        // where each row's channel tokens sit: after its real prompt tokens
+        let channel_start: Vec<usize> = match &input.text {
+            Some((ids, lengths)) => lengths.iter().map(|l| (*l).min(ids.dims()[1])).collect(),
+            None => Vec::new(),
+        };
+        let (embeddings, mask, knowledge_weights, channel_mask) = match (text, series) {
+            (Some((e, m, _)), None) => (e, m, None, None),
+            (None, Some((e, m, w))) => (e, m.clone(), Some(w), Some(m)),
             (Some((te, tm, lengths)), Some((ce, cm, w))) => {
                 let [batch, len, d] = te.dims();
                 let channels = ce.dims()[1];
@@ -175,27 +203,55 @@ impl ClinicalModel {
                 let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch * (len + channels)]), &device)
                     .reshape([batch, len + channels]);
                 let embeddings = Tensor::cat(vec![te, ce], 1).gather(1, index.clone().unsqueeze_dim::<3>(2).repeat_dim(2, d));
-                let mask = Tensor::cat(vec![tm, cm], 1).gather(1, index);
-                (embeddings, mask, Some(w))
+                let mask = Tensor::cat(vec![tm, cm.clone()], 1).gather(1, index);
+                (embeddings, mask, Some(w), Some(cm))
             }
             (None, None) => {
                 let device = self.lm.shared.weight.val().device();
-                (Tensor::zeros([1, 0, self.lm.d_model()], &device), Tensor::zeros([1, 0], &device), None)
+                (Tensor::zeros([1, 0, self.lm.d_model()], &device), Tensor::zeros([1, 0], &device), None, None)
             }
         };
+        let hidden = self.lm.encode_embeddings(embeddings, mask.clone());
+        let channels = channel_mask.map(|channel_mask| {
+            let [batch, channels] = channel_mask.dims();
+            let d = hidden.dims()[2];
+            let device = hidden.device();
+            let index: Vec<i64> = (0..batch)
+                .flat_map(|r| {
+                    let start = channel_start.get(r).copied().unwrap_or(0);
+                    (0..channels).map(move |c| (start + c) as i64)
+                })
+                .collect();
+            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch * channels]), &device)
+                .reshape([batch, channels])
+                .unsqueeze_dim::<3>(2)
+                .repeat_dim(2, d);
+            (hidden.clone().gather(1, index), channel_mask)
+        });
         Encoded {
-            hidden: self.lm.encode_embeddings(embeddings, mask.clone()),
+            hidden,
             mask,
             knowledge_weights,
+            channels,
         }
     }
 
-    /// Phenotype logits `[batch, phenotypes]` from the masked mean of the encoder output.
+    /// Phenotype logits `[batch, phenotypes]` (see [`ClinicalHead`]).
     pub fn phenotype_logits(&self, encoded: &Encoded) -> Tensor<2> {
         let mask = encoded.mask.clone().unsqueeze_dim::<3>(2);
         let summed = (encoded.hidden.clone() * mask.clone()).sum_dim(1).squeeze_dim(1);
         let count = mask.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1.0);
-        self.phenotype_head.forward(summed / count)
+        let pooled: Tensor<2> = summed / count;
+        let [batch, d] = pooled.dims();
+        let width = self.phenotype_head.hidden.weight.dims()[0];
+        let per_channel = match &encoded.channels {
+            Some((hidden, mask)) => (hidden.clone() * mask.clone().unsqueeze_dim::<3>(2)).flatten::<2>(1, 2),
+            // no labs read (stage 1): those inputs are zero
+            None => Tensor::zeros([batch, width - d], &pooled.device()),
+        };
+        let x = Tensor::cat(vec![pooled, per_channel], 1);
+        let x = burn::tensor::activation::gelu(self.phenotype_head.hidden.forward(x));
+        self.phenotype_head.output.forward(x)
     }
 
     /// Teacher-forced decoder logits `[batch, len, vocab]` for `targets` (`[batch, len]`, EOS
