@@ -290,13 +290,13 @@ fn run(cli: Cli) -> Result<()> {
             .context("installing the Ctrl-C handler")?;
             let started = std::time::Instant::now();
             let (_, progress, _) = run.execute(&records, resume, stop, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
-            let last = progress.history.iter().rev().find(|h| h.0 == 2).or(progress.history.last());
+            let last = progress.history.last();
             println!(
-                "distill: {} admissions, {} epochs in {:.0} s; final validation micro-F1 {} → {}",
+                "distill: {} admissions, {} epochs in {:.0} s; last validation micro-F1 of the written diagnoses {} → {}",
                 records.len(),
                 progress.history.len(),
                 started.elapsed().as_secs_f64(),
-                last.map_or("n/a".into(), |h| format!("{:.3}", h.3)),
+                last.map_or("n/a".into(), |h| format!("{:.3}", h.generated_micro_f1)),
                 out.join("model.safetensors").display()
             );
         }

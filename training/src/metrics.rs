@@ -41,7 +41,7 @@ pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) 
     }
 }
 
-fn f1(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> (f64, f64) {
+pub fn f1(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> (f64, f64) {
     let mut per_label = vec![(0usize, 0usize, 0usize); labels]; // tp, fp, fn
     for (i, (&p, &t)) in probs.iter().zip(targets).enumerate() {
         let entry = &mut per_label[i % labels];
