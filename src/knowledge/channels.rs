@@ -173,3 +173,29 @@ pub const LOINC_CODES: &[(&str, &str)] = &[
     ("10839-9", "troponin_i"), ("42757-5", "troponin_i"),
     ("6598-7", "troponin_t"),
 ];
+
+pub(crate) const MIMIC_III_ITEMS_TABLE: &str = include_str!("data/mimic3_items.tsv");
+
+/// The channel and charted unit of a MIMIC-III CHARTEVENTS/LABEVENTS item id of the MIMIC-III
+/// benchmark's variables (CareVue and MetaVision; `data/mimic3_items.tsv`). The unit is empty
+/// where the channel's own applies. MIMIC-III lab items not listed here share their ids with
+/// MIMIC-IV: see [`MIMIC_IV_LAB_ITEMS`].
+pub fn mimic3_item(itemid: u32) -> Option<(&'static str, &'static str)> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static ITEMS: OnceLock<HashMap<u32, (&'static str, &'static str)>> = OnceLock::new();
+    ITEMS
+        .get_or_init(|| {
+            MIMIC_III_ITEMS_TABLE
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let mut f = l.split('\t');
+                    Some((f.next()?.parse().ok()?, (f.next()?, f.next()?)))
+                })
+                .collect()
+        })
+        .get(&itemid)
+        .copied()
+        .or_else(|| MIMIC_IV_LAB_ITEMS.iter().find(|(id, _)| *id == itemid).map(|(_, c)| (*c, "")))
+}

@@ -12,7 +12,7 @@ mod icd;
 mod medications;
 mod phenotypes;
 
-pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index};
+pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index, mimic3_item};
 pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
 pub use icd::{IcdVersion, codes_for_phenotype, normalise_code, phenotypes_for_icd};
 pub use medications::{atc3_codes, atc3_name, atc3_of, ddi_pairs, interacts};
@@ -41,6 +41,7 @@ pub fn knowledge_hash() -> String {
     }
     hash.update(icd::TABLE.as_bytes());
     hash.update(descriptions::TABLE.as_bytes());
+    hash.update(channels::MIMIC_III_ITEMS_TABLE.as_bytes());
     hash.update(medications::ATC3_TABLE.as_bytes());
     hash.update(medications::DDI_TABLE.as_bytes());
     for (code, channel) in LOINC_CODES {

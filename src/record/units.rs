@@ -18,6 +18,7 @@ pub fn to_canonical(channel: &Channel, value: f64, unit: &str) -> Option<f64> {
     let converted = match (synonyms(&u), synonyms(&t)) {
         ("degf", "cel") => (value - 32.0) * 5.0 / 9.0,
         ("lb", "kg") => value * 0.453_592_37,
+        ("oz", "kg") => value * 0.028_349_523,
         ("in", "cm") => value * 2.54,
         ("%", "1") => value / 100.0,
         ("kpa", "mm[hg]") => value * 7.500_62,
@@ -57,6 +58,7 @@ fn synonyms(u: &str) -> &str {
         "1" | "{ratio}" | "fraction" => "1",
         "kg" => "kg",
         "[lb_av]" | "lb" | "lbs" => "lb",
+        "[oz_av]" | "oz" => "oz",
         "cm" => "cm",
         "[in_i]" | "in" | "inch" => "in",
         "ml" => "ml",

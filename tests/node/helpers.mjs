@@ -2,7 +2,7 @@
 // diagnoses are compared.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,8 +38,11 @@ export function assertSameProbabilities(actual, expected, tolerance) {
 }
 
 export function bundleFiles() {
-  return {
+  const files = {
     manifest: readFileSync(path.join(bundleDir, "manifest.json"), "utf8"),
     weights: new Uint8Array(readFileSync(path.join(bundleDir, "model.safetensors"))),
   };
+  const tokenizer = path.join(bundleDir, "tokenizer.json");
+  if (existsSync(tokenizer)) files.tokenizer = new Uint8Array(readFileSync(tokenizer));
+  return files;
 }

@@ -34,7 +34,7 @@ enum Command {
         /// Directory of the source data (all sources but synthetic).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// GSN/NDC → ATC table (`gsn_atc_ndc_mapping.csv.gz`) for MIMIC-IV prescriptions.
+        /// GSN/NDC → ATC table (`gsn_atc_ndc_mapping.csv.gz`) for MIMIC-III/IV prescriptions.
         #[arg(long)]
         atc: Option<PathBuf>,
         /// Where to write the summary as JSON [default: OUT with extension .summary.json].
@@ -157,6 +157,7 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum Source {
     Synthetic,
+    Mimic3,
     Physionet2012,
     Mimic4,
 }
@@ -222,6 +223,10 @@ fn run(cli: Cli) -> Result<()> {
                     let mut summary = cohort::Summary::new("synthetic");
                     summary.describe(&records, records.len());
                     (records, summary)
+                }
+                Source::Mimic3 => {
+                    let mut summary = cohort::Summary::new("mimic3");
+                    (cohort::mimic3::read(&input()?, atc.as_deref(), hours, &mut summary)?, summary)
                 }
                 Source::Mimic4 => {
                     let mut summary = cohort::Summary::new("mimic4");

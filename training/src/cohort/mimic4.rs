@@ -6,58 +6,14 @@
 //! Vital signs live in `icu/chartevents`, which the public demo lacks; they are not read yet.
 
 use super::Summary;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bedside::knowledge::{IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, normalise_code, phenotypes_for_icd};
 use bedside::record::{Demographics, Labels, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
 use chrono::NaiveDateTime;
-use flate2::read::GzDecoder;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Calls `row` with the requested `columns` of every row of a table (`.csv` or `.csv.gz`) and
-/// its `file:line`; malformed rows are counted in the summary, a damaged file ends the table.
-fn for_each_row(path: &Path, columns: &[&str], summary: &mut Summary, mut row: impl FnMut(&[&str], &str, &mut Summary)) -> Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(GzDecoder::new(file)) } else { Box::new(file) };
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-    let headers = csv.headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
-    let index: Vec<usize> = columns
-        .iter()
-        .map(|c| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(c)).with_context(|| format!("{}: no column {c:?}", path.display())))
-        .collect::<Result<_>>()?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut record = csv::StringRecord::new();
-    let mut line = 1;
-    loop {
-        line += 1;
-        match csv.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let fields: Vec<&str> = index.iter().map(|&i| record.get(i).unwrap_or("").trim()).collect();
-                row(&fields, &format!("{name}:{line}"), summary);
-            }
-            Err(e) if e.is_io_error() => {
-                summary.skip("damaged file (rest of the file not read)", || format!("{name}:{line}: {e}"));
-                break;
-            }
-            Err(e) => summary.skip("malformed row", || format!("{name}:{line}: {e}")),
-        }
-    }
-    Ok(())
-}
-
-fn table(dir: &Path, name: &str) -> Result<PathBuf> {
-    [format!("{name}.csv.gz"), format!("{name}.csv")]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.exists())
-        .with_context(|| format!("{}: no {name}.csv.gz or {name}.csv", dir.display()))
-}
-
-fn time(text: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
-}
+use super::table::{for_each_row, table, time};
 
 struct Admission {
     hadm: String,

@@ -1,9 +1,11 @@
 //! Cohort extraction: sources → PatientRecords, and the summary every run prints and writes.
 //! The readers live here, not in the library, so the browser bundle stays small.
 
+pub mod mimic3;
 pub mod mimic4;
 pub mod physionet2012;
 pub mod synthetic;
+mod table;
 
 use bedside::PatientRecord;
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};

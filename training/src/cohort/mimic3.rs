@@ -1,0 +1,358 @@
+//! MIMIC-III v1.4 reader (upper-case table names and headers, `.csv.gz` or `.csv`): one
+//! PatientRecord per admission with the first `hours` hours of vitals (CHARTEVENTS, CareVue and
+//! MetaVision item ids of the MIMIC-III benchmark) and labs (LABEVENTS), times from ADMITTIME;
+//! DIAGNOSES_ICD (ICD-9-CM) → phenotype labels; PROCEDURES_ICD; PRESCRIPTIONS (GSN, else NDC,
+//! → ATC-3 through `gsn_atc_ndc_mapping.csv.gz`); the discharge summary's "Brief Hospital Course"
+//! (NOTEEVENTS; the rest of the summary names the discharge diagnoses, which would leak the
+//! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
+
+use super::Summary;
+use super::table::{for_each_row, table, time};
+use anyhow::Result;
+use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
+use bedside::record::{Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
+use chrono::NaiveDateTime;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+struct Admission {
+    hadm: String,
+    subject: String,
+    admit: NaiveDateTime,
+    discharge: Option<NaiveDateTime>,
+    death: Option<bool>,
+}
+
+/// The number of a charted value: VALUENUM, else what the text says (CareVue charts GCS as
+/// "4 Spontaneously", capillary refill as "Normal <3 secs").
+fn chart_value(channel: &str, valuenum: &str, value: &str) -> Option<f64> {
+    if channel == "capillary_refill" {
+        let v = value.to_ascii_lowercase();
+        return if v.contains("abnormal") { Some(1.0) } else if v.contains("normal") { Some(0.0) } else { None };
+    }
+    let number = valuenum.parse::<f64>().ok().or_else(|| value.split_whitespace().next()?.parse().ok())?;
+    match channel {
+        // FiO2 is charted as a fraction or as a percentage
+        "fio2" if number > 1.0 => Some(number / 100.0),
+        _ => Some(number),
+    }
+}
+
+/// The "Brief Hospital Course" section of a discharge summary, up to the next section header.
+pub fn brief_hospital_course(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("brief hospital course")?;
+    let after = &text[start..];
+    let body = after.split_once(':').map_or("", |(_, rest)| rest);
+    let mut kept = Vec::new();
+    for line in body.lines() {
+        let t = line.trim();
+        let is_header = t.ends_with(':') && t.split_whitespace().count() <= 6 && t.chars().next().is_some_and(char::is_uppercase);
+        if is_header {
+            break;
+        }
+        if !t.is_empty() {
+            kept.push(t);
+        }
+    }
+    let section = kept.join(" ");
+    (!section.is_empty()).then_some(section)
+}
+
+/// `dir`: the MIMIC-III directory; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
+pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary) -> Result<Vec<PatientRecord>> {
+    let mut patients: HashMap<String, (Option<Sex>, Option<NaiveDateTime>)> = HashMap::new();
+    for_each_row(&table(dir, "PATIENTS")?, &["SUBJECT_ID", "GENDER", "DOB"], summary, |f, _, _| {
+        let sex = match f[1] {
+            "F" => Some(Sex::Female),
+            "M" => Some(Sex::Male),
+            _ => None,
+        };
+        patients.insert(f[0].to_string(), (sex, time(f[2])));
+    })?;
+
+    let mut admissions = Vec::new();
+    for_each_row(
+        &table(dir, "ADMISSIONS")?,
+        &["SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME", "HOSPITAL_EXPIRE_FLAG"],
+        summary,
+        |f, at, s| match time(f[2]) {
+            Some(admit) if !f[1].is_empty() => admissions.push(Admission {
+                hadm: f[1].to_string(),
+                subject: f[0].to_string(),
+                admit,
+                discharge: time(f[3]),
+                death: f[4].parse::<u8>().ok().map(|d| d == 1),
+            }),
+            _ => s.skip("admission without HADM_ID or ADMITTIME", || at.to_string()),
+        },
+    )?;
+    let admit_of: HashMap<String, NaiveDateTime> = admissions.iter().map(|a| (a.hadm.clone(), a.admit)).collect();
+
+    let mut care_unit: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
+    for_each_row(&table(dir, "ICUSTAYS")?, &["HADM_ID", "FIRST_CAREUNIT", "INTIME"], summary, |f, _, _| {
+        if let Some(intime) = time(f[2]) {
+            let entry = care_unit.entry(f[0].to_string()).or_insert((intime, f[1].to_string()));
+            if intime < entry.0 {
+                *entry = (intime, f[1].to_string());
+            }
+        }
+    })?;
+
+    let mut observations: HashMap<String, Vec<Observation>> = HashMap::new();
+    // one event → an observation of its admission's first `hours` hours
+    let mut add = |s: &mut Summary, at: &str, hadm: &str, chart: &str, channel: &str, value: Option<f64>, unit: &str| {
+        let (Some(admit), Some(chart)) = (admit_of.get(hadm), time(chart)) else {
+            return s.skip("event with an unknown HADM_ID or an unreadable CHARTTIME", || at.to_string());
+        };
+        let h = (chart - *admit).num_seconds() as f64 / 3600.0;
+        if (0.0..hours as f64).contains(&h) {
+            observations.entry(hadm.to_string()).or_default().push(Observation {
+                channel: channel.to_string(),
+                hours: h,
+                value: value.filter(|v| v.is_finite()),
+                unit: (!unit.is_empty()).then(|| unit.to_string()),
+            });
+        }
+    };
+    for_each_row(&table(dir, "LABEVENTS")?, &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUEUOM"], summary, |f, at, s| {
+        let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else { return };
+        if f[0].is_empty() {
+            return s.skip("lab outside any admission (no HADM_ID; not an error)", || at.to_string());
+        }
+        add(s, at, f[0], f[2], channel, f[3].parse().ok(), if unit.is_empty() { f[4] } else { unit });
+    })?;
+    for_each_row(
+        &table(dir, "CHARTEVENTS")?,
+        &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUE", "ERROR"],
+        summary,
+        |f, at, s| {
+            let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else { return };
+            if f[5] == "1" {
+                return s.skip("charted value marked as an error", || at.to_string());
+            }
+            // the item's unit, not VALUEUOM: CareVue leaves it blank or writes "?F"
+            add(s, at, f[0], f[2], channel, chart_value(channel, f[3], f[4]), unit);
+        },
+    )?;
+
+    let mut diagnoses: HashMap<String, Vec<(u32, String)>> = HashMap::new();
+    for_each_row(&table(dir, "DIAGNOSES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, at, s| {
+        if f[2].is_empty() {
+            return s.skip("diagnosis without an ICD9_CODE", || at.to_string());
+        }
+        diagnoses.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2])));
+    })?;
+    let mut procedures: HashMap<String, Vec<(u32, String)>> = HashMap::new();
+    for_each_row(&table(dir, "PROCEDURES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, _, _| {
+        procedures.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), format!("icd9:{}", normalise_code(f[2]))));
+    })?;
+
+    let mut medications: HashMap<String, BTreeSet<String>> = HashMap::new();
+    if let Some(atc) = atc {
+        let (mut by_gsn, mut by_ndc) = (HashMap::new(), HashMap::new());
+        for_each_row(atc, &["gsn", "atc", "ndc"], summary, |f, _, _| {
+            if let Some(atc3) = f[1].get(..4) {
+                for (map, key) in [(&mut by_gsn, f[0]), (&mut by_ndc, f[2])] {
+                    if !key.is_empty() && key != "0" {
+                        map.insert(key.trim_start_matches('0').to_string(), atc3.to_string());
+                    }
+                }
+            }
+        })?;
+        let (mut rows, mut mapped) = (0usize, 0usize);
+        for_each_row(&table(dir, "PRESCRIPTIONS")?, &["HADM_ID", "GSN", "NDC"], summary, |f, _, _| {
+            rows += 1;
+            let atc3 = f[1]
+                .split_whitespace()
+                .find_map(|g| by_gsn.get(g.trim_start_matches('0')))
+                .or_else(|| by_ndc.get(f[2].trim_start_matches('0')));
+            if let Some(atc3) = atc3 {
+                mapped += 1;
+                medications.entry(f[0].to_string()).or_default().insert(atc3.clone());
+            }
+        })?;
+        summary.prescription_rows_to_atc3 = Some(mapped as f64 / rows.max(1) as f64);
+    }
+
+    let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
+    if let Ok(path) = table(dir, "NOTEEVENTS") {
+        for_each_row(&path, &["HADM_ID", "CATEGORY", "ISERROR", "TEXT"], summary, |f, at, s| {
+            if !f[1].eq_ignore_ascii_case("Discharge summary") || f[2] == "1" || f[0].is_empty() {
+                return;
+            }
+            match brief_hospital_course(f[3]) {
+                Some(text) => notes.entry(f[0].to_string()).or_default().push(Note { kind: "discharge_summary".into(), text, hours: None }),
+                None => s.skip("discharge summary without a Brief Hospital Course section", || at.to_string()),
+            }
+        })?;
+    }
+
+    admissions.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));
+    let visit = |hadm: &str| {
+        let mut dx = diagnoses.get(hadm).cloned().unwrap_or_default();
+        dx.sort();
+        let mut px = procedures.get(hadm).cloned().unwrap_or_default();
+        px.sort();
+        Visit {
+            diagnoses: dx.into_iter().map(|(_, code)| format!("icd9:{code}")).collect(),
+            procedures: px.into_iter().map(|(_, code)| code).collect(),
+            medications: medications.get(hadm).map(|m| m.iter().cloned().collect()).unwrap_or_default(),
+        }
+    };
+    let mut records = Vec::with_capacity(admissions.len());
+    let mut history: Vec<Visit> = Vec::new();
+    for (i, a) in admissions.iter().enumerate() {
+        if i > 0 && admissions[i - 1].subject != a.subject {
+            history.clear();
+        }
+        history.push(visit(&a.hadm));
+        let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
+        // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
+        let age = dob.map(|dob| (a.admit - dob).num_days() as f64 / 365.25).map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
+        let phenotypes: BTreeSet<usize> = diagnoses
+            .get(&a.hadm)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, code)| phenotypes_for_icd(code, IcdVersion::Icd9).iter().copied())
+            .collect();
+        let mut obs = observations.remove(&a.hadm).unwrap_or_default();
+        obs.sort_by(|x, y| x.hours.total_cmp(&y.hours));
+        let length_of_stay_days = a.discharge.map(|d| (d - a.admit).num_seconds() as f64 / 86_400.0).filter(|d| *d >= 0.0);
+        records.push(PatientRecord {
+            format_version: RECORD_FORMAT_VERSION,
+            id: format!("mimic3-{}", a.hadm),
+            demographics: Demographics {
+                age: age.filter(|a| (0.0..=130.0).contains(a)),
+                sex,
+                care_unit: care_unit.get(&a.hadm).map(|(_, unit)| unit.clone()),
+            },
+            notes: notes.remove(&a.hadm).unwrap_or_default(),
+            observations: obs,
+            visits: history.clone(),
+            labels: Some(Labels {
+                phenotypes: phenotypes.iter().map(|&p| PHENOTYPES[p].name.to_string()).collect(),
+                medications: history.last().map(|v| v.medications.clone()).unwrap_or_default(),
+                outcomes: Some(Outcomes { in_hospital_death: a.death, length_of_stay_days, ..Outcomes::default() }),
+            }),
+        });
+    }
+    let subjects: BTreeSet<&str> = admissions.iter().map(|a| a.subject.as_str()).collect();
+    summary.describe(&records, subjects.len());
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bedside::record::SeriesGrid;
+
+    fn fixtures() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mimic3")
+    }
+
+    fn atc() -> Option<std::path::PathBuf> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
+        path.exists().then_some(path)
+    }
+
+    fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
+        r.observations.iter().filter(|o| o.channel == channel).map(|o| (o.hours, o.value)).collect()
+    }
+
+    #[test]
+    fn the_v1_4_fixtures_become_records() {
+        let mut summary = Summary::new("mimic3");
+        let records = read(&fixtures(), atc().as_deref(), 48, &mut summary).unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["mimic3-1001", "mimic3-1002", "mimic3-2001"], "each patient's admissions in time order");
+        let (a, b, c) = (&records[0], &records[1], &records[2]);
+        for r in &records {
+            r.validate().unwrap();
+        }
+
+        assert_eq!(a.demographics.age, Some(70.0));
+        assert_eq!(a.demographics.care_unit.as_deref(), Some("MICU"), "the first ICU stay's unit");
+        assert_eq!(value(a, "creatinine"), [(2.0, Some(1.8)), (30.0, Some(2.6))], "the lab at 60 h is outside 48 h");
+        assert_eq!(value(a, "lactate"), [(3.0, Some(4.1))]);
+        assert_eq!(value(a, "heart_rate"), [(1.0, Some(112.0))], "the ERROR=1 row is dropped");
+        assert_eq!(value(a, "gcs_verbal"), [(2.0, Some(4.0))], "CareVue text \"4 Confused\"");
+        assert_eq!(value(a, "capillary_refill"), [(2.0, Some(1.0))]);
+        assert_eq!(value(a, "fio2"), [(2.0, Some(0.5))], "a percentage becomes a fraction");
+        assert_eq!(a.observations.len(), 9);
+        // °F and lb reach the grid converted to °C and kg
+        let grid = SeriesGrid::from_record(a, 48);
+        assert!(grid.notices.is_empty(), "{:?}", grid.notices);
+        for (name, hour, canonical) in [("temperature", 1, (101.3 - 32.0) * 5.0 / 9.0), ("weight", 1, 154.0 * 0.453_592_37)] {
+            let c = bedside::knowledge::channel_index(name).unwrap();
+            let expected = bedside::knowledge::CHANNELS[c].standardise(canonical) as f32;
+            assert!((grid.values[c * 48 + hour] - expected).abs() < 1e-5, "{name}");
+        }
+
+        let labels = a.labels.as_ref().unwrap();
+        assert_eq!(labels.phenotypes, ["Acute and unspecified renal failure", "Septicemia (except in labor)"]);
+        assert_eq!(a.visits.len(), 1);
+        assert_eq!(a.visits[0].diagnoses, ["icd9:5849", "icd9:99591"], "by SEQ_NUM");
+        assert_eq!(a.visits[0].procedures, ["icd9:9604"]);
+        assert_eq!(a.notes.len(), 1, "the discharge summary; radiology is not used");
+        let note = &a.notes[0].text;
+        assert!(note.starts_with("Pt admitted with fever") && note.ends_with("acute kidney injury."), "{note}");
+        assert!(!note.contains("Discharge Diagnosis") && !note.contains("Furosemide"), "only the Brief Hospital Course: {note}");
+
+        assert_eq!(b.visits.len(), 2, "the earlier admission comes first");
+        assert_eq!(b.visits[0], a.visits[0]);
+        assert_eq!(b.labels.as_ref().unwrap().phenotypes, ["Congestive heart failure; nonhypertensive"]);
+
+        assert_eq!(c.demographics.age, Some(90.0), "a shifted birth date means older than 89");
+        assert_eq!(c.labels.as_ref().unwrap().outcomes.as_ref().unwrap().in_hospital_death, Some(true));
+        assert_eq!(value(c, "heart_rate"), [(0.5, Some(95.0))]);
+        assert_eq!(value(c, "bun"), [(3.0, None)], "a missing value is kept as null");
+        assert!(c.notes.is_empty());
+
+        if atc().is_some() {
+            assert_eq!(a.labels.as_ref().unwrap().medications, ["C03C"]);
+            assert_eq!(b.visits[1].medications, ["C01A"]);
+            assert!((summary.prescription_rows_to_atc3.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        }
+        let reasons: Vec<&str> = summary.skipped.keys().map(String::as_str).collect();
+        for expected in [
+            "admission without HADM_ID or ADMITTIME",
+            "charted value marked as an error",
+            "event with an unknown HADM_ID or an unreadable CHARTTIME",
+            "discharge summary without a Brief Hospital Course section",
+            "diagnosis without an ICD9_CODE",
+            "lab outside any admission (no HADM_ID; not an error)",
+        ] {
+            assert!(reasons.contains(&expected), "{expected} not in {reasons:?}");
+        }
+    }
+
+    #[test]
+    fn a_gzip_cut_mid_stream_and_malformed_rows_are_reported_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("bedside-mimic3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixtures()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+        let gz = std::fs::read(dir.join("CHARTEVENTS.csv.gz")).unwrap();
+        std::fs::write(dir.join("CHARTEVENTS.csv.gz"), &gz[..gz.len() / 2]).unwrap();
+        let labs = std::fs::read_to_string(dir.join("LABEVENTS.csv")).unwrap();
+        std::fs::write(dir.join("LABEVENTS.csv"), format!("{labs}9,101,1001\n")).unwrap();
+        let mut summary = Summary::new("mimic3");
+        let records = read(&dir, None, 48, &mut summary).unwrap();
+        assert_eq!(records.len(), 3, "the other tables are still read");
+        assert!(summary.skipped.contains_key("damaged file (rest of the file not read)"), "{:?}", summary.skipped.keys());
+        // a short row is read with its missing columns empty, and skipped for its missing time
+        assert!(value(&records[0], "creatinine").len() == 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn sections_of_a_discharge_summary() {
+        let text = "Service: MEDICINE\n\nBrief Hospital Course:\n72M with CHF.\nDiuresed.\n\nDischarge Medications:\n1. Lasix";
+        assert_eq!(brief_hospital_course(text).as_deref(), Some("72M with CHF. Diuresed."));
+        assert_eq!(brief_hospital_course("no such section"), None);
+        assert_eq!(brief_hospital_course("BRIEF HOSPITAL COURSE: Stable course.\n"), Some("Stable course.".into()));
+    }
+}
