@@ -356,3 +356,46 @@ mod tests {
         assert_eq!(brief_hospital_course("BRIEF HOSPITAL COURSE: Stable course.\n"), Some("Stable course.".into()));
     }
 }
+
+#[cfg(test)]
+mod fhir_equivalence {
+    use super::*;
+    use bedside::knowledge::{CHANNELS, channel_index};
+    use bedside::record::SeriesGrid;
+
+    /// `tests/fixtures/fhir/mimic3-1001-bundle.json` says in FHIR R4 what the MIMIC-III fixture
+    /// rows say of admission 1001 (all but capillary refill, which has no LOINC code here).
+    #[test]
+    fn a_fhir_bundle_and_the_same_mimic_rows_give_the_same_record() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("tests/fixtures/fhir/mimic3-1001-bundle.json")).unwrap();
+        let fhir = PatientRecord::from_json_or_fhir(&text).unwrap();
+        let mut summary = Summary::new("mimic3");
+        let atc = root.join("../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
+        let records = read(&root.join("tests/fixtures/mimic3"), atc.exists().then_some(atc.as_path()), 48, &mut summary).unwrap();
+        let mimic = records.iter().find(|r| r.id == "mimic3-1001").unwrap();
+
+        assert_eq!(fhir.demographics, mimic.demographics);
+        assert_eq!(fhir.notes.iter().map(|n| &n.text).collect::<Vec<_>>(), mimic.notes.iter().map(|n| &n.text).collect::<Vec<_>>());
+        let (f, m) = (fhir.visits.last().unwrap(), mimic.visits.last().unwrap());
+        assert_eq!(f.diagnoses, m.diagnoses);
+        assert_eq!(f.procedures, m.procedures);
+        if atc.exists() {
+            assert_eq!(f.medications, m.medications);
+        }
+        assert_eq!(fhir.labels.as_ref().unwrap().phenotypes, mimic.labels.as_ref().unwrap().phenotypes);
+
+        // what the model reads: every cell of the hourly grid, in canonical units
+        let (gf, gm) = (SeriesGrid::from_record(&fhir, 48), SeriesGrid::from_record(mimic, 48));
+        assert!(gf.notices.is_empty() && gm.notices.is_empty(), "{:?} {:?}", gf.notices, gm.notices);
+        let skip = channel_index("capillary_refill").unwrap();
+        for c in (0..CHANNELS.len()).filter(|&c| c != skip) {
+            for h in 0..48 {
+                let i = c * 48 + h;
+                assert_eq!(gf.mask[i], gm.mask[i], "{} hour {h}", CHANNELS[c].name);
+                assert!((gf.values[i] - gm.values[i]).abs() < 1e-6, "{} hour {h}: {} vs {}", CHANNELS[c].name, gf.values[i], gm.values[i]);
+            }
+        }
+        assert_eq!(gf.observed() + 1, gm.observed(), "the same cells, capillary refill aside");
+    }
+}
