@@ -38,8 +38,17 @@ fn a_bundle_becomes_a_patient_record() {
     // units are converted on the grid: 102.9 °F ≈ 39.4 °C, 132.6 µmol/L creatinine = 1.5 mg/dL
     let grid = bedside::record::SeriesGrid::from_record(&r, 48);
     assert_eq!(grid.observed(), 4);
-    assert_eq!(grid.notices.len(), 1, "{:?}", grid.notices);
-    assert_eq!(grid.notices[0].kind, "unknown_channel");
+    let kinds: Vec<(&str, &str)> = grid.notices.iter().map(|n| (n.path.as_str(), n.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("$.observations[2].unit", "unit_converted"),
+            ("$.observations[3].channel", "unknown_channel"),
+            ("$.observations[4].unit", "unit_converted"),
+        ],
+        "the conversions are recorded"
+    );
+    assert!(grid.notices[0].message.contains("102.9 [degF] read as 39.3889 Cel"), "{}", grid.notices[0].message);
 }
 
 #[test]

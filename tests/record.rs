@@ -65,6 +65,8 @@ fn grid_bins_standardises_and_reports() {
     assert_eq!(
         kinds,
         [
+            ("$.observations[2].unit", "unit_converted"),
+            ("$.observations[3].unit", "unit_converted"),
             ("$.observations[4].hours", "outside_window"),
             ("$.observations[5].value", "out_of_range"),
             ("$.observations[6].value", "missing_value"),

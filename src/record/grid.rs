@@ -2,14 +2,15 @@
 //! the mean of the standardised valid values in that hour, and a mask saying whether there was one.
 //!
 //! Nothing is imputed: an empty hour is value 0 with mask 0, and the model learns from the mask.
-//! Every observation that cannot be used is reported as a [`GridNotice`] naming its field path.
+//! Every observation that cannot be used is reported as a [`GridNotice`] naming its field path,
+//! and so is every unit conversion (kind `unit_converted`; the value is used).
 
 use super::{PatientRecord, units};
 use crate::knowledge::{CHANNELS, channel_index};
 use burn::prelude::*;
 use serde::Serialize;
 
-/// Why an observation was not used.
+/// Why an observation was not used, or (`unit_converted`) how its value was read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GridNotice {
     pub path: String,
@@ -57,6 +58,10 @@ impl SeriesGrid {
                 notice(i, ".unit", "unknown_unit", format!("cannot convert {unit:?} to {} for {}", channel.unit, channel.name));
                 continue;
             };
+            let unit = o.unit.as_deref().unwrap_or("");
+            if !units::is_canonical(channel, unit) {
+                notice(i, ".unit", "unit_converted", format!("{raw} {unit} read as {value:.4} {}", channel.unit));
+            }
             if !channel.is_valid(value) {
                 notice(
                     i,

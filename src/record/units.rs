@@ -27,6 +27,13 @@ pub fn to_canonical(channel: &Channel, value: f64, unit: &str) -> Option<f64> {
     Some(converted)
 }
 
+/// Whether `unit` is the canonical unit of `channel` (or empty, meaning it), so that no
+/// conversion happens.
+pub fn is_canonical(channel: &Channel, unit: &str) -> bool {
+    let u = normalise(unit);
+    u.is_empty() || synonyms(&u) == synonyms(&normalise(channel.unit))
+}
+
 /// Analyte-specific molar → mass conversions to mg/dL (`unit` already normalised).
 fn molar_to_mg_dl(channel: &str, value: f64, unit: &str) -> Option<f64> {
     let factor = match (channel, unit) {

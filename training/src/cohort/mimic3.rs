@@ -282,7 +282,9 @@ mod tests {
         assert_eq!(a.observations.len(), 9);
         // °F and lb reach the grid converted to °C and kg
         let grid = SeriesGrid::from_record(a, 48);
-        assert!(grid.notices.is_empty(), "{:?}", grid.notices);
+        let kinds: Vec<(&str, &str)> = grid.notices.iter().map(|n| (n.path.as_str(), n.kind)).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(kinds.iter().all(|(_, kind)| *kind == "unit_converted"), "the conversions are recorded: {kinds:?}");
         for (name, hour, canonical) in [("temperature", 1, (101.3 - 32.0) * 5.0 / 9.0), ("weight", 1, 154.0 * 0.453_592_37)] {
             let c = bedside::knowledge::channel_index(name).unwrap();
             let expected = bedside::knowledge::CHANNELS[c].standardise(canonical) as f32;
@@ -387,7 +389,9 @@ mod fhir_equivalence {
 
         // what the model reads: every cell of the hourly grid, in canonical units
         let (gf, gm) = (SeriesGrid::from_record(&fhir, 48), SeriesGrid::from_record(mimic, 48));
-        assert!(gf.notices.is_empty() && gm.notices.is_empty(), "{:?} {:?}", gf.notices, gm.notices);
+        let conversions = |g: &SeriesGrid| g.notices.iter().filter(|n| n.kind == "unit_converted").count();
+        assert_eq!(gf.notices.len(), conversions(&gf), "{:?}", gf.notices);
+        assert_eq!(gm.notices.len(), conversions(&gm), "{:?}", gm.notices);
         let skip = channel_index("capillary_refill").unwrap();
         for c in (0..CHANNELS.len()).filter(|&c| c != skip) {
             for h in 0..48 {
