@@ -98,7 +98,7 @@ test("a FHIR R4 Bundle is diagnosed like a PatientRecord", async () => {
   const result = await model.diagnose(bundle);
   assert.equal(result.id, "example-1");
   assert.equal(result.observed_cells, 4);
-  assert.deepEqual(result.notices.map((n) => n.kind), ["unknown_channel"]);
+  assert.deepEqual(result.notices.map((n) => n.kind), ["unit_converted", "unknown_channel", "unit_converted"]);
   await assert.rejects(model.diagnose({ resourceType: "Bundle", entry: {} }), (e) => {
     assert.equal(e.code, "RECORD_FHIR");
     assert.match(e.message, /\$\.entry/);

@@ -143,6 +143,48 @@ pub fn lab_rationale(record: &PatientRecord) -> String {
     format!("{} These suggest {}.", statements.join(" "), suggested.join(", "))
 }
 
+/// A lab statement as the knowledge teacher writes it: "`Label` was high|low at `value` `unit`
+/// at hour `h` (...)".
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabStatement {
+    pub channel: usize,
+    pub high: bool,
+    pub value: f64,
+    pub hour: f64,
+}
+
+/// Every lab statement in `text` that follows the teacher's pattern (others are not counted).
+pub fn lab_statements(text: &str) -> Vec<LabStatement> {
+    text.split(". ")
+        .filter_map(|sentence| {
+            let (label, rest) = sentence.split_once(" was ")?;
+            let channel = CHANNELS.iter().position(|c| label.trim().ends_with(c.label))?;
+            let high = match rest.split(' ').next()? {
+                "high" => true,
+                "low" => false,
+                _ => return None,
+            };
+            let value = rest.split(' ').nth(2)?.parse().ok()?;
+            let hour = rest.split("at hour ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some(LabStatement { channel, high, value, hour })
+        })
+        .collect()
+}
+
+impl LabStatement {
+    /// Whether the record has this value (within 1 %) in this hour, and it lies on the stated
+    /// side of the normal range.
+    pub fn is_true_of(&self, record: &PatientRecord) -> bool {
+        let ch = &CHANNELS[self.channel];
+        let side = if self.high { self.value > ch.normal_high } else { self.value < ch.normal_low };
+        side && record.observations.iter().any(|o| {
+            channel_index(&o.channel) == Some(self.channel)
+                && o.hours.floor() == self.hour
+                && o.value.is_some_and(|v| (v - self.value).abs() <= 0.01 * self.value.abs().max(1.0))
+        })
+    }
+}
+
 pub fn knowledge_teacher(record: &PatientRecord) -> Rationale {
     Rationale {
         id: record.id.clone(),
@@ -181,21 +223,11 @@ mod tests {
     fn every_lab_statement_is_true_of_the_record() {
         for record in synthetic::cohort(60, 48, 9) {
             let r = knowledge_teacher(&record);
-            for statement in r.lab_rationale.split(". ").filter(|s| s.contains(" was ")) {
-                let (label, rest) = statement.split_once(" was ").unwrap();
-                let channel = CHANNELS.iter().position(|c| c.label == label).expect(label);
-                let value: f64 = rest.split(' ').nth(2).unwrap().parse().unwrap();
-                let hour: f64 = rest.split("at hour ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-                let ch = &CHANNELS[channel];
-                assert!(
-                    record.observations.iter().any(|o| channel_index(&o.channel) == Some(channel)
-                        && o.hours.floor() == hour
-                        && o.value.is_some_and(|v| (v - value).abs() <= 0.01 * v.abs().max(1.0))),
-                    "{}: {statement}",
-                    record.id
-                );
-                let high = rest.starts_with("high");
-                assert_eq!(high, value > ch.normal_high, "{statement}");
+            let written = r.lab_rationale.matches(" was ").count();
+            let statements = lab_statements(&r.lab_rationale);
+            assert_eq!(statements.len(), written, "{}", r.lab_rationale);
+            for statement in statements {
+                assert!(statement.is_true_of(&record), "{}: {statement:?}", record.id);
             }
             for quoted in r.note_rationale.trim_start_matches("The notes report: ").split("; ").filter(|_| r.note_rationale.starts_with("The notes report")) {
                 let quoted = quoted.split(". This supports").next().unwrap();
@@ -216,5 +248,22 @@ mod tests {
         std::fs::write(&file, "{\"id\": \"a\"}\n").unwrap();
         let e = format!("{:#}", read_jsonl(&file).unwrap_err());
         assert!(e.contains("r.jsonl:1") && e.contains("note_rationale"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    #[test]
+    fn a_false_statement_is_caught() {
+        let record = crate::cohort::synthetic::cohort(1, 48, 4).remove(0);
+        let o = record.observations.iter().find(|o| o.channel == "heart_rate").unwrap();
+        let text = format!("Heart rate was high at {} /min at hour {} (normal 60-100).", o.value.unwrap(), o.hours.floor());
+        let parsed = lab_statements(&text);
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].is_true_of(&record), o.value.unwrap() > 100.0);
+        let wrong = lab_statements("Heart rate was high at 250 /min at hour 3 (normal 60-100).");
+        assert!(!wrong[0].is_true_of(&record));
     }
 }

@@ -1,0 +1,224 @@
+//! `bedside-train eval`: measures a clinical bundle on a labelled cohort, natively on the CPU —
+//! the phenotype head (micro/macro F1, macro AUROC with a bootstrap interval, macro AUPRC), the
+//! diagnoses the decoder writes (micro/macro F1 with a bootstrap interval, per-label F1, exact
+//! match), and the rationales against the teacher's (BLEU-4, ROUGE-L) and against the record
+//! (faithfulness: the share of lab statements that are true of it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, ensure};
+use bedside::generate::GenerateOptions;
+use bedside::knowledge::PHENOTYPES;
+use bedside::{Backend, Engine, PatientRecord};
+use indicatif::ProgressBar;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::metrics::{self, Metrics};
+use crate::teach::{self, Rationale};
+use crate::text_metrics::{bleu4, rouge_l};
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub admissions: usize,
+    pub head: Metrics,
+    pub head_macro_auprc: f64,
+    pub generated: GeneratedMetrics,
+    pub rationale: RationaleMetrics,
+    pub seconds_per_admission: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GeneratedMetrics {
+    pub micro_f1: f64,
+    pub micro_f1_ci95: (f64, f64),
+    pub macro_f1: f64,
+    pub exact_match: f64,
+    pub per_label_f1: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RationaleMetrics {
+    pub bleu4: f64,
+    pub rouge_l: f64,
+    /// Share of the generated lab statements that are true of the record.
+    pub faithfulness: f64,
+    pub lab_statements: usize,
+}
+
+/// Average precision (area under the precision–recall curve, step-wise); `None` without positives.
+pub fn average_precision(pairs: &[(f32, bool)]) -> Option<f64> {
+    let positives = pairs.iter().filter(|p| p.1).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut hits, mut sum) = (0usize, 0.0);
+    for (rank, (_, positive)) in sorted.iter().enumerate() {
+        if *positive {
+            hits += 1;
+            sum += hits as f64 / (rank + 1) as f64;
+        }
+    }
+    Some(sum / positives as f64)
+}
+
+fn f1_of(tp: usize, fp: usize, fn_: usize) -> f64 {
+    if tp + fp + fn_ == 0 { f64::NAN } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
+}
+
+fn micro_f1(rows: &[usize], written: &[Vec<bool>], truth: &[Vec<bool>]) -> f64 {
+    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    for &r in rows {
+        for (w, t) in written[r].iter().zip(&truth[r]) {
+            match (w, t) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fn_ += 1,
+                _ => {}
+            }
+        }
+    }
+    f1_of(tp, fp, fn_)
+}
+
+pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<String, Rationale>, max_tokens: usize, show: bool) -> Result<EvalReport> {
+    ensure!(!records.is_empty(), "no admissions to evaluate");
+    let read = |name: &str| std::fs::read(bundle.join(name)).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.join(name).display()));
+    let manifest = String::from_utf8(read(bedside::bundle::MANIFEST_FILE)?)?;
+    let weights = read(bedside::bundle::WEIGHTS_FILE)?;
+    let tokenizer = read(bedside::tokenizer::TOKENIZER_FILE)?;
+    let engine = pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu))?;
+    let options = GenerateOptions { max_new_tokens: max_tokens, ..Default::default() };
+    let bar = if show { ProgressBar::new(records.len() as u64) } else { ProgressBar::hidden() };
+    let started = std::time::Instant::now();
+    let (mut probs, mut truth, mut written) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut candidates, mut references) = (Vec::new(), Vec::new());
+    let (mut statements, mut true_statements) = (0usize, 0usize);
+    for record in records {
+        let labels = record.labels.as_ref().map(|l| l.phenotypes.clone()).unwrap_or_default();
+        let row_truth: Vec<bool> = PHENOTYPES.iter().map(|p| labels.iter().any(|l| l == p.name)).collect();
+        let diagnosis = pollster::block_on(engine.diagnose(record))?;
+        probs.extend(PHENOTYPES.iter().map(|p| diagnosis.phenotypes.iter().find(|s| s.name == p.name).map_or(0.0, |s| s.probability)));
+        let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| {}))?;
+        written.push(PHENOTYPES.iter().map(|p| explanation.diagnoses.iter().any(|d| d == p.name)).collect::<Vec<bool>>());
+        truth.push(row_truth);
+        let teacher = rationales.get(&record.id).cloned().unwrap_or_else(|| teach::knowledge_teacher(record));
+        references.push(format!("{} {}", teacher.note_rationale, teacher.lab_rationale));
+        candidates.push(explanation.rationale.clone());
+        for statement in teach::lab_statements(&explanation.rationale) {
+            statements += 1;
+            true_statements += usize::from(statement.is_true_of(record));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let n = records.len();
+    let flat_truth: Vec<bool> = truth.iter().flatten().copied().collect();
+    let head = metrics::evaluate(&probs, &flat_truth, PHENOTYPES.len(), 0.5);
+    let auprcs: Vec<f64> = (0..PHENOTYPES.len())
+        .filter_map(|l| average_precision(&(0..n).map(|r| (probs[r * PHENOTYPES.len() + l], truth[r][l])).collect::<Vec<_>>()))
+        .collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut boot: Vec<f64> = (0..200)
+        .map(|_| micro_f1(&(0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>(), &written, &truth))
+        .filter(|v| v.is_finite())
+        .collect();
+    boot.sort_by(f64::total_cmp);
+    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let mut per_label_f1 = BTreeMap::new();
+    let mut macro_values = Vec::new();
+    for (l, p) in PHENOTYPES.iter().enumerate() {
+        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        for r in 0..n {
+            match (written[r][l], truth[r][l]) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fn_ += 1,
+                _ => {}
+            }
+        }
+        let f = f1_of(tp, fp, fn_);
+        if f.is_finite() {
+            macro_values.push(f);
+            per_label_f1.insert(p.name.to_string(), f);
+        }
+    }
+    let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    Ok(EvalReport {
+        admissions: n,
+        head,
+        head_macro_auprc: auprcs.iter().sum::<f64>() / auprcs.len().max(1) as f64,
+        generated: GeneratedMetrics {
+            micro_f1: micro_f1(&rows, &written, &truth),
+            micro_f1_ci95: (at(0.025), at(0.975)),
+            macro_f1: macro_values.iter().sum::<f64>() / macro_values.len().max(1) as f64,
+            exact_match: written.iter().zip(&truth).filter(|(w, t)| w == t).count() as f64 / n as f64,
+            per_label_f1,
+        },
+        rationale: RationaleMetrics {
+            bleu4: bleu4(&candidate_refs, &reference_refs),
+            rouge_l: candidates.iter().zip(&references).map(|(c, r)| rouge_l(c, r)).sum::<f64>() / n as f64,
+            faithfulness: if statements == 0 { f64::NAN } else { true_statements as f64 / statements as f64 },
+            lab_statements: statements,
+        },
+        seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
+    })
+}
+
+impl EvalReport {
+    pub fn markdown(&self) -> String {
+        let g = &self.generated;
+        let h = &self.head;
+        let r = &self.rationale;
+        format!(
+            "| measure | value |\n|---|---|\n\
+             | admissions | {} |\n\
+             | written diagnoses: micro-F1 (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
+             | written diagnoses: macro-F1 | {:.3} |\n\
+             | written diagnoses: exact match | {:.3} |\n\
+             | head: micro-F1 / macro-F1 at 0.5 | {:.3} / {:.3} |\n\
+             | head: macro AUROC (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
+             | head: macro AUPRC | {:.3} |\n\
+             | rationale: BLEU-4 / ROUGE-L vs teacher | {:.3} / {:.3} |\n\
+             | rationale: faithfulness (lab statements true of the record) | {:.3} of {} |\n\
+             | seconds per admission (CPU, diagnose + explain) | {:.2} |\n",
+            self.admissions,
+            g.micro_f1,
+            g.micro_f1_ci95.0,
+            g.micro_f1_ci95.1,
+            g.macro_f1,
+            g.exact_match,
+            h.micro_f1,
+            h.macro_f1,
+            h.macro_auroc,
+            h.macro_auroc_ci95.0,
+            h.macro_auroc_ci95.1,
+            self.head_macro_auprc,
+            r.bleu4,
+            r.rouge_l,
+            r.faithfulness,
+            r.lab_statements,
+            self.seconds_per_admission
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_precision_known_values() {
+        assert_eq!(average_precision(&[(0.9, true), (0.1, false)]), Some(1.0));
+        // ranks: + - + → (1/1 + 2/3) / 2
+        let ap = average_precision(&[(0.9, true), (0.5, false), (0.3, true)]).unwrap();
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert_eq!(average_precision(&[(0.2, false)]), None);
+    }
+}
