@@ -109,10 +109,9 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         let teacher = rationales.get(&record.id).cloned().unwrap_or_else(|| teach::knowledge_teacher(record));
         references.push(format!("{} {}", teacher.note_rationale, teacher.lab_rationale));
         candidates.push(explanation.rationale.clone());
-        for statement in teach::lab_statements(&explanation.rationale) {
-            statements += 1;
-            true_statements += usize::from(statement.is_true_of(record));
-        }
+        // every "... was high|low at" counts; one that cannot be read back is not true
+        statements += explanation.rationale.matches(" was high at ").count() + explanation.rationale.matches(" was low at ").count();
+        true_statements += teach::lab_statements(&explanation.rationale).iter().filter(|s| s.is_true_of(record)).count();
         bar.inc(1);
     }
     bar.finish_and_clear();
