@@ -67,3 +67,17 @@ fn bad_fhir_names_the_field() {
     let r = PatientRecord::from_json_or_fhir(r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Coverage","id":"c"}}]}"#).unwrap();
     assert!(r.observations.is_empty());
 }
+
+#[test]
+fn rxnorm_codes_reach_atc3_where_the_ndc_tables_join_them() {
+    let bundle = r#"{"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "rx"}},
+        {"resource": {"resourceType": "MedicationRequest", "medicationCodeableConcept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "153095"}]}}},
+        {"resource": {"resourceType": "MedicationStatement", "medicationCodeableConcept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "999999999"}]}}}
+    ]}"#;
+    let r = PatientRecord::from_json_or_fhir(bundle).unwrap();
+    // 153095 → H04A by data/rxnorm_atc3.tsv; an unknown concept is kept with its system
+    assert_eq!(r.visits[0].medications, ["H04A", "rxnorm:999999999"]);
+}

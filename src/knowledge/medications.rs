@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 pub(crate) const ATC3_TABLE: &str = include_str!("data/atc3.tsv");
 pub(crate) const DDI_TABLE: &str = include_str!("data/ddi.tsv");
+pub(crate) const RXNORM_TABLE: &str = include_str!("data/rxnorm_atc3.tsv");
 
 fn rows(table: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
     table
@@ -42,6 +43,12 @@ pub fn atc3_of(code: &str) -> Option<&'static str> {
     names().get_key_value(prefix).map(|(k, _)| *k)
 }
 
+/// The ATC level-3 class of an RxNorm concept (RxCUI), where the NDC tables reach one
+/// (`data/rxnorm_atc3.tsv`; a small share of RxNorm: other codes are kept and reported).
+pub fn atc3_of_rxnorm(rxcui: &str) -> Option<&'static str> {
+    rows(RXNORM_TABLE).find(|(rx, _)| *rx == rxcui.trim()).map(|(_, atc3)| atc3)
+}
+
 /// Whether two ATC level-3 classes interact.
 pub fn interacts(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
@@ -66,6 +73,9 @@ mod tests {
         assert!(atc3_name("J01D").is_some_and(|n| n.to_lowercase().contains("beta-lactam")));
         assert_eq!(atc3_of("C0"), None);
         assert_eq!(atc3_of("Z99X"), None);
+        let (rxcui, atc3) = rows(RXNORM_TABLE).next().unwrap();
+        assert_eq!(atc3_of_rxnorm(rxcui), Some(atc3));
+        assert_eq!(atc3_of_rxnorm("not-a-code"), None);
         let (a, b) = ddi_pairs()[0];
         assert!(interacts(a, b) && interacts(b, a));
         for (a, b) in ddi_pairs() {

@@ -15,7 +15,7 @@ mod phenotypes;
 pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index, mimic3_item};
 pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
 pub use icd::{IcdVersion, codes_for_phenotype, normalise_code, phenotypes_for_icd};
-pub use medications::{atc3_codes, atc3_name, atc3_of, ddi_pairs, interacts};
+pub use medications::{atc3_codes, atc3_name, atc3_of, atc3_of_rxnorm, ddi_pairs, interacts};
 pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 
 use sha2::{Digest, Sha256};
@@ -44,6 +44,7 @@ pub fn knowledge_hash() -> String {
     hash.update(channels::MIMIC_III_ITEMS_TABLE.as_bytes());
     hash.update(medications::ATC3_TABLE.as_bytes());
     hash.update(medications::DDI_TABLE.as_bytes());
+    hash.update(medications::RXNORM_TABLE.as_bytes());
     for (code, channel) in LOINC_CODES {
         hash.update(format!("loinc|{code}|{channel}\n").as_bytes());
     }

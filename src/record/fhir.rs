@@ -4,7 +4,7 @@
 //! Patient → demographics; Encounter → the admission (its `period.start` is hour 0);
 //! Observation (LOINC, UCUM units) → observations; Condition (ICD-9-CM/ICD-10-CM) → diagnoses of
 //! the current visit and phenotype labels; Procedure → procedures; MedicationRequest and
-//! MedicationStatement (ATC) → ATC-3 medications; DocumentReference (text attachments) and
+//! MedicationStatement (ATC, or RxNorm where the NDC tables reach a class) → ATC-3 medications; DocumentReference (text attachments) and
 //! Composition (section narrative) → notes. What cannot be mapped is kept with its system
 //! (`loinc:…`, `rxnorm:…`, `snomed:…`) so the record reports it rather than dropping it.
 
@@ -156,8 +156,9 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
     let mut medications = BTreeSet::new();
     for (_, m) in of("MedicationRequest").chain(of("MedicationStatement")) {
         for (system, code) in codings(&m["medicationCodeableConcept"]) {
-            match (system, code.get(..4)) {
-                (ATC, Some(atc3)) => medications.insert(atc3.to_ascii_uppercase()),
+            match (system, code.get(..4), crate::knowledge::atc3_of_rxnorm(code)) {
+                (ATC, Some(atc3), _) => medications.insert(atc3.to_ascii_uppercase()),
+                (RXNORM, _, Some(atc3)) => medications.insert(atc3.to_string()),
                 _ => medications.insert(format!("{}:{code}", short_system(system))),
             };
         }

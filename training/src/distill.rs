@@ -685,3 +685,23 @@ pub fn export(run: &Path, out: &Path, dtype: &str) -> Result<bedside::bundle::Ma
     write_atomic(&out.join(MANIFEST_FILE), text.as_bytes())?;
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bedside-small, the default architecture: 10–20 M parameters, small enough for a browser.
+    #[test]
+    fn the_default_model_is_bedside_small() {
+        let config = RunConfig::default().model_config(RunConfig::default().vocab_size, 600);
+        let model = config.init(&(3..603).collect::<Vec<u32>>(), &Device::flex());
+        let params = burn::module::Module::num_params(&model);
+        eprintln!("bedside-small: {params} parameters");
+        assert!((10_000_000..=20_000_000).contains(&params), "{params} parameters");
+        assert!(RunConfig::default().check().is_ok());
+        // and the documented defaults survive a TOML round trip
+        let text = toml::to_string(&RunConfig::default()).unwrap();
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(toml::to_string(&back).unwrap(), text);
+    }
+}
