@@ -165,10 +165,6 @@ impl RunConfig {
         Ok(())
     }
 
-    fn resolve(&self, base: &Path, path: &Option<PathBuf>) -> Option<PathBuf> {
-        path.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) })
-    }
-
     pub fn model_config(&self, vocab_size: usize, knowledge_tokens: usize) -> ClinicalModelConfig {
         let m = &self.model;
         let t5 = T5Config::new(vocab_size)
@@ -343,6 +339,8 @@ impl ModuleMapper for IdSetter<'_> {
 pub struct Run {
     pub dir: PathBuf,
     pub config: RunConfig,
+    /// The directory of the run.toml, which relative paths in it are relative to.
+    base: PathBuf,
 }
 
 const CHECKPOINT: &str = "checkpoint";
@@ -400,22 +398,23 @@ impl Run {
             Some(path) => RunConfig::read(path)?,
             None => RunConfig::default(),
         };
-        Ok(Self { dir, config })
+        let base = config_path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self { dir, config, base })
     }
 
-    fn base(&self) -> PathBuf {
-        self.dir.clone()
+    /// A path of the configuration, resolved against the run.toml's directory.
+    pub fn resolve(&self, path: &Option<PathBuf>) -> Option<PathBuf> {
+        path.as_ref().map(|p| self.base.join(p))
     }
 
     fn data(&self, records: &[PatientRecord]) -> Result<Data> {
         let config = &self.config;
-        let base = self.base();
-        let rationales: BTreeMap<String, Rationale> = match config.resolve(&base, &config.rationales) {
+        let rationales: BTreeMap<String, Rationale> = match self.resolve(&config.rationales) {
             Some(path) => teach::read_jsonl(&path)?.into_iter().map(|r| (r.id.clone(), r)).collect(),
             None => BTreeMap::new(),
         };
         let run_tokenizer = self.dir.join("tokenizer.json");
-        let json = match config.resolve(&base, &config.tokenizer) {
+        let json = match self.resolve(&config.tokenizer) {
             Some(path) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
             None if run_tokenizer.exists() => std::fs::read(&run_tokenizer)?,
             None => {

@@ -303,8 +303,7 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let run = distill::Run::new(config.as_deref(), out.clone())?;
-            let base = config.as_deref().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
-            let records = match run.config.cohort.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) }) {
+            let records = match run.resolve(&run.config.cohort) {
                 Some(path) => read_cohort(&path)?,
                 None => synthetic::cohort(run.config.synthetic, run.config.hours, run.config.seed),
             };
