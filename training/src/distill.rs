@@ -527,7 +527,11 @@ impl Run {
     pub fn execute(&self, records: &[PatientRecord], resume: bool, stop: Arc<AtomicBool>, show: bool) -> Result<(ClinicalModel, Progress, TextTokenizer)> {
         let config = &self.config;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        write_atomic(&self.dir.join("run.toml"), toml::to_string(config)?.as_bytes())?;
+        // the run's own copy, with paths resolved so that it reads the same from anywhere
+        let mut saved = config.clone();
+        (saved.cohort, saved.rationales, saved.tokenizer) =
+            (self.resolve(&config.cohort), self.resolve(&config.rationales), self.resolve(&config.tokenizer));
+        write_atomic(&self.dir.join("run.toml"), toml::to_string(&saved)?.as_bytes())?;
         let data = self.data(records)?;
         let device = Device::flex().autodiff();
         let model_config = config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
