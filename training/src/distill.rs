@@ -399,6 +399,7 @@ impl Run {
             None => RunConfig::default(),
         };
         let base = config_path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        let base = std::path::absolute(&base).unwrap_or(base);
         Ok(Self { dir, config, base })
     }
 
