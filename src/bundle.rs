@@ -186,6 +186,9 @@ impl Manifest {
                     ("prototypes", c.prototypes, 4096),
                     ("knowledge_heads", c.knowledge_heads, 128),
                 ]);
+                if t5.relative_attention_num_buckets < 4 {
+                    return Err(BedsideError::bundle(MANIFEST_FILE, "model.config.t5.relative_attention_num_buckets must be at least 4"));
+                }
                 if t5.d_model % c.knowledge_heads != 0 {
                     return Err(BedsideError::bundle(MANIFEST_FILE, "model.config: t5.d_model is not divisible by knowledge_heads"));
                 }

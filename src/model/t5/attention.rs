@@ -35,7 +35,8 @@ pub struct AttentionGeometry {
 
 /// T5's bucketing of `key - query` distances (transformers' `_relative_position_bucket`, with the
 /// log-spaced part computed in f32 as there): exact buckets for small distances, log-spaced ones
-/// up to `max_distance`, everything further shares the last bucket.
+/// up to `max_distance`, everything further shares the last bucket. Needs `num_buckets >= 4`
+/// (configurations are checked for it).
 pub fn relative_position_bucket(
     relative: i64,
     bidirectional: bool,
@@ -60,7 +61,9 @@ pub fn relative_position_bucket(
         let scale = ((distance as f32) / max_exact as f32).ln()
             / (max_distance as f32 / max_exact as f32).ln()
             * (buckets - max_exact) as f32;
-        (max_exact + scale as i64).min(buckets - 1)
+        // max_exact + trunc(scale) as in transformers; clamped in floats so that a degenerate
+        // configuration cannot overflow (NaN and infinities saturate)
+        ((max_exact as f32 + scale).min((buckets - 1) as f32).max(0.0) as i64).min(buckets - 1)
     };
     (base + bucket) as usize
 }
@@ -143,5 +146,16 @@ mod tests {
         assert_eq!(bucket(-15, false, 32, 128), 15);
         assert_eq!(bucket(-16, false, 32, 128), 16);
         assert_eq!(bucket(-1000, false, 32, 128), 31);
+    }
+
+    #[test]
+    fn degenerate_configurations_stay_in_range() {
+        // configurations refuse fewer than 4 buckets; any max_distance must stay in range
+        for (buckets, distance) in [(4, 0), (4, 1), (5, 0), (6, 2), (8, 0), (8, 1), (9, 100_000)] {
+            for relative in [-10_000, -3, 0, 3, 10_000] {
+                assert!(bucket(relative, true, buckets, distance) < buckets);
+                assert!(bucket(relative, false, buckets, distance) < buckets);
+            }
+        }
     }
 }
