@@ -168,11 +168,7 @@ impl ClinicalModel {
     pub fn encode(&self, input: &ClinicalInput) -> Encoded {
         let text = input.text.as_ref().map(|(ids, lengths)| {
             let [batch, len] = ids.dims();
-            let device = ids.device();
-            let mask: Vec<f32> = (0..batch)
-                .flat_map(|r| (0..len).map(move |i| f32::from(u8::from(i < lengths.get(r).copied().unwrap_or(0)))))
-                .collect();
-            let mask = Tensor::<1>::from_data(TensorData::new(mask, [batch * len]), &device).reshape([batch, len]);
+            let mask = length_mask(lengths, batch, len, &ids.device());
             (self.lm.embed(ids.clone()), mask, lengths)
         });
         let series = input.series.as_ref().map(|(values, observed)| self.channel_tokens(values.clone(), observed.clone()));
@@ -279,6 +275,15 @@ pub fn pad_ids(rows: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize
     }
     let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len() * width]), device).reshape([rows.len(), width]);
     (tensor, rows.iter().map(Vec::len).collect())
+}
+
+/// `[rows, width]` mask, 1 for the first `lengths[r]` positions of row `r` (0 for rows beyond
+/// `lengths`): the padding mask of ids padded by [`pad_ids`].
+pub fn length_mask(lengths: &[usize], rows: usize, width: usize, device: &Device) -> Tensor<2> {
+    let mask: Vec<f32> = (0..rows)
+        .flat_map(|r| (0..width).map(move |i| f32::from(u8::from(i < lengths.get(r).copied().unwrap_or(0)))))
+        .collect();
+    Tensor::<1>::from_data(TensorData::new(mask, [rows * width]), device).reshape([rows, width])
 }
 
 /// Mean cross-entropy over the real (non-padding) target tokens; `mask` 1 = real.

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::knowledge_attention::knowledge_token_ids;
 use bedside::model::t5::{FeedForwardKind, T5Config};
-use bedside::model::clinical::pad_ids;
+use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss};
 use bedside::constrained::DiagnosisGrammar;
 use bedside::generate::{self, GenerateOptions};
@@ -233,11 +233,6 @@ fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextToke
     })
 }
 
-fn length_mask(lengths: &[usize], width: usize, device: &Device) -> Tensor<2> {
-    let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..width).map(move |i| if i < l { 1.0 } else { 0.0 })).collect();
-    Tensor::<1>::from_data(TensorData::new(mask, [lengths.len() * width]), device).reshape([lengths.len(), width])
-}
-
 struct Batch {
     input: ClinicalInput,
     targets: Tensor<2, Int>,
@@ -259,7 +254,7 @@ fn batch(examples: &[&Example], stage: usize, device: &Device) -> Batch {
     let text = (stage != 1).then(|| pad_ids(&prompts, device));
     let targets: Vec<Vec<u32>> = examples.iter().map(|e| e.targets[stage].clone()).collect();
     let (targets, lengths) = pad_ids(&targets, device);
-    let target_mask = length_mask(&lengths, targets.dims()[1], device);
+    let target_mask = length_mask(&lengths, lengths.len(), targets.dims()[1], device);
     let labels: Vec<i64> = examples.iter().flat_map(|e| e.phenotypes.iter().map(|&b| i64::from(b))).collect();
     let phenotypes = Tensor::<1, Int>::from_data(TensorData::new(labels, [examples.len() * PHENOTYPES.len()]), device)
         .reshape([examples.len(), PHENOTYPES.len()]);

@@ -7,7 +7,7 @@
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
 use super::Summary;
-use super::table::{for_each_row, table, time};
+use super::table::{for_each_row, prescriptions_to_atc3, table, time};
 use anyhow::Result;
 use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
 use bedside::record::{Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
@@ -148,32 +148,10 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         procedures.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), format!("icd9:{}", normalise_code(f[2]))));
     })?;
 
-    let mut medications: HashMap<String, BTreeSet<String>> = HashMap::new();
-    if let Some(atc) = atc {
-        let (mut by_gsn, mut by_ndc) = (HashMap::new(), HashMap::new());
-        for_each_row(atc, &["gsn", "atc", "ndc"], summary, |f, _, _| {
-            if let Some(atc3) = f[1].get(..4) {
-                for (map, key) in [(&mut by_gsn, f[0]), (&mut by_ndc, f[2])] {
-                    if !key.is_empty() && key != "0" {
-                        map.insert(key.trim_start_matches('0').to_string(), atc3.to_string());
-                    }
-                }
-            }
-        })?;
-        let (mut rows, mut mapped) = (0usize, 0usize);
-        for_each_row(&table(dir, "PRESCRIPTIONS")?, &["HADM_ID", "GSN", "NDC"], summary, |f, _, _| {
-            rows += 1;
-            let atc3 = f[1]
-                .split_whitespace()
-                .find_map(|g| by_gsn.get(g.trim_start_matches('0')))
-                .or_else(|| by_ndc.get(f[2].trim_start_matches('0')));
-            if let Some(atc3) = atc3 {
-                mapped += 1;
-                medications.entry(f[0].to_string()).or_default().insert(atc3.clone());
-            }
-        })?;
-        summary.prescription_rows_to_atc3 = Some(mapped as f64 / rows.max(1) as f64);
-    }
+    let medications = match atc {
+        Some(atc) => prescriptions_to_atc3(&table(&dir, "PRESCRIPTIONS")?, atc, summary)?,
+        None => HashMap::new(),
+    };
 
     let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
     if let Ok(path) = table(dir, "NOTEEVENTS") {

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use super::table::{for_each_row, table, time};
+use super::table::{for_each_row, prescriptions_to_atc3, table, time};
 
 struct Admission {
     hadm: String,
@@ -85,29 +85,10 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         procedures.entry(f[0].to_string()).or_default().push(format!("icd{}:{}", f[2], normalise_code(f[1])));
     })?;
 
-    let mut medications: HashMap<String, BTreeSet<String>> = HashMap::new();
-    if let Some(atc) = atc {
-        let (mut by_gsn, mut by_ndc) = (HashMap::new(), HashMap::new());
-        for_each_row(atc, &["gsn", "atc", "ndc"], summary, |f, _, _| {
-            if let Some(atc3) = f[1].get(..4) {
-                for (map, key) in [(&mut by_gsn, f[0]), (&mut by_ndc, f[2])] {
-                    if !key.is_empty() && key != "0" {
-                        map.insert(key.to_string(), atc3.to_string());
-                    }
-                }
-            }
-        })?;
-        let (mut rows, mut mapped) = (0usize, 0usize);
-        for_each_row(&table(&hosp, "prescriptions")?, &["hadm_id", "gsn", "ndc"], summary, |f, _, _| {
-            rows += 1;
-            let atc3 = f[1].split_whitespace().find_map(|g| by_gsn.get(g)).or_else(|| by_ndc.get(f[2]));
-            if let Some(atc3) = atc3 {
-                mapped += 1;
-                medications.entry(f[0].to_string()).or_default().insert(atc3.clone());
-            }
-        })?;
-        summary.prescription_rows_to_atc3 = Some(mapped as f64 / rows.max(1) as f64);
-    }
+    let medications = match atc {
+        Some(atc) => prescriptions_to_atc3(&table(&hosp, "prescriptions")?, atc, summary)?,
+        None => HashMap::new(),
+    };
 
     admissions.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));
     let visit = |hadm: &str| {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDateTime;
 use flate2::read::GzDecoder;
 use std::io::Read;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Calls `row` with the requested `columns` of every row of a table (`.csv` or `.csv.gz`) and
@@ -53,3 +54,35 @@ pub fn time(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
 }
 
+
+/// The ATC-3 classes of each admission's prescriptions (MIMIC-III and MIMIC-IV share the columns
+/// `hadm_id`, `gsn`, `ndc`): GSN first (a row may list several), else NDC, through
+/// `gsn_atc_ndc_mapping.csv.gz`; codes compared without leading zeros. Records in the summary the
+/// share of prescription rows that reach a class.
+pub fn prescriptions_to_atc3(prescriptions: &Path, atc: &Path, summary: &mut Summary) -> Result<HashMap<String, BTreeSet<String>>> {
+    let (mut by_gsn, mut by_ndc) = (HashMap::new(), HashMap::new());
+    for_each_row(atc, &["gsn", "atc", "ndc"], summary, |f, _, _| {
+        if let Some(atc3) = f[1].get(..4) {
+            for (map, key) in [(&mut by_gsn, f[0]), (&mut by_ndc, f[2])] {
+                if !key.is_empty() && key != "0" {
+                    map.insert(key.trim_start_matches('0').to_string(), atc3.to_string());
+                }
+            }
+        }
+    })?;
+    let mut medications: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let (mut rows, mut mapped) = (0usize, 0usize);
+    for_each_row(prescriptions, &["hadm_id", "gsn", "ndc"], summary, |f, _, _| {
+        rows += 1;
+        let atc3 = f[1]
+            .split_whitespace()
+            .find_map(|g| by_gsn.get(g.trim_start_matches('0')))
+            .or_else(|| by_ndc.get(f[2].trim_start_matches('0')));
+        if let Some(atc3) = atc3 {
+            mapped += 1;
+            medications.entry(f[0].to_string()).or_default().insert(atc3.clone());
+        }
+    })?;
+    summary.prescription_rows_to_atc3 = Some(mapped as f64 / rows.max(1) as f64);
+    Ok(medications)
+}
