@@ -2,6 +2,8 @@
 export interface PatientRecord {
   format_version?: number;
   id: string;
+  /** Patient id: a patient's admissions share it. */
+  patient?: string;
   demographics?: { age?: number; sex?: "female" | "male" | "other" | "unknown" };
   notes?: { kind?: string; text: string; hours?: number }[];
   observations?: { channel: string; hours: number; value: number | null; unit?: string }[];
@@ -35,6 +37,8 @@ export interface BundleFiles {
   weights: Uint8Array | ArrayBuffer;
   /** `tokenizer.json` (text or bytes): required by clinical bundles. */
   tokenizer?: string | Uint8Array | ArrayBuffer;
+  /** `medrec.safetensors`: required by bundles with a medication recommender. */
+  medrec?: Uint8Array | ArrayBuffer;
 }
 
 export interface PhenotypeScore {
@@ -88,7 +92,40 @@ export class Bedside {
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */
   explain(record: PatientRecord | FhirResource | string, options?: { maxTokens?: number }): AsyncGenerator<string | Explanation, void, unknown>;
+  /** Bundles with a medication recommender: ATC-3 drugs for the current visit, with DDI warnings. */
+  recommend(record: PatientRecord | FhirResource | string): Promise<Recommendation>;
   dispose(): void;
+}
+
+export interface DrugScore {
+  /** ATC level-3 code. */
+  code: string;
+  name: string;
+  probability: number;
+}
+
+export interface DdiWarning {
+  /** The recommended drug. */
+  drug: string;
+  drug_name: string;
+  /** The drug it interacts with: another recommended drug, or a current medication. */
+  with: string;
+  with_name: string;
+  with_current: boolean;
+}
+
+export interface Recommendation {
+  id: string;
+  /** Drugs at or above the bundle's threshold, most probable first. */
+  medications: DrugScore[];
+  /** Every drug the recommender knows, most probable first. */
+  scores: DrugScore[];
+  /** Medications the patient already takes (the current visit's, else the previous visit's). */
+  current: string[];
+  ddi_warnings: DdiWarning[];
+  /** Codes of the record that the recommender does not know (not used). */
+  unknown_codes: string[];
+  backend: "webgpu" | "cpu";
 }
 
 export interface Explanation {

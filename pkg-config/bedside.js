@@ -137,12 +137,15 @@ export class Bedside {
       wasmReady = undefined;
       throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
     }
-    let manifest, weights, tokenizer;
+    let manifest, weights, tokenizer, medrec;
     if (typeof source === "string" || source instanceof URL) {
       manifest = new TextDecoder().decode(await readBytes(join(source, "manifest.json"), "manifest.json", onProgress));
       weights = await readBytes(join(source, "model.safetensors"), "model.safetensors", onProgress);
       if (listsFile(manifest, "tokenizer.json")) {
         tokenizer = await readBytes(join(source, "tokenizer.json"), "tokenizer.json", onProgress);
+      }
+      if (listsFile(manifest, "medrec.safetensors")) {
+        medrec = await readBytes(join(source, "medrec.safetensors"), "medrec.safetensors", onProgress);
       }
     } else if (source && source.manifest !== undefined && source.weights !== undefined) {
       manifest = typeof source.manifest === "string" ? source.manifest : JSON.stringify(source.manifest);
@@ -150,6 +153,7 @@ export class Bedside {
       if (source.tokenizer !== undefined) {
         tokenizer = typeof source.tokenizer === "string" ? new TextEncoder().encode(source.tokenizer) : new Uint8Array(source.tokenizer);
       }
+      if (source.medrec !== undefined) medrec = new Uint8Array(source.medrec);
     } else {
       throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }
@@ -162,7 +166,7 @@ export class Bedside {
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       try {
-        const engine = await BedsideEngine.load(manifest, weights, tokenizer, candidate);
+        const engine = await BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
         return new Bedside(engine, engine.manifest);
       } catch (e) {
         lastError = asBedsideError(e);
@@ -188,6 +192,22 @@ export class Bedside {
     const json = recordJson(record);
     try {
       return await this.#engine.diagnose(json);
+    } catch (e) {
+      throw asBedsideError(e);
+    }
+  }
+
+  /**
+   * Recommended ATC level-3 drugs for the record's current visit, from its coded history (bundles
+   * with a medication recommender): the drugs above the threshold with names and probabilities,
+   * every drug's score, and drug–drug-interaction warnings among the recommended drugs and with
+   * the current medications.
+   */
+  async recommend(record) {
+    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
+    const json = recordJson(record);
+    try {
+      return await this.#engine.recommend(json);
     } catch (e) {
       throw asBedsideError(e);
     }

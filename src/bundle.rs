@@ -6,6 +6,7 @@
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
 use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig};
+use crate::recommend::{MEDREC_FILE, MedicationSpec};
 use crate::tokenizer::TOKENIZER_FILE;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +32,10 @@ pub struct Manifest {
     pub threshold: f32,
     pub files: BTreeMap<String, FileEntry>,
     pub created_by: String,
+    /// The medication recommender (LEADER's student), where the bundle has one: its weights are
+    /// `medrec.safetensors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medications: Option<MedicationSpec>,
     /// What training measured, as `bedside-train` wrote it (free-form, for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
@@ -101,6 +106,7 @@ impl Manifest {
             threshold,
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
+            medications: None,
             training: None,
         }
     }
@@ -204,6 +210,12 @@ impl Manifest {
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(BedsideError::bundle(MANIFEST_FILE, "threshold must be within 0..=1"));
+        }
+        if let Some(spec) = &self.medications {
+            spec.check(MANIFEST_FILE)?;
+            if !self.files.contains_key(MEDREC_FILE) {
+                return Err(BedsideError::bundle(MANIFEST_FILE, format!("medications needs {MEDREC_FILE} in files")));
+            }
         }
         Ok(())
     }

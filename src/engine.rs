@@ -9,7 +9,8 @@ use crate::error::{BedsideError, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
-use crate::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel};
+use crate::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel, MedRecBatch, MedRecModel};
+use crate::recommend::{DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings};
 use crate::prompt::{clinical_prompt, parse_target};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
 use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
@@ -96,6 +97,8 @@ enum Loaded {
 
 pub struct Engine {
     model: Loaded,
+    /// The medication recommender, once [`Engine::load_medications`] has loaded it.
+    medrec: Option<(MedRecModel, MedicationSpec)>,
     manifest: Manifest,
     device: Device,
     backend: Backend,
@@ -178,6 +181,7 @@ impl Engine {
         };
         Ok(Self {
             model,
+            medrec: None,
             manifest,
             device,
             backend,
@@ -186,6 +190,77 @@ impl Engine {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Loads the bundle's medication recommender from the bytes of `medrec.safetensors`.
+    pub fn load_medications(&mut self, weights: &[u8]) -> Result<()> {
+        let Some(spec) = self.manifest.medications.clone() else {
+            return Err(BedsideError::Incompatible {
+                file: MANIFEST_FILE.into(),
+                message: "this bundle has no medication recommender".into(),
+            });
+        };
+        self.manifest.verify(MEDREC_FILE, weights)?;
+        check_weights_header(weights, &self.manifest.dtype).map_err(|e| rename_file(e, MEDREC_FILE))?;
+        let weights = convert_weights(weights, "f32").map_err(|e| rename_file(e, MEDREC_FILE))?;
+        let mut model = spec.config.init(&self.device);
+        apply_weights(&mut model, weights).map_err(|e| rename_file(e, MEDREC_FILE))?;
+        self.medrec = Some((model, spec));
+        Ok(())
+    }
+
+    /// Whether `recommend` can answer (the bundle has a recommender and it is loaded).
+    pub fn has_medications(&self) -> bool {
+        self.medrec.is_some()
+    }
+
+    /// Recommends ATC-3 drugs for a record's current visit from its coded history, with the
+    /// drug–drug interactions among them and with what the patient already takes.
+    pub async fn recommend(&self, record: &PatientRecord) -> Result<Recommendation> {
+        let Some((model, spec)) = &self.medrec else {
+            return Err(BedsideError::Incompatible {
+                file: MANIFEST_FILE.into(),
+                message: "this bundle has no medication recommender (manifest.medications)".into(),
+            });
+        };
+        record.validate()?;
+        if record.visits.is_empty() {
+            return Err(BedsideError::InvalidRecord(vec![crate::error::FieldProblem {
+                path: "$.visits".into(),
+                message: "empty: recommending medications needs at least the current visit's codes".into(),
+            }]));
+        }
+        let (patient, unknown_codes) = spec.patient(record);
+        let batch = MedRecBatch::new(std::slice::from_ref(&patient), spec.config.max_visits, spec.max_codes, &self.device);
+        let probs = burn::tensor::activation::sigmoid(model.forward(&batch).logits);
+        let data = probs.into_data_async().await.map_err(read_back_error(self.backend))?;
+        let probs = data.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+        if probs.len() != spec.medications.len() || probs.iter().any(|p| !p.is_finite()) {
+            return Err(BedsideError::backend(self.backend.name(), "the recommender returned non-finite or mis-shaped probabilities"));
+        }
+        let mut scores: Vec<DrugScore> = spec
+            .medications
+            .iter()
+            .zip(probs)
+            .map(|(code, probability)| DrugScore {
+                name: crate::knowledge::atc3_name(code).unwrap_or("unknown ATC class"),
+                code: code.clone(),
+                probability,
+            })
+            .collect();
+        scores.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        let medications: Vec<DrugScore> = scores.iter().filter(|d| d.probability >= spec.threshold).cloned().collect();
+        let current = current_medications(record);
+        let recommended: Vec<&str> = medications.iter().map(|d| d.code.as_str()).collect();
+        Ok(Recommendation {
+            id: record.id.clone(),
+            ddi_warnings: ddi_warnings(&recommended, &current),
+            medications,
+            scores,
+            current,
+            unknown_codes,
+            backend: self.backend.name(),
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -366,6 +441,14 @@ impl Engine {
             diagnosed,
             backend: self.backend.name(),
         }
+    }
+}
+
+/// The same error about another file of the bundle (the weight helpers name `model.safetensors`).
+fn rename_file(error: BedsideError, file: &str) -> BedsideError {
+    match error {
+        BedsideError::Bundle { message, .. } => BedsideError::bundle(file, message),
+        other => other,
     }
 }
 

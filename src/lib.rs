@@ -13,6 +13,7 @@ pub mod knowledge;
 pub mod model;
 pub mod prompt;
 pub mod record;
+pub mod recommend;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;

@@ -35,11 +35,12 @@ pub struct BedsideEngine {
 impl BedsideEngine {
     /// `backend` is "cpu" or "webgpu"; the JS wrapper only asks for "webgpu" where
     /// `navigator.gpu` exists (wgpu panics without it). `tokenizer`: `tokenizer.json`, for
-    /// clinical bundles.
+    /// clinical bundles; `medrec`: `medrec.safetensors`, for bundles with a medication recommender.
     pub async fn load(
         manifest: String,
         weights: Vec<u8>,
         tokenizer: Option<Vec<u8>>,
+        medrec: Option<Vec<u8>>,
         backend: String,
     ) -> Result<BedsideEngine, JsValue> {
         let backend = match backend.as_str() {
@@ -52,9 +53,19 @@ impl BedsideEngine {
                 )));
             }
         };
-        let engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend)
+        let mut engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend)
             .await
             .map_err(js_error)?;
+        match (engine.manifest().medications.is_some(), medrec) {
+            (true, Some(bytes)) => engine.load_medications(&bytes).map_err(js_error)?,
+            (true, None) => {
+                return Err(js_error(BedsideError::Bundle {
+                    file: crate::recommend::MEDREC_FILE.into(),
+                    message: "missing: the manifest lists a medication recommender".into(),
+                }));
+            }
+            (false, _) => {}
+        }
         Ok(Self { engine })
     }
 
@@ -75,6 +86,13 @@ impl BedsideEngine {
         let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
         let diagnosis = self.engine.diagnose(&record).await.map_err(js_error)?;
         to_js(&diagnosis)
+    }
+
+    /// Recommended ATC-3 drugs with DDI warnings (bundles with a medication recommender).
+    pub async fn recommend(&self, record_json: String) -> Result<JsValue, JsValue> {
+        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+        let recommendation = self.engine.recommend(&record).await.map_err(js_error)?;
+        to_js(&recommendation)
     }
 
     /// Generates diagnoses and rationale; `on_piece(text)` is called with each new piece of text.

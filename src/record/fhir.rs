@@ -77,6 +77,7 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
         .or_else(|| value["id"].as_str())
         .unwrap_or("fhir-patient")
         .to_string();
+    let patient_id = patient.and_then(|(_, p)| p["id"].as_str()).map(str::to_string);
     let encounter = of("Encounter").next();
     let start = encounter
         .and_then(|(_, e)| parse_time(e["period"]["start"].as_str()?))
@@ -188,6 +189,7 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
     let record = PatientRecord {
         format_version: RECORD_FORMAT_VERSION,
         id,
+        patient: patient_id,
         demographics,
         notes,
         observations,

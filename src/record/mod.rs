@@ -26,6 +26,10 @@ pub struct PatientRecord {
     pub format_version: u32,
     /// Admission id, unique within a cohort.
     pub id: String,
+    /// Patient id where the source has one: a patient's admissions share it, so that training
+    /// splits keep them on one side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
     #[serde(default)]
     pub demographics: Demographics,
     #[serde(default)]

@@ -200,6 +200,7 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         records.push(PatientRecord {
             format_version: RECORD_FORMAT_VERSION,
             id: format!("mimic3-{}", a.hadm),
+            patient: Some(format!("mimic3-{}", a.subject)),
             demographics: Demographics {
                 age: age.filter(|a| (0.0..=130.0).contains(a)),
                 sex,

@@ -178,6 +178,7 @@ fn parse_stay(location: &str, text: &str, outcomes: &HashMap<String, Outcomes>, 
     Some(PatientRecord {
         format_version: RECORD_FORMAT_VERSION,
         id: format!("physionet2012-{record_id}"),
+        patient: None,
         demographics,
         notes: Vec::new(),
         observations,

@@ -310,6 +310,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
     PatientRecord {
         format_version: RECORD_FORMAT_VERSION,
         id: format!("synthetic-{seed}-{i:05}"),
+        patient: None,
         demographics: Demographics { age: Some(age), sex: Some(sex), care_unit: None },
         notes: vec![Note { kind: "discharge_summary".into(), text, hours: Some(hours as f64) }],
         observations,
