@@ -658,8 +658,9 @@ impl Run {
 
 /// `bedside-train export`: the browser bundle of a finished run — `manifest.json`,
 /// `model.safetensors` (f32 or f16) and `tokenizer.json`, each written atomically.
-pub fn export(run: &Path, out: &Path, dtype: &str) -> Result<bedside::bundle::Manifest> {
+pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Result<bedside::bundle::Manifest> {
     use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
+    use bedside::recommend::MEDREC_FILE;
     use bedside::tokenizer::TOKENIZER_FILE;
     let read = |name: &str| std::fs::read(run.join(name)).with_context(|| format!("cannot read {}", run.join(name).display()));
     let config: ClinicalModelConfig = serde_json::from_slice(&read("model.json")?).context("model.json")?;
@@ -669,18 +670,29 @@ pub fn export(run: &Path, out: &Path, dtype: &str) -> Result<bedside::bundle::Ma
     let progress: Option<Progress> = std::fs::read(run.join(CHECKPOINT).join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let mut manifest = Manifest::new(
-        ModelSpec::Clinical(config),
-        &[(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)],
-        dtype,
-        0.5,
-    );
+    let medications = match medrec {
+        Some(dir) => {
+            let read = |name: &str| std::fs::read(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()));
+            let spec: bedside::recommend::MedicationSpec = serde_json::from_slice(&read("medrec.json")?).context("medrec.json")?;
+            Some((spec, convert_weights(&read(MEDREC_FILE)?, dtype)?))
+        }
+        None => None,
+    };
+    let mut files: Vec<(&str, &[u8])> = vec![(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)];
+    if let Some((_, bytes)) = &medications {
+        files.push((MEDREC_FILE, bytes));
+    }
+    let mut manifest = Manifest::new(ModelSpec::Clinical(config), &files, dtype, 0.5);
+    manifest.medications = medications.as_ref().map(|(spec, _)| spec.clone());
     manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
     let text = serde_json::to_string_pretty(&manifest)?;
     // check it as a loader would before anything is written
     Manifest::from_json(&text)?;
     write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
     write_atomic(&out.join(TOKENIZER_FILE), &tokenizer)?;
+    if let Some((_, bytes)) = &medications {
+        write_atomic(&out.join(MEDREC_FILE), bytes)?;
+    }
     write_atomic(&out.join(MANIFEST_FILE), text.as_bytes())?;
     Ok(manifest)
 }

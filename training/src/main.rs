@@ -5,6 +5,8 @@
 mod cohort;
 mod distill;
 mod eval;
+mod leader;
+mod medication_metrics;
 mod metrics;
 mod teach;
 mod text_metrics;
@@ -106,6 +108,18 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// LEADER: train the medication teacher, distil it into the student, measure both.
+    Medrec {
+        /// Run configuration (TOML; every field optional, see `--print-config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run directory: medrec.json, medrec.safetensors, teacher features, report.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the default configuration as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Measure a clinical bundle on a labelled cohort: the phenotype head, the written diagnoses,
     /// and the rationales (BLEU-4, ROUGE-L, faithfulness).
     Eval {
@@ -136,6 +150,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
         dtype: DtypeArg,
+        /// The run directory of `medrec`: adds its medication recommender to the bundle.
+        #[arg(long)]
+        medrec: Option<PathBuf>,
     },
     /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
     Tokenizer {
@@ -326,6 +343,26 @@ fn run(cli: Cli) -> Result<()> {
                 out.join("model.safetensors").display()
             );
         }
+        Command::Medrec { config, out, print_config } => {
+            if print_config {
+                print!("{}", leader::default_config_toml()?);
+                return Ok(());
+            }
+            let config = match &config {
+                Some(path) => leader::MedRecRunConfig::read(path)?,
+                None => leader::MedRecRunConfig::default(),
+            };
+            let records = leader::records(&config, read_cohort)?;
+            let report = leader::run(&config, records, &out)?;
+            let s = &report.student.overall;
+            println!(
+                "medrec: student Jaccard {:.3} (95% CI {:.3}–{:.3}), PRAUC {:.3}, F1 {:.3}, DDI rate {:.3} on {} test admissions; {:.0} s → {}",
+                s.jaccard, s.jaccard_ci95.0, s.jaccard_ci95.1, s.prauc, s.f1, s.ddi_rate, s.n, report.seconds, out.display()
+            );
+            if let Some(t) = &report.teacher {
+                println!("medrec: teacher Jaccard {:.3}, PRAUC {:.3}, F1 {:.3}", t.overall.jaccard, t.overall.prauc, t.overall.f1);
+            }
+        }
         Command::Eval { bundle, cohort, synthetic, rationales, max_tokens, out } => {
             let records = match &cohort {
                 Some(path) => read_cohort(path)?,
@@ -341,12 +378,12 @@ fn run(cli: Cli) -> Result<()> {
                 train::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
             }
         }
-        Command::Export { run, out, dtype } => {
+        Command::Export { run, out, dtype, medrec } => {
             let dtype = match dtype {
                 DtypeArg::F32 => "f32",
                 DtypeArg::F16 => "f16",
             };
-            let manifest = distill::export(&run, &out, dtype)?;
+            let manifest = distill::export(&run, medrec.as_deref(), &out, dtype)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("export: {} bundle ({dtype}), {:.1} MB → {}", manifest.model.kind(), bytes as f64 / 1e6, out.display());
         }

@@ -1,6 +1,7 @@
 //! End to end through the `bedside-train` binary on a tiny configuration: teach → distill (three
-//! stages) → export (f32 and f16) → the library loads the bundle, diagnoses and explains; and a run
-//! killed with SIGKILL several times and resumed ends with the numbers of an uninterrupted run.
+//! stages) and medrec (LEADER teacher → student, online and offline) → export (f32 and f16) → the
+//! library loads the bundle, diagnoses, explains and recommends; and a run killed with SIGKILL
+//! several times and resumed ends with the numbers of an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,24 @@ series_d_model = 16
 series_layers = 1
 prototypes = 4
 knowledge_heads = 2
+"#;
+
+const TINY_MEDREC: &str = r#"
+synthetic = 60
+epochs = 3
+batch_size = 8
+[student]
+d_model = 16
+heads = 2
+visit_layers = 1
+[teacher]
+d_model = 32
+layers = 1
+heads = 2
+d_ff = 64
+vocab_size = 400
+max_prompt_tokens = 96
+epochs = 1
 "#;
 
 fn bin() -> Command {
@@ -65,17 +84,41 @@ fn load(bundle: &Path) -> Engine {
     let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
     let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
     let tokenizer = std::fs::read(bundle.join("tokenizer.json")).unwrap();
-    pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu)).unwrap()
+    let mut engine = pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu)).unwrap();
+    if let Ok(medrec) = std::fs::read(bundle.join("medrec.safetensors")) {
+        engine.load_medications(&medrec).unwrap();
+    }
+    engine
+}
+
+fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let status = bin().args(["medrec", "--config"]).arg(&path).arg("--out").arg(dir.join(name)).status().unwrap();
+    assert!(status.success(), "medrec {name}");
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap()).unwrap()
 }
 
 #[test]
 fn distill_export_and_explain() {
     let dir = scratch("distill");
     assert!(distill(&dir, false).wait().unwrap().success());
+    // LEADER: the online teacher writes its features; a student distilled offline from that file
+    // is the same student, number for number
+    let online = medrec(&dir, "medrec", TINY_MEDREC);
+    let features = dir.join("medrec/teacher-features.safetensors");
+    let offline_config = TINY_MEDREC.replace("[teacher]", &format!("[teacher]\nmode = \"offline\"\nfeatures = {:?}", features.display().to_string()));
+    let offline = medrec(&dir, "medrec-offline", &offline_config);
+    assert_eq!(online["student"], offline["student"], "offline distillation from the online teacher's features");
+    assert!(online["teacher"]["overall"]["jaccard"].as_f64().is_some(), "the teacher is measured too: {}", online["teacher"]);
+    let n = online["student"]["overall"]["n"].as_u64().unwrap();
+    assert_eq!(n, online["admissions"][2].as_u64().unwrap());
     for dtype in ["f32", "f16"] {
         let status = bin()
             .args(["export", "--run"])
             .arg(dir.join("run"))
+            .arg("--medrec")
+            .arg(dir.join("medrec"))
             .arg("--out")
             .arg(dir.join(dtype))
             .args(["--dtype", dtype])
@@ -101,6 +144,15 @@ fn distill_export_and_explain() {
             let pb = b.phenotypes.iter().find(|p| p.name == pa.name).unwrap();
             worst = worst.max((pa.probability - pb.probability).abs());
         }
+        let (ra, rb) = (pollster::block_on(f32_engine.recommend(record)).unwrap(), pollster::block_on(f16_engine.recommend(record)).unwrap());
+        assert_eq!(ra.scores.len(), f32_engine.manifest().medications.as_ref().unwrap().medications.len());
+        for da in &ra.scores {
+            let db = rb.scores.iter().find(|d| d.code == da.code).unwrap();
+            worst = worst.max((da.probability - db.probability).abs());
+        }
+        let threshold = f32_engine.manifest().medications.as_ref().unwrap().threshold;
+        assert!(ra.medications.iter().all(|d| d.probability >= threshold));
+        assert_eq!(ra.medications.len(), ra.scores.iter().filter(|d| d.probability >= threshold).count());
         let mut streamed = String::new();
         let options = GenerateOptions { max_new_tokens: 200, ..Default::default() };
         let e = pollster::block_on(f32_engine.explain(record, &options, &mut |piece| streamed.push_str(piece))).unwrap();

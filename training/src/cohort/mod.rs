@@ -5,7 +5,7 @@ pub mod mimic3;
 pub mod mimic4;
 pub mod physionet2012;
 pub mod synthetic;
-mod table;
+pub mod table;
 
 use bedside::PatientRecord;
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
