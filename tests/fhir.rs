@@ -81,3 +81,10 @@ fn rxnorm_codes_reach_atc3_where_the_ndc_tables_join_them() {
     // 153095 → H04A by data/rxnorm_atc3.tsv; an unknown concept is kept with its system
     assert_eq!(r.visits[0].medications, ["H04A", "rxnorm:999999999"]);
 }
+
+#[test]
+fn a_lone_resource_of_another_type_is_refused() {
+    let e = PatientRecord::from_json_or_fhir(r#"{"resourceType":"Observation","id":"x"}"#).unwrap_err();
+    assert_eq!(e.code(), "RECORD_FHIR");
+    assert!(e.to_string().contains("$.resourceType") && e.to_string().contains("Observation"), "{e}");
+}

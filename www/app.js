@@ -1,4 +1,6 @@
-// The demo page: load the bundled model, pick a sample patient, show phenotype probabilities.
+// The demo page: load the bundled model, pick a sample patient or open a file, show phenotype
+// probabilities, and — where the bundle has them — the streamed rationale with the knowledge
+// attention, and recommended medications with drug–drug-interaction warnings.
 import { Bedside } from "./pkg/bedside.js";
 
 const $ = (id) => document.getElementById(id);
@@ -35,15 +37,88 @@ async function loadModel(backend) {
 }
 
 function describe(record) {
+  if (record?.resourceType) {
+    $("patient-summary").textContent = `FHIR ${record.resourceType} with ${record.entry?.length ?? 0} entries.`;
+    return;
+  }
   const d = record.demographics ?? {};
-  const channels = new Set(record.observations.map((o) => o.channel));
+  const observations = record.observations ?? [];
+  const channels = new Set(observations.map((o) => o.channel));
   $("patient-summary").textContent =
-    `${record.id}: ${d.age ?? "?"} y, ${d.sex ?? "sex unknown"}; ${record.observations.length} observations over ${channels.size} channels.`;
+    `${record.id}: ${d.age ?? "?"} y, ${d.sex ?? "sex unknown"}; ${observations.length} observations over ${channels.size} channels; ${(record.visits ?? []).length} visit(s).`;
+}
+
+function cell(text, title) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (title) td.title = title;
+  return td;
+}
+
+async function explain(record) {
+  $("rationale-section").hidden = false;
+  $("rationale").textContent = "";
+  $("attention").hidden = true;
+  const started = performance.now();
+  let first;
+  let result;
+  for await (const item of model.explain(record, { maxTokens: 160 })) {
+    if (typeof item === "string") {
+      first ??= performance.now() - started;
+      $("rationale").textContent += item;
+    } else {
+      result = item;
+    }
+  }
+  const total = performance.now() - started;
+  $("rationale-timing").textContent =
+    `${result.tokens} tokens on ${result.backend}: first token after ${(first ?? total).toFixed(0)} ms, all in ${total.toFixed(0)} ms.`;
+  // the channels whose knowledge attention is most concentrated on one prototype
+  const rows = result.channels
+    .map((channel, i) => ({ channel, weight: Math.max(...(result.knowledge_attention[i] ?? [0])) }))
+    .sort((a, b) => b.weight - a.weight)
+    .slice(0, 8);
+  $("attention").querySelector("tbody").replaceChildren(
+    ...rows.map(({ channel, weight }) => {
+      const row = document.createElement("tr");
+      row.append(cell(channel), cell(`${(weight * 100).toFixed(1)} %`));
+      return row;
+    }),
+  );
+  $("attention").hidden = rows.length === 0;
+}
+
+async function recommend(record) {
+  $("medications-section").hidden = false;
+  const result = await model.recommend(record);
+  $("medications").querySelector("tbody").replaceChildren(
+    ...result.medications.map((d) => {
+      const row = document.createElement("tr");
+      row.dataset.code = d.code;
+      row.append(cell(d.code), cell(d.name), cell(`${(d.probability * 100).toFixed(1)} %`));
+      return row;
+    }),
+  );
+  $("ddi").replaceChildren(
+    ...result.ddi_warnings.map((w) => {
+      const li = document.createElement("li");
+      li.className = "ddi-warning";
+      li.textContent = `Interaction: ${w.drug} (${w.drug_name}) with ${w.with_current ? "current medication " : ""}${w.with} (${w.with_name})`;
+      return li;
+    }),
+  );
+  $("current-medications").textContent = result.current.length
+    ? `Current medications: ${result.current.join(", ")}.`
+    : "No current medications listed.";
 }
 
 async function diagnose() {
+  await analyse(samples[Number($("sample").value)]);
+}
+
+async function analyse(record) {
   clearError();
-  const record = samples[Number($("sample").value)];
+  document.body.dataset.state = "running";
   describe(record);
   const started = performance.now();
   const result = await model.diagnose(record);
@@ -75,7 +150,24 @@ async function diagnose() {
   $("diagnosed").textContent = result.diagnosed.length
     ? `Supported: ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group above the threshold (${ms.toFixed(0)} ms on ${result.backend}).`;
+  if (model.manifest.medications) await recommend(record);
+  if (model.manifest.model?.kind === "clinical") await explain(record);
   document.body.dataset.state = "done";
+}
+
+function fail(error) {
+  showError(error);
+  document.body.dataset.state = "error";
+}
+
+async function openFile(file) {
+  let record;
+  try {
+    record = JSON.parse(await file.text());
+  } catch (e) {
+    throw Object.assign(new Error(`${file.name} is not JSON: ${e.message}`), { code: "RECORD_JSON" });
+  }
+  await analyse(record);
 }
 
 async function main() {
@@ -99,11 +191,15 @@ async function main() {
 
 $("controls").addEventListener("submit", (event) => {
   event.preventDefault();
-  diagnose().catch(showError);
+  diagnose().catch(fail);
 });
 $("backend").addEventListener("change", () => {
-  loadModel($("backend").value).then(diagnose).catch(showError);
+  loadModel($("backend").value).then(diagnose).catch(fail);
 });
-$("sample").addEventListener("change", () => diagnose().catch(showError));
+$("sample").addEventListener("change", () => diagnose().catch(fail));
+$("upload").addEventListener("change", () => {
+  const file = $("upload").files?.[0];
+  if (file) openFile(file).catch(fail);
+});
 
 main();

@@ -66,7 +66,10 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
             .enumerate()
             .map(|(i, e)| (format!("$.entry[{i}].resource"), &e["resource"]))
             .collect(),
-        Some(_) => vec![("$".to_string(), value)],
+        Some("Patient") => vec![("$".to_string(), value)],
+        Some(other) => {
+            return Err(invalid("$.resourceType", format!("{other:?}: a Bundle of the patient's resources (or a Patient) expected")));
+        }
         None => return Err(invalid("$.resourceType", "missing; not a FHIR resource")),
     };
     let of = |kind: &'static str| resources.iter().filter(move |(_, r)| r["resourceType"] == kind);

@@ -3,7 +3,7 @@
 // both must match the native CLI's numbers. Screenshots go to target/screenshots/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { createServer } from "../../www/serve.mjs";
@@ -19,6 +19,7 @@ const baseArgs = [
   "--disable-quic",
 ];
 const shots = path.join(root, "target/screenshots");
+const settled = 'body[data-state="done"], body[data-state="error"]';
 let server;
 let origin;
 
@@ -40,7 +41,7 @@ async function runPage(args, screenshot) {
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     page.on("request", (r) => requests.push(r.url()));
     await page.goto(`${origin}/`);
-    await page.waitForSelector("body[data-state]", { timeout: 120_000 });
+    await page.waitForSelector(settled, { timeout: 120_000 });
     const state = await page.getAttribute("body", "data-state");
     const error = await page.textContent("#error");
     assert.equal(state, "done", `page ended in state ${state}: ${error}`);
@@ -70,4 +71,47 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   assert.equal(backend, "cpu");
   const worst = assertSameProbabilities({ phenotypes }, nativePredict(samples[0]), 1e-5);
   console.log(`# browser CPU: max |wasm cpu - native cpu| = ${worst.toExponential(2)}`);
+});
+
+test("a FHIR file opens, a broken file gives a coded error, and the page stays usable", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${origin}/`);
+    await page.waitForSelector(settled, { timeout: 120_000 });
+    const open = async (name, mimeType, text) => {
+      await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+      await page.setInputFiles("#upload", { name, mimeType, buffer: Buffer.from(text) });
+      await page.waitForSelector(settled, { timeout: 120_000 });
+      return page.getAttribute("body", "data-state");
+    };
+    const fhir = readFileSync(path.join(root, "tests/fixtures/fhir/mimic3-1001-bundle.json"), "utf8");
+    assert.equal(await open("patient.json", "application/fhir+json", fhir), "done", await page.textContent("#error"));
+    assert.match(await page.textContent("#patient-summary"), /FHIR Bundle/);
+    assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
+    await page.screenshot({ path: path.join(shots, "demo-fhir.png"), fullPage: true });
+
+    const bad = [
+      ["broken.json", "{ not json", "RECORD_JSON"],
+      ["wrong-type.json", JSON.stringify({ resourceType: "Observation", id: "x" }), "RECORD_FHIR"],
+      ["no-id.json", JSON.stringify({ observations: [] }), "RECORD_JSON"],
+    ];
+    for (const [name, text, code] of bad) {
+      assert.equal(await open(name, "application/json", text), "error", name);
+      const message = await page.textContent("#error");
+      assert.ok(message.startsWith(`${code}:`), `${name}: ${message}`);
+    }
+    await page.screenshot({ path: path.join(shots, "demo-error.png"), fullPage: true });
+    // still usable: a sample runs again and clears the error
+    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+    await page.click("#run");
+    await page.waitForSelector(settled, { timeout: 120_000 });
+    assert.equal(await page.getAttribute("body", "data-state"), "done");
+    assert.equal(await page.isHidden("#error"), true);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
 });

@@ -1,9 +1,10 @@
-// A clinical bundle (a tiny model distilled here in seconds) in wasm: the streamed pieces add up
-// to the text, the text and probabilities equal the native CLI's, on the CPU and on WebGPU.
+// A clinical bundle with a medication recommender (tiny models distilled here in seconds) in
+// wasm: the streamed pieces add up to the text, the text, phenotype and drug probabilities equal
+// the native CLI's, on the CPU and on WebGPU.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
@@ -37,15 +38,35 @@ prototypes = 4
 knowledge_heads = 2
 `,
 );
+writeFileSync(
+  path.join(dir, "medrec.toml"),
+  `synthetic = 60
+epochs = 2
+batch_size = 8
+[student]
+d_model = 16
+heads = 2
+visit_layers = 1
+[teacher]
+d_model = 32
+layers = 1
+heads = 2
+d_ff = 64
+vocab_size = 400
+max_prompt_tokens = 96
+epochs = 1
+`,
+);
 execFileSync(train, ["distill", "--config", path.join(dir, "run.toml"), "--out", path.join(dir, "run")], { stdio: "ignore" });
+execFileSync(train, ["medrec", "--config", path.join(dir, "medrec.toml"), "--out", path.join(dir, "medrec")], { stdio: "ignore" });
 const bundle = path.join(dir, "bundle");
-execFileSync(train, ["export", "--run", path.join(dir, "run"), "--out", bundle, "--dtype", "f16"], { stdio: "ignore" });
+execFileSync(train, ["export", "--run", path.join(dir, "run"), "--medrec", path.join(dir, "medrec"), "--out", bundle, "--dtype", "f16"], { stdio: "ignore" });
 const MAX_TOKENS = 40;
 
 function nativeExplain(record) {
   const file = path.join(dir, `${record.id}.json`);
   writeFileSync(file, JSON.stringify(record));
-  const out = execFileSync(train, ["predict", "--bundle", bundle, "--record", file, "--explain", "--max-tokens", String(MAX_TOKENS)], {
+  const out = execFileSync(train, ["predict", "--bundle", bundle, "--record", file, "--explain", "--recommend", "--max-tokens", String(MAX_TOKENS)], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"],
   });
@@ -74,8 +95,34 @@ test("wasm on the CPU explains like the native CLI", async () => {
     assert.deepEqual(wasm.diagnoses, native.explanation.diagnoses);
     assert.equal(wasm.knowledge_attention.length, wasm.channels.length);
     const worst = assertSameProbabilities(await model.diagnose(record), native.diagnosis, 1e-5);
-    console.log(`# ${record.id}: ${wasm.tokens} tokens identical to native; max |Δp| ${worst.toExponential(2)}`);
+    const drugs = await model.recommend(record);
+    assert.deepEqual(drugs.scores.map((d) => d.code), native.recommendation.scores.map((d) => d.code));
+    const drugDelta = Math.max(...drugs.scores.map((d, i) => Math.abs(d.probability - native.recommendation.scores[i].probability)));
+    assert.ok(drugDelta <= 1e-5, `drug probabilities differ by ${drugDelta}`);
+    assert.deepEqual(drugs.medications.map((d) => d.code), native.recommendation.medications.map((d) => d.code));
+    assert.deepEqual(drugs.ddi_warnings, native.recommendation.ddi_warnings);
+    console.log(`# ${record.id}: ${wasm.tokens} tokens identical to native; max |Δp| ${worst.toExponential(2)}; ${drugs.medications.length} drugs, ${drugs.ddi_warnings.length} DDI warnings, max |Δp| ${drugDelta.toExponential(2)}`);
   }
+  model.dispose();
+});
+
+test("recommend names the drugs and warns of interactions with the current medications", async () => {
+  const model = await Bedside.load(bundle, { backend: "cpu" });
+  const record = structuredClone(samples[0]);
+  // an interacting drug on the current visit must give a warning for the recommended drug
+  const drugs = await model.recommend(record);
+  assert.ok(drugs.scores.every((d) => typeof d.name === "string" && d.name.length > 0 && d.probability >= 0 && d.probability <= 1));
+  const ddi = readFileSync(new URL("../../src/knowledge/data/ddi.tsv", import.meta.url), "utf8")
+    .split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split("\t"));
+  const recommended = new Set(drugs.medications.map((d) => d.code));
+  const pair = ddi.find(([a, b]) => recommended.has(a) !== recommended.has(b));
+  assert.ok(pair, `no recommended drug interacts with a drug not recommended: ${[...recommended]}`);
+  const [chosen, other] = recommended.has(pair[0]) ? pair : [pair[1], pair[0]];
+  record.visits.at(-1).medications = [other];
+  const warned = await model.recommend(record);
+  assert.ok(warned.ddi_warnings.some((w) => w.drug === chosen && w.with === other && w.with_current), JSON.stringify(warned.ddi_warnings));
+  assert.deepEqual(warned.current, [other]);
+  await assert.rejects(model.recommend({ id: "no-visits" }), (e) => e.code === "RECORD_INVALID" && /visits/.test(e.message));
   model.dispose();
 });
 

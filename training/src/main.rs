@@ -187,6 +187,9 @@ enum Command {
         /// Also generate the diagnoses and rationale (clinical bundles), streamed to stderr.
         #[arg(long)]
         explain: bool,
+        /// Also recommend medications (bundles with a medication recommender).
+        #[arg(long)]
+        recommend: bool,
         /// Longest generated text, in tokens.
         #[arg(long, default_value_t = 160)]
         max_tokens: usize,
@@ -442,7 +445,7 @@ fn run(cli: Cli) -> Result<()> {
             let ids = texts.iter().map(|t| tok.encode(t)).collect::<bedside::Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string(&ids)?);
         }
-        Command::Predict { bundle, record, backend, explain, max_tokens } => {
+        Command::Predict { bundle, record, backend, explain, recommend, max_tokens } => {
             let read = |name: &str| {
                 let path = bundle.join(name);
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
@@ -456,8 +459,15 @@ fn run(cli: Cli) -> Result<()> {
                 BackendArg::Wgpu => Backend::Gpu,
             };
             let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
-            let (diagnosis, explanation) = pollster::block_on(async {
-                let engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
+            let medrec = match recommend {
+                true => Some(read(bedside::recommend::MEDREC_FILE)?),
+                false => None,
+            };
+            let (diagnosis, explanation, recommendation) = pollster::block_on(async {
+                let mut engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
+                if let Some(bytes) = &medrec {
+                    engine.load_medications(bytes)?;
+                }
                 let diagnosis = engine.diagnose(&record).await?;
                 let explanation = match explain {
                     true => {
@@ -469,12 +479,19 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     false => None,
                 };
-                Ok::<_, bedside::BedsideError>((diagnosis, explanation))
+                let recommendation = match recommend {
+                    true => Some(engine.recommend(&record).await?),
+                    false => None,
+                };
+                Ok::<_, bedside::BedsideError>((diagnosis, explanation, recommendation))
             })?;
             let mut stdout = std::io::stdout().lock();
-            match explanation {
-                Some(e) => serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "diagnosis": diagnosis, "explanation": e }))?,
-                None => serde_json::to_writer_pretty(&mut stdout, &diagnosis)?,
+            match (explain, recommend) {
+                (false, false) => serde_json::to_writer_pretty(&mut stdout, &diagnosis)?,
+                _ => serde_json::to_writer_pretty(
+                    &mut stdout,
+                    &serde_json::json!({ "diagnosis": diagnosis, "explanation": explanation, "recommendation": recommendation }),
+                )?,
             }
             writeln!(stdout)?;
         }
