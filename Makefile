@@ -16,7 +16,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test pkg model train native native-test node-test browser-test \
+.PHONY: demo test pkg model train medrec native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
@@ -68,11 +68,20 @@ $(DEMO)/samples/samples.json: $(TRAIN)
 $(TRAIN):
 	cargo build --workspace --locked
 
-# The clinical (ClinRaGen) demo model: three-stage distillation on the synthetic cohort with the
-# built-in knowledge teacher, exported at f16 (about 10-15 min on 2 cores; resumable).
-train: $(TRAIN)
+# The clinical demo bundle: ClinRaGen's three-stage distillation on the synthetic cohort with the
+# built-in knowledge teacher (resumable), and LEADER's medication recommender on the MIMIC-IV demo
+# (split by patient) + the synthetic cohort, exported together at f16 into models/demo
+# (about 40 min on 2 cores).
+SHARED ?= $(CURDIR)/../shared
+train: $(TRAIN) medrec
 	$(TRAIN) distill --config training/demo-run.toml --out $(DEMO)/clinical-run --resume
-	$(TRAIN) export --run $(DEMO)/clinical-run --out $(DEMO)/clinical --dtype f16
+	$(TRAIN) export --run $(DEMO)/clinical-run --medrec $(DEMO)/medrec-run --out models/demo --dtype f16
+
+medrec: $(TRAIN)
+	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo \
+	  --atc $(SHARED)/data/medrec/gsn_atc_ndc_mapping.csv.gz --out $(DEMO)/mimic4.jsonl
+	$(TRAIN) cohort --source synthetic --n 400 --seed 7 --out $(DEMO)/synthetic.jsonl
+	$(TRAIN) medrec --config training/medrec-demo.toml --out $(DEMO)/medrec-run
 
 # --- tests -----------------------------------------------------------------------------------
 native-test:

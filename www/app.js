@@ -62,7 +62,8 @@ async function explain(record) {
   const started = performance.now();
   let first;
   let result;
-  for await (const item of model.explain(record, { maxTokens: 160 })) {
+  const maxTokens = Number(params.get("tokens") ?? 160);
+  for await (const item of model.explain(record, { maxTokens })) {
     if (typeof item === "string") {
       first ??= performance.now() - started;
       $("rationale").textContent += item;

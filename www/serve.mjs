@@ -1,5 +1,5 @@
-// Serves the demo on 127.0.0.1 only: www/ at /, the npm package at /pkg, the bundled model at
-// /model and the sample patients at /samples.
+// Serves the demo on 127.0.0.1 only: www/ at /, the npm package at /pkg, the bundled model
+// (models/demo, committed; `make train` remakes it) at /model and the sample patients at /samples.
 // Usage: node www/serve.mjs [--port 8080] [--pkg DIR] [--model DIR] [--samples DIR]
 import http from "node:http";
 import path from "node:path";
@@ -9,7 +9,7 @@ import sirv from "sirv";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
-export function createServer({ pkg = "pkg", model = "target/demo/model", samples = "target/demo/samples" } = {}) {
+export function createServer({ pkg = "pkg", model = "models/demo", samples = "target/demo/samples" } = {}) {
   const options = { dev: true, etag: true };
   const mounts = [
     ["/pkg/", sirv(path.resolve(root, pkg), options)],

@@ -1,6 +1,7 @@
-// The demo page in headless Chromium (Debian's chromium, driven by playwright-core): on WebGPU
-// (SwiftShader, with --enable-unsafe-webgpu) and, with WebGPU unavailable, on the CPU fallback;
-// both must match the native CLI's numbers. Screenshots go to target/screenshots/.
+// The demo page in headless Chromium (Debian's chromium, driven by playwright-core) with the
+// committed demo bundle (models/demo): on WebGPU (SwiftShader, with --enable-unsafe-webgpu) and,
+// with WebGPU unavailable, on the CPU fallback; phenotype and drug probabilities and the written
+// rationale must match the native CLI's. Screenshots go to target/screenshots/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -19,6 +20,9 @@ const baseArgs = [
   "--disable-quic",
 ];
 const shots = path.join(root, "target/screenshots");
+const demoBundle = path.join(root, "models/demo");
+// a short rationale: WebGPU on SwiftShader takes a while per token
+const TOKENS = 24;
 const settled = 'body[data-state="done"], body[data-state="error"]';
 let server;
 let origin;
@@ -40,8 +44,8 @@ async function runPage(args, screenshot) {
     const requests = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     page.on("request", (r) => requests.push(r.url()));
-    await page.goto(`${origin}/`);
-    await page.waitForSelector(settled, { timeout: 120_000 });
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
     const state = await page.getAttribute("body", "data-state");
     const error = await page.textContent("#error");
     assert.equal(state, "done", `page ended in state ${state}: ${error}`);
@@ -50,27 +54,45 @@ async function runPage(args, screenshot) {
     const phenotypes = await page.$$eval("#phenotypes tbody tr", (rows) =>
       rows.map((r) => ({ name: r.dataset.name, probability: Number(r.dataset.probability) })),
     );
+    const drugs = await page.$$eval("#medications tbody tr", (rows) => rows.map((r) => r.dataset.code));
+    const warnings = await page.$$eval(".ddi-warning", (items) => items.map((li) => li.textContent));
+    const rationale = await page.textContent("#rationale");
     assert.deepEqual(problems, []);
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, phenotypes };
+    return { backend, phenotypes, drugs, warnings, rationale };
   } finally {
     await browser.close();
   }
 }
 
+function native() {
+  return nativePredict(samples[0], "cpu", demoBundle, ["--explain", "--recommend", "--max-tokens", String(TOKENS)]);
+}
+
+function check(page, expected, tolerance) {
+  const worst = assertSameProbabilities({ phenotypes: page.phenotypes }, expected.diagnosis, tolerance);
+  assert.deepEqual(page.drugs, expected.recommendation.medications.map((d) => d.code));
+  assert.equal(page.warnings.length, expected.recommendation.ddi_warnings.length);
+  assert.ok(page.warnings.length > 0, "the sample shows a drug–drug-interaction warning");
+  assert.ok(page.rationale.startsWith("### Disease Diagnosed:"), page.rationale);
+  return worst;
+}
+
 test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
-  const { backend, phenotypes } = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png");
-  assert.equal(backend, "webgpu");
-  const worst = assertSameProbabilities({ phenotypes }, nativePredict(samples[0]), 1e-4);
-  console.log(`# browser WebGPU: max |webgpu - native cpu| = ${worst.toExponential(2)}`);
+  const page = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png");
+  assert.equal(page.backend, "webgpu");
+  const worst = check(page, native(), 1e-4);
+  console.log(`# browser WebGPU: max |webgpu - native cpu| = ${worst.toExponential(2)}; ${page.drugs.length} drugs, ${page.warnings.length} DDI warnings`);
 });
 
 test("without WebGPU the demo falls back to the CPU", async () => {
-  const { backend, phenotypes } = await runPage(["--disable-features=WebGPU"], "demo-cpu.png");
-  assert.equal(backend, "cpu");
-  const worst = assertSameProbabilities({ phenotypes }, nativePredict(samples[0]), 1e-5);
-  console.log(`# browser CPU: max |wasm cpu - native cpu| = ${worst.toExponential(2)}`);
+  const page = await runPage(["--disable-features=WebGPU"], "demo-cpu.png");
+  assert.equal(page.backend, "cpu");
+  const expected = native();
+  const worst = check(page, expected, 1e-5);
+  assert.equal(page.rationale, expected.explanation.text, "the CPU in the browser writes the native text");
+  console.log(`# browser CPU: max |wasm cpu - native cpu| = ${worst.toExponential(2)}; rationale identical`);
 });
 
 test("a FHIR file opens, a broken file gives a coded error, and the page stays usable", async () => {
@@ -79,8 +101,8 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     const page = await browser.newPage();
     const problems = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    await page.goto(`${origin}/`);
-    await page.waitForSelector(settled, { timeout: 120_000 });
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
     const open = async (name, mimeType, text) => {
       await page.evaluate(() => { document.body.dataset.state = "waiting"; });
       await page.setInputFiles("#upload", { name, mimeType, buffer: Buffer.from(text) });

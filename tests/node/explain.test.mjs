@@ -147,6 +147,10 @@ test("wasm on WebGPU writes the CPU's text", async (t) => {
     const b = await explain(cpu, record);
     assert.equal(a.text, b.text);
     assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), 1e-4);
+    const [x, y] = [await gpu.recommend(record), await cpu.recommend(record)];
+    const byCode = new Map(y.scores.map((d) => [d.code, d.probability]));
+    const drugDelta = Math.max(...x.scores.map((d) => Math.abs(d.probability - byCode.get(d.code))));
+    assert.ok(drugDelta <= 1e-4, `WebGPU and CPU drug probabilities differ by ${drugDelta}`);
   }
   cpu.dispose();
   gpu.dispose();

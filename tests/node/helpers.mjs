@@ -14,11 +14,11 @@ export const samples = JSON.parse(readFileSync(path.join(root, "target/demo/samp
 export const train = process.env.BEDSIDE_TRAIN ?? path.join(target, "debug/bedside-train");
 
 /** What the native CLI predicts for a record. */
-export function nativePredict(record, backend = "cpu") {
+export function nativePredict(record, backend = "cpu", bundle = bundleDir, extra = []) {
   const dir = mkdtempSync(path.join(tmpdir(), "bedside-"));
   const file = path.join(dir, "record.json");
   writeFileSync(file, JSON.stringify(record));
-  const out = execFileSync(train, ["predict", "--bundle", bundleDir, "--record", file, "--backend", backend], {
+  const out = execFileSync(train, ["predict", "--bundle", bundle, "--record", file, "--backend", backend, ...extra], {
     encoding: "utf8",
   });
   return JSON.parse(out);
