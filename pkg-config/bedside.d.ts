@@ -23,11 +23,15 @@ export interface LoadProgress {
   file: string;
   loaded: number;
   total?: number;
+  /** The file came from the Cache API. */
+  cached?: boolean;
 }
 
 export interface LoadOptions {
   backend?: BackendChoice;
   onProgress?: (progress: LoadProgress) => void;
+  /** Keep the bundle's files in the Cache API (browsers; default true). */
+  cache?: boolean;
   /** Where to get the wasm module from, if not next to this file. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
 }
@@ -88,6 +92,8 @@ export class Bedside {
   static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
   readonly backend: "webgpu" | "cpu" | "disposed";
   readonly manifest: Record<string, unknown>;
+  /** Largest difference of the known-answer self-test on this backend (0 without a recorded answer). */
+  readonly selfTestDifference: number;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */

@@ -88,6 +88,35 @@ async function readBytes(url, file, onProgress) {
   return bytes;
 }
 
+/** How far a backend's self-test probabilities may be from those recorded at export. */
+const SELF_TEST_TOLERANCE = 1e-3;
+const CACHE_NAME = "bedside-bundles-v1";
+
+/**
+ * Bundle files through the Cache API (browsers): a cached copy is used as it is, its hash still
+ * checked by the engine; a copy that fails is deleted by `forgetCached`.
+ */
+async function cachedFetch(url, file, onProgress, useCache) {
+  const cache = useCache && globalThis.caches ? await globalThis.caches.open(CACHE_NAME).catch(() => undefined) : undefined;
+  const hit = await cache?.match(url).catch(() => undefined);
+  if (hit) {
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
+    return bytes;
+  }
+  const bytes = await readBytes(url, file, onProgress);
+  await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
+  return bytes;
+}
+
+async function forgetCached(source) {
+  if (!globalThis.caches || !(typeof source === "string" || source instanceof URL)) return;
+  const cache = await globalThis.caches.open(CACHE_NAME).catch(() => undefined);
+  for (const file of ["manifest.json", "model.safetensors", "tokenizer.json", "medrec.safetensors"]) {
+    await cache?.delete(join(source, file)).catch(() => {});
+  }
+}
+
 function join(base, file) {
   const text = String(base);
   return text.endsWith("/") ? text + file : `${text}/${file}`;
@@ -124,10 +153,11 @@ export class Bedside {
   /**
    * @param source the bundle's base URL (or, in Node, directory), or its files' contents
    *   `{ manifest, weights }`.
-   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm }`.
+   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache }`; `cache:
+   *   false` keeps the bundle out of the Cache API.
    */
   static async load(source, options = {}) {
-    const { backend = "auto", onProgress, wasm } = options;
+    const { backend = "auto", onProgress, wasm, cache = true } = options;
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
@@ -139,14 +169,12 @@ export class Bedside {
     }
     let manifest, weights, tokenizer, medrec;
     if (typeof source === "string" || source instanceof URL) {
+      // the manifest always from the network (it names the current files and their hashes)
       manifest = new TextDecoder().decode(await readBytes(join(source, "manifest.json"), "manifest.json", onProgress));
-      weights = await readBytes(join(source, "model.safetensors"), "model.safetensors", onProgress);
-      if (listsFile(manifest, "tokenizer.json")) {
-        tokenizer = await readBytes(join(source, "tokenizer.json"), "tokenizer.json", onProgress);
-      }
-      if (listsFile(manifest, "medrec.safetensors")) {
-        medrec = await readBytes(join(source, "medrec.safetensors"), "medrec.safetensors", onProgress);
-      }
+      const get = (file) => cachedFetch(join(source, file), file, onProgress, cache && !isNode);
+      weights = await get("model.safetensors");
+      if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
+      if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
     } else if (source && source.manifest !== undefined && source.weights !== undefined) {
       manifest = typeof source.manifest === "string" ? source.manifest : JSON.stringify(source.manifest);
       weights = source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights);
@@ -165,12 +193,22 @@ export class Bedside {
     const candidates = gpu ? ["webgpu", "cpu"] : ["cpu"];
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
+      let engine;
       try {
-        const engine = await BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
-        return new Bedside(engine, engine.manifest);
+        engine = await BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+        // the known answer recorded at export: a backend that computes wrong numbers (a shader
+        // that failed validation can return zeros on wasm) is not used
+        const difference = await engine.selfTest(SELF_TEST_TOLERANCE);
+        const model = new Bedside(engine, engine.manifest);
+        model.selfTestDifference = difference;
+        return model;
       } catch (e) {
+        engine?.free();
         lastError = asBedsideError(e);
-        if (lastError.code.startsWith("BUNDLE_")) throw lastError; // the bundle is bad on every backend
+        if (lastError.code.startsWith("BUNDLE_")) {
+          await forgetCached(source); // a cached copy may be what is broken
+          throw lastError; // the bundle is bad on every backend
+        }
       }
     }
     throw lastError;

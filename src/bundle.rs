@@ -36,6 +36,10 @@ pub struct Manifest {
     /// `medrec.safetensors`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medications: Option<MedicationSpec>,
+    /// Phenotype probabilities of [`crate::engine::self_test_record`] on the native CPU at export:
+    /// the known answer a freshly loaded engine checks its backend against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_test: Option<Vec<f32>>,
     /// What training measured, as `bedside-train` wrote it (free-form, for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
@@ -107,6 +111,7 @@ impl Manifest {
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
+            self_test: None,
             training: None,
         }
     }

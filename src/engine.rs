@@ -209,6 +209,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs the known-answer self-test: the phenotype probabilities of [`self_test_record`] must
+    /// match those the manifest recorded at export within `tolerance`. On wasm a shader that
+    /// fails WebGPU validation can silently return wrong numbers; this catches it. Returns the
+    /// largest difference (0 without a recorded answer).
+    pub async fn self_test(&self, tolerance: f32) -> Result<f32> {
+        let Some(expected) = &self.manifest.self_test else {
+            return Ok(0.0);
+        };
+        let diagnosis = self.diagnose(&self_test_record()).await?;
+        let actual: Vec<f32> = PHENOTYPES
+            .iter()
+            .map(|p| diagnosis.phenotypes.iter().find(|s| s.name == p.name).map_or(f32::NAN, |s| s.probability))
+            .collect();
+        if actual.len() != expected.len() {
+            return Err(BedsideError::bundle(MANIFEST_FILE, format!("self_test lists {} probabilities, not {}", expected.len(), actual.len())));
+        }
+        let worst = actual.iter().zip(expected).map(|(a, e)| (a - e).abs()).fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+        if worst > tolerance {
+            return Err(BedsideError::backend(
+                self.backend.name(),
+                format!("self-test failed: probabilities differ from the recorded answer by {worst} (tolerance {tolerance})"),
+            ));
+        }
+        Ok(worst)
+    }
+
     /// Whether `recommend` can answer (the bundle has a recommender and it is loaded).
     pub fn has_medications(&self) -> bool {
         self.medrec.is_some()
@@ -449,6 +475,45 @@ fn rename_file(error: BedsideError, file: &str) -> BedsideError {
     match error {
         BedsideError::Bundle { message, .. } => BedsideError::bundle(file, message),
         other => other,
+    }
+}
+
+/// The record of the known-answer self-test: a few hours of vitals and labs of a septic patient,
+/// a short note and one earlier visit; fixed, so that its probabilities can be recorded at export.
+pub fn self_test_record() -> PatientRecord {
+    use crate::record::{Demographics, Note, Observation, Sex, Visit};
+    let mut observations = Vec::new();
+    for h in 0..12 {
+        let t = f64::from(h) + 0.5;
+        for (channel, value) in [
+            ("heart_rate", 118.0 - f64::from(h)),
+            ("temperature", 38.9 - 0.05 * f64::from(h)),
+            ("mean_bp", 58.0 + f64::from(h)),
+            ("resp_rate", 26.0),
+            ("spo2", 93.0),
+        ] {
+            observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+        }
+    }
+    for (channel, value) in [("lactate", 4.2), ("wbc", 17.5), ("creatinine", 2.1), ("platelets", 98.0)] {
+        observations.push(Observation { channel: channel.into(), hours: 1.0, value: Some(value), unit: None });
+    }
+    PatientRecord {
+        format_version: crate::record::RECORD_FORMAT_VERSION,
+        id: "bedside-self-test".into(),
+        patient: None,
+        demographics: Demographics { age: Some(67.0), sex: Some(Sex::Female), care_unit: None },
+        notes: vec![Note {
+            kind: "discharge summary".into(),
+            text: "Admitted with fever, hypotension and a rising lactate; treated for sepsis from a urinary source.".into(),
+            hours: None,
+        }],
+        observations,
+        visits: vec![
+            Visit { diagnoses: vec!["icd9:4280".into(), "icd9:25000".into()], procedures: Vec::new(), medications: vec!["C03C".into(), "A10B".into()] },
+            Visit { diagnoses: vec!["icd9:99591".into(), "icd9:5990".into()], procedures: Vec::new(), medications: Vec::new() },
+        ],
+        labels: None,
     }
 }
 

@@ -69,6 +69,13 @@ impl BedsideEngine {
         Ok(Self { engine })
     }
 
+    /// Runs the known-answer self-test; throws `BACKEND_FAILED` when this backend's numbers are
+    /// off by more than `tolerance`; returns the largest difference.
+    #[wasm_bindgen(js_name = selfTest)]
+    pub async fn self_test(&self, tolerance: f32) -> Result<f32, JsValue> {
+        self.engine.self_test(tolerance).await.map_err(js_error)
+    }
+
     /// "cpu" or "webgpu".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {

@@ -87,6 +87,8 @@ async function explain(model, record) {
 test("wasm on the CPU explains like the native CLI", async () => {
   const model = await Bedside.load(bundle, { backend: "cpu" });
   assert.equal(model.manifest.model.kind, "clinical");
+  assert.equal(model.manifest.self_test.length, 25, "export records the self-test's known answer");
+  assert.ok(model.selfTestDifference <= 1e-5, `self-test difference ${model.selfTestDifference}`);
   for (const record of samples.slice(0, 2)) {
     const native = nativeExplain(record);
     const wasm = await explain(model, record);

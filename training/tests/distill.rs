@@ -128,6 +128,16 @@ fn distill_export_and_explain() {
     }
     let f32_engine = load(&dir.join("f32"));
     let f16_engine = load(&dir.join("f16"));
+    // the known answer recorded at export holds on a fresh engine, and a wrong one is caught
+    assert!(pollster::block_on(f32_engine.self_test(1e-6)).unwrap() <= 1e-6);
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap()).unwrap();
+    manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
+    let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
+    let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();
+    let tampered = pollster::block_on(Engine::load_bundle(&manifest.to_string(), &weights, Some(&tokenizer), Backend::Cpu)).unwrap();
+    let error = pollster::block_on(tampered.self_test(1e-3)).unwrap_err();
+    assert_eq!(error.code(), "BACKEND_FAILED");
+    assert!(error.to_string().contains("self-test"), "{error}");
     let f32_size = std::fs::metadata(dir.join("f32/model.safetensors")).unwrap().len();
     let f16_size = std::fs::metadata(dir.join("f16/model.safetensors")).unwrap().len();
     assert!(f16_size * 10 < f32_size * 6, "f16 {f16_size} vs f32 {f32_size} bytes");
