@@ -88,6 +88,7 @@ native-test:
 	BEDSIDE_REQUIRE_WGPU=1 cargo test --workspace --locked
 
 node-test:
+	node_modules/.bin/tsc -p tests/types/tsconfig.json
 	BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
 	  node --test tests/node/
 

@@ -80,6 +80,7 @@ export type ErrorCode =
   | "WASM_PANIC"
   | "BAD_OPTION"
   | "DISPOSED"
+  | "WORKER_FAILED"
   | "INTERNAL";
 
 export class BedsideError extends Error {

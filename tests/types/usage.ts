@@ -1,0 +1,37 @@
+// Type-checked with `tsc --noEmit` against the built package (tests/types/tsconfig.json): every
+// call of the public API as a TypeScript user writes it.
+import { Bedside, BedsideError, Tokenizer, webgpuAvailable, type Diagnosis, type Explanation, type Recommendation } from "bedside";
+import { BedsideWorker } from "bedside/worker";
+
+export async function usage(record: object): Promise<string[]> {
+  const gpu: boolean = await webgpuAvailable();
+  const model = await Bedside.load("https://example.org/bundle/", {
+    backend: gpu ? "auto" : "cpu",
+    cache: false,
+    onProgress: ({ file, loaded, total, cached }) => console.log(file, loaded, total ?? 0, cached ?? false),
+  });
+  const backend: "webgpu" | "cpu" | "disposed" = model.backend;
+  const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] });
+  const r: Recommendation = await model.recommend({ resourceType: "Bundle", entry: [] });
+  const warnings: string[] = r.ddi_warnings.map((w) => `${w.drug} × ${w.with}${w.with_current ? " (current)" : ""}`);
+  let text = "";
+  for await (const item of model.explain(JSON.stringify(record), { maxTokens: 32 })) {
+    if (typeof item === "string") text += item;
+    else {
+      const e: Explanation = item;
+      text = e.rationale + e.knowledge_attention.length;
+    }
+  }
+  model.dispose();
+  const worker = await BedsideWorker.load("model/", { backend: "cpu" });
+  const w: Diagnosis = await worker.diagnose({ id: "y" });
+  worker.dispose();
+  const tokenizer = await Tokenizer.load("tokenizer.json");
+  const ids: number[] = tokenizer.encode("Lactate 4.2 mmol/L");
+  try {
+    await Bedside.load({ manifest: "{}", weights: new Uint8Array(0) });
+  } catch (e) {
+    if (e instanceof BedsideError && e.code === "BUNDLE_INVALID") text += e.message;
+  }
+  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), ...warnings];
+}
