@@ -137,3 +137,41 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     await browser.close();
   }
 });
+
+test("bedside/worker runs the same model in a Web Worker", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    const result = await page.evaluate(async ([record, tokens]) => {
+      const { BedsideWorker } = await import("/pkg/bedside-worker.js");
+      const model = await BedsideWorker.load("model/", { backend: "cpu" });
+      const diagnosis = await model.diagnose(record);
+      const drugs = await model.recommend(record);
+      let text = "";
+      let last;
+      for await (const item of model.explain(record, { maxTokens: tokens })) {
+        if (typeof item === "string") text += item;
+        else last = item;
+      }
+      let error;
+      try {
+        await model.diagnose("{ not json");
+      } catch (e) {
+        error = e.code;
+      }
+      model.dispose();
+      return { backend: model.backend, phenotypes: diagnosis.phenotypes, drugs: drugs.medications.map((d) => d.code), text, final: last.text, error };
+    }, [samples[0], TOKENS]);
+    const expected = native();
+    assert.equal(result.backend, "cpu");
+    assertSameProbabilities({ phenotypes: result.phenotypes }, expected.diagnosis, 1e-5);
+    assert.deepEqual(result.drugs, expected.recommendation.medications.map((d) => d.code));
+    assert.equal(result.text, expected.explanation.text);
+    assert.equal(result.final, result.text);
+    assert.equal(result.error, "RECORD_JSON");
+  } finally {
+    await browser.close();
+  }
+});
