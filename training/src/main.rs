@@ -4,6 +4,7 @@
 
 mod cohort;
 mod distill;
+mod endpoint;
 mod eval;
 mod leader;
 mod medication_metrics;
@@ -84,12 +85,35 @@ enum Command {
     Teach {
         #[arg(long)]
         cohort: PathBuf,
-        /// `knowledge` (built in) or `jsonl` (import and validate --input).
+        /// `knowledge` (built in), `jsonl` (import and validate --input) or `endpoint` (an
+        /// OpenAI-compatible chat-completions server at --url).
         #[arg(long, value_enum, default_value_t = TeacherArg::Knowledge)]
         teacher: TeacherArg,
         /// Rationale JSONL to import (teacher jsonl).
         #[arg(long)]
         input: Option<PathBuf>,
+        /// Chat-completions URL (teacher endpoint), e.g. http://127.0.0.1:8080/v1/chat/completions;
+        /// an API key, where needed, is read from BEDSIDE_TEACHER_API_KEY.
+        #[arg(long)]
+        url: Option<String>,
+        /// Model name sent to the endpoint.
+        #[arg(long, default_value = "default")]
+        model: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Seconds one request may take, answer included.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Retries of a request after 429, 5xx, a transport error or an unreadable answer.
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+        /// First backoff in milliseconds, doubled on each retry.
+        #[arg(long, default_value_t = 1000)]
+        backoff_ms: u64,
+        /// Answer cache [default: OUT with extension .cache]: a rerun asks only for what is missing.
+        #[arg(long)]
+        cache: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -214,6 +238,7 @@ enum DtypeArg {
 enum TeacherArg {
     Knowledge,
     Jsonl,
+    Endpoint,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -390,7 +415,7 @@ fn run(cli: Cli) -> Result<()> {
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("export: {} bundle ({dtype}), {:.1} MB → {}", manifest.model.kind(), bytes as f64 / 1e6, out.display());
         }
-        Command::Teach { cohort, teacher, input, out } => {
+        Command::Teach { cohort, teacher, input, url, model, concurrency, timeout, retries, backoff_ms, cache, out } => {
             let records = read_cohort(&cohort)?;
             let rationales = match teacher {
                 TeacherArg::Knowledge => records.iter().map(teach::knowledge_teacher).collect::<Vec<_>>(),
@@ -403,6 +428,27 @@ fn run(cli: Cli) -> Result<()> {
                         eprintln!("teach: {unknown} rationales name admissions not in the cohort; kept");
                     }
                     imported
+                }
+                TeacherArg::Endpoint => {
+                    let options = endpoint::EndpointOptions {
+                        url: url.context("--url is required with --teacher endpoint")?,
+                        model,
+                        api_key: std::env::var("BEDSIDE_TEACHER_API_KEY").ok().filter(|k| !k.is_empty()),
+                        concurrency,
+                        timeout: std::time::Duration::from_secs(timeout.max(1)),
+                        retries,
+                        backoff: std::time::Duration::from_millis(backoff_ms),
+                        cache: cache.unwrap_or_else(|| out.with_extension("cache")),
+                    };
+                    let run = endpoint::teach(&records, &options)?;
+                    eprintln!("teach: {} requests, {} answers from the cache, {} failed", run.requests, run.cached, run.failed.len());
+                    for (id, why) in run.failed.iter().take(5) {
+                        eprintln!("  {id}: {why}");
+                    }
+                    if run.rationales.is_empty() && !records.is_empty() {
+                        bail!("the endpoint answered for no admission; first failure: {}", run.failed.first().map_or("none", |f| f.1.as_str()));
+                    }
+                    run.rationales
                 }
             };
             let mut text = String::new();
