@@ -139,7 +139,7 @@ impl Engine {
     pub async fn load_bundle(manifest_json: &str, weights: &[u8], tokenizer: Option<&[u8]>, backend: Backend) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
         manifest.verify(WEIGHTS_FILE, weights)?;
-        check_weights_header(weights, &manifest.dtype)?;
+        check_weights_header(weights, &manifest.dtype, WEIGHTS_FILE)?;
         let tokenizer = match (&manifest.model, tokenizer) {
             (ModelSpec::Clinical(config), Some(bytes)) => {
                 manifest.verify(TOKENIZER_FILE, bytes)?;
@@ -165,12 +165,12 @@ impl Engine {
         let model = match (&manifest.model, tokenizer) {
             (ModelSpec::LabPhenotype(config), _) => {
                 let mut model = config.init(&device);
-                apply_weights(&mut model, weights)?;
+                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
                 Loaded::LabPhenotype(model)
             }
             (ModelSpec::Clinical(config), Some(tokenizer)) => {
                 let mut model = config.init_empty(&device);
-                apply_weights(&mut model, weights)?;
+                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
                 let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
                 let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
                 Loaded::Clinical { model, tokenizer, grammar }
@@ -201,10 +201,10 @@ impl Engine {
             });
         };
         self.manifest.verify(MEDREC_FILE, weights)?;
-        check_weights_header(weights, &self.manifest.dtype).map_err(|e| rename_file(e, MEDREC_FILE))?;
-        let weights = convert_weights(weights, "f32").map_err(|e| rename_file(e, MEDREC_FILE))?;
+        check_weights_header(weights, &self.manifest.dtype, MEDREC_FILE)?;
+        let weights = convert_weights(weights, "f32").map_err(|e| BedsideError::bundle(MEDREC_FILE, format!("{} → f32: {e}", self.manifest.dtype)))?;
         let mut model = spec.config.init(&self.device);
-        apply_weights(&mut model, weights).map_err(|e| rename_file(e, MEDREC_FILE))?;
+        apply_weights(&mut model, weights, MEDREC_FILE)?;
         self.medrec = Some((model, spec));
         Ok(())
     }
@@ -470,14 +470,6 @@ impl Engine {
     }
 }
 
-/// The same error about another file of the bundle (the weight helpers name `model.safetensors`).
-fn rename_file(error: BedsideError, file: &str) -> BedsideError {
-    match error {
-        BedsideError::Bundle { message, .. } => BedsideError::bundle(file, message),
-        other => other,
-    }
-}
-
 /// The record of the known-answer self-test: a few hours of vitals and labs of a septic patient,
 /// a short note and one earlier visit; fixed, so that its probabilities can be recorded at export.
 pub fn self_test_record() -> PatientRecord {
@@ -518,14 +510,14 @@ pub fn self_test_record() -> PatientRecord {
 }
 
 /// Refuses a weights file that is not a well-formed safetensors file in the manifest's dtype.
-fn check_weights_header(weights: &[u8], dtype: &str) -> Result<()> {
+fn check_weights_header(weights: &[u8], dtype: &str, file: &str) -> Result<()> {
     let tensors = safetensors::SafeTensors::deserialize(weights)
-        .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, e))?;
+        .map_err(|e| BedsideError::bundle(file, e))?;
     let expected = if dtype == "f16" { safetensors::Dtype::F16 } else { safetensors::Dtype::F32 };
     for (name, view) in tensors.tensors() {
         if view.dtype() != expected {
             return Err(BedsideError::bundle(
-                WEIGHTS_FILE,
+                file,
                 format!("tensor {name} is {:?}, the manifest says {dtype}", view.dtype()),
             ));
         }
@@ -533,15 +525,15 @@ fn check_weights_header(weights: &[u8], dtype: &str) -> Result<()> {
     Ok(())
 }
 
-fn apply_weights<M: ModuleSnapshot>(model: &mut M, weights: Vec<u8>) -> Result<()> {
+fn apply_weights<M: ModuleSnapshot>(model: &mut M, weights: Vec<u8>, file: &str) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     let applied = model
         .load_from(&mut store)
-        .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, e))?;
+        .map_err(|e| BedsideError::bundle(file, e))?;
     if !applied.errors.is_empty() || !applied.missing.is_empty() {
         let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
         return Err(BedsideError::bundle(
-            WEIGHTS_FILE,
+            file,
             format!(
                 "does not fit {}: missing {:?}, errors {:?}",
                 MANIFEST_FILE, missing, applied.errors

@@ -351,7 +351,7 @@ fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
     model.freeze_knowledge_tokens()
 }
 
-fn bar(len: usize, show: bool, message: String) -> ProgressBar {
+pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
     let bar = if show { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
     if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left") {
         bar.set_style(style);

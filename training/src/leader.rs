@@ -31,12 +31,12 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::{log_softmax, sigmoid};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::distill::bar;
 use crate::medication_metrics::{MedicationMetrics, best_threshold, evaluate};
 use crate::train::write_atomic;
 
@@ -377,13 +377,8 @@ fn vocabulary(records: &[PatientRecord], train: &[usize], config: &MedRecRunConf
     (d, p, m)
 }
 
-fn bar(len: usize, message: String) -> ProgressBar {
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left") {
-        bar.set_style(style);
-    }
-    bar.set_message(message);
-    bar
+fn show_progress() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 fn floats_of(t: Tensor<2>) -> Result<Vec<f32>> {
@@ -567,7 +562,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     for epoch in 0..config.epochs {
         let mut order = train.clone();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed ^ (epoch as u64 + 1)));
-        let progress = bar(per_epoch, format!("student epoch {}/{}", epoch + 1, config.epochs));
+        let progress = bar(per_epoch, show_progress(), format!("student epoch {}/{}", epoch + 1, config.epochs));
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(config.batch_size) {
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
@@ -742,7 +737,7 @@ fn train_teacher(
     for epoch in 0..t.epochs {
         let mut order = train.to_vec();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed.wrapping_add(7919) ^ epoch as u64));
-        let progress = bar(per_epoch, format!("teacher epoch {}/{}", epoch + 1, t.epochs));
+        let progress = bar(per_epoch, show_progress(), format!("teacher epoch {}/{}", epoch + 1, t.epochs));
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(config.batch_size) {
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
