@@ -16,7 +16,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test pkg model train medrec native native-test node-test browser-test \
+.PHONY: demo test bench pkg model train medrec native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
@@ -95,6 +95,30 @@ node-test:
 
 browser-test:
 	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
+
+# --- benchmarks (not part of make test) --------------------------------------------------
+# Everything timed in one run on this machine: native CPU and wgpu (release build), the PyTorch
+# reference (installed into target/pyref), wasm in Node (CPU, WebGPU) and in Chromium; then
+# bench/results.json and BENCHMARKS.md. About 15 min on 2 cores once built.
+BENCH := $(CURDIR)/target/bench
+RELEASE_TRAIN := $(CARGO_TARGET_DIR)/release/bedside-train
+PYREF := $(CURDIR)/target/pyref
+bench: setup-rust setup-node setup-system pkg
+	cargo build --release --locked -p bedside-train
+	@[ -x $(PYREF)/bin/python ] && $(PYREF)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
+	  { python3 -m venv $(PYREF) && $(PYREF)/bin/pip install -q torch 'transformers<5' safetensors; }
+	mkdir -p $(BENCH)
+	$(RELEASE_TRAIN) cohort --source synthetic --n 1 --seed 99 --hours 48 --out $(BENCH)/record.json
+	$(RELEASE_TRAIN) bench --bundle models/demo --config training/demo-run.toml \
+	  --inputs $(BENCH)/inputs.safetensors --out $(BENCH)/native-cpu.json
+	$(RELEASE_TRAIN) bench --bundle models/demo --backend wgpu --part inference --out $(BENCH)/native-wgpu.json
+	$(PYREF)/bin/python bench/reference.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors \
+	  --threads 1 --out $(BENCH)/pytorch.json
+	node bench/wasm.mjs --backend cpu --record $(BENCH)/record.json --out $(BENCH)/wasm-cpu.json
+	VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
+	  node bench/wasm.mjs --backend webgpu --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/wasm-webgpu.json
+	node bench/browser.mjs --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/browser.json
+	python3 bench/report.py --dir $(BENCH)
 
 clean:
 	rm -rf pkg target/demo target/screenshots

@@ -319,8 +319,18 @@ impl Engine {
             .collect())
     }
 
-    /// The clinical model's input for records: notes prompt ids and the lab grids.
-    fn clinical_input(&self, tokenizer: &TextTokenizer, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<ClinicalInput> {
+    /// The clinical model with its tokenizer and device, for tools that time or inspect the
+    /// model's parts apart from the record handling (`bedside-train bench`).
+    pub fn clinical_model(&self) -> Option<(&ClinicalModel, &TextTokenizer, &Device)> {
+        match &self.model {
+            Loaded::Clinical { model, tokenizer, .. } => Some((model, tokenizer, &self.device)),
+            Loaded::LabPhenotype(_) => None,
+        }
+    }
+
+    /// The clinical model's input for records: notes prompt ids (at most [`MAX_PROMPT_TOKENS`])
+    /// and the lab grids.
+    pub fn clinical_input(&self, tokenizer: &TextTokenizer, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<ClinicalInput> {
         let prompts = records
             .iter()
             .map(|r| {

@@ -124,7 +124,9 @@ pub async fn greedy(
     let mut stepper = Stepper { model, encoder, mask, cache: DecoderCache::default(), use_cache: options.use_cache };
     let mut tokens = vec![vec![start]; rows];
     let mut done = vec![false; rows];
+    let mut host = HostYield::new();
     for _ in 0..options.max_new_tokens {
+        host.maybe_yield().await;
         let logits = stepper.next(&tokens).await?;
         for (row, row_logits) in logits.iter().enumerate() {
             // finished rows keep decoding (batch shapes stay fixed) but their tokens are dropped
@@ -150,6 +152,47 @@ pub async fn greedy(
             row[1..end].to_vec()
         })
         .collect())
+}
+
+/// Lets the host run between tokens. On wasm the CPU backend's read-backs complete at once, so
+/// without this a whole generation runs in one task: the page would not repaint and a stream's
+/// consumer would see every piece at the end. It yields to the event loop (a zero-delay timer)
+/// when a frame's worth of time (16 ms) has passed since the last yield; natively it does nothing.
+struct HostYield {
+    #[cfg(target_arch = "wasm32")]
+    last: f64,
+}
+
+impl HostYield {
+    fn new() -> Self {
+        Self {
+            #[cfg(target_arch = "wasm32")]
+            last: js_sys::Date::now(),
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn maybe_yield(&mut self) {
+        use wasm_bindgen::JsCast;
+        if js_sys::Date::now() - self.last < 16.0 {
+            return;
+        }
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let global = js_sys::global();
+            let timer = js_sys::Reflect::get(&global, &"setTimeout".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+            let scheduled = timer.map(|f| f.call2(&global, &resolve, &0.into()).is_ok()).unwrap_or(false);
+            if !scheduled {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        self.last = js_sys::Date::now();
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn maybe_yield(&mut self) {}
 }
 
 /// A beam hypothesis: tokens (start first) and summed log-probability.
@@ -184,7 +227,9 @@ pub async fn beam_search(
     };
     let mut alive = vec![Hypothesis { tokens: vec![start], log_prob: 0.0 }];
     let mut finished: Vec<Hypothesis> = Vec::new();
+    let mut host = HostYield::new();
     for step in 0..options.max_new_tokens {
+        host.maybe_yield().await;
         let tokens: Vec<Vec<u32>> = alive.iter().map(|h| h.tokens.clone()).collect();
         let logits = stepper.next(&tokens).await?;
         let mut candidates: Vec<(usize, u32, f32)> = Vec::new();

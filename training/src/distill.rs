@@ -190,7 +190,7 @@ impl RunConfig {
 }
 
 /// One admission, tokenized for every stage.
-struct Example {
+pub(crate) struct Example {
     notes_prompt: Vec<u32>,
     both_prompt: Vec<u32>,
     grid: SeriesGrid,
@@ -206,7 +206,7 @@ fn truncate(mut ids: Vec<u32>, max: usize, eos: u32) -> Vec<u32> {
     ids
 }
 
-fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextTokenizer, config: &RunConfig) -> Result<Example> {
+pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextTokenizer, config: &RunConfig) -> Result<Example> {
     let labels: Vec<&str> = record.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
     let generated;
     let r = match rationale {
@@ -233,14 +233,14 @@ fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextToke
     })
 }
 
-struct Batch {
-    input: ClinicalInput,
-    targets: Tensor<2, Int>,
-    target_mask: Tensor<2>,
-    phenotypes: Tensor<2, Int>,
+pub(crate) struct Batch {
+    pub input: ClinicalInput,
+    pub targets: Tensor<2, Int>,
+    pub target_mask: Tensor<2>,
+    pub phenotypes: Tensor<2, Int>,
 }
 
-fn batch(examples: &[&Example], stage: usize, device: &Device) -> Batch {
+pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Batch {
     let prompts: Vec<Vec<u32>> = examples
         .iter()
         .map(|e| match stage {
@@ -341,7 +341,7 @@ pub struct Run {
 const CHECKPOINT: &str = "checkpoint";
 
 /// The trained-part setting of each stage (ClinRaGen's freezing), plus E_K always frozen.
-fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
+pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
     let model = model.set_require_grad(true);
     let model = match stage {
         0 => model.freeze_part(Part::SeriesEncoder).freeze_part(Part::KnowledgeAttention),

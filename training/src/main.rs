@@ -2,6 +2,7 @@
 //! predicts natively. Every subcommand has `--help`; bad input ends with a non-zero exit and a
 //! one-line reason.
 
+mod bench;
 mod cohort;
 mod distill;
 mod endpoint;
@@ -218,6 +219,39 @@ enum Command {
         #[arg(long, default_value_t = 160)]
         max_tokens: usize,
     },
+    /// Time a clinical bundle on one backend (inference, scaling, and on the CPU the training
+    /// step of each distillation stage); writes the figures as JSON (see bench/ and BENCHMARKS.md).
+    Bench {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
+        /// Timed runs per figure (after warm-up runs); the median and the 10th/90th percentiles
+        /// are reported.
+        #[arg(long, default_value_t = 15)]
+        repeats: usize,
+        /// Tokens per fixed-length generation run.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Run configuration whose batch size and prompt/target lengths the training steps use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// What to time.
+        #[arg(long, value_enum, default_value_t = BenchPart::All)]
+        part: BenchPart,
+        /// Also write the timed tensors (and the probabilities computed) for bench/reference.py.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchPart {
+    All,
+    Inference,
+    Training,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -245,6 +279,15 @@ enum TeacherArg {
 enum BackendArg {
     Cpu,
     Wgpu,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Cpu => Backend::Cpu,
+            BackendArg::Wgpu => Backend::Gpu,
+        }
+    }
 }
 
 fn main() {
@@ -491,6 +534,21 @@ fn run(cli: Cli) -> Result<()> {
             let ids = texts.iter().map(|t| tok.encode(t)).collect::<bedside::Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string(&ids)?);
         }
+        Command::Bench { bundle, backend, repeats, tokens, config, part, inputs, out } => {
+            let options = bench::BenchOptions {
+                bundle,
+                backend: backend.into(),
+                repeats,
+                tokens,
+                run_config: config,
+                inference: part != BenchPart::Training,
+                training: part != BenchPart::Inference,
+                inputs,
+            };
+            let figures = bench::run(&options)?;
+            train::write_atomic(&out, serde_json::to_string_pretty(&figures)?.as_bytes())?;
+            eprintln!("bench: figures written to {}", out.display());
+        }
         Command::Predict { bundle, record, backend, explain, recommend, max_tokens } => {
             let read = |name: &str| {
                 let path = bundle.join(name);
@@ -500,10 +558,7 @@ fn run(cli: Cli) -> Result<()> {
             let weights = read(WEIGHTS_FILE)?;
             let text = std::fs::read_to_string(&record).with_context(|| format!("cannot read {}", record.display()))?;
             let record = PatientRecord::from_json(&text).with_context(|| record.display().to_string())?;
-            let backend = match backend {
-                BackendArg::Cpu => Backend::Cpu,
-                BackendArg::Wgpu => Backend::Gpu,
-            };
+            let backend = backend.into();
             let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
             let medrec = match recommend {
                 true => Some(read(bedside::recommend::MEDREC_FILE)?),

@@ -1,0 +1,58 @@
+// The npm package in headless Chromium (Debian's chromium, driven by playwright-core), for
+// `make bench`: each backend in a fresh browser (WebGPU on whatever adapter Chromium finds --
+// SwiftShader on a machine without a GPU -- and the CPU with WebGPU switched off), measuring the
+// cold start and the warm calls with bench/measure.js.
+//   node bench/browser.mjs --record FILE --out FILE [--repeats 15] [--tokens 128]
+import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import sirv from "sirv";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({
+  options: {
+    record: { type: "string" },
+    repeats: { type: "string", default: "15" },
+    tokens: { type: "string", default: "128" },
+    out: { type: "string" },
+  },
+});
+const record = JSON.parse(readFileSync(values.record, "utf8"));
+const serve = sirv(root, { dev: true });
+const server = http.createServer((req, res) => serve(req, res, () => { res.statusCode = 404; res.end(); }));
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+const baseArgs = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+const runs = {
+  webgpu: ["--enable-unsafe-webgpu"],
+  cpu: ["--disable-features=WebGPU"],
+};
+const results = {};
+try {
+  for (const [backend, args] of Object.entries(runs)) {
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: [...baseArgs, ...args] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${origin}/bench/page.html`);
+      await page.waitForFunction(() => window.benchReady === true);
+      const adapter = await page.evaluate(async () => {
+        const a = await navigator.gpu?.requestAdapter();
+        return a ? (a.info?.description || a.info?.vendor || "unnamed adapter") : null;
+      });
+      const options = { backend, record: Array.isArray(record) ? record[0] : record, repeats: Number(values.repeats), tokens: Number(values.tokens) };
+      const result = await page.evaluate((o) => window.runBench(o), options);
+      result.browser = `chromium ${browser.version()}`;
+      result.adapter = backend === "webgpu" ? adapter : null;
+      results[backend] = result;
+      console.log(`chromium ${backend}: cold start ${JSON.stringify(result.cold_start)}; diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms; explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
+    } finally {
+      await browser.close();
+    }
+  }
+} finally {
+  server.close();
+}
+writeFileSync(values.out, JSON.stringify(results, null, 2));

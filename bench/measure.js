@@ -1,0 +1,58 @@
+// One backend's figures for `make bench`, the same code in Node (bench/wasm.mjs) and in Chromium
+// (bench/page.html): cold start (wasm instantiation, bundle load with hash checks and the
+// self-test, first diagnosis with its shader compilation), then warm `diagnose` latency and
+// `explain` tokens/s. Medians with the 10th and 90th percentiles.
+
+export function timing(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q) => s[Math.round((s.length - 1) * q)];
+  return { median_ms: at(0.5), p10_ms: at(0.1), p90_ms: at(0.9), runs: s.length };
+}
+
+/**
+ * @param init the wasm-bindgen init of the package's own wasm module (timed alone; the package
+ *   then finds the module ready)
+ */
+export async function measure({ Bedside, init, wasm, source, backend, record, repeats = 15, tokens = 128, explainRuns = 3 }) {
+  const t0 = performance.now();
+  await init({ module_or_path: wasm });
+  const t1 = performance.now();
+  const model = await Bedside.load(source, { backend, cache: false });
+  const t2 = performance.now();
+  await model.diagnose(record);
+  const t3 = performance.now();
+  for (let i = 0; i < 2; i++) await model.diagnose(record);
+  const diagnose = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await model.diagnose(record);
+    diagnose.push(performance.now() - start);
+  }
+  const explain = [];
+  let produced = 0;
+  let firstPiece = [];
+  for (let i = 0; i < explainRuns; i++) {
+    const start = performance.now();
+    let first;
+    for await (const piece of model.explain(record, { maxTokens: tokens })) {
+      first ??= performance.now() - start;
+      if (typeof piece !== "string") produced = piece.tokens;
+    }
+    explain.push(performance.now() - start);
+    firstPiece.push(first);
+  }
+  const explainTiming = timing(explain);
+  const result = {
+    backend: model.backend,
+    cold_start: { wasm_instantiate_ms: t1 - t0, load_ms: t2 - t1, first_diagnose_ms: t3 - t2 },
+    diagnose_b1: timing(diagnose),
+    explain: {
+      tokens: produced,
+      timing: explainTiming,
+      first_piece: timing(firstPiece),
+      tokens_per_s: produced / (explainTiming.median_ms / 1e3),
+    },
+  };
+  model.dispose();
+  return result;
+}

@@ -1,0 +1,43 @@
+// The wasm package in Node on one backend, for `make bench`:
+//   node bench/wasm.mjs --backend cpu|webgpu --record FILE --out FILE [--repeats 15] [--tokens 128]
+// WebGPU in Node comes from Dawn (npm `webgpu`) over a CPU Vulkan driver (VK_ICD_FILENAMES, as in
+// `make test`). One backend per process, so that the cold start is cold.
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { create, globals } from "webgpu";
+import init from "../pkg/wasm/bedside.js";
+import { Bedside } from "../pkg/bedside.js";
+import { measure } from "./measure.js";
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: "string", default: "cpu" },
+    record: { type: "string" },
+    bundle: { type: "string", default: new URL("../models/demo", import.meta.url).pathname },
+    repeats: { type: "string", default: "15" },
+    tokens: { type: "string", default: "128" },
+    out: { type: "string" },
+  },
+});
+if (values.backend === "webgpu") {
+  Object.assign(globalThis, globals);
+  globalThis.navigator ??= {};
+  globalThis.navigator.gpu = create([]);
+  globalThis.Window ??= class Window {};
+}
+const record = JSON.parse(readFileSync(values.record, "utf8"));
+const result = await measure({
+  Bedside,
+  init,
+  wasm: readFileSync(new URL("../pkg/wasm/bedside_bg.wasm", import.meta.url)),
+  source: values.bundle,
+  backend: values.backend,
+  record: Array.isArray(record) ? record[0] : record,
+  repeats: Number(values.repeats),
+  tokens: Number(values.tokens),
+});
+result.runtime = `node ${process.version}`;
+result.peak_rss_mib = process.resourceUsage().maxRSS / 1024;
+writeFileSync(values.out, JSON.stringify(result, null, 2));
+console.log(`wasm in Node (${result.backend}): diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms, explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
+process.exit(0);
