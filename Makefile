@@ -97,21 +97,20 @@ browser-test:
 	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
 
 # --- benchmarks (not part of make test) --------------------------------------------------
-# Everything timed in one run on this machine: native CPU and wgpu (release build), the PyTorch
+# Everything timed in one run on this machine: native CPU and wgpu (the build make test uses:
+# burn and every dependency at opt-level 2, so no second build of the crate graph), the PyTorch
 # reference (installed into target/pyref), wasm in Node (CPU, WebGPU) and in Chromium; then
 # bench/results.json and BENCHMARKS.md. About 15 min on 2 cores once built.
 BENCH := $(CURDIR)/target/bench
-RELEASE_TRAIN := $(CARGO_TARGET_DIR)/release/bedside-train
 PYREF := $(CURDIR)/target/pyref
-bench: setup-rust setup-node setup-system pkg
-	cargo build --release --locked -p bedside-train
+bench: setup-rust setup-node setup-system native pkg
 	@[ -x $(PYREF)/bin/python ] && $(PYREF)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
 	  { python3 -m venv $(PYREF) && $(PYREF)/bin/pip install -q torch 'transformers<5' safetensors; }
 	mkdir -p $(BENCH)
-	$(RELEASE_TRAIN) cohort --source synthetic --n 1 --seed 99 --hours 48 --out $(BENCH)/record.json
-	$(RELEASE_TRAIN) bench --bundle models/demo --config training/demo-run.toml \
+	$(TRAIN) cohort --source synthetic --n 1 --seed 99 --hours 48 --out $(BENCH)/record.json
+	$(TRAIN) bench --bundle models/demo --config training/demo-run.toml \
 	  --inputs $(BENCH)/inputs.safetensors --out $(BENCH)/native-cpu.json
-	$(RELEASE_TRAIN) bench --bundle models/demo --backend wgpu --part inference --out $(BENCH)/native-wgpu.json
+	$(TRAIN) bench --bundle models/demo --backend wgpu --part inference --out $(BENCH)/native-wgpu.json
 	$(PYREF)/bin/python bench/reference.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors \
 	  --threads 1 --out $(BENCH)/pytorch.json
 	node bench/wasm.mjs --backend cpu --record $(BENCH)/record.json --out $(BENCH)/wasm-cpu.json

@@ -111,7 +111,8 @@ def main():
         "",
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}",
         f"- **Software**: {m['rustc']}; Node {m['node']}; PyTorch {torch.get('torch', '—')} (eager, CPU, "
-        f"{torch.get('threads', '—')} thread); bedside's CPU backend: burn-flex, {native.get('threads', '—')} thread",
+        f"{torch.get('threads', '—')} thread); bedside's CPU backend: burn-flex, {native.get('threads', '—')} thread, "
+        f"{native.get('profile', '—')} build; wasm: the npm package's build (opt-level \"z\", LTO, SIMD128)",
         f"- **Commit**: {m['commit']}{' (with uncommitted changes)' if m['dirty'] else ''}",
         f"- **Model**: the committed demo bundle `models/demo` ({native.get('dtype', '—')} weights, read as f32); "
         "inputs: synthetic admissions (48 h of hourly labs and vitals, a note).",

@@ -148,7 +148,23 @@ export interface Explanation {
   channels: string[];
   /** `[channel][prototype]` knowledge-attention weights, averaged over heads. */
   knowledge_attention: number[][];
+  /** The observed lab and vital channels as the model read them, for charts. */
+  series: ChannelSeries[];
   backend: "webgpu" | "cpu";
+}
+
+/** One observed channel over the model's window (hour 0 = admission). */
+export interface ChannelSeries {
+  name: string;
+  label: string;
+  unit: string;
+  normal_low: number;
+  normal_high: number;
+  /** Mean of each hour's valid observations in `unit`; `null` where nothing was observed. */
+  values: (number | null)[];
+  /** Per hour, the time-series encoder's attention (last layer; the mean over the patches covering the hour),
+   *  scaled so that the channel's most attended hour is 1. */
+  attention: number[];
 }
 
 /** A HuggingFace `tokenizer.json` run in wasm: the token ids bedside's models see. */

@@ -121,7 +121,25 @@ pub struct Explanation {
     pub channels: Vec<&'static str>,
     /// `[channel][prototype]` attention weights of the knowledge attention, averaged over heads.
     pub knowledge_attention: Vec<Vec<f32>>,
+    /// The observed lab and vital channels as the model read them, with where in time it looked.
+    pub series: Vec<ChannelSeries>,
     pub backend: &'static str,
+}
+
+/// One observed lab or vital channel as the model read it, for charts: its hourly values over the
+/// model's window in the channel's unit (the mean of the hour's valid observations; `None` where
+/// nothing was observed), its normal range, and the time-series encoder's attention per hour
+/// (the mean attention its last layer gave the patches covering the hour, scaled so that the
+/// channel's most attended hour is 1).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelSeries {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub normal_low: f64,
+    pub normal_high: f64,
+    pub values: Vec<Option<f32>>,
+    pub attention: Vec<f32>,
 }
 
 fn read_back_error<E: std::fmt::Debug>(backend: Backend) -> impl Fn(E) -> BedsideError {
@@ -423,6 +441,15 @@ impl Engine {
         let tokens = generated.first().cloned().unwrap_or_default();
         let text = tokenizer.decode(&tokens)?;
         let parsed = parse_target(&text);
+        let series = match &input.series {
+            Some((values, observed)) => {
+                let weights = model.series.patch_attention(values.clone(), observed.clone());
+                let weights = weights.into_data_async().await.map_err(read_back_error(self.backend))?;
+                let weights = weights.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+                channel_series(&grid, &weights, &model.series.patch_hours(grid.hours))
+            }
+            None => Vec::new(),
+        };
         let knowledge_attention = match encoded.knowledge_weights {
             Some(weights) => {
                 let [_, _, channels, prototypes] = weights.dims();
@@ -442,6 +469,7 @@ impl Engine {
             text,
             channels: CHANNELS.iter().map(|c| c.name).collect(),
             knowledge_attention,
+            series,
             backend: self.backend.name(),
         })
     }
@@ -478,6 +506,54 @@ impl Engine {
             backend: self.backend.name(),
         }
     }
+}
+
+/// The observed channels of `grid` with their per-hour attention, from the patch attention
+/// `[channels, patches]` (one record) and each patch's hours.
+fn channel_series(grid: &SeriesGrid, patch_attention: &[f32], patches: &[(usize, usize)]) -> Vec<ChannelSeries> {
+    let hours = grid.hours;
+    CHANNELS
+        .iter()
+        .enumerate()
+        .filter_map(|(c, channel)| {
+            let row = c * hours..(c + 1) * hours;
+            let mask = grid.mask.get(row.clone())?;
+            if !mask.iter().any(|m| *m > 0.0) {
+                return None;
+            }
+            let mid = 0.5 * (channel.normal_low + channel.normal_high);
+            let half = (0.5 * (channel.normal_high - channel.normal_low)).max(1e-6);
+            let values = grid.values.get(row)?.iter().zip(mask)
+                .map(|(z, m)| (*m > 0.0).then(|| (mid + half * f64::from(*z)) as f32))
+                .collect();
+            let weights = patch_attention.get(c * patches.len()..(c + 1) * patches.len()).unwrap_or(&[]);
+            // each hour: the mean weight of the patches covering it (edge hours have fewer)
+            let mut attention = vec![0f32; hours];
+            let mut covering = vec![0u32; hours];
+            for (w, (start, end)) in weights.iter().zip(patches) {
+                for h in *start..(*end).min(hours) {
+                    attention[h] += w;
+                    covering[h] += 1;
+                }
+            }
+            for (a, n) in attention.iter_mut().zip(&covering) {
+                *a /= (*n).max(1) as f32;
+            }
+            let top = attention.iter().copied().fold(0f32, f32::max);
+            if top > 0.0 {
+                attention.iter_mut().for_each(|a| *a /= top);
+            }
+            Some(ChannelSeries {
+                name: channel.name,
+                label: channel.label,
+                unit: channel.unit,
+                normal_low: channel.normal_low,
+                normal_high: channel.normal_high,
+                values,
+                attention,
+            })
+        })
+        .collect()
 }
 
 /// The record of the known-answer self-test: a few hours of vitals and labs of a septic patient,

@@ -124,9 +124,8 @@ pub async fn greedy(
     let mut stepper = Stepper { model, encoder, mask, cache: DecoderCache::default(), use_cache: options.use_cache };
     let mut tokens = vec![vec![start]; rows];
     let mut done = vec![false; rows];
-    let mut host = HostYield::new();
     for _ in 0..options.max_new_tokens {
-        host.maybe_yield().await;
+        yield_to_host().await;
         let logits = stepper.next(&tokens).await?;
         for (row, row_logits) in logits.iter().enumerate() {
             // finished rows keep decoding (batch shapes stay fixed) but their tokens are dropped
@@ -156,44 +155,47 @@ pub async fn greedy(
 
 /// Lets the host run between tokens. On wasm the CPU backend's read-backs complete at once, so
 /// without this a whole generation runs in one task: the page would not repaint and a stream's
-/// consumer would see every piece at the end. It yields to the event loop (a zero-delay timer)
-/// when a frame's worth of time (16 ms) has passed since the last yield; natively it does nothing.
-struct HostYield {
-    #[cfg(target_arch = "wasm32")]
-    last: f64,
-}
-
-impl HostYield {
-    fn new() -> Self {
-        Self {
-            #[cfg(target_arch = "wasm32")]
-            last: js_sys::Date::now(),
-        }
+/// consumer would see every piece at the end. Each token it yields to the event loop through a
+/// `MessageChannel` message (a macrotask without the 1–4 ms clamp of `setTimeout`; the port is
+/// closed when the message arrives); where there is none, through `setTimeout`. Natively it does
+/// nothing.
+#[cfg(target_arch = "wasm32")]
+async fn yield_to_host() {
+    use wasm_bindgen::{JsCast, JsValue, closure::Closure};
+    fn get(object: &JsValue, key: &str) -> Option<JsValue> {
+        js_sys::Reflect::get(object, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined())
     }
-
-    #[cfg(target_arch = "wasm32")]
-    async fn maybe_yield(&mut self) {
-        use wasm_bindgen::JsCast;
-        if js_sys::Date::now() - self.last < 16.0 {
-            return;
-        }
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            let global = js_sys::global();
-            let timer = js_sys::Reflect::get(&global, &"setTimeout".into())
-                .ok()
-                .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-            let scheduled = timer.map(|f| f.call2(&global, &resolve, &0.into()).is_ok()).unwrap_or(false);
-            if !scheduled {
-                let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+    fn function(object: &JsValue, key: &str) -> Option<js_sys::Function> {
+        get(object, key).and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    }
+    let promise = js_sys::Promise::new(&mut |resolve: js_sys::Function, _| {
+        let global = js_sys::global();
+        let channel = function(&global, "MessageChannel").and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::new()).ok());
+        if let Some((port1, port2)) = channel.and_then(|c| Some((get(&c, "port1")?, get(&c, "port2")?))) {
+            let receiver = port1.clone();
+            let done = resolve.clone();
+            let on_message = Closure::once_into_js(move |_: JsValue| {
+                if let Some(close) = function(&receiver, "close") {
+                    let _ = close.call0(&receiver);
+                }
+                let _ = done.call0(&JsValue::NULL);
+            });
+            let posted = js_sys::Reflect::set(&port1, &JsValue::from_str("onmessage"), &on_message).unwrap_or(false)
+                && function(&port2, "postMessage").is_some_and(|post| post.call1(&port2, &JsValue::NULL).is_ok());
+            if posted {
+                return;
             }
-        });
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-        self.last = js_sys::Date::now();
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    async fn maybe_yield(&mut self) {}
+        }
+        let scheduled = function(&global, "setTimeout").is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
+        if !scheduled {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+async fn yield_to_host() {}
 
 /// A beam hypothesis: tokens (start first) and summed log-probability.
 #[derive(Debug, Clone)]
@@ -227,9 +229,8 @@ pub async fn beam_search(
     };
     let mut alive = vec![Hypothesis { tokens: vec![start], log_prob: 0.0 }];
     let mut finished: Vec<Hypothesis> = Vec::new();
-    let mut host = HostYield::new();
     for step in 0..options.max_new_tokens {
-        host.maybe_yield().await;
+        yield_to_host().await;
         let tokens: Vec<Vec<u32>> = alive.iter().map(|h| h.tokens.clone()).collect();
         let logits = stepper.next(&tokens).await?;
         let mut candidates: Vec<(usize, u32, f32)> = Vec::new();

@@ -1,7 +1,9 @@
 // The demo page: load the bundled model, pick a sample patient or open a file, show phenotype
 // probabilities, and — where the bundle has them — the streamed rationale with the knowledge
-// attention, and recommended medications with drug–drug-interaction warnings.
+// attention, charts of the labs and vitals with the model's attention over time, and recommended
+// medications with drug–drug-interaction warnings.
 import { Bedside } from "./pkg/bedside.js";
+import { drawCharts } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -59,6 +61,7 @@ async function explain(record) {
   $("rationale-section").hidden = false;
   $("rationale").textContent = "";
   $("attention").hidden = true;
+  $("charts-section").hidden = true;
   const started = performance.now();
   let first;
   let result;
@@ -87,6 +90,8 @@ async function explain(record) {
     }),
   );
   $("attention").hidden = rows.length === 0;
+  drawCharts($("charts"), result.series ?? []);
+  $("charts-section").hidden = (result.series ?? []).length === 0;
 }
 
 async function recommend(record) {

@@ -8,6 +8,7 @@
 //! transpose and so mixes channels inside a patch, every patch here holds one channel's values
 //! (see [`patchify`] and its test).
 
+use burn::nn::attention::MhaInput;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
@@ -83,9 +84,8 @@ pub fn patchify(series: Tensor<3>, patch_len: usize, stride: usize) -> Tensor<4>
 }
 
 impl SeriesEncoder {
-    /// `values` and `mask`: `[batch, channels, hours]`. Returns one token per channel,
-    /// `[batch, channels, d_model]`.
-    pub fn forward(&self, values: Tensor<3>, mask: Tensor<3>) -> Tensor<3> {
+    /// The embedded patches `[batch * channels, patches, d_model]` the encoder reads.
+    fn embed(&self, values: Tensor<3>, mask: Tensor<3>) -> Tensor<3> {
         let [batch, channels, _] = values.dims();
         let patches = Tensor::cat(
             vec![
@@ -96,7 +96,42 @@ impl SeriesEncoder {
         );
         let [_, _, n_patches, width] = patches.dims();
         let x = patches.reshape([batch * channels, n_patches, width]);
-        let x = self.patch_embedding.forward(x) + self.position.val().unsqueeze_dim(0);
+        self.patch_embedding.forward(x) + self.position.val().unsqueeze_dim(0)
+    }
+
+    /// `(start hour, end hour)` of each patch.
+    pub fn patch_hours(&self, hours: usize) -> Vec<(usize, usize)> {
+        if hours < self.patch_len || self.stride == 0 {
+            return Vec::new();
+        }
+        (0..(hours - self.patch_len) / self.stride + 1).map(|p| (p * self.stride, p * self.stride + self.patch_len)).collect()
+    }
+
+    /// Where in time each channel's token looked: the attention each patch receives in the last
+    /// encoder layer, averaged over heads and over the patches attending, `[batch, channels,
+    /// patches]` (each channel's row sums to 1). The channel token is the mean of the last
+    /// layer's outputs, so these weights say which hours shaped it.
+    pub fn patch_attention(&self, values: Tensor<3>, mask: Tensor<3>) -> Tensor<3> {
+        let [batch, channels, _] = values.dims();
+        let mut x = self.embed(values, mask);
+        let Some((last, earlier)) = self.encoder.layers.split_last() else {
+            let patches = x.dims()[1];
+            return Tensor::ones([batch, channels, patches], &x.device()) / patches.max(1) as f64;
+        };
+        for layer in earlier {
+            x = layer.forward(x, None, None);
+        }
+        // the last layer is pre-norm (norm_first): its attention reads norm_2(x)
+        let weights = last.mha.forward(MhaInput::self_attn(last.norm_2.forward(x))).weights;
+        let [_, _, _, patches] = weights.dims();
+        weights.mean_dim(1).mean_dim(2).reshape([batch, channels, patches])
+    }
+
+    /// `values` and `mask`: `[batch, channels, hours]`. Returns one token per channel,
+    /// `[batch, channels, d_model]`.
+    pub fn forward(&self, values: Tensor<3>, mask: Tensor<3>) -> Tensor<3> {
+        let [batch, channels, _] = values.dims();
+        let x = self.embed(values, mask);
         let x = self.encoder.forward(TransformerEncoderInput::new(x));
         let d_model = x.dims()[2];
         let tokens = x.mean_dim(1).reshape([batch, channels, d_model]);
@@ -129,6 +164,20 @@ mod tests {
             let (c, p, k) = ((i / 20) % 3, (i / 4) % 5, i % 4);
             assert_eq!(*v, (100 * c + p * 2 + k) as f32, "cell {i}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn patch_attention_is_a_distribution_over_patches() -> Result<(), String> {
+        let device = Device::flex();
+        let config = SeriesEncoderConfig::new(3).with_hours(24).with_d_model(16).with_d_ff(32).with_dropout(0.0);
+        let encoder = config.init(&device);
+        assert_eq!(encoder.patch_hours(24), vec![(0, 8), (4, 12), (8, 16), (12, 20), (16, 24)]);
+        let values = Tensor::<3>::random([2, 3, 24], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let weights = encoder.patch_attention(values.clone(), values.ones_like());
+        assert_eq!(weights.dims(), [2, 3, 5]);
+        let sums = weights.sum_dim(2).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
         Ok(())
     }
 

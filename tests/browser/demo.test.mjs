@@ -57,10 +57,18 @@ async function runPage(args, screenshot) {
     const drugs = await page.$$eval("#medications tbody tr", (rows) => rows.map((r) => r.dataset.code));
     const warnings = await page.$$eval(".ddi-warning", (items) => items.map((li) => li.textContent));
     const rationale = await page.textContent("#rationale");
+    const charts = await page.$$eval("#charts figure.channel", (figures) =>
+      figures.map((f) => ({
+        channel: f.dataset.channel,
+        label: f.querySelector("svg")?.getAttribute("aria-label") ?? "",
+        attention: f.querySelectorAll(".attention").length,
+        abnormal: f.querySelectorAll(".point.abnormal").length,
+      })),
+    );
     assert.deepEqual(problems, []);
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, phenotypes, drugs, warnings, rationale };
+    return { backend, phenotypes, drugs, warnings, rationale, charts };
   } finally {
     await browser.close();
   }
@@ -76,6 +84,17 @@ function check(page, expected, tolerance) {
   assert.equal(page.warnings.length, expected.recommendation.ddi_warnings.length);
   assert.ok(page.warnings.length > 0, "the sample shows a drug–drug-interaction warning");
   assert.ok(page.rationale.startsWith("### Disease Diagnosed:"), page.rationale);
+  // a chart per observed channel, each with the attention overlay and a text summary; the red
+  // points are exactly the native values outside the normal range
+  const series = expected.explanation.series;
+  assert.deepEqual(page.charts.map((c) => c.channel).sort(), series.map((c) => c.name).sort());
+  for (const c of page.charts) {
+    assert.ok(c.attention > 0, `${c.channel}: no attention overlay`);
+    assert.match(c.label, /hourly values, \d+ above and \d+ below the normal range/);
+  }
+  const outside = series.flatMap((c) => c.values.filter((v) => v !== null && (v > c.normal_high || v < c.normal_low)));
+  assert.equal(page.charts.reduce((n, c) => n + c.abnormal, 0), outside.length);
+  assert.ok(outside.length > 0, "the sample has values outside the normal range");
   return worst;
 }
 

@@ -1,6 +1,6 @@
 // A clinical bundle with a medication recommender (tiny models distilled here in seconds) in
-// wasm: the streamed pieces add up to the text, the text, phenotype and drug probabilities equal
-// the native CLI's, on the CPU and on WebGPU.
+// wasm: the streamed pieces add up to the text and arrive while it is generated; the text, the
+// chart data, phenotype and drug probabilities equal the native CLI's, on the CPU and on WebGPU.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -76,12 +76,39 @@ function nativeExplain(record) {
 async function explain(model, record) {
   let streamed = "";
   let result;
+  // a timer set at the first piece fires before the end only if generation lets the event loop
+  // run between tokens (on the CPU every read-back completes at once)
+  let ticked = false;
+  let tickedBeforeEnd = false;
   for await (const item of model.explain(record, { maxTokens: MAX_TOKENS })) {
-    if (typeof item === "string") streamed += item;
-    else result = item;
+    if (typeof item === "string") {
+      if (!streamed) setTimeout(() => { ticked = true; }, 0);
+      streamed += item;
+    } else {
+      result = item;
+      tickedBeforeEnd = ticked;
+    }
   }
   assert.equal(streamed, result.text, "the streamed pieces add up to the text");
+  if (result.tokens >= 10) assert.ok(tickedBeforeEnd, "the pieces stream: the event loop ran while the text was generated");
   return result;
+}
+
+/** The chart data equals the native CLI's: the same channels, hourly values and attention. */
+function assertSameSeries(actual, expected, tolerance) {
+  assert.deepEqual(actual.map((c) => c.name), expected.map((c) => c.name));
+  assert.ok(actual.length > 0, "the record's observed channels come back for the charts");
+  for (const [i, c] of actual.entries()) {
+    const e = expected[i];
+    assert.equal(c.values.length, e.values.length);
+    c.values.forEach((v, h) => {
+      const w = e.values[h];
+      assert.ok(v === w || (v !== null && w !== null && Math.abs(v - w) <= 1e-4 * Math.max(1, Math.abs(w))), `${c.name} hour ${h}: ${v} vs ${w}`);
+    });
+    const worst = Math.max(...c.attention.map((a, h) => Math.abs(a - e.attention[h])));
+    assert.ok(worst <= tolerance, `${c.name}: attention differs by ${worst}`);
+    assert.equal(Math.max(...c.attention), 1, `${c.name}: the most attended hour is scaled to 1`);
+  }
 }
 
 test("wasm on the CPU explains like the native CLI", async () => {
@@ -96,6 +123,7 @@ test("wasm on the CPU explains like the native CLI", async () => {
     assert.ok(wasm.text.startsWith("### Disease Diagnosed:"), wasm.text);
     assert.deepEqual(wasm.diagnoses, native.explanation.diagnoses);
     assert.equal(wasm.knowledge_attention.length, wasm.channels.length);
+    assertSameSeries(wasm.series, native.explanation.series, 1e-5);
     const worst = assertSameProbabilities(await model.diagnose(record), native.diagnosis, 1e-5);
     const drugs = await model.recommend(record);
     assert.deepEqual(drugs.scores.map((d) => d.code), native.recommendation.scores.map((d) => d.code));
@@ -148,6 +176,7 @@ test("wasm on WebGPU writes the CPU's text", async (t) => {
     const a = await explain(gpu, record);
     const b = await explain(cpu, record);
     assert.equal(a.text, b.text);
+    assertSameSeries(a.series, b.series, 1e-4);
     assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), 1e-4);
     const [x, y] = [await gpu.recommend(record), await cpu.recommend(record)];
     const byCode = new Map(y.scores.map((d) => [d.code, d.probability]));

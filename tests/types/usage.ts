@@ -19,7 +19,7 @@ export async function usage(record: object): Promise<string[]> {
     if (typeof item === "string") text += item;
     else {
       const e: Explanation = item;
-      text = e.rationale + e.knowledge_attention.length;
+      text = e.rationale + e.knowledge_attention.length + e.series.map((c) => `${c.label} ${c.unit} ${c.values.filter((v) => v !== null).length} ${Math.max(...c.attention)}`).join();
     }
   }
   model.dispose();

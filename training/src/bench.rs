@@ -186,6 +186,8 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
     let mut out = json!({
         "backend": options.backend.name(),
         "threads": 1,
+        // `make bench` uses the build `make test` makes: dependencies (burn, gemm) at opt-level 2
+        "profile": if cfg!(debug_assertions) { "dev (dependencies at opt-level 2)" } else { "release" },
         "bundle": options.bundle.display().to_string(),
         "dtype": engine.manifest().dtype,
         "repeats": options.repeats,

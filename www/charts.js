@@ -1,0 +1,100 @@
+// Lab and vital charts for the demo page: one small SVG per observed channel, drawn from the
+// `series` of an explanation (the hourly values the model read, in the channel's unit). The
+// normal range is a green band, values outside it sit on pale red and their points are red; the
+// orange columns behind are the time-series encoder's attention per hour (darker = attended
+// more), so a reader sees which hours shaped each channel's token. Each chart carries a text
+// summary for screen readers.
+
+const NS = "http://www.w3.org/2000/svg";
+const W = 320;
+const H = 96;
+const PAD = { left: 34, right: 6, top: 6, bottom: 16 };
+
+function el(name, attributes = {}, parent) {
+  const node = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, String(v));
+  parent?.append(node);
+  return node;
+}
+
+const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+/** Hours outside the normal range, and the attended hours (attention ≥ 0.8), for the summary. */
+export function summarise(series) {
+  const observed = series.values.map((v, h) => [h, v]).filter(([, v]) => v !== null);
+  const high = observed.filter(([, v]) => v > series.normal_high).length;
+  const low = observed.filter(([, v]) => v < series.normal_low).length;
+  const attended = series.attention.map((a, h) => [h, a]).filter(([, a]) => a >= 0.8).map(([h]) => h);
+  const span = attended.length ? `hours ${attended[0]}–${attended[attended.length - 1] + 1}` : "no hour in particular";
+  return {
+    high,
+    low,
+    text: `${series.label} (${series.unit}): ${observed.length} hourly values, ${high} above and ${low} below the normal range ` +
+      `${fmt(series.normal_low)}–${fmt(series.normal_high)}; the model attended most to ${span}.`,
+  };
+}
+
+/** One channel's chart as an <svg> element. */
+export function chart(series) {
+  const hours = series.values.length;
+  const values = series.values.filter((v) => v !== null);
+  let lo = Math.min(series.normal_low, ...values);
+  let hi = Math.max(series.normal_high, ...values);
+  const margin = (hi - lo) * 0.08 || 1;
+  lo -= margin;
+  hi += margin;
+  const x = (h) => PAD.left + ((W - PAD.left - PAD.right) * h) / Math.max(hours, 1);
+  const y = (v) => PAD.top + ((H - PAD.top - PAD.bottom) * (hi - v)) / (hi - lo);
+  const summary = summarise(series);
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary.text, class: "chart" });
+  el("title", {}, svg).textContent = summary.text;
+  const top = PAD.top;
+  const bottom = H - PAD.bottom;
+  // out of range: above and below the normal band
+  el("rect", { x: x(0), y: top, width: x(hours) - x(0), height: Math.max(0, y(series.normal_high) - top), class: "out-of-range" }, svg);
+  el("rect", { x: x(0), y: y(series.normal_low), width: x(hours) - x(0), height: Math.max(0, bottom - y(series.normal_low)), class: "out-of-range" }, svg);
+  el("rect", { x: x(0), y: y(series.normal_high), width: x(hours) - x(0), height: Math.max(0, y(series.normal_low) - y(series.normal_high)), class: "normal-range" }, svg);
+  // the encoder's attention per hour
+  series.attention.forEach((a, h) => {
+    if (a > 0.05) el("rect", { x: x(h), y: top, width: x(h + 1) - x(h), height: bottom - top, class: "attention", "fill-opacity": (0.45 * a).toFixed(3) }, svg);
+  });
+  // the values: a line through consecutive observed hours, a point per hour
+  let path = "";
+  series.values.forEach((v, h) => {
+    if (v === null) return;
+    const start = h === 0 || series.values[h - 1] === null;
+    path += `${start ? "M" : "L"}${x(h + 0.5).toFixed(1)},${y(v).toFixed(1)}`;
+  });
+  el("path", { d: path, class: "line" }, svg);
+  series.values.forEach((v, h) => {
+    if (v === null) return;
+    const outside = v > series.normal_high || v < series.normal_low;
+    el("circle", { cx: x(h + 0.5), cy: y(v), r: 1.8, class: outside ? "point abnormal" : "point" }, svg);
+  });
+  // axes: the normal range's limits and the hours
+  for (const v of [series.normal_low, series.normal_high]) {
+    el("text", { x: PAD.left - 3, y: y(v) + 3, class: "tick", "text-anchor": "end" }, svg).textContent = fmt(v);
+  }
+  for (const h of [0, Math.round(hours / 2), hours]) {
+    el("text", { x: x(h), y: H - 3, class: "tick", "text-anchor": h === 0 ? "start" : h === hours ? "end" : "middle" }, svg).textContent = `${h} h`;
+  }
+  return svg;
+}
+
+/** Fills `container` with a titled chart per channel, the most abnormal channels first. */
+export function drawCharts(container, series) {
+  const ranked = series
+    .map((s) => ({ s, summary: summarise(s) }))
+    .sort((a, b) => b.summary.high + b.summary.low - (a.summary.high + a.summary.low));
+  container.replaceChildren(
+    ...ranked.map(({ s }) => {
+      const figure = document.createElement("figure");
+      figure.className = "channel";
+      figure.dataset.channel = s.name;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${s.label} (${s.unit})`;
+      figure.append(caption, chart(s));
+      return figure;
+    }),
+  );
+}
