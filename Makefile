@@ -110,7 +110,7 @@ bench: setup-rust setup-node setup-system native pkg
 	$(TRAIN) cohort --source synthetic --n 1 --seed 99 --hours 48 --out $(BENCH)/record.json
 	$(TRAIN) bench --bundle models/demo --config training/demo-run.toml \
 	  --inputs $(BENCH)/inputs.safetensors --out $(BENCH)/native-cpu.json
-	$(TRAIN) bench --bundle models/demo --backend wgpu --part inference --out $(BENCH)/native-wgpu.json
+	$(TRAIN) bench --bundle models/demo --backend wgpu --part inference --repeats 5 --out $(BENCH)/native-wgpu.json
 	$(PYREF)/bin/python bench/reference.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors \
 	  --threads 1 --out $(BENCH)/pytorch.json
 	node bench/wasm.mjs --backend cpu --record $(BENCH)/record.json --out $(BENCH)/wasm-cpu.json

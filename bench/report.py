@@ -204,7 +204,8 @@ def main():
     lines += ["## Scaling", ""]
     hours = get(native, "scaling", "record_hours") or []
     if hours:
-        lines += ["`diagnose` against the record's length (hourly observations of every channel):", "",
+        lines += ["`diagnose` against the record's length (hourly observations of every channel). The model reads a fixed "
+                  "48-hour grid, so a longer record costs only its parsing, binning and the longer lab summary in the prompt:", "",
                   "| hours | observations | native CPU |", "|---|---|---|"]
         lines += [f"| {h['hours']} | {h['observations']} | {ms(h['timing'])} |" for h in hours]
         lines.append("")

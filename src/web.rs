@@ -20,8 +20,20 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(|e| js_error(BedsideError::backend("wasm", e)))
 }
 
+unsafe extern "C" {
+    /// Synthesised by wasm-ld: runs the static constructors (burn's GPU compiler, cubecl,
+    /// registers its IR dialects with `inventory`).
+    fn __wasm_call_ctors();
+}
+
+/// Runs once when the module is instantiated. Calling the constructors explicitly here also tells
+/// wasm-ld not to wrap every export in a call to them — which it otherwise does, and which re-ran
+/// all of cubecl's registrations on each of the thousands of small JS ↔ wasm calls that turn a
+/// result into a JS object (about 2 s per `explain` in Node).
 #[wasm_bindgen(start)]
 fn start() {
+    // SAFETY: the linker's constructor function, called once, before any other of our code.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 
