@@ -1,14 +1,16 @@
 // Lab and vital charts for the demo page: one small SVG per observed channel, drawn from the
 // `series` of an explanation (the hourly values the model read, in the channel's unit). The
 // normal range is a green band, values outside it sit on pale red and their points are red; the
-// orange columns behind are the time-series encoder's attention per hour (darker = attended
-// more), so a reader sees which hours shaped each channel's token. Each chart carries a text
+// orange strip above is the time-series encoder's attention per hour (darker = attended more,
+// from the channel's least to its most attended hour), so a reader sees which hours shaped each
+// channel's token. Each chart carries a text
 // summary for screen readers.
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 320;
 const H = 96;
-const PAD = { left: 34, right: 6, top: 6, bottom: 16 };
+const STRIP = 6;
+const PAD = { left: 34, right: 6, top: STRIP + 4, bottom: 16 };
 
 function el(name, attributes = {}, parent) {
   const node = document.createElementNS(NS, name);
@@ -54,9 +56,13 @@ export function chart(series) {
   el("rect", { x: x(0), y: top, width: x(hours) - x(0), height: Math.max(0, y(series.normal_high) - top), class: "out-of-range" }, svg);
   el("rect", { x: x(0), y: y(series.normal_low), width: x(hours) - x(0), height: Math.max(0, bottom - y(series.normal_low)), class: "out-of-range" }, svg);
   el("rect", { x: x(0), y: y(series.normal_high), width: x(hours) - x(0), height: Math.max(0, y(series.normal_low) - y(series.normal_high)), class: "normal-range" }, svg);
-  // the encoder's attention per hour
+  // the encoder's attention per hour: a strip above the plot, so that it hides none of the
+  // ranges; stretched between the channel's least and most attended hours
+  const lowest = Math.min(...series.attention);
+  const spread = 1 - lowest;
   series.attention.forEach((a, h) => {
-    if (a > 0.05) el("rect", { x: x(h), y: top, width: x(h + 1) - x(h), height: bottom - top, class: "attention", "fill-opacity": (0.45 * a).toFixed(3) }, svg);
+    const shade = spread > 1e-3 ? (a - lowest) / spread : 1;
+    el("rect", { x: x(h), y: 0, width: x(h + 1) - x(h), height: STRIP, class: "attention", "fill-opacity": (0.1 + 0.9 * shade).toFixed(3) }, svg);
   });
   // the values: a line through consecutive observed hours, a point per hour
   let path = "";
