@@ -30,7 +30,7 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
   }
   const explain = [];
   let produced = 0;
-  let firstPiece = [];
+  const firstPiece = [];
   for (let i = 0; i < explainRuns; i++) {
     const start = performance.now();
     let first;

@@ -229,11 +229,10 @@ def main():
     if gen_n:
         lines += ["Generation with the cache against the generated length (ms per token):", "",
                   "| tokens | native CPU | native wgpu | PyTorch CPU |", "|---|---|---|---|"]
+        cell = lambda g: f"{g['ms_per_token']:.2f}" if g else "—"
         for g in gen_n:
             n = g["generated_tokens"]
-            w, t = gen_w.get(n), gen_t.get(n)
-            lines.append(f"| {n} | {g['ms_per_token']:.2f} | {w['ms_per_token']:.2f} | {t['ms_per_token']:.2f} |" if w and t else
-                         f"| {n} | {g['ms_per_token']:.2f} | {w['ms_per_token'] if w else '—'} | {t['ms_per_token'] if t else '—'} |")
+            lines.append(f"| {n} | {cell(g)} | {cell(gen_w.get(n))} | {cell(gen_t.get(n))} |")
         lines.append("")
 
     # size and memory

@@ -521,10 +521,8 @@ fn channel_series(grid: &SeriesGrid, patch_attention: &[f32], patches: &[(usize,
             if !mask.iter().any(|m| *m > 0.0) {
                 return None;
             }
-            let mid = 0.5 * (channel.normal_low + channel.normal_high);
-            let half = (0.5 * (channel.normal_high - channel.normal_low)).max(1e-6);
             let values = grid.values.get(row)?.iter().zip(mask)
-                .map(|(z, m)| (*m > 0.0).then(|| (mid + half * f64::from(*z)) as f32))
+                .map(|(z, m)| (*m > 0.0).then(|| channel.from_standard(f64::from(*z)) as f32))
                 .collect();
             let weights = patch_attention.get(c * patches.len()..(c + 1) * patches.len()).unwrap_or(&[]);
             // each hour: the mean weight of the patches covering it (edge hours have fewer)

@@ -21,11 +21,22 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// The middle of the normal range and half its width.
+    fn normal_mid_half(&self) -> (f64, f64) {
+        (0.5 * (self.normal_low + self.normal_high), (0.5 * (self.normal_high - self.normal_low)).max(1e-6))
+    }
+
     /// Scales a value so that the normal range maps onto [-1, 1]; the model's input unit.
     pub fn standardise(&self, value: f64) -> f64 {
-        let mid = 0.5 * (self.normal_low + self.normal_high);
-        let half = (0.5 * (self.normal_high - self.normal_low)).max(1e-6);
+        let (mid, half) = self.normal_mid_half();
         ((value - mid) / half).clamp(-10.0, 10.0)
+    }
+
+    /// The value `z` normal half-widths from the middle of the normal range: the inverse of
+    /// [`Channel::standardise`] within its clamp.
+    pub fn from_standard(&self, z: f64) -> f64 {
+        let (mid, half) = self.normal_mid_half();
+        mid + half * z
     }
 
     /// Whether a value is physiologically possible (not a charting or device artefact).

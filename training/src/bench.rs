@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use bedside::bundle::{MANIFEST_FILE, ModelSpec, WEIGHTS_FILE};
 use bedside::generate::{self, GenerateOptions};
-use bedside::model::{ClinicalInput, ClinicalModel, sequence_loss};
+use bedside::model::{ClinicalInput, ClinicalModel, Encoded, sequence_loss};
 use bedside::record::{PatientRecord, SeriesGrid};
 use bedside::tokenizer::TOKENIZER_FILE;
 use bedside::{Backend, Engine};
@@ -216,22 +216,11 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
         eprintln!("diagnose (record → phenotypes), batch 1: {:.2} ms", timing.median_ms);
         inference.insert("diagnose_b1".into(), serde_json::to_value(timing)?);
 
-        // Generation of exactly `tokens` tokens (an end token that never comes), as the
-        // reference does it: the key/value cache's gain, per token.
         let input = engine.clinical_input(tokenizer, &records[..1], &grids[..1])?;
         let encoded = model.encode(&input);
-        let generate = |tokens: usize, use_cache: bool| {
-            let options = GenerateOptions { max_new_tokens: tokens, use_cache, ..Default::default() };
-            let (hidden, mask) = (encoded.hidden.clone(), encoded.mask.clone());
-            let out = pollster::block_on(generate::greedy(&model.lm, hidden, mask, 0, u32::MAX, &options, None, &mut |_, _| ()))?;
-            match out.first().map(Vec::len) {
-                Some(n) if n == tokens => Ok(()),
-                other => bail!("generated {other:?} tokens, expected {tokens}"),
-            }
-        };
         let tokens = options.tokens;
         for (name, use_cache) in [("generate_cache", true), ("generate_no_cache", false)] {
-            let timing = time(1, repeats.div_ceil(3).max(3), || generate(tokens, use_cache))?;
+            let timing = time(1, repeats.div_ceil(3).max(3), || generate_exactly(model, &encoded, tokens, use_cache))?;
             let per_s = rate(tokens, &timing);
             eprintln!("greedy generation of {tokens} tokens, cache {use_cache}: {per_s:.1} tokens/s");
             inference.insert(name.into(), json!({ "tokens": tokens, "timing": timing, "tokens_per_s": per_s }));
@@ -248,7 +237,7 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
         eprintln!("explain: {produced} tokens in {:.0} ms, {per_s:.1} tokens/s", timing.median_ms);
         inference.insert("explain".into(), json!({ "tokens": produced, "timing": timing, "tokens_per_s": per_s }));
         out["inference"] = Value::Object(inference);
-        out["scaling"] = scaling(&engine, model, device, options, tokens)?;
+        out["scaling"] = scaling(&engine, model, device, &encoded, &grids[0], repeats)?;
         out["peak_rss_mib_inference"] = json!(peak_rss_mib());
     }
 
@@ -301,10 +290,22 @@ fn bundle_bytes(bundle: &Path) -> Result<Value> {
     Ok(Value::Object(sizes))
 }
 
+/// Greedy generation of exactly `tokens` tokens (an end token that never comes) from an encoded
+/// record, as the reference does it: per-token cost with and without the key/value cache.
+fn generate_exactly(model: &ClinicalModel, encoded: &Encoded, tokens: usize, use_cache: bool) -> Result<()> {
+    let options = GenerateOptions { max_new_tokens: tokens, use_cache, ..Default::default() };
+    let (hidden, mask) = (encoded.hidden.clone(), encoded.mask.clone());
+    let out = pollster::block_on(generate::greedy(&model.lm, hidden, mask, 0, u32::MAX, &options, None, &mut |_, _| ()))?;
+    match out.first().map(Vec::len) {
+        Some(n) if n == tokens => Ok(()),
+        other => bail!("generated {other:?} tokens, expected {tokens}"),
+    }
+}
+
 /// Growth with the record's length (hours of hourly observations), the note's length (prompt
-/// tokens) and the generated length.
-fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, options: &BenchOptions, _tokens: usize) -> Result<Value> {
-    let (warmup, repeats) = (1, options.repeats.div_ceil(2).max(3));
+/// tokens, with `grid`'s labs) and the generated length (from `encoded`).
+fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, encoded: &Encoded, grid: &SeriesGrid, repeats: usize) -> Result<Value> {
+    let (warmup, repeats) = (1, repeats.div_ceil(2).max(3));
     let mut by_hours = Vec::new();
     for hours in [48usize, 96, 168] {
         let record = synthetic::cohort(1, hours, 5).remove(0);
@@ -316,32 +317,23 @@ fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, options: &Be
 
     // The encoder on prompts of a given length (random token ids; the engine itself cuts notes at
     // 512 tokens): the model's own growth.
-    let (_, tokenizer, _) = engine.clinical_model().ok_or_else(|| anyhow!("bench needs a clinical bundle"))?;
-    let vocab = tokenizer.vocab_size() as u32;
-    let grid = SeriesGrid::from_record(&synthetic::cohort(1, engine.manifest().model.hours(), 5)[0], engine.manifest().model.hours());
+    let vocab = model.lm.shared.weight.val().dims()[0] as u32;
     let mut rng = StdRng::seed_from_u64(3);
     let mut by_prompt = Vec::new();
     for len in [128usize, 256, 512, 1024, 1600] {
         let ids: Vec<u32> = (0..len).map(|_| rng.random_range(2..vocab)).collect();
         let input = ClinicalInput {
             text: Some(bedside::model::clinical::pad_ids(&[ids], device)),
-            series: Some(SeriesGrid::tensors(&[&grid], device)),
+            series: Some(SeriesGrid::tensors(&[grid], device)),
         };
         let timing = time(warmup, repeats, || probabilities(model, &input))?;
         eprintln!("encoder + head, {len}-token prompt: {:.2} ms", timing.median_ms);
         by_prompt.push(json!({ "prompt_tokens": len, "timing": timing }));
     }
 
-    let record = synthetic::cohort(1, engine.manifest().model.hours(), 5).remove(0);
-    let input = engine.clinical_input(tokenizer, std::slice::from_ref(&record), std::slice::from_ref(&grid))?;
-    let encoded = model.encode(&input);
     let mut by_generated = Vec::new();
     for tokens in [16usize, 64, 256] {
-        let options = GenerateOptions { max_new_tokens: tokens, ..Default::default() };
-        let timing = time(1, 3, || {
-            pollster::block_on(generate::greedy(&model.lm, encoded.hidden.clone(), encoded.mask.clone(), 0, u32::MAX, &options, None, &mut |_, _| ()))?;
-            Ok(())
-        })?;
+        let timing = time(1, 3, || generate_exactly(model, encoded, tokens, true))?;
         let per_token = timing.median_ms / tokens as f64;
         eprintln!("generation of {tokens} tokens with the cache: {per_token:.2} ms per token");
         by_generated.push(json!({ "generated_tokens": tokens, "timing": timing, "ms_per_token": per_token }));

@@ -230,9 +230,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         let ch = &CHANNELS[c];
         let ramp = ((hour - onset) / 12.0).clamp(0.0, 1.0) * 0.7 + 0.3;
         let z = baseline[c] + chronic[c] + acute[c] * ramp + 0.25 * normal(rng);
-        let mid = 0.5 * (ch.normal_low + ch.normal_high);
-        let half = 0.5 * (ch.normal_high - ch.normal_low);
-        let mut value = (mid + half * z).clamp(ch.valid_low, ch.valid_high);
+        let mut value = ch.from_standard(z).clamp(ch.valid_low, ch.valid_high);
         if matches!(ch.name, "mech_vent" | "capillary_refill") {
             value = if value >= 0.5 { 1.0 } else { 0.0 };
         }
