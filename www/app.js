@@ -25,13 +25,19 @@ async function loadModel(backend) {
   model = undefined;
   $("run").disabled = true;
   $("status").textContent = `Loading model (${backend})…`;
+  delete $("status").dataset.backend;
   const started = performance.now();
-  model = await Bedside.load(new URL("model/", location.href), {
-    backend,
-    onProgress: ({ file, loaded, total }) => {
-      $("status").textContent = `Loading ${file}: ${Math.round(loaded / 1024)}${total ? ` of ${Math.round(total / 1024)}` : ""} KiB`;
-    },
-  });
+  try {
+    model = await Bedside.load(new URL("model/", location.href), {
+      backend,
+      onProgress: ({ file, loaded, total }) => {
+        $("status").textContent = `Loading ${file}: ${Math.round(loaded / 1024)}${total ? ` of ${Math.round(total / 1024)}` : ""} KiB`;
+      },
+    });
+  } catch (error) {
+    $("status").textContent = "No model loaded. Choose a backend to try again.";
+    throw error;
+  }
   const ms = performance.now() - started;
   $("status").dataset.backend = model.backend;
   $("status").textContent = `Model loaded on ${model.backend === "webgpu" ? "WebGPU" : "CPU"} in ${ms.toFixed(0)} ms.`;

@@ -157,6 +157,57 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
   }
 });
 
+test("a truncated weights file and a manifest hash mismatch give coded errors; the page recovers", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    const weights = readFileSync(path.join(demoBundle, "model.safetensors"));
+    const manifest = JSON.parse(readFileSync(path.join(demoBundle, "manifest.json"), "utf8"));
+    const flipped = Buffer.from(weights);
+    flipped[5000] ^= 1;
+    const broken = [
+      // served weights cut short, as a dropped connection or a full disk leaves them
+      ["truncated weights", "**/model/model.safetensors", weights.subarray(0, weights.length - 4096), "BUNDLE_INVALID", /model\.safetensors.*(truncated|bytes)/],
+      // one flipped bit: the size matches, the sha256 does not
+      ["flipped byte", "**/model/model.safetensors", flipped, "BUNDLE_HASH_MISMATCH", /sha256/],
+      // a manifest that names a hash no file has
+      [
+        "manifest hash",
+        "**/model/manifest.json",
+        JSON.stringify({ ...manifest, files: { ...manifest.files, "model.safetensors": { ...manifest.files["model.safetensors"], sha256: "0".repeat(64) } } }),
+        "BUNDLE_HASH_MISMATCH",
+        /sha256/,
+      ],
+    ];
+    for (const [name, url, body, code, pattern] of broken) {
+      await page.route(url, (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body }));
+      await page.goto(`${origin}/?tokens=${TOKENS}`);
+      await page.waitForSelector(settled, { timeout: 300_000 });
+      assert.equal(await page.getAttribute("body", "data-state"), "error", name);
+      const message = await page.textContent("#error");
+      assert.ok(message.startsWith(`${code}:`), `${name}: ${message}`);
+      assert.match(message, pattern, name);
+      assert.equal(await page.isEnabled("#backend"), true, `${name}: the backend can still be chosen`);
+      assert.match(await page.textContent("#status"), /No model loaded/, name);
+      if (name === "truncated weights") await page.screenshot({ path: path.join(shots, "demo-broken-bundle.png"), fullPage: true });
+      await page.unroute(url);
+    }
+    // the intact bundle loads in the same page (no broken copy kept in the Cache API) by choosing
+    // a backend again, and a diagnosis clears the error
+    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+    await page.selectOption("#backend", "cpu");
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+    assert.equal(await page.isHidden("#error"), true);
+    assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("bedside/worker runs the same model in a Web Worker", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {

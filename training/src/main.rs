@@ -10,6 +10,7 @@ mod eval;
 mod leader;
 mod medication_metrics;
 mod metrics;
+mod mortality;
 mod teach;
 mod text_metrics;
 mod tokenizer;
@@ -79,6 +80,38 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         layers: usize,
         /// Bundle directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// PhysioNet/CinC 2012 in-hospital mortality: train the time-series encoder with a one-output
+    /// head on one set (early stopping on a held-out fifth), test on another against SAPS-I.
+    /// Writes report.json, report.md, roc.csv, calibration.csv and model.safetensors into --out.
+    Mortality {
+        /// Directory with set-*.tar.gz and Outcomes-*.txt (../shared/data/physionet2012).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value = "set-a")]
+        train_set: String,
+        #[arg(long, default_value = "set-b")]
+        test_set: String,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Epochs without a better validation AUROC before stopping.
+        #[arg(long, default_value_t = 5)]
+        patience: usize,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 32)]
+        d_model: usize,
+        #[arg(long, default_value_t = 1)]
+        layers: usize,
+        /// Bootstrap resamples for the 95% intervals.
+        #[arg(long, default_value_t = 1000)]
+        resamples: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -291,6 +324,11 @@ impl From<BackendArg> for Backend {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     if let Err(error) = run(Cli::parse()) {
         let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
         eprintln!("bedside-train: {}", chain.join(": "));
@@ -433,6 +471,46 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(t) = &report.teacher {
                 println!("medrec: teacher Jaccard {:.3}, PRAUC {:.3}, F1 {:.3}", t.overall.jaccard, t.overall.prauc, t.overall.f1);
             }
+        }
+        Command::Mortality { input, train_set, test_set, epochs, patience, batch_size, learning_rate, seed, d_model, layers, resamples, out } => {
+            let mut summary = cohort::Summary::new("physionet2012");
+            let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
+            let mut take = |name: &str| {
+                let at = sets.iter().position(|(n, _)| n == name);
+                let known: Vec<String> = sets.iter().map(|(n, _)| n.clone()).collect();
+                at.map(|i| sets.swap_remove(i).1)
+                    .with_context(|| format!("no {name}.tar.gz in {} (found: {})", input.display(), known.join(", ")))
+            };
+            let (train_records, test_records) = (take(&train_set)?, take(&test_set)?);
+            let options = mortality::MortalityOptions {
+                epochs,
+                patience,
+                batch_size,
+                learning_rate,
+                seed,
+                d_model,
+                layers,
+                resamples,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let (model, report) = mortality::run(&train_records, &test_records, &options)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let mut store = burn::store::SafetensorsStore::from_bytes(None);
+            burn::store::ModuleSnapshot::save_into(&model, &mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+            let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+            train::write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
+            train::write_atomic(&out.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+            train::write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+            let roc: String = report.roc.iter().map(|(x, y)| format!("{x},{y}\n")).collect();
+            train::write_atomic(&out.join("roc.csv"), format!("false_positive_rate,true_positive_rate\n{roc}").as_bytes())?;
+            let calibration: String =
+                report.calibration.iter().map(|b| format!("{},{},{}\n", b.n, b.mean_predicted, b.observed)).collect();
+            train::write_atomic(&out.join("calibration.csv"), format!("stays,mean_predicted,observed\n{calibration}").as_bytes())?;
+            print!("{}", report.markdown());
+            eprintln!(
+                "mortality: trained on {} stays of {train_set}, tested on {} of {test_set}: AUROC {:.3} ({:.3}–{:.3}); report in {}",
+                report.train_stays, report.test_stays, report.test.auroc, report.test.auroc_ci95.0, report.test.auroc_ci95.1, out.display()
+            );
         }
         Command::Eval { bundle, cohort, synthetic, rationales, max_tokens, out } => {
             let records = match &cohort {

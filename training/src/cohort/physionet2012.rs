@@ -17,6 +17,15 @@ const STATIC: &[&str] = &["RecordID", "Age", "Gender", "ICUType", "Height"];
 
 /// Reads every `set-*.tar.gz` in `dir`, joined with the `Outcomes-*.txt` files there.
 pub fn read(dir: &Path, summary: &mut Summary) -> Result<Vec<PatientRecord>> {
+    let records: Vec<PatientRecord> = read_sets(dir, summary)?.into_iter().flat_map(|(_, records)| records).collect();
+    let patients = records.len();
+    summary.describe(&records, patients);
+    Ok(records)
+}
+
+/// Like [`read`], but keeps the challenge's sets apart (`("set-a", records)`, ...), in name order:
+/// the challenge trains on set-a and tests on set-b.
+pub fn read_sets(dir: &Path, summary: &mut Summary) -> Result<Vec<(String, Vec<PatientRecord>)>> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -28,11 +37,12 @@ pub fn read(dir: &Path, summary: &mut Summary) -> Result<Vec<PatientRecord>> {
     }
     let archives: Vec<_> = names.iter().filter(|p| file_name(p).starts_with("set-") && file_name(p).ends_with(".tar.gz")).collect();
     anyhow::ensure!(!archives.is_empty(), "no set-*.tar.gz in {}", dir.display());
-    let mut records = Vec::new();
+    let mut sets = Vec::new();
     for archive in archives {
         let file = std::fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
         let mut tar = tar::Archive::new(GzDecoder::new(file));
         let entries = tar.entries().with_context(|| format!("cannot read {}", archive.display()))?;
+        let mut records = Vec::new();
         for entry in entries {
             let mut entry = match entry {
                 Ok(e) => e,
@@ -55,10 +65,9 @@ pub fn read(dir: &Path, summary: &mut Summary) -> Result<Vec<PatientRecord>> {
                 records.push(record);
             }
         }
+        sets.push((file_name(archive).trim_end_matches(".tar.gz").to_string(), records));
     }
-    let patients = records.len();
-    summary.describe(&records, patients);
-    Ok(records)
+    Ok(sets)
 }
 
 fn file_name(path: &Path) -> String {
