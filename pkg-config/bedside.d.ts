@@ -37,7 +37,8 @@ export interface LoadOptions {
 }
 
 export interface BundleFiles {
-  manifest: string | object;
+  /** `manifest.json`: its text, its bytes, or the parsed object. */
+  manifest: string | Uint8Array | ArrayBuffer | object;
   weights: Uint8Array | ArrayBuffer;
   /** `tokenizer.json` (text or bytes): required by clinical bundles. */
   tokenizer?: string | Uint8Array | ArrayBuffer;

@@ -176,7 +176,9 @@ export class Bedside {
       if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
       if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
     } else if (source && source.manifest !== undefined && source.weights !== undefined) {
-      manifest = typeof source.manifest === "string" ? source.manifest : JSON.stringify(source.manifest);
+      const m = source.manifest;
+      manifest =
+        typeof m === "string" ? m : m instanceof Uint8Array || m instanceof ArrayBuffer ? new TextDecoder().decode(m) : JSON.stringify(m);
       weights = source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights);
       if (source.tokenizer !== undefined) {
         tokenizer = typeof source.tokenizer === "string" ? new TextEncoder().encode(source.tokenizer) : new Uint8Array(source.tokenizer);

@@ -92,14 +92,24 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
 
     let mut demographics = Demographics::default();
     if let Some((path, p)) = patient {
-        demographics.sex = match p["gender"].as_str() {
-            Some("female") => Some(Sex::Female),
-            Some("male") => Some(Sex::Male),
-            Some("other") => Some(Sex::Other),
-            Some("unknown") | None => None,
-            Some(other) => return Err(invalid(&format!("{path}.gender"), format!("{other:?} is not a FHIR gender"))),
+        demographics.sex = match &p["gender"] {
+            Value::String(g) if g == "female" => Some(Sex::Female),
+            Value::String(g) if g == "male" => Some(Sex::Male),
+            Value::String(g) if g == "other" => Some(Sex::Other),
+            Value::Null => None,
+            Value::String(g) if g == "unknown" => None,
+            other => return Err(invalid(&format!("{path}.gender"), format!("{other} is not a FHIR gender"))),
         };
-        if let (Some(birth), Some(start)) = (p["birthDate"].as_str().and_then(parse_time), start) {
+        let birth = match &p["birthDate"] {
+            Value::Null => None,
+            value => Some(
+                value
+                    .as_str()
+                    .and_then(parse_time)
+                    .ok_or_else(|| invalid(&format!("{path}.birthDate"), format!("{value} is not a FHIR date")))?,
+            ),
+        };
+        if let (Some(birth), Some(start)) = (birth, start) {
             demographics.age = Some(((start - birth).num_days() as f64 / 365.25).floor());
         }
     }

@@ -131,9 +131,70 @@ pub struct Outcomes {
     pub sofa: Option<f64>,
 }
 
+/// Where a PatientRecord has objects: serde would also read an object from a JSON array by
+/// position (`"demographics": [67, "female"]`), which no one means; such input is refused.
+struct Shape {
+    fields: &'static [(&'static str, Shape)],
+    /// The value is an array of objects of this shape (else an object).
+    array: bool,
+}
+
+const LEAF: Shape = Shape { fields: &[], array: false };
+const RECORD_SHAPE: Shape = Shape {
+    fields: &[
+        ("demographics", LEAF),
+        ("notes", Shape { fields: &[], array: true }),
+        ("observations", Shape { fields: &[], array: true }),
+        ("visits", Shape { fields: &[], array: true }),
+        ("labels", Shape { fields: &[("outcomes", LEAF)], array: false }),
+    ],
+    array: false,
+};
+
+fn parse_json(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| BedsideError::RecordJson {
+        path: "$".into(),
+        message: e.to_string(),
+    })
+}
+
+fn require_objects(value: &serde_json::Value, path: &str, shape: &Shape) -> Result<()> {
+    use serde_json::Value;
+    let object = |value: &Value, path: &str| match value {
+        Value::Array(_) => Err(BedsideError::RecordJson {
+            path: path.to_string(),
+            message: "invalid type: array, expected an object".into(),
+        }),
+        _ => Ok(()),
+    };
+    match (shape.array, value) {
+        (true, Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                object(item, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (true, _) => Ok(()), // serde reports any other kind with its path
+        (false, _) => {
+            object(value, path)?;
+            for (name, inner) in shape.fields {
+                if let Some(field) = value.get(name) {
+                    require_objects(field, &format!("{path}.{name}"), inner)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 impl PatientRecord {
-    /// Parses one record from JSON; an error names the JSON path of the field at fault.
+    /// Parses one record from JSON; an error names the JSON path of the field at fault. A leading
+    /// byte-order mark (Windows editors write one) is skipped.
     pub fn from_json(text: &str) -> Result<Self> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        require_objects(&parse_json(text)?, "$", &RECORD_SHAPE)?;
+        // from the text, not the parsed value: a value keeps the last of two equal keys, the
+        // typed parse refuses them
         let de = &mut serde_json::Deserializer::from_str(text);
         let record: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -149,10 +210,7 @@ impl PatientRecord {
     /// Parses JSON that is either a PatientRecord or a FHIR R4 resource (a `Bundle`, usually):
     /// what `diagnose` accepts.
     pub fn from_json_or_fhir(text: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| BedsideError::RecordJson {
-            path: "$".into(),
-            message: e.to_string(),
-        })?;
+        let value = parse_json(text)?;
         if value.get("resourceType").is_some() {
             fhir::from_fhir(&value)
         } else {

@@ -234,7 +234,8 @@ enum Command {
         #[arg(long)]
         tokenizer: PathBuf,
     },
-    /// Diagnose one PatientRecord JSON file with a bundle; prints the result as JSON.
+    /// Diagnose one PatientRecord JSON (or FHIR R4 Bundle) file with a bundle; prints the result
+    /// as JSON. Errors start with the library's stable code, e.g. `[RECORD_JSON]`.
     Predict {
         #[arg(long)]
         bundle: PathBuf,
@@ -331,7 +332,9 @@ fn main() {
         .init();
     if let Err(error) = run(Cli::parse()) {
         let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
-        eprintln!("bedside-train: {}", chain.join(": "));
+        // the library's stable error code first, for scripts (the same codes as the JS API)
+        let code = error.chain().find_map(|e| e.downcast_ref::<bedside::BedsideError>()).map(|e| format!("[{}] ", e.code()));
+        eprintln!("bedside-train: {}{}", code.unwrap_or_default(), chain.join(": "));
         std::process::exit(1);
     }
 }
@@ -635,7 +638,7 @@ fn run(cli: Cli) -> Result<()> {
             let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
             let weights = read(WEIGHTS_FILE)?;
             let text = std::fs::read_to_string(&record).with_context(|| format!("cannot read {}", record.display()))?;
-            let record = PatientRecord::from_json(&text).with_context(|| record.display().to_string())?;
+            let record = PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
             let backend = backend.into();
             let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
             let medrec = match recommend {

@@ -202,7 +202,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Rationale>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let at = || format!("{}:{}", path.display(), i + 1);
-        let r: Rationale = serde_json::from_str(line).with_context(|| format!("{}: not a rationale", at()))?;
+        let r: Rationale = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line))
+            .map_err(|e| anyhow::anyhow!("{}: not a rationale: at {}: {}", at(), e.path(), e.inner()))?;
         if r.id.trim().is_empty() {
             bail!("{}: id is empty", at());
         }

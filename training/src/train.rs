@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -74,16 +75,16 @@ pub fn model_config(options: &TrainOptions) -> LabPhenotypeModelConfig {
     )
 }
 
-/// Trains on 80% of `records` (shuffled with the seed) and evaluates on the other 20%.
+/// Trains on the admissions of 80% of the patients (shuffled with the seed) and evaluates on the
+/// other 20%.
 pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPhenotypeModel, TrainReport)> {
     anyhow::ensure!(records.len() >= 10, "need at least 10 admissions to train, got {}", records.len());
     let device = Device::flex().autodiff();
     device.seed(options.seed);
-    let mut order: Vec<usize> = (0..records.len()).collect();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    order.shuffle(&mut rng);
-    let split = records.len() * 4 / 5;
-    let (train_idx, test_idx) = order.split_at(split);
+    let (train_idx, test_idx) = split_by_patient(records, &mut rng);
+    anyhow::ensure!(!train_idx.is_empty() && !test_idx.is_empty(), "too few patients to split into train and test");
+    let (train_idx, test_idx) = (train_idx.as_slice(), test_idx.as_slice());
 
     let grids: Vec<SeriesGrid> = records.iter().map(|r| SeriesGrid::from_record(r, options.hours)).collect();
     let targets: Vec<Vec<bool>> = records.iter().map(targets_of).collect();
@@ -142,6 +143,20 @@ pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPh
         test,
     };
     Ok((model, report))
+}
+
+/// About 80% of the patients (all their admissions) for training, the rest for testing, so that
+/// no patient is on both sides; a record without `patient` is its own patient.
+fn split_by_patient(records: &[PatientRecord], rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
+    let mut patients: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        patients.entry(record.patient.as_deref().unwrap_or(&record.id)).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = patients.into_values().collect();
+    groups.shuffle(rng);
+    let split = groups.len() * 4 / 5;
+    let (train, test) = groups.split_at(split);
+    (train.concat(), test.concat())
 }
 
 fn evaluate_split(

@@ -1,0 +1,197 @@
+//! The bad-input catalogue (tests/catalogue/, written by generate.py) against the native library:
+//! every record is parsed and diagnosed, every edited bundle loaded, each inside `catch_unwind`.
+//! A refused input must give its stable code and a message naming the field or file at fault; an
+//! accepted one must give a diagnosis carrying the expected notice. Zero panics.
+
+use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE, sha256_hex};
+use bedside::recommend::MEDREC_FILE;
+use bedside::tokenizer::TOKENIZER_FILE;
+use bedside::{Backend, BedsideError, Engine, PatientRecord};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cases(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join("tests/catalogue").join(file)).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn demo_files() -> Files {
+    [MANIFEST_FILE, WEIGHTS_FILE, TOKENIZER_FILE, MEDREC_FILE]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(root().join("models/demo").join(f)).unwrap()))
+        .collect()
+}
+
+/// Loads a bundle from its files as the JS API does: the model, then the recommender.
+async fn load(files: &Files) -> Result<Engine, BedsideError> {
+    let manifest = String::from_utf8_lossy(&files[MANIFEST_FILE]);
+    let mut engine = Engine::load_bundle(&manifest, &files[WEIGHTS_FILE], Some(&files[TOKENIZER_FILE]), Backend::Cpu).await?;
+    if engine.manifest().medications.is_some() {
+        engine.load_medications(&files[MEDREC_FILE])?;
+    }
+    Ok(engine)
+}
+
+/// What a case expects, checked against what happened; `None` when it matches.
+fn mismatch(case: &Value, outcome: Result<Vec<String>, BedsideError>) -> Option<String> {
+    match (case["ok"].as_bool() == Some(true), outcome) {
+        (true, Ok(notices)) => match case["notice"].as_str() {
+            Some(kind) if !notices.iter().any(|n| n == kind) => Some(format!("accepted, but no {kind} notice (notices: {notices:?})")),
+            _ => None,
+        },
+        (true, Err(e)) => Some(format!("refused: {} {e}", e.code())),
+        (false, Ok(_)) => Some("accepted".into()),
+        (false, Err(e)) => {
+            let message = e.to_string();
+            let missing: Vec<&str> = case["mentions"].as_array().unwrap().iter().filter_map(Value::as_str).filter(|m| !message.contains(m)).collect();
+            (e.code() != case["code"] || !missing.is_empty()).then(|| format!("{}: {message} (does not mention {missing:?})", e.code()))
+        }
+    }
+}
+
+fn report(layer: &str, total: usize, failures: Vec<String>) {
+    eprintln!("{layer}: {total} cases, {} as expected", total - failures.len());
+    assert!(failures.is_empty(), "{} of {total} {layer} cases went wrong:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_bad_record_is_refused_or_reported_without_a_panic() {
+    let engine = pollster::block_on(load(&demo_files())).unwrap();
+    let cases = cases("records.jsonl");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let input = case["input"].as_str().unwrap();
+        let run = || {
+            pollster::block_on(async {
+                let record = PatientRecord::from_json_or_fhir(input)?;
+                let diagnosis = engine.diagnose(&record).await?;
+                if !record.visits.is_empty() {
+                    engine.recommend(&record).await?; // it needs the current visit's codes
+                }
+                Ok(diagnosis.notices.iter().map(|n| n.kind.to_string()).collect())
+            })
+        };
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Err(_) => failures.push(format!("{name}: PANIC")),
+            Ok(outcome) => failures.extend(mismatch(case, outcome).map(|m| format!("{name}: {m}"))),
+        }
+    }
+    report("record", cases.len(), failures);
+}
+
+#[test]
+fn every_damaged_bundle_is_refused_before_use_without_a_panic() {
+    let demo = demo_files();
+    let cases = cases("bundles.jsonl");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let mut files = demo.clone();
+        for edit in case["edits"].as_array().unwrap() {
+            apply(&mut files, edit);
+        }
+        match catch_unwind(AssertUnwindSafe(|| pollster::block_on(load(&files)).map(|_| Vec::new()))) {
+            Err(_) => failures.push(format!("{name}: PANIC")),
+            Ok(outcome) => failures.extend(mismatch(case, outcome).map(|m| format!("{name}: {m}"))),
+        }
+    }
+    report("bundle", cases.len(), failures);
+}
+
+// --- the edits of bundles.jsonl (the same in tests/node/catalogue.mjs) --------------------------
+
+fn apply(files: &mut Files, edit: &Value) {
+    let file = edit["file"].as_str().unwrap().to_string();
+    if let Some(target) = edit["rehash"].as_str() {
+        let bytes = files[target].clone();
+        let mut manifest: Value = serde_json::from_slice(&files[MANIFEST_FILE]).unwrap();
+        manifest["files"][target] = serde_json::json!({ "sha256": sha256_hex(&bytes), "bytes": bytes.len() });
+        files.insert(MANIFEST_FILE.into(), serde_json::to_vec(&manifest).unwrap());
+        return;
+    }
+    let bytes = files.get_mut(&file).unwrap();
+    let at = |n: i64, len: usize| if n < 0 { (len as i64 + n) as usize } else { n as usize };
+    if let Some(n) = edit["truncate"].as_i64() {
+        bytes.truncate(at(n, bytes.len()));
+    } else if let Some(f) = edit["truncate_fraction"].as_f64() {
+        bytes.truncate((bytes.len() as f64 * f) as usize);
+    } else if let Some(n) = edit["append"].as_u64() {
+        bytes.extend(std::iter::repeat_n(0u8, n as usize));
+    } else if let Some(n) = edit["flip"].as_i64() {
+        let i = at(n, bytes.len());
+        bytes[i] ^= 1;
+    } else if let Some(text) = edit["text"].as_str() {
+        *bytes = text.as_bytes().to_vec();
+    } else if edit.get("json_remove").is_some() || edit.get("json_set").is_some() || edit.get("json_pop").is_some() || edit.get("json_reverse").is_some() {
+        let mut json: Value = serde_json::from_slice(bytes).unwrap();
+        let (path, value) = match &edit["json_set"] {
+            Value::Array(pair) => (pair[0].clone(), Some(pair[1].clone())),
+            _ => (edit.get("json_remove").or(edit.get("json_pop")).or(edit.get("json_reverse")).unwrap().clone(), None),
+        };
+        let keys: Vec<&str> = path.as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+        let (last, parents) = keys.split_last().unwrap();
+        let parent = parents.iter().fold(&mut json, |node, key| &mut node[*key]);
+        if let Some(value) = value {
+            parent[*last] = value;
+        } else if edit.get("json_remove").is_some() {
+            parent.as_object_mut().unwrap().remove(*last);
+        } else if edit.get("json_pop").is_some() {
+            parent[*last].as_array_mut().unwrap().pop();
+        } else {
+            parent[*last].as_array_mut().unwrap().reverse();
+        }
+        *bytes = serde_json::to_vec(&json).unwrap();
+    } else {
+        edit_header(bytes, edit);
+    }
+}
+
+/// Edits of a safetensors file's header (8-byte little-endian length, then JSON).
+fn edit_header(bytes: &mut Vec<u8>, edit: &Value) {
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    if let Some(n) = edit["header_length"].as_u64() {
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        return;
+    }
+    if let Some(n) = edit["header_length_add"].as_u64() {
+        let data = bytes.len() - 8;
+        bytes[..8].copy_from_slice(&(data as u64 + n).to_le_bytes());
+        return;
+    }
+    let mut header = String::from_utf8(bytes[8..8 + length].to_vec()).unwrap();
+    if let Some(pair) = edit["header_replace"].as_array() {
+        header = header.replacen(pair[0].as_str().unwrap(), pair[1].as_str().unwrap(), 1);
+    } else {
+        let mut json: serde_json::Map<String, Value> = serde_json::from_str(&header).unwrap();
+        let mut names: Vec<String> = json.keys().filter(|k| *k != "__metadata__").cloned().collect();
+        names.sort();
+        if let Some(dtype) = edit["header_dtype"].as_str() {
+            json[&names[0]]["dtype"] = dtype.into();
+        } else if edit.get("header_shape_swap").is_some() {
+            let name = names.iter().find(|n| matches!(json[*n]["shape"].as_array(), Some(s) if s.len() == 2 && s[0] != s[1])).unwrap();
+            json[name]["shape"].as_array_mut().unwrap().reverse();
+        } else if edit.get("header_rename").is_some() {
+            let tensor = json.remove(&names[0]).unwrap();
+            json.insert(format!("{}_renamed", names[0]), tensor);
+        } else if edit.get("header_offsets_overlap").is_some() {
+            let first = json[&names[0]]["data_offsets"].clone();
+            json[&names[1]]["data_offsets"] = first;
+        } else {
+            panic!("unknown edit {edit}");
+        }
+        header = serde_json::to_string(&json).unwrap();
+    }
+    let data = bytes[8 + length..].to_vec();
+    *bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+}

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Writes the bad-input catalogue (tests/catalogue/*.jsonl) from mutation rules.
+
+Each case is one JSON line: `name`, the input, and what must happen — `{"code": ..., "mentions":
+[...]}` (refused with that stable error code; the message names each of `mentions`: the field,
+file or line at fault) or `{"ok": true, "notice": ...}` (an everyday oddity that is accepted and
+reported). The expectations come from the rules below, i.e. from the record format and the bundle
+format, not from running bedside. The harnesses are tests/catalogue.rs (native library),
+training/tests/catalogue.rs (CLI), tests/node/catalogue.test.mjs (wasm in Node) and the browser
+test. Regenerate with `python3 tests/catalogue/generate.py` and commit the result.
+
+  records.jsonl  text given to diagnose (PatientRecord JSON or FHIR R4); `notice` is the kind of
+                 a notice the diagnosis must carry
+  bundles.jsonl  edits of the demo bundle (models/demo) given to load, applied in order:
+                 truncate N (negative: from the end), truncate_fraction F, append N, flip OFFSET,
+                 text T, json_remove PATH, json_set [PATH, VALUE], json_pop PATH (last element),
+                 json_reverse PATH, rehash FILE (the manifest entry of FILE made to match it), and
+                 on a safetensors file header_length N, header_length_add N, header_replace [A, B]
+                 (first occurrence in the header text), header_dtype D, header_shape_swap,
+                 header_rename, header_offsets_overlap (each on the first tensor by name that
+                 the edit applies to)
+  teacher.jsonl  lines of a teacher-rationale JSONL file given to `bedside-train teach --teacher jsonl`
+"""
+import copy
+import json
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+BASE = {
+    "format_version": 1,
+    "id": "catalogue-1",
+    "patient": "p-1",
+    "demographics": {"age": 67, "sex": "female", "care_unit": "medical ICU"},
+    "notes": [{"kind": "discharge summary", "text": "Fever, hypotension and rising lactate.", "hours": 2}],
+    "observations": [
+        {"channel": "heart_rate", "hours": 1.5, "value": 112, "unit": "/min"},
+        {"channel": "lactate", "hours": 3, "value": 4.1, "unit": "mmol/L"},
+    ],
+    "visits": [{"diagnoses": ["99591"], "procedures": ["9604"], "medications": ["J01D"]}],
+    "labels": {
+        "phenotypes": ["Septicemia (except in labor)"],
+        "medications": ["J01D"],
+        "outcomes": {"in_hospital_death": False, "length_of_stay_days": 5.5, "saps_i": 14, "sofa": 6},
+    },
+}
+
+# path → (kind, required, nullable). Kinds: str, num (f64), u32, bool, list (of str), obj, enum.
+FIELDS = {
+    "format_version": ("u32", False, False),
+    "id": ("str", True, False),
+    "patient": ("str", False, True),
+    "demographics": ("obj", False, False),
+    "demographics.age": ("num", False, True),
+    "demographics.sex": ("enum", False, True),
+    "demographics.care_unit": ("str", False, True),
+    "notes": ("list", False, False),
+    "notes[0].kind": ("str", False, False),
+    "notes[0].text": ("str", True, False),
+    "notes[0].hours": ("num", False, True),
+    "observations": ("list", False, False),
+    "observations[0].channel": ("str", True, False),
+    "observations[0].hours": ("num", True, False),
+    "observations[0].value": ("num", False, True),
+    "observations[0].unit": ("str", False, True),
+    "visits": ("list", False, False),
+    "visits[0].diagnoses": ("list", False, False),
+    "visits[0].procedures": ("list", False, False),
+    "visits[0].medications": ("list", False, False),
+    "labels": ("obj", False, True),
+    "labels.phenotypes": ("list", False, False),
+    "labels.medications": ("list", False, False),
+    "labels.outcomes": ("obj", False, True),
+    "labels.outcomes.in_hospital_death": ("bool", False, True),
+    "labels.outcomes.length_of_stay_days": ("num", False, True),
+    "labels.outcomes.saps_i": ("num", False, True),
+}
+OBJECTS = ["", "demographics", "notes[0]", "observations[0]", "visits[0]", "labels", "labels.outcomes"]
+
+# values of other JSON kinds than the field's
+WRONG = {
+    "str": [1, True, [], {}],
+    "num": ["1.5", True, [], {}],
+    "u32": [-1, 1.5, 4294967296, "1"],
+    "bool": ["true", 1, []],
+    "list": ["J01D", {}, 1, [1]],
+    "obj": [[], "x", 1],
+    "enum": ["robot", 1, "FEMALE"],
+}
+
+
+def steps(path):
+    """'notes[0].text' → ['notes', 0, 'text']"""
+    out = []
+    for part in path.split(".") if path else []:
+        if "[" in part:
+            name, index = part[:-1].split("[")
+            out += [name, int(index)]
+        else:
+            out.append(part)
+    return out
+
+
+def edit(path, fn):
+    record = copy.deepcopy(BASE)
+    *parents, last = steps(path)
+    node = record
+    for step in parents:
+        node = node[step]
+    fn(node, last)
+    return record
+
+
+def put(path, value):
+    return edit(path, lambda node, key: node.__setitem__(key, value))
+
+
+def drop(path):
+    return edit(path, lambda node, key: node.pop(key))
+
+
+def jpath(path):
+    return "$." + path if path else "$"
+
+
+records = []
+
+
+def refused(name, value, code, *mentions):
+    text = value if isinstance(value, str) else json.dumps(value)
+    records.append({"name": name, "input": text, "code": code, "mentions": list(mentions)})
+
+
+def accepted(name, value, notice=None):
+    text = value if isinstance(value, str) else json.dumps(value)
+    records.append({"name": name, "input": text, "ok": True, "notice": notice})
+
+
+# --- PatientRecord: a value of the wrong JSON kind in every field ---------------------------------
+for path, (kind, required, nullable) in FIELDS.items():
+    for value in WRONG[kind]:
+        refused(f"{path} = {json.dumps(value)}", put(path, value), "RECORD_JSON", jpath(path))
+    if not nullable:
+        refused(f"{path} = null", put(path, None), "RECORD_JSON", jpath(path))
+    else:
+        accepted(f"{path} = null (optional)", put(path, None))
+    if required:
+        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        refused(f"{path} missing", drop(path), "RECORD_JSON", jpath(parent), path.rsplit(".", 1)[-1])
+    elif kind != "obj":
+        accepted(f"{path} missing (optional)", drop(path))
+
+# an element of a list of the wrong kind
+# an object written as an array: serde would read it by position; refused
+for path in ["", "demographics", "labels", "labels.outcomes"]:
+    refused(f"{jpath(path)} as an array by position", put(path, [67, "female"]) if path else [BASE["id"]], "RECORD_JSON", jpath(path))
+refused("an observation as an array by position", put("observations[0]", ["heart_rate", 1.5, 112]), "RECORD_JSON", "$.observations[0]")
+for path, value in [
+    ("notes[0]", "a note as text"),
+    ("observations[0]", [1.5, 112]),
+    ("visits[0]", ["99591"]),
+    ("visits[0].diagnoses[0]", 99591),
+    ("labels.phenotypes[0]", {"name": "Shock"}),
+    ("labels.medications[0]", None),
+]:
+    refused(f"{path} = {json.dumps(value)}", put(path, value), "RECORD_JSON", jpath(path))
+
+# a field the format does not have, in every object (a typo must not be silently ignored)
+for parent in OBJECTS:
+    refused(f"unknown field in {jpath(parent)}", put(f"{parent}.hours_since" if parent else "hours_since", 3), "RECORD_JSON", "hours_since")
+refused("misspelt observations", {**copy.deepcopy(BASE), "observation": BASE["observations"]}, "RECORD_JSON", "observation")
+
+# values of the right kind the rules refuse (every problem reported, each with its path)
+for path, value in [
+    ("format_version", 0),
+    ("format_version", 2),
+    ("format_version", 99),
+    ("id", ""),
+    ("id", "   "),
+    ("demographics.age", -1),
+    ("demographics.age", 131),
+    ("demographics.age", 1e300),
+    ("observations[0].channel", ""),
+    ("observations[0].channel", " \t"),
+]:
+    refused(f"{path} = {json.dumps(value)}", put(path, value), "RECORD_INVALID", jpath(path))
+both = put("id", "")
+both["observations"][1]["channel"] = ""
+refused("two problems at once", both, "RECORD_INVALID", "$.id", "$.observations[1].channel")
+# numbers beyond f64 fail in the JSON parser, which names the line and column
+refused("hours beyond f64", json.dumps(BASE).replace('"hours": 1.5', '"hours": 1e400'), "RECORD_JSON", "line 1 column")
+refused("value beyond f64", json.dumps(BASE).replace('"value": 112', '"value": -1e999'), "RECORD_JSON", "line 1 column")
+
+# not JSON, or JSON of the wrong shape
+text = json.dumps(BASE)
+for cut in [0, 1, 2, 10, 40, 100, 200, 300, 400, len(text) // 2, len(text) - 2, len(text) - 1]:
+    refused(f"cut after {cut} characters", text[:cut], "RECORD_JSON", "$")
+for name, bad in [
+    ("whitespace only", " \n\t "),
+    ("null", "null"),
+    ("an array", "[]"),
+    ("a number", "42"),
+    ("a string", '"catalogue-1"'),
+    ("true", "true"),
+    ("closing brace", "}"),
+    ("single quotes", "{'id': 'x'}"),
+    ("trailing comma", '{"id": "x",}'),
+    ("comment", '{"id": "x" /* comment */}'),
+    ("NaN literal", '{"id": "x", "observations": [{"channel": "heart_rate", "hours": NaN, "value": 1}]}'),
+    ("Infinity literal", '{"id": "x", "observations": [{"channel": "heart_rate", "hours": 1, "value": Infinity}]}'),
+    ("unquoted key", "{id: 1}"),
+    ("control character in a string", '{"id": "x\u0001y"}'),
+    ("lone surrogate escape", '{"id": "\\ud800"}'),
+    ("bad escape", '{"id": "\\q"}'),
+    ("duplicate key", '{"id": "a", "id": "b"}'),
+    ("two documents", '{"id": "a"} {"id": "b"}'),
+    ("10,000 nested arrays", "[" * 10000 + "]" * 10000),
+    ("10,000 nested objects", '{"a":' * 10000 + "1" + "}" * 10000),
+    ("JSON Lines of two records", '{"id": "a"}\n{"id": "b"}'),
+]:
+    refused(name, bad, "RECORD_JSON", "$")
+
+# everyday oddities: accepted, and reported where the model cannot use them
+accepted("byte-order mark before the JSON", "\ufeff" + json.dumps(BASE))
+accepted("only an id", {"id": "bare"})
+accepted("unknown channel", put("observations[0].channel", "pulse_pressure_variation"), "unknown_channel")
+accepted("channel alias", put("observations[0].channel", "HR"))
+accepted("missing value", put("observations[0].value", None), "missing_value")
+accepted("negative hours (before admission)", put("observations[0].hours", -5), "outside_window")
+accepted("hours after the window", put("observations[0].hours", 500), "outside_window")
+accepted("temperature in Fahrenheit", put("observations", [{"channel": "temperature", "hours": 1, "value": 101.3, "unit": "degF"}]), "unit_converted")
+accepted("unknown unit", put("observations[1].unit", "furlongs"), "unknown_unit")
+accepted("implausible value", put("observations[0].value", 1e9), "out_of_range")
+accepted("unknown ICD code", put("visits[0].diagnoses", ["XXX.99", ""]))
+accepted("unknown ATC code", put("visits[0].medications", ["Z99Q"]))
+accepted("unknown phenotype label", put("labels.phenotypes", ["Dragon pox"]))
+accepted("empty note", put("notes[0].text", ""))
+accepted("note in another script", put("notes[0].text", "発熱と低血圧。乳酸値上昇。🩺"))
+accepted("1,000 duplicate observations", put("observations", [BASE["observations"][0]] * 1000))
+
+# --- FHIR R4 ------------------------------------------------------------------------------------
+FHIR = json.loads((HERE.parent / "fixtures/fhir/mimic3-1001-bundle.json").read_text())
+kinds = [e["resource"]["resourceType"] for e in FHIR["entry"]]
+OBS = kinds.index("Observation")
+PATIENT = kinds.index("Patient")
+DOC = kinds.index("DocumentReference")
+
+
+def fhir(fn):
+    bundle = copy.deepcopy(FHIR)
+    fn(bundle)
+    return bundle
+
+
+def set_in(bundle, index, key, value):
+    bundle["entry"][index]["resource"][key] = value
+
+
+def fhir_refused(name, fn, *mentions):
+    refused(f"FHIR: {name}", fhir(fn), "RECORD_FHIR", *mentions)
+
+
+at = lambda i, field: f"$.entry[{i}].resource.{field}"
+fhir_refused("entry is an object", lambda b: b.__setitem__("entry", {}), "$.entry")
+fhir_refused("entry is missing", lambda b: b.pop("entry"), "$.entry")
+fhir_refused("entry is a string", lambda b: b.__setitem__("entry", "Observation"), "$.entry")
+fhir_refused("Observation without a time", lambda b: b["entry"][OBS]["resource"].pop("effectiveDateTime"), at(OBS, "effectiveDateTime"))
+fhir_refused("Observation time is not a dateTime", lambda b: set_in(b, OBS, "effectiveDateTime", "yesterday"), at(OBS, "effectiveDateTime"))
+fhir_refused("Observation time is a number", lambda b: set_in(b, OBS, "effectiveDateTime", 20500301), at(OBS, "effectiveDateTime"))
+fhir_refused("Observation time month 13", lambda b: set_in(b, OBS, "effectiveDateTime", "2150-13-01T09:00:00Z"), at(OBS, "effectiveDateTime"))
+fhir_refused("Observation without a code", lambda b: b["entry"][OBS]["resource"].pop("code"), at(OBS, "code"))
+fhir_refused("Observation code without codings", lambda b: set_in(b, OBS, "code", {"coding": []}), at(OBS, "code"))
+fhir_refused("Observation code is text", lambda b: set_in(b, OBS, "code", "heart rate"), at(OBS, "code"))
+fhir_refused("Patient gender unknown to FHIR", lambda b: set_in(b, PATIENT, "gender", "robot"), at(PATIENT, "gender"))
+fhir_refused("Patient gender is a number", lambda b: set_in(b, PATIENT, "gender", 1), at(PATIENT, "gender"))
+fhir_refused("Patient birthDate is not a date", lambda b: set_in(b, PATIENT, "birthDate", "in the spring"), at(PATIENT, "birthDate"))
+fhir_refused("Patient birthDate is a number", lambda b: set_in(b, PATIENT, "birthDate", 1950), at(PATIENT, "birthDate"))
+fhir_refused("attachment data not base64", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "%%%"), at(DOC, "content[0].attachment.data"))
+fhir_refused("attachment data not UTF-8", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "//79"), at(DOC, "content[0].attachment.data"))
+for kind in ["Observation", "Condition", "Encounter", "Medication", "Basic", "bundle", ""]:
+    refused(f"FHIR: a lone {kind or 'empty'} resource", {"resourceType": kind, "id": "x"}, "RECORD_FHIR", "$.resourceType")
+refused("FHIR: resourceType is a number", {"resourceType": 7}, "RECORD_FHIR", "$.resourceType")
+refused("FHIR: resourceType is null", {"resourceType": None, "id": "x"}, "RECORD_FHIR", "$.resourceType")
+accepted("FHIR: a resource bedside does not read", fhir(lambda b: b["entry"].append({"resource": {"resourceType": "Coverage", "id": "c"}})))
+accepted("FHIR: an entry without a resource", fhir(lambda b: b["entry"].append({"fullUrl": "urn:uuid:1"})))
+accepted("FHIR: an empty Bundle", {"resourceType": "Bundle", "type": "collection", "entry": []})
+accepted("FHIR: an Observation of an unknown LOINC code", fhir(lambda b: b["entry"][OBS]["resource"]["code"]["coding"][0].__setitem__("code", "99999-9")))
+accepted("FHIR: an Observation without a value", fhir(lambda b: b["entry"][OBS]["resource"].pop("valueQuantity")), "missing_value")
+accepted("FHIR: a Patient alone", {"resourceType": "Patient", "id": "p", "gender": "female"})
+
+# --- bundles: edits of models/demo ------------------------------------------------------------------
+bundles = []
+
+
+def bundle(name, edits, code, *mentions):
+    bundles.append({"name": name, "edits": edits, "code": code, "mentions": list(mentions)})
+
+
+M = "manifest.json"
+W = "model.safetensors"
+for cut in [0, 1, 50, 500, 2000]:
+    bundle(f"manifest cut after {cut} bytes", [{"file": M, "truncate": cut}], "BUNDLE_INVALID", M)
+bundle("manifest is not JSON", [{"file": M, "text": "<html>404</html>"}], "BUNDLE_INVALID", M)
+bundle("manifest is an array", [{"file": M, "text": "[]"}], "BUNDLE_INVALID", M)
+for field in ["format", "format_version", "model", "labels", "channels", "knowledge_hash", "dtype", "files"]:
+    bundle(f"manifest without {field}", [{"file": M, "json_remove": [field]}], "BUNDLE_INVALID", M, field)
+for field, value in [("format", 1), ("format_version", "1"), ("labels", "all"), ("channels", {}), ("dtype", 16), ("files", []), ("threshold", "0.5"), ("model", "clinical")]:
+    bundle(f"manifest {field} = {json.dumps(value)}", [{"file": M, "json_set": [[field], value]}], "BUNDLE_INVALID", M, field)
+bundle("another format", [{"file": M, "json_set": [["format"], "onnx"]}], "BUNDLE_INCOMPATIBLE", M, "format")
+for version in [0, 2, 99]:
+    bundle(f"format_version {version}", [{"file": M, "json_set": [["format_version"], version]}], "BUNDLE_INCOMPATIBLE", M, "format_version")
+bundle("another knowledge base", [{"file": M, "json_set": [["knowledge_hash"], "0" * 64]}], "BUNDLE_INCOMPATIBLE", M, "knowledge_hash")
+for dtype in ["bf16", "f64", "int8", ""]:
+    bundle(f"dtype {dtype!r}", [{"file": M, "json_set": [["dtype"], dtype]}], "BUNDLE_INCOMPATIBLE", M, "dtype")
+bundle("a label dropped", [{"file": M, "json_pop": ["labels"]}], "BUNDLE_INVALID", M, "labels")
+bundle("a channel dropped", [{"file": M, "json_pop": ["channels"]}], "BUNDLE_INVALID", M, "channels")
+bundle("labels reordered", [{"file": M, "json_reverse": ["labels"]}], "BUNDLE_INVALID", M, "labels")
+for field, value in [("t5.d_model", 1 << 20), ("t5.num_layers", 100000), ("t5.vocab_size", 1 << 30), ("series.hours", 10**6), ("series.d_ff", 1 << 24), ("prototypes", 1 << 20)]:
+    path = ["model", "config", *field.split(".")]
+    bundle(f"model.config.{field} = {value}", [{"file": M, "json_set": [path, value]}], "BUNDLE_INVALID", M, field)
+bundle("series n_heads 0", [{"file": M, "json_set": [["model", "config", "series", "n_heads"], 0]}], "BUNDLE_INVALID", M, "n_heads")
+bundle("no entry for the weights", [{"file": M, "json_remove": ["files", W]}], "BUNDLE_INVALID", W)
+bundle("weights size listed wrong", [{"file": M, "json_set": [["files", W, "bytes"], 12]}], "BUNDLE_INVALID", W)
+bundle("weights hash listed wrong", [{"file": M, "json_set": [["files", W, "sha256"], "f" * 64]}], "BUNDLE_HASH_MISMATCH", W, "sha256")
+# the files themselves, as a dropped connection or bit rot leaves them (the manifest as exported)
+for name, edit_ in [
+    ("weights empty", {"truncate": 0}),
+    ("weights cut to 7 bytes", {"truncate": 7}),
+    ("weights cut after the header", {"truncate": 4096}),
+    ("weights cut in half", {"truncate_fraction": 0.5}),
+    ("weights one byte short", {"truncate": -1}),
+    ("weights one byte too many", {"append": 1}),
+]:
+    bundle(name, [{"file": W, **edit_}], "BUNDLE_INVALID", W)
+for offset in [0, 9, 100000, -1]:
+    bundle(f"weights byte {offset} flipped", [{"file": W, "flip": offset}], "BUNDLE_HASH_MISMATCH", W, "sha256")
+# a damaged file whose manifest entry was updated to match (a re-export gone wrong): the
+# safetensors reader itself must refuse it
+for name, edit_, mentions in [
+    ("weights cut in half, manifest updated", {"truncate_fraction": 0.5}, [W]),
+    ("weights header length huge", {"header_length": 1 << 60}, [W]),
+    ("weights header length past the end", {"header_length_add": 1}, [W]),
+    ("weights header not JSON", {"header_replace": ["{", "["]}, [W]),
+    ("weights in f64", {"header_dtype": "F64"}, [W]),
+    ("weights in i8", {"header_dtype": "I8"}, [W]),
+    ("a weight with another shape", {"header_shape_swap": True}, [W]),
+    ("a weight renamed", {"header_rename": True}, [W]),
+    ("data offsets out of order", {"header_offsets_overlap": True}, [W]),
+]:
+    bundle(name, [{"file": W, **edit_}, {"file": M, "rehash": W}], "BUNDLE_INVALID", *mentions)
+for name, edit_ in [("tokenizer empty", {"truncate": 0}), ("tokenizer cut", {"truncate_fraction": 0.5}), ("tokenizer not JSON", {"text": "vocab"}), ("tokenizer of another kind", {"text": '{"model": {"type": "Unigram"}}'})]:
+    bundle(name, [{"file": "tokenizer.json", **edit_}, {"file": M, "rehash": "tokenizer.json"}], "BUNDLE_INVALID", "tokenizer.json")
+for name, edit_ in [("medication weights cut", {"truncate_fraction": 0.5}), ("medication weights header not JSON", {"header_replace": ["{", "["]})]:
+    bundle(name, [{"file": "medrec.safetensors", **edit_}, {"file": M, "rehash": "medrec.safetensors"}], "BUNDLE_INVALID", "medrec.safetensors")
+bundle("medication weights flipped byte", [{"file": "medrec.safetensors", "flip": 5000}], "BUNDLE_HASH_MISMATCH", "medrec.safetensors")
+
+# --- teacher rationale JSONL lines ----------------------------------------------------------------
+GOOD = {"id": "synthetic-7-00000", "note_rationale": "The notes report fever.", "lab_rationale": "Lactate was 4.1 mmol/L at hour 3.", "teacher": "endpoint"}
+teacher = []
+
+
+def teacher_case(name, lines, mentions):
+    teacher.append({"name": name, "lines": lines, "code": "CLI_EXIT_1", "mentions": mentions})
+
+
+for field in GOOD:
+    teacher_case(f"rationale without {field}", [json.dumps({k: v for k, v in GOOD.items() if k != field})], [":1", field])
+    teacher_case(f"rationale {field} = 7", [json.dumps({**GOOD, field: 7})], [":1", field])
+teacher_case("rationale with an unknown field", [json.dumps({**GOOD, "score": 1})], [":1", "score"])
+teacher_case("empty id", [json.dumps({**GOOD, "id": " "})], [":1", "id"])
+teacher_case("id twice", [json.dumps(GOOD), json.dumps(GOOD)], [":2", "twice"])
+teacher_case("third line cut", [json.dumps(GOOD), json.dumps({**GOOD, "id": "synthetic-7-00001"}), json.dumps(GOOD)[:30]], [":3"])
+teacher_case("a line that is an array", [json.dumps([GOOD])], [":1"])
+teacher_case("a line of plain text", ["Here are the rationales:"], [":1"])
+
+for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher)]:
+    (HERE / file).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases))
+    print(f"{file}: {len(cases)} cases")
+print(f"total: {len(records) + len(bundles) + len(teacher)}")

@@ -1,0 +1,56 @@
+// The bad-input catalogue (tests/catalogue/) against the wasm package in Node on the CPU: each
+// record through diagnose (and recommend), each damaged bundle through load. Refused inputs must
+// give their stable code and name the field or file at fault; a panic would show as WASM_PANIC.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Bedside } from "../../pkg/bedside.js";
+import { cases, demoFiles, edited, mismatch } from "../catalogue/catalogue.mjs";
+
+const filesOf = (f) => ({ manifest: f["manifest.json"], weights: f["model.safetensors"], tokenizer: f["tokenizer.json"], medrec: f["medrec.safetensors"] });
+const outcomeOf = (e) => ({ code: e.code ?? `not a BedsideError: ${e}`, message: String(e.message) });
+
+test("every catalogued record is refused with its code or accepted with its notice", async () => {
+  const model = await Bedside.load(filesOf(demoFiles()), { backend: "cpu" });
+  const failures = [];
+  const all = cases("records.jsonl");
+  for (const c of all) {
+    let outcome;
+    try {
+      const diagnosis = await model.diagnose(c.input);
+      await model.recommend(c.input).catch((e) => {
+        // recommending needs the current visit's codes; any other refusal is a failure
+        if (!(e.code === "RECORD_INVALID" && e.message.includes("$.visits"))) throw e;
+      });
+      outcome = { notices: diagnosis.notices.map((n) => n.kind) };
+    } catch (e) {
+      outcome = outcomeOf(e);
+    }
+    const wrong = mismatch(c, outcome);
+    if (wrong) failures.push(`${c.name}: ${wrong}`);
+  }
+  console.log(`# wasm records: ${all.length} cases, ${all.length - failures.length} as expected`);
+  assert.deepEqual(failures, []);
+  // still the same model after all of them
+  assert.equal((await model.diagnose({ id: "after" })).phenotypes.length, 25);
+  model.dispose();
+});
+
+test("every catalogued bundle damage is refused before use", async () => {
+  const demo = demoFiles();
+  const failures = [];
+  const all = cases("bundles.jsonl");
+  for (const c of all) {
+    let outcome;
+    try {
+      const model = await Bedside.load(filesOf(edited(demo, c.edits)), { backend: "cpu" });
+      model.dispose();
+      outcome = { notices: [] };
+    } catch (e) {
+      outcome = outcomeOf(e);
+    }
+    const wrong = mismatch(c, outcome);
+    if (wrong) failures.push(`${c.name}: ${wrong}`);
+  }
+  console.log(`# wasm bundles: ${all.length} cases, ${all.length - failures.length} as expected`);
+  assert.deepEqual(failures, []);
+});
