@@ -9,6 +9,7 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 import { createServer } from "../../www/serve.mjs";
 import { assertSameProbabilities, nativePredict, root, samples } from "../node/helpers.mjs";
+import { cases, demoFiles, edited, mismatch } from "../catalogue/catalogue.mjs";
 
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const baseArgs = [
@@ -241,6 +242,66 @@ test("bedside/worker runs the same model in a Web Worker", async () => {
     assert.equal(result.text, expected.explanation.text);
     assert.equal(result.final, result.text);
     assert.equal(result.error, "RECORD_JSON");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the bad-input catalogue in the browser: every record and every damaged bundle as in Node", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    // damaged bundles are served under /catalogue/<case>/ (edited here in Node, as in the Node test)
+    const bundleCases = cases("bundles.jsonl");
+    const demo = demoFiles();
+    await page.route("**/catalogue/**", (route) => {
+      const [, index, file] = new URL(route.request().url()).pathname.match(/^\/catalogue\/(\d+)\/(.+)$/);
+      const files = edited(demo, bundleCases[Number(index)].edits);
+      return files[file] ? route.fulfill({ status: 200, body: Buffer.from(files[file]) }) : route.fulfill({ status: 404, body: "" });
+    });
+    const recordCases = cases("records.jsonl");
+    const outcomes = await page.evaluate(
+      async ([inputs, bundles]) => {
+        const { Bedside } = await import("/pkg/bedside.js");
+        const outcomeOf = (e) => ({ code: e.code ?? `not a BedsideError: ${e}`, message: String(e.message) });
+        const model = await Bedside.load("model/", { backend: "cpu" });
+        const records = [];
+        for (const input of inputs) {
+          try {
+            const diagnosis = await model.diagnose(input);
+            await model.recommend(input).catch((e) => {
+              if (!(e.code === "RECORD_INVALID" && e.message.includes("$.visits"))) throw e;
+            });
+            records.push({ notices: diagnosis.notices.map((n) => n.kind) });
+          } catch (e) {
+            records.push(outcomeOf(e));
+          }
+        }
+        model.dispose();
+        const loads = [];
+        for (let i = 0; i < bundles; i++) {
+          try {
+            (await Bedside.load(`/catalogue/${i}/`, { backend: "cpu", cache: false })).dispose();
+            loads.push({ notices: [] });
+          } catch (e) {
+            loads.push(outcomeOf(e));
+          }
+        }
+        return { records, loads };
+      },
+      [recordCases.map((c) => c.input), bundleCases.length],
+    );
+    const failures = [
+      ...recordCases.map((c, i) => [c.name, mismatch(c, outcomes.records[i])]),
+      ...bundleCases.map((c, i) => [c.name, mismatch(c, outcomes.loads[i])]),
+    ].filter(([, wrong]) => wrong).map(([name, wrong]) => `${name}: ${wrong}`);
+    console.log(`# browser catalogue: ${recordCases.length} records, ${bundleCases.length} bundles, ${failures.length} unexpected`);
+    assert.deepEqual(failures, []);
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }
