@@ -16,7 +16,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench pkg model train medrec mortality native native-test node-test browser-test \
+.PHONY: demo test bench fuzz pkg model train medrec mortality native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
@@ -123,6 +123,22 @@ bench: setup-rust setup-node setup-system native pkg
 	  node bench/wasm.mjs --backend webgpu --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/wasm-webgpu.json
 	node bench/browser.mjs --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/browser.json
 	python3 bench/report.py --dir $(BENCH)
+
+# --- fuzzing (not part of make test, which runs a short deterministic pass: tests/fuzz.rs and
+# tests/node/fuzz.test.mjs) ----------------------------------------------------------------------
+# libFuzzer through cargo-fuzz on the nightly toolchain, each target for FUZZ_SECONDS, seeded from
+# the bad-input catalogue. Its own target directory: the instrumented build of burn is separate
+# (about 30 min the first time on 2 cores). A crash is saved under fuzz/artifacts/<target>/; add
+# it to tests/catalogue/generate.py.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := record fhir manifest tokenizer
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	python3 fuzz/seed.py $(CARGO_TARGET_DIR)/fuzz-corpus
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run -s none -O $$t $(CARGO_TARGET_DIR)/fuzz-corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=4096 || exit 1; done
 
 clean:
 	rm -rf pkg target/demo target/screenshots

@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""Seed corpora for the cargo-fuzz targets, from the bad-input catalogue and the fixtures:
+python3 fuzz/seed.py OUT_DIR → OUT_DIR/{record,fhir,manifest,tokenizer}/N."""
+import json
+import pathlib
+import sys
+
+root = pathlib.Path(__file__).resolve().parent.parent
+out = pathlib.Path(sys.argv[1])
+records = [json.loads(l)["input"] for l in (root / "tests/catalogue/records.jsonl").read_text().splitlines() if l.strip()]
+fixtures = [p.read_text() for p in sorted((root / "tests/fixtures/fhir").glob("*.json"))]
+manifest = json.loads((root / "models/demo/manifest.json").read_text())
+manifest.pop("training", None)
+corpora = {
+    "record": records + fixtures,
+    "fhir": fixtures + [r for r in records if '"resourceType"' in r],
+    "manifest": [json.dumps(manifest), json.dumps(manifest, indent=2)],
+    "tokenizer": ["Fever, hypotension and rising lactate. Started on vancomycin.", "発熱と低血圧。乳酸値上昇。🩺", " " * 300],
+}
+for name, inputs in corpora.items():
+    (out / name).mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(inputs):
+        (out / name / str(i)).write_text(text)
+    print(f"{name}: {len(inputs)} seeds")

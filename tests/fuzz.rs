@@ -1,0 +1,125 @@
+//! The short fuzz pass of `make test` (stable Rust, deterministic): the seeds of the cargo-fuzz
+//! targets (fuzz/) — the catalogue's inputs, FHIR fixtures, the demo manifest, a small bundle's
+//! weights, note text — mutated byte-wise many thousand times and fed to the same entry points,
+//! each call inside `catch_unwind`. Errors are expected; a panic fails the test and prints the
+//! input (add it to tests/catalogue/). `make fuzz` runs libFuzzer on the same targets for longer.
+
+use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE};
+use bedside::knowledge::{CHANNELS, PHENOTYPES};
+use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
+use bedside::record::SeriesGrid;
+use bedside::{Backend, Engine, PatientRecord};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One to four byte-level mutations, splicing in pieces of other seeds (as libFuzzer does).
+fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    const INTERESTING: &[u8] = b"\0\xff\"{}[],:-.e09\\ntu";
+    let mut data = seeds[rng.random_range(0..seeds.len())].clone();
+    for _ in 0..rng.random_range(1..=4) {
+        let len = data.len();
+        let at = if len == 0 { 0 } else { rng.random_range(0..len) };
+        match rng.random_range(0..6) {
+            0 if len > 0 => data[at] ^= 1 << rng.random_range(0..8),
+            1 if len > 0 => data[at] = INTERESTING[rng.random_range(0..INTERESTING.len())],
+            2 if len > 0 => {
+                let end = (at + rng.random_range(1..=16)).min(len);
+                data.drain(at..end);
+            }
+            3 if len > 0 => {
+                let end = (at + rng.random_range(1..=16)).min(len);
+                let piece = data[at..end].to_vec();
+                data.splice(at..at, piece);
+            }
+            4 => {
+                let other = &seeds[rng.random_range(0..seeds.len())];
+                if !other.is_empty() {
+                    let from = rng.random_range(0..other.len());
+                    let end = (from + rng.random_range(1..=64)).min(other.len());
+                    data.splice(at..at, other[from..end].iter().copied());
+                }
+            }
+            _ => data.truncate(at),
+        }
+    }
+    data
+}
+
+/// Runs `target` (true where it accepted the input) on `runs` inputs, the seeds first; panics
+/// with the first input that panicked.
+fn fuzz(name: &str, seeds: Vec<Vec<u8>>, runs: usize, mut target: impl FnMut(&[u8]) -> bool) {
+    let mut rng = StdRng::seed_from_u64(0x6265_6473);
+    let mut accepted = 0;
+    for i in 0..runs {
+        let input = if i < seeds.len() { seeds[i].clone() } else { mutate(&mut rng, &seeds) };
+        match catch_unwind(AssertUnwindSafe(|| target(&input))) {
+            Ok(ok) => accepted += ok as usize,
+            Err(_) => panic!("fuzz {name}: input {i} panicked: {:?}", String::from_utf8_lossy(&input)),
+        }
+    }
+    eprintln!("fuzz {name}: {runs} inputs ({accepted} accepted), no panic");
+}
+
+fn catalogue_inputs(file: &str, field: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(root().join("tests/catalogue").join(file)).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?[field].as_str().map(|s| s.as_bytes().to_vec()))
+        .collect()
+}
+
+#[test]
+fn records_and_fhir() {
+    let mut seeds = catalogue_inputs("records.jsonl", "input");
+    for fixture in ["mimic3-1001-bundle.json", "sepsis-bundle.json"] {
+        seeds.push(std::fs::read(root().join("tests/fixtures/fhir").join(fixture)).unwrap());
+    }
+    fuzz("record", seeds, 200_000, |data| match PatientRecord::from_json_or_fhir(&String::from_utf8_lossy(data)) {
+        Ok(record) => SeriesGrid::from_record(&record, 48).hours == 48,
+        Err(_) => false,
+    });
+}
+
+#[test]
+fn manifests() {
+    let manifest = std::fs::read(root().join("models/demo/manifest.json")).unwrap();
+    // the long lists (self-test answers, training history) are cut so mutations hit the structure
+    let mut json: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    json.as_object_mut().unwrap().remove("training");
+    let seeds = vec![serde_json::to_vec(&json).unwrap(), serde_json::to_vec_pretty(&json).unwrap()];
+    fuzz("manifest", seeds, 20_000, |data| Manifest::from_json(&String::from_utf8_lossy(data)).is_ok());
+}
+
+#[test]
+fn weights() {
+    let device = Device::flex();
+    let config = LabPhenotypeModelConfig::new(SeriesEncoderConfig::new(CHANNELS.len()).with_d_model(8).with_d_ff(16).with_n_layers(1), PHENOTYPES.len())
+        .with_head_hidden(8);
+    let mut store = SafetensorsStore::from_bytes(None);
+    config.init(&device).save_into(&mut store).unwrap();
+    let seeds = vec![store.get_bytes().unwrap()];
+    // the manifest lists the mutated bytes, so the safetensors reader and the checks behind the
+    // hash see every input
+    fuzz("weights", seeds, 3_000, |data| {
+        let manifest = Manifest::new(ModelSpec::LabPhenotype(config.clone()), &[(WEIGHTS_FILE, data)], "f32", 0.5);
+        pollster::block_on(Engine::load(&serde_json::to_string(&manifest).unwrap(), data, Backend::Cpu)).is_ok()
+    });
+}
+
+#[test]
+fn tokenizer_input() {
+    let tokenizer = bedside::tokenizer::TextTokenizer::from_bytes(&std::fs::read(root().join("models/demo/tokenizer.json")).unwrap()).unwrap();
+    let seeds = vec![
+        "Fever, hypotension and rising lactate. Started on vancomycin.".as_bytes().to_vec(),
+        "発熱と低血圧。乳酸値上昇。🩺 ".as_bytes().to_vec(),
+        vec![b' '; 300],
+    ];
+    fuzz("tokenizer", seeds, 20_000, |data| tokenizer.encode(&String::from_utf8_lossy(data)).is_ok());
+}
