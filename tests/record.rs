@@ -75,3 +75,32 @@ fn grid_bins_standardises_and_reports() {
         ]
     );
 }
+
+/// A long ICU stay as a record: `observations` hourly values cycling over the channels, and
+/// `visits` coded visits.
+fn large_record(observations: usize, visits: usize) -> serde_json::Value {
+    let obs: Vec<_> = (0..observations)
+        .map(|i| serde_json::json!({ "channel": CHANNELS[i % CHANNELS.len()].name, "hours": (i / CHANNELS.len()) as f64 * 0.25, "value": CHANNELS[i % CHANNELS.len()].normal_low }))
+        .collect();
+    let visits: Vec<_> = (0..visits).map(|_| serde_json::json!({ "diagnoses": ["4019", "5849"], "procedures": ["9604"], "medications": ["C09A"] })).collect();
+    serde_json::json!({ "id": "large", "observations": obs, "visits": visits })
+}
+
+#[test]
+fn large_records_are_read_and_oversized_ones_refused_naming_the_field() {
+    // 10,000 observations and 100 visits: everyday, accepted
+    let record = PatientRecord::from_json(&large_record(10_000, 100).to_string()).unwrap();
+    let grid = SeriesGrid::from_record(&record, 48);
+    assert!(grid.mask.iter().filter(|&&m| m > 0.0).count() > 1_000);
+    // past the documented bounds: refused, the field named
+    for (value, field) in [
+        (large_record(bedside::record::MAX_OBSERVATIONS + 1, 1), "$.observations"),
+        (large_record(10, bedside::record::MAX_VISITS + 1), "$.visits"),
+        (serde_json::json!({ "id": "n", "notes": [{ "text": "x".repeat(bedside::record::MAX_NOTE_CHARS + 1) }] }), "$.notes"),
+        (serde_json::json!({ "id": "c", "visits": [{ "diagnoses": vec!["4019"; bedside::record::MAX_CODES_PER_VISIT + 1] }] }), "$.visits[0].diagnoses"),
+    ] {
+        let err = PatientRecord::from_json(&value.to_string()).unwrap_err();
+        assert_eq!(err.code(), "RECORD_INVALID");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+}

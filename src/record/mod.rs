@@ -15,6 +15,15 @@ use serde::{Deserialize, Serialize};
 /// The record format this library writes; it reads this version and older ones.
 pub const RECORD_FORMAT_VERSION: u32 = 1;
 
+/// Bounds on one record. The model reads a fixed grid (channels × hours), at most
+/// [`crate::engine::MAX_PROMPT_TOKENS`] of note text and the recommender's `max_visits`, so
+/// memory is bounded by the parsed record itself; these bounds keep that below tens of MB
+/// (10,000 observations and 100 visits are everyday and far inside them).
+pub const MAX_OBSERVATIONS: usize = 200_000;
+pub const MAX_VISITS: usize = 1_000;
+pub const MAX_CODES_PER_VISIT: usize = 1_000;
+pub const MAX_NOTE_CHARS: usize = 2_000_000;
+
 fn default_version() -> u32 {
     RECORD_FORMAT_VERSION
 }
@@ -241,7 +250,25 @@ impl PatientRecord {
         {
             bad("$.demographics.age".into(), "must be between 0 and 130 years");
         }
-        for (i, o) in self.observations.iter().enumerate() {
+        let too_many = |what: &str, n: usize, max: usize| format!("{n} {what}, more than the {max} a record may have");
+        if self.observations.len() > MAX_OBSERVATIONS {
+            bad("$.observations".into(), &too_many("observations", self.observations.len(), MAX_OBSERVATIONS));
+        }
+        if self.visits.len() > MAX_VISITS {
+            bad("$.visits".into(), &too_many("visits", self.visits.len(), MAX_VISITS));
+        }
+        for (i, v) in self.visits.iter().enumerate() {
+            for (field, codes) in [("diagnoses", &v.diagnoses), ("procedures", &v.procedures), ("medications", &v.medications)] {
+                if codes.len() > MAX_CODES_PER_VISIT {
+                    bad(format!("$.visits[{i}].{field}"), &too_many("codes", codes.len(), MAX_CODES_PER_VISIT));
+                }
+            }
+        }
+        let note_chars: usize = self.notes.iter().map(|n| n.text.len()).sum();
+        if note_chars > MAX_NOTE_CHARS {
+            bad("$.notes".into(), &too_many("bytes of note text", note_chars, MAX_NOTE_CHARS));
+        }
+        for (i, o) in self.observations.iter().take(MAX_OBSERVATIONS).enumerate() {
             if !o.hours.is_finite() {
                 bad(format!("$.observations[{i}].hours"), "must be a finite number");
             }

@@ -106,3 +106,30 @@ test("a FHIR R4 Bundle is diagnosed like a PatientRecord", async () => {
   });
   model.dispose();
 });
+
+test("a record of 10,000 observations and 100 visits stays within the documented memory bound", async () => {
+  const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu" }); // with the recommender
+  const channels = model.manifest.channels;
+  const record = {
+    id: "large",
+    observations: Array.from({ length: 10_000 }, (_, i) => ({ channel: channels[i % channels.length], hours: Math.floor(i / channels.length) * 0.25, value: null })),
+    visits: Array.from({ length: 100 }, () => ({ diagnoses: ["4019", "5849"], procedures: ["9604"], medications: ["C09A"] })),
+  };
+  await model.diagnose(samples[0]); // the first call's allocations are not the record's
+  const before = process.memoryUsage().rss;
+  const started = performance.now();
+  const diagnosis = await model.diagnose(record);
+  const drugs = await model.recommend(record);
+  const ms = performance.now() - started;
+  const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+  assert.equal(diagnosis.phenotypes.length, 25);
+  assert.equal(diagnosis.notices.length, 10_000, "every missing value is reported");
+  assert.ok(drugs.medications.length > 0);
+  console.log(`# 10,000 observations, 100 visits (${(JSON.stringify(record).length / 1e6).toFixed(2)} MB JSON): ${ms.toFixed(0)} ms, resident memory +${grown.toFixed(1)} MiB`);
+  // README: a record within the bounds costs at most a few tens of MB beyond the model
+  assert.ok(grown < 64, `memory grew by ${grown} MiB`);
+  // past the bound: refused before any work, the field named
+  const huge = { id: "huge", observations: Array.from({ length: 200_001 }, () => ({ channel: "heart_rate", hours: 1, value: 80 })) };
+  await assert.rejects(model.diagnose(huge), (e) => e.code === "RECORD_INVALID" && e.message.includes("$.observations"));
+  model.dispose();
+});
