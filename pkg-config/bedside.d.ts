@@ -77,6 +77,8 @@ export type ErrorCode =
   | "BUNDLE_FETCH"
   | "BACKEND_FAILED"
   | "WEBGPU_UNAVAILABLE"
+  /** The WebGPU device was lost mid-run; load again ("auto" then picks the CPU). */
+  | "WEBGPU_LOST"
   | "WASM_LOAD"
   | "WASM_PANIC"
   | "BAD_OPTION"

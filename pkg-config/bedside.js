@@ -39,6 +39,47 @@ function initWasm(wasm) {
   return wasmReady;
 }
 
+/**
+ * The GPUDevice wgpu made for this wasm instance (captured at its first WebGPU load: burn keeps
+ * one device per instance) and, once it is lost (driver reset, GPU process crash, `destroy()`),
+ * why. After a loss only the CPU is left in this instance: "auto" loads fall back to it.
+ */
+const gpu = { device: undefined, lost: undefined };
+
+async function capturingDevice(load) {
+  const navigatorGpu = globalThis.navigator?.gpu;
+  if (!navigatorGpu || gpu.device) return load();
+  const own = Object.hasOwn(navigatorGpu, "requestAdapter");
+  const requestAdapter = navigatorGpu.requestAdapter;
+  navigatorGpu.requestAdapter = async function (...args) {
+    const adapter = await requestAdapter.apply(this, args);
+    if (adapter) {
+      const requestDevice = adapter.requestDevice;
+      adapter.requestDevice = async function (...options) {
+        const device = await requestDevice.apply(this, options);
+        gpu.device = device;
+        device.lost.then((info) => { gpu.lost = info; });
+        return device;
+      };
+    }
+    return adapter;
+  };
+  try {
+    return await load();
+  } finally {
+    if (own) navigatorGpu.requestAdapter = requestAdapter;
+    else delete navigatorGpu.requestAdapter;
+  }
+}
+
+function deviceLost() {
+  const { reason, message } = gpu.lost;
+  return new BedsideError(
+    "WEBGPU_LOST",
+    `the WebGPU device was lost (${reason}${message ? `: ${message}` : ""}); load the model again: the CPU backend still works`,
+  );
+}
+
 /** Whether a WebGPU adapter can be had here. wgpu must never be started without one. */
 export async function webgpuAvailable() {
   const gpu = globalThis.navigator?.gpu;
@@ -188,16 +229,18 @@ export class Bedside {
       throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }
 
-    const gpu = backend !== "cpu" && (await webgpuAvailable());
-    if (backend === "webgpu" && !gpu) {
+    if (backend === "webgpu" && gpu.lost) throw deviceLost();
+    const webgpu = backend !== "cpu" && !gpu.lost && (await webgpuAvailable());
+    if (backend === "webgpu" && !webgpu) {
       throw new BedsideError("WEBGPU_UNAVAILABLE", "WebGPU was asked for, but this environment has no WebGPU adapter");
     }
-    const candidates = gpu ? ["webgpu", "cpu"] : ["cpu"];
+    const candidates = webgpu ? ["webgpu", "cpu"] : ["cpu"];
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       let engine;
       try {
-        engine = await BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+        const loadOn = () => BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+        engine = await (candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
         // the known answer recorded at export: a backend that computes wrong numbers (a shader
         // that failed validation can return zeros on wasm) is not used
         const difference = await engine.selfTest(SELF_TEST_TOLERANCE);
@@ -228,12 +271,11 @@ export class Bedside {
 
   /** Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text). */
   async diagnose(record) {
-    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
-    const json = recordJson(record);
+    const json = this.#ready(record);
     try {
       return await this.#engine.diagnose(json);
     } catch (e) {
-      throw asBedsideError(e);
+      throw await this.#failure(e);
     }
   }
 
@@ -244,12 +286,11 @@ export class Bedside {
    * the current medications.
    */
   async recommend(record) {
-    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
-    const json = recordJson(record);
+    const json = this.#ready(record);
     try {
       return await this.#engine.recommend(json);
     } catch (e) {
-      throw asBedsideError(e);
+      throw await this.#failure(e);
     }
   }
 
@@ -260,8 +301,7 @@ export class Bedside {
    * pieces arrive as they are made; on the CPU they may arrive in bursts.
    */
   async *explain(record, options = {}) {
-    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
-    const json = recordJson(record);
+    const json = this.#ready(record);
     const pieces = [];
     let wake;
     const finished = this.#engine.explain(json, (piece) => {
@@ -276,8 +316,24 @@ export class Bedside {
       await new Promise((resolve) => { wake = resolve; });
       wake = undefined;
     }
-    if (failure) throw asBedsideError(failure);
+    if (failure) throw await this.#failure(failure);
     yield { type: "explanation", ...result };
+  }
+
+  /** The record as JSON text, once the model is known to be usable. */
+  #ready(record) {
+    if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
+    if (this.backend === "webgpu" && gpu.lost) throw deviceLost();
+    return recordJson(record);
+  }
+
+  /** An engine error as a BedsideError; on WebGPU, a lost device says so. */
+  async #failure(error) {
+    if (this.backend === "webgpu" && gpu.device && !gpu.lost) {
+      // the device's lost promise may settle just after the call that failed because of it
+      await Promise.race([gpu.device.lost, new Promise((resolve) => setTimeout(resolve, 100))]);
+    }
+    return this.backend === "webgpu" && gpu.lost ? deviceLost() : asBedsideError(error);
   }
 
   /** Frees the model's memory (GPU buffers included). */

@@ -6,9 +6,13 @@ import { Bedside } from "./bedside.js";
 let model;
 let loadArgs;
 
-async function recreate() {
+async function recreate(code) {
   model = undefined;
-  if (loadArgs) model = await Bedside.load(...loadArgs).catch(() => undefined);
+  if (!loadArgs) return;
+  // after a lost WebGPU device this instance has only the CPU left ("auto" picks it)
+  const [source, options] = loadArgs;
+  const backend = code === "WEBGPU_LOST" ? "auto" : options.backend;
+  model = await Bedside.load(source, { ...options, backend }).catch(() => undefined);
 }
 
 function describe(m) {
@@ -42,7 +46,8 @@ self.onmessage = async ({ data }) => {
       reply({ error: { code: "BAD_OPTION", message: `unknown method ${method}` } });
     }
   } catch (e) {
-    if (e?.code === "WASM_PANIC") await recreate();
-    reply({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e), recreated: e?.code === "WASM_PANIC" && !!model } });
+    const fatal = e?.code === "WASM_PANIC" || e?.code === "WEBGPU_LOST";
+    if (fatal) await recreate(e.code);
+    reply({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e), recreated: fatal && !!model } });
   }
 };

@@ -170,6 +170,16 @@ async function analyse(record) {
 function fail(error) {
   showError(error);
   document.body.dataset.state = "error";
+  if (error.code === "WEBGPU_LOST") {
+    // the GPU went away (driver reset, GPU process crash): carry on with the CPU
+    $("backend").value = "cpu";
+    loadModel("cpu")
+      .then(() => {
+        $("status").textContent += " WebGPU was lost; the model now runs on the CPU.";
+        return diagnose();
+      })
+      .catch(fail);
+  }
 }
 
 async function openFile(file) {

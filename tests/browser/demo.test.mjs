@@ -209,6 +209,51 @@ test("a truncated weights file and a manifest hash mismatch give coded errors; t
   }
 });
 
+test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on with the CPU", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--enable-unsafe-webgpu"] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    // keep a handle on the device wgpu creates, as a driver reset would take it away
+    await page.addInitScript(() => {
+      const gpu = navigator.gpu;
+      const requestAdapter = gpu?.requestAdapter;
+      if (!requestAdapter) return;
+      gpu.requestAdapter = async function (...args) {
+        const adapter = await requestAdapter.apply(this, args);
+        const requestDevice = adapter?.requestDevice;
+        if (adapter) adapter.requestDevice = async (...o) => (globalThis.testDevice = await requestDevice.apply(adapter, o));
+        return adapter;
+      };
+    });
+    await page.goto(`${origin}/?tokens=4`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    assert.equal(await page.getAttribute("#status", "data-backend"), "webgpu");
+    await page.evaluate(() => globalThis.testDevice.destroy());
+    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+    await page.click("#run");
+    await page.waitForFunction(() => document.querySelector("#status").textContent.includes("WebGPU was lost") && document.body.dataset.state === "done", null, {
+      timeout: 300_000,
+    });
+    assert.equal(await page.getAttribute("#status", "data-backend"), "cpu");
+    assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
+    // the package itself: WebGPU is refused with the code, "auto" gives the CPU
+    const after = await page.evaluate(async () => {
+      const { Bedside } = await import("/pkg/bedside.js");
+      const code = await Bedside.load("model/", { backend: "webgpu" }).then(() => "loaded", (e) => e.code);
+      const auto = await Bedside.load("model/", { backend: "auto" });
+      const backend = auto.backend;
+      auto.dispose();
+      return { code, backend };
+    });
+    assert.deepEqual(after, { code: "WEBGPU_LOST", backend: "cpu" });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("bedside/worker runs the same model in a Web Worker", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
