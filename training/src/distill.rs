@@ -80,7 +80,28 @@ pub struct RunConfig {
     /// Early stopping: a stage ends after this many epochs without a better validation micro-F1
     /// of the generated diagnoses.
     pub patience: usize,
+    /// Where training runs: "cpu", or "wgpu" (Vulkan, Metal, DX12) on a GPU. Validation
+    /// (generation, one token at a time) runs on the CPU either way.
+    pub backend: TrainingBackend,
     pub model: ModelConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingBackend {
+    #[default]
+    Cpu,
+    Wgpu,
+}
+
+impl TrainingBackend {
+    pub fn device(self) -> Result<Device> {
+        let backend = match self {
+            Self::Cpu => bedside::Backend::Cpu,
+            Self::Wgpu => bedside::Backend::Gpu,
+        };
+        Ok(pollster::block_on(backend.device())?)
+    }
 }
 
 /// The architecture of a model trained from scratch.
@@ -141,6 +162,7 @@ impl Default for RunConfig {
             phenotype_weight: 1.0,
             epochs: [4, 4, 4],
             patience: 3,
+            backend: TrainingBackend::Cpu,
             model: ModelConfig::default(),
         }
     }
@@ -529,10 +551,11 @@ impl Run {
             (self.resolve(&config.cohort), self.resolve(&config.rationales), self.resolve(&config.tokenizer));
         write_atomic(&self.dir.join("run.toml"), toml::to_string(&saved)?.as_bytes())?;
         let data = self.data(records)?;
-        let device = Device::flex().autodiff();
+        let device = config.backend.device()?.autodiff();
         let model_config = config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
         write_atomic(&self.dir.join("model.json"), serde_json::to_string_pretty(&model_config)?.as_bytes())?;
         device.seed(config.seed);
+        // the GPU draws other random numbers than the CPU: the same seed starts elsewhere there
         let mut model = model_config.init(&data.knowledge_ids, &device);
         let mut progress = Progress { best_f1: -1.0, ..Progress::default() };
         let mut resumed_optimizer = None;
@@ -586,6 +609,7 @@ impl Run {
                     let loss = seq + head * config.phenotype_weight;
                     let value = loss.clone().into_scalar::<f64>();
                     ensure!(value.is_finite(), "training diverged: loss {value} at stage {} epoch {}", stage + 1, epoch + 1);
+                    tracing::debug!(stage = stage + 1, epoch = epoch + 1, batch = progress.batch, loss = value, "step");
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
                     model = optimizer.step(self.learning_rate(progress.step, total), model, grads);
                     progress.batch += 1;
@@ -611,7 +635,7 @@ impl Run {
                     head_micro_f1: head.micro_f1,
                     head_macro_auroc: head.macro_auroc,
                 });
-                eprintln!(
+                tracing::info!(
                     "stage {} epoch {}: train loss {train_loss:.4}; validation: generated diagnoses micro-F1 {generated_micro_f1:.3}, head micro-F1 {:.3}, macro AUROC {:.3}",
                     stage + 1,
                     epoch + 1,

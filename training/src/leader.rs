@@ -596,7 +596,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         // threshold-free, so that early epochs with low probabilities are compared fairly
         let prauc = evaluate(&probs, &truth, &drugs, 0.5, &local).prauc;
         let train_loss = loss_sum / f64::from(batches.max(1));
-        eprintln!("student epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
+        tracing::info!("student epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
         history.push(EpochRecord { model: "student", epoch, train_loss, validation_prauc: prauc });
         if prauc > best_prauc {
             (best, best_prauc, stale) = (student.valid(), prauc, 0);
@@ -759,7 +759,7 @@ fn train_teacher(
         let probs: Vec<f32> = logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
         let prauc = evaluate(&probs, &truth, drugs, 0.5, &(0..validation.len()).collect::<Vec<_>>()).prauc;
         let train_loss = loss_sum / f64::from(batches.max(1));
-        eprintln!("teacher epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
+        tracing::info!("teacher epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
         history.push(EpochRecord { model: "teacher", epoch, train_loss, validation_prauc: prauc });
         if prauc > best_prauc {
             (best, best_prauc) = (teacher.valid(), prauc);

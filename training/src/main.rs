@@ -11,6 +11,7 @@ mod leader;
 mod medication_metrics;
 mod metrics;
 mod mortality;
+mod plots;
 mod teach;
 mod text_metrics;
 mod tokenizer;
@@ -85,7 +86,8 @@ enum Command {
     },
     /// PhysioNet/CinC 2012 in-hospital mortality: train the time-series encoder with a one-output
     /// head on one set (early stopping on a held-out fifth), test on another against SAPS-I.
-    /// Writes report.json, report.md, roc.csv, calibration.csv and model.safetensors into --out.
+    /// Writes report.json, report.md, roc.csv, calibration.csv, model.safetensors and the plots
+    /// roc.png, calibration.png and training.png into --out.
     Mortality {
         /// Directory with set-*.tar.gz and Outcomes-*.txt (../shared/data/physionet2012).
         #[arg(long)]
@@ -112,6 +114,9 @@ enum Command {
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]
         resamples: usize,
+        /// Train on the CPU or on a GPU through wgpu (Vulkan, Metal, DX12).
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
         #[arg(long)]
         out: PathBuf,
     },
@@ -325,8 +330,9 @@ impl From<BackendArg> for Backend {
 }
 
 fn main() {
+    // BEDSIDE_LOG takes tracing's filter syntax, e.g. BEDSIDE_LOG=debug or BEDSIDE_LOG=bedside_train=warn
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG").unwrap_or_else(|_| "warn,bedside_train=info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -475,7 +481,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("medrec: teacher Jaccard {:.3}, PRAUC {:.3}, F1 {:.3}", t.overall.jaccard, t.overall.prauc, t.overall.f1);
             }
         }
-        Command::Mortality { input, train_set, test_set, epochs, patience, batch_size, learning_rate, seed, d_model, layers, resamples, out } => {
+        Command::Mortality { input, train_set, test_set, epochs, patience, batch_size, learning_rate, seed, d_model, layers, resamples, backend, out } => {
             let mut summary = cohort::Summary::new("physionet2012");
             let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
             let mut take = |name: &str| {
@@ -494,6 +500,7 @@ fn run(cli: Cli) -> Result<()> {
                 d_model,
                 layers,
                 resamples,
+                backend: backend.into(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let (model, report) = mortality::run(&train_records, &test_records, &options)?;
@@ -509,6 +516,7 @@ fn run(cli: Cli) -> Result<()> {
             let calibration: String =
                 report.calibration.iter().map(|b| format!("{},{},{}\n", b.n, b.mean_predicted, b.observed)).collect();
             train::write_atomic(&out.join("calibration.csv"), format!("stays,mean_predicted,observed\n{calibration}").as_bytes())?;
+            report.plot(&out)?;
             print!("{}", report.markdown());
             eprintln!(
                 "mortality: trained on {} stays of {train_set}, tested on {} of {test_set}: AUROC {:.3} ({:.3}–{:.3}); report in {}",

@@ -36,6 +36,8 @@ pub struct MortalityOptions {
     pub layers: usize,
     /// Bootstrap resamples for the confidence intervals.
     pub resamples: usize,
+    /// Where training and evaluation run: the CPU, or wgpu (Vulkan, Metal, DX12) on a GPU.
+    pub backend: bedside::Backend,
     pub progress: bool,
 }
 
@@ -84,8 +86,9 @@ pub struct MortalityReport {
     pub calibration: Vec<CalibrationBin>,
     /// ROC curve of the test set, (false positive rate, true positive rate), at most ~200 points.
     pub roc: Vec<(f64, f64)>,
-    /// SAPS-I on the same test stays (those that have it).
+    /// SAPS-I on the same test stays (those that have it), and its ROC curve.
     pub saps_i: Option<BinaryMetrics>,
+    pub saps_i_roc: Vec<(f64, f64)>,
     pub train_seconds: f64,
 }
 
@@ -143,9 +146,9 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
     stays.shuffle(&mut rng);
     let validation = stays.split_off(stays.len() * 4 / 5);
 
-    let device = Device::flex().autodiff();
+    let base = pollster::block_on(options.backend.device())?;
+    let device = base.clone().autodiff();
     device.seed(options.seed);
-    let cpu = Device::flex();
     let mut model = model_config(options).init(&device);
     let parameters = model.num_params();
     let mut optimizer = AdamWConfig::new()
@@ -182,8 +185,8 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
             count += 1;
             bar.inc(1);
         }
-        let valid = model.valid().to_device(&cpu);
-        let probs = predict(&valid, &validation_refs, &cpu)?;
+        let valid = model.valid();
+        let probs = predict(&valid, &validation_refs, &base)?;
         let pairs: Vec<(f32, bool)> = probs.iter().zip(&validation).map(|(&p, s)| (p, s.1)).collect();
         let log = EpochLog {
             epoch,
@@ -193,7 +196,7 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
         bar.set_message(format!("epoch {epoch} loss {:.4} validation AUROC {:.3}", log.train_loss, log.validation_auroc));
-        tracing::info!(epoch, train_loss = log.train_loss, validation_auroc = log.validation_auroc, "mortality epoch");
+        tracing::debug!(epoch, train_loss = log.train_loss, validation_auroc = log.validation_auroc, "mortality epoch");
         if log.validation_auroc > best_auroc {
             (best, best_auroc, best_epoch, stale) = (valid, log.validation_auroc, epoch, 0);
         } else {
@@ -208,7 +211,7 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
     let train_seconds = started.elapsed().as_secs_f64();
 
     let test_refs: Vec<&(SeriesGrid, bool)> = test_stays.iter().collect();
-    let probs = predict(&best, &test_refs, &cpu)?;
+    let probs = predict(&best, &test_refs, &base)?;
     let pairs: Vec<(f32, bool)> = probs.iter().zip(&test_stays).map(|(&p, s)| (p, s.1)).collect();
     let saps: Vec<(f32, bool)> = test
         .iter()
@@ -230,6 +233,7 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
         calibration: calibration(&pairs, 10),
         roc: roc_curve(&pairs, 200),
         saps_i: (!saps.is_empty()).then(|| binary_metrics(&saps, options.resamples, options.seed)),
+        saps_i_roc: if saps.is_empty() { Vec::new() } else { roc_curve(&saps, 200) },
         train_seconds,
     };
     Ok((best, report))
@@ -308,6 +312,27 @@ pub fn roc_curve(pairs: &[(f32, bool)], points: usize) -> Vec<(f64, f64)> {
 }
 
 impl MortalityReport {
+    /// roc.png (with SAPS-I), calibration.png and training.png into `dir`.
+    pub fn plot(&self, dir: &std::path::Path) -> Result<()> {
+        use crate::plots::{Axis, Line, line_chart, padded};
+        let unit = |label| Axis { label, range: 0.0..1.0 };
+        let mut roc = vec![Line::new(format!("bedside (AUROC {:.3})", self.test.auroc), self.roc.clone())];
+        if let Some(saps) = &self.saps_i {
+            roc.push(Line::new(format!("SAPS-I (AUROC {:.3})", saps.auroc), self.saps_i_roc.clone()));
+        }
+        line_chart(&dir.join("roc.png"), "In-hospital mortality: ROC on the test set", unit("false positive rate"), unit("true positive rate"), &roc, true)?;
+        let points: Vec<(f64, f64)> = self.calibration.iter().map(|b| (b.mean_predicted, b.observed)).collect();
+        let top = points.iter().flat_map(|&(x, y)| [x, y]).fold(0.0f64, f64::max).mul_add(1.1, 0.01).min(1.0);
+        let axis = |label| Axis { label, range: 0.0..top };
+        let line = [Line::new("tenths of the predictions", points)];
+        line_chart(&dir.join("calibration.png"), "Calibration on the test set", axis("mean predicted risk"), axis("observed death rate"), &line, true)?;
+        let loss: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect();
+        let auroc: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.validation_auroc)).collect();
+        let x = Axis { label: "epoch", range: padded(loss.iter().map(|p| p.0)) };
+        let y = Axis { label: "", range: padded(loss.iter().chain(&auroc).map(|p| p.1)) };
+        line_chart(&dir.join("training.png"), "Training", x, y, &[Line::new("training loss", loss), Line::new("validation AUROC", auroc)], false)
+    }
+
     pub fn markdown(&self) -> String {
         let ci = |m: &BinaryMetrics| {
             format!(

@@ -227,3 +227,39 @@ fn a_killed_run_resumes_to_the_same_numbers() {
     std::fs::remove_dir_all(&straight).ok();
     std::fs::remove_dir_all(&killed).ok();
 }
+
+#[test]
+fn a_run_trains_on_wgpu() {
+    // two epochs of stage 1 on each backend, the same data and seed. The GPU draws other random
+    // numbers (initial weights, dropout), so the runs start apart and agree only roughly; wgpu
+    // must learn: finite losses, falling, near the CPU's.
+    let run = |name: &str, backend: &str| {
+        let dir = scratch(name);
+        let config = TINY.replace("epochs = [2, 2, 2]", &format!("epochs = [2, 0, 0]\nbackend = {backend:?}"));
+        std::fs::write(dir.join("run.toml.in"), config).unwrap();
+        let output = bin().args(["distill", "--config"]).arg(dir.join("run.toml.in")).arg("--out").arg(dir.join("run")).output().unwrap();
+        (dir, output)
+    };
+    let (gpu_dir, gpu) = run("distill-wgpu", "wgpu");
+    if !gpu.status.success() {
+        let stderr = String::from_utf8_lossy(&gpu.stderr);
+        assert_ne!(std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(), Ok("1"), "training on wgpu failed: {stderr}");
+        eprintln!("skipped: training on wgpu failed here ({stderr}); install mesa-vulkan-drivers for lavapipe");
+        return;
+    }
+    let (cpu_dir, cpu) = run("distill-cpu", "cpu");
+    assert!(cpu.status.success(), "{}", String::from_utf8_lossy(&cpu.stderr));
+    let losses = |dir: &Path| -> Vec<f64> {
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap()).unwrap();
+        state["history"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect()
+    };
+    let (on_gpu, on_cpu) = (losses(&gpu_dir), losses(&cpu_dir));
+    eprintln!("stage 1 training loss per epoch: wgpu {on_gpu:?}, CPU {on_cpu:?}");
+    assert_eq!(on_gpu.len(), 2);
+    assert!(on_gpu.iter().all(|l| l.is_finite()) && on_gpu[1] < on_gpu[0], "wgpu does not learn: {on_gpu:?}");
+    for (g, c) in on_gpu.iter().zip(&on_cpu) {
+        assert!((g - c).abs() < 0.1 * c, "wgpu {on_gpu:?} vs CPU {on_cpu:?}");
+    }
+    std::fs::remove_dir_all(&gpu_dir).ok();
+    std::fs::remove_dir_all(&cpu_dir).ok();
+}

@@ -18,7 +18,7 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for file in ["report.json", "report.md", "roc.csv", "calibration.csv", "model.safetensors"] {
+    for file in ["report.json", "report.md", "roc.csv", "calibration.csv", "model.safetensors", "roc.png", "calibration.png", "training.png"] {
         assert!(out.join(file).exists(), "{file} not written");
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
