@@ -1,8 +1,19 @@
 import type { Diagnosis, Explanation, FhirResource, LoadOptions, PatientRecord, Recommendation, BundleFiles } from "./bedside.js";
 
-/** The Bedside API run in a Web Worker (browsers): the same calls, off the main thread. */
+export interface WorkerLoadOptions extends LoadOptions {
+  /** The worker script's URL, where a bundler moved the package's `worker.js`. */
+  worker?: string | URL;
+}
+
+/**
+ * The Bedside API run in a Web Worker (browsers): the same calls, off the main thread. When the
+ * worker's wasm instance dies (`WASM_PANIC`) or its GPU is lost (`WEBGPU_LOST`), that call fails
+ * and a fresh worker loads the same bundle for the next calls.
+ */
 export class BedsideWorker {
-  static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<BedsideWorker>;
+  static load(source: string | URL | BundleFiles, options?: WorkerLoadOptions): Promise<BedsideWorker>;
+  /** How many times the worker was replaced. */
+  readonly restarts: number;
   readonly backend: "webgpu" | "cpu";
   readonly manifest: Record<string, unknown>;
   readonly selfTestDifference: number;

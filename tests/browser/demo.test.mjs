@@ -254,10 +254,19 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
   }
 });
 
-test("bedside/worker runs the same model in a Web Worker", async () => {
+test("bedside/worker runs the same model in a Web Worker and replaces a worker that died", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
     const page = await browser.newPage();
+    // the package's worker, except that the record "trap" gets the error of a wasm trap
+    const trapWorker = `import "/pkg/worker.js";
+      const handle = self.onmessage;
+      self.onmessage = (event) => {
+        const { id, method, args } = event.data;
+        if (method === "diagnose" && args[0] === "trap") self.postMessage({ id, error: { code: "WASM_PANIC", message: "the wasm module crashed: unreachable" } });
+        else handle(event);
+      };`;
+    await page.route("**/trap-worker.js", (route) => route.fulfill({ status: 200, contentType: "text/javascript", body: trapWorker }));
     await page.goto(`${origin}/?tokens=${TOKENS}`);
     await page.waitForSelector(settled, { timeout: 300_000 });
     const result = await page.evaluate(async ([record, tokens]) => {
@@ -278,7 +287,24 @@ test("bedside/worker runs the same model in a Web Worker", async () => {
         error = e.code;
       }
       model.dispose();
-      return { backend: model.backend, phenotypes: diagnosis.phenotypes, drugs: drugs.medications.map((d) => d.code), text, final: last.text, error };
+      // a worker whose wasm instance dies is replaced: a worker script that answers one call
+      // with the trap's error stands in for a real trap (bedside has none left to trigger)
+      const trapping = await BedsideWorker.load("model/", { backend: "cpu", worker: "/trap-worker.js" });
+      const trap = await trapping.diagnose("trap").then(() => "no error", (e) => e.code);
+      const afterTrap = await trapping.diagnose(record);
+      const restarts = trapping.restarts;
+      trapping.dispose();
+      return {
+        backend: model.backend,
+        phenotypes: diagnosis.phenotypes,
+        drugs: drugs.medications.map((d) => d.code),
+        text,
+        final: last.text,
+        error,
+        trap,
+        restarts,
+        afterTrap: afterTrap.phenotypes,
+      };
     }, [samples[0], TOKENS]);
     const expected = native();
     assert.equal(result.backend, "cpu");
@@ -287,6 +313,9 @@ test("bedside/worker runs the same model in a Web Worker", async () => {
     assert.equal(result.text, expected.explanation.text);
     assert.equal(result.final, result.text);
     assert.equal(result.error, "RECORD_JSON");
+    assert.equal(result.trap, "WASM_PANIC");
+    assert.equal(result.restarts, 1, "a fresh worker replaced the one that trapped");
+    assertSameProbabilities({ phenotypes: result.afterTrap }, expected.diagnosis, 1e-5);
   } finally {
     await browser.close();
   }

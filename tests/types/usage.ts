@@ -23,8 +23,9 @@ export async function usage(record: object): Promise<string[]> {
     }
   }
   model.dispose();
-  const worker = await BedsideWorker.load("model/", { backend: "cpu" });
+  const worker = await BedsideWorker.load("model/", { backend: "cpu", worker: new URL("worker.js", import.meta.url) });
   const w: Diagnosis = await worker.diagnose({ id: "y" });
+  const restarts: number = worker.restarts;
   worker.dispose();
   const tokenizer = await Tokenizer.load("tokenizer.json");
   const ids: number[] = tokenizer.encode("Lactate 4.2 mmol/L");

@@ -20,6 +20,12 @@ test("the npm pack tarball installs, builds with Vite and runs in Node", async (
   assert.ok(assets.some((f) => f.endsWith(".wasm")), `no wasm in ${assets}`);
   assert.ok(assets.some((f) => f.endsWith(".js")), `no script in ${assets}`);
   const wasm = assets.find((f) => f.endsWith(".wasm"));
+  // bedside/worker's worker bundled as its own chunk (with the package it imports)
+  const worker = assets.find((f) => /^worker.*\.js$/.test(f));
+  assert.ok(worker, `no worker chunk in ${assets}`);
+  const chunk = readFileSync(path.join(app, "dist/assets", worker), "utf8");
+  assert.match(chunk, /onmessage/);
+  assert.ok(chunk.includes(wasm) && !/^import /m.test(chunk), "the worker chunk carries the package, not an import of it");
   assert.deepEqual(readFileSync(path.join(app, "dist/assets", wasm)), readFileSync(path.join(root, "pkg/wasm/bedside_bg.wasm")));
   // the installed package in Node, on the committed demo bundle
   const script = `
