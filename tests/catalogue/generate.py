@@ -20,6 +20,9 @@ test. Regenerate with `python3 tests/catalogue/generate.py` and commit the resul
                  header_rename, header_offsets_overlap (each on the first tensor by name that
                  the edit applies to)
   teacher.jsonl  lines of a teacher-rationale JSONL file given to `bedside-train teach --teacher jsonl`
+  physionet.jsonl  PhysioNet 2012 stay files given to the reader (training/src/cohort/physionet2012.rs):
+                 `skip` is the reason the reader must count with the file and line, `record`
+                 whether the stay is still read (a bad row never drops the rest of the stay)
 """
 import copy
 import json
@@ -373,7 +376,45 @@ teacher_case("third line cut", [json.dumps(GOOD), json.dumps({**GOOD, "id": "syn
 teacher_case("a line that is an array", [json.dumps([GOOD])], [":1"])
 teacher_case("a line of plain text", ["Here are the rationales:"], [":1"])
 
-for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher)]:
+# --- PhysioNet 2012 stay files ------------------------------------------------------------------
+STAY = ["Time,Parameter,Value", "00:00,RecordID,132539", "00:00,Age,54", "00:00,Gender,0", "00:00,ICUType,4", "00:07,HR,73", "00:37,NIMAP,91", "01:10,Temp,35.1"]
+physionet = []
+
+
+def stay(name, lines, skip, record=True, line=None):
+    physionet.append({"name": name, "text": "\n".join(lines) + "\n", "skip": skip, "record": record, "line": line})
+
+
+def with_row(row, at=5):
+    return STAY[:at] + [row] + STAY[at:]
+
+
+for name, row, reason in [
+    ("time without a colon", "0007,HR,73", "unreadable time"),
+    ("time with letters", "ab:cd,HR,73", "unreadable time"),
+    ("minutes past 59", "00:75,HR,73", "unreadable time"),
+    ("negative time", "-1:00,HR,73", "unreadable time"),
+    ("empty time", ",HR,73", "unreadable time"),
+    ("value as text", "00:10,HR,high", "unreadable value"),
+    ("empty value", "00:10,HR,", "unreadable value"),
+    ("value NaN", "00:10,HR,NaN", "unreadable value"),
+    ("value inf", "00:10,HR,inf", "unreadable value"),
+    ("value with a unit", "00:10,Temp,37.2C", "unreadable value"),
+    ("two fields", "00:10,HR", "malformed row"),
+    ("four fields", "00:10,HR,73,bpm", "malformed row"),
+    ("unknown parameter", "00:10,Mystery,3", "unknown parameter (kept in the record)"),
+    ("parameter in lower case", "00:10,hr_typo,3", "unknown parameter (kept in the record)"),
+]:
+    stay(name, with_row(row), reason, line=6)
+stay("no header", STAY[1:], "stay file without a Time,Parameter,Value header", record=False)
+stay("another header", ["time;parameter;value"] + STAY[1:], "stay file without a Time,Parameter,Value header", record=False)
+stay("empty file", [""], "stay file without a Time,Parameter,Value header", record=False)
+stay("no RecordID", [STAY[0]] + STAY[2:], "stay file without RecordID", record=False)
+stay("RecordID unreadable", [STAY[0], "00:00,RecordID,abc"] + STAY[2:], "unreadable value", record=False, line=2)
+stay("RecordID without an outcome", [STAY[0], "00:00,RecordID,999999"] + STAY[2:], "stay without an outcome row (kept, unlabelled)")
+stay("file cut inside a row", STAY[:-1] + ["01:10,Te"], "malformed row", line=8)
+
+for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher), ("physionet.jsonl", physionet)]:
     (HERE / file).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases))
     print(f"{file}: {len(cases)} cases")
-print(f"total: {len(records) + len(bundles) + len(teacher)}")
+print(f"total: {len(records) + len(bundles) + len(teacher) + len(physionet)}")

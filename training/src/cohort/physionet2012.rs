@@ -139,11 +139,11 @@ fn parse_stay(location: &str, text: &str, outcomes: &HashMap<String, Outcomes>, 
             summary.skip("unreadable time", || format!("{location}:{line}: {:?}", &row[0]));
             continue;
         };
-        let Ok(value) = row[2].trim().parse::<f64>() else {
+        let Some(value) = row[2].trim().parse::<f64>().ok().filter(|v| v.is_finite()) else {
             summary.skip("unreadable value", || format!("{location}:{line}: {:?}", &row[2]));
             continue;
         };
-        let known = value.is_finite() && value != -1.0;
+        let known = value != -1.0;
         match parameter {
             "RecordID" => record_id = Some(format!("{}", value as i64)),
             "Age" if known => demographics.age = Some(value),
@@ -218,6 +218,56 @@ mod tests {
         let reasons: Vec<&str> = summary.skipped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["unknown parameter (kept in the record)", "unreadable time", "unreadable value"]);
         assert_eq!(summary.skipped["unreadable time"].examples, ["set-a:132539.txt:13: \"xx\""]);
+    }
+
+    /// The catalogue's stay files (tests/catalogue/physionet.jsonl): each bad row is counted with
+    /// its reason and line, the rest of the stay is still read; then 20,000 mutations of them
+    /// must not panic.
+    #[test]
+    fn catalogued_bad_stay_files_are_counted_not_fatal() {
+        use rand::{Rng, SeedableRng};
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/catalogue/physionet.jsonl");
+        let cases: Vec<serde_json::Value> = std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let mut outcomes = HashMap::new();
+        outcomes.insert("132539".to_string(), Outcomes { in_hospital_death: Some(true), ..Outcomes::default() });
+        let mut failures = Vec::new();
+        for case in &cases {
+            let mut summary = Summary::new("physionet2012");
+            let text = case["text"].as_str().unwrap();
+            let record = parse_stay("catalogue.txt", text, &outcomes, &mut summary);
+            let reason = case["skip"].as_str().unwrap();
+            let examples = summary.skipped.get(reason).map(|s| s.examples.clone()).unwrap_or_default();
+            let line_named = case["line"].as_u64().is_none_or(|l| examples.iter().any(|e| e.starts_with(&format!("catalogue.txt:{l}"))));
+            if record.is_some() != case["record"].as_bool().unwrap() || examples.is_empty() || !line_named {
+                failures.push(format!("{}: record {}, skipped {:?}", case["name"], record.is_some(), summary.skipped.keys().collect::<Vec<_>>()));
+            }
+            if let Some(r) = record {
+                assert!(r.observations.len() >= 2, "{}: the good rows were dropped", case["name"]);
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let seeds: Vec<Vec<u8>> = cases.iter().map(|c| c["text"].as_str().unwrap().as_bytes().to_vec()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2012);
+        for i in 0..20_000 {
+            let mut data = seeds[rng.random_range(0..seeds.len())].clone();
+            for _ in 0..rng.random_range(1..=4) {
+                let at = rng.random_range(0..=data.len());
+                match rng.random_range(0..3) {
+                    0 => {
+                        const BYTES: &[u8] = b",:\n-.0e9x";
+                        data.insert(at, BYTES[rng.random_range(0..BYTES.len())]);
+                    }
+                    1 if at < data.len() => {
+                        data.remove(at);
+                    }
+                    _ => data.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&data);
+            let mut summary = Summary::new("physionet2012");
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_stay("fuzz.txt", &text, &outcomes, &mut summary)));
+            assert!(run.is_ok(), "input {i} panicked: {text:?}");
+        }
     }
 
     #[test]
