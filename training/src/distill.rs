@@ -724,12 +724,8 @@ pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Res
     let text = serde_json::to_string_pretty(&manifest)?;
     // check it as a loader would before anything is written
     Manifest::from_json(&text)?;
-    write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
-    write_atomic(&out.join(TOKENIZER_FILE), &tokenizer)?;
-    if let Some((_, bytes)) = &medications {
-        write_atomic(&out.join(MEDREC_FILE), bytes)?;
-    }
-    write_atomic(&out.join(MANIFEST_FILE), text.as_bytes())?;
+    files.push((MANIFEST_FILE, text.as_bytes()));
+    crate::train::write_bundle(out, &files)?;
     Ok(manifest)
 }
 

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -180,18 +180,36 @@ fn evaluate_split(
     Ok(evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
 }
 
-/// Writes `manifest.json` + `model.safetensors` into `dir`, each through a temporary file and a
-/// rename, so an interrupted export never leaves a half-written bundle behind.
+/// Writes `model.safetensors` + `manifest.json` into `dir` ([`write_bundle`]: an interrupted or
+/// failed export never leaves a half-written bundle behind).
 pub fn export(model: &LabPhenotypeModel, config: LabPhenotypeModelConfig, report: &TrainReport, dir: &Path) -> Result<Manifest> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
     let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
     let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
     manifest.training = Some(serde_json::to_value(report)?);
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
-    write_atomic(&dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    write_bundle(dir, &[(WEIGHTS_FILE, &weights), (MANIFEST_FILE, serde_json::to_string_pretty(&manifest)?.as_bytes())])?;
     Ok(manifest)
+}
+
+/// Writes a bundle's files into `dir` so that a failure (a full disk, an unwritable directory)
+/// leaves the previous bundle there as it was: every file goes to a temporary name first, and
+/// only when all are written are they renamed into place, in order (the manifest last).
+pub fn write_bundle(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
+    let staged: Vec<(PathBuf, PathBuf)> = files.iter().map(|(name, _)| (dir.join(format!("{name}.tmp")), dir.join(name))).collect();
+    for ((name, bytes), (tmp, _)) in files.iter().zip(&staged) {
+        if let Err(e) = std::fs::write(tmp, bytes) {
+            for (tmp, _) in &staged {
+                std::fs::remove_file(tmp).ok();
+            }
+            return Err(e).with_context(|| format!("cannot write {name} into {} (the bundle there is unchanged)", dir.display()));
+        }
+    }
+    for (tmp, path) in &staged {
+        std::fs::rename(tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    }
+    Ok(())
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

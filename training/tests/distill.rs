@@ -126,6 +126,25 @@ fn distill_export_and_explain() {
             .unwrap();
         assert!(status.success());
     }
+    // a failed export (here: the tokenizer cannot be written, as on a full disk) leaves the
+    // previous bundle as it was, and an output under a file is a clear error
+    let export_again = |out: &Path| {
+        bin().args(["export", "--run"]).arg(dir.join("run")).arg("--medrec").arg(dir.join("medrec")).arg("--out").arg(out).args(["--dtype", "f16"]).output().unwrap()
+    };
+    let before: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"].iter().map(|f| std::fs::read(dir.join("f16").join(f)).unwrap()).collect();
+    std::fs::create_dir(dir.join("f16/tokenizer.json.tmp")).unwrap();
+    let failed = export_again(&dir.join("f16"));
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("tokenizer.json") && stderr.contains("unchanged"), "{stderr}");
+    let after: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"].iter().map(|f| std::fs::read(dir.join("f16").join(f)).unwrap()).collect();
+    assert!(before == after, "the previous export changed");
+    assert!(!dir.join("f16/model.safetensors.tmp").exists(), "a temporary file was left behind");
+    std::fs::remove_dir(dir.join("f16/tokenizer.json.tmp")).unwrap();
+    std::fs::write(dir.join("blocker"), "a file, not a directory").unwrap();
+    let under_file = export_again(&dir.join("blocker/bundle"));
+    assert_eq!(under_file.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&under_file.stderr).contains("blocker/bundle"), "{}", String::from_utf8_lossy(&under_file.stderr));
     let f32_engine = load(&dir.join("f32"));
     let f16_engine = load(&dir.join("f16"));
     // the known answer recorded at export holds on a fresh engine, and a wrong one is caught
