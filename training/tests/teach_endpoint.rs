@@ -1,5 +1,6 @@
 //! `teach --teacher endpoint` against a scripted OpenAI-compatible server on 127.0.0.1: 429, 500,
-//! a slow answer past the timeout and a truncated JSON answer are each retried; every admission
+//! a slow answer past the timeout, a truncated JSON answer, an answer that drips in a byte at a
+//! time (bounded by the same timeout) and an HTML error page are each retried; every admission
 //! gets its rationale; a second run asks nothing (the cache); a 400 is not retried.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Serves `script(n)` for the n-th request (0-based): (status, extra headers, body, delay).
+/// Serves `script(n)` for the n-th request (0-based): (status, extra headers, body, delay in ms
+/// before answering); a delay of `DRIP` sends the body one byte every 50 ms instead.
+const DRIP: u64 = u64::MAX;
 fn server(script: fn(usize) -> (u16, &'static str, String, u64)) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
@@ -33,12 +36,22 @@ fn server(script: fn(usize) -> (u16, &'static str, String, u64)) -> (String, Arc
             reader.read_exact(&mut body).ok();
             let n = seen.fetch_add(1, Ordering::SeqCst);
             let (status, headers, text, delay) = script(n);
-            std::thread::sleep(Duration::from_millis(delay));
-            let response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 text.len()
             );
-            stream.write_all(response.as_bytes()).ok();
+            if delay == DRIP {
+                stream.write_all(head.as_bytes()).ok();
+                for byte in text.as_bytes() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if stream.write_all(&[*byte]).and_then(|_| stream.flush()).is_err() {
+                        break; // the client gave up
+                    }
+                }
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(delay));
+            stream.write_all(format!("{head}{text}").as_bytes()).ok();
         }
     });
     (url, count)
@@ -51,7 +64,7 @@ fn answer() -> String {
 
 fn teach(dir: &std::path::Path, url: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bedside-train"))
-        .args(["teach", "--teacher", "endpoint", "--model", "test", "--concurrency", "1", "--timeout", "1", "--backoff-ms", "10", "--retries", "4", "--url", url, "--cohort"])
+        .args(["teach", "--teacher", "endpoint", "--model", "test", "--concurrency", "1", "--timeout", "1", "--backoff-ms", "10", "--retries", "6", "--url", url, "--cohort"])
         .arg(dir.join("cohort.jsonl"))
         .arg("--out")
         .arg(dir.join("rationales.jsonl"))
@@ -78,15 +91,20 @@ fn retries_then_caches() {
         1 => (500, "", "oops".into(), 0),
         2 => (200, "", answer(), 2500), // past the 1 s timeout
         3 => (200, "", answer()[..40].to_string(), 0), // truncated
+        4 => (200, "", answer(), DRIP),                   // ~10 s of dripping against a 1 s timeout
+        5 => (502, "", "<html><body>Bad gateway</body></html>".into(), 0),
         _ => (200, "", answer(), 0),
     });
+    let started = std::time::Instant::now();
     let out = teach(&dir, &url);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(dir.join("rationales.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains("Lactate was high.") && text.contains("endpoint:test"));
     let asked = count.load(Ordering::SeqCst);
-    assert_eq!(asked, 4 + 3, "four failures retried, then one answer per admission");
+    assert_eq!(asked, 6 + 3, "six failures retried, then one answer per admission");
+    // bounded: the slow and the dripping answers cost about a timeout each, not their length
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     // the rerun finds every answer in the cache
     let out = teach(&dir, &url);
     assert!(out.status.success());
