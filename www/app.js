@@ -224,4 +224,6 @@ $("upload").addEventListener("change", () => {
   if (file) openFile(file).catch(fail);
 });
 
+// offline once loaded (www/sw.js); a page without service workers (a file:// copy) still works
+navigator.serviceWorker?.register("sw.js").catch(() => {});
 main();

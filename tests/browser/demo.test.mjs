@@ -321,6 +321,30 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
   }
 });
 
+test("once loaded, the demo works offline", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    // the page's service worker controls it (bounded: without one the test fails, not hangs)
+    await page.waitForFunction(() => !!navigator.serviceWorker?.controller, null, { timeout: 30_000 });
+    const online = await page.$$eval("#phenotypes tbody tr", (rows) => rows.map((r) => r.dataset.probability));
+    await context.setOffline(true);
+    await page.reload();
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+    const offline = await page.$$eval("#phenotypes tbody tr", (rows) => rows.map((r) => r.dataset.probability));
+    assert.deepEqual(offline, online, "the same answers offline");
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("the bad-input catalogue in the browser: every record and every damaged bundle as in Node", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {

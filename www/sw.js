@@ -1,0 +1,41 @@
+// The demo's service worker: the page works offline once it has been loaded. Every same-origin
+// GET goes to the network first (so an update is seen at once when online) and falls back to
+// the copy kept here; the page's own files are kept at install. The bundle's large files are
+// also kept by the bedside package itself (Cache API), which serves them without asking.
+const CACHE = "bedside-demo-v1";
+const SHELL = [
+  "./",
+  "index.html",
+  "app.js",
+  "charts.js",
+  "style.css",
+  "samples/samples.json",
+  "model/manifest.json",
+  "pkg/bedside.js",
+  "pkg/wasm/bedside.js",
+  "pkg/wasm/bedside_bg.wasm",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || new URL(request.url).origin !== self.location.origin) return;
+  event.respondWith(
+    fetch(request)
+      .then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          event.waitUntil(caches.open(CACHE).then((cache) => cache.put(request, copy)));
+        }
+        return response;
+      })
+      .catch(async () => (await caches.match(request, { ignoreSearch: true })) ?? Response.error()),
+  );
+});
