@@ -161,7 +161,8 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
 test("a truncated weights file and a manifest hash mismatch give coded errors; the page recovers", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
-    const page = await browser.newPage();
+    // the demo's service worker would fetch past page.route
+    const page = await browser.newPage({ serviceWorkers: "block" });
     const problems = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     const weights = readFileSync(path.join(demoBundle, "model.safetensors"));
@@ -257,7 +258,8 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
 test("bedside/worker runs the same model in a Web Worker and replaces a worker that died", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
-    const page = await browser.newPage();
+    // the demo's service worker would fetch past page.route
+    const page = await browser.newPage({ serviceWorkers: "block" });
     // the package's worker, except that the record "trap" gets the error of a wasm trap
     const trapWorker = `import "/pkg/worker.js";
       const handle = self.onmessage;
@@ -348,7 +350,8 @@ test("once loaded, the demo works offline", async () => {
 test("the bad-input catalogue in the browser: every record and every damaged bundle as in Node", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
-    const page = await browser.newPage();
+    // the demo's service worker would fetch past page.route
+    const page = await browser.newPage({ serviceWorkers: "block" });
     const problems = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     await page.goto(`${origin}/?tokens=${TOKENS}`);
