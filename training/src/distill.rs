@@ -676,8 +676,24 @@ impl Run {
         }
         let model = model.valid();
         save_weights(&model, &self.dir.join("model.safetensors"))?;
+        plot_history(&progress.history, &self.dir.join("training.png"))?;
         Ok((model, progress, data.tokenizer))
     }
+}
+
+/// The run's curves by epoch across the three stages: training loss, and on the validation split
+/// the micro-F1 of the written diagnoses and the head's macro AUROC.
+fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
+    use crate::plots::{Axis, Line, line_chart, padded};
+    let series = |value: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> { history.iter().enumerate().map(|(i, e)| ((i + 1) as f64, value(e))).collect() };
+    let lines = [
+        Line::new("training loss / 10", series(|e| e.train_loss / 10.0)),
+        Line::new("written diagnoses micro-F1", series(|e| e.generated_micro_f1)),
+        Line::new("head macro AUROC", series(|e| e.head_macro_auroc)),
+    ];
+    let x = Axis { label: "epoch (stages 1, 2, 3 in turn)", range: padded((1..=history.len().max(1)).map(|i| i as f64)) };
+    let y = Axis { label: "", range: padded(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain([0.0, 1.0])) };
+    line_chart(path, "Distillation: training and validation", x, y, &lines, false)
 }
 
 /// `bedside-train export`: the browser bundle of a finished run — `manifest.json`,

@@ -103,6 +103,7 @@ fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
 fn distill_export_and_explain() {
     let dir = scratch("distill");
     assert!(distill(&dir, false).wait().unwrap().success());
+    assert!(std::fs::read(dir.join("run/training.png")).unwrap().starts_with(b"\x89PNG"), "the training curves");
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);
