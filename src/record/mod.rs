@@ -200,9 +200,14 @@ impl PatientRecord {
     /// Parses one record from JSON; an error names the JSON path of the field at fault. A leading
     /// byte-order mark (Windows editors write one) is skipped.
     pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_parsed(text, &parse_json(text)?)
+    }
+
+    /// `text` read as a record, `value` being that text already parsed (for the shape check).
+    fn from_parsed(text: &str, value: &serde_json::Value) -> Result<Self> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        require_objects(&parse_json(text)?, "$", &RECORD_SHAPE)?;
-        // from the text, not the parsed value: a value keeps the last of two equal keys, the
+        require_objects(value, "$", &RECORD_SHAPE)?;
+        // typed from the text, not from the value: a value keeps the last of two equal keys, the
         // typed parse refuses them
         let de = &mut serde_json::Deserializer::from_str(text);
         let record: Self = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -223,7 +228,7 @@ impl PatientRecord {
         if value.get("resourceType").is_some() {
             fhir::from_fhir(&value)
         } else {
-            Self::from_json(text)
+            Self::from_parsed(text, &value)
         }
     }
 

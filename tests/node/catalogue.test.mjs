@@ -7,28 +7,35 @@ import { Bedside } from "../../pkg/bedside.js";
 import { cases, demoFiles, edited, mismatch } from "../catalogue/catalogue.mjs";
 
 const filesOf = (f) => ({ manifest: f["manifest.json"], weights: f["model.safetensors"], tokenizer: f["tokenizer.json"], medrec: f["medrec.safetensors"] });
-const outcomeOf = (e) => ({ code: e.code ?? `not a BedsideError: ${e}`, message: String(e.message) });
 
-test("every catalogued record is refused with its code or accepted with its notice", async () => {
-  const model = await Bedside.load(filesOf(demoFiles()), { backend: "cpu" });
+/** Runs every case of `file` through `run` (its notices when accepted); the cases that went wrong. */
+async function check(file, run) {
+  const all = cases(file);
   const failures = [];
-  const all = cases("records.jsonl");
   for (const c of all) {
     let outcome;
     try {
-      const diagnosis = await model.diagnose(c.input);
-      await model.recommend(c.input).catch((e) => {
-        // recommending needs the current visit's codes; any other refusal is a failure
-        if (!(e.code === "RECORD_INVALID" && e.message.includes("$.visits"))) throw e;
-      });
-      outcome = { notices: diagnosis.notices.map((n) => n.kind) };
+      outcome = { notices: await run(c) };
     } catch (e) {
-      outcome = outcomeOf(e);
+      outcome = { code: e.code ?? `not a BedsideError: ${e}`, message: String(e.message) };
     }
     const wrong = mismatch(c, outcome);
     if (wrong) failures.push(`${c.name}: ${wrong}`);
   }
-  console.log(`# wasm records: ${all.length} cases, ${all.length - failures.length} as expected`);
+  console.log(`# wasm ${file}: ${all.length} cases, ${all.length - failures.length} as expected`);
+  return failures;
+}
+
+test("every catalogued record is refused with its code or accepted with its notice", async () => {
+  const model = await Bedside.load(filesOf(demoFiles()), { backend: "cpu" });
+  const failures = await check("records.jsonl", async (c) => {
+    const diagnosis = await model.diagnose(c.input);
+    await model.recommend(c.input).catch((e) => {
+      // recommending needs the current visit's codes; any other refusal is a failure
+      if (!(e.code === "RECORD_INVALID" && e.message.includes("$.visits"))) throw e;
+    });
+    return diagnosis.notices.map((n) => n.kind);
+  });
   assert.deepEqual(failures, []);
   // still the same model after all of them
   assert.equal((await model.diagnose({ id: "after" })).phenotypes.length, 25);
@@ -37,20 +44,9 @@ test("every catalogued record is refused with its code or accepted with its noti
 
 test("every catalogued bundle damage is refused before use", async () => {
   const demo = demoFiles();
-  const failures = [];
-  const all = cases("bundles.jsonl");
-  for (const c of all) {
-    let outcome;
-    try {
-      const model = await Bedside.load(filesOf(edited(demo, c.edits)), { backend: "cpu" });
-      model.dispose();
-      outcome = { notices: [] };
-    } catch (e) {
-      outcome = outcomeOf(e);
-    }
-    const wrong = mismatch(c, outcome);
-    if (wrong) failures.push(`${c.name}: ${wrong}`);
-  }
-  console.log(`# wasm bundles: ${all.length} cases, ${all.length - failures.length} as expected`);
+  const failures = await check("bundles.jsonl", async (c) => {
+    (await Bedside.load(filesOf(edited(demo, c.edits)), { backend: "cpu" })).dispose();
+    return [];
+  });
   assert.deepEqual(failures, []);
 });
