@@ -23,8 +23,17 @@ test. Regenerate with `python3 tests/catalogue/generate.py` and commit the resul
   physionet.jsonl  PhysioNet 2012 stay files given to the reader (training/src/cohort/physionet2012.rs):
                  `skip` is the reason the reader must count with the file and line, `record`
                  whether the stay is still read (a bad row never drops the rest of the stay)
+  mimic.jsonl    MIMIC-IV (hosp/) and MIMIC-III tables given to the readers (training/cohort) and to
+                 `bedside-train cohort`: `files` maps each file name to its `text` or its bytes in
+                 `base64`; expected: `error` (the read fails; the message names each of them) or
+                 `records` (admissions read), `more_observations` (than the untouched tables of the
+                 same source, the case named "untouched"), `skip` (the reason counted, with the
+                 `file:line` in `at` among its examples; null: nothing skipped beyond the untouched
+                 tables). A bad row never drops the other rows.
 """
+import base64
 import copy
+import gzip
 import json
 import pathlib
 
@@ -414,7 +423,199 @@ stay("RecordID unreadable", [STAY[0], "00:00,RecordID,abc"] + STAY[2:], "unreada
 stay("RecordID without an outcome", [STAY[0], "00:00,RecordID,999999"] + STAY[2:], "stay without an outcome row (kept, unlabelled)")
 stay("file cut inside a row", STAY[:-1] + ["01:10,Te"], "malformed row", line=8)
 
-for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher), ("physionet.jsonl", physionet)]:
+# --- MIMIC tables ---------------------------------------------------------------------------------
+# MIMIC-IV hosp/: three admissions of two patients, four labs inside the first 48 hours.
+MIMIC4 = {
+    "patients.csv": ["subject_id,gender,anchor_age,anchor_year,anchor_year_group,dod",
+                     "10001,F,67,2180,2017 - 2019,", "10002,M,54,2181,2017 - 2019,2181-01-09"],
+    "admissions.csv": ["subject_id,hadm_id,admittime,dischtime,admission_type,hospital_expire_flag",
+                       "10001,20001,2180-05-06 22:00:00,2180-05-09 10:00:00,EW EMER.,0",
+                       "10001,20003,2180-07-01 10:00:00,2180-07-05 10:00:00,URGENT,0",
+                       "10002,20002,2181-01-02 08:00:00,2181-01-09 12:00:00,EW EMER.,1"],
+    "labevents.csv": ["labevent_id,subject_id,hadm_id,specimen_id,itemid,charttime,value,valuenum,valueuom,comments",
+                      "1,10001,20001,1,50912,2180-05-07 02:00:00,1.9,1.9,mg/dL,",
+                      "2,10001,20001,1,50813,2180-05-07 02:00:00,4.1,4.1,mmol/L,",
+                      "3,10002,20002,2,50971,2181-01-02 12:00:00,5.9,5.9,mEq/L,",
+                      "4,10001,20003,3,51301,2180-07-01 16:00:00,14.2,14.2,K/uL,"],
+    "diagnoses_icd.csv": ["subject_id,hadm_id,seq_num,icd_code,icd_version",
+                          "10001,20001,1,5849,9", "10002,20002,1,A419,10", "10001,20003,1,99591,9"],
+    "procedures_icd.csv": ["subject_id,hadm_id,seq_num,chartdate,icd_code,icd_version",
+                           "10001,20001,1,2180-05-07,3995,9", "10002,20002,1,2181-01-03,5A1955Z,10"],
+}
+FIXTURE = HERE.parent / "fixtures" / "mimic3"
+MIMIC3 = {}
+for path in sorted(FIXTURE.glob("*.csv*")):
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    MIMIC3[path.name.removesuffix(".gz")] = text.rstrip("\n").split("\n")
+mimic = []
+
+
+def mimic_case(name, source, edit, records, more_observations=0, skip=None, at=None, error=None, encode=None):
+    """`edit(tables)` changes the tables (file name → list of lines); `encode(name, text)` may turn
+    a file into bytes (base64) or rename it (gzip)."""
+    tables = copy.deepcopy(MIMIC4 if source == "mimic4" else MIMIC3)
+    edit(tables)
+    files = {}
+    for file, lines in tables.items():
+        if lines is None:
+            continue
+        text = "\n".join(lines) + "\n" if lines else ""
+        encoded = encode(file, text) if encode else None
+        if encoded is None:
+            files[file] = {"text": text}
+        else:
+            files[encoded[0]] = {"base64": base64.b64encode(encoded[1]).decode()}
+    case = {"name": name, "source": source, "files": files}
+    if error:
+        case["error"] = error
+    else:
+        case.update(records=records, more_observations=more_observations, skip=skip, at=at)
+    mimic.append(case)
+
+
+def insert(file, row, at=2):
+    """The row becomes data row `at` + 1 (line `at` + 2 of the file)."""
+    return lambda tables: tables[file].insert(at + 1, row)
+
+
+def replace_header(file, old, new):
+    return lambda tables: tables[file].__setitem__(0, tables[file][0].replace(old, new))
+
+
+LAB_SKIP = "lab with an unknown hadm_id or an unreadable charttime"
+mimic_case("untouched", "mimic4", lambda t: None, 3)
+for name, row, more, skip in [
+    ("lab of an unknown admission", "5,10001,99999,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab charttime as text", "5,10001,20001,4,50912,yesterday,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab charttime 30 February", "5,10001,20001,4,50912,2180-02-30 03:00:00,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab charttime in ISO 8601 with T", "5,10001,20001,4,50912,2180-05-07T03:00:00,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab charttime without seconds", "5,10001,20001,4,50912,2180-05-07 03:00,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab charttime empty", "5,10001,20001,4,50912,,2.0,2.0,mg/dL,", 0, LAB_SKIP),
+    ("lab row cut after itemid", "5,10001,20001,4,50912", 0, LAB_SKIP),
+    ("lab without hadm_id", "5,10001,,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,", 0,
+     "lab outside any admission (no hadm_id; not an error)"),
+    ("lab valuenum NaN (kept without a value)", "5,10001,20001,4,50912,2180-05-07 03:00:00,NaN,NaN,mg/dL,", 1, None),
+    ("lab valuenum inf (kept without a value)", "5,10001,20001,4,50912,2180-05-07 03:00:00,inf,inf,mg/dL,", 1, None),
+    ("lab valuenum with a decimal comma", '5,10001,20001,4,50912,2180-05-07 03:00:00,"2,0","2,0",mg/dL,', 1, None),
+    ("lab valuenum empty", "5,10001,20001,4,50912,2180-05-07 03:00:00,___,,mg/dL,", 1, None),
+    ("lab valuenum -1e308", "5,10001,20001,4,50912,2180-05-07 03:00:00,x,-1e308,mg/dL,", 1, None),
+    ("lab without a unit", "5,10001,20001,4,50912,2180-05-07 03:00:00,2.0,2.0,,", 1, None),
+    ("lab with extra fields", "5,10001,20001,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,,x,y,z", 1, None),
+    ("lab of an item bedside does not read", "5,10001,20001,4,99999,2180-05-07 03:00:00,2.0,2.0,mg/dL,", 0, None),
+    ("lab itemid as text", "5,10001,20001,4,creat,2180-05-07 03:00:00,2.0,2.0,mg/dL,", 0, None),
+    ("lab 60 hours after admission (outside the window)", "5,10001,20001,4,50912,2180-05-09 10:00:00,2.0,2.0,mg/dL,", 0, None),
+    ("lab before admission (outside the window)", "5,10001,20001,4,50912,2180-05-06 21:00:00,2.0,2.0,mg/dL,", 0, None),
+    ("lab listed twice (both kept)", "5,10001,20001,1,50912,2180-05-07 02:00:00,1.9,1.9,mg/dL,", 1, None),
+    ("lab comment with a quoted comma", '5,10001,20001,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,"haemolysed, repeat"', 1, None),
+]:
+    mimic_case(name, "mimic4", insert("labevents.csv", row), 3, more, skip, "labevents.csv:4" if skip else None)
+mimic_case("lab comment over two lines, then a bad row", "mimic4",
+           lambda t: t["labevents.csv"].__setitem__(2, t["labevents.csv"][2] + '"see\nnote"') or
+           t["labevents.csv"].insert(3, "5,10001,20001,4,50912,yesterday,2.0,2.0,mg/dL,"),
+           3, 0, LAB_SKIP, "labevents.csv:5")
+mimic_case("blank lines between rows, then a bad row", "mimic4",
+           lambda t: t["labevents.csv"].insert(2, "") or t["labevents.csv"].insert(3, "") or
+           t["labevents.csv"].insert(4, "5,10001,99999,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,"),
+           3, 0, LAB_SKIP, "labevents.csv:5")
+mimic_case("last row bad, without a final newline", "mimic4",
+           lambda t: t["labevents.csv"].append("5,10001,20001,4,50912,yesterday,2.0,2.0,mg/dL,"),
+           3, 0, LAB_SKIP, "labevents.csv:6",
+           encode=lambda f, text: (f, text.rstrip("\n").encode()) if f == "labevents.csv" else None)
+mimic_case("lab row in Latin-1 (not UTF-8)", "mimic4",
+           insert("labevents.csv", "5,10001,20001,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,hémolysé"),
+           3, 0, "malformed row", "labevents.csv:4",
+           encode=lambda f, text: (f, text.encode("latin-1")) if f == "labevents.csv" else None)
+mimic_case("labevents with a byte-order mark", "mimic4", lambda t: t["labevents.csv"].__setitem__(0, "\ufeff" + t["labevents.csv"][0]), 3)
+mimic_case("labevents headers in upper case", "mimic4", lambda t: t["labevents.csv"].__setitem__(0, t["labevents.csv"][0].upper()), 3)
+mimic_case("labevents headers with spaces", "mimic4", replace_header("labevents.csv", ",", ", "), 3)
+mimic_case("labevents with CRLF line ends", "mimic4",
+           lambda t: t.__setitem__("labevents.csv", [l + "\r" for l in t["labevents.csv"]]), 3)
+mimic_case("labevents without valuenum", "mimic4", replace_header("labevents.csv", "valuenum", "value_num"), 0,
+           error=["labevents.csv", "valuenum"])
+mimic_case("labevents empty", "mimic4", lambda t: t.__setitem__("labevents.csv", []), 0, error=["labevents.csv", "hadm_id"])
+mimic_case("labevents missing", "mimic4", lambda t: t.__setitem__("labevents.csv", None), 0, error=["labevents.csv"])
+mimic_case("labevents header in Latin-1", "mimic4", replace_header("labevents.csv", "comments", "commentaire_é"), 0,
+           error=["labevents.csv"],
+           encode=lambda f, text: (f, text.encode("latin-1")) if f == "labevents.csv" else None)
+
+
+def gz(fraction=None):
+    def encode(file, text):
+        if file != "labevents.csv":
+            return None
+        data = gzip.compress(text.encode(), mtime=0)
+        return file + ".gz", data[: int(len(data) * fraction)] if fraction else data
+    return encode
+
+
+mimic_case("labevents gzipped", "mimic4", lambda t: None, 3, encode=gz())
+mimic_case("labevents gzip cut short", "mimic4", lambda t: t["labevents.csv"].extend(
+    f"{i},10001,20001,9,50912,2180-05-07 03:00:00,{i},{i},mg/dL," for i in range(10, 400)),
+           3, None, "damaged file (rest of the file not read)", "labevents.csv.gz", encode=gz(0.5))
+mimic_case("labevents.csv.gz that is not gzip", "mimic4", lambda t: None, 0, error=["labevents.csv.gz", "header"],
+           encode=lambda f, text: (f + ".gz", text.encode()) if f == "labevents.csv" else None)
+
+ADM_SKIP = "admission without hadm_id or admittime"
+for name, row, admissions, skip in [
+    ("admission without hadm_id", "10002,,2181-03-01 08:00:00,2181-03-02 08:00:00,URGENT,0", 3, ADM_SKIP),
+    ("admission admittime month 13", "10002,20004,2181-13-01 08:00:00,2181-03-02 08:00:00,URGENT,0", 3, ADM_SKIP),
+    ("admission admittime empty", "10002,20004,,2181-03-02 08:00:00,URGENT,0", 3, ADM_SKIP),
+    ("admission listed twice", "10001,20001,2180-05-06 22:00:00,2180-05-09 10:00:00,EW EMER.,0", 3,
+     "admission listed twice (the first row kept)"),
+    ("admission hospital_expire_flag yes (unknown outcome)", "10002,20004,2181-03-01 08:00:00,2181-03-02 08:00:00,URGENT,yes", 4, None),
+    ("admission of a patient not in patients", "10009,20009,2181-03-01 08:00:00,2181-03-02 08:00:00,URGENT,0", 4, None),
+    ("admission with the fields shifted", "10002,2181-03-01 08:00:00,20004,2181-03-02 08:00:00,URGENT,0", 3, ADM_SKIP),
+]:
+    mimic_case(name, "mimic4", insert("admissions.csv", row), admissions, 0, skip, "admissions.csv:4" if skip else None)
+mimic_case("admissions without admittime", "mimic4", replace_header("admissions.csv", "admittime", "admit_time"), 0,
+           error=["admissions.csv", "admittime"])
+for name, row in [
+    ("patient gender X", "10003,X,40,2180,2017 - 2019,"),
+    ("patient anchor_age as text", "10003,F,forty,2180,2017 - 2019,"),
+    ("patient anchor_age 300", "10003,F,300,2180,2017 - 2019,"),
+    ("patient listed twice", "10001,F,67,2180,2017 - 2019,"),
+]:
+    mimic_case(name, "mimic4", insert("patients.csv", row, at=1), 3)
+mimic_case("patients without anchor_year", "mimic4", replace_header("patients.csv", "anchor_year,", "year,"), 0,
+           error=["patients.csv", "anchor_year"])
+for name, row, skip in [
+    ("diagnosis icd_version 11", "10001,20001,2,XY123,11", "diagnosis with an unknown icd_version"),
+    ("diagnosis icd_version empty", "10001,20001,2,5849,", "diagnosis with an unknown icd_version"),
+    ("diagnosis without icd_code", "10001,20001,2,,9", "diagnosis without an icd_code"),
+    ("diagnosis seq_num as text (kept, last)", "10001,20001,first,4280,9", None),
+    ("diagnosis code with a dot and spaces (normalised)", "10001,20001,2, 428.0 ,9", None),
+    ("diagnosis of an unknown admission", "10001,99999,1,4280,9", None),
+]:
+    mimic_case(name, "mimic4", insert("diagnoses_icd.csv", row), 3, 0, skip, "diagnoses_icd.csv:4" if skip else None)
+mimic_case("procedure without icd_code", "mimic4", insert("procedures_icd.csv", "10001,20001,2,2180-05-07,,9"), 3, 0,
+           "procedure without an icd_code", "procedures_icd.csv:4")
+mimic_case("diagnoses_icd missing", "mimic4", lambda t: t.__setitem__("diagnoses_icd.csv", None), 0, error=["diagnoses_icd.csv"])
+
+# MIMIC-III: the fixture tables (tests/fixtures/mimic3) with one bad row each
+mimic_case("untouched", "mimic3", lambda t: None, 3)
+for name, file, row, more, skip in [
+    ("LABEVENTS row of an unknown admission", "LABEVENTS.csv", "9,101,9999,50912,2150-03-01 12:00:00,2.0,2.0,mg/dL,", 0,
+     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+    ("LABEVENTS VALUENUM NaN (kept without a value)", "LABEVENTS.csv", "9,101,1001,50912,2150-03-01 12:00:00,NaN,NaN,mg/dL,", 1, None),
+    ("CHARTEVENTS heart rate marked as an error", "CHARTEVENTS.csv",
+     "11,101,1001,5001,211,2150-03-01 12:00:00,2150-03-01 12:10:00,1,300,300,BPM,,1,,NotStopd", 0, "charted value marked as an error"),
+    ("CHARTEVENTS CHARTTIME as text", "CHARTEVENTS.csv",
+     "11,101,1001,5001,211,noon,2150-03-01 12:10:00,1,90,90,BPM,,,,NotStopd", 0,
+     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+    ("DIAGNOSES_ICD without ICD9_CODE", "DIAGNOSES_ICD.csv", "6,101,1002,2,", 0, "diagnosis without an ICD9_CODE"),
+    ("PROCEDURES_ICD without ICD9_CODE", "PROCEDURES_ICD.csv", "2,101,1001,2,", 0, "procedure without an ICD9_CODE"),
+    ("ADMISSIONS row listed twice", "ADMISSIONS.csv",
+     "10,101,1001,2150-03-01 08:00:00,2150-03-05 08:00:00,,EMERGENCY,EMERGENCY ROOM ADMIT,HOME,Medicare,ENGL,,MARRIED,WHITE,,,SEPSIS,0,1",
+     0, "admission listed twice (the first row kept)"),
+]:
+    line = min(3, len(MIMIC3[file])) + 1
+    mimic_case(name, "mimic3", insert(file, row), 3, more, skip, f"{file}:{line}" if skip else None)
+mimic_case("NOTEEVENTS missing (notes are optional)", "mimic3", lambda t: t.__setitem__("NOTEEVENTS.csv", None), 3)
+mimic_case("ICUSTAYS without FIRST_CAREUNIT", "mimic3", replace_header("ICUSTAYS.csv", "FIRST_CAREUNIT", "CAREUNIT"), 0,
+           error=["ICUSTAYS.csv", "FIRST_CAREUNIT"])
+
+for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher),
+                    ("physionet.jsonl", physionet), ("mimic.jsonl", mimic)]:
     (HERE / file).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases))
     print(f"{file}: {len(cases)} cases")
-print(f"total: {len(records) + len(bundles) + len(teacher) + len(physionet)}")
+print(f"total: {len(records) + len(bundles) + len(teacher) + len(physionet) + len(mimic)}")

@@ -29,7 +29,7 @@ use safetensors::{Dtype, tensor::TensorView};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cohort::synthetic;
+use crate::synthetic;
 use crate::distill::{self, Example, RunConfig};
 use crate::train::write_atomic;
 

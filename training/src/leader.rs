@@ -188,8 +188,8 @@ impl MedRecRunConfig {
 /// ICD code names keyed as records write codes (`icd9:4280`), from a MIMIC dictionary.
 fn read_code_names(path: &Path) -> Result<HashMap<String, String>> {
     let mut names = HashMap::new();
-    let mut summary = crate::cohort::Summary::new("icd names");
-    crate::cohort::table::for_each_row(path, &["icd_code", "icd_version", "long_title"], &mut summary, |row, _, _| {
+    let mut summary = bedside_cohort::Summary::new("icd names");
+    bedside_cohort::table::for_each_row(path, &["icd_code", "icd_version", "long_title"], &mut summary, |row, _, _| {
         names.insert(format!("icd{}:{}", row[1], row[0]), row[2].to_string());
     })?;
     Ok(names)
@@ -831,7 +831,7 @@ pub fn default_config_toml() -> Result<String> {
 /// Reads the records of a run's cohorts (or the synthetic cohort).
 pub fn records(config: &MedRecRunConfig, read: impl Fn(&PathBuf) -> Result<Vec<PatientRecord>>) -> Result<Vec<PatientRecord>> {
     if config.cohorts.is_empty() {
-        return Ok(crate::cohort::synthetic::cohort(config.synthetic, 48, config.seed));
+        return Ok(crate::synthetic::cohort(config.synthetic, 48, config.seed));
     }
     let mut out = Vec::new();
     for path in &config.cohorts {
@@ -849,7 +849,7 @@ mod tests {
 
     #[test]
     fn the_prompt_puts_the_current_visit_first_and_hides_its_drugs() {
-        let mut r = crate::cohort::synthetic::cohort(3, 48, 1).remove(0);
+        let mut r = crate::synthetic::cohort(3, 48, 1).remove(0);
         r.visits = vec![
             bedside::record::Visit { diagnoses: vec!["icd9:4280".into()], procedures: vec![], medications: vec!["C03C".into()] },
             bedside::record::Visit { diagnoses: vec!["icd9:5849".into()], procedures: vec![], medications: vec!["B01A".into()] },
@@ -878,7 +878,7 @@ mod tests {
 
     #[test]
     fn the_split_keeps_a_patients_admissions_together() {
-        let mut records = crate::cohort::synthetic::cohort(40, 48, 3);
+        let mut records = crate::synthetic::cohort(40, 48, 3);
         for (i, r) in records.iter_mut().enumerate() {
             r.patient = Some(format!("p{}", i / 4));
         }

@@ -3,7 +3,6 @@
 //! one-line reason.
 
 mod bench;
-mod cohort;
 mod distill;
 mod endpoint;
 mod eval;
@@ -12,16 +11,16 @@ mod medication_metrics;
 mod metrics;
 mod mortality;
 mod plots;
+mod synthetic;
 mod teach;
 mod text_metrics;
 mod tokenizer;
 mod train;
 
-use cohort::synthetic;
-
 use anyhow::{Context, Result, bail};
 use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
 use bedside::{Backend, Engine, PatientRecord};
+use bedside_cohort as cohort;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;

@@ -218,7 +218,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Rationale>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cohort::synthetic;
+    use crate::synthetic;
 
     #[test]
     fn every_lab_statement_is_true_of_the_record() {
@@ -258,7 +258,7 @@ mod statement_tests {
 
     #[test]
     fn a_false_statement_is_caught() {
-        let record = crate::cohort::synthetic::cohort(1, 48, 4).remove(0);
+        let record = crate::synthetic::cohort(1, 48, 4).remove(0);
         let o = record.observations.iter().find(|o| o.channel == "heart_rate").unwrap();
         let text = format!("Heart rate was high at {} /min at hour {} (normal 60-100).", o.value.unwrap(), o.hours.floor());
         let parsed = lab_statements(&text);

@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn trains_deterministically_with_t5_special_ids_and_round_trips() {
-        let records = crate::cohort::synthetic::cohort(60, 48, 5);
+        let records = crate::synthetic::cohort(60, 48, 5);
         let json = train(corpus(&records, &[]), 800).unwrap();
         assert_eq!(json, train(corpus(&records, &[]), 800).unwrap(), "training is deterministic");
         let tok = TextTokenizer::from_bytes(json.as_bytes()).unwrap();

@@ -12,7 +12,7 @@ use anyhow::Result;
 use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
 use bedside::record::{Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
 use chrono::NaiveDateTime;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 struct Admission {
@@ -72,11 +72,13 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
     })?;
 
     let mut admissions = Vec::new();
+    let mut seen = HashSet::new();
     for_each_row(
         &table(dir, "ADMISSIONS")?,
         &["SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME", "HOSPITAL_EXPIRE_FLAG"],
         summary,
         |f, at, s| match time(f[2]) {
+            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s.skip("admission listed twice (the first row kept)", || at.to_string()),
             Some(admit) if !f[1].is_empty() => admissions.push(Admission {
                 hadm: f[1].to_string(),
                 subject: f[0].to_string(),
@@ -144,7 +146,10 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         diagnoses.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2])));
     })?;
     let mut procedures: HashMap<String, Vec<(u32, String)>> = HashMap::new();
-    for_each_row(&table(dir, "PROCEDURES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, _, _| {
+    for_each_row(&table(dir, "PROCEDURES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, at, s| {
+        if f[2].is_empty() {
+            return s.skip("procedure without an ICD9_CODE", || at.to_string());
+        }
         procedures.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), format!("icd9:{}", normalise_code(f[2]))));
     })?;
 
@@ -227,11 +232,11 @@ mod tests {
     use bedside::record::SeriesGrid;
 
     fn fixtures() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mimic3")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mimic3")
     }
 
     fn atc() -> Option<std::path::PathBuf> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
         path.exists().then_some(path)
     }
 
@@ -348,7 +353,7 @@ mod fhir_equivalence {
     /// rows say of admission 1001 (all but capillary refill, which has no LOINC code here).
     #[test]
     fn a_fhir_bundle_and_the_same_mimic_rows_give_the_same_record() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let text = std::fs::read_to_string(root.join("tests/fixtures/fhir/mimic3-1001-bundle.json")).unwrap();
         let fhir = PatientRecord::from_json_or_fhir(&text).unwrap();
         let mut summary = Summary::new("mimic3");

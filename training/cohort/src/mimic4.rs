@@ -10,7 +10,7 @@ use anyhow::Result;
 use bedside::knowledge::{IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, normalise_code, phenotypes_for_icd};
 use bedside::record::{Demographics, Labels, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
 use chrono::NaiveDateTime;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
@@ -37,8 +37,10 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
     })?;
 
     let mut admissions = Vec::new();
+    let mut seen = HashSet::new();
     for_each_row(&table(&hosp, "admissions")?, &["subject_id", "hadm_id", "admittime", "hospital_expire_flag"], summary, |f, at, s| {
         match time(f[2]) {
+            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s.skip("admission listed twice (the first row kept)", || at.to_string()),
             Some(admit) if !f[1].is_empty() => admissions.push(Admission {
                 hadm: f[1].to_string(),
                 subject: f[0].to_string(),
@@ -78,10 +80,16 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
             "10" => IcdVersion::Icd10,
             _ => return s.skip("diagnosis with an unknown icd_version", || at.to_string()),
         };
+        if f[2].is_empty() {
+            return s.skip("diagnosis without an icd_code", || at.to_string());
+        }
         diagnoses.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2]), version));
     })?;
     let mut procedures: HashMap<String, Vec<String>> = HashMap::new();
-    for_each_row(&table(&hosp, "procedures_icd")?, &["hadm_id", "icd_code", "icd_version"], summary, |f, _, _| {
+    for_each_row(&table(&hosp, "procedures_icd")?, &["hadm_id", "icd_code", "icd_version"], summary, |f, at, s| {
+        if f[1].is_empty() {
+            return s.skip("procedure without an icd_code", || at.to_string());
+        }
         procedures.entry(f[0].to_string()).or_default().push(format!("icd{}:{}", f[2], normalise_code(f[1])));
     })?;
 
@@ -141,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_mimic_iv_demo() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
         let dir = data.join("mimic-iv-demo");
         if !dir.exists() {
             eprintln!("skipped: {} is absent (the real data lives in ../shared/data)", dir.display());

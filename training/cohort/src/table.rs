@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 pub fn for_each_row(path: &Path, columns: &[&str], summary: &mut Summary, mut row: impl FnMut(&[&str], &str, &mut Summary)) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(GzDecoder::new(file)) } else { Box::new(file) };
+    // a final newline (a blank line when there is one already) ends every row, so that the
+    // reader's line after a row is always the one below it
+    let reader = reader.chain(&b"\n"[..]);
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = csv.headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
     let index: Vec<usize> = columns
@@ -23,20 +26,23 @@ pub fn for_each_row(path: &Path, columns: &[&str], summary: &mut Summary, mut ro
         .collect::<Result<_>>()?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut record = csv::StringRecord::new();
-    let mut line = 1;
     loop {
-        line += 1;
-        match csv.read_record(&mut record) {
+        let result = csv.read_record(&mut record);
+        // The line a row starts on: the one above where reading stopped, less the lines inside
+        // its quoted fields (csv's own record position counts the blank lines before a row).
+        let end = csv.position().line().saturating_sub(1);
+        match result {
             Ok(false) => break,
             Ok(true) => {
+                let line = end.saturating_sub(record.iter().map(|f| f.matches('\n').count() as u64).sum());
                 let fields: Vec<&str> = index.iter().map(|&i| record.get(i).unwrap_or("").trim()).collect();
                 row(&fields, &format!("{name}:{line}"), summary);
             }
             Err(e) if e.is_io_error() => {
-                summary.skip("damaged file (rest of the file not read)", || format!("{name}:{line}: {e}"));
+                summary.skip("damaged file (rest of the file not read)", || format!("{name}:{}: {e}", end + 1));
                 break;
             }
-            Err(e) => summary.skip("malformed row", || format!("{name}:{line}: {e}")),
+            Err(e) => summary.skip("malformed row", || format!("{name}:{end}: {e}")),
         }
     }
     Ok(())

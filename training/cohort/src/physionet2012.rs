@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn catalogued_bad_stay_files_are_counted_not_fatal() {
         use rand::{Rng, SeedableRng};
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/catalogue/physionet.jsonl");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/catalogue/physionet.jsonl");
         let cases: Vec<serde_json::Value> = std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let mut outcomes = HashMap::new();
         outcomes.insert("132539".to_string(), Outcomes { in_hospital_death: Some(true), ..Outcomes::default() });
@@ -245,7 +245,7 @@ mod tests {
                 assert!(r.observations.len() >= 2, "{}: the good rows were dropped", case["name"]);
             }
         }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert!(failures.is_empty(), "{}", failures.join("../.."));
         let seeds: Vec<Vec<u8>> = cases.iter().map(|c| c["text"].as_str().unwrap().as_bytes().to_vec()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(2012);
         for i in 0..20_000 {
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_real_challenge_data() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/physionet2012");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/physionet2012");
         if !dir.exists() {
             eprintln!("skipped: {} is absent (the real data lives in ../shared/data)", dir.display());
             return;

@@ -1,10 +1,11 @@
-//! Cohort extraction: sources → PatientRecords, and the summary every run prints and writes.
-//! The readers live here, not in the library, so the browser bundle stays small.
+//! Cohort extraction: MIMIC-III, MIMIC-IV and PhysioNet 2012 → PatientRecords, and the summary
+//! every run prints and writes. The readers are a crate of their own, not part of the library
+//! (the browser bundle stays small) nor of bedside-train (the CSV fuzz target links them without
+//! the training stack).
 
 pub mod mimic3;
 pub mod mimic4;
 pub mod physionet2012;
-pub mod synthetic;
 pub mod table;
 
 use bedside::PatientRecord;
