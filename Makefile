@@ -131,14 +131,15 @@ bench: setup-rust setup-node setup-system native pkg
 # (about 30 min the first time on 2 cores). A crash is saved under fuzz/artifacts/<target>/; add
 # it to tests/catalogue/generate.py.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := record fhir manifest tokenizer
+FUZZ_TARGETS := record fhir manifest tokenizer weights csv
 fuzz:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	python3 fuzz/seed.py $(CARGO_TARGET_DIR)/fuzz-corpus
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  len=65536; [ $$t = weights ] && len=262144; \
 	  CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run -s none -O $$t $(CARGO_TARGET_DIR)/fuzz-corpus/$$t -- \
-	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=4096 || exit 1; done
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=10 -rss_limit_mb=4096 || exit 1; done
 
 clean:
 	rm -rf pkg target/demo target/screenshots

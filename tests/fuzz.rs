@@ -1,16 +1,12 @@
 //! The short fuzz pass of `make test` (stable Rust, deterministic): the seeds of the cargo-fuzz
-//! targets (fuzz/) — the catalogue's inputs, FHIR fixtures, the demo manifest, a small bundle's
-//! weights, note text — mutated byte-wise many thousand times and fed to the same entry points,
-//! each call inside `catch_unwind`. Errors are expected; a panic fails the test and prints the
+//! targets (fuzz/) — the catalogue's inputs, FHIR fixtures, the demo manifest, a tiny bundle's
+//! weights (tests/fixtures/tiny-bundle), note text — mutated byte-wise many thousand times and fed
+//! to the same entry points, each call inside `catch_unwind`. Errors are expected; a panic fails the test and prints the
 //! input (add it to tests/catalogue/). `make fuzz` runs libFuzzer on the same targets for longer.
 
-use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE};
-use bedside::knowledge::{CHANNELS, PHENOTYPES};
-use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
+use bedside::bundle::{FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
 use bedside::record::SeriesGrid;
 use bedside::{Backend, Engine, PatientRecord};
-use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -99,16 +95,15 @@ fn manifests() {
 
 #[test]
 fn weights() {
-    let device = Device::flex();
-    let config = LabPhenotypeModelConfig::new(SeriesEncoderConfig::new(CHANNELS.len()).with_d_model(8).with_d_ff(16).with_n_layers(1), PHENOTYPES.len())
-        .with_head_hidden(8);
-    let mut store = SafetensorsStore::from_bytes(None);
-    config.init(&device).save_into(&mut store).unwrap();
-    let seeds = vec![store.get_bytes().unwrap()];
+    // the seed the cargo-fuzz target starts from: a tiny bundle's weights under its manifest
+    let bundle = root().join("tests/fixtures/tiny-bundle");
+    let manifest = Manifest::from_json(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    let seeds = vec![std::fs::read(bundle.join(WEIGHTS_FILE)).unwrap()];
     // the manifest lists the mutated bytes, so the safetensors reader and the checks behind the
     // hash see every input
     fuzz("weights", seeds, 3_000, |data| {
-        let manifest = Manifest::new(ModelSpec::LabPhenotype(config.clone()), &[(WEIGHTS_FILE, data)], "f32", 0.5);
+        let mut manifest = manifest.clone();
+        manifest.files.insert(WEIGHTS_FILE.to_string(), FileEntry { sha256: sha256_hex(data), bytes: data.len() as u64 });
         pollster::block_on(Engine::load(&serde_json::to_string(&manifest).unwrap(), data, Backend::Cpu)).is_ok()
     });
 }

@@ -20,7 +20,7 @@ test. Regenerate with `python3 tests/catalogue/generate.py` and commit the resul
                  header_rename, header_offsets_overlap (each on the first tensor by name that
                  the edit applies to)
   teacher.jsonl  lines of a teacher-rationale JSONL file given to `bedside-train teach --teacher jsonl`
-  physionet.jsonl  PhysioNet 2012 stay files given to the reader (training/src/cohort/physionet2012.rs):
+  physionet.jsonl  PhysioNet 2012 stay files given to the reader (training/cohort/src/physionet2012.rs):
                  `skip` is the reason the reader must count with the file and line, `record`
                  whether the stay is still read (a bad row never drops the rest of the stay)
   mimic.jsonl    MIMIC-IV (hosp/) and MIMIC-III tables given to the readers (training/cohort) and to
