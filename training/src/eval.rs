@@ -2,7 +2,8 @@
 //! the phenotype head (micro/macro F1, macro AUROC with a bootstrap interval, macro AUPRC), the
 //! diagnoses the decoder writes (micro/macro F1 with a bootstrap interval, per-label F1, exact
 //! match), and the rationales against the teacher's (BLEU-4, ROUGE-L) and against the record
-//! (faithfulness: the share of lab statements that are true of it).
+//! (faithfulness: the share of lab statements that are true of it). Writes report.json,
+//! report.md, and the head's ROC curve and calibration as PNG.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, CalibrationBin, Metrics, auroc, calibration, roc_curve};
 use crate::teach::{self, Rationale};
 use crate::text_metrics::{bleu4, rouge_l};
 
@@ -25,6 +26,11 @@ pub struct EvalReport {
     pub admissions: usize,
     pub head: Metrics,
     pub head_macro_auprc: f64,
+    /// The head's micro-averaged ROC curve (every admission × phenotype pair), at most ~200 points.
+    pub head_roc: Vec<(f64, f64)>,
+    pub head_micro_auroc: f64,
+    /// The head's calibration over every admission × phenotype pair, ten equal-count bins.
+    pub head_calibration: Vec<CalibrationBin>,
     pub generated: GeneratedMetrics,
     pub rationale: RationaleMetrics,
     pub seconds_per_admission: f64,
@@ -121,6 +127,7 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
     let auprcs: Vec<f64> = (0..PHENOTYPES.len())
         .filter_map(|l| average_precision(&(0..n).map(|r| (probs[r * PHENOTYPES.len() + l], truth[r][l])).collect::<Vec<_>>()))
         .collect();
+    let pairs: Vec<(f32, bool)> = probs.iter().copied().zip(flat_truth.iter().copied()).collect();
     let rows: Vec<usize> = (0..n).collect();
     let mut rng = StdRng::seed_from_u64(0);
     let mut boot: Vec<f64> = (0..200)
@@ -153,6 +160,9 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         admissions: n,
         head,
         head_macro_auprc: auprcs.iter().sum::<f64>() / auprcs.len().max(1) as f64,
+        head_roc: roc_curve(&pairs, 200),
+        head_micro_auroc: auroc(&pairs).unwrap_or(f64::NAN),
+        head_calibration: calibration(&pairs, 10),
         generated: GeneratedMetrics {
             micro_f1: micro_f1(&rows, &written, &truth),
             micro_f1_ci95: (at(0.025), at(0.975)),
@@ -171,6 +181,17 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
 }
 
 impl EvalReport {
+    /// report.json, report.md, roc.png and calibration.png into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        use crate::plots::{Line, calibration_chart, roc_chart};
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        crate::train::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(self)?.as_bytes())?;
+        crate::train::write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
+        let name = format!("phenotype head, micro-average (AUROC {:.3}; macro {:.3})", self.head_micro_auroc, self.head.macro_auroc);
+        roc_chart(&dir.join("roc.png"), "Phenotypes: ROC of the head", &[Line::new(name, self.head_roc.clone())])?;
+        calibration_chart(&dir.join("calibration.png"), "Phenotypes: calibration of the head", &self.head_calibration, "mean predicted probability", "observed share")
+    }
+
     pub fn markdown(&self) -> String {
         let g = &self.generated;
         let h = &self.head;
@@ -184,6 +205,7 @@ impl EvalReport {
              | head: micro-F1 / macro-F1 at 0.5 | {:.3} / {:.3} |\n\
              | head: macro AUROC (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
              | head: macro AUPRC | {:.3} |\n\
+             | head: micro AUROC (all admission × phenotype pairs) | {:.3} |\n\
              | rationale: BLEU-4 / ROUGE-L vs teacher | {:.3} / {:.3} |\n\
              | rationale: faithfulness (lab statements true of the record) | {:.3} of {} |\n\
              | seconds per admission (CPU, diagnose + explain) | {:.2} |\n",
@@ -199,6 +221,7 @@ impl EvalReport {
             h.macro_auroc_ci95.0,
             h.macro_auroc_ci95.1,
             self.head_macro_auprc,
+            self.head_micro_auroc,
             r.bleu4,
             r.rouge_l,
             r.faithfulness,

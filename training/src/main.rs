@@ -198,7 +198,7 @@ enum Command {
         rationales: Option<PathBuf>,
         #[arg(long, default_value_t = 160)]
         max_tokens: usize,
-        /// Where to write the report as JSON.
+        /// Directory for report.json, report.md, roc.png and calibration.png.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -534,7 +534,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = eval::evaluate(&bundle, &records, &rationales, max_tokens, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
             print!("{}", report.markdown());
             if let Some(out) = out {
-                train::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+                report.write(&out)?;
             }
         }
         Command::Export { run, out, dtype, medrec } => {

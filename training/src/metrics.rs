@@ -1,5 +1,6 @@
-//! Multi-label metrics for phenotype prediction: micro/macro F1 at a threshold and macro AUROC
-//! (the MIMIC-III phenotyping benchmark's headline metric), with a bootstrap interval.
+//! Metrics of predicted probabilities: micro/macro F1 at a threshold and macro AUROC (the
+//! MIMIC-III phenotyping benchmark's headline metric) with a bootstrap interval, and the ROC
+//! curve and calibration bins that the reports plot.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -93,6 +94,50 @@ pub fn auroc(pairs: &[(f32, bool)]) -> Option<f64> {
     Some(u / (positives * negatives) as f64)
 }
 
+/// Mean predicted probability against the observed rate, in one bin of the predictions.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationBin {
+    pub n: usize,
+    pub mean_predicted: f64,
+    pub observed: f64,
+}
+
+/// Equal-count bins of the predictions, lowest risk first.
+pub fn calibration(pairs: &[(f32, bool)], bins: usize) -> Vec<CalibrationBin> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let size = sorted.len().div_ceil(bins.max(1)).max(1);
+    sorted
+        .chunks(size)
+        .map(|bin| CalibrationBin {
+            n: bin.len(),
+            mean_predicted: bin.iter().map(|p| p.0 as f64).sum::<f64>() / bin.len() as f64,
+            observed: bin.iter().filter(|p| p.1).count() as f64 / bin.len() as f64,
+        })
+        .collect()
+}
+
+/// The ROC curve's corners (one per distinct score), thinned to about `points` points.
+pub fn roc_curve(pairs: &[(f32, bool)], points: usize) -> Vec<(f64, f64)> {
+    let positives = pairs.iter().filter(|p| p.1).count().max(1) as f64;
+    let negatives = pairs.iter().filter(|p| !p.1).count().max(1) as f64;
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut curve = vec![(0.0, 0.0)];
+    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
+    while i < sorted.len() {
+        let score = sorted[i].0;
+        while i < sorted.len() && sorted[i].0 == score {
+            if sorted[i].1 { tp += 1.0 } else { fp += 1.0 }
+            i += 1;
+        }
+        curve.push((fp / negatives, tp / positives));
+    }
+    let stride = curve.len().div_ceil(points.max(2)).max(1);
+    let last = curve.len() - 1;
+    curve.into_iter().enumerate().filter(|(k, _)| k % stride == 0 || *k == last).map(|(_, p)| p).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +159,21 @@ mod tests {
         let (micro, _) = f1(&[0.9, 0.1, 0.8, 0.2], &[true, true, false, false], 2, 0.5);
         // tp=1, fp=1, fn=1 → 2/(2+1+1)
         assert!((micro - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn roc_curve_runs_from_origin_to_corner() {
+        let pairs = [(0.9, true), (0.8, false), (0.7, true), (0.1, false)];
+        let curve = roc_curve(&pairs, 200);
+        assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+    }
+
+    #[test]
+    fn calibration_bins_are_equal_count_and_ordered() {
+        let pairs: Vec<(f32, bool)> = (0..20).map(|i| (i as f32 / 20.0, i >= 15)).collect();
+        let bins = calibration(&pairs, 4);
+        assert_eq!(bins.iter().map(|b| b.n).collect::<Vec<_>>(), vec![5, 5, 5, 5]);
+        assert_eq!(bins.iter().map(|b| b.observed).collect::<Vec<_>>(), vec![0.0, 0.0, 0.0, 1.0]);
+        assert!(bins.windows(2).all(|w| w[0].mean_predicted < w[1].mean_predicted));
     }
 }

@@ -5,7 +5,7 @@
 //! data, where the phenotype labels of the demo cohort are synthetic.
 
 use crate::eval::average_precision;
-use crate::metrics::auroc;
+use crate::metrics::{CalibrationBin, auroc, calibration, roc_curve};
 use anyhow::{Context, Result};
 use bedside::knowledge::CHANNELS;
 use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
@@ -60,14 +60,6 @@ pub struct BinaryMetrics {
     pub auroc_ci95: (f64, f64),
     pub auprc: f64,
     pub auprc_ci95: (f64, f64),
-}
-
-/// Mean predicted risk against the observed death rate, per tenth of the predictions.
-#[derive(Debug, Clone, Serialize)]
-pub struct CalibrationBin {
-    pub n: usize,
-    pub mean_predicted: f64,
-    pub observed: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,57 +267,16 @@ fn percentile_interval(mut values: Vec<f64>) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
-/// Equal-count bins of the predictions, lowest risk first.
-pub fn calibration(pairs: &[(f32, bool)], bins: usize) -> Vec<CalibrationBin> {
-    let mut sorted = pairs.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let size = sorted.len().div_ceil(bins.max(1)).max(1);
-    sorted
-        .chunks(size)
-        .map(|bin| CalibrationBin {
-            n: bin.len(),
-            mean_predicted: bin.iter().map(|p| p.0 as f64).sum::<f64>() / bin.len() as f64,
-            observed: bin.iter().filter(|p| p.1).count() as f64 / bin.len() as f64,
-        })
-        .collect()
-}
-
-/// The ROC curve's corners (one per distinct score), thinned to about `points` points.
-pub fn roc_curve(pairs: &[(f32, bool)], points: usize) -> Vec<(f64, f64)> {
-    let positives = pairs.iter().filter(|p| p.1).count().max(1) as f64;
-    let negatives = pairs.iter().filter(|p| !p.1).count().max(1) as f64;
-    let mut sorted = pairs.to_vec();
-    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut curve = vec![(0.0, 0.0)];
-    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
-    while i < sorted.len() {
-        let score = sorted[i].0;
-        while i < sorted.len() && sorted[i].0 == score {
-            if sorted[i].1 { tp += 1.0 } else { fp += 1.0 }
-            i += 1;
-        }
-        curve.push((fp / negatives, tp / positives));
-    }
-    let stride = curve.len().div_ceil(points.max(2)).max(1);
-    let last = curve.len() - 1;
-    curve.into_iter().enumerate().filter(|(k, _)| k % stride == 0 || *k == last).map(|(_, p)| p).collect()
-}
-
 impl MortalityReport {
     /// roc.png (with SAPS-I), calibration.png and training.png into `dir`.
     pub fn plot(&self, dir: &std::path::Path) -> Result<()> {
-        use crate::plots::{Axis, Line, line_chart, padded};
-        let unit = |label| Axis { label, range: 0.0..1.0 };
+        use crate::plots::{Axis, Line, calibration_chart, line_chart, padded, roc_chart};
         let mut roc = vec![Line::new(format!("bedside (AUROC {:.3})", self.test.auroc), self.roc.clone())];
         if let Some(saps) = &self.saps_i {
             roc.push(Line::new(format!("SAPS-I (AUROC {:.3})", saps.auroc), self.saps_i_roc.clone()));
         }
-        line_chart(&dir.join("roc.png"), "In-hospital mortality: ROC on the test set", unit("false positive rate"), unit("true positive rate"), &roc, true)?;
-        let points: Vec<(f64, f64)> = self.calibration.iter().map(|b| (b.mean_predicted, b.observed)).collect();
-        let top = points.iter().flat_map(|&(x, y)| [x, y]).fold(0.0f64, f64::max).mul_add(1.1, 0.01).min(1.0);
-        let axis = |label| Axis { label, range: 0.0..top };
-        let line = [Line::new("tenths of the predictions", points)];
-        line_chart(&dir.join("calibration.png"), "Calibration on the test set", axis("mean predicted risk"), axis("observed death rate"), &line, true)?;
+        roc_chart(&dir.join("roc.png"), "In-hospital mortality: ROC on the test set", &roc)?;
+        calibration_chart(&dir.join("calibration.png"), "Calibration on the test set", &self.calibration, "mean predicted risk", "observed death rate")?;
         let loss: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect();
         let auroc: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.validation_auroc)).collect();
         let x = Axis { label: "epoch", range: padded(loss.iter().map(|p| p.0)) };
@@ -364,22 +315,6 @@ impl MortalityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roc_curve_runs_from_origin_to_corner() {
-        let pairs = [(0.9, true), (0.8, false), (0.7, true), (0.1, false)];
-        let curve = roc_curve(&pairs, 200);
-        assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
-    }
-
-    #[test]
-    fn calibration_bins_are_equal_count_and_ordered() {
-        let pairs: Vec<(f32, bool)> = (0..20).map(|i| (i as f32 / 20.0, i >= 15)).collect();
-        let bins = calibration(&pairs, 4);
-        assert_eq!(bins.iter().map(|b| b.n).collect::<Vec<_>>(), vec![5, 5, 5, 5]);
-        assert_eq!(bins.iter().map(|b| b.observed).collect::<Vec<_>>(), vec![0.0, 0.0, 0.0, 1.0]);
-        assert!(bins.windows(2).all(|w| w[0].mean_predicted < w[1].mean_predicted));
-    }
 
     #[test]
     fn bootstrap_interval_contains_the_estimate() {

@@ -2,6 +2,7 @@
 //! labels use a subset of DejaVu Sans compiled into the binary (assets/), so the plots look the
 //! same on any machine and need no system fonts.
 
+use crate::metrics::CalibrationBin;
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
@@ -50,6 +51,22 @@ pub fn line_chart(path: &Path, title: &str, x: Axis, y: Axis, lines: &[Line], di
     let tmp = path.with_extension("tmp.png");
     draw(&tmp, title, x, y, lines, diagonal).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// ROC curves on the unit square, with the diagonal of chance.
+pub fn roc_chart(path: &Path, title: &str, lines: &[Line]) -> Result<()> {
+    let unit = |label| Axis { label, range: 0.0..1.0 };
+    line_chart(path, title, unit("false positive rate"), unit("true positive rate"), lines, true)
+}
+
+/// Calibration bins (mean predicted against observed), with the diagonal of perfect calibration;
+/// both axes end a little above the largest value.
+pub fn calibration_chart(path: &Path, title: &str, bins: &[CalibrationBin], x_label: &str, y_label: &str) -> Result<()> {
+    let points: Vec<(f64, f64)> = bins.iter().map(|b| (b.mean_predicted, b.observed)).collect();
+    let top = points.iter().flat_map(|&(x, y)| [x, y]).fold(0.0f64, f64::max).mul_add(1.1, 0.01).min(1.0);
+    let axis = |label| Axis { label, range: 0.0..top };
+    let name = format!("{} equal-count bins of the predictions", bins.len());
+    line_chart(path, title, axis(x_label), axis(y_label), &[Line::new(name, points)], true)
 }
 
 fn draw(path: &Path, title: &str, x: Axis, y: Axis, lines: &[Line], diagonal: bool) -> Result<(), Box<dyn std::error::Error>> {

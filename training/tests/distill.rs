@@ -283,3 +283,25 @@ fn a_run_trains_on_wgpu() {
     std::fs::remove_dir_all(&gpu_dir).ok();
     std::fs::remove_dir_all(&cpu_dir).ok();
 }
+
+/// `eval` on the demo bundle: the report in JSON and Markdown, the head's ROC curve from (0, 0)
+/// to (1, 1) and its calibration, drawn as 720×480 PNGs.
+#[test]
+fn eval_writes_its_report_and_plots() {
+    let out = scratch("eval");
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
+    let output = bin().args(["eval", "--synthetic", "12", "--max-tokens", "40", "--bundle"]).arg(&bundle).arg("--out").arg(&out).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["admissions"], 12);
+    let roc = report["head_roc"].as_array().unwrap();
+    assert_eq!((roc[0][0].as_f64(), roc[0][1].as_f64()), (Some(0.0), Some(0.0)));
+    assert_eq!((roc[roc.len() - 1][0].as_f64(), roc[roc.len() - 1][1].as_f64()), (Some(1.0), Some(1.0)));
+    let bins = report["head_calibration"].as_array().unwrap();
+    assert_eq!(bins.iter().map(|b| b["n"].as_u64().unwrap()).sum::<u64>(), 12 * 25, "every admission × phenotype pair in a bin");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("micro AUROC"));
+    for plot in ["roc.png", "calibration.png"] {
+        let image = image::open(out.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
+        assert_eq!((image.width(), image.height()), (720, 480), "{plot}");
+    }
+}
