@@ -13,6 +13,7 @@
 //! dropout is seeded per (stage, epoch), so a resumed run ends with the numbers of an uninterrupted
 //! one.
 
+use crate::backend::TrainingBackend;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,28 +81,11 @@ pub struct RunConfig {
     /// Early stopping: a stage ends after this many epochs without a better validation micro-F1
     /// of the generated diagnoses.
     pub patience: usize,
-    /// Where training runs: "cpu", or "wgpu" (Vulkan, Metal, DX12) on a GPU. Validation
-    /// (generation, one token at a time) runs on the CPU either way.
+    /// Where training runs: "cpu", "wgpu" (Vulkan, Metal, DX12) on a GPU, or "cuda" (a build
+    /// with `--features bedside-train/cuda`). Validation (generation, one token at a time) runs
+    /// on the CPU either way.
     pub backend: TrainingBackend,
     pub model: ModelConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrainingBackend {
-    #[default]
-    Cpu,
-    Wgpu,
-}
-
-impl TrainingBackend {
-    pub fn device(self) -> Result<Device> {
-        let backend = match self {
-            Self::Cpu => bedside::Backend::Cpu,
-            Self::Wgpu => bedside::Backend::Gpu,
-        };
-        Ok(pollster::block_on(backend.device())?)
-    }
 }
 
 /// The architecture of a model trained from scratch.

@@ -443,7 +443,8 @@ pub struct MedRecReport {
 }
 
 /// Runs LEADER end to end into `dir`: `medrec.json` (the bundle's medication spec),
-/// `medrec.safetensors`, `teacher-features.safetensors` (online), `report.json`, `report.md`.
+/// `medrec.safetensors`, `teacher-features.safetensors` (online), `report.json`, `report.md`,
+/// `training.png`.
 pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) -> Result<MedRecReport> {
     let started = std::time::Instant::now();
     config.check()?;
@@ -655,6 +656,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     };
     write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     write_atomic(&dir.join("report.md"), markdown(&report).as_bytes())?;
+    plot_history(&report.history, &dir.join("training.png"))?;
     Ok(report)
 }
 
@@ -794,6 +796,22 @@ fn teacher_outputs(teacher: &Teacher, examples: &[Example], rows: &[usize]) -> R
         logits.extend(floats_of(l)?);
     }
     Ok((hidden, logits))
+}
+
+/// training.png: each model's training loss and validation PRAUC by epoch.
+fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
+    use crate::plots::{Axis, Line, line_chart, padded};
+    let mut lines = Vec::new();
+    for model in ["teacher", "student"] {
+        let epochs: Vec<&EpochRecord> = history.iter().filter(|e| e.model == model).collect();
+        if !epochs.is_empty() {
+            lines.push(Line::new(format!("{model}: training loss"), epochs.iter().map(|e| ((e.epoch + 1) as f64, e.train_loss)).collect()));
+            lines.push(Line::new(format!("{model}: validation PRAUC"), epochs.iter().map(|e| ((e.epoch + 1) as f64, e.validation_prauc)).collect()));
+        }
+    }
+    let x = Axis { label: "epoch", range: padded(history.iter().map(|e| (e.epoch + 1) as f64)) };
+    let y = Axis { label: "", range: padded(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain([0.0])) };
+    line_chart(path, "Medication recommendation: training and validation", x, y, &lines, false)
 }
 
 fn markdown(report: &MedRecReport) -> String {

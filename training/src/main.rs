@@ -2,6 +2,7 @@
 //! predicts natively. Every subcommand has `--help`; bad input ends with a non-zero exit and a
 //! one-line reason.
 
+mod backend;
 mod bench;
 mod distill;
 mod endpoint;
@@ -113,9 +114,10 @@ enum Command {
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]
         resamples: usize,
-        /// Train on the CPU or on a GPU through wgpu (Vulkan, Metal, DX12).
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-        backend: BackendArg,
+        /// Train on the CPU, on a GPU through wgpu (Vulkan, Metal, DX12), or through CUDA (a
+        /// build with `--features bedside-train/cuda`).
+        #[arg(long, value_enum, default_value_t = backend::TrainingBackend::Cpu)]
+        backend: backend::TrainingBackend,
         #[arg(long)]
         out: PathBuf,
     },
@@ -499,7 +501,7 @@ fn run(cli: Cli) -> Result<()> {
                 d_model,
                 layers,
                 resamples,
-                backend: backend.into(),
+                backend,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let (model, report) = mortality::run(&train_records, &test_records, &options)?;

@@ -37,7 +37,7 @@ pub struct MortalityOptions {
     /// Bootstrap resamples for the confidence intervals.
     pub resamples: usize,
     /// Where training and evaluation run: the CPU, or wgpu (Vulkan, Metal, DX12) on a GPU.
-    pub backend: bedside::Backend,
+    pub backend: crate::backend::TrainingBackend,
     pub progress: bool,
 }
 
@@ -138,7 +138,7 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
     stays.shuffle(&mut rng);
     let validation = stays.split_off(stays.len() * 4 / 5);
 
-    let base = pollster::block_on(options.backend.device())?;
+    let base = options.backend.device()?;
     let device = base.clone().autodiff();
     device.seed(options.seed);
     let mut model = model_config(options).init(&device);

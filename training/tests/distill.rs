@@ -96,6 +96,7 @@ fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
     std::fs::write(&path, config).unwrap();
     let status = bin().args(["medrec", "--config"]).arg(&path).arg("--out").arg(dir.join(name)).status().unwrap();
     assert!(status.success(), "medrec {name}");
+    assert!(std::fs::read(dir.join(name).join("training.png")).unwrap().starts_with(b"\x89PNG"), "medrec {name}: the training curves");
     serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap()).unwrap()
 }
 
