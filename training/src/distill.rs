@@ -14,6 +14,7 @@
 //! one.
 
 use crate::backend::TrainingBackend;
+use crate::usage::Meter;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -556,9 +557,11 @@ impl Run {
             }
         }
         let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+        let mut usage = Vec::new();
         while progress.stage < 3 && !progress.done {
             let stage = progress.stage;
             let epochs = config.epochs[stage];
+            let (meter, epochs_before) = (Meter::start(), progress.history.len());
             if progress.epoch == 0 && progress.batch == 0 && stage == 1 {
                 model = model.refresh_knowledge(&data.knowledge_ids);
             }
@@ -644,6 +647,7 @@ impl Run {
                     bail!("interrupted: checkpoint saved in {}; continue with --resume", self.dir.join(CHECKPOINT).display());
                 }
             }
+            usage.push(meter.finish(format!("stage {}", stage + 1), progress.history.len() - epochs_before));
             // the stage hands its best epoch to the next
             if self.dir.join("best.safetensors").exists() && epochs > 0 {
                 load_weights(&mut model, &self.dir.join("best.safetensors"))?;
@@ -661,6 +665,8 @@ impl Run {
         let model = model.valid();
         save_weights(&model, &self.dir.join("model.safetensors"))?;
         plot_history(&progress.history, &self.dir.join("training.png"))?;
+        // this process's share of the run (after --resume, the stages it ran)
+        write_atomic(&self.dir.join("usage.json"), serde_json::to_string_pretty(&usage)?.as_bytes())?;
         Ok((model, progress, data.tokenizer))
     }
 }

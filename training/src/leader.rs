@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::distill::bar;
 use crate::medication_metrics::{MedicationMetrics, best_threshold, evaluate};
 use crate::train::write_atomic;
+use crate::usage::{Meter, Usage};
 
 /// The run configuration (`medrec.toml`); every field has a default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -439,6 +440,8 @@ pub struct MedRecReport {
     pub student_parameters: usize,
     pub teacher_parameters: Option<usize>,
     pub history: Vec<EpochRecord>,
+    /// Wall time and peak memory of the teacher and the student.
+    pub usage: Vec<Usage>,
     pub seconds: f64,
 }
 
@@ -525,12 +528,14 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
             multi_visit: r.visits.len() > 1,
         });
     }
-    let mut history = Vec::new();
+    let (mut history, mut usage) = (Vec::new(), Vec::new());
 
     // 1. the teacher
     let (features, teacher_parameters) = match config.teacher.mode.as_str() {
         "online" => {
+            let meter = Meter::start();
             let (features, params) = train_teacher(config, &examples, &train, &validation, &drugs, dir, &mut history)?;
+            usage.push(meter.finish("teacher (training and features)", history.len()));
             (Some(features), Some(params))
         }
         "offline" => {
@@ -544,6 +549,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     };
 
     // 2. the student
+    let (meter, teacher_epochs) = (Meter::start(), history.len());
     let device = Device::flex().autodiff();
     device.seed(config.seed);
     let width = features.as_ref().map_or(1, |f| f.width);
@@ -610,6 +616,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         }
     }
     let model = best.model;
+    usage.push(meter.finish("student", history.len() - teacher_epochs));
     let probs = student_probs(&model, &examples, &validation, config)?;
     let truth: Vec<bool> = validation.iter().flat_map(|&i| examples[i].target.clone()).collect();
     spec.threshold = best_threshold(&probs, &truth, &drugs, &(0..validation.len()).collect::<Vec<_>>());
@@ -652,6 +659,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         student_parameters: model.num_params(),
         teacher_parameters,
         history,
+        usage,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -838,7 +846,7 @@ fn markdown(report: &MedRecReport) -> String {
     if let Some(t) = &report.teacher {
         groups("teacher", t);
     }
-    text
+    text + &crate::usage::markdown(&report.usage)
 }
 
 /// `bedside-train medrec --print-config`.

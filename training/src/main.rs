@@ -17,6 +17,7 @@ mod teach;
 mod text_metrics;
 mod tokenizer;
 mod train;
+mod usage;
 
 use anyhow::{Context, Result, bail};
 use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};

@@ -96,6 +96,7 @@ fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
     std::fs::write(&path, config).unwrap();
     let status = bin().args(["medrec", "--config"]).arg(&path).arg("--out").arg(dir.join(name)).status().unwrap();
     assert!(status.success(), "medrec {name}");
+    assert!(std::fs::read_to_string(dir.join(name).join("report.md")).unwrap().contains("| student |"), "medrec {name}: the student's time and memory");
     assert!(std::fs::read(dir.join(name).join("training.png")).unwrap().starts_with(b"\x89PNG"), "medrec {name}: the training curves");
     serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap()).unwrap()
 }
@@ -105,6 +106,9 @@ fn distill_export_and_explain() {
     let dir = scratch("distill");
     assert!(distill(&dir, false).wait().unwrap().success());
     assert!(std::fs::read(dir.join("run/training.png")).unwrap().starts_with(b"\x89PNG"), "the training curves");
+    let usage: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/usage.json")).unwrap()).unwrap();
+    let steps: Vec<&str> = usage.as_array().unwrap().iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(steps, ["stage 1", "stage 2", "stage 3"], "time and memory of each stage");
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);
