@@ -151,6 +151,7 @@ fn distill_export_and_explain() {
     let under_file = export_again(&dir.join("blocker/bundle"));
     assert_eq!(under_file.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&under_file.stderr).contains("blocker/bundle"), "{}", String::from_utf8_lossy(&under_file.stderr));
+    full_disk_keeps_the_previous_export(&dir, &export_again);
     let f32_engine = load(&dir.join("f32"));
     let f16_engine = load(&dir.join("f16"));
     // the known answer recorded at export holds on a fresh engine, and a wrong one is caught
@@ -309,4 +310,43 @@ fn eval_writes_its_report_and_plots() {
         let image = image::open(out.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
         assert_eq!((image.width(), image.height()), (720, 480), "{plot}");
     }
+}
+
+/// An export onto a full disk: a tmpfs with room for the previous bundle and half of it again,
+/// so the new files run out of space half way. The error names the disk's complaint, the previous
+/// bundle stays as it was, no temporary file is left. Needs `mount` (root, Linux); skipped with
+/// a message elsewhere.
+fn full_disk_keeps_the_previous_export(dir: &Path, export: &dyn Fn(&Path) -> std::process::Output) {
+    struct Mount(PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("f16")).unwrap().map(|e| e.unwrap().path()).collect();
+    let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
+    let disk = dir.join("small-disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let size = format!("size={}k", (bytes * 3 / 2).div_ceil(4096) * 4 + 8);
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&disk).stderr(std::process::Stdio::null()).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipped the full-disk export: cannot mount a small tmpfs here (needs root on Linux)");
+        return;
+    }
+    let _mount = Mount(disk.clone());
+    let bundle = disk.join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    for f in &files {
+        std::fs::copy(f, bundle.join(f.file_name().unwrap())).unwrap();
+    }
+    let before: Vec<(PathBuf, Vec<u8>)> = files.iter().map(|f| (f.clone(), std::fs::read(bundle.join(f.file_name().unwrap())).unwrap())).collect();
+    let failed = export(&bundle);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left") && stderr.contains("unchanged"), "{stderr}");
+    for (f, bytes) in &before {
+        assert!(std::fs::read(bundle.join(f.file_name().unwrap())).unwrap() == *bytes, "{} changed on a full disk", f.display());
+    }
+    let left: Vec<_> = std::fs::read_dir(&bundle).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".tmp")).collect();
+    assert!(left.is_empty(), "temporary files left on the full disk: {left:?}");
 }
