@@ -16,7 +16,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench fuzz pkg model train medrec mortality native native-test node-test browser-test \
+.PHONY: demo test bench fuzz pkg model train medrec mortality usage native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
@@ -81,6 +81,11 @@ train: $(TRAIN) medrec
 # the report goes to target/results/mortality and RESULTS.md quotes it.
 mortality: $(TRAIN)
 	$(TRAIN) mortality --input $(SHARED)/data/physionet2012 --out $(CURDIR)/target/results/mortality
+
+# Time and peak memory of each step of the demo pipeline, one epoch per stage (minutes on 2
+# cores); RESULTS.md quotes target/results/usage/usage.md.
+usage: $(TRAIN)
+	python3 bench/usage.py --train $(TRAIN) --shared $(SHARED) --out $(CURDIR)/target/results/usage
 
 medrec: $(TRAIN)
 	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo \
