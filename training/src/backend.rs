@@ -32,7 +32,7 @@ impl TrainingBackend {
 fn cuda() -> Result<Device> {
     let probe = std::panic::catch_unwind(|| {
         let device = Device::cuda(0);
-        let value = burn::tensor::Tensor::<1>::ones([1], &device).into_data().to_vec::<f32>().ok();
+        let value = burn::tensor::Tensor::<1>::ones([1], &device).into_data().try_to_vec::<f32>().ok();
         (device, value)
     });
     match probe {
