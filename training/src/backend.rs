@@ -12,7 +12,7 @@ pub enum TrainingBackend {
     #[default]
     Cpu,
     Wgpu,
-    /// Needs `--features cuda` at build time and the CUDA driver at run time.
+    /// Needs a build with `--features bedside-train/cuda` and the CUDA driver at run time.
     Cuda,
 }
 
