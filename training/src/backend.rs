@@ -2,8 +2,9 @@
 //! build with the `cuda` feature, an NVIDIA GPU through CUDA. A backend that is not there is an
 //! error that says so, not a panic deep inside burn.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 use burn::prelude::Device;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -24,6 +25,22 @@ impl TrainingBackend {
             Self::Cuda => cuda(),
         }
     }
+}
+
+/// A module whose initial weights are drawn on the CPU right after seeding with `seed`, then
+/// loaded into the same module built on the training `device`. A GPU draws other random numbers,
+/// and burn initialises parameters lazily (at first use, after later reseeding), so this is what
+/// makes a seed start at the same point on every backend.
+pub fn initialised<M: ModuleSnapshot>(seed: u64, device: &Device, init: impl Fn(&Device) -> M) -> Result<M> {
+    let cpu = Device::flex();
+    cpu.seed(seed);
+    let mut store = SafetensorsStore::from_bytes(None);
+    init(&cpu).save_into(&mut store).map_err(|e| anyhow!("initial weights: {e}"))?;
+    let bytes = store.get_bytes().map_err(|e| anyhow!("initial weights: {e}"))?;
+    let mut module = init(device);
+    let loaded = module.load_from(&mut SafetensorsStore::from_bytes(Some(bytes))).map_err(|e| anyhow!("initial weights: {e}"))?;
+    ensure!(loaded.errors.is_empty() && loaded.missing.is_empty(), "initial weights: {:?} {:?}", loaded.errors, loaded.missing);
+    Ok(module)
 }
 
 /// CUDA device 0, after a one-element round trip: cubecl panics when there is no driver or
@@ -59,6 +76,21 @@ mod tests {
     fn cuda_without_the_feature_says_how_to_get_it() {
         let error = TrainingBackend::Cuda.device().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("--features bedside-train/cuda"), "{error}");
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_initial_weights_whatever_happens_before_first_use() -> Result<()> {
+        use burn::nn::LinearConfig;
+        let device = Device::flex().autodiff();
+        let weights = |seed, reseed| -> Result<Vec<f32>> {
+            let layer = initialised(seed, &device, |d| LinearConfig::new(4, 3).init(d))?;
+            device.seed(reseed); // what a training loop does before the first forward
+            Ok(layer.weight.val().into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?)
+        };
+        let (a, b, other) = (weights(7, 100)?, weights(7, 200)?, weights(8, 100)?);
+        assert_eq!(a, b, "the reseeding before first use changed the weights");
+        assert_ne!(a, other);
+        Ok(())
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! dropout is seeded per (stage, epoch), so a resumed run ends with the numbers of an uninterrupted
 //! one.
 
-use crate::backend::TrainingBackend;
+use crate::backend::{TrainingBackend, initialised};
 use crate::usage::Meter;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -539,9 +539,8 @@ impl Run {
         let device = config.backend.device()?.autodiff();
         let model_config = config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
         write_atomic(&self.dir.join("model.json"), serde_json::to_string_pretty(&model_config)?.as_bytes())?;
-        device.seed(config.seed);
-        // the GPU draws other random numbers than the CPU: the same seed starts elsewhere there
-        let mut model = model_config.init(&data.knowledge_ids, &device);
+        // the same initial weights on every backend (without dropout, wgpu follows the CPU's losses)
+        let mut model = initialised(config.seed, &device, |d| model_config.init(&data.knowledge_ids, d))?;
         let mut progress = Progress { best_f1: -1.0, ..Progress::default() };
         let mut resumed_optimizer = None;
         if resume {

@@ -140,8 +140,8 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
 
     let base = options.backend.device()?;
     let device = base.clone().autodiff();
-    device.seed(options.seed);
-    let mut model = model_config(options).init(&device);
+    let mut model = crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
+    device.seed(options.seed); // dropout
     let parameters = model.num_params();
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(1e-4)

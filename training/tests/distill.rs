@@ -256,12 +256,12 @@ fn a_killed_run_resumes_to_the_same_numbers() {
 
 #[test]
 fn a_run_trains_on_wgpu() {
-    // two epochs of stage 1 on each backend, the same data and seed. The GPU draws other random
-    // numbers (initial weights, dropout), so the runs start apart and agree only roughly; wgpu
-    // must learn: finite losses, falling, near the CPU's.
+    // two epochs of stage 1 on each backend, the same data and seed, without dropout (a GPU
+    // draws other dropout masks): the initial weights come from the CPU on every backend, so
+    // wgpu must follow the CPU's losses (measured: equal to the last printed digit)
     let run = |name: &str, backend: &str| {
         let dir = scratch(name);
-        let config = TINY.replace("epochs = [2, 2, 2]", &format!("epochs = [2, 0, 0]\nbackend = {backend:?}"));
+        let config = TINY.replace("epochs = [2, 2, 2]", &format!("epochs = [2, 0, 0]\nbackend = {backend:?}")).replace("[model]", "[model]\ndropout = 0.0");
         std::fs::write(dir.join("run.toml.in"), config).unwrap();
         let output = bin().args(["distill", "--config"]).arg(dir.join("run.toml.in")).arg("--out").arg(dir.join("run")).output().unwrap();
         (dir, output)
@@ -284,7 +284,7 @@ fn a_run_trains_on_wgpu() {
     assert_eq!(on_gpu.len(), 2);
     assert!(on_gpu.iter().all(|l| l.is_finite()) && on_gpu[1] < on_gpu[0], "wgpu does not learn: {on_gpu:?}");
     for (g, c) in on_gpu.iter().zip(&on_cpu) {
-        assert!((g - c).abs() < 0.1 * c, "wgpu {on_gpu:?} vs CPU {on_cpu:?}");
+        assert!((g - c).abs() < 1e-4 * c, "wgpu {on_gpu:?} vs CPU {on_cpu:?}");
     }
     std::fs::remove_dir_all(&gpu_dir).ok();
     std::fs::remove_dir_all(&cpu_dir).ok();
