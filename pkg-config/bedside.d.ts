@@ -54,15 +54,57 @@ export interface PhenotypeScore {
 
 export interface GridNotice {
   path: string;
-  kind: "unknown_channel" | "missing_value" | "unknown_unit" | "out_of_range" | "outside_window";
+  kind:
+    | "unknown_channel"
+    | "missing_value"
+    | "unknown_unit"
+    | "unit_converted"
+    | "out_of_range"
+    | "outside_window"
+    | "no_observations"
+    | "no_notes"
+    | "age_outside_training"
+    | "setting_outside_training";
   message: string;
 }
+
+/**
+ * One fact of the record that supports a diagnosis. Every number and quote comes from the record,
+ * never from the model: an observation fact names a real observation (`observation` indexes the
+ * record's `observations`), a note fact a span of a note (`note` indexes `notes`; `start`/`end`
+ * are UTF-16 offsets, so `notes[note].text.slice(start, end) === text`).
+ */
+export type Evidence =
+  | {
+      /** The phenotype it supports; `null` when the knowledge base links it to none written. */
+      diagnosis: string | null;
+      source: "observation";
+      channel: string;
+      label: string;
+      direction: "high" | "low";
+      value: number;
+      unit: string;
+      hours: number;
+      normal: [number, number];
+      trend?: "rising" | "falling";
+      observation: number;
+    }
+  | {
+      diagnosis: string | null;
+      source: "note";
+      note: number;
+      start: number;
+      end: number;
+      text: string;
+    };
 
 export interface Diagnosis {
   id: string;
   phenotypes: PhenotypeScore[];
   diagnosed: string[];
   observed_cells: number;
+  /** The record's findings that the knowledge base links to each diagnosed phenotype. */
+  evidence: Evidence[];
   notices: GridNotice[];
   backend: "webgpu" | "cpu";
 }
@@ -141,11 +183,14 @@ export interface Recommendation {
 export interface Explanation {
   type: "explanation";
   id: string;
-  /** The generated text: `### Disease Diagnosed: a,b . ### Rationale: ...`. */
+  /** The answer as streamed, for people: `A; B.` then one sentence per stated fact. */
   text: string;
-  /** Phenotype names the text diagnoses. */
+  /** Phenotype names the model wrote. */
   diagnoses: string[];
+  /** The facts the model chose, each rendered from the record (machine-written selection). */
   rationale: string;
+  /** One entry per (diagnosis, stated fact). */
+  evidence: Evidence[];
   tokens: number;
   /** Rows of `knowledge_attention`. */
   channels: string[];

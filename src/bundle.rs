@@ -5,7 +5,7 @@
 
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
-use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig};
+use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, bounds};
 use crate::recommend::{MEDREC_FILE, MedicationSpec};
 use crate::tokenizer::TOKENIZER_FILE;
 use serde::{Deserialize, Serialize};
@@ -170,47 +170,23 @@ impl Manifest {
         {
             return Err(BedsideError::bundle(MANIFEST_FILE, "channels or labels are not in the knowledge base's order"));
         }
-        if series.patches() == 0 || series.n_heads == 0 || series.d_model % series.n_heads != 0 {
-            return Err(BedsideError::bundle(MANIFEST_FILE, "model.config.series: no patches fit, or d_model is not divisible by n_heads"));
+        // every number bounded before anything divides by it or builds a module from it
+        fn field(prefix: &'static str) -> impl Fn(String) -> BedsideError {
+            move |m| BedsideError::bundle(MANIFEST_FILE, format!("model.config.{prefix}{m}"))
         }
-        // Bounds keep a hostile manifest from making the model allocate without limit.
-        let mut sizes = vec![
-            ("series.hours", series.hours, 24 * 31),
-            ("series.d_model", series.d_model, 4096),
-            ("series.d_ff", series.d_ff, 16384),
-            ("series.n_layers", series.n_layers, 64),
-        ];
+        series.check().map_err(field("series."))?;
         match &self.model {
-            ModelSpec::LabPhenotype(c) => sizes.push(("head_hidden", c.head_hidden, 16384)),
+            ModelSpec::LabPhenotype(c) => bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?,
             ModelSpec::Clinical(c) => {
-                let t5 = &c.t5;
-                sizes.extend([
-                    ("t5.vocab_size", t5.vocab_size, 1 << 18),
-                    ("t5.d_model", t5.d_model, 4096),
-                    ("t5.d_kv", t5.d_kv, 1024),
-                    ("t5.d_ff", t5.d_ff, 16384),
-                    ("t5.num_layers", t5.num_layers, 64),
-                    ("t5.num_decoder_layers", t5.num_decoder_layers, 64),
-                    ("t5.num_heads", t5.num_heads, 128),
-                    ("t5.relative_attention_num_buckets", t5.relative_attention_num_buckets, 1024),
-                    ("knowledge_tokens", c.knowledge_tokens, 1 << 16),
-                    ("prototypes", c.prototypes, 4096),
-                    ("knowledge_heads", c.knowledge_heads, 128),
-                ]);
-                if t5.relative_attention_num_buckets < 4 {
-                    return Err(BedsideError::bundle(MANIFEST_FILE, "model.config.t5.relative_attention_num_buckets must be at least 4"));
-                }
-                if t5.d_model % c.knowledge_heads != 0 {
-                    return Err(BedsideError::bundle(MANIFEST_FILE, "model.config: t5.d_model is not divisible by knowledge_heads"));
-                }
+                c.t5.check().map_err(field("t5."))?;
+                bounds::size("knowledge_tokens", c.knowledge_tokens, 1 << 16).map_err(field(""))?;
+                bounds::size("prototypes", c.prototypes, 4096).map_err(field(""))?;
+                bounds::size("knowledge_heads", c.knowledge_heads, 128).map_err(field(""))?;
+                bounds::divides("t5.d_model", c.t5.d_model, "knowledge_heads", c.knowledge_heads).map_err(field(""))?;
+                bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?;
                 if !self.files.contains_key(TOKENIZER_FILE) {
                     return Err(BedsideError::bundle(MANIFEST_FILE, format!("a clinical bundle needs {TOKENIZER_FILE} in files")));
                 }
-            }
-        }
-        for (field, value, max) in sizes {
-            if value == 0 || value > max {
-                return Err(BedsideError::bundle(MANIFEST_FILE, format!("model.config.{field} = {value} is outside 1..={max}")));
             }
         }
         if !(0.0..=1.0).contains(&self.threshold) {

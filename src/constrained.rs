@@ -50,6 +50,14 @@ impl DiagnosisGrammar {
         Some(Self { header, first, later, comma, end })
     }
 
+    /// `prefix` cut after the diagnosis list's end marker (`. ### Rationale:`): the list part and
+    /// the rationale part; `None` while the list is not finished.
+    pub fn split<'a>(&self, prefix: &'a [u32]) -> Option<(&'a [u32], &'a [u32])> {
+        let rest = prefix.strip_prefix(self.header.as_slice())?;
+        let at = rest.windows(self.end.len()).position(|w| w == self.end.as_slice())?;
+        Some(prefix.split_at(self.header.len() + at + self.end.len()))
+    }
+
     /// The tokens allowed after `prefix` (generated tokens, start token excluded); `None` = any.
     pub fn allowed(&self, prefix: &[u32]) -> Option<Vec<u32>> {
         // header

@@ -5,13 +5,15 @@
 
 use crate::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
 use crate::constrained::DiagnosisGrammar;
+use crate::findings::Findings;
+use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::error::{BedsideError, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
 use crate::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel, MedRecBatch, MedRecModel};
 use crate::recommend::{DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings};
-use crate::prompt::{clinical_prompt, parse_target};
+use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
 use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
 use burn::prelude::*;
@@ -80,6 +82,9 @@ pub struct Diagnosis {
     pub diagnosed: Vec<&'static str>,
     /// Grid cells (channel × hour) that held a measurement.
     pub observed_cells: usize,
+    /// The record's findings that the knowledge base links to each diagnosed phenotype (see
+    /// [`crate::grounded::Evidence`]).
+    pub evidence: Vec<Evidence>,
     /// Observations that could not be used, and why.
     pub notices: Vec<GridNotice>,
     pub backend: &'static str,
@@ -92,6 +97,8 @@ enum Loaded {
         model: ClinicalModel,
         tokenizer: TextTokenizer,
         grammar: Option<DiagnosisGrammar>,
+        /// The rationale's reserved tokens; `None` for bundles trained before grounded rationales.
+        vocab: Option<RationaleVocab>,
     },
 }
 
@@ -107,15 +114,20 @@ pub struct Engine {
 /// Longest prompt (notes) read, in tokens; longer notes are cut at the end.
 pub const MAX_PROMPT_TOKENS: usize = 512;
 
-/// What `explain` returns: the generated text, read back into diagnoses and rationale, and the
-/// knowledge attention.
+/// What `explain` returns: the answer as text for people, its diagnoses, the rationale rendered
+/// from the record's findings with its evidence, and the knowledge attention.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub id: String,
+    /// The diagnoses and the rationale as the stream wrote them: "A; B." then one sentence per
+    /// stated fact.
     pub text: String,
-    /// The phenotype names the text diagnoses.
+    /// The phenotype names the decoder wrote.
     pub diagnoses: Vec<String>,
+    /// The stated facts, rendered from the record (empty for a bundle without grounded rationales).
     pub rationale: String,
+    /// One entry per (diagnosis, stated fact) the knowledge base links.
+    pub evidence: Vec<Evidence>,
     pub tokens: usize,
     /// Channel names, in the rows of `knowledge_attention`.
     pub channels: Vec<&'static str>,
@@ -191,7 +203,8 @@ impl Engine {
                 apply_weights(&mut model, weights, WEIGHTS_FILE)?;
                 let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
                 let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
-                Loaded::Clinical { model, tokenizer, grammar }
+                let vocab = RationaleVocab::new(&tokenizer);
+                Loaded::Clinical { model, tokenizer, grammar, vocab }
             }
             (ModelSpec::Clinical(_), None) => {
                 return Err(BedsideError::bundle(TOKENIZER_FILE, "missing: a clinical bundle needs its tokenizer"));
@@ -346,19 +359,29 @@ impl Engine {
         }
     }
 
+    /// A record's prompt ids, at most [`MAX_PROMPT_TOKENS`] (longer notes are cut at the end).
+    fn prompt_ids(&self, tokenizer: &TextTokenizer, record: &PatientRecord, findings: &Findings) -> Result<Vec<u32>> {
+        let mut ids = tokenizer.encode(&clinical_prompt(record, findings, true, true))?;
+        if ids.len() > MAX_PROMPT_TOKENS {
+            ids.truncate(MAX_PROMPT_TOKENS - 1);
+            ids.push(tokenizer.eos_id());
+        }
+        Ok(ids)
+    }
+
+    /// A clinical bundle's prompt ids for `record`, as `explain` encodes it.
+    pub fn prompt(&self, record: &PatientRecord) -> Result<Vec<u32>> {
+        let Loaded::Clinical { tokenizer, .. } = &self.model else { return Ok(Vec::new()) };
+        self.prompt_ids(tokenizer, record, &Findings::of(record, self.manifest.model.hours()))
+    }
+
     /// The clinical model's input for records: notes prompt ids (at most [`MAX_PROMPT_TOKENS`])
     /// and the lab grids.
     pub fn clinical_input(&self, tokenizer: &TextTokenizer, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<ClinicalInput> {
+        let hours = self.manifest.model.hours();
         let prompts = records
             .iter()
-            .map(|r| {
-                let mut ids = tokenizer.encode(&clinical_prompt(r, true, true))?;
-                if ids.len() > MAX_PROMPT_TOKENS {
-                    ids.truncate(MAX_PROMPT_TOKENS - 1);
-                    ids.push(tokenizer.eos_id());
-                }
-                Ok(ids)
-            })
+            .map(|r| self.prompt_ids(tokenizer, r, &Findings::of(r, hours)))
             .collect::<Result<Vec<_>>>()?;
         let grids: Vec<&SeriesGrid> = grids.iter().collect();
         Ok(ClinicalInput {
@@ -399,48 +422,52 @@ impl Engine {
         options: &GenerateOptions,
         on_piece: &mut dyn FnMut(&str),
     ) -> Result<Explanation> {
-        let Loaded::Clinical { model, tokenizer, grammar } = &self.model else {
+        let Loaded::Clinical { model, tokenizer, grammar, vocab } = &self.model else {
             return Err(BedsideError::Incompatible {
                 file: MANIFEST_FILE.into(),
                 message: "this bundle's model (lab-phenotype) cannot write rationales; use a clinical bundle".into(),
             });
         };
+        let Some(grammar) = grammar else {
+            return Err(BedsideError::Incompatible {
+                file: TOKENIZER_FILE.into(),
+                message: "the tokenizer does not write the diagnosis template as the grammar expects".into(),
+            });
+        };
         record.validate()?;
-        let grid = SeriesGrid::from_record(record, self.manifest.model.hours());
+        let hours = self.manifest.model.hours();
+        let grid = SeriesGrid::from_record(record, hours);
+        let findings = Findings::of(record, hours);
         let input = self.clinical_input(tokenizer, std::slice::from_ref(record), std::slice::from_ref(&grid))?;
         let encoded = model.encode(&input);
-        let constraint = grammar.as_ref().map(|g| move |prefix: &[u32]| g.allowed(prefix));
-        let constraint_ref: Option<&dyn Fn(&[u32]) -> Option<Vec<u32>>> =
-            constraint.as_ref().map(|c| c as &dyn Fn(&[u32]) -> Option<Vec<u32>>);
+        // the rationale: each of the record's findings at most once (none without the vocabulary)
+        let prompt = self.prompt_ids(tokenizer, record, &findings)?;
+        let choices = vocab.as_ref().map(|v| v.choices(&findings, &prompt)).unwrap_or_default();
+        let eos = tokenizer.eos_id();
+        let constraint = |prefix: &[u32]| match grammar.split(prefix) {
+            Some((_, rationale)) => Some(RationaleVocab::allowed(&choices, rationale, eos)),
+            None => grammar.allowed(prefix),
+        };
+        let answer = Answer { record, findings: &findings, tokenizer, grammar, vocab: vocab.as_ref() };
         let mut ids: Vec<u32> = Vec::new();
         let mut shown = String::new();
         let mut stream = |_: usize, token: u32| {
             ids.push(token);
-            if let Ok(text) = tokenizer.decode(&ids) {
-                if let Some(piece) = text.strip_prefix(shown.as_str()) {
+            if let Ok(read) = answer.read(&ids) {
+                if let Some(piece) = read.text.strip_prefix(shown.as_str()) {
                     if !piece.is_empty() {
                         on_piece(piece);
                     }
                 }
-                shown = text;
+                shown = read.text;
             }
         };
         let t5 = &model.lm;
-        let start = self.clinical_config().map_or(0, |c| c.t5.decoder_start_token_id) as u32;
-        let generated = generate::greedy(
-            t5,
-            encoded.hidden.clone(),
-            encoded.mask.clone(),
-            start,
-            tokenizer.eos_id(),
-            options,
-            constraint_ref,
-            &mut stream,
-        )
-        .await?;
+        let start = u32::try_from(self.clinical_config().map_or(0, |c| c.t5.decoder_start_token_id))
+            .map_err(|_| BedsideError::bundle(MANIFEST_FILE, "model.config.t5.decoder_start_token_id is out of range"))?;
+        let generated = generate::greedy(t5, encoded.hidden.clone(), encoded.mask.clone(), start, eos, options, Some(&constraint), &mut stream).await?;
         let tokens = generated.first().cloned().unwrap_or_default();
-        let text = tokenizer.decode(&tokens)?;
-        let parsed = parse_target(&text);
+        let read = answer.read(&tokens)?;
         let series = match &input.series {
             Some((values, observed)) => {
                 let weights = model.series.patch_attention(values.clone(), observed.clone());
@@ -460,13 +487,14 @@ impl Engine {
             }
             None => Vec::new(),
         };
+        let diagnoses: Vec<&str> = read.diagnoses.iter().map(|d| d.name).collect();
         Ok(Explanation {
             id: record.id.clone(),
-            // label names only: a generation cut off by max_new_tokens can end inside one
-            diagnoses: parsed.diagnoses.into_iter().filter(|d| PHENOTYPES.iter().any(|p| p.name == d)).collect(),
-            rationale: parsed.rationale,
+            evidence: evidence(record, &read.facts, &diagnoses),
+            diagnoses: diagnoses.iter().map(|d| d.to_string()).collect(),
+            rationale: read.facts.iter().map(|f| f.render(record)).collect::<Vec<_>>().join(" "),
             tokens: tokens.len(),
-            text,
+            text: read.text,
             channels: CHANNELS.iter().map(|c| c.name).collect(),
             knowledge_attention,
             series,
@@ -482,6 +510,7 @@ impl Engine {
     }
 
     fn describe(&self, record: &PatientRecord, grid: SeriesGrid, probs: &[f32]) -> Diagnosis {
+        let findings = Findings::of(record, grid.hours);
         let mut phenotypes: Vec<PhenotypeScore> = PHENOTYPES
             .iter()
             .zip(probs)
@@ -492,19 +521,75 @@ impl Engine {
             })
             .collect();
         phenotypes.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let diagnosed = phenotypes
+        let diagnosed: Vec<&'static str> = phenotypes
             .iter()
             .filter(|p| p.probability >= self.manifest.threshold)
             .map(|p| p.name)
             .collect();
+        let facts: Vec<Fact> = findings
+            .labs
+            .iter()
+            .map(Fact::Lab)
+            .chain(findings.sentences.iter().map(Fact::Note))
+            .collect();
+        let mut evidence = evidence(record, &facts, &diagnosed);
+        evidence.retain(|e| e.diagnosis.is_some());
+        let observed_cells = grid.observed();
+        let mut notices = crate::record::record_notices(record);
+        notices.extend(grid.notices);
         Diagnosis {
             id: record.id.clone(),
-            observed_cells: grid.observed(),
-            notices: grid.notices,
+            evidence,
+            observed_cells,
+            notices,
             phenotypes,
             diagnosed,
             backend: self.backend.name(),
         }
+    }
+}
+
+/// A generated target read back: the complete label names written, the facts the rationale
+/// picked, and the text for people ("A; B." and a sentence per fact).
+struct Read<'a> {
+    diagnoses: Vec<&'static crate::knowledge::Phenotype>,
+    facts: Vec<Fact<'a>>,
+    text: String,
+}
+
+/// What reads a generated target back for one record.
+struct Answer<'a> {
+    record: &'a PatientRecord,
+    findings: &'a Findings,
+    tokenizer: &'a TextTokenizer,
+    grammar: &'a DiagnosisGrammar,
+    vocab: Option<&'a RationaleVocab>,
+}
+
+impl<'a> Answer<'a> {
+    /// Reads `tokens` (possibly unfinished: a label is shown once the next one or the end
+    /// begins, so that the text only ever grows).
+    fn read(&self, tokens: &[u32]) -> Result<Read<'a>> {
+        let (list, rationale) = self.grammar.split(tokens).map_or((tokens, None), |(l, r)| (l, Some(r)));
+        let decoded = self.tokenizer.decode(list)?;
+        let mut names = if decoded.contains(DIAGNOSED) { parse_target(&decoded).diagnoses } else { Vec::new() };
+        if rationale.is_none() {
+            names.pop();
+        }
+        let diagnoses: Vec<_> = names.iter().filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n)).collect();
+        let facts: Vec<Fact<'a>> = match (rationale, self.vocab) {
+            (Some(r), Some(vocab)) => r.iter().filter_map(|t| vocab.pick(*t)).filter_map(|p| Fact::of(p, self.findings)).collect(),
+            _ => Vec::new(),
+        };
+        let mut text = diagnoses.iter().map(|p| p.name).collect::<Vec<_>>().join("; ");
+        if rationale.is_some() {
+            text.push_str(if diagnoses.is_empty() { "No diagnosis." } else { "." });
+            for fact in &facts {
+                text.push(' ');
+                text.push_str(&fact.render(self.record));
+            }
+        }
+        Ok(Read { diagnoses, facts, text })
     }
 }
 

@@ -3,6 +3,7 @@
 //! `### Disease Diagnosed: d1,d2 . ### Rationale: <note rationale> <lab rationale>`, and the
 //! parser that reads a generated target back.
 
+use crate::findings::Findings;
 use crate::record::PatientRecord;
 
 pub const NOTES_HEADER: &str = "### Clinical Notes:";
@@ -10,13 +11,14 @@ pub const LABS_HEADER: &str = "### Lab Time Series:";
 pub const DIAGNOSED: &str = "### Disease Diagnosed:";
 pub const RATIONALE: &str = "### Rationale:";
 
-/// The encoder prompt for a record; `with_labs` adds the header the channel tokens follow.
-pub fn clinical_prompt(record: &PatientRecord, with_notes: bool, with_labs: bool) -> String {
+/// The encoder prompt for a record; `with_labs` adds the header the channel tokens follow. The
+/// notes carry a marker before each quotable sentence ([`crate::grounded::marked_notes`]).
+pub fn clinical_prompt(record: &PatientRecord, findings: &Findings, with_notes: bool, with_labs: bool) -> String {
     let mut parts = Vec::new();
     if with_notes {
         parts.push(NOTES_HEADER.to_string());
-        let notes: Vec<&str> = record.notes.iter().map(|n| n.text.trim()).filter(|t| !t.is_empty()).collect();
-        parts.push(if notes.is_empty() { "none".to_string() } else { notes.join(" ") });
+        let notes = crate::grounded::marked_notes(record, findings);
+        parts.push(if notes.is_empty() { "none".to_string() } else { notes });
     }
     if with_labs {
         parts.push(LABS_HEADER.to_string());
@@ -24,12 +26,10 @@ pub fn clinical_prompt(record: &PatientRecord, with_notes: bool, with_labs: bool
     parts.join(" ")
 }
 
-/// The decoder's target text.
-pub fn target_text(diagnoses: &[&str], rationales: &[&str]) -> String {
-    let rationale: Vec<&str> = rationales.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
-    format!("{DIAGNOSED} {} . {RATIONALE} {}", diagnoses.join(","), rationale.join(" "))
-        .trim_end()
-        .to_string()
+/// The decoder's target text: the diagnosis list, then the rationale's reserved tokens
+/// ([`crate::grounded`]) straight after the marker, without spaces.
+pub fn target_text(diagnoses: &[&str], rationale: &str) -> String {
+    format!("{DIAGNOSED} {} . {RATIONALE}{}", diagnoses.join(","), rationale.trim())
 }
 
 /// A generated target read back: the diagnosis names (as written) and the rationale.
@@ -59,14 +59,14 @@ mod tests {
 
     #[test]
     fn targets_round_trip() {
-        let text = target_text(&["Shock", "Septicemia (except in labor)"], &["Febrile.", "Lactate rose."]);
+        let text = target_text(&["Shock", "Septicemia (except in labor)"], "<note:0><lab:lactate:high>");
         assert_eq!(
             text,
-            "### Disease Diagnosed: Shock,Septicemia (except in labor) . ### Rationale: Febrile. Lactate rose."
+            "### Disease Diagnosed: Shock,Septicemia (except in labor) . ### Rationale:<note:0><lab:lactate:high>"
         );
         let parsed = parse_target(&text);
         assert_eq!(parsed.diagnoses, ["Shock", "Septicemia (except in labor)"]);
-        assert_eq!(parsed.rationale, "Febrile. Lactate rose.");
+        assert_eq!(parsed.rationale, "<note:0><lab:lactate:high>");
         assert_eq!(parse_target("garbage").diagnoses, ["garbage"]);
         assert!(parse_target("").diagnoses.is_empty());
     }

@@ -66,6 +66,7 @@ impl MedicationSpec {
         if c.d_model % c.heads != 0 {
             return Err(bad("config.d_model is not divisible by config.heads".into()));
         }
+        crate::model::bounds::rate("config.dropout", c.dropout).map_err(bad)?;
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(bad("threshold must be within 0..=1".into()));
         }

@@ -118,3 +118,68 @@ fn tokenizer_input() {
     ];
     fuzz("tokenizer", seeds, 20_000, |data| tokenizer.encode(&String::from_utf8_lossy(data)).is_ok());
 }
+
+/// Every numeric leaf of `value` under `path` (JSON pointer segments).
+fn numeric_paths(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        serde_json::Value::Number(_) => out.push(path.clone()),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                numeric_paths(v, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Model construction from edited numbers: one to three numbers of a bundle's model config (and
+/// medication recommender) set to values that break modules (0, negative, 1.0 as a dropout rate,
+/// huge, out of vocabulary), the manifest re-listed, and the bundle loaded — through the config
+/// checks into module construction and weight loading. Done for every model kind: the demo
+/// clinical bundle with its recommender, and the tiny lab-phenotype bundle.
+#[test]
+fn manifest_numbers_through_model_construction() {
+    const VALUES: &[f64] = &[0.0, 1.0, -1.0, 0.5, 0.999, 1.5, 2.0, 3.0, 7.0, -1e-9, 1e-300, 1e300, 4096.0, 99999.0, 2147483648.0, 1099511627776.0];
+    for (dir, runs) in [("models/demo", 300), ("tests/fixtures/tiny-bundle", 600)] {
+        let bundle = root().join(dir);
+        let read = |name: &str| std::fs::read(bundle.join(name)).ok();
+        let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json").unwrap()).unwrap();
+        let (weights, tokenizer, medrec) = (read(WEIGHTS_FILE).unwrap(), read("tokenizer.json"), read("medrec.safetensors"));
+        let mut paths = Vec::new();
+        numeric_paths(&manifest["model"]["config"], &mut vec!["model".into(), "config".into()], &mut paths);
+        numeric_paths(&manifest["medications"]["config"], &mut vec!["medications".into(), "config".into()], &mut paths);
+        let mut rng = StdRng::seed_from_u64(17);
+        let (mut accepted, mut panicked) = (0, Vec::new());
+        for _ in 0..runs {
+            let mut edited = manifest.clone();
+            let mut edits = Vec::new();
+            for _ in 0..rng.random_range(1..=3) {
+                let path = &paths[rng.random_range(0..paths.len())];
+                let value = VALUES[rng.random_range(0..VALUES.len())];
+                let slot = path.iter().fold(&mut edited, |v, k| &mut v[k.as_str()]);
+                // whole numbers as JSON integers, so that integer fields read them
+                *slot = if value.fract() == 0.0 && value.abs() < 1e15 { serde_json::json!(value as i64) } else { serde_json::json!(value) };
+                edits.push(format!("{} = {value}", path.join(".")));
+            }
+            let text = serde_json::to_string(&edited).unwrap();
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                pollster::block_on(async {
+                    let mut engine = Engine::load_bundle(&text, &weights, tokenizer.as_deref(), Backend::Cpu).await?;
+                    if let Some(bytes) = &medrec {
+                        engine.load_medications(bytes)?;
+                    }
+                    engine.diagnose(&bedside::engine::self_test_record()).await?;
+                    Ok::<_, bedside::BedsideError>(())
+                })
+            }));
+            match outcome {
+                Ok(result) => accepted += result.is_ok() as usize,
+                Err(_) => panicked.push(edits),
+            }
+        }
+        eprintln!("fuzz model construction {dir}: {runs} edited manifests ({accepted} loaded), {} panics", panicked.len());
+        assert!(panicked.is_empty(), "{dir}: edits that panicked: {panicked:?}");
+    }
+}

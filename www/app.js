@@ -3,7 +3,7 @@
 // attention, charts of the labs and vitals with the model's attention over time, and recommended
 // medications with drug–drug-interaction warnings.
 import { Bedside } from "./pkg/bedside.js";
-import { drawCharts } from "./charts.js";
+import { drawCharts, highlight } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -66,6 +66,7 @@ function cell(text, title) {
 async function explain(record) {
   $("rationale-section").hidden = false;
   $("rationale").textContent = "";
+  $("evidence").replaceChildren();
   $("attention").hidden = true;
   $("charts-section").hidden = true;
   const started = performance.now();
@@ -98,6 +99,77 @@ async function explain(record) {
   $("attention").hidden = rows.length === 0;
   drawCharts($("charts"), result.series ?? []);
   $("charts-section").hidden = (result.series ?? []).length === 0;
+  showEvidence(result);
+}
+
+/** One evidence item as a sentence: the record's value, unit, hour and range, or the quote. */
+function factText(e) {
+  if (e.source === "note") return `Note ${e.note + 1}, characters ${e.start}–${e.end}: “${e.text}”`;
+  const trend = e.trend ? `, ${e.trend} over the stay` : "";
+  return `${e.label} ${e.direction}: ${fmtValue(e.value)} ${e.unit} at hour ${Math.floor(e.hours)} (normal ${fmtValue(e.normal[0])}–${fmtValue(e.normal[1])})${trend}`;
+}
+
+const fmtValue = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+/** Under each written diagnosis, its evidence; a lab fact is a button that marks its chart point. */
+function showEvidence(result) {
+  const groups = result.diagnoses.map((d) => [d, result.evidence.filter((e) => e.diagnosis === d)]);
+  const unlinked = result.evidence.filter((e) => e.diagnosis === null);
+  if (unlinked.length) groups.push(["Also stated (linked to no diagnosis written)", unlinked]);
+  $("evidence").replaceChildren(
+    ...groups.map(([name, items]) => {
+      const li = document.createElement("li");
+      li.className = "diagnosis";
+      const title = document.createElement("strong");
+      title.textContent = name;
+      const list = document.createElement("ul");
+      if (!items.length) {
+        const none = document.createElement("li");
+        none.textContent = "No supporting fact stated.";
+        list.append(none);
+      }
+      for (const e of items) {
+        const item = document.createElement("li");
+        if (e.source === "observation") {
+          const button = document.createElement("button");
+          button.type = "button";
+          button.className = "fact";
+          button.dataset.channel = e.channel;
+          button.dataset.hours = String(e.hours);
+          button.textContent = factText(e);
+          button.addEventListener("click", () => {
+            for (const b of document.querySelectorAll("button.fact[aria-pressed]")) b.removeAttribute("aria-pressed");
+            button.setAttribute("aria-pressed", "true");
+            highlight($("charts"), e)?.scrollIntoView({ block: "nearest" });
+          });
+          item.append(button);
+        } else {
+          const quote = document.createElement("q");
+          quote.className = "quote";
+          quote.textContent = factText(e);
+          item.append(quote);
+        }
+        list.append(item);
+      }
+      li.append(title, list);
+      return li;
+    }),
+  );
+}
+
+/** What the model cannot read well in this record, shown before its results. */
+function showNotices(notices) {
+  const counts = new Map();
+  for (const n of notices) if (n.kind !== "unit_converted") counts.set(n.kind, [...(counts.get(n.kind) ?? []), n]);
+  const items = [...counts].map(([kind, list]) => {
+    const li = document.createElement("li");
+    li.className = "notice";
+    li.dataset.kind = kind;
+    li.textContent = list.length === 1 ? `${list[0].path}: ${list[0].message}` : `${list.length} × ${kind.replaceAll("_", " ")} (first: ${list[0].path}: ${list[0].message})`;
+    return li;
+  });
+  $("notices").replaceChildren(...items);
+  $("notices").hidden = items.length === 0;
 }
 
 async function recommend(record) {
@@ -135,6 +207,7 @@ async function analyse(record) {
   const started = performance.now();
   const result = await model.diagnose(record);
   const ms = performance.now() - started;
+  showNotices(result.notices);
   const labelled = new Set(record.labels?.phenotypes ?? []);
   const body = $("phenotypes").querySelector("tbody");
   body.replaceChildren(

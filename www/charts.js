@@ -49,6 +49,7 @@ export function chart(series) {
   const y = (v) => PAD.top + ((H - PAD.top - PAD.bottom) * (hi - v)) / (hi - lo);
   const summary = summarise(series);
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary.text, class: "chart" });
+  svg.scale = { x, y };
   el("title", {}, svg).textContent = summary.text;
   const top = PAD.top;
   const bottom = H - PAD.bottom;
@@ -103,4 +104,25 @@ export function drawCharts(container, series) {
       return figure;
     }),
   );
+}
+
+/**
+ * Marks an observation fact (`evidence` of an explanation) on its channel's chart: a ring at its
+ * hour and value, with the hour written beside it; the previous mark is removed. Returns the
+ * chart's figure, or null when the channel has no chart.
+ */
+export function highlight(container, evidence) {
+  for (const old of container.querySelectorAll(".evidence-mark")) old.remove();
+  for (const old of container.querySelectorAll("figure.selected")) old.classList.remove("selected");
+  const figure = [...container.querySelectorAll("figure.channel")].find((f) => f.dataset.channel === evidence.channel);
+  const svg = figure?.querySelector("svg");
+  if (!svg?.scale) return null;
+  const { x, y } = svg.scale;
+  const cx = x(Math.floor(evidence.hours) + 0.5);
+  const cy = y(evidence.value);
+  const mark = el("g", { class: "evidence-mark" }, svg);
+  el("circle", { cx, cy, r: 5 }, mark);
+  el("text", { x: cx + 7, y: cy - 4, class: "tick" }, mark).textContent = `${fmt(evidence.value)} at ${Math.floor(evidence.hours)} h`;
+  figure.classList.add("selected");
+  return figure;
 }

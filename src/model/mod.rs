@@ -2,6 +2,7 @@
 //! `init(&device)`, and runs unchanged on the CPU (flex), on wgpu/WebGPU, and on autodiff in
 //! `bedside-train`.
 
+pub mod bounds;
 pub mod clinical;
 pub mod knowledge_attention;
 pub mod lab_phenotype;

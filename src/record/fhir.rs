@@ -114,7 +114,14 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
         }
     }
     if let Some((_, e)) = encounter {
-        demographics.care_unit = e["location"][0]["location"]["display"].as_str().map(str::to_string);
+        // the ward where the encounter names one, else its class where that is outside hospital
+        let class = match e["class"]["code"].as_str().or(e["class"][0]["coding"][0]["code"].as_str()) {
+            Some("AMB") => Some("outpatient (ambulatory encounter)"),
+            Some("VR") => Some("virtual encounter"),
+            Some("HH") => Some("home health encounter"),
+            _ => None,
+        };
+        demographics.care_unit = e["location"][0]["location"]["display"].as_str().or(class).map(str::to_string);
     }
 
     let mut observations = Vec::new();

@@ -5,7 +5,7 @@
 //! Every observation that cannot be used is reported as a [`GridNotice`] naming its field path,
 //! and so is every unit conversion (kind `unit_converted`; the value is used).
 
-use super::{PatientRecord, units};
+use super::{Observation, PatientRecord, units};
 use crate::knowledge::{CHANNELS, channel_index};
 use burn::prelude::*;
 use serde::Serialize;
@@ -29,6 +29,69 @@ pub struct SeriesGrid {
     pub notices: Vec<GridNotice>,
 }
 
+/// What the model was not trained to read in a record, said before its results: no observations,
+/// no notes, a child, a setting outside the ICU (from the care unit's name).
+pub fn record_notices(record: &PatientRecord) -> Vec<GridNotice> {
+    let mut out = Vec::new();
+    let mut notice = |path: &str, kind: &'static str, message: String| out.push(GridNotice { path: path.into(), kind, message });
+    if record.observations.is_empty() {
+        notice("$.observations", "no_observations", "no lab or vital-sign observations: the answer rests on the notes and history, and states no lab finding".into());
+    }
+    if record.notes.iter().all(|n| n.text.trim().is_empty()) {
+        notice("$.notes", "no_notes", "no clinical notes: the answer rests on the observations and history, and quotes no note".into());
+    }
+    if let Some(age) = record.demographics.age.filter(|a| *a < 18.0) {
+        notice("$.demographics.age", "age_outside_training", format!("age {age} y: the model was trained on adult admissions (18 y and older)"));
+    }
+    if let Some(unit) = &record.demographics.care_unit {
+        let lower = unit.to_lowercase();
+        if ["outpatient", "ambulatory", "clinic", "virtual", "home"].iter().any(|w| lower.contains(w)) {
+            notice("$.demographics.care_unit", "setting_outside_training", format!("{unit:?}: the model was trained on hospital (ICU) admissions"));
+        }
+    }
+    out
+}
+
+/// A notice's field (after `$.observations[i]`), kind and message.
+pub type Notice = (&'static str, &'static str, String);
+
+/// An observation the grid uses: its channel (index into [`CHANNELS`]), its value in the
+/// channel's unit and its hour inside the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsedObservation {
+    pub channel: usize,
+    pub value: f64,
+    pub hours: f64,
+}
+
+/// How the grid of a `hours`-hour window reads `o`: the `unit_converted` notice when its unit was
+/// converted, and the observation as used or why it is not. The one rule for which observations
+/// the model sees: the grid and the record's findings ([`crate::findings`]) both read
+/// observations through it.
+pub fn read_observation(o: &Observation, hours: usize) -> (Option<Notice>, std::result::Result<UsedObservation, Notice>) {
+    let Some(c) = channel_index(&o.channel) else {
+        return (None, Err((".channel", "unknown_channel", format!("unknown channel {:?}, kept but not used", o.channel))));
+    };
+    let channel = &CHANNELS[c];
+    let Some(raw) = o.value else {
+        return (None, Err((".value", "missing_value", "no value".into())));
+    };
+    let unit = o.unit.as_deref().unwrap_or("");
+    let Some(value) = units::to_canonical(channel, raw, unit) else {
+        return (None, Err((".unit", "unknown_unit", format!("cannot convert {unit:?} to {} for {}", channel.unit, channel.name))));
+    };
+    let converted = (!units::is_canonical(channel, unit))
+        .then(|| (".unit", "unit_converted", format!("{raw} {unit} read as {value:.4} {}", channel.unit)));
+    if !channel.is_valid(value) {
+        let message = format!("{value} {} is outside the valid range {}..{} of {}", channel.unit, channel.valid_low, channel.valid_high, channel.name);
+        return (converted, Err((".value", "out_of_range", message)));
+    }
+    if !(o.hours >= 0.0 && o.hours < hours as f64) {
+        return (converted, Err((".hours", "outside_window", format!("hour {} is outside the first {hours} h", o.hours))));
+    }
+    (converted, Ok(UsedObservation { channel: c, value, hours: o.hours }))
+}
+
 impl SeriesGrid {
     /// Bins the record's observations of the first `hours` hours of the admission.
     pub fn from_record(record: &PatientRecord, hours: usize) -> Self {
@@ -44,40 +107,18 @@ impl SeriesGrid {
             })
         };
         for (i, o) in record.observations.iter().enumerate() {
-            let Some(c) = channel_index(&o.channel) else {
-                notice(i, ".channel", "unknown_channel", format!("unknown channel {:?}, kept but not used", o.channel));
-                continue;
-            };
-            let channel = &CHANNELS[c];
-            let Some(raw) = o.value else {
-                notice(i, ".value", "missing_value", "no value".into());
-                continue;
-            };
-            let Some(value) = units::to_canonical(channel, raw, o.unit.as_deref().unwrap_or("")) else {
-                let unit = o.unit.as_deref().unwrap_or("");
-                notice(i, ".unit", "unknown_unit", format!("cannot convert {unit:?} to {} for {}", channel.unit, channel.name));
-                continue;
-            };
-            let unit = o.unit.as_deref().unwrap_or("");
-            if !units::is_canonical(channel, unit) {
-                notice(i, ".unit", "unit_converted", format!("{raw} {unit} read as {value:.4} {}", channel.unit));
+            let (converted, used) = read_observation(o, hours);
+            if let Some((field, kind, message)) = converted {
+                notice(i, field, kind, message);
             }
-            if !channel.is_valid(value) {
-                notice(
-                    i,
-                    ".value",
-                    "out_of_range",
-                    format!("{value} {} is outside the valid range {}..{} of {}", channel.unit, channel.valid_low, channel.valid_high, channel.name),
-                );
-                continue;
+            match used {
+                Ok(used) => {
+                    let cell = used.channel * hours + used.hours.floor() as usize;
+                    sum[cell] += CHANNELS[used.channel].standardise(used.value);
+                    count[cell] += 1;
+                }
+                Err((field, kind, message)) => notice(i, field, kind, message),
             }
-            if !(o.hours >= 0.0 && o.hours < hours as f64) {
-                notice(i, ".hours", "outside_window", format!("hour {} is outside the first {hours} h", o.hours));
-                continue;
-            }
-            let cell = c * hours + o.hours.floor() as usize;
-            sum[cell] += channel.standardise(value);
-            count[cell] += 1;
         }
         let values = sum
             .iter()

@@ -7,7 +7,7 @@ pub mod fhir;
 mod grid;
 mod units;
 
-pub use grid::{GridNotice, SeriesGrid};
+pub use grid::{GridNotice, Notice, SeriesGrid, UsedObservation, read_observation, record_notices};
 
 use crate::error::{BedsideError, FieldProblem, Result};
 use serde::{Deserialize, Serialize};

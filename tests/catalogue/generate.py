@@ -331,6 +331,21 @@ for field, value in [("t5.d_model", 1 << 20), ("t5.num_layers", 100000), ("t5.vo
     path = ["model", "config", *field.split(".")]
     bundle(f"model.config.{field} = {value}", [{"file": M, "json_set": [path, value]}], "BUNDLE_INVALID", M, field)
 bundle("series n_heads 0", [{"file": M, "json_set": [["model", "config", "series", "n_heads"], 0]}], "BUNDLE_INVALID", M, "n_heads")
+# every number a module is built from, bounded before it is built (these panicked inside burn)
+for path, value in [
+    ("t5.dropout_rate", 1.0), ("t5.dropout_rate", -0.5), ("t5.dropout_rate", 7),
+    ("t5.layer_norm_epsilon", 0), ("t5.layer_norm_epsilon", -1e-6), ("t5.layer_norm_epsilon", 1e300),
+    ("t5.decoder_start_token_id", 99999), ("t5.pad_token_id", 1 << 40), ("t5.eos_token_id", 2000),
+    ("t5.relative_attention_max_distance", 0), ("knowledge_heads", 0), ("knowledge_heads", 3),
+    ("knowledge_tokens", 0), ("head_hidden", 0), ("head_hidden", 1 << 30),
+    ("series.dropout", 1.0), ("series.dropout", -1), ("series.patch_len", 0), ("series.stride", 0),
+    ("series.patch_len", 49), ("series.n_heads", 3),
+]:
+    bundle(f"model.config.{path} = {json.dumps(value)}", [{"file": M, "json_set": [["model", "config", *path.split(".")], value]}],
+           "BUNDLE_INVALID", M, path)
+for path, value in [("config.dropout", 1.0), ("config.dropout", -0.1)]:
+    bundle(f"medications.{path} = {json.dumps(value)}", [{"file": M, "json_set": [["medications", *path.split(".")], value]}],
+           "BUNDLE_INVALID", M, path)
 bundle("no entry for the weights", [{"file": M, "json_remove": ["files", W]}], "BUNDLE_INVALID", W)
 bundle("weights size listed wrong", [{"file": M, "json_set": [["files", W, "bytes"], 12]}], "BUNDLE_INVALID", W)
 bundle("weights hash listed wrong", [{"file": M, "json_set": [["files", W, "sha256"], "f" * 64]}], "BUNDLE_HASH_MISMATCH", W, "sha256")

@@ -60,11 +60,12 @@ test("bad records give errors that name the field", async () => {
     ],
   });
   assert.deepEqual(result.notices.map((n) => [n.path, n.kind]), [
+    ["$.notes", "no_notes"],
     ["$.observations[1].channel", "unknown_channel"],
     ["$.observations[2].value", "missing_value"],
     ["$.observations[3].unit", "unit_converted"],
   ]);
-  assert.match(result.notices[2].message, /102\.2 \[degF\] read as 39\.0+ Cel/);
+  assert.match(result.notices[3].message, /102\.2 \[degF\] read as 39\.0+ Cel/);
   assert.equal(result.observed_cells, 2);
   // the model still works after every one of those errors
   assert.equal((await model.diagnose(samples[0])).phenotypes.length, 25);

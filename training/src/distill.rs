@@ -28,6 +28,8 @@ use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss};
 use bedside::constrained::DiagnosisGrammar;
 use bedside::generate::{self, GenerateOptions};
+use bedside::findings::Findings;
+use bedside::grounded::{RationaleVocab, picks_from_text};
 use bedside::prompt::{clinical_prompt, parse_target, target_text};
 use bedside::record::{PatientRecord, SeriesGrid};
 use bedside::tokenizer::TextTokenizer;
@@ -169,6 +171,10 @@ impl RunConfig {
         ensure!(self.model.heads > 0 && self.model.knowledge_heads > 0, "heads must be at least 1");
         ensure!(self.model.d_model % self.model.knowledge_heads == 0, "model.d_model must be divisible by model.knowledge_heads");
         ensure!(self.model.series_d_model % 4 == 0, "model.series_d_model must be divisible by 4 (its heads)");
+        // the library's bounds, so that no value here reaches an assert inside burn
+        let config = self.model_config(self.vocab_size.max(4), 1);
+        config.t5.check().map_err(|e| anyhow!("model: {e}"))?;
+        config.series.check().map_err(|e| anyhow!("model (series): {e}"))?;
         Ok(())
     }
 
@@ -219,7 +225,7 @@ pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok
     let r = match rationale {
         Some(r) => r,
         None => {
-            generated = teach::knowledge_teacher(record);
+            generated = teach::knowledge_teacher(record, config.hours);
             &generated
         }
     };
@@ -227,14 +233,25 @@ pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok
     let enc = |text: &str, max| tok.encode(text).map(|ids| truncate(ids, max, eos));
     let p = config.max_prompt_tokens;
     let t = config.max_target_tokens;
+    let findings = Findings::of(record, config.hours);
+    let notes_prompt = enc(&clinical_prompt(record, &findings, true, false), p)?;
+    let both_prompt = enc(&clinical_prompt(record, &findings, true, true), p)?;
+    // the teacher's statements as the record's findings, each only where the model can see it
+    let vocab = RationaleVocab::new(tok).context("the tokenizer lacks the grounded rationale's reserved tokens")?;
+    let (notes, _) = picks_from_text(record, &findings, &r.note_rationale, "");
+    let (labs, _) = picks_from_text(record, &findings, "", &r.lab_rationale);
+    let note_choices = vocab.choices(&Findings { labs: Vec::new(), ..findings.clone() }, &notes_prompt);
+    let lab_choices = vocab.choices(&Findings { sentences: Vec::new(), ..findings.clone() }, &[]);
+    let both: Vec<u32> = note_choices.iter().chain(&lab_choices).copied().collect();
+    let all: Vec<_> = notes.iter().chain(&labs).copied().collect();
     Ok(Example {
-        notes_prompt: enc(&clinical_prompt(record, true, false), p)?,
-        both_prompt: enc(&clinical_prompt(record, true, true), p)?,
+        notes_prompt,
+        both_prompt,
         grid: SeriesGrid::from_record(record, config.hours),
         targets: [
-            enc(&target_text(&labels, &[&r.note_rationale]), t)?,
-            enc(&target_text(&labels, &[&r.lab_rationale]), t)?,
-            enc(&target_text(&labels, &[&r.note_rationale, &r.lab_rationale]), t)?,
+            enc(&target_text(&labels, &vocab.target(&notes, &note_choices)), t)?,
+            enc(&target_text(&labels, &vocab.target(&labs, &lab_choices)), t)?,
+            enc(&target_text(&labels, &vocab.target(&all, &both)), t)?,
         ],
         phenotypes: PHENOTYPES.iter().map(|p| labels.contains(&p.name)).collect(),
     })
@@ -421,7 +438,7 @@ impl Run {
             Some(path) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
             None if run_tokenizer.exists() => std::fs::read(&run_tokenizer)?,
             None => {
-                let texts: Vec<String> = records.iter().map(|r| teach::knowledge_teacher(r)).flat_map(|r| [r.note_rationale, r.lab_rationale]).chain(rationales.values().flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()])).collect();
+                let texts: Vec<String> = records.iter().map(|r| teach::knowledge_teacher(r, config.hours)).flat_map(|r| [r.note_rationale, r.lab_rationale]).chain(rationales.values().flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()])).collect();
                 crate::tokenizer::train(crate::tokenizer::corpus(records, &texts), config.vocab_size)?.into_bytes()
             }
         };
@@ -441,7 +458,7 @@ impl Run {
             .iter()
             .map(|r| {
                 let labels: Vec<&str> = r.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
-                tokenizer.encode(&target_text(&labels, &[])).map(|ids| ids.len())
+                tokenizer.encode(&target_text(&labels, "")).map(|ids| ids.len())
             })
             .collect::<bedside::Result<Vec<_>>>()?
             .into_iter()

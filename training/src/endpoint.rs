@@ -31,10 +31,12 @@ pub struct EndpointOptions {
     /// First backoff; doubled on every retry.
     pub backoff: Duration,
     pub cache: PathBuf,
+    /// Hours of each admission the model reads: the prompt lists only the findings inside them.
+    pub hours: usize,
 }
 
-/// The teacher prompt for one admission.
-pub fn prompt(record: &PatientRecord) -> String {
+/// The teacher prompt for one admission, with the record's findings inside the first `hours`.
+pub fn prompt(record: &PatientRecord, hours: usize) -> String {
     let notes: Vec<&str> = record.notes.iter().map(|n| n.text.as_str()).collect();
     let channels: Vec<String> = CHANNELS
         .iter()
@@ -50,7 +52,7 @@ pub fn prompt(record: &PatientRecord) -> String {
          {{\"note_rationale\": \"the evidence in the notes\", \"lab_rationale\": \"the evidence in the labs and vital signs, \
          citing only values listed above\"}}",
         if notes.is_empty() { "(none)".to_string() } else { notes.join("\n") },
-        lab_rationale(record),
+        lab_rationale(record, &bedside::findings::Findings::of(record, hours)),
         channels.join("\n"),
         if labels.is_empty() { "(none)" } else { &labels },
     )
@@ -164,7 +166,7 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(record) = records.get(i) else { break };
-                    let prompt = prompt(record);
+                    let prompt = prompt(record, options.hours);
                     let file = cache_file(&options.cache, &record.id, &prompt);
                     let outcome = match std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Rationale>(&b).ok()) {
                         Some(r) => {

@@ -2,7 +2,8 @@
 //! the phenotype head (micro/macro F1, macro AUROC with a bootstrap interval, macro AUPRC), the
 //! diagnoses the decoder writes (micro/macro F1 with a bootstrap interval, per-label F1, exact
 //! match), and the rationales against the teacher's (BLEU-4, ROUGE-L) and against the record
-//! (faithfulness: the share of lab statements that are true of it). Writes report.json,
+//! (faithfulness of the lab statements, exactness of the note quotes, the facts stated against the
+//! teacher's, the diagnoses with evidence; each with a bootstrap interval). Writes report.json,
 //! report.md, and the head's ROC curve and calibration as PNG.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,9 @@ use std::path::Path;
 
 use anyhow::{Result, ensure};
 use bedside::generate::GenerateOptions;
-use bedside::knowledge::PHENOTYPES;
+use bedside::findings::Findings;
+use bedside::grounded::{Pick, RationaleVocab, picks_from_text};
+use bedside::knowledge::{PHENOTYPES, channel_index};
 use bedside::{Backend, Engine, PatientRecord};
 use indicatif::ProgressBar;
 use rand::rngs::StdRng;
@@ -49,9 +52,97 @@ pub struct GeneratedMetrics {
 pub struct RationaleMetrics {
     pub bleu4: f64,
     pub rouge_l: f64,
-    /// Share of the generated lab statements that are true of the record.
+    /// Share of the written lab statements that are true of the record (read back from the text
+    /// and checked against the record's observations: value, hour, side and normal range).
     pub faithfulness: f64,
+    pub faithfulness_ci95: (f64, f64),
     pub lab_statements: usize,
+    /// Share of the note quotes that are exactly the record's text at the evidence's span.
+    pub quote_exactness: f64,
+    pub quote_exactness_ci95: (f64, f64),
+    pub note_quotes: usize,
+    /// The facts the rationale states against those the teacher's rationale picks (of what the
+    /// model can see), micro-averaged over admissions.
+    pub finding_precision: f64,
+    pub finding_recall: f64,
+    pub finding_f1: f64,
+    pub finding_f1_ci95: (f64, f64),
+    /// Share of the written diagnoses with at least one evidence item.
+    pub diagnoses_with_evidence: f64,
+    pub diagnoses_with_evidence_ci95: (f64, f64),
+}
+
+/// Per admission: (true, written) lab statements, (exact, written) quotes, (matched, stated,
+/// taught) findings, (with evidence, written) diagnoses.
+#[derive(Debug, Clone, Copy, Default)]
+struct RationaleCounts {
+    statements: [usize; 2],
+    quotes: [usize; 2],
+    picks: [usize; 3],
+    evidenced: [usize; 2],
+}
+
+/// A ratio over the admissions in `rows` (`part` picks numerator and denominator).
+fn ratio(rows: impl Iterator<Item = RationaleCounts>, part: fn(&RationaleCounts) -> (usize, usize)) -> f64 {
+    let (num, den) = rows.map(|c| part(&c)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if den == 0 { f64::NAN } else { num as f64 / den as f64 }
+}
+
+/// The ratio over every admission and its 95% bootstrap interval (200 resamples of admissions).
+fn ratio_ci(counts: &[RationaleCounts], part: fn(&RationaleCounts) -> (usize, usize)) -> (f64, (f64, f64)) {
+    let n = counts.len();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut boot: Vec<f64> = (0..200)
+        .map(|_| ratio((0..n).map(|_| counts[rng.random_range(0..n)]), part))
+        .filter(|v| v.is_finite())
+        .collect();
+    boot.sort_by(f64::total_cmp);
+    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    (ratio(counts.iter().copied(), part), (at(0.025), at(0.975)))
+}
+
+/// What one explanation's rationale does, checked against the record independently of how it
+/// was made: lab statements read back from the text ([`teach::lab_statements`]), quotes against
+/// the note text at the evidence's UTF-16 span, the facts stated against the teacher's picks.
+fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside::engine::Explanation, teacher: &Rationale, prompt: &[u32], vocab: Option<&RationaleVocab>) -> RationaleCounts {
+    // the lab statements, not what a quoted note sentence says
+    let mut inside = false;
+    let text: String = explanation.rationale.chars().filter(|c| {
+        inside = match c { '\u{201c}' => true, '\u{201d}' => false, _ => inside };
+        !inside && *c != '\u{201d}'
+    }).collect();
+    let text = &text;
+    let written = text.matches(" was high at ").count() + text.matches(" was low at ").count();
+    let true_statements = teach::lab_statements(text).iter().filter(|s| s.is_true_of(record)).count();
+    let findings = Findings::of(record, hours);
+    let mut stated: Vec<Pick> = Vec::new();
+    let (mut quotes, mut exact) = (0, 0);
+    for e in &explanation.evidence {
+        let pick = match (e.source, e.channel.and_then(channel_index), e.direction) {
+            ("observation", Some(c), Some(d)) => Some(Pick::Lab(c, d)),
+            _ => findings.sentences.iter().position(|s| Some(s.note) == e.note && e.text.as_deref() == Some(s.text(record))).map(Pick::Note),
+        };
+        if let Some(pick) = pick.filter(|p| !stated.contains(p)) {
+            stated.push(pick);
+            if e.source == "note" {
+                quotes += 1;
+                let units: Vec<u16> = record.notes.get(e.note.unwrap_or(usize::MAX)).map(|n| n.text.encode_utf16().collect()).unwrap_or_default();
+                let span = units.get(e.start.unwrap_or(1)..e.end.unwrap_or(0)).map(String::from_utf16_lossy);
+                exact += usize::from(span.is_some() && span == e.text && explanation.rationale.contains(e.text.as_deref().unwrap_or("\u{0}")));
+            }
+        }
+    }
+    let (notes, _) = picks_from_text(record, &findings, &teacher.note_rationale, "");
+    let (labs, _) = picks_from_text(record, &findings, "", &teacher.lab_rationale);
+    let visible = vocab.map(|v| v.choices(&findings, prompt)).unwrap_or_default();
+    let taught: Vec<Pick> = notes.into_iter().chain(labs).filter(|p| vocab.and_then(|v| v.id(*p)).is_some_and(|id| visible.contains(&id))).collect();
+    let evidenced = explanation.diagnoses.iter().filter(|d| explanation.evidence.iter().any(|e| e.diagnosis == Some(d.as_str()))).count();
+    RationaleCounts {
+        statements: [true_statements, written],
+        quotes: [exact, quotes],
+        picks: [stated.iter().filter(|p| taught.contains(p)).count(), stated.len(), taught.len()],
+        evidenced: [evidenced, explanation.diagnoses.len()],
+    }
 }
 
 /// Average precision (area under the precision–recall curve, step-wise); `None` without positives.
@@ -103,7 +194,9 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
     let started = std::time::Instant::now();
     let (mut probs, mut truth, mut written) = (Vec::new(), Vec::new(), Vec::new());
     let (mut candidates, mut references) = (Vec::new(), Vec::new());
-    let (mut statements, mut true_statements) = (0usize, 0usize);
+    let mut counts: Vec<RationaleCounts> = Vec::new();
+    let hours = engine.manifest().model.hours();
+    let vocab = engine.clinical_model().and_then(|(_, tok, _)| RationaleVocab::new(tok));
     for record in records {
         let labels = record.labels.as_ref().map(|l| l.phenotypes.clone()).unwrap_or_default();
         let row_truth: Vec<bool> = PHENOTYPES.iter().map(|p| labels.iter().any(|l| l == p.name)).collect();
@@ -112,12 +205,11 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| {}))?;
         written.push(PHENOTYPES.iter().map(|p| explanation.diagnoses.iter().any(|d| d == p.name)).collect::<Vec<bool>>());
         truth.push(row_truth);
-        let teacher = rationales.get(&record.id).cloned().unwrap_or_else(|| teach::knowledge_teacher(record));
+        let teacher = rationales.get(&record.id).cloned().unwrap_or_else(|| teach::knowledge_teacher(record, hours));
         references.push(format!("{} {}", teacher.note_rationale, teacher.lab_rationale));
         candidates.push(explanation.rationale.clone());
-        // every "... was high|low at" counts; one that cannot be read back is not true
-        statements += explanation.rationale.matches(" was high at ").count() + explanation.rationale.matches(" was low at ").count();
-        true_statements += teach::lab_statements(&explanation.rationale).iter().filter(|s| s.is_true_of(record)).count();
+        let prompt = engine.prompt(record)?;
+        counts.push(rationale_counts(record, hours, &explanation, &teacher, &prompt, vocab.as_ref()));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -154,6 +246,10 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
             per_label_f1.insert(p.name.to_string(), f);
         }
     }
+    let (faithfulness, faithfulness_ci95) = ratio_ci(&counts, |c| (c.statements[0], c.statements[1]));
+    let (quote_exactness, quote_exactness_ci95) = ratio_ci(&counts, |c| (c.quotes[0], c.quotes[1]));
+    let (finding_f1, finding_f1_ci95) = ratio_ci(&counts, |c| (2 * c.picks[0], c.picks[1] + c.picks[2]));
+    let (diagnoses_with_evidence, diagnoses_with_evidence_ci95) = ratio_ci(&counts, |c| (c.evidenced[0], c.evidenced[1]));
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
@@ -173,8 +269,18 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         rationale: RationaleMetrics {
             bleu4: bleu4(&candidate_refs, &reference_refs),
             rouge_l: candidates.iter().zip(&references).map(|(c, r)| rouge_l(c, r)).sum::<f64>() / n as f64,
-            faithfulness: if statements == 0 { f64::NAN } else { true_statements as f64 / statements as f64 },
-            lab_statements: statements,
+            faithfulness,
+            faithfulness_ci95,
+            lab_statements: counts.iter().map(|c| c.statements[1]).sum(),
+            quote_exactness,
+            quote_exactness_ci95,
+            note_quotes: counts.iter().map(|c| c.quotes[1]).sum(),
+            finding_precision: ratio(counts.iter().copied(), |c| (c.picks[0], c.picks[1])),
+            finding_recall: ratio(counts.iter().copied(), |c| (c.picks[0], c.picks[2])),
+            finding_f1,
+            finding_f1_ci95,
+            diagnoses_with_evidence,
+            diagnoses_with_evidence_ci95,
         },
         seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
     })
@@ -207,7 +313,10 @@ impl EvalReport {
              | head: macro AUPRC | {:.3} |\n\
              | head: micro AUROC (all admission × phenotype pairs) | {:.3} |\n\
              | rationale: BLEU-4 / ROUGE-L vs teacher | {:.3} / {:.3} |\n\
-             | rationale: faithfulness (lab statements true of the record) | {:.3} of {} |\n\
+             | rationale: faithfulness (lab statements true of the record, 95% CI) | {:.3} of {} ({:.3}–{:.3}) |\n\
+             | rationale: note quotes exact (95% CI) | {:.3} of {} ({:.3}–{:.3}) |\n\
+             | rationale: facts vs teacher: precision / recall / F1 (95% CI) | {:.3} / {:.3} / {:.3} ({:.3}–{:.3}) |\n\
+             | written diagnoses with evidence (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
              | seconds per admission (CPU, diagnose + explain) | {:.2} |\n",
             self.admissions,
             g.micro_f1,
@@ -226,6 +335,20 @@ impl EvalReport {
             r.rouge_l,
             r.faithfulness,
             r.lab_statements,
+            r.faithfulness_ci95.0,
+            r.faithfulness_ci95.1,
+            r.quote_exactness,
+            r.note_quotes,
+            r.quote_exactness_ci95.0,
+            r.quote_exactness_ci95.1,
+            r.finding_precision,
+            r.finding_recall,
+            r.finding_f1,
+            r.finding_f1_ci95.0,
+            r.finding_f1_ci95.1,
+            r.diagnoses_with_evidence,
+            r.diagnoses_with_evidence_ci95.0,
+            r.diagnoses_with_evidence_ci95.1,
             self.seconds_per_admission
         )
     }

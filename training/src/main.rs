@@ -155,6 +155,10 @@ enum Command {
         /// Answer cache [default: OUT with extension .cache]: a rerun asks only for what is missing.
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Hours of each admission the model reads (the knowledge teacher cites only findings
+        /// inside them; the run's `hours`).
+        #[arg(long, default_value_t = 48)]
+        hours: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -549,10 +553,10 @@ fn run(cli: Cli) -> Result<()> {
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("export: {} bundle ({dtype}), {:.1} MB → {}", manifest.model.kind(), bytes as f64 / 1e6, out.display());
         }
-        Command::Teach { cohort, teacher, input, url, model, concurrency, timeout, retries, backoff_ms, cache, out } => {
+        Command::Teach { cohort, teacher, input, url, model, concurrency, timeout, retries, backoff_ms, cache, hours, out } => {
             let records = read_cohort(&cohort)?;
             let rationales = match teacher {
-                TeacherArg::Knowledge => records.iter().map(teach::knowledge_teacher).collect::<Vec<_>>(),
+                TeacherArg::Knowledge => records.iter().map(|r| teach::knowledge_teacher(r, hours)).collect::<Vec<_>>(),
                 TeacherArg::Jsonl => {
                     let input = input.context("--input FILE is required with --teacher jsonl")?;
                     let imported = teach::read_jsonl(&input)?;
@@ -573,6 +577,7 @@ fn run(cli: Cli) -> Result<()> {
                         retries,
                         backoff: std::time::Duration::from_millis(backoff_ms),
                         cache: cache.unwrap_or_else(|| out.with_extension("cache")),
+                        hours,
                     };
                     let run = endpoint::teach(&records, &options)?;
                     eprintln!("teach: {} requests, {} answers from the cache, {} failed", run.requests, run.cached, run.failed.len());

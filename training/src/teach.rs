@@ -2,14 +2,17 @@
 //! rationale, one JSONL object per admission: `{ "id", "note_rationale", "lab_rationale",
 //! "teacher" }`.
 //!
-//! The built-in `knowledge` teacher writes them from the record and the knowledge base only, so
-//! every statement is true of the record: the note rationale quotes the note sentences that
-//! describe a labelled phenotype (by the phenotype's keywords); the lab rationale names the
-//! channels that suggest the labelled phenotypes and are outside their normal range, with the most
-//! abnormal value, its hour, the normal range and the trend over the stay.
+//! The built-in `knowledge` teacher writes them from the record's findings
+//! ([`bedside::findings`], inside the window the model reads) and the knowledge base only, so
+//! every statement is true of the record and visible to the model: the note rationale quotes the
+//! note sentences that describe a labelled phenotype (by the phenotype's keywords); the lab
+//! rationale states the findings of the channels that suggest the labelled phenotypes, most
+//! abnormal first.
 
 use anyhow::{Context, Result, bail};
 use bedside::PatientRecord;
+use bedside::findings::{Findings, LabFinding};
+use bedside::grounded::MAX_QUOTED_SENTENCES;
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -33,113 +36,54 @@ fn labelled(record: &PatientRecord) -> Vec<usize> {
     PHENOTYPES.iter().enumerate().filter(|(_, p)| names.iter().any(|n| n == p.name)).map(|(i, _)| i).collect()
 }
 
-fn sentences(text: &str) -> Vec<&str> {
-    text.split_inclusive(['.', ';', '\n']).map(str::trim).filter(|s| s.len() > 3).collect()
-}
-
-/// The note sentences that describe the labelled phenotypes.
-pub fn note_rationale(record: &PatientRecord) -> String {
+/// The note sentences that describe the labelled phenotypes, quoted verbatim.
+pub fn note_rationale(record: &PatientRecord, findings: &Findings) -> String {
     let phenotypes = labelled(record);
-    let mut quoted: Vec<String> = Vec::new();
+    let mut quoted: Vec<&str> = Vec::new();
     let mut supported: BTreeSet<&str> = BTreeSet::new();
-    for note in &record.notes {
-        for sentence in sentences(&note.text) {
-            let lower = sentence.to_lowercase();
-            let matches: Vec<&str> = phenotypes
-                .iter()
-                .map(|&p| &PHENOTYPES[p])
-                .filter(|p| p.keywords.iter().any(|k| lower.contains(k)))
-                .map(|p| p.short)
-                .collect();
-            if !matches.is_empty() && quoted.len() < MAX_NOTE_SENTENCES {
-                supported.extend(matches);
-                quoted.push(sentence.trim_end_matches(['.', ';']).to_string());
-            }
+    for sentence in findings.sentences.iter().take(MAX_QUOTED_SENTENCES) {
+        let text = sentence.text(record);
+        let lower = text.to_lowercase();
+        let matches: Vec<&str> = phenotypes
+            .iter()
+            .map(|&p| &PHENOTYPES[p])
+            .filter(|p| p.keywords.iter().any(|k| lower.contains(k)))
+            .map(|p| p.short)
+            .collect();
+        if !matches.is_empty() && quoted.len() < MAX_NOTE_SENTENCES {
+            supported.extend(matches);
+            quoted.push(text);
         }
     }
     if quoted.is_empty() {
         return "The notes do not describe the diagnoses directly.".into();
     }
     let list: Vec<&str> = supported.into_iter().collect();
-    format!("The notes report: {}. This supports {}.", quoted.join("; "), list.join(", "))
+    format!("The notes report: {} This supports {}.", quoted.join(" "), list.join(", "))
 }
 
-/// One abnormal channel: the statement and how abnormal it is (in normal half-widths).
-struct Finding {
-    statement: String,
-    severity: f64,
-}
-
-fn format_value(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 { format!("{v:.0}") } else if v.abs() >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
-}
-
-fn finding(record: &PatientRecord, channel: usize) -> Option<Finding> {
-    let ch = &CHANNELS[channel];
-    let mut values: Vec<(f64, f64)> = record
-        .observations
-        .iter()
-        .filter(|o| channel_index(&o.channel) == Some(channel))
-        .filter_map(|o| o.value.filter(|v| ch.is_valid(*v)).map(|v| (o.hours, v)))
-        .collect();
-    if values.is_empty() || matches!(ch.name, "mech_vent" | "capillary_refill" | "height" | "weight") {
-        return None;
-    }
-    values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (hour, value) = values.iter().copied().max_by(|a, b| ch.standardise(a.1).abs().total_cmp(&ch.standardise(b.1).abs()))?;
-    let z = ch.standardise(value);
-    if z.abs() <= 1.0 {
-        return None;
-    }
-    let direction = if z > 0.0 { "high" } else { "low" };
-    let third = (values.len() / 3).max(1);
-    let mean = |s: &[(f64, f64)]| s.iter().map(|v| v.1).sum::<f64>() / s.len() as f64;
-    let (early, late) = (mean(&values[..third]), mean(&values[values.len() - third..]));
-    let half = 0.5 * (ch.normal_high - ch.normal_low);
-    let trend = if values.len() < 3 {
-        ""
-    } else if late - early > 0.5 * half {
-        ", rising over the stay"
-    } else if early - late > 0.5 * half {
-        ", falling over the stay"
-    } else {
-        ""
-    };
-    Some(Finding {
-        statement: format!(
-            "{} was {direction} at {} {} at hour {:.0} (normal {}-{}){trend}.",
-            ch.label,
-            format_value(value),
-            ch.unit,
-            hour.floor(),
-            format_value(ch.normal_low),
-            format_value(ch.normal_high)
-        ),
-        severity: z.abs(),
-    })
-}
-
-/// Abnormal values of the channels that suggest the labelled phenotypes.
-pub fn lab_rationale(record: &PatientRecord) -> String {
+/// The record's findings (inside the model's window) of the channels that suggest the labelled
+/// phenotypes, most abnormal first.
+pub fn lab_rationale(record: &PatientRecord, findings: &Findings) -> String {
     let phenotypes = labelled(record);
     let channels: BTreeSet<usize> = phenotypes
         .iter()
         .flat_map(|&p| PHENOTYPES[p].channels.iter().filter_map(|c| channel_index(c)))
         .collect();
-    let mut findings: Vec<(usize, Finding)> = channels.into_iter().filter_map(|c| finding(record, c).map(|f| (c, f))).collect();
-    if findings.is_empty() {
+    let mut chosen: Vec<&LabFinding> = findings.labs.iter().filter(|f| channels.contains(&f.channel)).collect();
+    if chosen.is_empty() {
         return "The lab and vital signs show no abnormality specific to the diagnoses.".into();
     }
-    findings.sort_by(|a, b| b.1.severity.total_cmp(&a.1.severity));
-    findings.truncate(MAX_LAB_STATEMENTS);
-    let shown: BTreeSet<usize> = findings.iter().map(|(c, _)| *c).collect();
+    chosen.sort_by(|a, b| b.severity.total_cmp(&a.severity));
+    chosen.truncate(MAX_LAB_STATEMENTS);
+    let shown: BTreeSet<usize> = chosen.iter().map(|f| f.channel).collect();
     let suggested: Vec<&str> = phenotypes
         .iter()
         .map(|&p| &PHENOTYPES[p])
         .filter(|p| p.channels.iter().any(|c| channel_index(c).is_some_and(|i| shown.contains(&i))))
         .map(|p| p.short)
         .collect();
-    let statements: Vec<String> = findings.into_iter().map(|(_, f)| f.statement).collect();
+    let statements: Vec<String> = chosen.into_iter().map(LabFinding::statement).collect();
     format!("{} These suggest {}.", statements.join(" "), suggested.join(", "))
 }
 
@@ -151,6 +95,8 @@ pub struct LabStatement {
     pub high: bool,
     pub value: f64,
     pub hour: f64,
+    /// The normal range it states, where it states one.
+    pub normal: Option<(f64, f64)>,
 }
 
 /// Every lab statement in `text` that follows the teacher's pattern (others are not counted).
@@ -166,30 +112,38 @@ pub fn lab_statements(text: &str) -> Vec<LabStatement> {
             };
             let value = rest.split(' ').nth(2)?.parse().ok()?;
             let hour = rest.split("at hour ").nth(1)?.split(' ').next()?.parse().ok()?;
-            Some(LabStatement { channel, high, value, hour })
+            let normal = rest.split("(normal ").nth(1).and_then(|r| {
+                let (low, high) = r.split(')').next()?.split_once('-')?;
+                Some((low.parse().ok()?, high.parse().ok()?))
+            });
+            Some(LabStatement { channel, high, value, hour, normal })
         })
         .collect()
 }
 
 impl LabStatement {
-    /// Whether the record has this value (within 1 %) in this hour, and it lies on the stated
-    /// side of the normal range.
+    /// Whether the record has this value (within 1 %, in the channel's unit) in this hour, it
+    /// lies on the stated side of the normal range, and the stated range is the knowledge base's.
     pub fn is_true_of(&self, record: &PatientRecord) -> bool {
         let ch = &CHANNELS[self.channel];
+        let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
         let side = if self.high { self.value > ch.normal_high } else { self.value < ch.normal_low };
-        side && record.observations.iter().any(|o| {
-            channel_index(&o.channel) == Some(self.channel)
-                && o.hours.floor() == self.hour
-                && o.value.is_some_and(|v| (v - self.value).abs() <= 0.01 * self.value.abs().max(1.0))
-        })
+        let range = self.normal.is_none_or(|(low, high)| close(low, ch.normal_low) && close(high, ch.normal_high));
+        side && range
+            && record.observations.iter().any(|o| {
+                let (_, used) = bedside::record::read_observation(o, usize::MAX);
+                used.is_ok_and(|u| u.channel == self.channel && u.hours.floor() == self.hour && close(u.value, self.value))
+            })
     }
 }
 
-pub fn knowledge_teacher(record: &PatientRecord) -> Rationale {
+/// The built-in teacher, for a model that reads the first `hours` hours.
+pub fn knowledge_teacher(record: &PatientRecord, hours: usize) -> Rationale {
+    let findings = Findings::of(record, hours);
     Rationale {
         id: record.id.clone(),
-        note_rationale: note_rationale(record),
-        lab_rationale: lab_rationale(record),
+        note_rationale: note_rationale(record, &findings),
+        lab_rationale: lab_rationale(record, &findings),
         teacher: "knowledge".into(),
     }
 }
@@ -221,20 +175,43 @@ mod tests {
     use crate::synthetic;
 
     #[test]
-    fn every_lab_statement_is_true_of_the_record() {
+    fn every_lab_statement_is_true_of_the_record_and_every_quote_is_a_sentence_of_it() {
+        let mut quotes = 0;
         for record in synthetic::cohort(60, 48, 9) {
-            let r = knowledge_teacher(&record);
+            let r = knowledge_teacher(&record, 48);
             let written = r.lab_rationale.matches(" was ").count();
             let statements = lab_statements(&r.lab_rationale);
             assert_eq!(statements.len(), written, "{}", r.lab_rationale);
             for statement in statements {
                 assert!(statement.is_true_of(&record), "{}: {statement:?}", record.id);
             }
-            for quoted in r.note_rationale.trim_start_matches("The notes report: ").split("; ").filter(|_| r.note_rationale.starts_with("The notes report")) {
-                let quoted = quoted.split(". This supports").next().unwrap();
-                assert!(record.notes[0].text.contains(quoted), "{quoted}");
+            // what the teacher quotes is what distillation teaches as note picks
+            let findings = Findings::of(&record, 48);
+            let (picks, _) = bedside::grounded::picks_from_text(&record, &findings, &r.note_rationale, "");
+            let quoted: Vec<&str> = picks
+                .iter()
+                .map(|p| match p {
+                    bedside::grounded::Pick::Note(k) => findings.sentences[*k].text(&record),
+                    bedside::grounded::Pick::Lab(..) => unreachable!(),
+                })
+                .collect();
+            assert_eq!(r.note_rationale.starts_with("The notes report: "), !quoted.is_empty(), "{}", r.note_rationale);
+            if !quoted.is_empty() {
+                assert!(r.note_rationale.starts_with(&format!("The notes report: {} This supports", quoted.join(" "))), "{}", r.note_rationale);
             }
+            quotes += quoted.len();
         }
+        assert!(quotes > 20, "{quotes}");
+    }
+
+    #[test]
+    fn findings_outside_the_window_are_not_cited() {
+        let mut record = synthetic::cohort(1, 48, 9).remove(0);
+        record.labels = Some(bedside::record::Labels { phenotypes: vec!["Acute and unspecified renal failure".into()], ..Default::default() });
+        record.observations.retain(|o| !["creatinine", "bun", "potassium", "urine_output", "bicarbonate"].contains(&o.channel.as_str()));
+        record.observations.push(bedside::record::Observation { channel: "creatinine".into(), hours: 50.0, value: Some(6.0), unit: None });
+        assert!(!knowledge_teacher(&record, 48).lab_rationale.contains("Creatinine"));
+        assert!(knowledge_teacher(&record, 72).lab_rationale.contains("Creatinine was high at 6 mg/dL at hour 50"));
     }
 
     #[test]
@@ -242,7 +219,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bedside-teach-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("r.jsonl");
-        let good = serde_json::to_string(&knowledge_teacher(&synthetic::cohort(1, 48, 1)[0])).unwrap();
+        let good = serde_json::to_string(&knowledge_teacher(&synthetic::cohort(1, 48, 1)[0], 48)).unwrap();
         std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
         let e = read_jsonl(&file).unwrap_err().to_string();
         assert!(e.contains("r.jsonl:2") && e.contains("twice"), "{e}");

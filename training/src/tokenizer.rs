@@ -2,7 +2,8 @@
 //! cohort's notes, teacher rationales, the knowledge texts, label names and the prompt template.
 //! T5's conventions: `<pad>` = 0, `</s>` = 1, `<unk>` = 2, `</s>` appended to every encoding,
 //! SentencePiece-style word boundaries (`▁`), digits one token each so that lab values are read
-//! digit by digit. The result loads with `bedside::tokenizer::TextTokenizer`, natively and in wasm.
+//! digit by digit, and the grounded rationale's reserved tokens (`<lab:…>`, `<note:…>`) each one
+//! id. The result loads with `bedside::tokenizer::TextTokenizer`, natively and in wasm.
 
 use anyhow::{Result, anyhow};
 use bedside::PatientRecord;
@@ -36,7 +37,13 @@ pub fn corpus<'a>(records: &'a [PatientRecord], extra: &'a [String]) -> impl Ite
 
 /// Trains a tokenizer of at most `vocab_size` tokens; returns its `tokenizer.json` text.
 pub fn train(texts: impl Iterator<Item = String> + Send, vocab_size: usize) -> Result<String> {
-    let special: Vec<AddedToken> = [PAD, EOS, UNK].iter().map(|t| AddedToken::from(*t, true)).collect();
+    // T5's three, then the grounded rationale's reserved tokens (one id each, never split)
+    let special: Vec<AddedToken> = [PAD, EOS, UNK]
+        .iter()
+        .map(|t| t.to_string())
+        .chain(bedside::grounded::reserved_tokens())
+        .map(|t| AddedToken::from(t, true))
+        .collect();
     let model = BPE::builder()
         .unk_token(UNK.to_string())
         .build()
@@ -92,5 +99,14 @@ mod tests {
         // digits one by one: two more digits, two more tokens
         let (short, long) = (tok.encode("42").unwrap(), tok.encode("4242").unwrap());
         assert_eq!(long.len(), short.len() + 2, "{short:?} {long:?}");
+        // every reserved token is one id, also straight after the rationale marker
+        let vocab = bedside::grounded::RationaleVocab::new(&tok).expect("every reserved token");
+        let lactate = bedside::knowledge::channel_index("lactate").unwrap();
+        let pick = bedside::grounded::Pick::Lab(lactate, bedside::findings::Direction::High);
+        let ids = tok.encode("### Rationale:<note:3><lab:lactate:high>").unwrap();
+        let marker = tok.encode("### Rationale:").unwrap();
+        let n = ids.len();
+        assert_eq!(ids[..n - 3], marker[..marker.len() - 1], "{ids:?} {marker:?}");
+        assert_eq!((vocab.pick(ids[n - 3]), vocab.pick(ids[n - 2])), (Some(bedside::grounded::Pick::Note(3)), Some(pick)));
     }
 }

@@ -78,26 +78,7 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
             )));
         }
     };
-    let sizes = [
-        ("vocab_size", hf.vocab_size, 1 << 20),
-        ("d_model", hf.d_model, 8192),
-        ("d_kv", hf.d_kv, 1024),
-        ("d_ff", hf.d_ff, 65536),
-        ("num_layers", hf.num_layers, 128),
-        ("num_decoder_layers", hf.num_decoder_layers.unwrap_or(hf.num_layers), 128),
-        ("num_heads", hf.num_heads, 256),
-        ("relative_attention_num_buckets", hf.relative_attention_num_buckets, 4096),
-        ("relative_attention_max_distance", hf.relative_attention_max_distance, 1 << 20),
-    ];
-    for (field, value, max) in sizes {
-        if value == 0 || value > max {
-            return Err(config_error(format!("{field} = {value} is outside 1..={max}")));
-        }
-    }
-    if hf.relative_attention_num_buckets < 4 {
-        return Err(config_error("relative_attention_num_buckets must be at least 4"));
-    }
-    Ok(T5Config::new(hf.vocab_size)
+    let config = T5Config::new(hf.vocab_size)
         .with_d_model(hf.d_model)
         .with_d_kv(hf.d_kv)
         .with_d_ff(hf.d_ff)
@@ -112,7 +93,10 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
         .with_dropout_rate(hf.dropout_rate)
         .with_pad_token_id(hf.pad_token_id)
         .with_eos_token_id(hf.eos_token_id)
-        .with_decoder_start_token_id(hf.decoder_start_token_id.unwrap_or(hf.pad_token_id)))
+        .with_decoder_start_token_id(hf.decoder_start_token_id.unwrap_or(hf.pad_token_id));
+    // the bundle's bounds: an imported model always exports to a bundle that loads
+    config.check().map_err(config_error)?;
+    Ok(config)
 }
 
 /// Parameters read from a HuggingFace safetensors file.
