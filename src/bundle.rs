@@ -182,7 +182,7 @@ impl Manifest {
                 bounds::size("knowledge_tokens", c.knowledge_tokens, 1 << 16).map_err(field(""))?;
                 bounds::size("prototypes", c.prototypes, 4096).map_err(field(""))?;
                 bounds::size("knowledge_heads", c.knowledge_heads, 128).map_err(field(""))?;
-                bounds::divides("t5.d_model", c.t5.d_model, "knowledge_heads", c.knowledge_heads).map_err(field(""))?;
+                bounds::heads("knowledge_heads", c.knowledge_heads, "t5.d_model", c.t5.d_model).map_err(field(""))?;
                 bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?;
                 if !self.files.contains_key(TOKENIZER_FILE) {
                     return Err(BedsideError::bundle(MANIFEST_FILE, format!("a clinical bundle needs {TOKENIZER_FILE} in files")));

@@ -427,10 +427,10 @@ mod tests {
     #[test]
     fn evidence_names_the_observation_and_the_utf16_span() {
         let mut r = record();
-        r.notes[0].text = format!("\u{1F600} {}", r.notes[0].text);
+        r.notes[0].text = format!("Pt \u{1F600} ok. {}", r.notes[0].text);
         let f = Findings::of(&r, 48);
         let facts: Vec<Fact> = [
-            Pick::Note(0),
+            Pick::Note(1),
             Pick::Lab(channel_index("lactate").unwrap(), Direction::High),
         ]
         .iter()
@@ -444,12 +444,21 @@ mod tests {
             ("lactate", lab.value, lab.hours)
         );
         let note = e.iter().find(|e| e.source == "note").unwrap();
-        // the emoji is two UTF-16 units (four bytes) and the space one
+        // "Pt 😀 ok. " is ten UTF-16 units (the emoji two) and twelve bytes
         assert_eq!(
             (note.start, note.end),
-            (Some(3), Some(3 + "Admitted with fever.".len()))
+            (Some(10), Some(10 + "Admitted with fever.".len()))
         );
-        assert!(e.iter().all(|e| e.diagnosis.is_some()), "{e:?}");
+        // lactate supports both written groups; the sentence names neither, so it stands alone
+        let linked: Vec<_> = e.iter().map(|e| (e.source, e.diagnosis)).collect();
+        assert_eq!(
+            linked,
+            [
+                ("observation", Some("Septicemia (except in labor)")),
+                ("observation", Some("Shock")),
+                ("note", None)
+            ]
+        );
     }
 
     #[test]
@@ -469,7 +478,7 @@ mod tests {
             marked.starts_with("<note:0>Admitted with fever. <note:1>Sepsis"),
             "{marked}"
         );
-        assert!(marked.contains("<note:31>Sentence number 29.") && !marked.contains("<note:32>"));
+        assert!(marked.contains("<note:31>Sentence number 28.") && !marked.contains("<note:32>"));
         assert!(marked.ends_with("Sentence number 39."));
     }
 }

@@ -33,12 +33,11 @@ pub fn epsilon(field: &str, value: f64) -> Checked {
     Ok(())
 }
 
-/// A width that heads split evenly (both already checked as sizes).
-pub fn divides(field: &str, value: usize, by_field: &str, by: usize) -> Checked {
-    if by == 0 || value % by != 0 {
-        return Err(format!(
-            "{field} = {value} is not divisible by {by_field} = {by}"
-        ));
+/// A head count that splits a width evenly (both already checked as sizes); the error names the
+/// head count's field.
+pub fn heads(field: &str, heads: usize, width_field: &str, width: usize) -> Checked {
+    if heads == 0 || width % heads != 0 {
+        return Err(format!("{field} = {heads} does not divide {width_field} = {width}"));
     }
     Ok(())
 }
@@ -96,7 +95,7 @@ impl SeriesEncoderConfig {
         size("stride", self.stride, self.hours)?;
         size("d_model", self.d_model, 4096)?;
         size("n_heads", self.n_heads, 128)?;
-        divides("d_model", self.d_model, "n_heads", self.n_heads)?;
+        heads("n_heads", self.n_heads, "d_model", self.d_model)?;
         size("n_layers", self.n_layers, 64)?;
         size("d_ff", self.d_ff, 16384)?;
         rate("dropout", self.dropout)
@@ -143,7 +142,7 @@ mod tests {
             (series.clone().with_patch_len(0), "patch_len"),
             (series.clone().with_stride(0), "stride"),
             (series.clone().with_n_heads(0), "n_heads"),
-            (series.clone().with_n_heads(3), "d_model"),
+            (series.clone().with_n_heads(3), "n_heads"),
             (series.clone().with_dropout(1.5), "dropout"),
         ] {
             let e = bad.check().unwrap_err();
