@@ -16,7 +16,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench fuzz pkg model train medrec mortality usage native native-test node-test browser-test \
+.PHONY: demo test bench fuzz pkg model train medrec mortality usage baselines native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
@@ -86,6 +86,20 @@ mortality: $(TRAIN)
 # cores); RESULTS.md quotes target/results/usage/usage.md.
 usage: $(TRAIN)
 	python3 bench/usage.py --train $(TRAIN) --shared $(SHARED) --out $(CURDIR)/target/results/usage
+
+# The baselines a user would try first (scikit-learn: logistic regression on notes + per-channel
+# summaries, gradient-boosted trees on the summaries), trained on the demo model's admissions (the
+# synthetic cohort of training/demo-run.toml, seed 7) and tested on eval's (seed 2025):
+# target/results/baselines/synthetic.json. scikit-learn goes into target/pybase.
+PYBASE := $(CURDIR)/target/pybase
+BASE := $(CURDIR)/target/results/baselines
+baselines: $(TRAIN)
+	@[ -x $(PYBASE)/bin/python ] && $(PYBASE)/bin/python -c 'import sklearn' 2>/dev/null || \
+	  { python3 -m venv $(PYBASE) && $(PYBASE)/bin/pip install -q numpy scipy scikit-learn; }
+	mkdir -p $(BASE)
+	$(TRAIN) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(BASE)/train.jsonl
+	$(TRAIN) cohort --source synthetic --n 300 --seed 2025 --out $(BASE)/test.jsonl
+	$(PYBASE)/bin/python bench/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl --out $(BASE)/synthetic.json
 
 medrec: $(TRAIN)
 	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo \

@@ -88,6 +88,8 @@ export type Evidence =
       normal: [number, number];
       trend?: "rising" | "falling";
       observation: number;
+      /** The sentence the rationale states, e.g. "Lactate was high at 4.20 mmol/L at hour 1 (normal 0.50-2)." */
+      text: string;
     }
   | {
       diagnosis: string | null;

@@ -530,7 +530,7 @@ impl Engine {
             .labs
             .iter()
             .map(Fact::Lab)
-            .chain(findings.sentences.iter().map(Fact::Note))
+            .chain(findings.sentences.iter().take(crate::grounded::MAX_QUOTED_SENTENCES).map(Fact::Note))
             .collect();
         let mut evidence = evidence(record, &facts, &diagnosed);
         evidence.retain(|e| e.diagnosis.is_some());

@@ -200,13 +200,32 @@ pub fn sentence_spans(text: &str) -> Vec<(usize, usize)> {
 
 /// `value` as the findings state it: whole numbers from 100 up, one decimal from 10, two below.
 pub fn format_value(v: f64) -> String {
+    format!("{v:.*}", decimals(v))
+}
+
+fn decimals(v: f64) -> usize {
     if v.abs() >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
+        0
     } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
+        1
     } else {
-        format!("{v:.2}")
+        2
     }
+}
+
+/// `value` printed as [`format_value`] does, with more decimals where rounding would put it on
+/// or inside the normal range (134.6 low against 135-145 reads "134.6", not "135").
+fn format_outside(v: f64, low: f64, high: f64, direction: Direction) -> String {
+    let outside = |t: &str| {
+        t.parse::<f64>().is_ok_and(|p| match direction {
+            Direction::High => p > high,
+            Direction::Low => p < low,
+        })
+    };
+    (decimals(v)..=6)
+        .map(|d| format!("{v:.d$}"))
+        .find(|t| outside(t))
+        .unwrap_or_else(|| v.to_string())
 }
 
 impl LabFinding {
@@ -224,7 +243,7 @@ impl LabFinding {
             "{} was {} at {} {} at hour {:.0} (normal {}-{}){trend}.",
             ch.label,
             self.direction.name(),
-            format_value(self.value),
+            format_outside(self.value, ch.normal_low, ch.normal_high, self.direction),
             ch.unit,
             self.hours.floor(),
             format_value(ch.normal_low),
@@ -294,6 +313,30 @@ mod tests {
                 == Direction::Low
         );
         assert!(Findings::of(&record(Vec::new(), &[]), 48).labs.is_empty());
+    }
+
+    #[test]
+    fn a_value_just_outside_the_range_is_not_rounded_into_it() {
+        let f = Findings::of(
+            &record(
+                vec![obs("sodium", 12.5, 134.6), obs("heart_rate", 1.0, 100.04)],
+                &[],
+            ),
+            48,
+        );
+        let statements: Vec<String> = f.labs.iter().map(LabFinding::statement).collect();
+        assert!(
+            statements.iter().any(
+                |s| s.starts_with("Sodium was low at 134.6 mmol/L at hour 12 (normal 135-145)")
+            ),
+            "{statements:?}"
+        );
+        assert!(
+            statements
+                .iter()
+                .any(|s| s.starts_with("Heart rate was high at 100.04 /min")),
+            "{statements:?}"
+        );
     }
 
     #[test]

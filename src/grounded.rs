@@ -230,9 +230,9 @@ fn find_word(haystack: &str, needle: &str) -> Option<usize> {
 
 /// One fact supporting a diagnosis. `source` is "observation" (a real observation of the record:
 /// `observation` indexes its `observations`; channel, direction, value in the channel's unit,
-/// hours, normal range, trend) or "note" (`note` indexes its `notes`; `start..end` is the quoted
-/// span in UTF-16 code units, as JavaScript's `String.prototype.slice` takes it; `text` is the
-/// quote).
+/// hours, normal range, trend; `text` the sentence the rationale states) or "note" (`note`
+/// indexes its `notes`; `start..end` is the quoted span in UTF-16 code units, as JavaScript's
+/// `String.prototype.slice` takes it; `text` is the quote).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     /// The diagnosis it supports (a phenotype name); `None` for a fact the rationale states that
@@ -337,6 +337,7 @@ impl<'a> Fact<'a> {
                 e.normal = Some([ch.normal_low, ch.normal_high]);
                 e.trend = f.trend;
                 e.observation = Some(f.observation);
+                e.text = Some(f.statement());
             }
             Self::Note(s) => {
                 let text = record.notes.get(s.note).map_or("", |n| n.text.as_str());

@@ -102,14 +102,10 @@ async function explain(record) {
   showEvidence(result);
 }
 
-/** One evidence item as a sentence: the record's value, unit, hour and range, or the quote. */
+/** One evidence item as a sentence: the library's statement of the record's value, or the quote. */
 function factText(e) {
-  if (e.source === "note") return `Note ${e.note + 1}, characters ${e.start}–${e.end}: “${e.text}”`;
-  const trend = e.trend ? `, ${e.trend} over the stay` : "";
-  return `${e.label} ${e.direction}: ${fmtValue(e.value)} ${e.unit} at hour ${Math.floor(e.hours)} (normal ${fmtValue(e.normal[0])}–${fmtValue(e.normal[1])})${trend}`;
+  return e.source === "note" ? `Note ${e.note + 1}, characters ${e.start}–${e.end}: “${e.text}”` : e.text;
 }
-
-const fmtValue = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 /** Under each written diagnosis, its evidence; a lab fact is a button that marks its chart point. */
 function showEvidence(result) {

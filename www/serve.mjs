@@ -9,6 +9,20 @@ import sirv from "sirv";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
+// The page's policy as headers (the meta tag in index.html says the same for static hosts that
+// cannot set headers): same-origin scripts and WebAssembly only, nothing framed, cross-origin
+// isolated, no MIME sniffing.
+export const HEADERS = {
+  "Content-Security-Policy":
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+    "worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+  "Cross-Origin-Resource-Policy": "same-origin",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+};
+
 export function createServer({ pkg = "pkg", model = "models/demo", samples = "target/demo/samples" } = {}) {
   const options = { dev: true, etag: true };
   const mounts = [
@@ -18,6 +32,7 @@ export function createServer({ pkg = "pkg", model = "models/demo", samples = "ta
     ["/", sirv(here, options)],
   ];
   return http.createServer((req, res) => {
+    for (const [name, value] of Object.entries(HEADERS)) res.setHeader(name, value);
     const [prefix, handler] = mounts.find(([p]) => req.url.startsWith(p));
     if (prefix !== "/") req.url = req.url.slice(prefix.length - 1);
     handler(req, res, () => {

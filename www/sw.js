@@ -2,7 +2,8 @@
 // GET goes to the network first (so an update is seen at once when online) and falls back to
 // the copy kept here; the page's own files are kept at install. The bundle's large files are
 // also kept by the bedside package itself (Cache API), which serves them without asking.
-const CACHE = "bedside-demo-v1";
+// Bump with every change to the page's files; activation deletes the caches of other versions.
+const CACHE = "bedside-demo-v2";
 const SHELL = [
   "./",
   "index.html",
@@ -21,7 +22,12 @@ self.addEventListener("install", (event) => {
 });
 
 self.addEventListener("activate", (event) => {
-  event.waitUntil(self.clients.claim());
+  event.waitUntil(
+    caches
+      .keys()
+      .then((names) => Promise.all(names.filter((n) => n.startsWith("bedside-demo-") && n !== CACHE).map((n) => caches.delete(n))))
+      .then(() => self.clients.claim()),
+  );
 });
 
 self.addEventListener("fetch", (event) => {

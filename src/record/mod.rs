@@ -23,6 +23,9 @@ pub const MAX_OBSERVATIONS: usize = 200_000;
 pub const MAX_VISITS: usize = 1_000;
 pub const MAX_CODES_PER_VISIT: usize = 1_000;
 pub const MAX_NOTE_CHARS: usize = 2_000_000;
+/// Largest record text (PatientRecord or FHIR JSON) read, in bytes: checked before any parsing.
+/// Room for the bounds above (2 MB of notes, 200,000 observations, 1,000 visits × 1,000 codes).
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 fn default_version() -> u32 {
     RECORD_FORMAT_VERSION
@@ -161,6 +164,12 @@ const RECORD_SHAPE: Shape = Shape {
 };
 
 fn parse_json(text: &str) -> Result<serde_json::Value> {
+    if text.len() > MAX_RECORD_BYTES {
+        return Err(BedsideError::RecordJson {
+            path: "$".into(),
+            message: format!("{} bytes is more than the {MAX_RECORD_BYTES} a record may have; refused before parsing", text.len()),
+        });
+    }
     serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| BedsideError::RecordJson {
         path: "$".into(),
         message: e.to_string(),

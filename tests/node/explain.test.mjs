@@ -94,6 +94,18 @@ async function explain(model, record) {
   return result;
 }
 
+/** Every evidence item names a real observation (channel, value, hour) or a real note span. */
+function assertEvidenceOfRecord(evidence, record) {
+  for (const e of evidence) {
+    if (e.source === "observation") {
+      const o = record.observations[e.observation];
+      assert.ok(o && o.channel === e.channel && o.value === e.value && o.hours === e.hours, `${JSON.stringify(e)} vs ${JSON.stringify(o)}`);
+    } else {
+      assert.equal(record.notes[e.note].text.slice(e.start, e.end), e.text);
+    }
+  }
+}
+
 /** The chart data equals the native CLI's: the same channels, hourly values and attention. */
 function assertSameSeries(actual, expected, tolerance) {
   assert.deepEqual(actual.map((c) => c.name), expected.map((c) => c.name));
@@ -120,8 +132,12 @@ test("wasm on the CPU explains like the native CLI", async () => {
     const native = nativeExplain(record);
     const wasm = await explain(model, record);
     assert.equal(wasm.text, native.explanation.text);
-    assert.ok(wasm.text.startsWith("### Disease Diagnosed:"), wasm.text);
+    assert.ok(!wasm.text.includes("###") && !wasm.text.includes("<lab:"), `no target markup: ${wasm.text}`);
     assert.deepEqual(wasm.diagnoses, native.explanation.diagnoses);
+    assert.equal(wasm.rationale, native.explanation.rationale);
+    assert.deepEqual(wasm.evidence, native.explanation.evidence, "the same evidence natively and in wasm");
+    assertEvidenceOfRecord(wasm.evidence, record);
+    assert.deepEqual((await model.diagnose(record)).evidence, native.diagnosis.evidence);
     assert.equal(wasm.knowledge_attention.length, wasm.channels.length);
     assertSameSeries(wasm.series, native.explanation.series, 1e-5);
     const worst = assertSameProbabilities(await model.diagnose(record), native.diagnosis, 1e-5);
@@ -176,6 +192,7 @@ test("wasm on WebGPU writes the CPU's text", async (t) => {
     const a = await explain(gpu, record);
     const b = await explain(cpu, record);
     assert.equal(a.text, b.text);
+    assert.deepEqual(a.evidence, b.evidence, "the same evidence on WebGPU and the CPU");
     assertSameSeries(a.series, b.series, 1e-4);
     assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), 1e-4);
     const [x, y] = [await gpu.recommend(record), await cpu.recommend(record)];

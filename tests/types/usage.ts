@@ -19,7 +19,11 @@ export async function usage(record: object): Promise<string[]> {
     if (typeof item === "string") text += item;
     else {
       const e: Explanation = item;
-      text = e.rationale + e.knowledge_attention.length + e.series.map((c) => `${c.label} ${c.unit} ${c.values.filter((v) => v !== null).length} ${Math.max(...c.attention)}`).join();
+      // an evidence item is narrowed by its source: observations carry values, notes spans
+      const facts = e.evidence.map((f) =>
+        f.source === "observation" ? `${f.diagnosis ?? "-"}: ${f.label} ${f.direction} ${f.value} ${f.unit} at ${f.hours} h (${f.normal[0]}-${f.normal[1]})` : `${f.note}:${f.start}-${f.end} ${f.text}`,
+      );
+      text = facts.join() + e.rationale + e.knowledge_attention.length + e.series.map((c) => `${c.label} ${c.unit} ${c.values.filter((v) => v !== null).length} ${Math.max(...c.attention)}`).join();
     }
   }
   model.dispose();

@@ -16,8 +16,6 @@ use bedside::grounded::{Pick, RationaleVocab, picks_from_text};
 use bedside::knowledge::{PHENOTYPES, channel_index};
 use bedside::{Backend, Engine, PatientRecord};
 use indicatif::ProgressBar;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::metrics::{self, CalibrationBin, Metrics, auroc, calibration, roc_curve};
@@ -70,35 +68,31 @@ pub struct RationaleMetrics {
     /// Share of the written diagnoses with at least one evidence item.
     pub diagnoses_with_evidence: f64,
     pub diagnoses_with_evidence_ci95: (f64, f64),
+    /// The first lab statements found untrue, with their admission (none when faithful).
+    pub untrue_statements: Vec<String>,
 }
 
 /// Per admission: (true, written) lab statements, (exact, written) quotes, (matched, stated,
 /// taught) findings, (with evidence, written) diagnoses.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct RationaleCounts {
     statements: [usize; 2],
     quotes: [usize; 2],
     picks: [usize; 3],
     evidenced: [usize; 2],
+    untrue: Vec<String>,
 }
 
 /// A ratio over the admissions in `rows` (`part` picks numerator and denominator).
-fn ratio(rows: impl Iterator<Item = RationaleCounts>, part: fn(&RationaleCounts) -> (usize, usize)) -> f64 {
-    let (num, den) = rows.map(|c| part(&c)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+fn ratio<'a>(rows: impl Iterator<Item = &'a RationaleCounts>, part: fn(&RationaleCounts) -> (usize, usize)) -> f64 {
+    let (num, den) = rows.map(part).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     if den == 0 { f64::NAN } else { num as f64 / den as f64 }
 }
 
 /// The ratio over every admission and its 95% bootstrap interval (200 resamples of admissions).
 fn ratio_ci(counts: &[RationaleCounts], part: fn(&RationaleCounts) -> (usize, usize)) -> (f64, (f64, f64)) {
-    let n = counts.len();
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut boot: Vec<f64> = (0..200)
-        .map(|_| ratio((0..n).map(|_| counts[rng.random_range(0..n)]), part))
-        .filter(|v| v.is_finite())
-        .collect();
-    boot.sort_by(f64::total_cmp);
-    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
-    (ratio(counts.iter().copied(), part), (at(0.025), at(0.975)))
+    let ci = metrics::bootstrap_ci95(counts.len(), 200, 1, |rows| ratio(rows.iter().map(|&r| &counts[r]), part));
+    (ratio(counts.iter(), part), ci)
 }
 
 /// What one explanation's rationale does, checked against the record independently of how it
@@ -111,9 +105,18 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
         inside = match c { '\u{201c}' => true, '\u{201d}' => false, _ => inside };
         !inside && *c != '\u{201d}'
     }).collect();
+    let text = (1..=record.notes.len()).fold(text, |t, n| t.replace(&format!("Note {n}: "), ""));
     let text = &text;
     let written = text.matches(" was high at ").count() + text.matches(" was low at ").count();
-    let true_statements = teach::lab_statements(text).iter().filter(|s| s.is_true_of(record)).count();
+    let statements = teach::lab_statements(text);
+    let true_statements = statements.iter().filter(|s| s.is_true_of(record)).count();
+    // a statement that cannot be read back counts as untrue too
+    let untrue: Vec<String> = text
+        .split(". ")
+        .filter(|s| s.contains(" was high at ") || s.contains(" was low at "))
+        .filter(|s| teach::lab_statements(&format!("{s}.")).first().is_none_or(|st| !st.is_true_of(record)))
+        .map(|s| format!("{}: {s}", record.id))
+        .collect();
     let findings = Findings::of(record, hours);
     let mut stated: Vec<Pick> = Vec::new();
     let (mut quotes, mut exact) = (0, 0);
@@ -142,6 +145,7 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
         quotes: [exact, quotes],
         picks: [stated.iter().filter(|p| taught.contains(p)).count(), stated.len(), taught.len()],
         evidenced: [evidenced, explanation.diagnoses.len()],
+        untrue,
     }
 }
 
@@ -221,13 +225,7 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         .collect();
     let pairs: Vec<(f32, bool)> = probs.iter().copied().zip(flat_truth.iter().copied()).collect();
     let rows: Vec<usize> = (0..n).collect();
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut boot: Vec<f64> = (0..200)
-        .map(|_| micro_f1(&(0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>(), &written, &truth))
-        .filter(|v| v.is_finite())
-        .collect();
-    boot.sort_by(f64::total_cmp);
-    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let micro_f1_ci95 = metrics::bootstrap_ci95(n, 200, 0, |rows| micro_f1(rows, &written, &truth));
     let mut per_label_f1 = BTreeMap::new();
     let mut macro_values = Vec::new();
     for (l, p) in PHENOTYPES.iter().enumerate() {
@@ -261,7 +259,7 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
         head_calibration: calibration(&pairs, 10),
         generated: GeneratedMetrics {
             micro_f1: micro_f1(&rows, &written, &truth),
-            micro_f1_ci95: (at(0.025), at(0.975)),
+            micro_f1_ci95,
             macro_f1: macro_values.iter().sum::<f64>() / macro_values.len().max(1) as f64,
             exact_match: written.iter().zip(&truth).filter(|(w, t)| w == t).count() as f64 / n as f64,
             per_label_f1,
@@ -275,12 +273,13 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
             quote_exactness,
             quote_exactness_ci95,
             note_quotes: counts.iter().map(|c| c.quotes[1]).sum(),
-            finding_precision: ratio(counts.iter().copied(), |c| (c.picks[0], c.picks[1])),
-            finding_recall: ratio(counts.iter().copied(), |c| (c.picks[0], c.picks[2])),
+            finding_precision: ratio(counts.iter(), |c| (c.picks[0], c.picks[1])),
+            finding_recall: ratio(counts.iter(), |c| (c.picks[0], c.picks[2])),
             finding_f1,
             finding_f1_ci95,
             diagnoses_with_evidence,
             diagnoses_with_evidence_ci95,
+            untrue_statements: counts.iter().flat_map(|c| c.untrue.iter().cloned()).take(20).collect(),
         },
         seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
     })

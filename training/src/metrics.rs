@@ -17,6 +17,19 @@ pub struct Metrics {
     pub macro_auroc_ci95: (f64, f64),
 }
 
+/// The 95% percentile-bootstrap interval of `statistic` over `n` units, `resamples` seeded
+/// resamples: `statistic` gets the resampled unit indices; non-finite values are left out.
+pub fn bootstrap_ci95(n: usize, resamples: usize, seed: u64, statistic: impl Fn(&[usize]) -> f64) -> (f64, f64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut values: Vec<f64> = (0..resamples)
+        .map(|_| statistic(&(0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>()))
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    (at(0.025), at(0.975))
+}
+
 /// `probs`, `targets`: row-major `[n, labels]`.
 pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> Metrics {
     let n = targets.len() / labels;

@@ -5,22 +5,12 @@
 //! records without notes no quote; a FHIR Bundle with no observations gets no lab statement and
 //! notices that say what the model cannot read well in it.
 
+mod common;
+
+use common::{bin, scratch};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn bin() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bedside-train"));
-    command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    command
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bedside-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
