@@ -71,8 +71,10 @@ export interface GridNotice {
 /**
  * One fact of the record that supports a diagnosis. Every number and quote comes from the record,
  * never from the model: an observation fact names a real observation (`observation` indexes the
- * record's `observations`), a note fact a span of a note (`note` indexes `notes`; `start`/`end`
- * are UTF-16 offsets, so `notes[note].text.slice(start, end) === text`).
+ * record's `observations`; `value` is in the channel's `unit`, converted where the record gave
+ * another), a note fact a span of a note (`note` indexes `notes`; `start`/`end` are UTF-16
+ * offsets, so `notes[note].text.slice(start, end) === text` for a PatientRecord; for a FHIR
+ * Bundle the indices follow its resources in the order bedside reads them).
  */
 export type Evidence =
   | {
@@ -187,7 +189,7 @@ export interface Explanation {
   id: string;
   /** The answer as streamed, for people: `A; B.` then one sentence per stated fact. */
   text: string;
-  /** Phenotype names the model wrote. */
+  /** Phenotype names the model wrote: exactly `diagnose`'s `diagnosed`, in the model's order. */
   diagnoses: string[];
   /** The facts the model chose, each rendered from the record (machine-written selection). */
   rationale: string;

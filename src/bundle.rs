@@ -36,6 +36,10 @@ pub struct Manifest {
     /// `medrec.safetensors`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medications: Option<MedicationSpec>,
+    /// Clinical bundles: the prompt length (tokens) the model was trained with; prompts are cut
+    /// there at inference too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prompt_tokens: Option<usize>,
     /// Phenotype probabilities of [`crate::engine::self_test_record`] on the native CPU at export:
     /// the known answer a freshly loaded engine checks its backend against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ impl Manifest {
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
+            max_prompt_tokens: None,
             self_test: None,
             training: None,
         }
@@ -191,6 +196,9 @@ impl Manifest {
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(BedsideError::bundle(MANIFEST_FILE, "threshold must be within 0..=1"));
+        }
+        if let Some(tokens) = self.max_prompt_tokens {
+            bounds::size("max_prompt_tokens", tokens, 1 << 16).map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
         }
         if let Some(spec) = &self.medications {
             spec.check(MANIFEST_FILE)?;

@@ -122,7 +122,8 @@ pub struct Explanation {
     /// The diagnoses and the rationale as the stream wrote them: "A; B." then one sentence per
     /// stated fact.
     pub text: String,
-    /// The phenotype names the decoder wrote.
+    /// The phenotype names the decoder wrote: exactly those the phenotype head puts at or above
+    /// the bundle's threshold (`diagnose`'s `diagnosed`), in the decoder's order.
     pub diagnoses: Vec<String>,
     /// The stated facts, rendered from the record (empty for a bundle without grounded rationales).
     pub rationale: String,
@@ -359,14 +360,11 @@ impl Engine {
         }
     }
 
-    /// A record's prompt ids, at most [`MAX_PROMPT_TOKENS`] (longer notes are cut at the end).
+    /// A record's prompt ids, cut at the length the model was trained with (the manifest's
+    /// `max_prompt_tokens`; [`MAX_PROMPT_TOKENS`] for bundles that do not say).
     fn prompt_ids(&self, tokenizer: &TextTokenizer, record: &PatientRecord, findings: &Findings) -> Result<Vec<u32>> {
-        let mut ids = tokenizer.encode(&clinical_prompt(record, findings, true, true))?;
-        if ids.len() > MAX_PROMPT_TOKENS {
-            ids.truncate(MAX_PROMPT_TOKENS - 1);
-            ids.push(tokenizer.eos_id());
-        }
-        Ok(ids)
+        let limit = self.manifest.max_prompt_tokens.unwrap_or(MAX_PROMPT_TOKENS);
+        tokenizer.encode_at_most(&clinical_prompt(record, findings, true, true), limit)
     }
 
     /// A clinical bundle's prompt ids for `record`, as `explain` encodes it.
@@ -383,11 +381,16 @@ impl Engine {
             .iter()
             .map(|r| self.prompt_ids(tokenizer, r, &Findings::of(r, hours)))
             .collect::<Result<Vec<_>>>()?;
+        Ok(self.input_of(&prompts, grids))
+    }
+
+    /// The clinical model's input from prompt ids and grids.
+    fn input_of(&self, prompts: &[Vec<u32>], grids: &[SeriesGrid]) -> ClinicalInput {
         let grids: Vec<&SeriesGrid> = grids.iter().collect();
-        Ok(ClinicalInput {
-            text: Some(pad_ids(&prompts, &self.device)),
+        ClinicalInput {
+            text: Some(pad_ids(prompts, &self.device)),
             series: Some(SeriesGrid::tensors(&grids, &self.device)),
-        })
+        }
     }
 
     async fn probabilities(&self, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<Vec<f32>> {
@@ -414,8 +417,8 @@ impl Engine {
         Ok(probs)
     }
 
-    /// Generates the diagnoses and rationale for a record (greedy, the diagnosis list constrained
-    /// to label names), calling `on_piece` with each new piece of text as it is decoded.
+    /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained
+    /// to the names the phenotype head selects, the rationale to the record's findings), calling `on_piece` with each new piece of text as it is decoded.
     pub async fn explain(
         &self,
         record: &PatientRecord,
@@ -438,22 +441,27 @@ impl Engine {
         let hours = self.manifest.model.hours();
         let grid = SeriesGrid::from_record(record, hours);
         let findings = Findings::of(record, hours);
-        let input = self.clinical_input(tokenizer, std::slice::from_ref(record), std::slice::from_ref(&grid))?;
-        let encoded = model.encode(&input);
-        // the rationale: each of the record's findings at most once (none without the vocabulary)
         let prompt = self.prompt_ids(tokenizer, record, &findings)?;
+        let input = self.input_of(std::slice::from_ref(&prompt), std::slice::from_ref(&grid));
+        let encoded = model.encode(&input);
+        // one answer: the list is exactly the head's selection, in the order the decoder writes it
+        let probabilities = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
+        let probabilities = probabilities.into_data_async().await.map_err(read_back_error(self.backend))?;
+        let probabilities = probabilities.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+        let selected: Vec<bool> = probabilities.iter().map(|p| *p >= self.manifest.threshold).collect();
+        // the rationale: each of the record's findings at most once (none without the vocabulary)
         let choices = vocab.as_ref().map(|v| v.choices(&findings, &prompt)).unwrap_or_default();
         let eos = tokenizer.eos_id();
         let constraint = |prefix: &[u32]| match grammar.split(prefix) {
             Some((_, rationale)) => Some(RationaleVocab::allowed(&choices, rationale, eos)),
-            None => grammar.allowed(prefix),
+            None => grammar.allowed_among(prefix, Some(&selected)),
         };
         let answer = Answer { record, findings: &findings, tokenizer, grammar, vocab: vocab.as_ref() };
         let mut ids: Vec<u32> = Vec::new();
         let mut shown = String::new();
         let mut stream = |_: usize, token: u32| {
             ids.push(token);
-            if let Ok(read) = answer.read(&ids) {
+            if let Ok(read) = answer.read(&ids, false) {
                 if let Some(piece) = read.text.strip_prefix(shown.as_str()) {
                     if !piece.is_empty() {
                         on_piece(piece);
@@ -467,7 +475,11 @@ impl Engine {
             .map_err(|_| BedsideError::bundle(MANIFEST_FILE, "model.config.t5.decoder_start_token_id is out of range"))?;
         let generated = generate::greedy(t5, encoded.hidden.clone(), encoded.mask.clone(), start, eos, options, Some(&constraint), &mut stream).await?;
         let tokens = generated.first().cloned().unwrap_or_default();
-        let read = answer.read(&tokens)?;
+        let read = answer.read(&tokens, true)?;
+        // what only the final reading adds (a last label where generation stopped in the list)
+        if let Some(rest) = read.text.strip_prefix(shown.as_str()).filter(|r| !r.is_empty()) {
+            on_piece(rest);
+        }
         let series = match &input.series {
             Some((values, observed)) => {
                 let weights = model.series.patch_attention(values.clone(), observed.clone());
@@ -567,13 +579,14 @@ struct Answer<'a> {
 }
 
 impl<'a> Answer<'a> {
-    /// Reads `tokens` (possibly unfinished: a label is shown once the next one or the end
-    /// begins, so that the text only ever grows).
-    fn read(&self, tokens: &[u32]) -> Result<Read<'a>> {
+    /// Reads `tokens`. While decoding (`finished` false) a label is shown once the next one or
+    /// the end begins, so that the text only ever grows; at the end a last complete label counts
+    /// too (generation can stop inside the list).
+    fn read(&self, tokens: &[u32], finished: bool) -> Result<Read<'a>> {
         let (list, rationale) = self.grammar.split(tokens).map_or((tokens, None), |(l, r)| (l, Some(r)));
         let decoded = self.tokenizer.decode(list)?;
         let mut names = if decoded.contains(DIAGNOSED) { parse_target(&decoded).diagnoses } else { Vec::new() };
-        if rationale.is_none() {
+        if rationale.is_none() && !finished {
             names.pop();
         }
         let diagnoses: Vec<_> = names.iter().filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n)).collect();
@@ -581,7 +594,8 @@ impl<'a> Answer<'a> {
             (Some(r), Some(vocab)) => r.iter().filter_map(|t| vocab.pick(*t)).filter_map(|p| Fact::of(p, self.findings)).collect(),
             _ => Vec::new(),
         };
-        let mut text = diagnoses.iter().map(|p| p.name).collect::<Vec<_>>().join("; ");
+        // short names: the full group names hold semicolons ("Pleurisy; pneumothorax; ...")
+        let mut text = diagnoses.iter().map(|p| p.short).collect::<Vec<_>>().join("; ");
         if rationale.is_some() {
             text.push_str(if diagnoses.is_empty() { "No diagnosis." } else { "." });
             for fact in &facts {

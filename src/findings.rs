@@ -47,7 +47,8 @@ pub struct LabFinding {
     /// Index into [`CHANNELS`].
     pub channel: usize,
     pub direction: Direction,
-    /// The most abnormal recorded value, in the channel's unit.
+    /// The most abnormal recorded value, in the channel's unit (converted where the record gave
+    /// another unit).
     pub value: f64,
     /// Its time, hours since admission.
     pub hours: f64,
@@ -132,11 +133,10 @@ fn lab_finding(channel: usize, values: &mut [(f64, f64, usize)]) -> Option<LabFi
     }
     values.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
     // the first of equally abnormal values
-    let &(hours, value, observation) = values.iter().rev().max_by(|a, b| {
-        ch.standardise(a.1)
-            .abs()
-            .total_cmp(&ch.standardise(b.1).abs())
-    })?;
+    let &(hours, value, observation) = values
+        .iter()
+        .rev()
+        .max_by(|a, b| ch.deviation(a.1).abs().total_cmp(&ch.deviation(b.1).abs()))?;
     let direction = if value > ch.normal_high {
         Direction::High
     } else if value < ch.normal_low {
@@ -167,7 +167,7 @@ fn lab_finding(channel: usize, values: &mut [(f64, f64, usize)]) -> Option<LabFi
         hours,
         observation,
         trend,
-        severity: ch.standardise(value).abs(),
+        severity: ch.deviation(value).abs(),
     })
 }
 
@@ -229,9 +229,9 @@ fn format_outside(v: f64, low: f64, high: f64, direction: Direction) -> String {
 }
 
 impl LabFinding {
-    /// The finding as a sentence: "Lactate was high at 4.20 mmol/L at hour 3 (normal 0.50-2.20),
-    /// rising over the stay." The value is printed as recorded, so the statement reads back to
-    /// the observation.
+    /// The finding as a sentence: "Lactate was high at 4.20 mmol/L at hour 3 (normal 0.50-2),
+    /// rising over the stay." The value is printed with the decimals that keep it on its side of
+    /// the range, so the statement reads back to the observation.
     pub fn statement(&self) -> String {
         let ch = &CHANNELS[self.channel];
         let trend = match self.trend {
@@ -313,6 +313,15 @@ mod tests {
                 == Direction::Low
         );
         assert!(Findings::of(&record(Vec::new(), &[]), 48).labs.is_empty());
+        // far past the input scale's clamp the larger value is still the more abnormal one
+        let far = Findings::of(
+            &record(
+                vec![obs("creatinine", 2.0, 4.0), obs("creatinine", 30.0, 9.0)],
+                &[],
+            ),
+            48,
+        );
+        assert_eq!((far.labs[0].value, far.labs[0].hours), (9.0, 30.0));
     }
 
     #[test]

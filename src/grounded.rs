@@ -41,11 +41,14 @@ impl Pick {
 
 /// Every reserved token, in a fixed order: tokenizer training adds them all.
 pub fn reserved_tokens() -> Vec<String> {
+    all_picks().map(Pick::token).collect()
+}
+
+/// Every pick a rationale can make, in the fixed order of the reserved tokens.
+fn all_picks() -> impl Iterator<Item = Pick> {
     let labs = (0..CHANNELS.len())
         .flat_map(|c| [Pick::Lab(c, Direction::High), Pick::Lab(c, Direction::Low)]);
     labs.chain((0..MAX_QUOTED_SENTENCES).map(Pick::Note))
-        .map(Pick::token)
-        .collect()
 }
 
 /// The reserved tokens' ids under a tokenizer.
@@ -58,10 +61,7 @@ impl RationaleVocab {
     /// `None` when the tokenizer lacks any reserved token (a bundle trained before grounded
     /// rationales): such a bundle writes diagnoses without a rationale.
     pub fn new(tokenizer: &TextTokenizer) -> Option<Self> {
-        let labs = (0..CHANNELS.len())
-            .flat_map(|c| [Pick::Lab(c, Direction::High), Pick::Lab(c, Direction::Low)]);
-        let ids = labs
-            .chain((0..MAX_QUOTED_SENTENCES).map(Pick::Note))
+        let ids = all_picks()
             .map(|p| tokenizer.token_id(&p.token()).map(|id| (id, p)))
             .collect::<Option<Vec<_>>>()?;
         Some(Self { ids })
@@ -124,11 +124,11 @@ pub fn marked_notes(record: &PatientRecord, findings: &Findings) -> String {
             .take(MAX_QUOTED_SENTENCES)
             .filter(|(_, s)| s.note == n)
         {
-            text.push_str(&note.text[at..s.start]);
+            text.push_str(&unreserved(note.text.get(at..s.start).unwrap_or("")));
             text.push_str(&Pick::Note(k).token());
             at = s.start;
         }
-        text.push_str(&note.text[at..]);
+        text.push_str(&unreserved(note.text.get(at..).unwrap_or("")));
         let text = text.trim();
         if !text.is_empty() {
             if !out.is_empty() {
@@ -138,6 +138,18 @@ pub fn marked_notes(record: &PatientRecord, findings: &Findings) -> String {
         }
     }
     out
+}
+
+/// Note text with any reserved token it happens to contain broken up ("<note:3>" typed into a
+/// note reads "< note:3>"), so that only the markers bedside puts in are reserved ids.
+fn unreserved(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("<note:") || text.contains("<lab:") {
+        text.replace("<note:", "< note:")
+            .replace("<lab:", "< lab:")
+            .into()
+    } else {
+        text.into()
+    }
 }
 
 const HIGH_WORDS: &[&str] = &["high", "elevated", "raised", "increased", "rising", "above"];
@@ -167,11 +179,21 @@ pub fn picks_from_text(
         .enumerate()
         .take(MAX_QUOTED_SENTENCES)
     {
-        let quote = s.text(record).trim_end_matches(['.', ';', '!', '?']);
-        if quote.len() > 3 {
-            if let Some(at) = note_rationale.find(quote) {
-                picks.push((at, Pick::Note(k)));
-            }
+        // the whole sentence; or its words without the final mark, but then not followed by
+        // more words ("Fever" is not quoted by "Fever and chills")
+        let sentence = s.text(record);
+        let words = sentence.trim_end_matches(['.', ';', '!', '?']);
+        let found = note_rationale.find(sentence).or_else(|| {
+            note_rationale
+                .match_indices(words)
+                .map(|(at, _)| at)
+                .find(|&at| {
+                    let next = note_rationale[at + words.len()..].chars().next();
+                    next.is_none_or(|c| !c.is_alphanumeric() && !c.is_whitespace())
+                })
+        });
+        if let (true, Some(at)) = (words.len() > 3, found) {
+            picks.push((at, Pick::Note(k)));
         }
     }
     let offset = note_rationale.len() + 1;
@@ -414,6 +436,17 @@ mod tests {
         );
         // the quote, lactate once (its value is the record's, not the teacher's), sodium is normal
         assert_eq!(picks, [Pick::Note(1), Pick::Lab(lactate, Direction::High)]);
+        // a sentence is quoted whole: "Admitted with fever." is not in "...fever and chills"
+        let (longer, _) = picks_from_text(&r, &f, "Admitted with fever and chills.", "");
+        assert!(longer.is_empty(), "{longer:?}");
+        // a reserved token typed into a note is not one: the prompt breaks it up
+        let mut typed = r.clone();
+        typed.notes[0].text = "Typed <note:7> and <lab:lactate:high> here.".into();
+        let marked = marked_notes(&typed, &Findings::of(&typed, 48));
+        assert_eq!(
+            marked,
+            "<note:0>Typed < note:7> and < lab:lactate:high> here."
+        );
         assert_eq!(unmatched, 1);
         assert!(f.lab(sodium).is_none());
         let facts: Vec<Fact> = picks.iter().filter_map(|p| Fact::of(*p, &f)).collect();

@@ -1,7 +1,7 @@
 //! The text templates of ClinRaGen: the prompt the encoder reads (notes first, then the lab
 //! channel tokens are appended after it) and the target the decoder writes,
-//! `### Disease Diagnosed: d1,d2 . ### Rationale: <note rationale> <lab rationale>`, and the
-//! parser that reads a generated target back.
+//! `### Disease Diagnosed: d1,d2 . ### Rationale:<note:3><lab:lactate:high>` (the rationale as
+//! reserved tokens, [`crate::grounded`]), and the parser that reads a generated target back.
 
 use crate::findings::Findings;
 use crate::record::PatientRecord;

@@ -65,6 +65,17 @@ impl TextTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// Token ids of `text`, at most `max` (at least 1): a longer text is cut at the end and keeps
+    /// its `</s>`. How prompts and targets are cut, in training and at inference alike.
+    pub fn encode_at_most(&self, text: &str, max: usize) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text)?;
+        if ids.len() > max.max(1) {
+            ids.truncate(max.max(1) - 1);
+            ids.push(self.eos);
+        }
+        Ok(ids)
+    }
+
     /// Token ids of `text`, with the post-processor's special tokens (`</s>` at the end).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         if text.len() > MAX_TEXT_BYTES {

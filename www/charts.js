@@ -119,7 +119,9 @@ export function highlight(container, evidence) {
   if (!svg?.scale) return null;
   const { x, y } = svg.scale;
   const cx = x(Math.floor(evidence.hours) + 0.5);
-  const cy = y(evidence.value);
+  // the chart's scale is the hourly means: a single extreme value may lie beyond it, so the ring
+  // stays at the plot's edge and the label gives the value
+  const cy = Math.min(Math.max(y(evidence.value), PAD.top), H - PAD.bottom);
   const mark = el("g", { class: "evidence-mark" }, svg);
   el("circle", { cx, cy, r: 5 }, mark);
   el("text", { x: cx + 7, y: cy - 4, class: "tick" }, mark).textContent = `${fmt(evidence.value)} at ${Math.floor(evidence.hours)} h`;

@@ -32,6 +32,13 @@ impl Channel {
         ((value - mid) / half).clamp(-10.0, 10.0)
     }
 
+    /// How far a value lies from the middle of the normal range, in normal half-widths, without
+    /// [`Channel::standardise`]'s clamp: what ranks abnormal values against each other.
+    pub fn deviation(&self, value: f64) -> f64 {
+        let (mid, half) = self.normal_mid_half();
+        (value - mid) / half
+    }
+
     /// The value `z` normal half-widths from the middle of the normal range: the inverse of
     /// [`Channel::standardise`] within its clamp.
     pub fn from_standard(&self, z: f64) -> f64 {

@@ -211,14 +211,6 @@ pub(crate) struct Example {
     phenotypes: Vec<bool>,
 }
 
-fn truncate(mut ids: Vec<u32>, max: usize, eos: u32) -> Vec<u32> {
-    if ids.len() > max {
-        ids.truncate(max - 1);
-        ids.push(eos);
-    }
-    ids
-}
-
 pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextTokenizer, config: &RunConfig) -> Result<Example> {
     let labels: Vec<&str> = record.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
     let generated;
@@ -229,8 +221,7 @@ pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok
             &generated
         }
     };
-    let eos = tok.eos_id();
-    let enc = |text: &str, max| tok.encode(text).map(|ids| truncate(ids, max, eos));
+    let enc = |text: &str, max| tok.encode_at_most(text, max);
     let p = config.max_prompt_tokens;
     let t = config.max_target_tokens;
     let findings = Findings::of(record, config.hours);
@@ -730,6 +721,12 @@ pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Res
     }
     let mut manifest = Manifest::new(ModelSpec::Clinical(config), &files, dtype, 0.5);
     manifest.medications = medications.as_ref().map(|(spec, _)| spec.clone());
+    // the prompt length the model was trained with (runs from before it was recorded: the default)
+    let run_config: RunConfig = match std::fs::read_to_string(run.join("run.toml")) {
+        Ok(text) => toml::from_str(&text).with_context(|| run.join("run.toml").display().to_string())?,
+        Err(_) => RunConfig::default(),
+    };
+    manifest.max_prompt_tokens = Some(run_config.max_prompt_tokens);
     manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
     // the known answer every loaded engine checks its backend against, from the native CPU
     let draft = serde_json::to_string(&manifest)?;

@@ -99,24 +99,33 @@ fn ratio_ci(counts: &[RationaleCounts], part: fn(&RationaleCounts) -> (usize, us
 /// was made: lab statements read back from the text ([`teach::lab_statements`]), quotes against
 /// the note text at the evidence's UTF-16 span, the facts stated against the teacher's picks.
 fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside::engine::Explanation, teacher: &Rationale, prompt: &[u32], vocab: Option<&RationaleVocab>) -> RationaleCounts {
-    // the lab statements, not what a quoted note sentence says
-    let mut inside = false;
-    let text: String = explanation.rationale.chars().filter(|c| {
-        inside = match c { '\u{201c}' => true, '\u{201d}' => false, _ => inside };
-        !inside && *c != '\u{201d}'
-    }).collect();
-    let text = (1..=record.notes.len()).fold(text, |t, n| t.replace(&format!("Note {n}: "), ""));
-    let text = &text;
-    let written = text.matches(" was high at ").count() + text.matches(" was low at ").count();
-    let statements = teach::lab_statements(text);
-    let true_statements = statements.iter().filter(|s| s.is_true_of(record)).count();
-    // a statement that cannot be read back counts as untrue too
-    let untrue: Vec<String> = text
-        .split(". ")
-        .filter(|s| s.contains(" was high at ") || s.contains(" was low at "))
-        .filter(|s| teach::lab_statements(&format!("{s}.")).first().is_none_or(|st| !st.is_true_of(record)))
-        .map(|s| format!("{}: {s}", record.id))
-        .collect();
+    // the lab statements: each observation fact's sentence must stand in the rationale and read
+    // back true of the record's window; lab-statement text left once the facts' sentences and
+    // quotes are taken out is counted as untrue
+    let (mut written, mut true_statements, mut untrue) = (0, 0, Vec::new());
+    let mut rest = explanation.rationale.clone();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in &explanation.evidence {
+        let Some(text) = e.text.as_deref().filter(|t| !seen.contains(t)) else { continue };
+        seen.push(text);
+        if e.source == "note" {
+            rest = rest.replacen(&format!("\u{201c}{text}\u{201d}"), "", 1);
+            continue;
+        }
+        written += 1;
+        let stated = rest.contains(text);
+        rest = rest.replacen(text, "", 1);
+        if stated && teach::lab_statements(text).first().is_some_and(|s| s.is_true_of(record, hours)) {
+            true_statements += 1;
+        } else {
+            untrue.push(format!("{}: {text}", record.id));
+        }
+    }
+    let stray = rest.matches(" was high at ").count() + rest.matches(" was low at ").count();
+    if stray > 0 {
+        written += stray;
+        untrue.push(format!("{}: {stray} statement(s) without evidence in {:?}", record.id, explanation.rationale));
+    }
     let findings = Findings::of(record, hours);
     let mut stated: Vec<Pick> = Vec::new();
     let (mut quotes, mut exact) = (0, 0);

@@ -508,14 +508,7 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
             }
         }
         let prompt = match &tokenizer {
-            Some(t) => {
-                let mut ids = t.encode(&prompts[i])?;
-                if ids.len() > config.teacher.max_prompt_tokens {
-                    ids.truncate(config.teacher.max_prompt_tokens - 1);
-                    ids.push(t.eos_id());
-                }
-                ids
-            }
+            Some(t) => t.encode_at_most(&prompts[i], config.teacher.max_prompt_tokens)?,
             None => Vec::new(),
         };
         examples.push(Example {

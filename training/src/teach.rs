@@ -122,16 +122,17 @@ pub fn lab_statements(text: &str) -> Vec<LabStatement> {
 }
 
 impl LabStatement {
-    /// Whether the record has this value (within 1 %, in the channel's unit) in this hour, it
-    /// lies on the stated side of the normal range, and the stated range is the knowledge base's.
-    pub fn is_true_of(&self, record: &PatientRecord) -> bool {
+    /// Whether the record has this value (within 1 %, in the channel's unit) in this hour of its
+    /// first `hours`, it lies on the stated side of the normal range, and the stated range is the
+    /// knowledge base's.
+    pub fn is_true_of(&self, record: &PatientRecord, hours: usize) -> bool {
         let ch = &CHANNELS[self.channel];
         let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
         let side = if self.high { self.value > ch.normal_high } else { self.value < ch.normal_low };
         let range = self.normal.is_none_or(|(low, high)| close(low, ch.normal_low) && close(high, ch.normal_high));
         side && range
             && record.observations.iter().any(|o| {
-                let (_, used) = bedside::record::read_observation(o, usize::MAX);
+                let (_, used) = bedside::record::read_observation(o, hours);
                 used.is_ok_and(|u| u.channel == self.channel && u.hours.floor() == self.hour && close(u.value, self.value))
             })
     }
@@ -183,7 +184,7 @@ mod tests {
             let statements = lab_statements(&r.lab_rationale);
             assert_eq!(statements.len(), written, "{}", r.lab_rationale);
             for statement in statements {
-                assert!(statement.is_true_of(&record), "{}: {statement:?}", record.id);
+                assert!(statement.is_true_of(&record, 48), "{}: {statement:?}", record.id);
             }
             // what the teacher quotes is what distillation teaches as note picks
             let findings = Findings::of(&record, 48);
@@ -240,8 +241,8 @@ mod statement_tests {
         let text = format!("Heart rate was high at {} /min at hour {} (normal 60-100).", o.value.unwrap(), o.hours.floor());
         let parsed = lab_statements(&text);
         assert_eq!(parsed.len(), 1);
-        assert_eq!(parsed[0].is_true_of(&record), o.value.unwrap() > 100.0);
+        assert_eq!(parsed[0].is_true_of(&record, 48), o.value.unwrap() > 100.0);
         let wrong = lab_statements("Heart rate was high at 250 /min at hour 3 (normal 60-100).");
-        assert!(!wrong[0].is_true_of(&record));
+        assert!(!wrong[0].is_true_of(&record, 48));
     }
 }
