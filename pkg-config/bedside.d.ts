@@ -142,8 +142,9 @@ export class Bedside {
   static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
   readonly backend: "webgpu" | "cpu" | "disposed";
   readonly manifest: Record<string, unknown>;
-  /** Largest difference of the known-answer self-test on this backend (0 without a recorded answer). */
-  readonly selfTestDifference: number;
+  /** Largest difference of the known-answer self-test on this backend; `null` when the bundle
+   * records no answer, so the test was not run. */
+  readonly selfTestDifference: number | null;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */

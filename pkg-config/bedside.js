@@ -245,7 +245,7 @@ export class Bedside {
         // that failed validation can return zeros on wasm) is not used
         const difference = await engine.selfTest(SELF_TEST_TOLERANCE);
         const model = new Bedside(engine, engine.manifest);
-        model.selfTestDifference = difference;
+        model.selfTestDifference = difference ?? null; // null: the bundle records no answer
         return model;
       } catch (e) {
         engine?.free();

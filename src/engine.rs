@@ -244,10 +244,10 @@ impl Engine {
     /// Runs the known-answer self-test: the phenotype probabilities of [`self_test_record`] must
     /// match those the manifest recorded at export within `tolerance`. On wasm a shader that
     /// fails WebGPU validation can silently return wrong numbers; this catches it. Returns the
-    /// largest difference (0 without a recorded answer).
-    pub async fn self_test(&self, tolerance: f32) -> Result<f32> {
+    /// largest difference, or `None` when the bundle records no answer (the test was not run).
+    pub async fn self_test(&self, tolerance: f32) -> Result<Option<f32>> {
         let Some(expected) = &self.manifest.self_test else {
-            return Ok(0.0);
+            return Ok(None);
         };
         let diagnosis = self.diagnose(&self_test_record()).await?;
         let actual: Vec<f32> = PHENOTYPES
@@ -264,7 +264,7 @@ impl Engine {
                 format!("self-test failed: probabilities differ from the recorded answer by {worst} (tolerance {tolerance})"),
             ));
         }
-        Ok(worst)
+        Ok(Some(worst))
     }
 
     /// Whether `recommend` can answer (the bundle has a recommender and it is loaded).

@@ -84,7 +84,7 @@ impl BedsideEngine {
     /// Runs the known-answer self-test; throws `BACKEND_FAILED` when this backend's numbers are
     /// off by more than `tolerance`; returns the largest difference.
     #[wasm_bindgen(js_name = selfTest)]
-    pub async fn self_test(&self, tolerance: f32) -> Result<f32, JsValue> {
+    pub async fn self_test(&self, tolerance: f32) -> Result<Option<f32>, JsValue> {
         self.engine.self_test(tolerance).await.map_err(js_error)
     }
 

@@ -24,6 +24,17 @@ test("wasm on the CPU gives the native CLI's probabilities", async () => {
   await assert.rejects(model.diagnose(samples[0]), { code: "DISPOSED" });
 });
 
+test("the self-test runs where the bundle records an answer, and says so where it does not", async () => {
+  const trained = await Bedside.load(bundleDir, { backend: "cpu" });
+  assert.equal(trained.manifest.self_test.length, 25, "train records the known answer");
+  assert.ok(trained.selfTestDifference !== null && trained.selfTestDifference <= 1e-5, `${trained.selfTestDifference}`);
+  trained.dispose();
+  const fixture = await Bedside.load(path.join(root, "tests/fixtures/tiny-bundle"), { backend: "cpu" });
+  assert.equal(fixture.manifest.self_test, undefined);
+  assert.equal(fixture.selfTestDifference, null, "not run: null, not 0");
+  fixture.dispose();
+});
+
 test("auto picks the CPU where there is no WebGPU", async () => {
   const model = await Bedside.load(bundleFiles(), { backend: "auto" });
   assert.equal(model.backend, "cpu");

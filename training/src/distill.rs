@@ -728,18 +728,7 @@ pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Res
     };
     manifest.max_prompt_tokens = Some(run_config.max_prompt_tokens);
     manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
-    // the known answer every loaded engine checks its backend against, from the native CPU
-    let draft = serde_json::to_string(&manifest)?;
-    let answer = pollster::block_on(async {
-        let engine = bedside::Engine::load_bundle(&draft, &weights, Some(&tokenizer), bedside::Backend::Cpu).await?;
-        engine.diagnose(&bedside::engine::self_test_record()).await
-    })?;
-    manifest.self_test = Some(
-        bedside::knowledge::PHENOTYPES
-            .iter()
-            .map(|p| answer.phenotypes.iter().find(|s| s.name == p.name).map_or(0.0, |s| s.probability))
-            .collect(),
-    );
+    crate::train::record_self_test(&mut manifest, &weights, Some(&tokenizer))?;
     let text = serde_json::to_string_pretty(&manifest)?;
     // check it as a loader would before anything is written
     Manifest::from_json(&text)?;

@@ -188,8 +188,22 @@ pub fn export(model: &LabPhenotypeModel, config: LabPhenotypeModelConfig, report
     let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
     let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
     manifest.training = Some(serde_json::to_value(report)?);
+    record_self_test(&mut manifest, &weights, None)?;
     write_bundle(dir, &[(WEIGHTS_FILE, &weights), (MANIFEST_FILE, serde_json::to_string_pretty(&manifest)?.as_bytes())])?;
     Ok(manifest)
+}
+
+/// Records in `manifest` the known answer every loaded engine checks its backend against: the
+/// phenotype probabilities of [`bedside::engine::self_test_record`] on the native CPU.
+pub fn record_self_test(manifest: &mut Manifest, weights: &[u8], tokenizer: Option<&[u8]>) -> Result<()> {
+    let draft = serde_json::to_string(manifest)?;
+    let answer = pollster::block_on(async {
+        let engine = bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu).await?;
+        engine.diagnose(&bedside::engine::self_test_record()).await
+    })?;
+    let probability = |name: &str| answer.phenotypes.iter().find(|s| s.name == name).map_or(0.0, |s| s.probability);
+    manifest.self_test = Some(PHENOTYPES.iter().map(|p| probability(p.name)).collect());
+    Ok(())
 }
 
 /// Writes a bundle's files into `dir` so that a failure (a full disk, an unwritable directory)
