@@ -590,10 +590,16 @@ impl<'a> Answer<'a> {
             names.pop();
         }
         let diagnoses: Vec<_> = names.iter().filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n)).collect();
-        let facts: Vec<Fact<'a>> = match (rationale, self.vocab) {
-            (Some(r), Some(vocab)) => r.iter().filter_map(|t| vocab.pick(*t)).filter_map(|p| Fact::of(p, self.findings)).collect(),
+        // every pick must be a fact of the record: the constraint allows no other, so one that is
+        // not is a fault to report, never a sentence to drop quietly
+        let picks = match (rationale, self.vocab) {
+            (Some(r), Some(vocab)) => r.iter().filter_map(|t| vocab.pick(*t)).collect(),
             _ => Vec::new(),
         };
+        let facts = picks
+            .into_iter()
+            .map(|p| Fact::of(p, self.findings).ok_or_else(|| BedsideError::backend("explain", format!("the decoder picked {}, which the record does not have", p.token()))))
+            .collect::<Result<Vec<Fact<'a>>>>()?;
         // short names: the full group names hold semicolons ("Pleurisy; pneumothorax; ...")
         let mut text = diagnoses.iter().map(|p| p.short).collect::<Vec<_>>().join("; ");
         if rationale.is_some() {

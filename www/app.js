@@ -63,7 +63,7 @@ function cell(text, title) {
   return td;
 }
 
-async function explain(record) {
+async function explain(record, diagnosis) {
   $("rationale-section").hidden = false;
   $("rationale").textContent = "";
   $("evidence").replaceChildren();
@@ -99,7 +99,7 @@ async function explain(record) {
   $("attention").hidden = rows.length === 0;
   drawCharts($("charts"), result.series ?? []);
   $("charts-section").hidden = (result.series ?? []).length === 0;
-  showEvidence(result);
+  showEvidence(result, diagnosis);
 }
 
 /** One evidence item as a sentence: the library's statement of the record's value, or the quote. */
@@ -107,10 +107,18 @@ function factText(e) {
   return e.source === "note" ? `Note ${e.note + 1}, characters ${e.start}–${e.end}: “${e.text}”` : e.text;
 }
 
-/** Under each written diagnosis, its evidence; a lab fact is a button that marks its chart point. */
-function showEvidence(result) {
-  const groups = result.diagnoses.map((d) => [d, result.evidence.filter((e) => e.diagnosis === d)]);
-  const unlinked = result.evidence.filter((e) => e.diagnosis === null);
+/**
+ * Under each written diagnosis, its evidence; a lab fact is a button that marks its chart point.
+ * Where the model stated no fact for a diagnosis, the record's findings that the knowledge base
+ * links to it (`diagnose`'s evidence) are listed instead, marked as such.
+ */
+function showEvidence(result, diagnosis) {
+  const groups = result.diagnoses.map((d) => {
+    const stated = result.evidence.filter((e) => e.diagnosis === d).map((e) => [e, "model"]);
+    const linked = (diagnosis?.evidence ?? []).filter((e) => e.diagnosis === d).map((e) => [e, "record"]);
+    return [d, stated.length ? stated : linked];
+  });
+  const unlinked = result.evidence.filter((e) => e.diagnosis === null).map((e) => [e, "model"]);
   if (unlinked.length) groups.push(["Also stated (linked to no diagnosis written)", unlinked]);
   $("evidence").replaceChildren(
     ...groups.map(([name, items]) => {
@@ -121,11 +129,17 @@ function showEvidence(result) {
       const list = document.createElement("ul");
       if (!items.length) {
         const none = document.createElement("li");
-        none.textContent = "No supporting fact stated.";
+        none.textContent = "No supporting fact in the record.";
         list.append(none);
+      } else if (items[0][1] === "record") {
+        const note = document.createElement("li");
+        note.className = "linked-note";
+        note.textContent = "The model stated no fact for this one; the record's findings the knowledge base links to it:";
+        list.append(note);
       }
-      for (const e of items) {
+      for (const [e, origin] of items) {
         const item = document.createElement("li");
+        item.dataset.origin = origin;
         if (e.source === "observation") {
           const button = document.createElement("button");
           button.type = "button";
@@ -232,7 +246,7 @@ async function analyse(record) {
     ? `Supported: ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group above the threshold (${ms.toFixed(0)} ms on ${result.backend}).`;
   if (model.manifest.medications) await recommend(record);
-  if (model.manifest.model?.kind === "clinical") await explain(record);
+  if (model.manifest.model?.kind === "clinical") await explain(record, result);
   document.body.dataset.state = "done";
 }
 

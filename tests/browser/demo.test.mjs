@@ -64,13 +64,16 @@ async function runPage(args, screenshot) {
     const drugs = await page.$$eval("#medications tbody tr", (rows) => rows.map((r) => r.dataset.code));
     const warnings = await page.$$eval(".ddi-warning", (items) => items.map((li) => li.textContent));
     const rationale = await page.textContent("#rationale");
-    const evidence = await page.$$eval("#evidence button.fact, #evidence q.quote", (items) =>
+    const evidence = await page.$$eval('#evidence li[data-origin="model"] :is(button.fact, q.quote)', (items) =>
       items.map((item) => ({ channel: item.dataset.channel ?? null, text: item.textContent })),
     );
+    // every diagnosis shown lists evidence: the facts the model stated, else the record's
+    // findings the knowledge base links to it, else says there is none
+    const groups = await page.$$eval("#evidence li.diagnosis", (items) => items.map((li) => li.querySelectorAll("li").length));
     // a lab fact, chosen from the keyboard, marks its point on its chart
     let selected = null;
-    if (await page.$("#evidence button.fact")) {
-      await page.focus("#evidence button.fact");
+    if (await page.$('#evidence li[data-origin="model"] button.fact')) {
+      await page.focus('#evidence li[data-origin="model"] button.fact');
       await page.keyboard.press("Enter");
       selected = await page.$eval("#charts figure.selected", (f) => ({
         channel: f.dataset.channel,
@@ -91,7 +94,7 @@ async function runPage(args, screenshot) {
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, phenotypes, drugs, warnings, rationale, charts, evidence, selected };
+    return { backend, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
   } finally {
     await browser.close();
   }
@@ -111,6 +114,7 @@ function check(page, expected, tolerance) {
   // marks its own channel's chart at the fact's hour
   const evidence = expected.explanation.evidence;
   assert.ok(evidence.length > 0, "the sample's diagnoses come with evidence");
+  assert.ok(page.groups.length >= expected.explanation.diagnoses.length && page.groups.every((n) => n > 0), `${page.groups}`);
   assert.deepEqual(page.evidence.map((e) => e.channel), evidence.map((e) => (e.source === "observation" ? e.channel : null)));
   const firstLab = evidence.find((e) => e.source === "observation");
   if (firstLab) {
