@@ -109,7 +109,7 @@ medrec: $(TRAIN)
 
 # --- tests -----------------------------------------------------------------------------------
 native-test:
-	BEDSIDE_REQUIRE_WGPU=1 cargo test --workspace --locked
+	BEDSIDE_REQUIRE_WGPU=1 BEDSIDE_REQUIRE_DATA=1 BEDSIDE_REQUIRE_ROOT=1 cargo test --workspace --locked
 
 node-test:
 	node_modules/.bin/tsc -p tests/types/tsconfig.json

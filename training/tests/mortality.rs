@@ -9,6 +9,8 @@ use std::process::Command;
 fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/physionet2012");
     if !data.join("set-a.tar.gz").exists() {
+        // `make test` sets BEDSIDE_REQUIRE_DATA=1: there a missing layer fails, never skips
+        assert_ne!(std::env::var("BEDSIDE_REQUIRE_DATA").as_deref(), Ok("1"), "PhysioNet 2012 data not found at {}", data.display());
         eprintln!("skipped: PhysioNet 2012 data not found at {}", data.display());
         return;
     }
