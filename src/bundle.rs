@@ -124,8 +124,9 @@ impl Manifest {
     /// Parses and checks a manifest; nothing about the weights is looked at yet.
     pub fn from_json(text: &str) -> Result<Self> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        let manifest: Self = serde_path_to_error::deserialize(de)
-            .map_err(|e| BedsideError::bundle(MANIFEST_FILE, format!("at {}: {}", e.path(), e.inner())))?;
+        let manifest: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            BedsideError::bundle(MANIFEST_FILE, format!("at {}: {}", e.path(), e.inner()))
+        })?;
         manifest.check()?;
         Ok(manifest)
     }
@@ -136,7 +137,10 @@ impl Manifest {
             message,
         };
         if self.format != BUNDLE_FORMAT {
-            return Err(incompatible(format!("format is {:?}, not {BUNDLE_FORMAT:?}", self.format)));
+            return Err(incompatible(format!(
+                "format is {:?}, not {BUNDLE_FORMAT:?}",
+                self.format
+            )));
         }
         if self.format_version > BUNDLE_FORMAT_VERSION || self.format_version == 0 {
             return Err(incompatible(format!(
@@ -152,7 +156,10 @@ impl Manifest {
             )));
         }
         if self.dtype != "f32" && self.dtype != "f16" {
-            return Err(incompatible(format!("dtype {:?} is not supported (f32 or f16)", self.dtype)));
+            return Err(incompatible(format!(
+                "dtype {:?} is not supported (f32 or f16)",
+                self.dtype
+            )));
         }
         let (labels, series) = match &self.model {
             ModelSpec::LabPhenotype(c) => (c.labels, &c.series),
@@ -160,20 +167,30 @@ impl Manifest {
         };
         let expected = [
             ("labels", self.labels.len(), labels, PHENOTYPES.len()),
-            ("channels", self.channels.len(), series.channels, CHANNELS.len()),
+            (
+                "channels",
+                self.channels.len(),
+                series.channels,
+                CHANNELS.len(),
+            ),
         ];
         for (field, listed, configured, known) in expected {
             if listed != configured || listed != known {
                 return Err(BedsideError::bundle(
                     MANIFEST_FILE,
-                    format!("{field}: {listed} listed, {configured} in model.config, {known} in the knowledge base"),
+                    format!(
+                        "{field}: {listed} listed, {configured} in model.config, {known} in the knowledge base"
+                    ),
                 ));
             }
         }
         if self.channels.iter().zip(CHANNELS).any(|(a, b)| a != b.name)
             || self.labels.iter().zip(PHENOTYPES).any(|(a, b)| a != b.name)
         {
-            return Err(BedsideError::bundle(MANIFEST_FILE, "channels or labels are not in the knowledge base's order"));
+            return Err(BedsideError::bundle(
+                MANIFEST_FILE,
+                "channels or labels are not in the knowledge base's order",
+            ));
         }
         // every number bounded before anything divides by it or builds a module from it
         fn field(prefix: &'static str) -> impl Fn(String) -> BedsideError {
@@ -181,29 +198,47 @@ impl Manifest {
         }
         series.check().map_err(field("series."))?;
         match &self.model {
-            ModelSpec::LabPhenotype(c) => bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?,
+            ModelSpec::LabPhenotype(c) => {
+                bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?
+            }
             ModelSpec::Clinical(c) => {
                 c.t5.check().map_err(field("t5."))?;
                 bounds::size("knowledge_tokens", c.knowledge_tokens, 1 << 16).map_err(field(""))?;
                 bounds::size("prototypes", c.prototypes, 4096).map_err(field(""))?;
                 bounds::size("knowledge_heads", c.knowledge_heads, 128).map_err(field(""))?;
-                bounds::heads("knowledge_heads", c.knowledge_heads, "t5.d_model", c.t5.d_model).map_err(field(""))?;
+                bounds::heads(
+                    "knowledge_heads",
+                    c.knowledge_heads,
+                    "t5.d_model",
+                    c.t5.d_model,
+                )
+                .map_err(field(""))?;
                 bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?;
                 if !self.files.contains_key(TOKENIZER_FILE) {
-                    return Err(BedsideError::bundle(MANIFEST_FILE, format!("a clinical bundle needs {TOKENIZER_FILE} in files")));
+                    return Err(BedsideError::bundle(
+                        MANIFEST_FILE,
+                        format!("a clinical bundle needs {TOKENIZER_FILE} in files"),
+                    ));
                 }
             }
         }
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(BedsideError::bundle(MANIFEST_FILE, "threshold must be within 0..=1"));
+            return Err(BedsideError::bundle(
+                MANIFEST_FILE,
+                "threshold must be within 0..=1",
+            ));
         }
         if let Some(tokens) = self.max_prompt_tokens {
-            bounds::size("max_prompt_tokens", tokens, 1 << 16).map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
+            bounds::size("max_prompt_tokens", tokens, 1 << 16)
+                .map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
         }
         if let Some(spec) = &self.medications {
             spec.check(MANIFEST_FILE)?;
             if !self.files.contains_key(MEDREC_FILE) {
-                return Err(BedsideError::bundle(MANIFEST_FILE, format!("medications needs {MEDREC_FILE} in files")));
+                return Err(BedsideError::bundle(
+                    MANIFEST_FILE,
+                    format!("medications needs {MEDREC_FILE} in files"),
+                ));
             }
         }
         Ok(())
@@ -211,14 +246,17 @@ impl Manifest {
 
     /// Checks a file's bytes against the manifest's size and sha256.
     pub fn verify(&self, file: &str, bytes: &[u8]) -> Result<()> {
-        let entry = self
-            .files
-            .get(file)
-            .ok_or_else(|| BedsideError::bundle(MANIFEST_FILE, format!("files lists no {file:?}")))?;
+        let entry = self.files.get(file).ok_or_else(|| {
+            BedsideError::bundle(MANIFEST_FILE, format!("files lists no {file:?}"))
+        })?;
         if entry.bytes != bytes.len() as u64 {
             return Err(BedsideError::bundle(
                 file,
-                format!("{} bytes, the manifest says {} (truncated download?)", bytes.len(), entry.bytes),
+                format!(
+                    "{} bytes, the manifest says {} (truncated download?)",
+                    bytes.len(),
+                    entry.bytes
+                ),
             ));
         }
         let actual = sha256_hex(bytes);
@@ -241,7 +279,12 @@ pub fn convert_weights(bytes: &[u8], dtype: &str) -> Result<Vec<u8>> {
     let target = match dtype {
         "f16" => Dtype::F16,
         "f32" => Dtype::F32,
-        other => return Err(BedsideError::bundle(WEIGHTS_FILE, format!("dtype {other:?} is not f32 or f16"))),
+        other => {
+            return Err(BedsideError::bundle(
+                WEIGHTS_FILE,
+                format!("dtype {other:?} is not f32 or f16"),
+            ));
+        }
     };
     let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in tensors.tensors() {
@@ -250,20 +293,33 @@ pub fn convert_weights(bytes: &[u8], dtype: &str) -> Result<Vec<u8>> {
             (a, b) if a == b => data.to_vec(),
             (Dtype::F32, Dtype::F16) => data
                 .chunks_exact(4)
-                .flat_map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
+                .flat_map(|b| {
+                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
+                })
                 .collect(),
             (Dtype::F16, Dtype::F32) => data
                 .chunks_exact(2)
-                .flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
+                .flat_map(|b| {
+                    half::f16::from_le_bytes([b[0], b[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                })
                 .collect(),
-            (from, _) => return Err(BedsideError::bundle(WEIGHTS_FILE, format!("tensor {name} is {from:?}; f32 or f16 expected"))),
+            (from, _) => {
+                return Err(BedsideError::bundle(
+                    WEIGHTS_FILE,
+                    format!("tensor {name} is {from:?}; f32 or f16 expected"),
+                ));
+            }
         };
         converted.push((name, view.shape().to_vec(), out));
     }
     let views: Vec<(String, TensorView<'_>)> = converted
         .iter()
         .map(|(name, shape, data)| {
-            TensorView::new(target, shape.clone(), data).map(|v| (name.clone(), v)).map_err(file)
+            TensorView::new(target, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(file)
         })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, None).map_err(file)

@@ -5,15 +5,19 @@
 
 use crate::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
 use crate::constrained::DiagnosisGrammar;
-use crate::findings::Findings;
-use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::error::{BedsideError, Result};
+use crate::findings::Findings;
 use crate::generate::{self, GenerateOptions};
+use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
-use crate::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel, MedRecBatch, MedRecModel};
-use crate::recommend::{DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings};
+use crate::model::{
+    ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel, MedRecBatch, MedRecModel,
+};
 use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
+use crate::recommend::{
+    DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings,
+};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
 use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
 use burn::prelude::*;
@@ -167,7 +171,12 @@ impl Engine {
 
     /// Loads a bundle from its files' bytes onto `backend`; `tokenizer` is `tokenizer.json`,
     /// required by clinical bundles.
-    pub async fn load_bundle(manifest_json: &str, weights: &[u8], tokenizer: Option<&[u8]>, backend: Backend) -> Result<Self> {
+    pub async fn load_bundle(
+        manifest_json: &str,
+        weights: &[u8],
+        tokenizer: Option<&[u8]>,
+        backend: Backend,
+    ) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
         manifest.verify(WEIGHTS_FILE, weights)?;
         check_weights_header(weights, &manifest.dtype, WEIGHTS_FILE)?;
@@ -178,19 +187,27 @@ impl Engine {
                 if tokenizer.vocab_size() > config.t5.vocab_size {
                     return Err(BedsideError::bundle(
                         TOKENIZER_FILE,
-                        format!("{} tokens, more than the model's vocab_size {}", tokenizer.vocab_size(), config.t5.vocab_size),
+                        format!(
+                            "{} tokens, more than the model's vocab_size {}",
+                            tokenizer.vocab_size(),
+                            config.t5.vocab_size
+                        ),
                     ));
                 }
                 Some(tokenizer)
             }
             (ModelSpec::Clinical(_), None) => {
-                return Err(BedsideError::bundle(TOKENIZER_FILE, "missing: a clinical bundle needs its tokenizer"));
+                return Err(BedsideError::bundle(
+                    TOKENIZER_FILE,
+                    "missing: a clinical bundle needs its tokenizer",
+                ));
             }
             (ModelSpec::LabPhenotype(_), _) => None,
         };
         let weights = match manifest.dtype.as_str() {
             "f32" => weights.to_vec(),
-            other => convert_weights(weights, "f32").map_err(|e| BedsideError::bundle(WEIGHTS_FILE, format!("{other} → f32: {e}")))?,
+            other => convert_weights(weights, "f32")
+                .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, format!("{other} → f32: {e}")))?,
         };
         let device = backend.device().await?;
         let model = match (&manifest.model, tokenizer) {
@@ -205,10 +222,18 @@ impl Engine {
                 let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
                 let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
                 let vocab = RationaleVocab::new(&tokenizer);
-                Loaded::Clinical { model, tokenizer, grammar, vocab }
+                Loaded::Clinical {
+                    model,
+                    tokenizer,
+                    grammar,
+                    vocab,
+                }
             }
             (ModelSpec::Clinical(_), None) => {
-                return Err(BedsideError::bundle(TOKENIZER_FILE, "missing: a clinical bundle needs its tokenizer"));
+                return Err(BedsideError::bundle(
+                    TOKENIZER_FILE,
+                    "missing: a clinical bundle needs its tokenizer",
+                ));
             }
         };
         Ok(Self {
@@ -234,7 +259,9 @@ impl Engine {
         };
         self.manifest.verify(MEDREC_FILE, weights)?;
         check_weights_header(weights, &self.manifest.dtype, MEDREC_FILE)?;
-        let weights = convert_weights(weights, "f32").map_err(|e| BedsideError::bundle(MEDREC_FILE, format!("{} → f32: {e}", self.manifest.dtype)))?;
+        let weights = convert_weights(weights, "f32").map_err(|e| {
+            BedsideError::bundle(MEDREC_FILE, format!("{} → f32: {e}", self.manifest.dtype))
+        })?;
         let mut model = spec.config.init(&self.device);
         apply_weights(&mut model, weights, MEDREC_FILE)?;
         self.medrec = Some((model, spec));
@@ -252,16 +279,38 @@ impl Engine {
         let diagnosis = self.diagnose(&self_test_record()).await?;
         let actual: Vec<f32> = PHENOTYPES
             .iter()
-            .map(|p| diagnosis.phenotypes.iter().find(|s| s.name == p.name).map_or(f32::NAN, |s| s.probability))
+            .map(|p| {
+                diagnosis
+                    .phenotypes
+                    .iter()
+                    .find(|s| s.name == p.name)
+                    .map_or(f32::NAN, |s| s.probability)
+            })
             .collect();
         if actual.len() != expected.len() {
-            return Err(BedsideError::bundle(MANIFEST_FILE, format!("self_test lists {} probabilities, not {}", expected.len(), actual.len())));
+            return Err(BedsideError::bundle(
+                MANIFEST_FILE,
+                format!(
+                    "self_test lists {} probabilities, not {}",
+                    expected.len(),
+                    actual.len()
+                ),
+            ));
         }
-        let worst = actual.iter().zip(expected).map(|(a, e)| (a - e).abs()).fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+        let worst = actual
+            .iter()
+            .zip(expected)
+            .map(|(a, e)| (a - e).abs())
+            .fold(
+                0.0f32,
+                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+            );
         if worst > tolerance {
             return Err(BedsideError::backend(
                 self.backend.name(),
-                format!("self-test failed: probabilities differ from the recorded answer by {worst} (tolerance {tolerance})"),
+                format!(
+                    "self-test failed: probabilities differ from the recorded answer by {worst} (tolerance {tolerance})"
+                ),
             ));
         }
         Ok(Some(worst))
@@ -283,18 +332,35 @@ impl Engine {
         };
         record.validate()?;
         if record.visits.is_empty() {
-            return Err(BedsideError::InvalidRecord(vec![crate::error::FieldProblem {
-                path: "$.visits".into(),
-                message: "empty: recommending medications needs at least the current visit's codes".into(),
-            }]));
+            return Err(BedsideError::InvalidRecord(vec![
+                crate::error::FieldProblem {
+                    path: "$.visits".into(),
+                    message:
+                        "empty: recommending medications needs at least the current visit's codes"
+                            .into(),
+                },
+            ]));
         }
         let (patient, unknown_codes) = spec.patient(record);
-        let batch = MedRecBatch::new(std::slice::from_ref(&patient), spec.config.max_visits, spec.max_codes, &self.device);
+        let batch = MedRecBatch::new(
+            std::slice::from_ref(&patient),
+            spec.config.max_visits,
+            spec.max_codes,
+            &self.device,
+        );
         let probs = burn::tensor::activation::sigmoid(model.forward(&batch).logits);
-        let data = probs.into_data_async().await.map_err(read_back_error(self.backend))?;
-        let probs = data.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+        let data = probs
+            .into_data_async()
+            .await
+            .map_err(read_back_error(self.backend))?;
+        let probs = data
+            .try_to_vec::<f32>()
+            .map_err(read_back_error(self.backend))?;
         if probs.len() != spec.medications.len() || probs.iter().any(|p| !p.is_finite()) {
-            return Err(BedsideError::backend(self.backend.name(), "the recommender returned non-finite or mis-shaped probabilities"));
+            return Err(BedsideError::backend(
+                self.backend.name(),
+                "the recommender returned non-finite or mis-shaped probabilities",
+            ));
         }
         let mut scores: Vec<DrugScore> = spec
             .medications
@@ -307,7 +373,11 @@ impl Engine {
             })
             .collect();
         scores.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let medications: Vec<DrugScore> = scores.iter().filter(|d| d.probability >= spec.threshold).cloned().collect();
+        let medications: Vec<DrugScore> = scores
+            .iter()
+            .filter(|d| d.probability >= spec.threshold)
+            .cloned()
+            .collect();
         let current = current_medications(record);
         let recommended: Vec<&str> = medications.iter().map(|d| d.code.as_str()).collect();
         Ok(Recommendation {
@@ -355,27 +425,45 @@ impl Engine {
     /// model's parts apart from the record handling (`bedside-train bench`).
     pub fn clinical_model(&self) -> Option<(&ClinicalModel, &TextTokenizer, &Device)> {
         match &self.model {
-            Loaded::Clinical { model, tokenizer, .. } => Some((model, tokenizer, &self.device)),
+            Loaded::Clinical {
+                model, tokenizer, ..
+            } => Some((model, tokenizer, &self.device)),
             Loaded::LabPhenotype(_) => None,
         }
     }
 
     /// A record's prompt ids, cut at the length the model was trained with (the manifest's
     /// `max_prompt_tokens`; [`MAX_PROMPT_TOKENS`] for bundles that do not say).
-    fn prompt_ids(&self, tokenizer: &TextTokenizer, record: &PatientRecord, findings: &Findings) -> Result<Vec<u32>> {
+    fn prompt_ids(
+        &self,
+        tokenizer: &TextTokenizer,
+        record: &PatientRecord,
+        findings: &Findings,
+    ) -> Result<Vec<u32>> {
         let limit = self.manifest.max_prompt_tokens.unwrap_or(MAX_PROMPT_TOKENS);
         tokenizer.encode_at_most(&clinical_prompt(record, findings, true, true), limit)
     }
 
     /// A clinical bundle's prompt ids for `record`, as `explain` encodes it.
     pub fn prompt(&self, record: &PatientRecord) -> Result<Vec<u32>> {
-        let Loaded::Clinical { tokenizer, .. } = &self.model else { return Ok(Vec::new()) };
-        self.prompt_ids(tokenizer, record, &Findings::of(record, self.manifest.model.hours()))
+        let Loaded::Clinical { tokenizer, .. } = &self.model else {
+            return Ok(Vec::new());
+        };
+        self.prompt_ids(
+            tokenizer,
+            record,
+            &Findings::of(record, self.manifest.model.hours()),
+        )
     }
 
     /// The clinical model's input for records: notes prompt ids (at most [`MAX_PROMPT_TOKENS`])
     /// and the lab grids.
-    pub fn clinical_input(&self, tokenizer: &TextTokenizer, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<ClinicalInput> {
+    pub fn clinical_input(
+        &self,
+        tokenizer: &TextTokenizer,
+        records: &[PatientRecord],
+        grids: &[SeriesGrid],
+    ) -> Result<ClinicalInput> {
         let hours = self.manifest.model.hours();
         let prompts = records
             .iter()
@@ -393,21 +481,32 @@ impl Engine {
         }
     }
 
-    async fn probabilities(&self, records: &[PatientRecord], grids: &[SeriesGrid]) -> Result<Vec<f32>> {
+    async fn probabilities(
+        &self,
+        records: &[PatientRecord],
+        grids: &[SeriesGrid],
+    ) -> Result<Vec<f32>> {
         let logits = match &self.model {
             Loaded::LabPhenotype(model) => {
                 let grids: Vec<&SeriesGrid> = grids.iter().collect();
                 let (values, mask) = SeriesGrid::tensors(&grids, &self.device);
                 model.forward(values, mask)
             }
-            Loaded::Clinical { model, tokenizer, .. } => {
+            Loaded::Clinical {
+                model, tokenizer, ..
+            } => {
                 let input = self.clinical_input(tokenizer, records, grids)?;
                 model.phenotype_logits(&model.encode(&input))
             }
         };
         let probs = burn::tensor::activation::sigmoid(logits);
-        let data = probs.into_data_async().await.map_err(read_back_error(self.backend))?;
-        let probs = data.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+        let data = probs
+            .into_data_async()
+            .await
+            .map_err(read_back_error(self.backend))?;
+        let probs = data
+            .try_to_vec::<f32>()
+            .map_err(read_back_error(self.backend))?;
         if probs.len() != grids.len() * PHENOTYPES.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(
                 self.backend.name(),
@@ -425,7 +524,13 @@ impl Engine {
         options: &GenerateOptions,
         on_piece: &mut dyn FnMut(&str),
     ) -> Result<Explanation> {
-        let Loaded::Clinical { model, tokenizer, grammar, vocab } = &self.model else {
+        let Loaded::Clinical {
+            model,
+            tokenizer,
+            grammar,
+            vocab,
+        } = &self.model
+        else {
             return Err(BedsideError::Incompatible {
                 file: MANIFEST_FILE.into(),
                 message: "this bundle's model (lab-phenotype) cannot write rationales; use a clinical bundle".into(),
@@ -434,7 +539,9 @@ impl Engine {
         let Some(grammar) = grammar else {
             return Err(BedsideError::Incompatible {
                 file: TOKENIZER_FILE.into(),
-                message: "the tokenizer does not write the diagnosis template as the grammar expects".into(),
+                message:
+                    "the tokenizer does not write the diagnosis template as the grammar expects"
+                        .into(),
             });
         };
         record.validate()?;
@@ -446,17 +553,34 @@ impl Engine {
         let encoded = model.encode(&input);
         // one answer: the list is exactly the head's selection, in the order the decoder writes it
         let probabilities = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
-        let probabilities = probabilities.into_data_async().await.map_err(read_back_error(self.backend))?;
-        let probabilities = probabilities.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
-        let selected: Vec<bool> = probabilities.iter().map(|p| *p >= self.manifest.threshold).collect();
+        let probabilities = probabilities
+            .into_data_async()
+            .await
+            .map_err(read_back_error(self.backend))?;
+        let probabilities = probabilities
+            .try_to_vec::<f32>()
+            .map_err(read_back_error(self.backend))?;
+        let selected: Vec<bool> = probabilities
+            .iter()
+            .map(|p| *p >= self.manifest.threshold)
+            .collect();
         // the rationale: each of the record's findings at most once (none without the vocabulary)
-        let choices = vocab.as_ref().map(|v| v.choices(&findings, &prompt)).unwrap_or_default();
+        let choices = vocab
+            .as_ref()
+            .map(|v| v.choices(&findings, &prompt))
+            .unwrap_or_default();
         let eos = tokenizer.eos_id();
         let constraint = |prefix: &[u32]| match grammar.split(prefix) {
             Some((_, rationale)) => Some(RationaleVocab::allowed(&choices, rationale, eos)),
             None => grammar.allowed_among(prefix, Some(&selected)),
         };
-        let answer = Answer { record, findings: &findings, tokenizer, grammar, vocab: vocab.as_ref() };
+        let answer = Answer {
+            record,
+            findings: &findings,
+            tokenizer,
+            grammar,
+            vocab: vocab.as_ref(),
+        };
         let mut ids: Vec<u32> = Vec::new();
         let mut shown = String::new();
         let mut stream = |_: usize, token: u32| {
@@ -471,20 +595,49 @@ impl Engine {
             }
         };
         let t5 = &model.lm;
-        let start = u32::try_from(self.clinical_config().map_or(0, |c| c.t5.decoder_start_token_id))
-            .map_err(|_| BedsideError::bundle(MANIFEST_FILE, "model.config.t5.decoder_start_token_id is out of range"))?;
-        let generated = generate::greedy(t5, encoded.hidden.clone(), encoded.mask.clone(), start, eos, options, Some(&constraint), &mut stream).await?;
+        let start = u32::try_from(
+            self.clinical_config()
+                .map_or(0, |c| c.t5.decoder_start_token_id),
+        )
+        .map_err(|_| {
+            BedsideError::bundle(
+                MANIFEST_FILE,
+                "model.config.t5.decoder_start_token_id is out of range",
+            )
+        })?;
+        let generated = generate::greedy(
+            t5,
+            encoded.hidden.clone(),
+            encoded.mask.clone(),
+            start,
+            eos,
+            options,
+            Some(&constraint),
+            &mut stream,
+        )
+        .await?;
         let tokens = generated.first().cloned().unwrap_or_default();
         let read = answer.read(&tokens, true)?;
         // what only the final reading adds (a last label where generation stopped in the list)
-        if let Some(rest) = read.text.strip_prefix(shown.as_str()).filter(|r| !r.is_empty()) {
+        if let Some(rest) = read
+            .text
+            .strip_prefix(shown.as_str())
+            .filter(|r| !r.is_empty())
+        {
             on_piece(rest);
         }
         let series = match &input.series {
             Some((values, observed)) => {
-                let weights = model.series.patch_attention(values.clone(), observed.clone());
-                let weights = weights.into_data_async().await.map_err(read_back_error(self.backend))?;
-                let weights = weights.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
+                let weights = model
+                    .series
+                    .patch_attention(values.clone(), observed.clone());
+                let weights = weights
+                    .into_data_async()
+                    .await
+                    .map_err(read_back_error(self.backend))?;
+                let weights = weights
+                    .try_to_vec::<f32>()
+                    .map_err(read_back_error(self.backend))?;
                 channel_series(&grid, &weights, &model.series.patch_hours(grid.hours))
             }
             None => Vec::new(),
@@ -493,9 +646,17 @@ impl Engine {
             Some(weights) => {
                 let [_, _, channels, prototypes] = weights.dims();
                 let mean = weights.mean_dim(1).reshape([channels, prototypes]);
-                let values = mean.into_data_async().await.map_err(read_back_error(self.backend))?;
-                let values = values.try_to_vec::<f32>().map_err(read_back_error(self.backend))?;
-                values.chunks(prototypes.max(1)).map(<[f32]>::to_vec).collect()
+                let values = mean
+                    .into_data_async()
+                    .await
+                    .map_err(read_back_error(self.backend))?;
+                let values = values
+                    .try_to_vec::<f32>()
+                    .map_err(read_back_error(self.backend))?;
+                values
+                    .chunks(prototypes.max(1))
+                    .map(<[f32]>::to_vec)
+                    .collect()
             }
             None => Vec::new(),
         };
@@ -504,7 +665,12 @@ impl Engine {
             id: record.id.clone(),
             evidence: evidence(record, &read.facts, &diagnoses),
             diagnoses: diagnoses.iter().map(|d| d.to_string()).collect(),
-            rationale: read.facts.iter().map(|f| f.render(record)).collect::<Vec<_>>().join(" "),
+            rationale: read
+                .facts
+                .iter()
+                .map(|f| f.render(record))
+                .collect::<Vec<_>>()
+                .join(" "),
             tokens: tokens.len(),
             text: read.text,
             channels: CHANNELS.iter().map(|c| c.name).collect(),
@@ -542,7 +708,13 @@ impl Engine {
             .labs
             .iter()
             .map(Fact::Lab)
-            .chain(findings.sentences.iter().take(crate::grounded::MAX_QUOTED_SENTENCES).map(Fact::Note))
+            .chain(
+                findings
+                    .sentences
+                    .iter()
+                    .take(crate::grounded::MAX_QUOTED_SENTENCES)
+                    .map(Fact::Note),
+            )
             .collect();
         let mut evidence = evidence(record, &facts, &diagnosed);
         evidence.retain(|e| e.diagnosis.is_some());
@@ -583,13 +755,23 @@ impl<'a> Answer<'a> {
     /// the end begins, so that the text only ever grows; at the end a last complete label counts
     /// too (generation can stop inside the list).
     fn read(&self, tokens: &[u32], finished: bool) -> Result<Read<'a>> {
-        let (list, rationale) = self.grammar.split(tokens).map_or((tokens, None), |(l, r)| (l, Some(r)));
+        let (list, rationale) = self
+            .grammar
+            .split(tokens)
+            .map_or((tokens, None), |(l, r)| (l, Some(r)));
         let decoded = self.tokenizer.decode(list)?;
-        let mut names = if decoded.contains(DIAGNOSED) { parse_target(&decoded).diagnoses } else { Vec::new() };
+        let mut names = if decoded.contains(DIAGNOSED) {
+            parse_target(&decoded).diagnoses
+        } else {
+            Vec::new()
+        };
         if rationale.is_none() && !finished {
             names.pop();
         }
-        let diagnoses: Vec<_> = names.iter().filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n)).collect();
+        let diagnoses: Vec<_> = names
+            .iter()
+            .filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n))
+            .collect();
         // every pick must be a fact of the record: the constraint allows no other, so one that is
         // not is a fault to report, never a sentence to drop quietly
         let picks = match (rationale, self.vocab) {
@@ -598,24 +780,50 @@ impl<'a> Answer<'a> {
         };
         let facts = picks
             .into_iter()
-            .map(|p| Fact::of(p, self.findings).ok_or_else(|| BedsideError::backend("explain", format!("the decoder picked {}, which the record does not have", p.token()))))
+            .map(|p| {
+                Fact::of(p, self.findings).ok_or_else(|| {
+                    BedsideError::backend(
+                        "explain",
+                        format!(
+                            "the decoder picked {}, which the record does not have",
+                            p.token()
+                        ),
+                    )
+                })
+            })
             .collect::<Result<Vec<Fact<'a>>>>()?;
         // short names: the full group names hold semicolons ("Pleurisy; pneumothorax; ...")
-        let mut text = diagnoses.iter().map(|p| p.short).collect::<Vec<_>>().join("; ");
+        let mut text = diagnoses
+            .iter()
+            .map(|p| p.short)
+            .collect::<Vec<_>>()
+            .join("; ");
         if rationale.is_some() {
-            text.push_str(if diagnoses.is_empty() { "No diagnosis." } else { "." });
+            text.push_str(if diagnoses.is_empty() {
+                "No diagnosis."
+            } else {
+                "."
+            });
             for fact in &facts {
                 text.push(' ');
                 text.push_str(&fact.render(self.record));
             }
         }
-        Ok(Read { diagnoses, facts, text })
+        Ok(Read {
+            diagnoses,
+            facts,
+            text,
+        })
     }
 }
 
 /// The observed channels of `grid` with their per-hour attention, from the patch attention
 /// `[channels, patches]` (one record) and each patch's hours.
-fn channel_series(grid: &SeriesGrid, patch_attention: &[f32], patches: &[(usize, usize)]) -> Vec<ChannelSeries> {
+fn channel_series(
+    grid: &SeriesGrid,
+    patch_attention: &[f32],
+    patches: &[(usize, usize)],
+) -> Vec<ChannelSeries> {
     let hours = grid.hours;
     CHANNELS
         .iter()
@@ -626,10 +834,16 @@ fn channel_series(grid: &SeriesGrid, patch_attention: &[f32], patches: &[(usize,
             if !mask.iter().any(|m| *m > 0.0) {
                 return None;
             }
-            let values = grid.values.get(row)?.iter().zip(mask)
+            let values = grid
+                .values
+                .get(row)?
+                .iter()
+                .zip(mask)
                 .map(|(z, m)| (*m > 0.0).then(|| channel.from_standard(f64::from(*z)) as f32))
                 .collect();
-            let weights = patch_attention.get(c * patches.len()..(c + 1) * patches.len()).unwrap_or(&[]);
+            let weights = patch_attention
+                .get(c * patches.len()..(c + 1) * patches.len())
+                .unwrap_or(&[]);
             // each hour: the mean weight of the patches covering it (edge hours have fewer)
             let mut attention = vec![0f32; hours];
             let mut covering = vec![0u32; hours];
@@ -673,11 +887,26 @@ pub fn self_test_record() -> PatientRecord {
             ("resp_rate", 26.0),
             ("spo2", 93.0),
         ] {
-            observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+            observations.push(Observation {
+                channel: channel.into(),
+                hours: t,
+                value: Some(value),
+                unit: None,
+            });
         }
     }
-    for (channel, value) in [("lactate", 4.2), ("wbc", 17.5), ("creatinine", 2.1), ("platelets", 98.0)] {
-        observations.push(Observation { channel: channel.into(), hours: 1.0, value: Some(value), unit: None });
+    for (channel, value) in [
+        ("lactate", 4.2),
+        ("wbc", 17.5),
+        ("creatinine", 2.1),
+        ("platelets", 98.0),
+    ] {
+        observations.push(Observation {
+            channel: channel.into(),
+            hours: 1.0,
+            value: Some(value),
+            unit: None,
+        });
     }
     PatientRecord {
         format_version: crate::record::RECORD_FORMAT_VERSION,
@@ -702,12 +931,19 @@ pub fn self_test_record() -> PatientRecord {
 fn check_weights_header(weights: &[u8], dtype: &str, file: &str) -> Result<()> {
     let tensors = safetensors::SafeTensors::deserialize(weights)
         .map_err(|e| BedsideError::bundle(file, e))?;
-    let expected = if dtype == "f16" { safetensors::Dtype::F16 } else { safetensors::Dtype::F32 };
+    let expected = if dtype == "f16" {
+        safetensors::Dtype::F16
+    } else {
+        safetensors::Dtype::F32
+    };
     for (name, view) in tensors.tensors() {
         if view.dtype() != expected {
             return Err(BedsideError::bundle(
                 file,
-                format!("tensor {name} is {:?}, the manifest says {dtype}", view.dtype()),
+                format!(
+                    "tensor {name} is {:?}, the manifest says {dtype}",
+                    view.dtype()
+                ),
             ));
         }
     }

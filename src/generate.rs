@@ -91,17 +91,24 @@ struct Stepper<'a> {
 impl Stepper<'_> {
     async fn next(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let device = self.encoder.device();
-        let width = if self.use_cache { 1 } else { tokens.first().map_or(0, Vec::len) };
+        let width = if self.use_cache {
+            1
+        } else {
+            tokens.first().map_or(0, Vec::len)
+        };
         let ids: Vec<i64> = tokens
             .iter()
             .flat_map(|row| row[row.len() - width..].iter().map(|t| *t as i64))
             .collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [tokens.len() * width]), &device)
-            .reshape([tokens.len(), width]);
+        let ids =
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [tokens.len() * width]), &device)
+                .reshape([tokens.len(), width]);
         let logits = if self.use_cache {
-            self.model.decode(ids, &self.encoder, &self.mask, &mut self.cache)
+            self.model
+                .decode(ids, &self.encoder, &self.mask, &mut self.cache)
         } else {
-            self.model.decode(ids, &self.encoder, &self.mask, &mut DecoderCache::default())
+            self.model
+                .decode(ids, &self.encoder, &self.mask, &mut DecoderCache::default())
         };
         last_logits(logits).await
     }
@@ -121,7 +128,13 @@ pub async fn greedy(
     on_token: &mut dyn FnMut(usize, u32),
 ) -> Result<Vec<Vec<u32>>> {
     let rows = encoder.dims()[0];
-    let mut stepper = Stepper { model, encoder, mask, cache: DecoderCache::default(), use_cache: options.use_cache };
+    let mut stepper = Stepper {
+        model,
+        encoder,
+        mask,
+        cache: DecoderCache::default(),
+        use_cache: options.use_cache,
+    };
     let mut tokens = vec![vec![start]; rows];
     let mut done = vec![false; rows];
     for _ in 0..options.max_new_tokens {
@@ -147,7 +160,11 @@ pub async fn greedy(
     Ok(tokens
         .into_iter()
         .map(|row| {
-            let end = row.iter().skip(1).position(|t| *t == eos).map_or(row.len(), |i| i + 2);
+            let end = row
+                .iter()
+                .skip(1)
+                .position(|t| *t == eos)
+                .map_or(row.len(), |i| i + 2);
             row[1..end].to_vec()
         })
         .collect())
@@ -163,15 +180,20 @@ pub async fn greedy(
 async fn yield_to_host() {
     use wasm_bindgen::{JsCast, JsValue, closure::Closure};
     fn get(object: &JsValue, key: &str) -> Option<JsValue> {
-        js_sys::Reflect::get(object, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined())
+        js_sys::Reflect::get(object, &JsValue::from_str(key))
+            .ok()
+            .filter(|v| !v.is_undefined())
     }
     fn function(object: &JsValue, key: &str) -> Option<js_sys::Function> {
         get(object, key).and_then(|f| f.dyn_into::<js_sys::Function>().ok())
     }
     let promise = js_sys::Promise::new(&mut |resolve: js_sys::Function, _| {
         let global = js_sys::global();
-        let channel = function(&global, "MessageChannel").and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::new()).ok());
-        if let Some((port1, port2)) = channel.and_then(|c| Some((get(&c, "port1")?, get(&c, "port2")?))) {
+        let channel = function(&global, "MessageChannel")
+            .and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::new()).ok());
+        if let Some((port1, port2)) =
+            channel.and_then(|c| Some((get(&c, "port1")?, get(&c, "port2")?)))
+        {
             let receiver = port1.clone();
             let done = resolve.clone();
             let on_message = Closure::once_into_js(move |_: JsValue| {
@@ -180,13 +202,16 @@ async fn yield_to_host() {
                 }
                 let _ = done.call0(&JsValue::NULL);
             });
-            let posted = js_sys::Reflect::set(&port1, &JsValue::from_str("onmessage"), &on_message).unwrap_or(false)
-                && function(&port2, "postMessage").is_some_and(|post| post.call1(&port2, &JsValue::NULL).is_ok());
+            let posted = js_sys::Reflect::set(&port1, &JsValue::from_str("onmessage"), &on_message)
+                .unwrap_or(false)
+                && function(&port2, "postMessage")
+                    .is_some_and(|post| post.call1(&port2, &JsValue::NULL).is_ok());
             if posted {
                 return;
             }
         }
-        let scheduled = function(&global, "setTimeout").is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
+        let scheduled = function(&global, "setTimeout")
+            .is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
         if !scheduled {
             let _ = resolve.call0(&JsValue::NULL);
         }
@@ -217,7 +242,9 @@ pub async fn beam_search(
 ) -> Result<(Vec<u32>, f32)> {
     let beams = options.beams.max(1);
     let device = encoder.device();
-    let normalise = |h: &Hypothesis| h.log_prob / ((h.tokens.len() - 1).max(1) as f32).powf(options.length_penalty);
+    let normalise = |h: &Hypothesis| {
+        h.log_prob / ((h.tokens.len() - 1).max(1) as f32).powf(options.length_penalty)
+    };
     let first = Tensor::<1, Int>::zeros([1], &device);
     let (encoder, mask) = (encoder.select(0, first.clone()), mask.select(0, first));
     let mut stepper = Stepper {
@@ -227,7 +254,10 @@ pub async fn beam_search(
         cache: DecoderCache::default(),
         use_cache: options.use_cache,
     };
-    let mut alive = vec![Hypothesis { tokens: vec![start], log_prob: 0.0 }];
+    let mut alive = vec![Hypothesis {
+        tokens: vec![start],
+        log_prob: 0.0,
+    }];
     let mut finished: Vec<Hypothesis> = Vec::new();
     for step in 0..options.max_new_tokens {
         yield_to_host().await;
@@ -237,8 +267,12 @@ pub async fn beam_search(
         for (i, row) in logits.iter().enumerate() {
             let allowed = constraint.and_then(|c| c(&alive[i].tokens[1..]));
             let lp = log_probs(row, allowed);
-            let mut best: Vec<(u32, f32)> =
-                lp.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(t, v)| (t as u32, *v)).collect();
+            let mut best: Vec<(u32, f32)> = lp
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(t, v)| (t as u32, *v))
+                .collect();
             best.sort_by(|a, b| b.1.total_cmp(&a.1));
             best.truncate(2 * beams);
             candidates.extend(best.into_iter().map(|(t, v)| (i, t, alive[i].log_prob + v)));
@@ -278,7 +312,9 @@ pub async fn beam_search(
         }
         alive = next;
     }
-    let best = finished.into_iter().max_by(|a, b| normalise(a).total_cmp(&normalise(b)));
+    let best = finished
+        .into_iter()
+        .max_by(|a, b| normalise(a).total_cmp(&normalise(b)));
     match best {
         Some(h) => {
             let score = normalise(&h);

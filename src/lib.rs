@@ -14,8 +14,8 @@ pub mod grounded;
 pub mod knowledge;
 pub mod model;
 pub mod prompt;
-pub mod record;
 pub mod recommend;
+pub mod record;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;

@@ -13,12 +13,21 @@ pub const RATIONALE: &str = "### Rationale:";
 
 /// The encoder prompt for a record; `with_labs` adds the header the channel tokens follow. The
 /// notes carry a marker before each quotable sentence ([`crate::grounded::marked_notes`]).
-pub fn clinical_prompt(record: &PatientRecord, findings: &Findings, with_notes: bool, with_labs: bool) -> String {
+pub fn clinical_prompt(
+    record: &PatientRecord,
+    findings: &Findings,
+    with_notes: bool,
+    with_labs: bool,
+) -> String {
     let mut parts = Vec::new();
     if with_notes {
         parts.push(NOTES_HEADER.to_string());
         let notes = crate::grounded::marked_notes(record, findings);
-        parts.push(if notes.is_empty() { "none".to_string() } else { notes });
+        parts.push(if notes.is_empty() {
+            "none".to_string()
+        } else {
+            notes
+        });
     }
     if with_labs {
         parts.push(LABS_HEADER.to_string());
@@ -29,7 +38,11 @@ pub fn clinical_prompt(record: &PatientRecord, findings: &Findings, with_notes: 
 /// The decoder's target text: the diagnosis list, then the rationale's reserved tokens
 /// ([`crate::grounded`]) straight after the marker, without spaces.
 pub fn target_text(diagnoses: &[&str], rationale: &str) -> String {
-    format!("{DIAGNOSED} {} . {RATIONALE}{}", diagnoses.join(","), rationale.trim())
+    format!(
+        "{DIAGNOSED} {} . {RATIONALE}{}",
+        diagnoses.join(","),
+        rationale.trim()
+    )
 }
 
 /// A generated target read back: the diagnosis names (as written) and the rationale.
@@ -48,7 +61,12 @@ pub fn parse_target(text: &str) -> ParsedTarget {
     };
     let list = list.trim().trim_end_matches('.').trim();
     ParsedTarget {
-        diagnoses: list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect(),
+        diagnoses: list
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect(),
         rationale: rationale.to_string(),
     }
 }
@@ -59,7 +77,10 @@ mod tests {
 
     #[test]
     fn targets_round_trip() {
-        let text = target_text(&["Shock", "Septicemia (except in labor)"], "<note:0><lab:lactate:high>");
+        let text = target_text(
+            &["Shock", "Septicemia (except in labor)"],
+            "<note:0><lab:lactate:high>",
+        );
         assert_eq!(
             text,
             "### Disease Diagnosed: Shock,Septicemia (except in labor) . ### Rationale:<note:0><lab:lactate:high>"

@@ -40,7 +40,10 @@ impl MedicationSpec {
             ("medications", self.medications.len(), c.medications),
         ] {
             if listed != configured {
-                return Err(bad(format!("{listed} {field} listed, config says {}", configured)));
+                return Err(bad(format!(
+                    "{listed} {field} listed, config says {}",
+                    configured
+                )));
             }
             if listed > 1 << 17 {
                 return Err(bad(format!("{listed} {field} is more than {}", 1 << 17)));
@@ -50,7 +53,9 @@ impl MedicationSpec {
             return Err(bad("no medications to recommend".into()));
         }
         if let Some(code) = self.medications.iter().find(|m| atc3_name(m).is_none()) {
-            return Err(bad(format!("{code:?} is not an ATC level-3 code of the knowledge base")));
+            return Err(bad(format!(
+                "{code:?} is not an ATC level-3 code of the knowledge base"
+            )));
         }
         for (field, value, max) in [
             ("config.d_model", c.d_model, 2048),
@@ -78,7 +83,11 @@ impl MedicationSpec {
     pub fn patient(&self, record: &PatientRecord) -> (Patient, Vec<String>) {
         let offsets = self.config.offsets();
         let index = |codes: &[String], offset: usize| -> HashMap<String, u32> {
-            codes.iter().enumerate().map(|(i, c)| (c.clone(), (offset + i) as u32)).collect()
+            codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), (offset + i) as u32))
+                .collect()
         };
         let maps = [
             index(&self.diagnoses, offsets[0]),
@@ -99,7 +108,11 @@ impl MedicationSpec {
                     }
                     let mut ids: Vec<u32> = Vec::new();
                     for code in sets[t] {
-                        let key = if t == CODE_TYPES - 1 { code.trim().to_ascii_uppercase() } else { code.trim().to_string() };
+                        let key = if t == CODE_TYPES - 1 {
+                            code.trim().to_ascii_uppercase()
+                        } else {
+                            code.trim().to_string()
+                        };
                         match maps[t].get(&key) {
                             Some(&id) if !ids.contains(&id) => ids.push(id),
                             Some(_) => {}
@@ -175,7 +188,13 @@ pub fn current_medications(record: &PatientRecord) -> Vec<String> {
         .take(2)
         .map(|v| &v.medications)
         .find(|m| !m.is_empty())
-        .map(|m| m.iter().map(|c| c.trim().to_ascii_uppercase()).collect::<BTreeSet<_>>().into_iter().collect())
+        .map(|m| {
+            m.iter()
+                .map(|c| c.trim().to_ascii_uppercase())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -243,11 +262,18 @@ mod tests {
             procedures: vec!["icd9:3995".into()],
             medications: m.iter().map(|s| s.to_string()).collect(),
         };
-        let r = record(vec![visit(&["icd9:4280", "icd9:9999"], &["c03c", "Z99Z"]), visit(&["icd9:5849"], &["B01A"])]);
+        let r = record(vec![
+            visit(&["icd9:4280", "icd9:9999"], &["c03c", "Z99Z"]),
+            visit(&["icd9:5849"], &["B01A"]),
+        ]);
         let (patient, unknown) = spec().patient(&r);
         // offsets: diagnoses 1.., procedures 3.., medications 4..
         assert_eq!(patient.visits[0], [vec![1], vec![3], vec![5]]);
-        assert_eq!(patient.visits[1], [vec![2], vec![3], vec![]], "the current visit's drugs are not input");
+        assert_eq!(
+            patient.visits[1],
+            [vec![2], vec![3], vec![]],
+            "the current visit's drugs are not input"
+        );
         assert_eq!(unknown, ["Z99Z", "icd9:9999"]);
         assert!(spec().check("manifest.json").is_ok());
     }
@@ -257,7 +283,12 @@ mod tests {
         let mut s = spec();
         s.medications.push("XXXX".into());
         s.config.medications = 4;
-        let e = s.check("manifest.json").map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = s
+            .check("manifest.json")
+            .map(|_| ())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("XXXX"), "{e}");
         let mut s = spec();
         s.config.diagnoses = 5;
@@ -274,9 +305,17 @@ mod tests {
         let w = ddi_warnings(&[a], &[b.to_string()]);
         assert_eq!(w.len(), 1);
         assert!(w[0].with_current && w[0].with == b);
-        assert!(ddi_warnings(&[a, b], &[b.to_string()]).iter().all(|w| !w.with_current), "a continued drug adds nothing");
+        assert!(
+            ddi_warnings(&[a, b], &[b.to_string()])
+                .iter()
+                .all(|w| !w.with_current),
+            "a continued drug adds nothing"
+        );
         let r = record(vec![
-            Visit { medications: vec!["n02b".into()], ..Visit::default() },
+            Visit {
+                medications: vec!["n02b".into()],
+                ..Visit::default()
+            },
             Visit::default(),
         ]);
         assert_eq!(current_medications(&r), ["N02B"]);

@@ -24,7 +24,9 @@ pub struct TextTokenizer {
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextTokenizer").field("vocab_size", &self.vocab_size()).finish()
+        f.debug_struct("TextTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .finish()
     }
 }
 
@@ -35,7 +37,8 @@ fn error(message: impl std::fmt::Display) -> BedsideError {
 impl TextTokenizer {
     /// Reads `tokenizer.json` bytes; it must define `<pad>` and `</s>`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(|e| error(format!("not a tokenizer: {e}")))?;
+        let inner =
+            Tokenizer::from_bytes(bytes).map_err(|e| error(format!("not a tokenizer: {e}")))?;
         let id = |token: &str| {
             inner
                 .token_to_id(token)
@@ -79,18 +82,28 @@ impl TextTokenizer {
     /// Token ids of `text`, with the post-processor's special tokens (`</s>` at the end).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         if text.len() > MAX_TEXT_BYTES {
-            return Err(BedsideError::InvalidRecord(vec![crate::error::FieldProblem {
-                path: "text".into(),
-                message: format!("{} bytes is more than the {MAX_TEXT_BYTES} accepted", text.len()),
-            }]));
+            return Err(BedsideError::InvalidRecord(vec![
+                crate::error::FieldProblem {
+                    path: "text".into(),
+                    message: format!(
+                        "{} bytes is more than the {MAX_TEXT_BYTES} accepted",
+                        text.len()
+                    ),
+                },
+            ]));
         }
-        let encoding = self.inner.encode(text, true).map_err(|e| error(format!("cannot encode: {e}")))?;
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| error(format!("cannot encode: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| error(format!("cannot decode: {e}")))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| error(format!("cannot decode: {e}")))
     }
 
     /// The text of one token as it reads inside a decoded sequence (a leading space when it

@@ -18,7 +18,9 @@ fn root() -> &'static Path {
 
 fn cases(file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(root().join("tests/catalogue").join(file)).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 type Files = BTreeMap<String, Vec<u8>>;
@@ -26,14 +28,25 @@ type Files = BTreeMap<String, Vec<u8>>;
 fn demo_files() -> Files {
     [MANIFEST_FILE, WEIGHTS_FILE, TOKENIZER_FILE, MEDREC_FILE]
         .iter()
-        .map(|f| (f.to_string(), std::fs::read(root().join("models/demo").join(f)).unwrap()))
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read(root().join("models/demo").join(f)).unwrap(),
+            )
+        })
         .collect()
 }
 
 /// Loads a bundle from its files as the JS API does: the model, then the recommender.
 async fn load(files: &Files) -> Result<Engine, BedsideError> {
     let manifest = String::from_utf8_lossy(&files[MANIFEST_FILE]);
-    let mut engine = Engine::load_bundle(&manifest, &files[WEIGHTS_FILE], Some(&files[TOKENIZER_FILE]), Backend::Cpu).await?;
+    let mut engine = Engine::load_bundle(
+        &manifest,
+        &files[WEIGHTS_FILE],
+        Some(&files[TOKENIZER_FILE]),
+        Backend::Cpu,
+    )
+    .await?;
     if engine.manifest().medications.is_some() {
         engine.load_medications(&files[MEDREC_FILE])?;
     }
@@ -44,22 +57,39 @@ async fn load(files: &Files) -> Result<Engine, BedsideError> {
 fn mismatch(case: &Value, outcome: Result<Vec<String>, BedsideError>) -> Option<String> {
     match (case["ok"].as_bool() == Some(true), outcome) {
         (true, Ok(notices)) => match case["notice"].as_str() {
-            Some(kind) if !notices.iter().any(|n| n == kind) => Some(format!("accepted, but no {kind} notice (notices: {notices:?})")),
+            Some(kind) if !notices.iter().any(|n| n == kind) => Some(format!(
+                "accepted, but no {kind} notice (notices: {notices:?})"
+            )),
             _ => None,
         },
         (true, Err(e)) => Some(format!("refused: {} {e}", e.code())),
         (false, Ok(_)) => Some("accepted".into()),
         (false, Err(e)) => {
             let message = e.to_string();
-            let missing: Vec<&str> = case["mentions"].as_array().unwrap().iter().filter_map(Value::as_str).filter(|m| !message.contains(m)).collect();
-            (e.code() != case["code"] || !missing.is_empty()).then(|| format!("{}: {message} (does not mention {missing:?})", e.code()))
+            let missing: Vec<&str> = case["mentions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|m| !message.contains(m))
+                .collect();
+            (e.code() != case["code"] || !missing.is_empty())
+                .then(|| format!("{}: {message} (does not mention {missing:?})", e.code()))
         }
     }
 }
 
 fn report(layer: &str, total: usize, failures: Vec<String>) {
-    eprintln!("{layer}: {total} cases, {} as expected", total - failures.len());
-    assert!(failures.is_empty(), "{} of {total} {layer} cases went wrong:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "{layer}: {total} cases, {} as expected",
+        total - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {total} {layer} cases went wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -77,7 +107,11 @@ fn every_bad_record_is_refused_or_reported_without_a_panic() {
                 if !record.visits.is_empty() {
                     engine.recommend(&record).await?; // it needs the current visit's codes
                 }
-                Ok(diagnosis.notices.iter().map(|n| n.kind.to_string()).collect())
+                Ok(diagnosis
+                    .notices
+                    .iter()
+                    .map(|n| n.kind.to_string())
+                    .collect())
             })
         };
         match catch_unwind(AssertUnwindSafe(run)) {
@@ -99,7 +133,9 @@ fn every_damaged_bundle_is_refused_before_use_without_a_panic() {
         for edit in case["edits"].as_array().unwrap() {
             apply(&mut files, edit);
         }
-        match catch_unwind(AssertUnwindSafe(|| pollster::block_on(load(&files)).map(|_| Vec::new()))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            pollster::block_on(load(&files)).map(|_| Vec::new())
+        })) {
             Err(_) => failures.push(format!("{name}: PANIC")),
             Ok(outcome) => failures.extend(mismatch(case, outcome).map(|m| format!("{name}: {m}"))),
         }
@@ -114,12 +150,19 @@ fn apply(files: &mut Files, edit: &Value) {
     if let Some(target) = edit["rehash"].as_str() {
         let bytes = files[target].clone();
         let mut manifest: Value = serde_json::from_slice(&files[MANIFEST_FILE]).unwrap();
-        manifest["files"][target] = serde_json::json!({ "sha256": sha256_hex(&bytes), "bytes": bytes.len() });
+        manifest["files"][target] =
+            serde_json::json!({ "sha256": sha256_hex(&bytes), "bytes": bytes.len() });
         files.insert(MANIFEST_FILE.into(), serde_json::to_vec(&manifest).unwrap());
         return;
     }
     let bytes = files.get_mut(&file).unwrap();
-    let at = |n: i64, len: usize| if n < 0 { (len as i64 + n) as usize } else { n as usize };
+    let at = |n: i64, len: usize| {
+        if n < 0 {
+            (len as i64 + n) as usize
+        } else {
+            n as usize
+        }
+    };
     if let Some(n) = edit["truncate"].as_i64() {
         bytes.truncate(at(n, bytes.len()));
     } else if let Some(f) = edit["truncate_fraction"].as_f64() {
@@ -131,13 +174,29 @@ fn apply(files: &mut Files, edit: &Value) {
         bytes[i] ^= 1;
     } else if let Some(text) = edit["text"].as_str() {
         *bytes = text.as_bytes().to_vec();
-    } else if edit.get("json_remove").is_some() || edit.get("json_set").is_some() || edit.get("json_pop").is_some() || edit.get("json_reverse").is_some() {
+    } else if edit.get("json_remove").is_some()
+        || edit.get("json_set").is_some()
+        || edit.get("json_pop").is_some()
+        || edit.get("json_reverse").is_some()
+    {
         let mut json: Value = serde_json::from_slice(bytes).unwrap();
         let (path, value) = match &edit["json_set"] {
             Value::Array(pair) => (pair[0].clone(), Some(pair[1].clone())),
-            _ => (edit.get("json_remove").or(edit.get("json_pop")).or(edit.get("json_reverse")).unwrap().clone(), None),
+            _ => (
+                edit.get("json_remove")
+                    .or(edit.get("json_pop"))
+                    .or(edit.get("json_reverse"))
+                    .unwrap()
+                    .clone(),
+                None,
+            ),
         };
-        let keys: Vec<&str> = path.as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+        let keys: Vec<&str> = path
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
         let (last, parents) = keys.split_last().unwrap();
         let parent = parents.iter().fold(&mut json, |node, key| &mut node[*key]);
         if let Some(value) = value {
@@ -172,7 +231,11 @@ fn edit_header(bytes: &mut Vec<u8>, edit: &Value) {
         header = header.replacen(pair[0].as_str().unwrap(), pair[1].as_str().unwrap(), 1);
     } else {
         let mut json: serde_json::Map<String, Value> = serde_json::from_str(&header).unwrap();
-        let mut names: Vec<String> = json.keys().filter(|k| *k != "__metadata__").cloned().collect();
+        let mut names: Vec<String> = json
+            .keys()
+            .filter(|k| *k != "__metadata__")
+            .cloned()
+            .collect();
         names.sort();
         if let Some(dtype) = edit["header_dtype"].as_str() {
             json[&names[0]]["dtype"] = dtype.into();

@@ -14,14 +14,21 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     let device = Device::flex();
     device.seed(seed);
     let config = LabPhenotypeModelConfig::new(
-        SeriesEncoderConfig::new(CHANNELS.len()).with_d_model(32).with_d_ff(64),
+        SeriesEncoderConfig::new(CHANNELS.len())
+            .with_d_model(32)
+            .with_d_ff(64),
         PHENOTYPES.len(),
     );
     let model = config.init(&device);
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
-    let manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
+    let manifest = Manifest::new(
+        ModelSpec::LabPhenotype(config),
+        &[(WEIGHTS_FILE, &weights)],
+        "f32",
+        0.5,
+    );
     (serde_json::to_string(&manifest).unwrap(), weights)
 }
 
@@ -36,11 +43,25 @@ fn record(id: &str, fever: f64) -> PatientRecord {
             ("mean_bp", 85.0 - fever * 5.0),
             ("spo2", 97.0),
         ] {
-            observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+            observations.push(Observation {
+                channel: channel.into(),
+                hours: t,
+                value: Some(value),
+                unit: None,
+            });
         }
         if h % 8 == 1 {
-            for (channel, value) in [("wbc", 8.0 + 4.0 * fever), ("lactate", 1.0 + fever), ("creatinine", 1.0)] {
-                observations.push(Observation { channel: channel.into(), hours: t, value: Some(value), unit: None });
+            for (channel, value) in [
+                ("wbc", 8.0 + 4.0 * fever),
+                ("lactate", 1.0 + fever),
+                ("creatinine", 1.0),
+            ] {
+                observations.push(Observation {
+                    channel: channel.into(),
+                    hours: t,
+                    value: Some(value),
+                    unit: None,
+                });
             }
         }
     }
@@ -49,7 +70,11 @@ fn record(id: &str, fever: f64) -> PatientRecord {
 }
 
 fn probabilities(d: &bedside::Diagnosis) -> Vec<(&'static str, f32)> {
-    let mut p: Vec<_> = d.phenotypes.iter().map(|p| (p.name, p.probability)).collect();
+    let mut p: Vec<_> = d
+        .phenotypes
+        .iter()
+        .map(|p| (p.name, p.probability))
+        .collect();
     p.sort_by_key(|(n, _)| *n);
     p
 }
@@ -68,19 +93,34 @@ fn a_bundle_round_trips_and_batches_agree_with_single_records() {
             assert!((p1 - p2).abs() < 1e-6, "{n1}: batch {p2} vs single {p1}");
         }
         assert_eq!(b.phenotypes.len(), PHENOTYPES.len());
-        assert!(b.phenotypes.windows(2).all(|w| w[0].probability >= w[1].probability));
+        assert!(
+            b.phenotypes
+                .windows(2)
+                .all(|w| w[0].probability >= w[1].probability)
+        );
     }
-    assert_ne!(probabilities(&batch[0]), probabilities(&batch[1]), "different inputs, same output");
+    assert_ne!(
+        probabilities(&batch[0]),
+        probabilities(&batch[1]),
+        "different inputs, same output"
+    );
 }
 
 #[test]
 fn bad_bundles_are_refused_with_the_file_named() {
     let (manifest, weights) = random_bundle(2);
-    let load = |m: &str, w: &[u8]| pollster::block_on(Engine::load(m, w, Backend::Cpu)).err().map(|e| (e.code(), e.to_string()));
+    let load = |m: &str, w: &[u8]| {
+        pollster::block_on(Engine::load(m, w, Backend::Cpu))
+            .err()
+            .map(|e| (e.code(), e.to_string()))
+    };
 
     let (code, message) = load(&manifest, &weights[..weights.len() / 2]).unwrap();
     assert_eq!(code, "BUNDLE_INVALID");
-    assert!(message.contains(WEIGHTS_FILE) && message.contains("truncated"), "{message}");
+    assert!(
+        message.contains(WEIGHTS_FILE) && message.contains("truncated"),
+        "{message}"
+    );
 
     let mut flipped = weights.clone();
     flipped[weights.len() - 1] ^= 0xff;
@@ -88,7 +128,10 @@ fn bad_bundles_are_refused_with_the_file_named() {
 
     let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     m["format_version"] = 2.into();
-    assert_eq!(load(&m.to_string(), &weights).unwrap().0, "BUNDLE_INCOMPATIBLE");
+    assert_eq!(
+        load(&m.to_string(), &weights).unwrap().0,
+        "BUNDLE_INCOMPATIBLE"
+    );
 
     // weights of another architecture, with a manifest that hashes them correctly
     let mut other: serde_json::Value = serde_json::from_str(&manifest).unwrap();
@@ -106,7 +149,10 @@ fn bad_bundles_are_refused_with_the_file_named() {
     unknown["model"]["kind"] = "gpt".into();
     let (code, message) = load(&unknown.to_string(), &weights).unwrap();
     assert_eq!(code, "BUNDLE_INVALID");
-    assert!(message.contains("model") && message.contains("gpt"), "{message}");
+    assert!(
+        message.contains("model") && message.contains("gpt"),
+        "{message}"
+    );
 
     // f16 weights under a manifest that says f32
     let f16 = convert_weights(&weights, "f16").unwrap();
@@ -115,7 +161,10 @@ fn bad_bundles_are_refused_with_the_file_named() {
     m["files"][WEIGHTS_FILE]["bytes"] = f16.len().into();
     let (code, message) = load(&m.to_string(), &f16).unwrap();
     assert_eq!(code, "BUNDLE_INVALID");
-    assert!(message.contains("F16") && message.contains("f32"), "{message}");
+    assert!(
+        message.contains("F16") && message.contains("f32"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -131,7 +180,11 @@ fn an_f16_bundle_round_trips_within_tolerance() {
     let full = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.5), record("b", 2.5)];
     let mut worst = 0f32;
-    for (h, f) in pollster::block_on(half.diagnose_batch(&records)).unwrap().iter().zip(pollster::block_on(full.diagnose_batch(&records)).unwrap()) {
+    for (h, f) in pollster::block_on(half.diagnose_batch(&records))
+        .unwrap()
+        .iter()
+        .zip(pollster::block_on(full.diagnose_batch(&records)).unwrap())
+    {
         for ((_, a), (_, b)) in probabilities(h).iter().zip(probabilities(&f)) {
             worst = worst.max((a - b).abs());
         }
@@ -140,7 +193,12 @@ fn an_f16_bundle_round_trips_within_tolerance() {
     // f16 keeps about 3 significant digits of each weight
     assert!(worst < 1e-2, "{worst}");
     // and back: f16 → f32 → f16 is lossless
-    assert_eq!(convert_weights(&convert_weights(&f16, "f32").unwrap(), "f16").unwrap().len(), f16.len());
+    assert_eq!(
+        convert_weights(&convert_weights(&f16, "f32").unwrap(), "f16")
+            .unwrap()
+            .len(),
+        f16.len()
+    );
 }
 
 /// wgpu natively (Vulkan; lavapipe here) must give the CPU's numbers. Without a Vulkan driver the
@@ -151,8 +209,14 @@ fn wgpu_gives_the_cpu_numbers() {
     let gpu = match pollster::block_on(Engine::load(&manifest, &weights, Backend::Gpu)) {
         Ok(engine) => engine,
         Err(e) => {
-            assert_ne!(std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(), Ok("1"), "no wgpu adapter: {e}");
-            eprintln!("skipped: no wgpu adapter here ({e}); install mesa-vulkan-drivers for lavapipe");
+            assert_ne!(
+                std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
+                Ok("1"),
+                "no wgpu adapter: {e}"
+            );
+            eprintln!(
+                "skipped: no wgpu adapter here ({e}); install mesa-vulkan-drivers for lavapipe"
+            );
             return;
         }
     };

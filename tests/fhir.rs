@@ -4,7 +4,11 @@ use bedside::PatientRecord;
 use bedside::record::Sex;
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/fhir/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/fhir/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -14,7 +18,11 @@ fn a_bundle_becomes_a_patient_record() {
     assert_eq!(r.demographics.sex, Some(Sex::Female));
     assert_eq!(r.demographics.age, Some(73.0));
     assert_eq!(r.demographics.care_unit.as_deref(), Some("medical ICU"));
-    let obs: Vec<(&str, f64, Option<&str>)> = r.observations.iter().map(|o| (o.channel.as_str(), o.hours, o.unit.as_deref())).collect();
+    let obs: Vec<(&str, f64, Option<&str>)> = r
+        .observations
+        .iter()
+        .map(|o| (o.channel.as_str(), o.hours, o.unit.as_deref()))
+        .collect();
     assert_eq!(
         obs,
         [
@@ -31,14 +39,24 @@ fn a_bundle_becomes_a_patient_record() {
     assert_eq!(visit.procedures, ["snomed:40617009"]);
     assert_eq!(visit.medications, ["J01D", "rxnorm:860975"]);
     let labels = r.labels.as_ref().unwrap();
-    assert_eq!(labels.phenotypes, ["Acute and unspecified renal failure", "Septicemia (except in labor)"]);
+    assert_eq!(
+        labels.phenotypes,
+        [
+            "Acute and unspecified renal failure",
+            "Septicemia (except in labor)"
+        ]
+    );
     assert_eq!(r.notes.len(), 1);
     assert!(r.notes[0].text.starts_with("Brief hospital course"));
 
     // units are converted on the grid: 102.9 °F ≈ 39.4 °C, 132.6 µmol/L creatinine = 1.5 mg/dL
     let grid = bedside::record::SeriesGrid::from_record(&r, 48);
     assert_eq!(grid.observed(), 4);
-    let kinds: Vec<(&str, &str)> = grid.notices.iter().map(|n| (n.path.as_str(), n.kind)).collect();
+    let kinds: Vec<(&str, &str)> = grid
+        .notices
+        .iter()
+        .map(|n| (n.path.as_str(), n.kind))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -48,7 +66,13 @@ fn a_bundle_becomes_a_patient_record() {
         ],
         "the conversions are recorded"
     );
-    assert!(grid.notices[0].message.contains("102.9 [degF] read as 39.3889 Cel"), "{}", grid.notices[0].message);
+    assert!(
+        grid.notices[0]
+            .message
+            .contains("102.9 [degF] read as 39.3889 Cel"),
+        "{}",
+        grid.notices[0].message
+    );
 }
 
 #[test]
@@ -57,14 +81,25 @@ fn bad_fhir_names_the_field() {
     let e = err(r#"{"resourceType":"Bundle","entry":{}}"#);
     assert_eq!(e.code(), "RECORD_FHIR");
     assert!(e.to_string().contains("$.entry"), "{e}");
-    let e = err(r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"effectiveDateTime":"yesterday"}}]}"#);
-    assert!(e.to_string().contains("$.entry[0].resource.effectiveDateTime"), "{e}");
+    let e = err(
+        r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"effectiveDateTime":"yesterday"}}]}"#,
+    );
+    assert!(
+        e.to_string()
+            .contains("$.entry[0].resource.effectiveDateTime"),
+        "{e}"
+    );
     let e = err(r#"{"resourceType":"Patient","id":"p","gender":"robot"}"#);
     assert!(e.to_string().contains("$.gender"), "{e}");
-    let e = err(r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"DocumentReference","content":[{"attachment":{"data":"%%%"}}]}}]}"#);
+    let e = err(
+        r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"DocumentReference","content":[{"attachment":{"data":"%%%"}}]}}]}"#,
+    );
     assert!(e.to_string().contains("attachment.data"), "{e}");
     // a resource of a type bedside does not read is ignored, not an error
-    let r = PatientRecord::from_json_or_fhir(r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Coverage","id":"c"}}]}"#).unwrap();
+    let r = PatientRecord::from_json_or_fhir(
+        r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Coverage","id":"c"}}]}"#,
+    )
+    .unwrap();
     assert!(r.observations.is_empty());
 }
 
@@ -84,7 +119,11 @@ fn rxnorm_codes_reach_atc3_where_the_ndc_tables_join_them() {
 
 #[test]
 fn a_lone_resource_of_another_type_is_refused() {
-    let e = PatientRecord::from_json_or_fhir(r#"{"resourceType":"Observation","id":"x"}"#).unwrap_err();
+    let e =
+        PatientRecord::from_json_or_fhir(r#"{"resourceType":"Observation","id":"x"}"#).unwrap_err();
     assert_eq!(e.code(), "RECORD_FHIR");
-    assert!(e.to_string().contains("$.resourceType") && e.to_string().contains("Observation"), "{e}");
+    assert!(
+        e.to_string().contains("$.resourceType") && e.to_string().contains("Observation"),
+        "{e}"
+    );
 }

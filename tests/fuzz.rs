@@ -22,7 +22,11 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut data = seeds[rng.random_range(0..seeds.len())].clone();
     for _ in 0..rng.random_range(1..=4) {
         let len = data.len();
-        let at = if len == 0 { 0 } else { rng.random_range(0..len) };
+        let at = if len == 0 {
+            0
+        } else {
+            rng.random_range(0..len)
+        };
         match rng.random_range(0..6) {
             0 if len > 0 => data[at] ^= 1 << rng.random_range(0..8),
             1 if len > 0 => data[at] = INTERESTING[rng.random_range(0..INTERESTING.len())],
@@ -55,10 +59,17 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, runs: usize, mut target: impl FnMut(&[u
     let mut rng = StdRng::seed_from_u64(0x6265_6473);
     let mut accepted = 0;
     for i in 0..runs {
-        let input = if i < seeds.len() { seeds[i].clone() } else { mutate(&mut rng, &seeds) };
+        let input = if i < seeds.len() {
+            seeds[i].clone()
+        } else {
+            mutate(&mut rng, &seeds)
+        };
         match catch_unwind(AssertUnwindSafe(|| target(&input))) {
             Ok(ok) => accepted += ok as usize,
-            Err(_) => panic!("fuzz {name}: input {i} panicked: {:?}", String::from_utf8_lossy(&input)),
+            Err(_) => panic!(
+                "fuzz {name}: input {i} panicked: {:?}",
+                String::from_utf8_lossy(&input)
+            ),
         }
     }
     eprintln!("fuzz {name}: {runs} inputs ({accepted} accepted), no panic");
@@ -67,7 +78,11 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, runs: usize, mut target: impl FnMut(&[u
 fn catalogue_inputs(file: &str, field: &str) -> Vec<Vec<u8>> {
     let text = std::fs::read_to_string(root().join("tests/catalogue").join(file)).unwrap();
     text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?[field].as_str().map(|s| s.as_bytes().to_vec()))
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok()?[field]
+                .as_str()
+                .map(|s| s.as_bytes().to_vec())
+        })
         .collect()
 }
 
@@ -77,10 +92,15 @@ fn records_and_fhir() {
     for fixture in ["mimic3-1001-bundle.json", "sepsis-bundle.json"] {
         seeds.push(std::fs::read(root().join("tests/fixtures/fhir").join(fixture)).unwrap());
     }
-    fuzz("record", seeds, 200_000, |data| match PatientRecord::from_json_or_fhir(&String::from_utf8_lossy(data)) {
-        Ok(record) => SeriesGrid::from_record(&record, 48).hours == 48,
-        Err(_) => false,
-    });
+    fuzz(
+        "record",
+        seeds,
+        200_000,
+        |data| match PatientRecord::from_json_or_fhir(&String::from_utf8_lossy(data)) {
+            Ok(record) => SeriesGrid::from_record(&record, 48).hours == 48,
+            Err(_) => false,
+        },
+    );
 }
 
 #[test]
@@ -89,34 +109,59 @@ fn manifests() {
     // the long lists (self-test answers, training history) are cut so mutations hit the structure
     let mut json: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     json.as_object_mut().unwrap().remove("training");
-    let seeds = vec![serde_json::to_vec(&json).unwrap(), serde_json::to_vec_pretty(&json).unwrap()];
-    fuzz("manifest", seeds, 20_000, |data| Manifest::from_json(&String::from_utf8_lossy(data)).is_ok());
+    let seeds = vec![
+        serde_json::to_vec(&json).unwrap(),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    ];
+    fuzz("manifest", seeds, 20_000, |data| {
+        Manifest::from_json(&String::from_utf8_lossy(data)).is_ok()
+    });
 }
 
 #[test]
 fn weights() {
     // the seed the cargo-fuzz target starts from: a tiny bundle's weights under its manifest
     let bundle = root().join("tests/fixtures/tiny-bundle");
-    let manifest = Manifest::from_json(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    let manifest =
+        Manifest::from_json(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+            .unwrap();
     let seeds = vec![std::fs::read(bundle.join(WEIGHTS_FILE)).unwrap()];
     // the manifest lists the mutated bytes, so the safetensors reader and the checks behind the
     // hash see every input
     fuzz("weights", seeds, 3_000, |data| {
         let mut manifest = manifest.clone();
-        manifest.files.insert(WEIGHTS_FILE.to_string(), FileEntry { sha256: sha256_hex(data), bytes: data.len() as u64 });
-        pollster::block_on(Engine::load(&serde_json::to_string(&manifest).unwrap(), data, Backend::Cpu)).is_ok()
+        manifest.files.insert(
+            WEIGHTS_FILE.to_string(),
+            FileEntry {
+                sha256: sha256_hex(data),
+                bytes: data.len() as u64,
+            },
+        );
+        pollster::block_on(Engine::load(
+            &serde_json::to_string(&manifest).unwrap(),
+            data,
+            Backend::Cpu,
+        ))
+        .is_ok()
     });
 }
 
 #[test]
 fn tokenizer_input() {
-    let tokenizer = bedside::tokenizer::TextTokenizer::from_bytes(&std::fs::read(root().join("models/demo/tokenizer.json")).unwrap()).unwrap();
+    let tokenizer = bedside::tokenizer::TextTokenizer::from_bytes(
+        &std::fs::read(root().join("models/demo/tokenizer.json")).unwrap(),
+    )
+    .unwrap();
     let seeds = vec![
-        "Fever, hypotension and rising lactate. Started on vancomycin.".as_bytes().to_vec(),
+        "Fever, hypotension and rising lactate. Started on vancomycin."
+            .as_bytes()
+            .to_vec(),
         "発熱と低血圧。乳酸値上昇。🩺 ".as_bytes().to_vec(),
         vec![b' '; 300],
     ];
-    fuzz("tokenizer", seeds, 20_000, |data| tokenizer.encode(&String::from_utf8_lossy(data)).is_ok());
+    fuzz("tokenizer", seeds, 20_000, |data| {
+        tokenizer.encode(&String::from_utf8_lossy(data)).is_ok()
+    });
 }
 
 /// Every numeric leaf of `value` under `path` (JSON pointer segments).
@@ -141,15 +186,45 @@ fn numeric_paths(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Ve
 /// clinical bundle with its recommender, and the tiny lab-phenotype bundle.
 #[test]
 fn manifest_numbers_through_model_construction() {
-    const VALUES: &[f64] = &[0.0, 1.0, -1.0, 0.5, 0.999, 1.5, 2.0, 3.0, 7.0, -1e-9, 1e-300, 1e300, 4096.0, 99999.0, 2147483648.0, 1099511627776.0];
+    const VALUES: &[f64] = &[
+        0.0,
+        1.0,
+        -1.0,
+        0.5,
+        0.999,
+        1.5,
+        2.0,
+        3.0,
+        7.0,
+        -1e-9,
+        1e-300,
+        1e300,
+        4096.0,
+        99999.0,
+        2147483648.0,
+        1099511627776.0,
+    ];
     for (dir, runs) in [("models/demo", 300), ("tests/fixtures/tiny-bundle", 600)] {
         let bundle = root().join(dir);
         let read = |name: &str| std::fs::read(bundle.join(name)).ok();
-        let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json").unwrap()).unwrap();
-        let (weights, tokenizer, medrec) = (read(WEIGHTS_FILE).unwrap(), read("tokenizer.json"), read("medrec.safetensors"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&read("manifest.json").unwrap()).unwrap();
+        let (weights, tokenizer, medrec) = (
+            read(WEIGHTS_FILE).unwrap(),
+            read("tokenizer.json"),
+            read("medrec.safetensors"),
+        );
         let mut paths = Vec::new();
-        numeric_paths(&manifest["model"]["config"], &mut vec!["model".into(), "config".into()], &mut paths);
-        numeric_paths(&manifest["medications"]["config"], &mut vec!["medications".into(), "config".into()], &mut paths);
+        numeric_paths(
+            &manifest["model"]["config"],
+            &mut vec!["model".into(), "config".into()],
+            &mut paths,
+        );
+        numeric_paths(
+            &manifest["medications"]["config"],
+            &mut vec!["medications".into(), "config".into()],
+            &mut paths,
+        );
         let mut rng = StdRng::seed_from_u64(17);
         let (mut accepted, mut panicked) = (0, Vec::new());
         for _ in 0..runs {
@@ -160,17 +235,25 @@ fn manifest_numbers_through_model_construction() {
                 let value = VALUES[rng.random_range(0..VALUES.len())];
                 let slot = path.iter().fold(&mut edited, |v, k| &mut v[k.as_str()]);
                 // whole numbers as JSON integers, so that integer fields read them
-                *slot = if value.fract() == 0.0 && value.abs() < 1e15 { serde_json::json!(value as i64) } else { serde_json::json!(value) };
+                *slot = if value.fract() == 0.0 && value.abs() < 1e15 {
+                    serde_json::json!(value as i64)
+                } else {
+                    serde_json::json!(value)
+                };
                 edits.push(format!("{} = {value}", path.join(".")));
             }
             let text = serde_json::to_string(&edited).unwrap();
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 pollster::block_on(async {
-                    let mut engine = Engine::load_bundle(&text, &weights, tokenizer.as_deref(), Backend::Cpu).await?;
+                    let mut engine =
+                        Engine::load_bundle(&text, &weights, tokenizer.as_deref(), Backend::Cpu)
+                            .await?;
                     if let Some(bytes) = &medrec {
                         engine.load_medications(bytes)?;
                     }
-                    engine.diagnose(&bedside::engine::self_test_record()).await?;
+                    engine
+                        .diagnose(&bedside::engine::self_test_record())
+                        .await?;
                     Ok::<_, bedside::BedsideError>(())
                 })
             }));
@@ -179,7 +262,13 @@ fn manifest_numbers_through_model_construction() {
                 Err(_) => panicked.push(edits),
             }
         }
-        eprintln!("fuzz model construction {dir}: {runs} edited manifests ({accepted} loaded), {} panics", panicked.len());
-        assert!(panicked.is_empty(), "{dir}: edits that panicked: {panicked:?}");
+        eprintln!(
+            "fuzz model construction {dir}: {runs} edited manifests ({accepted} loaded), {} panics",
+            panicked.len()
+        );
+        assert!(
+            panicked.is_empty(),
+            "{dir}: edits that panicked: {panicked:?}"
+        );
     }
 }

@@ -6,7 +6,10 @@ use bedside::knowledge::{CHANNELS, channel_index};
 use bedside::record::SeriesGrid;
 
 fn grid(observations: serde_json::Value) -> SeriesGrid {
-    let record = PatientRecord::from_json(&serde_json::json!({ "id": "t", "observations": observations }).to_string()).unwrap();
+    let record = PatientRecord::from_json(
+        &serde_json::json!({ "id": "t", "observations": observations }).to_string(),
+    )
+    .unwrap();
     SeriesGrid::from_record(&record, 48)
 }
 
@@ -17,7 +20,10 @@ fn cell(g: &SeriesGrid, channel: &str, hour: usize) -> (f32, f32) {
 
 #[test]
 fn json_errors_name_the_path() {
-    let err = PatientRecord::from_json(r#"{"id":"x","observations":[{"channel":"hr","hours":1,"value":"high"}]}"#).unwrap_err();
+    let err = PatientRecord::from_json(
+        r#"{"id":"x","observations":[{"channel":"hr","hours":1,"value":"high"}]}"#,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "RECORD_JSON");
     assert!(err.to_string().contains("$.observations[0].value"), "{err}");
     let err = PatientRecord::from_json(r#"{"id":"x","colour":"blue"}"#).unwrap_err();
@@ -33,7 +39,12 @@ fn validation_reports_every_problem() {
     )
     .unwrap_err();
     let text = err.to_string();
-    for path in ["$.id", "$.format_version", "$.demographics.age", "$.observations[0].channel"] {
+    for path in [
+        "$.id",
+        "$.format_version",
+        "$.demographics.age",
+        "$.observations[0].channel",
+    ] {
         assert!(text.contains(path), "{path} missing from {text}");
     }
 }
@@ -61,7 +72,11 @@ fn grid_bins_standardises_and_reports() {
     assert!(cell(&g, "glucose", 6).0.abs() < 0.01);
     assert_eq!(cell(&g, "heart_rate", 3), (0.0, 0.0));
     assert_eq!(g.observed(), 3);
-    let kinds: Vec<(&str, &str)> = g.notices.iter().map(|n| (n.path.as_str(), n.kind)).collect();
+    let kinds: Vec<(&str, &str)> = g
+        .notices
+        .iter()
+        .map(|n| (n.path.as_str(), n.kind))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -94,10 +109,22 @@ fn large_records_are_read_and_oversized_ones_refused_naming_the_field() {
     assert!(grid.mask.iter().filter(|&&m| m > 0.0).count() > 1_000);
     // past the documented bounds: refused, the field named
     for (value, field) in [
-        (large_record(bedside::record::MAX_OBSERVATIONS + 1, 1), "$.observations"),
-        (large_record(10, bedside::record::MAX_VISITS + 1), "$.visits"),
-        (serde_json::json!({ "id": "n", "notes": [{ "text": "x".repeat(bedside::record::MAX_NOTE_CHARS + 1) }] }), "$.notes"),
-        (serde_json::json!({ "id": "c", "visits": [{ "diagnoses": vec!["4019"; bedside::record::MAX_CODES_PER_VISIT + 1] }] }), "$.visits[0].diagnoses"),
+        (
+            large_record(bedside::record::MAX_OBSERVATIONS + 1, 1),
+            "$.observations",
+        ),
+        (
+            large_record(10, bedside::record::MAX_VISITS + 1),
+            "$.visits",
+        ),
+        (
+            serde_json::json!({ "id": "n", "notes": [{ "text": "x".repeat(bedside::record::MAX_NOTE_CHARS + 1) }] }),
+            "$.notes",
+        ),
+        (
+            serde_json::json!({ "id": "c", "visits": [{ "diagnoses": vec!["4019"; bedside::record::MAX_CODES_PER_VISIT + 1] }] }),
+            "$.visits[0].diagnoses",
+        ),
     ] {
         let err = PatientRecord::from_json(&value.to_string()).unwrap_err();
         assert_eq!(err.code(), "RECORD_INVALID");

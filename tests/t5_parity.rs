@@ -21,12 +21,18 @@ struct Fixture {
 }
 
 fn fixture(name: &str, device: &Device) -> Fixture {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/t5").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/t5")
+        .join(name);
     let config = std::fs::read_to_string(dir.join("config.json")).expect("fixture config");
     let weights = std::fs::read(dir.join("model.safetensors")).expect("fixture weights");
     let (config, model) = hf::load(&config, &weights, device).expect("checkpoint loads");
     let reference = std::fs::read(dir.join("reference.safetensors")).expect("fixture reference");
-    Fixture { config, model, reference }
+    Fixture {
+        config,
+        model,
+        reference,
+    }
 }
 
 impl Fixture {
@@ -37,11 +43,23 @@ impl Fixture {
     }
     fn floats(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
         let (shape, bytes) = self.tensor(name);
-        (shape, bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+        (
+            shape,
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        )
     }
     fn ints(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
         let (shape, bytes) = self.tensor(name);
-        (shape, bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+        (
+            shape,
+            bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        )
     }
     fn int_tensor(&self, name: &str, device: &Device) -> Tensor<2, Int> {
         let (shape, values) = self.ints(name);
@@ -55,7 +73,11 @@ impl Fixture {
 fn max_diff(actual: Tensor<3>, expected: &[f32]) -> f32 {
     let actual = actual.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(actual.len(), expected.len());
-    actual.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 fn check_parity(name: &str, device: &Device) {
@@ -68,7 +90,9 @@ fn check_parity(name: &str, device: &Device) {
     let diff = max_diff(encoder.clone(), &expected);
     assert!(diff < TOLERANCE, "{name}: encoder states differ by {diff}");
 
-    let logits = f.model.forward(ids, mask, f.int_tensor("decoder_input_ids", device));
+    let logits = f
+        .model
+        .forward(ids, mask, f.int_tensor("decoder_input_ids", device));
     let (_, expected) = f.floats("logits");
     let diff = max_diff(logits, &expected);
     assert!(diff < TOLERANCE, "{name}: logits differ by {diff}");
@@ -90,18 +114,39 @@ fn configs_read_from_json() {
     let f = fixture("v1_1", &Device::flex());
     assert_eq!(f.config.num_decoder_layers, 3);
     assert!(!f.config.tie_word_embeddings);
-    assert_eq!(f.config.num_params(), burn::module::Module::num_params(&f.model));
+    assert_eq!(
+        f.config.num_params(),
+        burn::module::Module::num_params(&f.model)
+    );
     let o = fixture("original", &Device::flex());
-    assert_eq!(o.config.num_params(), burn::module::Module::num_params(&o.model));
+    assert_eq!(
+        o.config.num_params(),
+        burn::module::Module::num_params(&o.model)
+    );
 }
 
 fn greedy(f: &Fixture, device: &Device, use_cache: bool) -> Vec<Vec<u32>> {
     let mask = f.mask(device);
-    let encoder = f.model.encode(f.int_tensor("input_ids", device), mask.clone());
-    let options = GenerateOptions { max_new_tokens: 11, use_cache, ..Default::default() };
+    let encoder = f
+        .model
+        .encode(f.int_tensor("input_ids", device), mask.clone());
+    let options = GenerateOptions {
+        max_new_tokens: 11,
+        use_cache,
+        ..Default::default()
+    };
     // eos = an id the fixtures never emit, so every row runs the full length like the reference
-    pollster::block_on(generate::greedy(&f.model, encoder, mask, 0, 10_000, &options, None, &mut |_, _| {}))
-        .unwrap()
+    pollster::block_on(generate::greedy(
+        &f.model,
+        encoder,
+        mask,
+        0,
+        10_000,
+        &options,
+        None,
+        &mut |_, _| {},
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -110,8 +155,10 @@ fn greedy_decoding_matches_transformers_with_and_without_cache() {
     for name in ["v1_1", "original"] {
         let f = fixture(name, &device);
         let (shape, expected) = f.ints("greedy");
-        let expected: Vec<Vec<u32>> =
-            expected.chunks_exact(shape[1]).map(|r| r[1..].iter().map(|t| *t as u32).collect()).collect();
+        let expected: Vec<Vec<u32>> = expected
+            .chunks_exact(shape[1])
+            .map(|r| r[1..].iter().map(|t| *t as u32).collect())
+            .collect();
         assert_eq!(greedy(&f, &device, true), expected, "{name} with cache");
         assert_eq!(greedy(&f, &device, false), expected, "{name} without cache");
     }
@@ -122,13 +169,23 @@ fn cached_incremental_logits_equal_full_decoding() {
     let device = Device::flex();
     let f = fixture("v1_1", &device);
     let mask = f.mask(&device);
-    let encoder = f.model.encode(f.int_tensor("input_ids", &device), mask.clone());
+    let encoder = f
+        .model
+        .encode(f.int_tensor("input_ids", &device), mask.clone());
     let targets = f.int_tensor("decoder_input_ids", &device);
-    let full = f.model.decode(targets.clone(), &encoder, &mask, &mut DecoderCache::default());
+    let full = f.model.decode(
+        targets.clone(),
+        &encoder,
+        &mask,
+        &mut DecoderCache::default(),
+    );
     let mut cache = DecoderCache::default();
     let len = targets.dims()[1];
     let steps: Vec<Tensor<3>> = (0..len)
-        .map(|t| f.model.decode(targets.clone().narrow(1, t, 1), &encoder, &mask, &mut cache))
+        .map(|t| {
+            f.model
+                .decode(targets.clone().narrow(1, t, 1), &encoder, &mask, &mut cache)
+        })
         .collect();
     let stepped = Tensor::cat(steps, 1);
     let diff = max_diff(stepped, &full.into_data().try_to_vec::<f32>().unwrap());
@@ -158,11 +215,24 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
     let device = Device::flex();
     let f = fixture("v1_1", &device);
     let mask = f.mask(&device);
-    let encoder = f.model.encode(f.int_tensor("input_ids", &device), mask.clone());
-    let options = GenerateOptions { max_new_tokens: 8, length_penalty: 0.0, ..Default::default() };
-    let (one, one_score) =
-        pollster::block_on(generate::beam_search(&f.model, encoder.clone(), mask.clone(), 0, 1, &options, None))
-            .unwrap();
+    let encoder = f
+        .model
+        .encode(f.int_tensor("input_ids", &device), mask.clone());
+    let options = GenerateOptions {
+        max_new_tokens: 8,
+        length_penalty: 0.0,
+        ..Default::default()
+    };
+    let (one, one_score) = pollster::block_on(generate::beam_search(
+        &f.model,
+        encoder.clone(),
+        mask.clone(),
+        0,
+        1,
+        &options,
+        None,
+    ))
+    .unwrap();
     let greedy = pollster::block_on(generate::greedy(
         &f.model,
         encoder.clone().narrow(0, 0, 1),
@@ -175,14 +245,26 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
     ))
     .unwrap();
     assert_eq!(one, greedy[0]);
-    let four = GenerateOptions { beams: 4, ..options.clone() };
-    let (_, four_score) =
-        pollster::block_on(generate::beam_search(&f.model, encoder, mask, 0, 1, &four, None)).unwrap();
-    assert!(four_score >= one_score - 1e-5, "4 beams {four_score} < 1 beam {one_score}");
-    let uncached = GenerateOptions { use_cache: false, ..four };
+    let four = GenerateOptions {
+        beams: 4,
+        ..options.clone()
+    };
+    let (_, four_score) = pollster::block_on(generate::beam_search(
+        &f.model, encoder, mask, 0, 1, &four, None,
+    ))
+    .unwrap();
+    assert!(
+        four_score >= one_score - 1e-5,
+        "4 beams {four_score} < 1 beam {one_score}"
+    );
+    let uncached = GenerateOptions {
+        use_cache: false,
+        ..four
+    };
     let (_, again) = pollster::block_on(generate::beam_search(
         &f.model,
-        f.model.encode(f.int_tensor("input_ids", &device), f.mask(&device)),
+        f.model
+            .encode(f.int_tensor("input_ids", &device), f.mask(&device)),
         f.mask(&device),
         0,
         1,
@@ -190,7 +272,10 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
         None,
     ))
     .unwrap();
-    assert!((again - four_score).abs() < 1e-4, "beam search with and without cache: {again} vs {four_score}");
+    assert!(
+        (again - four_score).abs() < 1e-4,
+        "beam search with and without cache: {again} vs {four_score}"
+    );
 }
 
 #[test]
@@ -198,12 +283,31 @@ fn constrained_decoding_emits_only_allowed_tokens() {
     let device = Device::flex();
     let f = fixture("v1_1", &device);
     let mask = f.mask(&device);
-    let encoder = f.model.encode(f.int_tensor("input_ids", &device), mask.clone());
-    let allowed = |prefix: &[u32]| Some(if prefix.len() < 3 { vec![5, 6, 7] } else { vec![1] });
-    let options = GenerateOptions { max_new_tokens: 10, ..Default::default() };
-    let out =
-        pollster::block_on(generate::greedy(&f.model, encoder, mask, 0, 1, &options, Some(&allowed), &mut |_, _| {}))
-            .unwrap();
+    let encoder = f
+        .model
+        .encode(f.int_tensor("input_ids", &device), mask.clone());
+    let allowed = |prefix: &[u32]| {
+        Some(if prefix.len() < 3 {
+            vec![5, 6, 7]
+        } else {
+            vec![1]
+        })
+    };
+    let options = GenerateOptions {
+        max_new_tokens: 10,
+        ..Default::default()
+    };
+    let out = pollster::block_on(generate::greedy(
+        &f.model,
+        encoder,
+        mask,
+        0,
+        1,
+        &options,
+        Some(&allowed),
+        &mut |_, _| {},
+    ))
+    .unwrap();
     for row in out {
         assert_eq!(row.len(), 4);
         assert!(row[..3].iter().all(|t| (5..=7).contains(t)));
@@ -216,7 +320,11 @@ fn wgpu_matches_cpu() {
     let gpu = match pollster::block_on(bedside::Backend::Gpu.device()) {
         Ok(device) => device,
         Err(e) => {
-            assert_ne!(std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(), Ok("1"), "no wgpu adapter: {e}");
+            assert_ne!(
+                std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
+                Ok("1"),
+                "no wgpu adapter: {e}"
+            );
             eprintln!("skipped: no wgpu adapter here ({e})");
             return;
         }

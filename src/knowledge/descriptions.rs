@@ -32,7 +32,9 @@ pub fn phenotype_description(name: &str) -> Option<&'static str> {
 /// corpus of the knowledge prototypes.
 pub fn knowledge_texts() -> Vec<&'static str> {
     let channels = CHANNELS.iter().filter_map(|c| channel_description(c.name));
-    let phenotypes = PHENOTYPES.iter().filter_map(|p| phenotype_description(p.name));
+    let phenotypes = PHENOTYPES
+        .iter()
+        .filter_map(|p| phenotype_description(p.name));
     channels.chain(phenotypes).collect()
 }
 
@@ -43,13 +45,28 @@ mod tests {
     #[test]
     fn every_channel_and_phenotype_is_described_once() {
         for c in CHANNELS {
-            assert!(channel_description(c.name).is_some_and(|d| d.len() > 40), "{}", c.name);
+            assert!(
+                channel_description(c.name).is_some_and(|d| d.len() > 40),
+                "{}",
+                c.name
+            );
         }
         for p in PHENOTYPES {
-            assert!(phenotype_description(p.name).is_some_and(|d| d.len() > 40), "{}", p.name);
+            assert!(
+                phenotype_description(p.name).is_some_and(|d| d.len() > 40),
+                "{}",
+                p.name
+            );
         }
-        let rows = TABLE.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
-        assert_eq!(rows, CHANNELS.len() + PHENOTYPES.len(), "a row names nothing in the knowledge base, or twice");
+        let rows = TABLE
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count();
+        assert_eq!(
+            rows,
+            CHANNELS.len() + PHENOTYPES.len(),
+            "a row names nothing in the knowledge base, or twice"
+        );
         assert_eq!(knowledge_texts().len(), rows);
     }
 }

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 pub(super) const TABLE: &str = include_str!("data/phenotype_icd.tsv");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum IcdVersion {
     #[serde(rename = "9")]
     Icd9,
@@ -21,13 +23,19 @@ fn index() -> &'static HashMap<(IcdVersion, String), Vec<usize>> {
         let mut map: HashMap<(IcdVersion, String), Vec<usize>> = HashMap::new();
         for line in TABLE.lines().filter(|l| !l.starts_with('#')) {
             let mut fields = line.split('\t');
-            let (Some(name), Some(version), Some(code)) = (fields.next(), fields.next(), fields.next()) else {
+            let (Some(name), Some(version), Some(code)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
                 continue;
             };
             let Some(p) = PHENOTYPES.iter().position(|p| p.name == name) else {
                 continue;
             };
-            let version = if version == "9" { IcdVersion::Icd9 } else { IcdVersion::Icd10 };
+            let version = if version == "9" {
+                IcdVersion::Icd9
+            } else {
+                IcdVersion::Icd10
+            };
             let entry = map.entry((version, code.to_string())).or_default();
             if !entry.contains(&p) {
                 entry.push(p);
@@ -39,13 +47,23 @@ fn index() -> &'static HashMap<(IcdVersion, String), Vec<usize>> {
 
 /// Normalises a code as written in records and FHIR ("428.0 " → "4280").
 pub fn normalise_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// Indices into [`PHENOTYPES`] of the groups a diagnosis code belongs to (empty when none).
 /// The codes of phenotype `p` (index into `PHENOTYPES`) in one ICD version, in table order.
 pub fn codes_for_phenotype(p: usize, version: IcdVersion) -> Vec<&'static str> {
-    let (Some(phenotype), tag) = (PHENOTYPES.get(p), if version == IcdVersion::Icd9 { "9" } else { "10" }) else {
+    let (Some(phenotype), tag) = (
+        PHENOTYPES.get(p),
+        if version == IcdVersion::Icd9 {
+            "9"
+        } else {
+            "10"
+        },
+    ) else {
         return Vec::new();
     };
     TABLE
@@ -54,7 +72,9 @@ pub fn codes_for_phenotype(p: usize, version: IcdVersion) -> Vec<&'static str> {
         .filter_map(|l| {
             let mut f = l.split('\t');
             match (f.next(), f.next(), f.next()) {
-                (Some(name), Some(v), Some(code)) if name == phenotype.name && v == tag => Some(code),
+                (Some(name), Some(v), Some(code)) if name == phenotype.name && v == tag => {
+                    Some(code)
+                }
                 _ => None,
             }
         })
@@ -62,7 +82,10 @@ pub fn codes_for_phenotype(p: usize, version: IcdVersion) -> Vec<&'static str> {
 }
 
 pub fn phenotypes_for_icd(code: &str, version: IcdVersion) -> &'static [usize] {
-    index().get(&(version, normalise_code(code))).map(Vec::as_slice).unwrap_or(&[])
+    index()
+        .get(&(version, normalise_code(code)))
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 #[cfg(test)]
@@ -70,7 +93,10 @@ mod tests {
     use super::*;
 
     fn names(code: &str, version: IcdVersion) -> Vec<&'static str> {
-        phenotypes_for_icd(code, version).iter().map(|&i| PHENOTYPES[i].short).collect()
+        phenotypes_for_icd(code, version)
+            .iter()
+            .map(|&i| PHENOTYPES[i].short)
+            .collect()
     }
 
     #[test]
@@ -90,7 +116,13 @@ mod tests {
     fn every_group_has_codes_in_both_versions() {
         for (i, p) in PHENOTYPES.iter().enumerate() {
             for version in [IcdVersion::Icd9, IcdVersion::Icd10] {
-                assert!(index().iter().any(|((v, _), ps)| *v == version && ps.contains(&i)), "{} has no {version:?} codes", p.name);
+                assert!(
+                    index()
+                        .iter()
+                        .any(|((v, _), ps)| *v == version && ps.contains(&i)),
+                    "{} has no {version:?} codes",
+                    p.name
+                );
             }
         }
     }

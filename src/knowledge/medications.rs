@@ -33,7 +33,9 @@ pub fn atc3_codes() -> Vec<&'static str> {
 
 /// The WHO name of an ATC level-3 code (case-insensitive), if it is one.
 pub fn atc3_name(code: &str) -> Option<&'static str> {
-    names().get(code.trim().to_ascii_uppercase().as_str()).copied()
+    names()
+        .get(code.trim().to_ascii_uppercase().as_str())
+        .copied()
 }
 
 /// The ATC level-3 class of any ATC code of level 3 or deeper (`C09AA05` → `C09A`).
@@ -46,7 +48,9 @@ pub fn atc3_of(code: &str) -> Option<&'static str> {
 /// The ATC level-3 class of an RxNorm concept (RxCUI), where the NDC tables reach one
 /// (`data/rxnorm_atc3.tsv`; a small share of RxNorm: other codes are kept and reported).
 pub fn atc3_of_rxnorm(rxcui: &str) -> Option<&'static str> {
-    rows(RXNORM_TABLE).find(|(rx, _)| *rx == rxcui.trim()).map(|(_, atc3)| atc3)
+    rows(RXNORM_TABLE)
+        .find(|(rx, _)| *rx == rxcui.trim())
+        .map(|(_, atc3)| atc3)
 }
 
 /// Whether two ATC level-3 classes interact.

@@ -12,7 +12,9 @@ mod icd;
 mod medications;
 mod phenotypes;
 
-pub use channels::{CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index, mimic3_item};
+pub use channels::{
+    CHANNELS, Channel, LOINC_CODES, MIMIC_IV_LAB_ITEMS, channel_index, mimic3_item,
+};
 pub use descriptions::{channel_description, knowledge_texts, phenotype_description};
 pub use icd::{IcdVersion, codes_for_phenotype, normalise_code, phenotypes_for_icd};
 pub use medications::{atc3_codes, atc3_name, atc3_of, atc3_of_rxnorm, ddi_pairs, interacts};
@@ -37,7 +39,13 @@ pub fn knowledge_hash() -> String {
         );
     }
     for p in PHENOTYPES {
-        hash.update(format!("p|{}|{:?}|{:?}|{:?}\n", p.name, p.kind, p.channels, p.keywords).as_bytes());
+        hash.update(
+            format!(
+                "p|{}|{:?}|{:?}|{:?}\n",
+                p.name, p.kind, p.channels, p.keywords
+            )
+            .as_bytes(),
+        );
     }
     hash.update(icd::TABLE.as_bytes());
     hash.update(descriptions::TABLE.as_bytes());

@@ -37,7 +37,9 @@ pub fn epsilon(field: &str, value: f64) -> Checked {
 /// head count's field.
 pub fn heads(field: &str, heads: usize, width_field: &str, width: usize) -> Checked {
     if heads == 0 || width % heads != 0 {
-        return Err(format!("{field} = {heads} does not divide {width_field} = {width}"));
+        return Err(format!(
+            "{field} = {heads} does not divide {width_field} = {width}"
+        ));
     }
     Ok(())
 }

@@ -156,9 +156,15 @@ impl ClinicalModel {
 
     /// Channel tokens in the language model's space with their mask: a channel with no
     /// observation at all is padding.
-    pub fn channel_tokens(&self, values: Tensor<3>, observed: Tensor<3>) -> (Tensor<3>, Tensor<2>, Tensor<4>) {
+    pub fn channel_tokens(
+        &self,
+        values: Tensor<3>,
+        observed: Tensor<3>,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<4>) {
         let mask = observed.clone().max_dim(2).squeeze_dim(2);
-        let (tokens, weights) = self.knowledge.forward(self.series.forward(values, observed));
+        let (tokens, weights) = self
+            .knowledge
+            .forward(self.series.forward(values, observed));
         (tokens, mask, weights)
     }
 
@@ -171,7 +177,10 @@ impl ClinicalModel {
             let mask = length_mask(lengths, batch, len, &ids.device());
             (self.lm.embed(ids.clone()), mask, lengths)
         });
-        let series = input.series.as_ref().map(|(values, observed)| self.channel_tokens(values.clone(), observed.clone()));
+        let series = input
+            .series
+            .as_ref()
+            .map(|(values, observed)| self.channel_tokens(values.clone(), observed.clone()));
         // where each row's channel tokens sit: after its real prompt tokens
         let channel_start: Vec<usize> = match &input.text {
             Some((ids, lengths)) => lengths.iter().map(|l| (*l).min(ids.dims()[1])).collect(),
@@ -196,15 +205,24 @@ impl ClinicalModel {
                         })
                     })
                     .collect();
-                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch * (len + channels)]), &device)
-                    .reshape([batch, len + channels]);
-                let embeddings = Tensor::cat(vec![te, ce], 1).gather(1, index.clone().unsqueeze_dim::<3>(2).repeat_dim(2, d));
+                let index = Tensor::<1, Int>::from_data(
+                    TensorData::new(index, [batch * (len + channels)]),
+                    &device,
+                )
+                .reshape([batch, len + channels]);
+                let embeddings = Tensor::cat(vec![te, ce], 1)
+                    .gather(1, index.clone().unsqueeze_dim::<3>(2).repeat_dim(2, d));
                 let mask = Tensor::cat(vec![tm, cm.clone()], 1).gather(1, index);
                 (embeddings, mask, Some(w), Some(cm))
             }
             (None, None) => {
                 let device = self.lm.shared.weight.val().device();
-                (Tensor::zeros([1, 0, self.lm.d_model()], &device), Tensor::zeros([1, 0], &device), None, None)
+                (
+                    Tensor::zeros([1, 0, self.lm.d_model()], &device),
+                    Tensor::zeros([1, 0], &device),
+                    None,
+                    None,
+                )
             }
         };
         let hidden = self.lm.encode_embeddings(embeddings, mask.clone());
@@ -218,10 +236,11 @@ impl ClinicalModel {
                     (0..channels).map(move |c| (start + c) as i64)
                 })
                 .collect();
-            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch * channels]), &device)
-                .reshape([batch, channels])
-                .unsqueeze_dim::<3>(2)
-                .repeat_dim(2, d);
+            let index =
+                Tensor::<1, Int>::from_data(TensorData::new(index, [batch * channels]), &device)
+                    .reshape([batch, channels])
+                    .unsqueeze_dim::<3>(2)
+                    .repeat_dim(2, d);
             (hidden.clone().gather(1, index), channel_mask)
         });
         Encoded {
@@ -235,13 +254,17 @@ impl ClinicalModel {
     /// Phenotype logits `[batch, phenotypes]` (see [`ClinicalHead`]).
     pub fn phenotype_logits(&self, encoded: &Encoded) -> Tensor<2> {
         let mask = encoded.mask.clone().unsqueeze_dim::<3>(2);
-        let summed = (encoded.hidden.clone() * mask.clone()).sum_dim(1).squeeze_dim(1);
+        let summed = (encoded.hidden.clone() * mask.clone())
+            .sum_dim(1)
+            .squeeze_dim(1);
         let count = mask.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1.0);
         let pooled: Tensor<2> = summed / count;
         let [batch, d] = pooled.dims();
         let width = self.phenotype_head.hidden.weight.dims()[0];
         let per_channel = match &encoded.channels {
-            Some((hidden, mask)) => (hidden.clone() * mask.clone().unsqueeze_dim::<3>(2)).flatten::<2>(1, 2),
+            Some((hidden, mask)) => {
+                (hidden.clone() * mask.clone().unsqueeze_dim::<3>(2)).flatten::<2>(1, 2)
+            }
             // no labs read (stage 1): those inputs are zero
             None => Tensor::zeros([batch, width - d], &pooled.device()),
         };
@@ -252,14 +275,23 @@ impl ClinicalModel {
 
     /// Teacher-forced decoder logits `[batch, len, vocab]` for `targets` (`[batch, len]`, EOS
     /// last, padded): the decoder reads the start token and `targets` shifted right.
-    pub fn target_logits(&self, encoded: &Encoded, targets: Tensor<2, Int>, start: u32) -> Tensor<3> {
+    pub fn target_logits(
+        &self,
+        encoded: &Encoded,
+        targets: Tensor<2, Int>,
+        start: u32,
+    ) -> Tensor<3> {
         let [batch, len] = targets.dims();
         let device = targets.device();
         let start = Tensor::<2, Int>::full([batch, 1], i64::from(start), &device);
-        let inputs = Tensor::cat(vec![start, targets.narrow(1, 0, len.saturating_sub(1).max(1))], 1)
-            .narrow(1, 0, len);
+        let inputs = Tensor::cat(
+            vec![start, targets.narrow(1, 0, len.saturating_sub(1).max(1))],
+            1,
+        )
+        .narrow(1, 0, len);
         let mut cache = super::t5::DecoderCache::default();
-        self.lm.decode(inputs, &encoded.hidden, &encoded.mask, &mut cache)
+        self.lm
+            .decode(inputs, &encoded.hidden, &encoded.mask, &mut cache)
     }
 }
 
@@ -273,7 +305,8 @@ pub fn pad_ids(rows: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize
             ids[i * width + j] = i64::from(*id);
         }
     }
-    let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len() * width]), device).reshape([rows.len(), width]);
+    let tensor = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len() * width]), device)
+        .reshape([rows.len(), width]);
     (tensor, rows.iter().map(Vec::len).collect())
 }
 
@@ -281,14 +314,18 @@ pub fn pad_ids(rows: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize
 /// `lengths`): the padding mask of ids padded by [`pad_ids`].
 pub fn length_mask(lengths: &[usize], rows: usize, width: usize, device: &Device) -> Tensor<2> {
     let mask: Vec<f32> = (0..rows)
-        .flat_map(|r| (0..width).map(move |i| f32::from(u8::from(i < lengths.get(r).copied().unwrap_or(0)))))
+        .flat_map(|r| {
+            (0..width).map(move |i| f32::from(u8::from(i < lengths.get(r).copied().unwrap_or(0))))
+        })
         .collect();
     Tensor::<1>::from_data(TensorData::new(mask, [rows * width]), device).reshape([rows, width])
 }
 
 /// Mean cross-entropy over the real (non-padding) target tokens; `mask` 1 = real.
 pub fn sequence_loss(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
-    let picked = log_softmax(logits, 2).gather(2, targets.unsqueeze_dim(2)).squeeze_dim::<2>(2);
+    let picked = log_softmax(logits, 2)
+        .gather(2, targets.unsqueeze_dim(2))
+        .squeeze_dim::<2>(2);
     let total = mask.clone().sum().clamp_min(1.0);
     -(picked * mask).sum() / total
 }
@@ -298,21 +335,44 @@ mod tests {
     use super::*;
 
     fn tiny(device: &Device) -> ClinicalModel {
-        let t5 = T5Config::new(60).with_d_model(32).with_d_kv(8).with_d_ff(48).with_num_layers(2)
-            .with_num_decoder_layers(2).with_num_heads(4).with_dropout_rate(0.0);
-        let series = SeriesEncoderConfig::new(5).with_hours(24).with_d_model(16).with_d_ff(32).with_dropout(0.0);
-        let config = ClinicalModelConfig::new(t5, series, 10).with_prototypes(4).with_knowledge_heads(2);
+        let t5 = T5Config::new(60)
+            .with_d_model(32)
+            .with_d_kv(8)
+            .with_d_ff(48)
+            .with_num_layers(2)
+            .with_num_decoder_layers(2)
+            .with_num_heads(4)
+            .with_dropout_rate(0.0);
+        let series = SeriesEncoderConfig::new(5)
+            .with_hours(24)
+            .with_d_model(16)
+            .with_d_ff(32)
+            .with_dropout(0.0);
+        let config = ClinicalModelConfig::new(t5, series, 10)
+            .with_prototypes(4)
+            .with_knowledge_heads(2);
         config.init(&(10..20).collect::<Vec<u32>>(), device)
     }
 
     fn input(device: &Device, len: usize, pad: usize) -> ClinicalInput {
-        let ids: Vec<i64> = (0..len).map(|i| if i < len - pad { 3 + i as i64 } else { 0 }).collect();
-        let values = Tensor::<3>::random([1, 5, 24], burn::tensor::Distribution::Default, &Device::flex()).to_device(device);
+        let ids: Vec<i64> = (0..len)
+            .map(|i| if i < len - pad { 3 + i as i64 } else { 0 })
+            .collect();
+        let values = Tensor::<3>::random(
+            [1, 5, 24],
+            burn::tensor::Distribution::Default,
+            &Device::flex(),
+        )
+        .to_device(device);
         let observed = Tensor::<3>::ones([1, 5, 24], device);
         // channel 4 never observed: padding
-        let observed = observed.slice_assign([0..1, 4..5, 0..24], Tensor::zeros([1, 1, 24], device));
+        let observed =
+            observed.slice_assign([0..1, 4..5, 0..24], Tensor::zeros([1, 1, 24], device));
         ClinicalInput {
-            text: Some((Tensor::from_data(TensorData::new(ids, [1, len]), device), vec![len - pad])),
+            text: Some((
+                Tensor::from_data(TensorData::new(ids, [1, len]), device),
+                vec![len - pad],
+            )),
             series: Some((values, observed)),
         }
     }
@@ -327,15 +387,46 @@ mod tests {
         let a = model.encode(&plain);
         let b = model.encode(&padded);
         assert_eq!(b.hidden.dims(), [1, 9 + 5, 32]);
-        assert_eq!(a.knowledge_weights.as_ref().map(|w| w.dims()), Some([1, 2, 5, 4]));
-        let pa = model.phenotype_logits(&a).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let pb = model.phenotype_logits(&b).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let diff = pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        assert!(diff < 1e-5, "padding changed the phenotype logits by {diff}");
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &device);
-        let la = model.target_logits(&a, targets.clone(), 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let lb = model.target_logits(&b, targets, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let diff = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert_eq!(
+            a.knowledge_weights.as_ref().map(|w| w.dims()),
+            Some([1, 2, 5, 4])
+        );
+        let pa = model
+            .phenotype_logits(&a)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let pb = model
+            .phenotype_logits(&b)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let diff = pa
+            .iter()
+            .zip(&pb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff < 1e-5,
+            "padding changed the phenotype logits by {diff}"
+        );
+        let targets =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &device);
+        let la = model
+            .target_logits(&a, targets.clone(), 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let lb = model
+            .target_logits(&b, targets, 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let diff = la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         assert!(diff < 1e-4, "padding changed the decoder logits by {diff}");
         Ok(())
     }
@@ -344,11 +435,13 @@ mod tests {
     fn pad_tokens_do_not_count_in_the_loss() -> Result<(), String> {
         let device = Device::flex();
         let logits = Tensor::<3>::random([1, 3, 8], burn::tensor::Distribution::Default, &device);
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 3, 0], [1, 3]), &device);
+        let targets =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 3, 0], [1, 3]), &device);
         let full = Tensor::<2>::from_data(TensorData::new(vec![1f32, 1.0, 0.0], [1, 3]), &device);
         let a = sequence_loss(logits.clone(), targets.clone(), full.clone()).into_scalar::<f32>();
         // a different logit at the pad position changes nothing
-        let changed = logits.slice_assign([0..1, 2..3, 0..8], Tensor::full([1, 1, 8], 9.0, &device));
+        let changed =
+            logits.slice_assign([0..1, 2..3, 0..8], Tensor::full([1, 1, 8], 9.0, &device));
         let b = sequence_loss(changed, targets, full).into_scalar::<f32>();
         assert!((a - b).abs() < 1e-6 && a > 0.0, "{a} vs {b}");
         Ok(())
@@ -359,7 +452,10 @@ mod tests {
         let device = Device::flex();
         let model = tiny(&device);
         let both = input(&device, 6, 0);
-        let notes = ClinicalInput { series: None, ..both.clone() };
+        let notes = ClinicalInput {
+            series: None,
+            ..both.clone()
+        };
         let labs = ClinicalInput { text: None, ..both };
         assert_eq!(model.encode(&notes).hidden.dims(), [1, 6, 32]);
         let encoded = model.encode(&labs);

@@ -35,7 +35,8 @@ pub struct KnowledgeAttentionConfig {
 
 impl KnowledgeAttentionConfig {
     fn d_keys(&self) -> usize {
-        self.d_keys.unwrap_or((self.d_model / self.heads.max(1)).max(1))
+        self.d_keys
+            .unwrap_or((self.d_model / self.heads.max(1)).max(1))
     }
 
     /// `knowledge`: `E_K`, `[knowledge_tokens, d_model]` (zeros when the weights will be loaded).
@@ -72,7 +73,9 @@ impl KnowledgeAttention {
     /// The S prototypes, `[prototypes, d_model]`.
     pub fn prototypes(&self) -> Tensor<2> {
         // mapping acts on the token axis: (E_K^T W)^T
-        self.mapping.forward(self.knowledge.val().transpose()).transpose()
+        self.mapping
+            .forward(self.knowledge.val().transpose())
+            .transpose()
     }
 
     /// `channels`: `[batch, channels, d_series]`. Returns the channel tokens in the language
@@ -87,8 +90,16 @@ impl KnowledgeAttention {
         let inner = q.dims()[2];
         let e = inner / h;
         let q = q.reshape([batch, n, h, e]).swap_dims(1, 2);
-        let k = self.key.forward(prototypes.clone()).reshape([1, s, h, e]).swap_dims(1, 2);
-        let v = self.value.forward(prototypes).reshape([1, s, h, e]).swap_dims(1, 2);
+        let k = self
+            .key
+            .forward(prototypes.clone())
+            .reshape([1, s, h, e])
+            .swap_dims(1, 2);
+        let v = self
+            .value
+            .forward(prototypes)
+            .reshape([1, s, h, e])
+            .swap_dims(1, 2);
         let scores = q.matmul(k.swap_dims(2, 3)) / (e as f64).sqrt();
         let weights = softmax(scores, 3);
         let context = self
@@ -119,15 +130,29 @@ mod tests {
     #[test]
     fn weights_are_distributions_over_prototypes() -> Result<(), String> {
         let device = Device::flex();
-        let config = KnowledgeAttentionConfig::new(16, 32, 50).with_prototypes(6).with_heads(4);
-        let knowledge = Tensor::<2>::random([50, 32], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let config = KnowledgeAttentionConfig::new(16, 32, 50)
+            .with_prototypes(6)
+            .with_heads(4);
+        let knowledge = Tensor::<2>::random(
+            [50, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let layer = config.init(knowledge, &device);
         assert!(!layer.knowledge.val().is_require_grad());
-        let channels = Tensor::<3>::random([2, 5, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let channels = Tensor::<3>::random(
+            [2, 5, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let (tokens, weights) = layer.forward(channels);
         assert_eq!(tokens.dims(), [2, 5, 32]);
         assert_eq!(weights.dims(), [2, 4, 5, 6]);
-        let sums = weights.sum_dim(3).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let sums = weights
+            .sum_dim(3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
         Ok(())
     }

@@ -11,7 +11,9 @@
 //! distillation matches to the teacher; the profile token is what profile alignment pulls toward
 //! the embedding of the prescribed drug set.
 
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -145,11 +147,19 @@ impl MedRecBatch {
         }
         let profile: Vec<i64> = patients
             .iter()
-            .flat_map(|p| [p.age_band.min(AGE_BANDS - 1) as i64, (AGE_BANDS + p.sex.min(SEX_VALUES - 1)) as i64])
+            .flat_map(|p| {
+                [
+                    p.age_band.min(AGE_BANDS - 1) as i64,
+                    (AGE_BANDS + p.sex.min(SEX_VALUES - 1)) as i64,
+                ]
+            })
             .collect();
         Self {
-            codes: Tensor::<1, Int>::from_data(TensorData::new(ids, [batch * visits * CODE_TYPES * codes]), device)
-                .reshape([batch, visits, CODE_TYPES, codes]),
+            codes: Tensor::<1, Int>::from_data(
+                TensorData::new(ids, [batch * visits * CODE_TYPES * codes]),
+                device,
+            )
+            .reshape([batch, visits, CODE_TYPES, codes]),
             visits: kept.iter().map(|v| v.len()).collect(),
             profile: Tensor::from_data(TensorData::new(profile, [batch, 2]), device),
         }
@@ -159,7 +169,9 @@ impl MedRecBatch {
 /// The age band of the profile prompt.
 pub fn age_band(age: Option<f64>) -> usize {
     match age {
-        Some(a) if a.is_finite() && a >= 0.0 => ((a / 10.0) as usize).saturating_sub(2).min(AGE_BANDS - 2),
+        Some(a) if a.is_finite() && a >= 0.0 => {
+            ((a / 10.0) as usize).saturating_sub(2).min(AGE_BANDS - 2)
+        }
         _ => AGE_BANDS - 1,
     }
 }
@@ -187,14 +199,20 @@ impl MedRecModel {
         let device = batch.codes.device();
         let e = self.codes.weight.dims()[1];
         // code sets → one vector per type
-        let blocks = [&self.diagnosis_block, &self.procedure_block, &self.medication_block];
+        let blocks = [
+            &self.diagnosis_block,
+            &self.procedure_block,
+            &self.medication_block,
+        ];
         let per_type: Vec<Tensor<3>> = blocks
             .iter()
             .enumerate()
             .map(|(i, block)| {
                 let ids = batch.codes.clone().narrow(2, i, 1).reshape([b * v, k]);
                 let pad = ids.clone().equal_elem(0);
-                let x = block.forward(TransformerEncoderInput::new(self.codes.forward(ids)).mask_pad(pad.clone()));
+                let x = block.forward(
+                    TransformerEncoderInput::new(self.codes.forward(ids)).mask_pad(pad.clone()),
+                );
                 masked_mean(x, pad).reshape([b, v, e])
             })
             .collect();
@@ -203,23 +221,44 @@ impl MedRecModel {
         let before: Vec<i64> = batch
             .visits
             .iter()
-            .flat_map(|&n| (0..v).map(move |i| (n.saturating_sub(1 + i)).min(self.max_visits - 1) as i64))
+            .flat_map(|&n| {
+                (0..v).map(move |i| (n.saturating_sub(1 + i)).min(self.max_visits - 1) as i64)
+            })
             .collect();
-        let before = Tensor::<1, Int>::from_data(TensorData::new(before, [b * v]), &device).reshape([b, v]);
+        let before =
+            Tensor::<1, Int>::from_data(TensorData::new(before, [b * v]), &device).reshape([b, v]);
         let visits = visits + self.visit_position.forward(before);
         let profile = self.profile.forward(batch.profile.clone()); // [b, 2, e]
         let sequence = Tensor::cat(vec![profile, visits], 1);
-        let pad: Vec<bool> = batch.visits.iter().flat_map(|&n| (0..2 + v).map(move |i| i >= 2 + n)).collect();
-        let pad = Tensor::<1, Bool>::from_data(TensorData::new(pad, [b * (2 + v)]), &device).reshape([b, 2 + v]);
-        let out = self.visit_encoder.forward(TransformerEncoderInput::new(sequence).mask_pad(pad));
-        let current: Vec<i64> = batch.visits.iter().map(|&n| (1 + n.max(1)) as i64).collect();
+        let pad: Vec<bool> = batch
+            .visits
+            .iter()
+            .flat_map(|&n| (0..2 + v).map(move |i| i >= 2 + n))
+            .collect();
+        let pad = Tensor::<1, Bool>::from_data(TensorData::new(pad, [b * (2 + v)]), &device)
+            .reshape([b, 2 + v]);
+        let out = self
+            .visit_encoder
+            .forward(TransformerEncoderInput::new(sequence).mask_pad(pad));
+        let current: Vec<i64> = batch
+            .visits
+            .iter()
+            .map(|&n| (1 + n.max(1)) as i64)
+            .collect();
         let current = Tensor::<1, Int>::from_data(TensorData::new(current, [b]), &device)
             .reshape([b, 1, 1])
             .repeat_dim(2, e);
         let current = out.clone().gather(1, current).reshape([b, e]);
         let profile = out.narrow(1, 0, 2).mean_dim(1).reshape([b, e]);
-        let mediator = relu(self.mediator.forward(Tensor::cat(vec![current, profile.clone()], 1)));
-        MedRecOutput { logits: self.head.forward(mediator.clone()), mediator, profile }
+        let mediator = relu(
+            self.mediator
+                .forward(Tensor::cat(vec![current, profile.clone()], 1)),
+        );
+        MedRecOutput {
+            logits: self.head.forward(mediator.clone()),
+            mediator,
+            profile,
+        }
     }
 
     /// The embedding of a drug set `[batch, codes]` (shared-vocabulary ids, 0 = padding): the
@@ -235,14 +274,24 @@ mod tests {
     use super::*;
 
     fn config() -> MedRecConfig {
-        MedRecConfig::new(20, 10, 15).with_d_model(16).with_heads(2).with_max_visits(3).with_dropout(0.0)
+        MedRecConfig::new(20, 10, 15)
+            .with_d_model(16)
+            .with_heads(2)
+            .with_max_visits(3)
+            .with_dropout(0.0)
     }
 
     fn patient(visits: usize, med: u32) -> Patient {
         let o = config().offsets().map(|x| x as u32);
         Patient {
             visits: (0..visits)
-                .map(|v| [vec![o[0] + v as u32, o[0] + 3], vec![o[1] + 1], vec![o[2] + med, o[2] + 2]])
+                .map(|v| {
+                    [
+                        vec![o[0] + v as u32, o[0] + 3],
+                        vec![o[1] + 1],
+                        vec![o[2] + med, o[2] + 2],
+                    ]
+                })
                 .collect(),
             age_band: 5,
             sex: 0,
@@ -254,14 +303,35 @@ mod tests {
         let device = Device::flex();
         let model = config().init(&device);
         let alone = model.forward(&MedRecBatch::new(&[patient(2, 4)], 3, 8, &device));
-        let together = model.forward(&MedRecBatch::new(&[patient(2, 4), patient(5, 7)], 3, 8, &device));
+        let together = model.forward(&MedRecBatch::new(
+            &[patient(2, 4), patient(5, 7)],
+            3,
+            8,
+            &device,
+        ));
         assert_eq!(together.logits.dims(), [2, 15]);
         assert_eq!(together.mediator.dims(), [2, 32]);
         assert_eq!(together.profile.dims(), [2, 16]);
-        let a = alone.logits.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let b = together.logits.narrow(0, 0, 1).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        assert!(diff < 1e-4, "a longer patient in the batch changed another's logits by {diff}");
+        let a = alone
+            .logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let b = together
+            .logits
+            .narrow(0, 0, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff < 1e-4,
+            "a longer patient in the batch changed another's logits by {diff}"
+        );
         Ok(())
     }
 
@@ -272,11 +342,20 @@ mod tests {
         p.visits[4][0] = vec![99];
         let batch = MedRecBatch::new(&[p], 3, 8, &device);
         assert_eq!(batch.visits, [3]);
-        let ids = batch.codes.into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
+        let ids = batch
+            .codes
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| format!("{e:?}"))?;
         let k = ids.len() / (3 * CODE_TYPES);
         // current visit (index 2): its diagnosis is kept, its medication set is empty
         assert_eq!(ids[(2 * CODE_TYPES) * k], 99);
-        assert!(ids[(2 * CODE_TYPES + 2) * k..(2 * CODE_TYPES + 3) * k].iter().all(|i| *i == 0));
+        assert!(
+            ids[(2 * CODE_TYPES + 2) * k..(2 * CODE_TYPES + 3) * k]
+                .iter()
+                .all(|i| *i == 0)
+        );
         Ok(())
     }
 

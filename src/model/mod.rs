@@ -11,7 +11,9 @@ pub mod phenotype_head;
 pub mod series;
 pub mod t5;
 
-pub use clinical::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss};
+pub use clinical::{
+    ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss,
+};
 pub use knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};

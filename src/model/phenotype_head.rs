@@ -41,7 +41,9 @@ impl PhenotypeHead {
     /// `tokens`: `[batch, channels, d_model]` → logits `[batch, labels]`.
     pub fn forward(&self, tokens: Tensor<3>) -> Tensor<2> {
         let x = self.norm.forward(tokens).flatten::<2>(1, 2);
-        let x = self.activation.forward(self.hidden.forward(self.dropout.forward(x)));
+        let x = self
+            .activation
+            .forward(self.hidden.forward(self.dropout.forward(x)));
         self.output.forward(self.dropout.forward(x))
     }
 }

@@ -8,9 +8,11 @@
 //! transpose and so mixes channels inside a patch, every patch here holds one channel's values
 //! (see [`patchify`] and its test).
 
-use burn::nn::attention::MhaInput;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::module::Param;
+use burn::nn::attention::MhaInput;
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -49,13 +51,21 @@ impl SeriesEncoderConfig {
     pub fn init(&self, device: &Device) -> SeriesEncoder {
         SeriesEncoder {
             patch_embedding: LinearConfig::new(2 * self.patch_len, self.d_model).init(device),
-            position: Initializer::Normal { mean: 0.0, std: 0.02 }
-                .init([self.patches(), self.d_model], device),
+            position: Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            }
+            .init([self.patches(), self.d_model], device),
             channel_embedding: EmbeddingConfig::new(self.channels, self.d_model).init(device),
-            encoder: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.d_model,
+                self.d_ff,
+                self.n_heads,
+                self.n_layers,
+            )
+            .with_dropout(self.dropout)
+            .with_norm_first(true)
+            .init(device),
             patch_len: self.patch_len,
             stride: self.stride,
         }
@@ -104,7 +114,9 @@ impl SeriesEncoder {
         if hours < self.patch_len || self.stride == 0 {
             return Vec::new();
         }
-        (0..(hours - self.patch_len) / self.stride + 1).map(|p| (p * self.stride, p * self.stride + self.patch_len)).collect()
+        (0..(hours - self.patch_len) / self.stride + 1)
+            .map(|p| (p * self.stride, p * self.stride + self.patch_len))
+            .collect()
     }
 
     /// Where in time each channel's token looked: the attention each patch receives in the last
@@ -122,9 +134,15 @@ impl SeriesEncoder {
             x = layer.forward(x, None, None);
         }
         // the last layer is pre-norm (norm_first): its attention reads norm_2(x)
-        let weights = last.mha.forward(MhaInput::self_attn(last.norm_2.forward(x))).weights;
+        let weights = last
+            .mha
+            .forward(MhaInput::self_attn(last.norm_2.forward(x)))
+            .weights;
         let [_, _, _, patches] = weights.dims();
-        weights.mean_dim(1).mean_dim(2).reshape([batch, channels, patches])
+        weights
+            .mean_dim(1)
+            .mean_dim(2)
+            .reshape([batch, channels, patches])
     }
 
     /// `values` and `mask`: `[batch, channels, hours]`. Returns one token per channel,
@@ -159,7 +177,10 @@ mod tests {
         let series = Tensor::<1>::from_floats(data.as_slice(), &device).reshape([2, 3, 12]);
         let patches = patchify(series, 4, 2);
         assert_eq!(patches.dims(), [2, 3, 5, 4]);
-        let out = patches.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let out = patches
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         for (i, v) in out.iter().enumerate() {
             let (c, p, k) = ((i / 20) % 3, (i / 4) % 5, i % 4);
             assert_eq!(*v, (100 * c + p * 2 + k) as f32, "cell {i}");
@@ -170,13 +191,28 @@ mod tests {
     #[test]
     fn patch_attention_is_a_distribution_over_patches() -> Result<(), String> {
         let device = Device::flex();
-        let config = SeriesEncoderConfig::new(3).with_hours(24).with_d_model(16).with_d_ff(32).with_dropout(0.0);
+        let config = SeriesEncoderConfig::new(3)
+            .with_hours(24)
+            .with_d_model(16)
+            .with_d_ff(32)
+            .with_dropout(0.0);
         let encoder = config.init(&device);
-        assert_eq!(encoder.patch_hours(24), vec![(0, 8), (4, 12), (8, 16), (12, 20), (16, 24)]);
-        let values = Tensor::<3>::random([2, 3, 24], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(
+            encoder.patch_hours(24),
+            vec![(0, 8), (4, 12), (8, 16), (12, 20), (16, 24)]
+        );
+        let values = Tensor::<3>::random(
+            [2, 3, 24],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let weights = encoder.patch_attention(values.clone(), values.ones_like());
         assert_eq!(weights.dims(), [2, 3, 5]);
-        let sums = weights.sum_dim(2).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let sums = weights
+            .sum_dim(2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
         Ok(())
     }
@@ -184,7 +220,10 @@ mod tests {
     #[test]
     fn one_token_per_channel() {
         let device = Device::flex();
-        let config = SeriesEncoderConfig::new(5).with_hours(24).with_d_model(16).with_d_ff(32);
+        let config = SeriesEncoderConfig::new(5)
+            .with_hours(24)
+            .with_d_model(16)
+            .with_d_ff(32);
         let encoder = config.init(&device);
         let values = Tensor::<3>::zeros([3, 5, 24], &device);
         let out = encoder.forward(values.clone(), values.ones_like());

@@ -33,7 +33,13 @@ pub struct SeriesGrid {
 /// no notes, a child, a setting outside the ICU (from the care unit's name).
 pub fn record_notices(record: &PatientRecord) -> Vec<GridNotice> {
     let mut out = Vec::new();
-    let mut notice = |path: &str, kind: &'static str, message: String| out.push(GridNotice { path: path.into(), kind, message });
+    let mut notice = |path: &str, kind: &'static str, message: String| {
+        out.push(GridNotice {
+            path: path.into(),
+            kind,
+            message,
+        })
+    };
     if record.observations.is_empty() {
         notice("$.observations", "no_observations", "no lab or vital-sign observations: the answer rests on the notes and history, and states no lab finding".into());
     }
@@ -41,12 +47,23 @@ pub fn record_notices(record: &PatientRecord) -> Vec<GridNotice> {
         notice("$.notes", "no_notes", "no clinical notes: the answer rests on the observations and history, and quotes no note".into());
     }
     if let Some(age) = record.demographics.age.filter(|a| *a < 18.0) {
-        notice("$.demographics.age", "age_outside_training", format!("age {age} y: the model was trained on adult admissions (18 y and older)"));
+        notice(
+            "$.demographics.age",
+            "age_outside_training",
+            format!("age {age} y: the model was trained on adult admissions (18 y and older)"),
+        );
     }
     if let Some(unit) = &record.demographics.care_unit {
         let lower = unit.to_lowercase();
-        if ["outpatient", "ambulatory", "clinic", "virtual", "home"].iter().any(|w| lower.contains(w)) {
-            notice("$.demographics.care_unit", "setting_outside_training", format!("{unit:?}: the model was trained on hospital (ICU) admissions"));
+        if ["outpatient", "ambulatory", "clinic", "virtual", "home"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            notice(
+                "$.demographics.care_unit",
+                "setting_outside_training",
+                format!("{unit:?}: the model was trained on hospital (ICU) admissions"),
+            );
         }
     }
     out
@@ -68,9 +85,19 @@ pub struct UsedObservation {
 /// converted, and the observation as used or why it is not. The one rule for which observations
 /// the model sees: the grid and the record's findings ([`crate::findings`]) both read
 /// observations through it.
-pub fn read_observation(o: &Observation, hours: usize) -> (Option<Notice>, std::result::Result<UsedObservation, Notice>) {
+pub fn read_observation(
+    o: &Observation,
+    hours: usize,
+) -> (Option<Notice>, std::result::Result<UsedObservation, Notice>) {
     let Some(c) = channel_index(&o.channel) else {
-        return (None, Err((".channel", "unknown_channel", format!("unknown channel {:?}, kept but not used", o.channel))));
+        return (
+            None,
+            Err((
+                ".channel",
+                "unknown_channel",
+                format!("unknown channel {:?}, kept but not used", o.channel),
+            )),
+        );
     };
     let channel = &CHANNELS[c];
     let Some(raw) = o.value else {
@@ -78,18 +105,50 @@ pub fn read_observation(o: &Observation, hours: usize) -> (Option<Notice>, std::
     };
     let unit = o.unit.as_deref().unwrap_or("");
     let Some(value) = units::to_canonical(channel, raw, unit) else {
-        return (None, Err((".unit", "unknown_unit", format!("cannot convert {unit:?} to {} for {}", channel.unit, channel.name))));
+        return (
+            None,
+            Err((
+                ".unit",
+                "unknown_unit",
+                format!(
+                    "cannot convert {unit:?} to {} for {}",
+                    channel.unit, channel.name
+                ),
+            )),
+        );
     };
-    let converted = (!units::is_canonical(channel, unit))
-        .then(|| (".unit", "unit_converted", format!("{raw} {unit} read as {value:.4} {}", channel.unit)));
+    let converted = (!units::is_canonical(channel, unit)).then(|| {
+        (
+            ".unit",
+            "unit_converted",
+            format!("{raw} {unit} read as {value:.4} {}", channel.unit),
+        )
+    });
     if !channel.is_valid(value) {
-        let message = format!("{value} {} is outside the valid range {}..{} of {}", channel.unit, channel.valid_low, channel.valid_high, channel.name);
+        let message = format!(
+            "{value} {} is outside the valid range {}..{} of {}",
+            channel.unit, channel.valid_low, channel.valid_high, channel.name
+        );
         return (converted, Err((".value", "out_of_range", message)));
     }
     if !(o.hours >= 0.0 && o.hours < hours as f64) {
-        return (converted, Err((".hours", "outside_window", format!("hour {} is outside the first {hours} h", o.hours))));
+        return (
+            converted,
+            Err((
+                ".hours",
+                "outside_window",
+                format!("hour {} is outside the first {hours} h", o.hours),
+            )),
+        );
     }
-    (converted, Ok(UsedObservation { channel: c, value, hours: o.hours }))
+    (
+        converted,
+        Ok(UsedObservation {
+            channel: c,
+            value,
+            hours: o.hours,
+        }),
+    )
 }
 
 impl SeriesGrid {
@@ -125,8 +184,17 @@ impl SeriesGrid {
             .zip(&count)
             .map(|(s, &n)| if n > 0 { (s / n as f64) as f32 } else { 0.0 })
             .collect();
-        let mask = count.iter().map(|&n| if n > 0 { 1.0 } else { 0.0 }).collect();
-        Self { channels, hours, values, mask, notices }
+        let mask = count
+            .iter()
+            .map(|&n| if n > 0 { 1.0 } else { 0.0 })
+            .collect();
+        Self {
+            channels,
+            hours,
+            values,
+            mask,
+            notices,
+        }
     }
 
     /// Stacks grids of the same shape into the model's input: values and mask,
@@ -135,7 +203,10 @@ impl SeriesGrid {
         let (channels, hours) = grids.first().map_or((0, 0), |g| (g.channels, g.hours));
         let shape = [grids.len(), channels, hours];
         let stack = |field: fn(&'a SeriesGrid) -> &'a [f32]| {
-            let data: Vec<f32> = grids.iter().flat_map(|g| field(g).iter().copied()).collect();
+            let data: Vec<f32> = grids
+                .iter()
+                .flat_map(|g| field(g).iter().copied())
+                .collect();
             Tensor::<1>::from_floats(data.as_slice(), device).reshape(shape)
         };
         (stack(|g| &g.values), stack(|g| &g.mask))

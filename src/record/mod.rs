@@ -151,14 +151,41 @@ struct Shape {
     array: bool,
 }
 
-const LEAF: Shape = Shape { fields: &[], array: false };
+const LEAF: Shape = Shape {
+    fields: &[],
+    array: false,
+};
 const RECORD_SHAPE: Shape = Shape {
     fields: &[
         ("demographics", LEAF),
-        ("notes", Shape { fields: &[], array: true }),
-        ("observations", Shape { fields: &[], array: true }),
-        ("visits", Shape { fields: &[], array: true }),
-        ("labels", Shape { fields: &[("outcomes", LEAF)], array: false }),
+        (
+            "notes",
+            Shape {
+                fields: &[],
+                array: true,
+            },
+        ),
+        (
+            "observations",
+            Shape {
+                fields: &[],
+                array: true,
+            },
+        ),
+        (
+            "visits",
+            Shape {
+                fields: &[],
+                array: true,
+            },
+        ),
+        (
+            "labels",
+            Shape {
+                fields: &[("outcomes", LEAF)],
+                array: false,
+            },
+        ),
     ],
     array: false,
 };
@@ -167,12 +194,17 @@ fn parse_json(text: &str) -> Result<serde_json::Value> {
     if text.len() > MAX_RECORD_BYTES {
         return Err(BedsideError::RecordJson {
             path: "$".into(),
-            message: format!("{} bytes is more than the {MAX_RECORD_BYTES} a record may have; refused before parsing", text.len()),
+            message: format!(
+                "{} bytes is more than the {MAX_RECORD_BYTES} a record may have; refused before parsing",
+                text.len()
+            ),
         });
     }
-    serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| BedsideError::RecordJson {
-        path: "$".into(),
-        message: e.to_string(),
+    serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| {
+        BedsideError::RecordJson {
+            path: "$".into(),
+            message: e.to_string(),
+        }
     })
 }
 
@@ -222,7 +254,11 @@ impl PatientRecord {
         let record: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             BedsideError::RecordJson {
-                path: if path == "." { "$".into() } else { format!("$.{path}") },
+                path: if path == "." {
+                    "$".into()
+                } else {
+                    format!("$.{path}")
+                },
                 message: e.into_inner().to_string(),
             }
         })?;
@@ -262,29 +298,53 @@ impl PatientRecord {
         if let Some(age) = self.demographics.age
             && !(0.0..=130.0).contains(&age)
         {
-            bad("$.demographics.age".into(), "must be between 0 and 130 years");
+            bad(
+                "$.demographics.age".into(),
+                "must be between 0 and 130 years",
+            );
         }
-        let too_many = |what: &str, n: usize, max: usize| format!("{n} {what}, more than the {max} a record may have");
+        let too_many = |what: &str, n: usize, max: usize| {
+            format!("{n} {what}, more than the {max} a record may have")
+        };
         if self.observations.len() > MAX_OBSERVATIONS {
-            bad("$.observations".into(), &too_many("observations", self.observations.len(), MAX_OBSERVATIONS));
+            bad(
+                "$.observations".into(),
+                &too_many("observations", self.observations.len(), MAX_OBSERVATIONS),
+            );
         }
         if self.visits.len() > MAX_VISITS {
-            bad("$.visits".into(), &too_many("visits", self.visits.len(), MAX_VISITS));
+            bad(
+                "$.visits".into(),
+                &too_many("visits", self.visits.len(), MAX_VISITS),
+            );
         }
         for (i, v) in self.visits.iter().enumerate() {
-            for (field, codes) in [("diagnoses", &v.diagnoses), ("procedures", &v.procedures), ("medications", &v.medications)] {
+            for (field, codes) in [
+                ("diagnoses", &v.diagnoses),
+                ("procedures", &v.procedures),
+                ("medications", &v.medications),
+            ] {
                 if codes.len() > MAX_CODES_PER_VISIT {
-                    bad(format!("$.visits[{i}].{field}"), &too_many("codes", codes.len(), MAX_CODES_PER_VISIT));
+                    bad(
+                        format!("$.visits[{i}].{field}"),
+                        &too_many("codes", codes.len(), MAX_CODES_PER_VISIT),
+                    );
                 }
             }
         }
         let note_chars: usize = self.notes.iter().map(|n| n.text.len()).sum();
         if note_chars > MAX_NOTE_CHARS {
-            bad("$.notes".into(), &too_many("bytes of note text", note_chars, MAX_NOTE_CHARS));
+            bad(
+                "$.notes".into(),
+                &too_many("bytes of note text", note_chars, MAX_NOTE_CHARS),
+            );
         }
         for (i, o) in self.observations.iter().take(MAX_OBSERVATIONS).enumerate() {
             if !o.hours.is_finite() {
-                bad(format!("$.observations[{i}].hours"), "must be a finite number");
+                bad(
+                    format!("$.observations[{i}].hours"),
+                    "must be a finite number",
+                );
             }
             if o.channel.trim().is_empty() {
                 bad(format!("$.observations[{i}].channel"), "must not be empty");

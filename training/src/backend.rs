@@ -31,15 +31,30 @@ impl TrainingBackend {
 /// loaded into the same module built on the training `device`. A GPU draws other random numbers,
 /// and burn initialises parameters lazily (at first use, after later reseeding), so this is what
 /// makes a seed start at the same point on every backend.
-pub fn initialised<M: ModuleSnapshot>(seed: u64, device: &Device, init: impl Fn(&Device) -> M) -> Result<M> {
+pub fn initialised<M: ModuleSnapshot>(
+    seed: u64,
+    device: &Device,
+    init: impl Fn(&Device) -> M,
+) -> Result<M> {
     let cpu = Device::flex();
     cpu.seed(seed);
     let mut store = SafetensorsStore::from_bytes(None);
-    init(&cpu).save_into(&mut store).map_err(|e| anyhow!("initial weights: {e}"))?;
-    let bytes = store.get_bytes().map_err(|e| anyhow!("initial weights: {e}"))?;
+    init(&cpu)
+        .save_into(&mut store)
+        .map_err(|e| anyhow!("initial weights: {e}"))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow!("initial weights: {e}"))?;
     let mut module = init(device);
-    let loaded = module.load_from(&mut SafetensorsStore::from_bytes(Some(bytes))).map_err(|e| anyhow!("initial weights: {e}"))?;
-    ensure!(loaded.errors.is_empty() && loaded.missing.is_empty(), "initial weights: {:?} {:?}", loaded.errors, loaded.missing);
+    let loaded = module
+        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)))
+        .map_err(|e| anyhow!("initial weights: {e}"))?;
+    ensure!(
+        loaded.errors.is_empty() && loaded.missing.is_empty(),
+        "initial weights: {:?} {:?}",
+        loaded.errors,
+        loaded.missing
+    );
     Ok(module)
 }
 
@@ -49,22 +64,33 @@ pub fn initialised<M: ModuleSnapshot>(seed: u64, device: &Device, init: impl Fn(
 fn cuda() -> Result<Device> {
     let probe = std::panic::catch_unwind(|| {
         let device = Device::cuda(0);
-        let value = burn::tensor::Tensor::<1>::ones([1], &device).into_data().try_to_vec::<f32>().ok();
+        let value = burn::tensor::Tensor::<1>::ones([1], &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .ok();
         (device, value)
     });
     match probe {
         Ok((device, Some(value))) if value == [1.0] => Ok(device),
         Ok(_) => bail!("CUDA device 0 gave a wrong answer to a one-element test"),
         Err(panic) => {
-            let reason = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            bail!("no usable CUDA device 0: {}", reason.unwrap_or_else(|| "the CUDA runtime panicked".into()))
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            bail!(
+                "no usable CUDA device 0: {}",
+                reason.unwrap_or_else(|| "the CUDA runtime panicked".into())
+            )
         }
     }
 }
 
 #[cfg(not(feature = "cuda"))]
 fn cuda() -> Result<Device> {
-    bail!("this bedside-train was built without CUDA; rebuild it with `cargo build --release --workspace --features bedside-train/cuda`")
+    bail!(
+        "this bedside-train was built without CUDA; rebuild it with `cargo build --release --workspace --features bedside-train/cuda`"
+    )
 }
 
 #[cfg(test)]
@@ -74,7 +100,11 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_the_feature_says_how_to_get_it() {
-        let error = TrainingBackend::Cuda.device().err().map(|e| e.to_string()).unwrap_or_default();
+        let error = TrainingBackend::Cuda
+            .device()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("--features bedside-train/cuda"), "{error}");
     }
 
@@ -85,7 +115,12 @@ mod tests {
         let weights = |seed, reseed| -> Result<Vec<f32>> {
             let layer = initialised(seed, &device, |d| LinearConfig::new(4, 3).init(d))?;
             device.seed(reseed); // what a training loop does before the first forward
-            Ok(layer.weight.val().into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?)
+            Ok(layer
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow!("{e:?}"))?)
         };
         let (a, b, other) = (weights(7, 100)?, weights(7, 200)?, weights(8, 100)?);
         assert_eq!(a, b, "the reseeding before first use changed the weights");

@@ -29,8 +29,8 @@ use safetensors::{Dtype, tensor::TensorView};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::synthetic;
 use crate::distill::{self, Example, RunConfig};
+use crate::synthetic;
 use crate::train::write_atomic;
 
 /// What `bench` measures.
@@ -59,8 +59,17 @@ pub struct Timing {
 impl Timing {
     fn from_samples(mut ms: Vec<f64>) -> Self {
         ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms.get(((ms.len() - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN);
-        Self { median_ms: at(0.5), p10_ms: at(0.1), p90_ms: at(0.9), runs: ms.len() }
+        let at = |q: f64| {
+            ms.get(((ms.len() - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Self {
+            median_ms: at(0.5),
+            p10_ms: at(0.1),
+            p90_ms: at(0.9),
+            runs: ms.len(),
+        }
     }
 }
 
@@ -87,24 +96,50 @@ struct Inputs {
 impl Inputs {
     fn floats(&mut self, name: &str, tensor: Tensor<3>) -> Result<()> {
         let shape = tensor.dims().to_vec();
-        let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow!("{name}: {e:?}"))?;
-        self.push(name, Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let values = tensor
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("{name}: {e:?}"))?;
+        self.push(
+            name,
+            Dtype::F32,
+            shape,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
         Ok(())
     }
 
     fn floats2(&mut self, name: &str, values: Vec<f32>, shape: Vec<usize>) {
-        self.push(name, Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        self.push(
+            name,
+            Dtype::F32,
+            shape,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
     }
 
     fn ints(&mut self, name: &str, tensor: Tensor<2, Int>) -> Result<()> {
         let shape = tensor.dims().to_vec();
-        let values = tensor.into_data().convert::<i64>().try_into_vec::<i64>().map_err(|e| anyhow!("{name}: {e:?}"))?;
-        self.push(name, Dtype::I64, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let values = tensor
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .map_err(|e| anyhow!("{name}: {e:?}"))?;
+        self.push(
+            name,
+            Dtype::I64,
+            shape,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
         Ok(())
     }
 
     fn lengths(&mut self, name: &str, lengths: &[usize]) {
-        let bytes = lengths.iter().flat_map(|l| (*l as i64).to_le_bytes()).collect();
+        let bytes = lengths
+            .iter()
+            .flat_map(|l| (*l as i64).to_le_bytes())
+            .collect();
         self.push(name, Dtype::I64, vec![lengths.len()], bytes);
     }
 
@@ -125,11 +160,17 @@ impl Inputs {
         Ok(())
     }
 
-    fn write(&self, path: &Path, metadata: std::collections::HashMap<String, String>) -> Result<()> {
+    fn write(
+        &self,
+        path: &Path,
+        metadata: std::collections::HashMap<String, String>,
+    ) -> Result<()> {
         let views = self
             .tensors
             .iter()
-            .map(|(name, dtype, shape, bytes)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?)))
+            .map(|(name, dtype, shape, bytes)| {
+                Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
+            })
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
         let bytes = safetensors::serialize(views, Some(metadata))?;
         write_atomic(path, &bytes)
@@ -157,7 +198,12 @@ fn load(options: &BenchOptions) -> Result<Loaded> {
     let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
     let weights = read(WEIGHTS_FILE)?;
     let tokenizer = read(TOKENIZER_FILE)?;
-    let engine = pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), options.backend))?;
+    let engine = pollster::block_on(Engine::load_bundle(
+        &manifest,
+        &weights,
+        Some(&tokenizer),
+        options.backend,
+    ))?;
     let run = match &options.run_config {
         Some(path) => RunConfig::read(path)?,
         None => RunConfig::default(),
@@ -168,8 +214,10 @@ fn load(options: &BenchOptions) -> Result<Loaded> {
 /// Sigmoid probabilities of the phenotype head, read back.
 fn probabilities(model: &ClinicalModel, input: &ClinicalInput) -> Result<Vec<f32>> {
     let logits = model.phenotype_logits(&model.encode(input));
-    let data = pollster::block_on(burn::tensor::activation::sigmoid(logits).into_data_async()).map_err(|e| anyhow!("read back: {e:?}"))?;
-    data.try_into_vec::<f32>().map_err(|e| anyhow!("read back: {e:?}"))
+    let data = pollster::block_on(burn::tensor::activation::sigmoid(logits).into_data_async())
+        .map_err(|e| anyhow!("read back: {e:?}"))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| anyhow!("read back: {e:?}"))
 }
 
 /// Tokens per second of `tokens` tokens in `timing`.
@@ -180,7 +228,9 @@ fn rate(tokens: usize, timing: &Timing) -> f64 {
 /// `bedside-train bench`: returns the figures as JSON (and writes `--inputs` when asked).
 pub fn run(options: &BenchOptions) -> Result<Value> {
     let Loaded { engine, run } = load(options)?;
-    let (model, tokenizer, device) = engine.clinical_model().ok_or_else(|| anyhow!("bench needs a clinical bundle"))?;
+    let (model, tokenizer, device) = engine
+        .clinical_model()
+        .ok_or_else(|| anyhow!("bench needs a clinical bundle"))?;
     let hours = engine.manifest().model.hours();
     let mut inputs = Inputs::default();
     let mut out = json!({
@@ -194,7 +244,10 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
     });
     out["bundle_bytes"] = bundle_bytes(&options.bundle)?;
     let records = synthetic::cohort(32, hours, 99);
-    let grids: Vec<SeriesGrid> = records.iter().map(|r| SeriesGrid::from_record(r, hours)).collect();
+    let grids: Vec<SeriesGrid> = records
+        .iter()
+        .map(|r| SeriesGrid::from_record(r, hours))
+        .collect();
     let (warmup, repeats) = (2, options.repeats);
 
     if options.inference {
@@ -203,7 +256,10 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
             let input = engine.clinical_input(tokenizer, &records[..batch], &grids[..batch])?;
             let timing = time(warmup, repeats, || probabilities(model, &input))?;
             eprintln!("encoder + head, batch {batch}: {:.2} ms", timing.median_ms);
-            inference.insert(format!("encode_head_b{batch}"), serde_json::to_value(timing)?);
+            inference.insert(
+                format!("encode_head_b{batch}"),
+                serde_json::to_value(timing)?,
+            );
             if batch == 32 {
                 inputs.input("infer", &input)?;
                 let probs = probabilities(model, &input)?;
@@ -212,30 +268,52 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
             }
         }
         let record = &records[0];
-        let timing = time(warmup, repeats, || Ok(pollster::block_on(engine.diagnose(record))?))?;
-        eprintln!("diagnose (record → phenotypes), batch 1: {:.2} ms", timing.median_ms);
+        let timing = time(warmup, repeats, || {
+            Ok(pollster::block_on(engine.diagnose(record))?)
+        })?;
+        eprintln!(
+            "diagnose (record → phenotypes), batch 1: {:.2} ms",
+            timing.median_ms
+        );
         inference.insert("diagnose_b1".into(), serde_json::to_value(timing)?);
 
         let input = engine.clinical_input(tokenizer, &records[..1], &grids[..1])?;
         let encoded = model.encode(&input);
         let tokens = options.tokens;
         for (name, use_cache) in [("generate_cache", true), ("generate_no_cache", false)] {
-            let timing = time(1, repeats.div_ceil(3).max(3), || generate_exactly(model, &encoded, tokens, use_cache))?;
+            let timing = time(1, repeats.div_ceil(3).max(3), || {
+                generate_exactly(model, &encoded, tokens, use_cache)
+            })?;
             let per_s = rate(tokens, &timing);
-            eprintln!("greedy generation of {tokens} tokens, cache {use_cache}: {per_s:.1} tokens/s");
-            inference.insert(name.into(), json!({ "tokens": tokens, "timing": timing, "tokens_per_s": per_s }));
+            eprintln!(
+                "greedy generation of {tokens} tokens, cache {use_cache}: {per_s:.1} tokens/s"
+            );
+            inference.insert(
+                name.into(),
+                json!({ "tokens": tokens, "timing": timing, "tokens_per_s": per_s }),
+            );
         }
 
         // The API call the page makes: constrained, streamed, stops at the end token.
         let mut produced = 0;
         let timing = time(1, repeats.div_ceil(3).max(3), || {
-            let e = pollster::block_on(engine.explain(record, &GenerateOptions::default(), &mut |_| ()))?;
+            let e = pollster::block_on(engine.explain(
+                record,
+                &GenerateOptions::default(),
+                &mut |_| (),
+            ))?;
             produced = e.tokens;
             Ok(())
         })?;
         let per_s = rate(produced, &timing);
-        eprintln!("explain: {produced} tokens in {:.0} ms, {per_s:.1} tokens/s", timing.median_ms);
-        inference.insert("explain".into(), json!({ "tokens": produced, "timing": timing, "tokens_per_s": per_s }));
+        eprintln!(
+            "explain: {produced} tokens in {:.0} ms, {per_s:.1} tokens/s",
+            timing.median_ms
+        );
+        inference.insert(
+            "explain".into(),
+            json!({ "tokens": produced, "timing": timing, "tokens_per_s": per_s }),
+        );
         out["inference"] = Value::Object(inference);
         out["scaling"] = scaling(&engine, model, device, &encoded, &grids[0], repeats)?;
         out["peak_rss_mib_inference"] = json!(peak_rss_mib());
@@ -243,7 +321,9 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
 
     if options.training {
         if options.backend != Backend::Cpu {
-            bail!("the training steps are timed on the CPU only (the backend bedside-train trains on)");
+            bail!(
+                "the training steps are timed on the CPU only (the backend bedside-train trains on)"
+            );
         }
         out["training"] = training(&engine, &run, &records, &mut inputs, repeats)?;
         out["training_config"] = json!({
@@ -261,7 +341,10 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
             ("learning_rate".to_string(), run.learning_rate.to_string()),
             ("weight_decay".to_string(), run.weight_decay.to_string()),
             ("grad_clip".to_string(), run.grad_clip.to_string()),
-            ("phenotype_weight".to_string(), run.phenotype_weight.to_string()),
+            (
+                "phenotype_weight".to_string(),
+                run.phenotype_weight.to_string(),
+            ),
         ]
         .into_iter()
         .collect();
@@ -274,28 +357,57 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
 fn bundle_bytes(bundle: &Path) -> Result<Value> {
     let mut sizes = serde_json::Map::new();
     let (mut stored, mut f32_total) = (0usize, 0usize);
-    for entry in std::fs::read_dir(bundle).with_context(|| format!("cannot read {}", bundle.display()))? {
+    for entry in
+        std::fs::read_dir(bundle).with_context(|| format!("cannot read {}", bundle.display()))?
+    {
         let path = entry?.path();
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let as_f32 = match name.ends_with(".safetensors") {
-            true => bedside::bundle::convert_weights(&bytes, "f32").map_err(|e| anyhow!("{name}: {e}"))?.len(),
+            true => bedside::bundle::convert_weights(&bytes, "f32")
+                .map_err(|e| anyhow!("{name}: {e}"))?
+                .len(),
             false => bytes.len(),
         };
         stored += bytes.len();
         f32_total += as_f32;
         sizes.insert(name, json!({ "stored": bytes.len(), "f32": as_f32 }));
     }
-    sizes.insert("total".into(), json!({ "stored": stored, "f32": f32_total }));
+    sizes.insert(
+        "total".into(),
+        json!({ "stored": stored, "f32": f32_total }),
+    );
     Ok(Value::Object(sizes))
 }
 
 /// Greedy generation of exactly `tokens` tokens (an end token that never comes) from an encoded
 /// record, as the reference does it: per-token cost with and without the key/value cache.
-fn generate_exactly(model: &ClinicalModel, encoded: &Encoded, tokens: usize, use_cache: bool) -> Result<()> {
-    let options = GenerateOptions { max_new_tokens: tokens, use_cache, ..Default::default() };
+fn generate_exactly(
+    model: &ClinicalModel,
+    encoded: &Encoded,
+    tokens: usize,
+    use_cache: bool,
+) -> Result<()> {
+    let options = GenerateOptions {
+        max_new_tokens: tokens,
+        use_cache,
+        ..Default::default()
+    };
     let (hidden, mask) = (encoded.hidden.clone(), encoded.mask.clone());
-    let out = pollster::block_on(generate::greedy(&model.lm, hidden, mask, 0, u32::MAX, &options, None, &mut |_, _| ()))?;
+    let out = pollster::block_on(generate::greedy(
+        &model.lm,
+        hidden,
+        mask,
+        0,
+        u32::MAX,
+        &options,
+        None,
+        &mut |_, _| (),
+    ))?;
     match out.first().map(Vec::len) {
         Some(n) if n == tokens => Ok(()),
         other => bail!("generated {other:?} tokens, expected {tokens}"),
@@ -304,14 +416,26 @@ fn generate_exactly(model: &ClinicalModel, encoded: &Encoded, tokens: usize, use
 
 /// Growth with the record's length (hours of hourly observations), the note's length (prompt
 /// tokens, with `grid`'s labs) and the generated length (from `encoded`).
-fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, encoded: &Encoded, grid: &SeriesGrid, repeats: usize) -> Result<Value> {
+fn scaling(
+    engine: &Engine,
+    model: &ClinicalModel,
+    device: &Device,
+    encoded: &Encoded,
+    grid: &SeriesGrid,
+    repeats: usize,
+) -> Result<Value> {
     let (warmup, repeats) = (1, repeats.div_ceil(2).max(3));
     let mut by_hours = Vec::new();
     for hours in [48usize, 96, 168] {
         let record = synthetic::cohort(1, hours, 5).remove(0);
         let observations = record.observations.len();
-        let timing = time(warmup, repeats, || Ok(pollster::block_on(engine.diagnose(&record))?))?;
-        eprintln!("diagnose, {hours} h record ({observations} observations): {:.2} ms", timing.median_ms);
+        let timing = time(warmup, repeats, || {
+            Ok(pollster::block_on(engine.diagnose(&record))?)
+        })?;
+        eprintln!(
+            "diagnose, {hours} h record ({observations} observations): {:.2} ms",
+            timing.median_ms
+        );
         by_hours.push(json!({ "hours": hours, "observations": observations, "timing": timing }));
     }
 
@@ -327,7 +451,10 @@ fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, encoded: &En
             series: Some(SeriesGrid::tensors(&[grid], device)),
         };
         let timing = time(warmup, repeats, || probabilities(model, &input))?;
-        eprintln!("encoder + head, {len}-token prompt: {:.2} ms", timing.median_ms);
+        eprintln!(
+            "encoder + head, {len}-token prompt: {:.2} ms",
+            timing.median_ms
+        );
         by_prompt.push(json!({ "prompt_tokens": len, "timing": timing }));
     }
 
@@ -336,18 +463,30 @@ fn scaling(engine: &Engine, model: &ClinicalModel, device: &Device, encoded: &En
         let timing = time(1, 3, || generate_exactly(model, encoded, tokens, true))?;
         let per_token = timing.median_ms / tokens as f64;
         eprintln!("generation of {tokens} tokens with the cache: {per_token:.2} ms per token");
-        by_generated.push(json!({ "generated_tokens": tokens, "timing": timing, "ms_per_token": per_token }));
+        by_generated.push(
+            json!({ "generated_tokens": tokens, "timing": timing, "ms_per_token": per_token }),
+        );
     }
-    Ok(json!({ "record_hours": by_hours, "prompt_tokens": by_prompt, "generated_tokens": by_generated }))
+    Ok(
+        json!({ "record_hours": by_hours, "prompt_tokens": by_prompt, "generated_tokens": by_generated }),
+    )
 }
 
 /// One AdamW step of each distillation stage on a batch of `run.batch_size` synthetic examples,
 /// with the stage's freezing, as `distill` takes it (loss: sequence CE + phenotype BCE).
-fn training(engine: &Engine, run: &RunConfig, records: &[PatientRecord], inputs: &mut Inputs, repeats: usize) -> Result<Value> {
+fn training(
+    engine: &Engine,
+    run: &RunConfig,
+    records: &[PatientRecord],
+    inputs: &mut Inputs,
+    repeats: usize,
+) -> Result<Value> {
     let ModelSpec::Clinical(config) = &engine.manifest().model else {
         bail!("bench needs a clinical bundle");
     };
-    let (_, tokenizer, _) = engine.clinical_model().ok_or_else(|| anyhow!("bench needs a clinical bundle"))?;
+    let (_, tokenizer, _) = engine
+        .clinical_model()
+        .ok_or_else(|| anyhow!("bench needs a clinical bundle"))?;
     let device = Device::flex().autodiff();
     device.seed(7);
     let mut run = run.clone();
@@ -359,14 +498,19 @@ fn training(engine: &Engine, run: &RunConfig, records: &[PatientRecord], inputs:
         .map(|r| distill::example(r, None, tokenizer, &run))
         .collect::<Result<_>>()?;
     let refs: Vec<&Example> = examples.iter().collect();
-    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let mut stages = serde_json::Map::new();
     for stage in 0..3 {
         let batch = distill::batch(&refs, stage, &device);
         let prefix = format!("stage{}", stage + 1);
         inputs.input(&prefix, &batch.input)?;
         inputs.ints(&format!("{prefix}.targets"), batch.targets.clone())?;
-        inputs.floats(&format!("{prefix}.target_mask"), batch.target_mask.clone().unsqueeze_dim(0))?;
+        inputs.floats(
+            &format!("{prefix}.target_mask"),
+            batch.target_mask.clone().unsqueeze_dim(0),
+        )?;
         inputs.ints(&format!("{prefix}.phenotypes"), batch.phenotypes.clone())?;
         let mut model = distill::prepare_stage(config.init_empty(&device), stage);
         let mut optimizer = AdamWConfig::new()
@@ -389,8 +533,16 @@ fn training(engine: &Engine, run: &RunConfig, records: &[PatientRecord], inputs:
         };
         let timing = time(2, repeats.div_ceil(2).max(3), &mut step)?;
         let per_s = run.batch_size as f64 / (timing.median_ms / 1e3);
-        eprintln!("distillation stage {}: {:.0} ms per step of {}, {per_s:.1} examples/s", stage + 1, timing.median_ms, run.batch_size);
-        stages.insert(prefix, json!({ "batch_size": run.batch_size, "timing": timing, "examples_per_s": per_s }));
+        eprintln!(
+            "distillation stage {}: {:.0} ms per step of {}, {per_s:.1} examples/s",
+            stage + 1,
+            timing.median_ms,
+            run.batch_size
+        );
+        stages.insert(
+            prefix,
+            json!({ "batch_size": run.batch_size, "timing": timing, "examples_per_s": per_s }),
+        );
     }
     Ok(Value::Object(stages))
 }

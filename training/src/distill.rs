@@ -21,15 +21,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use bedside::constrained::DiagnosisGrammar;
+use bedside::findings::Findings;
+use bedside::generate::{self, GenerateOptions};
+use bedside::grounded::{RationaleVocab, picks_from_text};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
+use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::knowledge_attention::knowledge_token_ids;
 use bedside::model::t5::{FeedForwardKind, T5Config};
-use bedside::model::clinical::{length_mask, pad_ids};
-use bedside::model::{ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss};
-use bedside::constrained::DiagnosisGrammar;
-use bedside::generate::{self, GenerateOptions};
-use bedside::findings::Findings;
-use bedside::grounded::{RationaleVocab, picks_from_text};
+use bedside::model::{
+    ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss,
+};
 use bedside::prompt::{clinical_prompt, parse_target, target_text};
 use bedside::record::{PatientRecord, SeriesGrid};
 use bedside::tokenizer::TextTokenizer;
@@ -157,7 +159,8 @@ impl Default for RunConfig {
 
 impl RunConfig {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let config: Self = toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         config.check().with_context(|| path.display().to_string())?;
         Ok(config)
@@ -165,16 +168,37 @@ impl RunConfig {
 
     fn check(&self) -> Result<()> {
         ensure!(self.batch_size > 0, "batch_size must be at least 1");
-        ensure!((0.0..0.9).contains(&self.validation_fraction), "validation_fraction must be in [0, 0.9)");
-        ensure!(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate must be positive");
-        ensure!(self.max_prompt_tokens >= 8 && self.max_target_tokens >= 8, "max_*_tokens must be at least 8");
-        ensure!(self.model.heads > 0 && self.model.knowledge_heads > 0, "heads must be at least 1");
-        ensure!(self.model.d_model % self.model.knowledge_heads == 0, "model.d_model must be divisible by model.knowledge_heads");
-        ensure!(self.model.series_d_model % 4 == 0, "model.series_d_model must be divisible by 4 (its heads)");
+        ensure!(
+            (0.0..0.9).contains(&self.validation_fraction),
+            "validation_fraction must be in [0, 0.9)"
+        );
+        ensure!(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive"
+        );
+        ensure!(
+            self.max_prompt_tokens >= 8 && self.max_target_tokens >= 8,
+            "max_*_tokens must be at least 8"
+        );
+        ensure!(
+            self.model.heads > 0 && self.model.knowledge_heads > 0,
+            "heads must be at least 1"
+        );
+        ensure!(
+            self.model.d_model % self.model.knowledge_heads == 0,
+            "model.d_model must be divisible by model.knowledge_heads"
+        );
+        ensure!(
+            self.model.series_d_model % 4 == 0,
+            "model.series_d_model must be divisible by 4 (its heads)"
+        );
         // the library's bounds, so that no value here reaches an assert inside burn
         let config = self.model_config(self.vocab_size.max(4), 1);
         config.t5.check().map_err(|e| anyhow!("model: {e}"))?;
-        config.series.check().map_err(|e| anyhow!("model (series): {e}"))?;
+        config
+            .series
+            .check()
+            .map_err(|e| anyhow!("model (series): {e}"))?;
         Ok(())
     }
 
@@ -211,8 +235,17 @@ pub(crate) struct Example {
     phenotypes: Vec<bool>,
 }
 
-pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok: &TextTokenizer, config: &RunConfig) -> Result<Example> {
-    let labels: Vec<&str> = record.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
+pub(crate) fn example(
+    record: &PatientRecord,
+    rationale: Option<&Rationale>,
+    tok: &TextTokenizer,
+    config: &RunConfig,
+) -> Result<Example> {
+    let labels: Vec<&str> = record
+        .labels
+        .as_ref()
+        .map(|l| l.phenotypes.iter().map(String::as_str).collect())
+        .unwrap_or_default();
     let generated;
     let r = match rationale {
         Some(r) => r,
@@ -228,11 +261,24 @@ pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok
     let notes_prompt = enc(&clinical_prompt(record, &findings, true, false), p)?;
     let both_prompt = enc(&clinical_prompt(record, &findings, true, true), p)?;
     // the teacher's statements as the record's findings, each only where the model can see it
-    let vocab = RationaleVocab::new(tok).context("the tokenizer lacks the grounded rationale's reserved tokens")?;
+    let vocab = RationaleVocab::new(tok)
+        .context("the tokenizer lacks the grounded rationale's reserved tokens")?;
     let (notes, _) = picks_from_text(record, &findings, &r.note_rationale, "");
     let (labs, _) = picks_from_text(record, &findings, "", &r.lab_rationale);
-    let note_choices = vocab.choices(&Findings { labs: Vec::new(), ..findings.clone() }, &notes_prompt);
-    let lab_choices = vocab.choices(&Findings { sentences: Vec::new(), ..findings.clone() }, &[]);
+    let note_choices = vocab.choices(
+        &Findings {
+            labs: Vec::new(),
+            ..findings.clone()
+        },
+        &notes_prompt,
+    );
+    let lab_choices = vocab.choices(
+        &Findings {
+            sentences: Vec::new(),
+            ..findings.clone()
+        },
+        &[],
+    );
     let both: Vec<u32> = note_choices.iter().chain(&lab_choices).copied().collect();
     let all: Vec<_> = notes.iter().chain(&labs).copied().collect();
     Ok(Example {
@@ -240,11 +286,17 @@ pub(crate) fn example(record: &PatientRecord, rationale: Option<&Rationale>, tok
         both_prompt,
         grid: SeriesGrid::from_record(record, config.hours),
         targets: [
-            enc(&target_text(&labels, &vocab.target(&notes, &note_choices)), t)?,
+            enc(
+                &target_text(&labels, &vocab.target(&notes, &note_choices)),
+                t,
+            )?,
             enc(&target_text(&labels, &vocab.target(&labs, &lab_choices)), t)?,
             enc(&target_text(&labels, &vocab.target(&all, &both)), t)?,
         ],
-        phenotypes: PHENOTYPES.iter().map(|p| labels.contains(&p.name)).collect(),
+        phenotypes: PHENOTYPES
+            .iter()
+            .map(|p| labels.contains(&p.name))
+            .collect(),
     })
 }
 
@@ -270,10 +322,21 @@ pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Bat
     let targets: Vec<Vec<u32>> = examples.iter().map(|e| e.targets[stage].clone()).collect();
     let (targets, lengths) = pad_ids(&targets, device);
     let target_mask = length_mask(&lengths, lengths.len(), targets.dims()[1], device);
-    let labels: Vec<i64> = examples.iter().flat_map(|e| e.phenotypes.iter().map(|&b| i64::from(b))).collect();
-    let phenotypes = Tensor::<1, Int>::from_data(TensorData::new(labels, [examples.len() * PHENOTYPES.len()]), device)
-        .reshape([examples.len(), PHENOTYPES.len()]);
-    Batch { input: ClinicalInput { text, series }, targets, target_mask, phenotypes }
+    let labels: Vec<i64> = examples
+        .iter()
+        .flat_map(|e| e.phenotypes.iter().map(|&b| i64::from(b)))
+        .collect();
+    let phenotypes = Tensor::<1, Int>::from_data(
+        TensorData::new(labels, [examples.len() * PHENOTYPES.len()]),
+        device,
+    )
+    .reshape([examples.len(), PHENOTYPES.len()]);
+    Batch {
+        input: ClinicalInput { text, series },
+        targets,
+        target_mask,
+        phenotypes,
+    }
 }
 
 /// Progress kept in `checkpoint/state.json`.
@@ -359,7 +422,9 @@ const CHECKPOINT: &str = "checkpoint";
 pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
     let model = model.set_require_grad(true);
     let model = match stage {
-        0 => model.freeze_part(Part::SeriesEncoder).freeze_part(Part::KnowledgeAttention),
+        0 => model
+            .freeze_part(Part::SeriesEncoder)
+            .freeze_part(Part::KnowledgeAttention),
         1 => model.freeze_part(Part::LanguageModel),
         _ => model.freeze_part(Part::SeriesEncoder),
     };
@@ -367,8 +432,14 @@ pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel
 }
 
 pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
-    let bar = if show { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left") {
+    let bar = if show {
+        ProgressBar::new(len as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left")
+    {
         bar.set_style(style);
     }
     bar.set_message(message);
@@ -377,16 +448,28 @@ pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
 
 fn save_weights(model: &ClinicalModel, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| anyhow!("serialising weights: {e}"))?;
-    let bytes = store.get_bytes().map_err(|e| anyhow!("serialising weights: {e}"))?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow!("serialising weights: {e}"))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow!("serialising weights: {e}"))?;
     write_atomic(path, &bytes)
 }
 
 fn load_weights(model: &mut ClinicalModel, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let result = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    ensure!(result.errors.is_empty() && result.missing.is_empty(), "{}: {:?} {:?}", path.display(), result.errors, result.missing);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    ensure!(
+        result.errors.is_empty() && result.missing.is_empty(),
+        "{}: {:?} {:?}",
+        path.display(),
+        result.errors,
+        result.missing
+    );
     Ok(())
 }
 
@@ -408,7 +491,10 @@ impl Run {
             Some(path) => RunConfig::read(path)?,
             None => RunConfig::default(),
         };
-        let base = config_path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        let base = config_path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let base = std::path::absolute(&base).unwrap_or(base);
         Ok(Self { dir, config, base })
     }
@@ -421,16 +507,34 @@ impl Run {
     fn data(&self, records: &[PatientRecord]) -> Result<Data> {
         let config = &self.config;
         let rationales: BTreeMap<String, Rationale> = match self.resolve(&config.rationales) {
-            Some(path) => teach::read_jsonl(&path)?.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            Some(path) => teach::read_jsonl(&path)?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect(),
             None => BTreeMap::new(),
         };
         let run_tokenizer = self.dir.join("tokenizer.json");
         let json = match self.resolve(&config.tokenizer) {
-            Some(path) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            Some(path) => {
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
+            }
             None if run_tokenizer.exists() => std::fs::read(&run_tokenizer)?,
             None => {
-                let texts: Vec<String> = records.iter().map(|r| teach::knowledge_teacher(r, config.hours)).flat_map(|r| [r.note_rationale, r.lab_rationale]).chain(rationales.values().flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()])).collect();
-                crate::tokenizer::train(crate::tokenizer::corpus(records, &texts), config.vocab_size)?.into_bytes()
+                let texts: Vec<String> = records
+                    .iter()
+                    .map(|r| teach::knowledge_teacher(r, config.hours))
+                    .flat_map(|r| [r.note_rationale, r.lab_rationale])
+                    .chain(
+                        rationales
+                            .values()
+                            .flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()]),
+                    )
+                    .collect();
+                crate::tokenizer::train(
+                    crate::tokenizer::corpus(records, &texts),
+                    config.vocab_size,
+                )?
+                .into_bytes()
             }
         };
         write_atomic(&run_tokenizer, &json)?;
@@ -438,7 +542,10 @@ impl Run {
         let knowledge_ids = knowledge_token_ids(&tokenizer)?;
         let examples = records
             .iter()
-            .map(|r| example(r, rationales.get(&r.id), &tokenizer, config).with_context(|| format!("admission {}", r.id)))
+            .map(|r| {
+                example(r, rationales.get(&r.id), &tokenizer, config)
+                    .with_context(|| format!("admission {}", r.id))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed));
@@ -448,8 +555,14 @@ impl Run {
         let diagnosis_tokens = records
             .iter()
             .map(|r| {
-                let labels: Vec<&str> = r.labels.as_ref().map(|l| l.phenotypes.iter().map(String::as_str).collect()).unwrap_or_default();
-                tokenizer.encode(&target_text(&labels, "")).map(|ids| ids.len())
+                let labels: Vec<&str> = r
+                    .labels
+                    .as_ref()
+                    .map(|l| l.phenotypes.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                tokenizer
+                    .encode(&target_text(&labels, ""))
+                    .map(|ids| ids.len())
             })
             .collect::<bedside::Result<Vec<_>>>()?
             .into_iter()
@@ -458,7 +571,15 @@ impl Run {
             + 4;
         let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
         let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
-        Ok(Data { diagnosis_tokens, grammar, tokenizer, knowledge_ids, examples, train: train.to_vec(), validation: validation.to_vec() })
+        Ok(Data {
+            diagnosis_tokens,
+            grammar,
+            tokenizer,
+            knowledge_ids,
+            examples,
+            train: train.to_vec(),
+            validation: validation.to_vec(),
+        })
     }
 
     fn learning_rate(&self, step: usize, total: usize) -> f64 {
@@ -466,41 +587,82 @@ impl Run {
         if step < c.warmup_steps {
             return c.learning_rate * (step + 1) as f64 / c.warmup_steps as f64;
         }
-        let progress = (step - c.warmup_steps) as f64 / (total.saturating_sub(c.warmup_steps)).max(1) as f64;
+        let progress =
+            (step - c.warmup_steps) as f64 / (total.saturating_sub(c.warmup_steps)).max(1) as f64;
         let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
         c.learning_rate * (0.05 + 0.95 * cosine)
     }
 
     /// Validation of `rows` with the stage's inputs: the diagnoses the decoder writes and the
     /// phenotype head.
-    fn validate(&self, model: &ClinicalModel, data: &Data, stage: usize, rows: &[usize]) -> Result<(f64, crate::metrics::Metrics)> {
+    fn validate(
+        &self,
+        model: &ClinicalModel,
+        data: &Data,
+        stage: usize,
+        rows: &[usize],
+    ) -> Result<(f64, crate::metrics::Metrics)> {
         let device = Device::flex();
         let model = model.valid().to_device(&device);
         let (mut probs, mut written, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-        let options = GenerateOptions { max_new_tokens: data.diagnosis_tokens, ..Default::default() };
-        let constraint = data.grammar.as_ref().map(|g| move |prefix: &[u32]| g.allowed(prefix));
-        let constraint: Option<&dyn Fn(&[u32]) -> Option<Vec<u32>>> = constraint.as_ref().map(|c| c as _);
+        let options = GenerateOptions {
+            max_new_tokens: data.diagnosis_tokens,
+            ..Default::default()
+        };
+        let constraint = data
+            .grammar
+            .as_ref()
+            .map(|g| move |prefix: &[u32]| g.allowed(prefix));
+        let constraint: Option<&dyn Fn(&[u32]) -> Option<Vec<u32>>> =
+            constraint.as_ref().map(|c| c as _);
         for chunk in rows.chunks(32) {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
             let b = batch(&examples, stage, &device);
             let encoded = model.encode(&b.input);
             let p = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
-            probs.extend(p.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?);
+            probs.extend(
+                p.into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| anyhow!("{e:?}"))?,
+            );
             truth.extend(examples.iter().flat_map(|e| e.phenotypes.iter().copied()));
             let eos = data.tokenizer.eos_id();
-            let generated = pollster::block_on(generate::greedy(&model.lm, encoded.hidden, encoded.mask, 0, eos, &options, constraint, &mut |_, _| {}))?;
+            let generated = pollster::block_on(generate::greedy(
+                &model.lm,
+                encoded.hidden,
+                encoded.mask,
+                0,
+                eos,
+                &options,
+                constraint,
+                &mut |_, _| {},
+            ))?;
             for tokens in generated {
                 let parsed = parse_target(&data.tokenizer.decode(&tokens)?);
-                written.extend(PHENOTYPES.iter().map(|p| if parsed.diagnoses.iter().any(|d| d == p.name) { 1.0f32 } else { 0.0 }));
+                written.extend(PHENOTYPES.iter().map(|p| {
+                    if parsed.diagnoses.iter().any(|d| d == p.name) {
+                        1.0f32
+                    } else {
+                        0.0
+                    }
+                }));
             }
         }
         let generated_micro_f1 = crate::metrics::f1(&written, &truth, PHENOTYPES.len(), 0.5).0;
-        Ok((generated_micro_f1, crate::metrics::evaluate(&probs, &truth, PHENOTYPES.len(), 0.5)))
+        Ok((
+            generated_micro_f1,
+            crate::metrics::evaluate(&probs, &truth, PHENOTYPES.len(), 0.5),
+        ))
     }
 
     /// Writes a complete checkpoint next to the current one, then swaps it in: a kill at any
     /// moment leaves either the old or the new checkpoint whole.
-    fn checkpoint(&self, model: &ClinicalModel, optimizer: &burn::optim::ModuleOptimizer, progress: &Progress) -> Result<()> {
+    fn checkpoint(
+        &self,
+        model: &ClinicalModel,
+        optimizer: &burn::optim::ModuleOptimizer,
+        progress: &Progress,
+    ) -> Result<()> {
         let fresh = self.dir.join("checkpoint-new");
         let old = self.dir.join("checkpoint-old");
         let current = self.dir.join(CHECKPOINT);
@@ -509,11 +671,19 @@ impl Run {
         }
         std::fs::create_dir_all(&fresh)?;
         save_weights(model, &fresh.join("model.safetensors"))?;
-        optimizer.save(fresh.join("optimizer.bpk")).map_err(|e| anyhow!("saving optimizer state: {e:?}"))?;
+        optimizer
+            .save(fresh.join("optimizer.bpk"))
+            .map_err(|e| anyhow!("saving optimizer state: {e:?}"))?;
         let mut ids = IdCollector::default();
         model.visit(&mut ids);
-        write_atomic(&fresh.join("param_ids.json"), serde_json::to_string(&ids.ids)?.as_bytes())?;
-        write_atomic(&fresh.join("state.json"), serde_json::to_string_pretty(progress)?.as_bytes())?;
+        write_atomic(
+            &fresh.join("param_ids.json"),
+            serde_json::to_string(&ids.ids)?.as_bytes(),
+        )?;
+        write_atomic(
+            &fresh.join("state.json"),
+            serde_json::to_string_pretty(progress)?.as_bytes(),
+        )?;
         if old.exists() {
             std::fs::remove_dir_all(&old)?;
         }
@@ -535,35 +705,72 @@ impl Run {
     }
 
     /// Runs (or, with `resume`, continues) every stage. `stop` is set by Ctrl-C.
-    pub fn execute(&self, records: &[PatientRecord], resume: bool, stop: Arc<AtomicBool>, show: bool) -> Result<(ClinicalModel, Progress, TextTokenizer)> {
+    pub fn execute(
+        &self,
+        records: &[PatientRecord],
+        resume: bool,
+        stop: Arc<AtomicBool>,
+        show: bool,
+    ) -> Result<(ClinicalModel, Progress, TextTokenizer)> {
         let config = &self.config;
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // the run's own copy, with paths resolved so that it reads the same from anywhere
         let mut saved = config.clone();
-        (saved.cohort, saved.rationales, saved.tokenizer) =
-            (self.resolve(&config.cohort), self.resolve(&config.rationales), self.resolve(&config.tokenizer));
-        write_atomic(&self.dir.join("run.toml"), toml::to_string(&saved)?.as_bytes())?;
+        (saved.cohort, saved.rationales, saved.tokenizer) = (
+            self.resolve(&config.cohort),
+            self.resolve(&config.rationales),
+            self.resolve(&config.tokenizer),
+        );
+        write_atomic(
+            &self.dir.join("run.toml"),
+            toml::to_string(&saved)?.as_bytes(),
+        )?;
         let data = self.data(records)?;
         let device = config.backend.device()?.autodiff();
-        let model_config = config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
-        write_atomic(&self.dir.join("model.json"), serde_json::to_string_pretty(&model_config)?.as_bytes())?;
+        let model_config =
+            config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
+        write_atomic(
+            &self.dir.join("model.json"),
+            serde_json::to_string_pretty(&model_config)?.as_bytes(),
+        )?;
         // the same initial weights on every backend (without dropout, wgpu follows the CPU's losses)
-        let mut model = initialised(config.seed, &device, |d| model_config.init(&data.knowledge_ids, d))?;
-        let mut progress = Progress { best_f1: -1.0, ..Progress::default() };
+        let mut model = initialised(config.seed, &device, |d| {
+            model_config.init(&data.knowledge_ids, d)
+        })?;
+        let mut progress = Progress {
+            best_f1: -1.0,
+            ..Progress::default()
+        };
         let mut resumed_optimizer = None;
         if resume {
             if let Some(checkpoint) = self.last_checkpoint() {
-                progress = serde_json::from_slice(&std::fs::read(checkpoint.join("state.json"))?).context("checkpoint state.json")?;
+                progress = serde_json::from_slice(&std::fs::read(checkpoint.join("state.json"))?)
+                    .context("checkpoint state.json")?;
                 load_weights(&mut model, &checkpoint.join("model.safetensors"))?;
-                let ids: BTreeMap<String, u64> = serde_json::from_slice(&std::fs::read(checkpoint.join("param_ids.json"))?)?;
-                model = model.map(&mut IdSetter { path: Vec::new(), ids: &ids });
+                let ids: BTreeMap<String, u64> =
+                    serde_json::from_slice(&std::fs::read(checkpoint.join("param_ids.json"))?)?;
+                model = model.map(&mut IdSetter {
+                    path: Vec::new(),
+                    ids: &ids,
+                });
                 resumed_optimizer = Some(checkpoint.join("optimizer.bpk"));
-                eprintln!("resuming at stage {} epoch {} batch {}", progress.stage + 1, progress.epoch + 1, progress.batch);
+                eprintln!(
+                    "resuming at stage {} epoch {} batch {}",
+                    progress.stage + 1,
+                    progress.epoch + 1,
+                    progress.batch
+                );
             } else {
-                eprintln!("no checkpoint in {}; starting from the beginning", self.dir.display());
+                eprintln!(
+                    "no checkpoint in {}; starting from the beginning",
+                    self.dir.display()
+                );
             }
         }
-        let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+        let bce = BinaryCrossEntropyLossConfig::new()
+            .with_logits(true)
+            .init(&device);
         let mut usage = Vec::new();
         while progress.stage < 3 && !progress.done {
             let stage = progress.stage;
@@ -580,7 +787,9 @@ impl Run {
             if let Some(path) = resumed_optimizer.take() {
                 // a checkpoint taken at a stage boundary holds the previous stage's optimizer
                 if progress.epoch > 0 || progress.batch > 0 {
-                    optimizer = optimizer.load(&path).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+                    optimizer = optimizer
+                        .load(&path)
+                        .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
                 }
             }
             let per_epoch = data.train.len().div_ceil(config.batch_size);
@@ -588,13 +797,24 @@ impl Run {
             while progress.epoch < epochs {
                 let epoch = progress.epoch;
                 let mut order = data.train.clone();
-                order.shuffle(&mut StdRng::seed_from_u64(config.seed ^ ((stage as u64) << 32 | epoch as u64)));
-                device.seed(config.seed.wrapping_add(1000 * stage as u64 + epoch as u64 + 1));
-                let progress_bar = bar(per_epoch, show, format!("stage {} epoch {}/{}", stage + 1, epoch + 1, epochs));
+                order.shuffle(&mut StdRng::seed_from_u64(
+                    config.seed ^ ((stage as u64) << 32 | epoch as u64),
+                ));
+                device.seed(
+                    config
+                        .seed
+                        .wrapping_add(1000 * stage as u64 + epoch as u64 + 1),
+                );
+                let progress_bar = bar(
+                    per_epoch,
+                    show,
+                    format!("stage {} epoch {}/{}", stage + 1, epoch + 1, epochs),
+                );
                 progress_bar.set_position(progress.batch as u64);
                 let (mut loss_sum, mut loss_count) = (0.0, 0usize);
                 for chunk in order.chunks(config.batch_size).skip(progress.batch) {
-                    let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
+                    let examples: Vec<&Example> =
+                        chunk.iter().map(|&i| &data.examples[i]).collect();
                     let b = batch(&examples, stage, &device);
                     let encoded = model.encode(&b.input);
                     let logits = model.target_logits(&encoded, b.targets.clone(), 0);
@@ -602,8 +822,19 @@ impl Run {
                     let head = bce.forward(model.phenotype_logits(&encoded), b.phenotypes);
                     let loss = seq + head * config.phenotype_weight;
                     let value = loss.clone().into_scalar::<f64>();
-                    ensure!(value.is_finite(), "training diverged: loss {value} at stage {} epoch {}", stage + 1, epoch + 1);
-                    tracing::debug!(stage = stage + 1, epoch = epoch + 1, batch = progress.batch, loss = value, "step");
+                    ensure!(
+                        value.is_finite(),
+                        "training diverged: loss {value} at stage {} epoch {}",
+                        stage + 1,
+                        epoch + 1
+                    );
+                    tracing::debug!(
+                        stage = stage + 1,
+                        epoch = epoch + 1,
+                        batch = progress.batch,
+                        loss = value,
+                        "step"
+                    );
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
                     model = optimizer.step(self.learning_rate(progress.step, total), model, grads);
                     progress.batch += 1;
@@ -614,11 +845,18 @@ impl Run {
                     if stop.load(Ordering::SeqCst) {
                         self.checkpoint(&model, &optimizer, &progress)?;
                         progress_bar.abandon();
-                        bail!("interrupted: checkpoint saved in {}; continue with --resume", self.dir.join(CHECKPOINT).display());
+                        bail!(
+                            "interrupted: checkpoint saved in {}; continue with --resume",
+                            self.dir.join(CHECKPOINT).display()
+                        );
                     }
                 }
                 progress_bar.finish_and_clear();
-                let rows = if data.validation.is_empty() { &data.train } else { &data.validation };
+                let rows = if data.validation.is_empty() {
+                    &data.train
+                } else {
+                    &data.validation
+                };
                 let (generated_micro_f1, head) = self.validate(&model, &data, stage, rows)?;
                 let train_loss = loss_sum / loss_count.max(1) as f64;
                 progress.history.push(EpochRecord {
@@ -651,10 +889,16 @@ impl Run {
                 }
                 self.checkpoint(&model, &optimizer, &progress)?;
                 if stop.load(Ordering::SeqCst) {
-                    bail!("interrupted: checkpoint saved in {}; continue with --resume", self.dir.join(CHECKPOINT).display());
+                    bail!(
+                        "interrupted: checkpoint saved in {}; continue with --resume",
+                        self.dir.join(CHECKPOINT).display()
+                    );
                 }
             }
-            usage.push(meter.finish(format!("stage {}", stage + 1), progress.history.len() - epochs_before));
+            usage.push(meter.finish(
+                format!("stage {}", stage + 1),
+                progress.history.len() - epochs_before,
+            ));
             // the stage hands its best epoch to the next
             if self.dir.join("best.safetensors").exists() && epochs > 0 {
                 load_weights(&mut model, &self.dir.join("best.safetensors"))?;
@@ -673,7 +917,10 @@ impl Run {
         save_weights(&model, &self.dir.join("model.safetensors"))?;
         plot_history(&progress.history, &self.dir.join("training.png"))?;
         // this process's share of the run (after --resume, the stages it ran)
-        write_atomic(&self.dir.join("usage.json"), serde_json::to_string_pretty(&usage)?.as_bytes())?;
+        write_atomic(
+            &self.dir.join("usage.json"),
+            serde_json::to_string_pretty(&usage)?.as_bytes(),
+        )?;
         Ok((model, progress, data.tokenizer))
     }
 }
@@ -682,25 +929,61 @@ impl Run {
 /// the micro-F1 of the written diagnoses and the head's macro AUROC.
 fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
     use crate::plots::{Axis, Line, line_chart, padded};
-    let series = |value: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> { history.iter().enumerate().map(|(i, e)| ((i + 1) as f64, value(e))).collect() };
+    let series = |value: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((i + 1) as f64, value(e)))
+            .collect()
+    };
     let lines = [
         Line::new("training loss / 10", series(|e| e.train_loss / 10.0)),
-        Line::new("written diagnoses micro-F1", series(|e| e.generated_micro_f1)),
+        Line::new(
+            "written diagnoses micro-F1",
+            series(|e| e.generated_micro_f1),
+        ),
         Line::new("head macro AUROC", series(|e| e.head_macro_auroc)),
     ];
-    let x = Axis { label: "epoch (stages 1, 2, 3 in turn)", range: padded((1..=history.len().max(1)).map(|i| i as f64)) };
-    let y = Axis { label: "", range: padded(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain([0.0, 1.0])) };
-    line_chart(path, "Distillation: training and validation", x, y, &lines, false)
+    let x = Axis {
+        label: "epoch (stages 1, 2, 3 in turn)",
+        range: padded((1..=history.len().max(1)).map(|i| i as f64)),
+    };
+    let y = Axis {
+        label: "",
+        range: padded(
+            lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.1))
+                .chain([0.0, 1.0]),
+        ),
+    };
+    line_chart(
+        path,
+        "Distillation: training and validation",
+        x,
+        y,
+        &lines,
+        false,
+    )
 }
 
 /// `bedside-train export`: the browser bundle of a finished run — `manifest.json`,
 /// `model.safetensors` (f32 or f16) and `tokenizer.json`, each written atomically.
-pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Result<bedside::bundle::Manifest> {
+pub fn export(
+    run: &Path,
+    medrec: Option<&Path>,
+    out: &Path,
+    dtype: &str,
+) -> Result<bedside::bundle::Manifest> {
     use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
     use bedside::recommend::MEDREC_FILE;
     use bedside::tokenizer::TOKENIZER_FILE;
-    let read = |name: &str| std::fs::read(run.join(name)).with_context(|| format!("cannot read {}", run.join(name).display()));
-    let config: ClinicalModelConfig = serde_json::from_slice(&read("model.json")?).context("model.json")?;
+    let read = |name: &str| {
+        std::fs::read(run.join(name))
+            .with_context(|| format!("cannot read {}", run.join(name).display()))
+    };
+    let config: ClinicalModelConfig =
+        serde_json::from_slice(&read("model.json")?).context("model.json")?;
     let weights = convert_weights(&read("model.safetensors")?, dtype)?;
     let tokenizer = read("tokenizer.json")?;
     TextTokenizer::from_bytes(&tokenizer)?;
@@ -709,13 +992,18 @@ pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Res
         .and_then(|b| serde_json::from_slice(&b).ok());
     let medications = match medrec {
         Some(dir) => {
-            let read = |name: &str| std::fs::read(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()));
-            let spec: bedside::recommend::MedicationSpec = serde_json::from_slice(&read("medrec.json")?).context("medrec.json")?;
+            let read = |name: &str| {
+                std::fs::read(dir.join(name))
+                    .with_context(|| format!("cannot read {}", dir.join(name).display()))
+            };
+            let spec: bedside::recommend::MedicationSpec =
+                serde_json::from_slice(&read("medrec.json")?).context("medrec.json")?;
             Some((spec, convert_weights(&read(MEDREC_FILE)?, dtype)?))
         }
         None => None,
     };
-    let mut files: Vec<(&str, &[u8])> = vec![(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)];
+    let mut files: Vec<(&str, &[u8])> =
+        vec![(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)];
     if let Some((_, bytes)) = &medications {
         files.push((MEDREC_FILE, bytes));
     }
@@ -723,7 +1011,9 @@ pub fn export(run: &Path, medrec: Option<&Path>, out: &Path, dtype: &str) -> Res
     manifest.medications = medications.as_ref().map(|(spec, _)| spec.clone());
     // the prompt length the model was trained with (runs from before it was recorded: the default)
     let run_config: RunConfig = match std::fs::read_to_string(run.join("run.toml")) {
-        Ok(text) => toml::from_str(&text).with_context(|| run.join("run.toml").display().to_string())?,
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| run.join("run.toml").display().to_string())?
+        }
         Err(_) => RunConfig::default(),
     };
     manifest.max_prompt_tokens = Some(run_config.max_prompt_tokens);
@@ -748,7 +1038,10 @@ mod tests {
         let model = config.init(&(3..603).collect::<Vec<u32>>(), &Device::flex());
         let params = burn::module::Module::num_params(&model);
         eprintln!("bedside-small: {params} parameters");
-        assert!((10_000_000..=20_000_000).contains(&params), "{params} parameters");
+        assert!(
+            (10_000_000..=20_000_000).contains(&params),
+            "{params} parameters"
+        );
         assert!(RunConfig::default().check().is_ok());
         // and the documented defaults survive a TOML round trip
         let text = toml::to_string(&RunConfig::default()).unwrap();

@@ -40,10 +40,19 @@ pub fn prompt(record: &PatientRecord, hours: usize) -> String {
     let notes: Vec<&str> = record.notes.iter().map(|n| n.text.as_str()).collect();
     let channels: Vec<String> = CHANNELS
         .iter()
-        .filter(|c| record.observations.iter().any(|o| o.channel == c.name && o.value.is_some()))
+        .filter(|c| {
+            record
+                .observations
+                .iter()
+                .any(|o| o.channel == c.name && o.value.is_some())
+        })
         .filter_map(|c| channel_description(c.name).map(|d| format!("- {}: {d}", c.label)))
         .collect();
-    let labels = record.labels.as_ref().map(|l| l.phenotypes.join("; ")).unwrap_or_default();
+    let labels = record
+        .labels
+        .as_ref()
+        .map(|l| l.phenotypes.join("; "))
+        .unwrap_or_default();
     format!(
         "You are a clinician explaining a diagnosis from a patient's record.\n\n\
          Clinical notes:\n{}\n\nLab and vital-sign anomalies:\n{}\n\nKnowledge about the measured channels:\n{}\n\n\
@@ -51,7 +60,11 @@ pub fn prompt(record: &PatientRecord, hours: usize) -> String {
          Explain, for each diagnosis, the evidence for it. Answer with one JSON object and nothing else: \
          {{\"note_rationale\": \"the evidence in the notes\", \"lab_rationale\": \"the evidence in the labs and vital signs, \
          citing only values listed above\"}}",
-        if notes.is_empty() { "(none)".to_string() } else { notes.join("\n") },
+        if notes.is_empty() {
+            "(none)".to_string()
+        } else {
+            notes.join("\n")
+        },
         lab_rationale(record, &bedside::findings::Findings::of(record, hours)),
         channels.join("\n"),
         if labels.is_empty() { "(none)" } else { &labels },
@@ -61,7 +74,16 @@ pub fn prompt(record: &PatientRecord, hours: usize) -> String {
 fn cache_file(dir: &Path, id: &str, prompt: &str) -> PathBuf {
     let hash = bedside::bundle::sha256_hex(prompt.as_bytes());
     let hash = &hash[..16];
-    let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     dir.join(format!("{safe}-{hash}.json"))
 }
 
@@ -89,12 +111,28 @@ struct Answer {
 /// The rationales in a chat-completions response body: the JSON object of the message content
 /// (code fences and text around it tolerated).
 pub fn parse_answer(body: &str) -> Result<(String, String)> {
-    let completion: Completion = serde_json::from_str(body).context("the response is not a chat completion")?;
-    let content = completion.choices.into_iter().next().context("the response has no choices")?.message.content;
-    let start = content.find('{').context("the answer holds no JSON object")?;
-    let end = content.rfind('}').filter(|&e| e > start).context("the answer's JSON object is not closed")?;
-    let answer: Answer = serde_json::from_str(&content[start..=end]).context("the answer's JSON object lacks note_rationale or lab_rationale")?;
-    Ok((answer.note_rationale.trim().to_string(), answer.lab_rationale.trim().to_string()))
+    let completion: Completion =
+        serde_json::from_str(body).context("the response is not a chat completion")?;
+    let content = completion
+        .choices
+        .into_iter()
+        .next()
+        .context("the response has no choices")?
+        .message
+        .content;
+    let start = content
+        .find('{')
+        .context("the answer holds no JSON object")?;
+    let end = content
+        .rfind('}')
+        .filter(|&e| e > start)
+        .context("the answer's JSON object is not closed")?;
+    let answer: Answer = serde_json::from_str(&content[start..=end])
+        .context("the answer's JSON object lacks note_rationale or lab_rationale")?;
+    Ok((
+        answer.note_rationale.trim().to_string(),
+        answer.lab_rationale.trim().to_string(),
+    ))
 }
 
 /// One outcome of asking: the answer, or a failure worth retrying (with the server's wait), or not.
@@ -110,7 +148,9 @@ fn ask(agent: &ureq::Agent, options: &EndpointOptions, prompt: &str) -> Attempt 
         "messages": [{ "role": "user", "content": prompt }],
         "temperature": 0.0,
     });
-    let mut request = agent.post(&options.url).header("Content-Type", "application/json");
+    let mut request = agent
+        .post(&options.url)
+        .header("Content-Type", "application/json");
     if let Some(key) = &options.api_key {
         request = request.header("Authorization", &format!("Bearer {key}"));
     }
@@ -136,7 +176,10 @@ fn ask(agent: &ureq::Agent, options: &EndpointOptions, prompt: &str) -> Attempt 
             Err(e) => Attempt::Retry(format!("{e:#}"), None),
         },
         429 | 500..=599 => Attempt::Retry(format!("HTTP {status}"), retry_after),
-        _ => Attempt::Fail(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())),
+        _ => Attempt::Fail(format!(
+            "HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        )),
     }
 }
 
@@ -149,7 +192,8 @@ pub struct EndpointRun {
 }
 
 pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<EndpointRun> {
-    std::fs::create_dir_all(&options.cache).with_context(|| format!("cannot create the cache {}", options.cache.display()))?;
+    std::fs::create_dir_all(&options.cache)
+        .with_context(|| format!("cannot create the cache {}", options.cache.display()))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(options.timeout))
         .http_status_as_error(false)
@@ -158,7 +202,8 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
     let next = AtomicUsize::new(0);
     let requests = AtomicUsize::new(0);
     let cached = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Rationale, String>>>> = Mutex::new((0..records.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Rationale, String>>>> =
+        Mutex::new((0..records.len()).map(|_| None).collect());
     let teacher = format!("endpoint:{}", options.model);
     std::thread::scope(|scope| {
         for _ in 0..options.concurrency.max(1) {
@@ -168,7 +213,10 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
                     let Some(record) = records.get(i) else { break };
                     let prompt = prompt(record, options.hours);
                     let file = cache_file(&options.cache, &record.id, &prompt);
-                    let outcome = match std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Rationale>(&b).ok()) {
+                    let outcome = match std::fs::read(&file)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Rationale>(&b).ok())
+                    {
                         Some(r) => {
                             cached.fetch_add(1, Ordering::SeqCst);
                             Ok(r)
@@ -180,10 +228,18 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
                                 requests.fetch_add(1, Ordering::SeqCst);
                                 match ask(&agent, options, &prompt) {
                                     Attempt::Done(note, lab) => {
-                                        let r = Rationale { id: record.id.clone(), note_rationale: note, lab_rationale: lab, teacher: teacher.clone() };
+                                        let r = Rationale {
+                                            id: record.id.clone(),
+                                            note_rationale: note,
+                                            lab_rationale: lab,
+                                            teacher: teacher.clone(),
+                                        };
                                         outcome = serde_json::to_vec(&r)
                                             .map_err(|e| e.to_string())
-                                            .and_then(|bytes| write_atomic(&file, &bytes).map_err(|e| format!("{e:#}")))
+                                            .and_then(|bytes| {
+                                                write_atomic(&file, &bytes)
+                                                    .map_err(|e| format!("{e:#}"))
+                                            })
                                             .map(|()| r);
                                         break;
                                     }
@@ -192,9 +248,12 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
                                         break;
                                     }
                                     Attempt::Retry(why, after) => {
-                                        outcome = Err(format!("{why} (after {} attempts)", attempt + 1));
+                                        outcome =
+                                            Err(format!("{why} (after {} attempts)", attempt + 1));
                                         if attempt < options.retries {
-                                            std::thread::sleep(after.unwrap_or(wait).min(Duration::from_secs(60)));
+                                            std::thread::sleep(
+                                                after.unwrap_or(wait).min(Duration::from_secs(60)),
+                                            );
                                             wait *= 2;
                                         }
                                     }
@@ -210,8 +269,15 @@ pub fn teach(records: &[PatientRecord], options: &EndpointOptions) -> Result<End
             });
         }
     });
-    let slots = results.into_inner().map_err(|_| anyhow!("a teacher worker panicked"))?;
-    let mut run = EndpointRun { rationales: Vec::new(), requests: requests.into_inner(), cached: cached.into_inner(), failed: Vec::new() };
+    let slots = results
+        .into_inner()
+        .map_err(|_| anyhow!("a teacher worker panicked"))?;
+    let mut run = EndpointRun {
+        rationales: Vec::new(),
+        requests: requests.into_inner(),
+        cached: cached.into_inner(),
+        failed: Vec::new(),
+    };
     for (record, slot) in records.iter().zip(slots) {
         match slot {
             Some(Ok(r)) => run.rationales.push(r),
@@ -228,12 +294,20 @@ mod tests {
 
     #[test]
     fn answers_are_read_through_fences_and_refused_when_incomplete() {
-        let wrap = |content: &str| serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string();
-        let (note, lab) = parse_answer(&wrap("```json\n{\"note_rationale\": \" a \", \"lab_rationale\": \"b\"}\n```")).unwrap();
+        let wrap = |content: &str| {
+            serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string()
+        };
+        let (note, lab) = parse_answer(&wrap(
+            "```json\n{\"note_rationale\": \" a \", \"lab_rationale\": \"b\"}\n```",
+        ))
+        .unwrap();
         assert_eq!((note.as_str(), lab.as_str()), ("a", "b"));
         assert!(parse_answer(&wrap("{\"note_rationale\": \"a\"}")).is_err());
         assert!(parse_answer(&wrap("no json here")).is_err());
-        assert!(parse_answer("{\"choices\": [").is_err(), "a truncated response");
+        assert!(
+            parse_answer("{\"choices\": [").is_err(),
+            "a truncated response"
+        );
         assert!(parse_answer("{\"choices\": []}").is_err());
     }
 }

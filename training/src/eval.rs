@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Result, ensure};
-use bedside::generate::GenerateOptions;
 use bedside::findings::Findings;
+use bedside::generate::GenerateOptions;
 use bedside::grounded::{Pick, RationaleVocab, picks_from_text};
 use bedside::knowledge::{PHENOTYPES, channel_index};
 use bedside::{Backend, Engine, PatientRecord};
@@ -84,21 +84,40 @@ struct RationaleCounts {
 }
 
 /// A ratio over the admissions in `rows` (`part` picks numerator and denominator).
-fn ratio<'a>(rows: impl Iterator<Item = &'a RationaleCounts>, part: fn(&RationaleCounts) -> (usize, usize)) -> f64 {
+fn ratio<'a>(
+    rows: impl Iterator<Item = &'a RationaleCounts>,
+    part: fn(&RationaleCounts) -> (usize, usize),
+) -> f64 {
     let (num, den) = rows.map(part).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    if den == 0 { f64::NAN } else { num as f64 / den as f64 }
+    if den == 0 {
+        f64::NAN
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 /// The ratio over every admission and its 95% bootstrap interval (200 resamples of admissions).
-fn ratio_ci(counts: &[RationaleCounts], part: fn(&RationaleCounts) -> (usize, usize)) -> (f64, (f64, f64)) {
-    let ci = metrics::bootstrap_ci95(counts.len(), 200, 1, |rows| ratio(rows.iter().map(|&r| &counts[r]), part));
+fn ratio_ci(
+    counts: &[RationaleCounts],
+    part: fn(&RationaleCounts) -> (usize, usize),
+) -> (f64, (f64, f64)) {
+    let ci = metrics::bootstrap_ci95(counts.len(), 200, 1, |rows| {
+        ratio(rows.iter().map(|&r| &counts[r]), part)
+    });
     (ratio(counts.iter(), part), ci)
 }
 
 /// What one explanation's rationale does, checked against the record independently of how it
 /// was made: lab statements read back from the text ([`teach::lab_statements`]), quotes against
 /// the note text at the evidence's UTF-16 span, the facts stated against the teacher's picks.
-fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside::engine::Explanation, teacher: &Rationale, prompt: &[u32], vocab: Option<&RationaleVocab>) -> RationaleCounts {
+fn rationale_counts(
+    record: &PatientRecord,
+    hours: usize,
+    explanation: &bedside::engine::Explanation,
+    teacher: &Rationale,
+    prompt: &[u32],
+    vocab: Option<&RationaleVocab>,
+) -> RationaleCounts {
     // the lab statements: each observation fact's sentence must stand in the rationale and read
     // back true of the record's window; lab-statement text left once the facts' sentences and
     // quotes are taken out is counted as untrue
@@ -106,7 +125,9 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
     let mut rest = explanation.rationale.clone();
     let mut seen: Vec<&str> = Vec::new();
     for e in &explanation.evidence {
-        let Some(text) = e.text.as_deref().filter(|t| !seen.contains(t)) else { continue };
+        let Some(text) = e.text.as_deref().filter(|t| !seen.contains(t)) else {
+            continue;
+        };
         seen.push(text);
         if e.source == "note" {
             rest = rest.replacen(&format!("\u{201c}{text}\u{201d}"), "", 1);
@@ -115,7 +136,11 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
         written += 1;
         let stated = rest.contains(text);
         rest = rest.replacen(text, "", 1);
-        if stated && teach::lab_statements(text).first().is_some_and(|s| s.is_true_of(record, hours)) {
+        if stated
+            && teach::lab_statements(text)
+                .first()
+                .is_some_and(|s| s.is_true_of(record, hours))
+        {
             true_statements += 1;
         } else {
             untrue.push(format!("{}: {text}", record.id));
@@ -124,7 +149,10 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
     let stray = rest.matches(" was high at ").count() + rest.matches(" was low at ").count();
     if stray > 0 {
         written += stray;
-        untrue.push(format!("{}: {stray} statement(s) without evidence in {:?}", record.id, explanation.rationale));
+        untrue.push(format!(
+            "{}: {stray} statement(s) without evidence in {:?}",
+            record.id, explanation.rationale
+        ));
     }
     let findings = Findings::of(record, hours);
     let mut stated: Vec<Pick> = Vec::new();
@@ -132,27 +160,66 @@ fn rationale_counts(record: &PatientRecord, hours: usize, explanation: &bedside:
     for e in &explanation.evidence {
         let pick = match (e.source, e.channel.and_then(channel_index), e.direction) {
             ("observation", Some(c), Some(d)) => Some(Pick::Lab(c, d)),
-            _ => findings.sentences.iter().position(|s| Some(s.note) == e.note && e.text.as_deref() == Some(s.text(record))).map(Pick::Note),
+            _ => findings
+                .sentences
+                .iter()
+                .position(|s| Some(s.note) == e.note && e.text.as_deref() == Some(s.text(record)))
+                .map(Pick::Note),
         };
         if let Some(pick) = pick.filter(|p| !stated.contains(p)) {
             stated.push(pick);
             if e.source == "note" {
                 quotes += 1;
-                let units: Vec<u16> = record.notes.get(e.note.unwrap_or(usize::MAX)).map(|n| n.text.encode_utf16().collect()).unwrap_or_default();
-                let span = units.get(e.start.unwrap_or(1)..e.end.unwrap_or(0)).map(String::from_utf16_lossy);
-                exact += usize::from(span.is_some() && span == e.text && explanation.rationale.contains(e.text.as_deref().unwrap_or("\u{0}")));
+                let units: Vec<u16> = record
+                    .notes
+                    .get(e.note.unwrap_or(usize::MAX))
+                    .map(|n| n.text.encode_utf16().collect())
+                    .unwrap_or_default();
+                let span = units
+                    .get(e.start.unwrap_or(1)..e.end.unwrap_or(0))
+                    .map(String::from_utf16_lossy);
+                exact += usize::from(
+                    span.is_some()
+                        && span == e.text
+                        && explanation
+                            .rationale
+                            .contains(e.text.as_deref().unwrap_or("\u{0}")),
+                );
             }
         }
     }
     let (notes, _) = picks_from_text(record, &findings, &teacher.note_rationale, "");
     let (labs, _) = picks_from_text(record, &findings, "", &teacher.lab_rationale);
-    let visible = vocab.map(|v| v.choices(&findings, prompt)).unwrap_or_default();
-    let taught: Vec<Pick> = notes.into_iter().chain(labs).filter(|p| vocab.and_then(|v| v.id(*p)).is_some_and(|id| visible.contains(&id))).collect();
-    let evidenced = explanation.diagnoses.iter().filter(|d| explanation.evidence.iter().any(|e| e.diagnosis == Some(d.as_str()))).count();
+    let visible = vocab
+        .map(|v| v.choices(&findings, prompt))
+        .unwrap_or_default();
+    let taught: Vec<Pick> = notes
+        .into_iter()
+        .chain(labs)
+        .filter(|p| {
+            vocab
+                .and_then(|v| v.id(*p))
+                .is_some_and(|id| visible.contains(&id))
+        })
+        .collect();
+    let evidenced = explanation
+        .diagnoses
+        .iter()
+        .filter(|d| {
+            explanation
+                .evidence
+                .iter()
+                .any(|e| e.diagnosis == Some(d.as_str()))
+        })
+        .count();
     RationaleCounts {
         statements: [true_statements, written],
         quotes: [exact, quotes],
-        picks: [stated.iter().filter(|p| taught.contains(p)).count(), stated.len(), taught.len()],
+        picks: [
+            stated.iter().filter(|p| taught.contains(p)).count(),
+            stated.len(),
+            taught.len(),
+        ],
         evidenced: [evidenced, explanation.diagnoses.len()],
         untrue,
     }
@@ -177,7 +244,11 @@ pub fn average_precision(pairs: &[(f32, bool)]) -> Option<f64> {
 }
 
 fn f1_of(tp: usize, fp: usize, fn_: usize) -> f64 {
-    if tp + fp + fn_ == 0 { f64::NAN } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
+    if tp + fp + fn_ == 0 {
+        f64::NAN
+    } else {
+        2.0 * tp as f64 / (2 * tp + fp + fn_) as f64
+    }
 }
 
 fn micro_f1(rows: &[usize], written: &[Vec<bool>], truth: &[Vec<bool>]) -> f64 {
@@ -195,34 +266,88 @@ fn micro_f1(rows: &[usize], written: &[Vec<bool>], truth: &[Vec<bool>]) -> f64 {
     f1_of(tp, fp, fn_)
 }
 
-pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<String, Rationale>, max_tokens: usize, show: bool) -> Result<EvalReport> {
+pub fn evaluate(
+    bundle: &Path,
+    records: &[PatientRecord],
+    rationales: &BTreeMap<String, Rationale>,
+    max_tokens: usize,
+    show: bool,
+) -> Result<EvalReport> {
     ensure!(!records.is_empty(), "no admissions to evaluate");
-    let read = |name: &str| std::fs::read(bundle.join(name)).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.join(name).display()));
+    let read = |name: &str| {
+        std::fs::read(bundle.join(name))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", bundle.join(name).display()))
+    };
     let manifest = String::from_utf8(read(bedside::bundle::MANIFEST_FILE)?)?;
     let weights = read(bedside::bundle::WEIGHTS_FILE)?;
     let tokenizer = read(bedside::tokenizer::TOKENIZER_FILE)?;
-    let engine = pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu))?;
-    let options = GenerateOptions { max_new_tokens: max_tokens, ..Default::default() };
-    let bar = if show { ProgressBar::new(records.len() as u64) } else { ProgressBar::hidden() };
+    let engine = pollster::block_on(Engine::load_bundle(
+        &manifest,
+        &weights,
+        Some(&tokenizer),
+        Backend::Cpu,
+    ))?;
+    let options = GenerateOptions {
+        max_new_tokens: max_tokens,
+        ..Default::default()
+    };
+    let bar = if show {
+        ProgressBar::new(records.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     let started = std::time::Instant::now();
     let (mut probs, mut truth, mut written) = (Vec::new(), Vec::new(), Vec::new());
     let (mut candidates, mut references) = (Vec::new(), Vec::new());
     let mut counts: Vec<RationaleCounts> = Vec::new();
     let hours = engine.manifest().model.hours();
-    let vocab = engine.clinical_model().and_then(|(_, tok, _)| RationaleVocab::new(tok));
+    let vocab = engine
+        .clinical_model()
+        .and_then(|(_, tok, _)| RationaleVocab::new(tok));
     for record in records {
-        let labels = record.labels.as_ref().map(|l| l.phenotypes.clone()).unwrap_or_default();
-        let row_truth: Vec<bool> = PHENOTYPES.iter().map(|p| labels.iter().any(|l| l == p.name)).collect();
+        let labels = record
+            .labels
+            .as_ref()
+            .map(|l| l.phenotypes.clone())
+            .unwrap_or_default();
+        let row_truth: Vec<bool> = PHENOTYPES
+            .iter()
+            .map(|p| labels.iter().any(|l| l == p.name))
+            .collect();
         let diagnosis = pollster::block_on(engine.diagnose(record))?;
-        probs.extend(PHENOTYPES.iter().map(|p| diagnosis.phenotypes.iter().find(|s| s.name == p.name).map_or(0.0, |s| s.probability)));
+        probs.extend(PHENOTYPES.iter().map(|p| {
+            diagnosis
+                .phenotypes
+                .iter()
+                .find(|s| s.name == p.name)
+                .map_or(0.0, |s| s.probability)
+        }));
         let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| {}))?;
-        written.push(PHENOTYPES.iter().map(|p| explanation.diagnoses.iter().any(|d| d == p.name)).collect::<Vec<bool>>());
+        written.push(
+            PHENOTYPES
+                .iter()
+                .map(|p| explanation.diagnoses.iter().any(|d| d == p.name))
+                .collect::<Vec<bool>>(),
+        );
         truth.push(row_truth);
-        let teacher = rationales.get(&record.id).cloned().unwrap_or_else(|| teach::knowledge_teacher(record, hours));
-        references.push(format!("{} {}", teacher.note_rationale, teacher.lab_rationale));
+        let teacher = rationales
+            .get(&record.id)
+            .cloned()
+            .unwrap_or_else(|| teach::knowledge_teacher(record, hours));
+        references.push(format!(
+            "{} {}",
+            teacher.note_rationale, teacher.lab_rationale
+        ));
         candidates.push(explanation.rationale.clone());
         let prompt = engine.prompt(record)?;
-        counts.push(rationale_counts(record, hours, &explanation, &teacher, &prompt, vocab.as_ref()));
+        counts.push(rationale_counts(
+            record,
+            hours,
+            &explanation,
+            &teacher,
+            &prompt,
+            vocab.as_ref(),
+        ));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -230,9 +355,19 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
     let flat_truth: Vec<bool> = truth.iter().flatten().copied().collect();
     let head = metrics::evaluate(&probs, &flat_truth, PHENOTYPES.len(), 0.5);
     let auprcs: Vec<f64> = (0..PHENOTYPES.len())
-        .filter_map(|l| average_precision(&(0..n).map(|r| (probs[r * PHENOTYPES.len() + l], truth[r][l])).collect::<Vec<_>>()))
+        .filter_map(|l| {
+            average_precision(
+                &(0..n)
+                    .map(|r| (probs[r * PHENOTYPES.len() + l], truth[r][l]))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
-    let pairs: Vec<(f32, bool)> = probs.iter().copied().zip(flat_truth.iter().copied()).collect();
+    let pairs: Vec<(f32, bool)> = probs
+        .iter()
+        .copied()
+        .zip(flat_truth.iter().copied())
+        .collect();
     let rows: Vec<usize> = (0..n).collect();
     let micro_f1_ci95 = metrics::bootstrap_ci95(n, 200, 0, |rows| micro_f1(rows, &written, &truth));
     let mut per_label_f1 = BTreeMap::new();
@@ -253,10 +388,13 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
             per_label_f1.insert(p.name.to_string(), f);
         }
     }
-    let (faithfulness, faithfulness_ci95) = ratio_ci(&counts, |c| (c.statements[0], c.statements[1]));
+    let (faithfulness, faithfulness_ci95) =
+        ratio_ci(&counts, |c| (c.statements[0], c.statements[1]));
     let (quote_exactness, quote_exactness_ci95) = ratio_ci(&counts, |c| (c.quotes[0], c.quotes[1]));
-    let (finding_f1, finding_f1_ci95) = ratio_ci(&counts, |c| (2 * c.picks[0], c.picks[1] + c.picks[2]));
-    let (diagnoses_with_evidence, diagnoses_with_evidence_ci95) = ratio_ci(&counts, |c| (c.evidenced[0], c.evidenced[1]));
+    let (finding_f1, finding_f1_ci95) =
+        ratio_ci(&counts, |c| (2 * c.picks[0], c.picks[1] + c.picks[2]));
+    let (diagnoses_with_evidence, diagnoses_with_evidence_ci95) =
+        ratio_ci(&counts, |c| (c.evidenced[0], c.evidenced[1]));
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
@@ -270,12 +408,18 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
             micro_f1: micro_f1(&rows, &written, &truth),
             micro_f1_ci95,
             macro_f1: macro_values.iter().sum::<f64>() / macro_values.len().max(1) as f64,
-            exact_match: written.iter().zip(&truth).filter(|(w, t)| w == t).count() as f64 / n as f64,
+            exact_match: written.iter().zip(&truth).filter(|(w, t)| w == t).count() as f64
+                / n as f64,
             per_label_f1,
         },
         rationale: RationaleMetrics {
             bleu4: bleu4(&candidate_refs, &reference_refs),
-            rouge_l: candidates.iter().zip(&references).map(|(c, r)| rouge_l(c, r)).sum::<f64>() / n as f64,
+            rouge_l: candidates
+                .iter()
+                .zip(&references)
+                .map(|(c, r)| rouge_l(c, r))
+                .sum::<f64>()
+                / n as f64,
             faithfulness,
             faithfulness_ci95,
             lab_statements: counts.iter().map(|c| c.statements[1]).sum(),
@@ -288,7 +432,11 @@ pub fn evaluate(bundle: &Path, records: &[PatientRecord], rationales: &BTreeMap<
             finding_f1_ci95,
             diagnoses_with_evidence,
             diagnoses_with_evidence_ci95,
-            untrue_statements: counts.iter().flat_map(|c| c.untrue.iter().cloned()).take(20).collect(),
+            untrue_statements: counts
+                .iter()
+                .flat_map(|c| c.untrue.iter().cloned())
+                .take(20)
+                .collect(),
         },
         seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
     })
@@ -298,12 +446,29 @@ impl EvalReport {
     /// report.json, report.md, roc.png and calibration.png into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         use crate::plots::{Line, calibration_chart, roc_chart};
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        crate::train::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(self)?.as_bytes())?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        crate::train::write_atomic(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )?;
         crate::train::write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
-        let name = format!("phenotype head, micro-average (AUROC {:.3}; macro {:.3})", self.head_micro_auroc, self.head.macro_auroc);
-        roc_chart(&dir.join("roc.png"), "Phenotypes: ROC of the head", &[Line::new(name, self.head_roc.clone())])?;
-        calibration_chart(&dir.join("calibration.png"), "Phenotypes: calibration of the head", &self.head_calibration, "mean predicted probability", "observed share")
+        let name = format!(
+            "phenotype head, micro-average (AUROC {:.3}; macro {:.3})",
+            self.head_micro_auroc, self.head.macro_auroc
+        );
+        roc_chart(
+            &dir.join("roc.png"),
+            "Phenotypes: ROC of the head",
+            &[Line::new(name, self.head_roc.clone())],
+        )?;
+        calibration_chart(
+            &dir.join("calibration.png"),
+            "Phenotypes: calibration of the head",
+            &self.head_calibration,
+            "mean predicted probability",
+            "observed share",
+        )
     }
 
     pub fn markdown(&self) -> String {

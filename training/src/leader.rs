@@ -21,8 +21,8 @@ use bedside::knowledge::{atc3_name, atc3_of};
 use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::medrec::{MedRecBatch, MedRecConfig, MedRecModel, Patient};
 use bedside::model::t5::{FeedForwardKind, T5, T5Config};
-use bedside::record::{PatientRecord, Sex};
 use bedside::recommend::MedicationSpec;
+use bedside::record::{PatientRecord, Sex};
 use bedside::tokenizer::TextTokenizer;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
@@ -137,7 +137,13 @@ impl Default for MedRecRunConfig {
 
 impl Default for StudentConfig {
     fn default() -> Self {
-        Self { d_model: 64, heads: 4, visit_layers: 2, max_visits: 16, dropout: 0.1 }
+        Self {
+            d_model: 64,
+            heads: 4,
+            visit_layers: 2,
+            max_visits: 16,
+            dropout: 0.1,
+        }
     }
 }
 
@@ -161,11 +167,19 @@ impl Default for TeacherConfig {
 
 impl MedRecRunConfig {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut config: Self = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config: Self =
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
         // paths in the file are relative to it
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let resolve = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
         config.cohorts = config.cohorts.iter().map(resolve).collect();
         config.diagnosis_names = config.diagnosis_names.as_ref().map(resolve);
         config.procedure_names = config.procedure_names.as_ref().map(resolve);
@@ -175,13 +189,35 @@ impl MedRecRunConfig {
     }
 
     pub fn check(&self) -> Result<()> {
-        ensure!(["online", "offline", "none"].contains(&self.teacher.mode.as_str()), "teacher.mode must be online, offline or none, not {:?}", self.teacher.mode);
-        ensure!(self.teacher.mode != "offline" || self.teacher.features.is_some(), "teacher.mode = \"offline\" needs teacher.features");
-        ensure!(self.batch_size >= 2, "batch_size must be at least 2 (the contrastive loss needs in-batch negatives)");
-        ensure!(self.student.d_model % self.student.heads == 0, "student.d_model must be divisible by student.heads");
-        ensure!(self.teacher.d_model % self.teacher.heads == 0, "teacher.d_model must be divisible by teacher.heads");
-        ensure!((0.0..0.9).contains(&(self.validation_fraction + self.test_fraction)), "validation_fraction + test_fraction must be below 0.9");
-        ensure!(self.max_codes > 0 && self.student.max_visits > 0 && self.teacher.max_prompt_tokens > 8, "max_codes, student.max_visits must be positive, teacher.max_prompt_tokens above 8");
+        ensure!(
+            ["online", "offline", "none"].contains(&self.teacher.mode.as_str()),
+            "teacher.mode must be online, offline or none, not {:?}",
+            self.teacher.mode
+        );
+        ensure!(
+            self.teacher.mode != "offline" || self.teacher.features.is_some(),
+            "teacher.mode = \"offline\" needs teacher.features"
+        );
+        ensure!(
+            self.batch_size >= 2,
+            "batch_size must be at least 2 (the contrastive loss needs in-batch negatives)"
+        );
+        ensure!(
+            self.student.d_model % self.student.heads == 0,
+            "student.d_model must be divisible by student.heads"
+        );
+        ensure!(
+            self.teacher.d_model % self.teacher.heads == 0,
+            "teacher.d_model must be divisible by teacher.heads"
+        );
+        ensure!(
+            (0.0..0.9).contains(&(self.validation_fraction + self.test_fraction)),
+            "validation_fraction + test_fraction must be below 0.9"
+        );
+        ensure!(
+            self.max_codes > 0 && self.student.max_visits > 0 && self.teacher.max_prompt_tokens > 8,
+            "max_codes, student.max_visits must be positive, teacher.max_prompt_tokens above 8"
+        );
         Ok(())
     }
 }
@@ -190,28 +226,60 @@ impl MedRecRunConfig {
 fn read_code_names(path: &Path) -> Result<HashMap<String, String>> {
     let mut names = HashMap::new();
     let mut summary = bedside_cohort::Summary::new("icd names");
-    bedside_cohort::table::for_each_row(path, &["icd_code", "icd_version", "long_title"], &mut summary, |row, _, _| {
-        names.insert(format!("icd{}:{}", row[1], row[0]), row[2].to_string());
-    })?;
+    bedside_cohort::table::for_each_row(
+        path,
+        &["icd_code", "icd_version", "long_title"],
+        &mut summary,
+        |row, _, _| {
+            names.insert(format!("icd{}:{}", row[1], row[0]), row[2].to_string());
+        },
+    )?;
     Ok(names)
 }
 
 /// LEADER's textualised visit prompt. The current visit comes first so that cutting a long
 /// history at the token limit drops the oldest visits, never the current one.
-pub fn visit_prompt(record: &PatientRecord, diagnosis_names: &HashMap<String, String>, procedure_names: &HashMap<String, String>, max_visits: usize) -> String {
-    let name = |names: &HashMap<String, String>, code: &String| names.get(code).cloned().unwrap_or_else(|| code.clone());
+pub fn visit_prompt(
+    record: &PatientRecord,
+    diagnosis_names: &HashMap<String, String>,
+    procedure_names: &HashMap<String, String>,
+    max_visits: usize,
+) -> String {
+    let name = |names: &HashMap<String, String>, code: &String| {
+        names.get(code).cloned().unwrap_or_else(|| code.clone())
+    };
     let list = |codes: &[String], names: &HashMap<String, String>| {
-        if codes.is_empty() { "none".to_string() } else { codes.iter().map(|c| name(names, c)).collect::<Vec<_>>().join("; ") }
+        if codes.is_empty() {
+            "none".to_string()
+        } else {
+            codes
+                .iter()
+                .map(|c| name(names, c))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
     };
     let drugs = |codes: &[String]| {
-        if codes.is_empty() { "none".to_string() } else { codes.iter().map(|c| atc3_name(c).unwrap_or(c).to_string()).collect::<Vec<_>>().join("; ") }
+        if codes.is_empty() {
+            "none".to_string()
+        } else {
+            codes
+                .iter()
+                .map(|c| atc3_name(c).unwrap_or(c).to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
     };
     let sex = match record.demographics.sex {
         Some(Sex::Female) => "female",
         Some(Sex::Male) => "male",
         _ => "unknown sex",
     };
-    let age = record.demographics.age.filter(|a| a.is_finite()).map_or("unknown age".to_string(), |a| format!("age {}", a.round()));
+    let age = record
+        .demographics
+        .age
+        .filter(|a| a.is_finite())
+        .map_or("unknown age".to_string(), |a| format!("age {}", a.round()));
     let mut text = format!("Patient: {sex}, {age}.");
     let visits = &record.visits[record.visits.len().saturating_sub(max_visits)..];
     if let Some((current, earlier)) = visits.split_last() {
@@ -269,13 +337,26 @@ pub struct TeacherFeatures {
     pub logits: HashMap<String, HashMap<String, f32>>,
 }
 
-pub fn write_features(path: &Path, ids: &[String], hidden: &[f32], width: usize, logits: &[f32], drugs: &[String]) -> Result<()> {
+pub fn write_features(
+    path: &Path,
+    ids: &[String],
+    hidden: &[f32],
+    width: usize,
+    logits: &[f32],
+    drugs: &[String],
+) -> Result<()> {
     use safetensors::{Dtype, tensor::TensorView};
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let (h, l) = (bytes(hidden), bytes(logits));
     let views = vec![
-        ("hidden", TensorView::new(Dtype::F32, vec![ids.len(), width], &h)?),
-        ("logits", TensorView::new(Dtype::F32, vec![ids.len(), drugs.len()], &l)?),
+        (
+            "hidden",
+            TensorView::new(Dtype::F32, vec![ids.len(), width], &h)?,
+        ),
+        (
+            "logits",
+            TensorView::new(Dtype::F32, vec![ids.len(), drugs.len()], &l)?,
+        ),
     ];
     let metadata = HashMap::from([
         ("ids".to_string(), serde_json::to_string(ids)?),
@@ -290,30 +371,73 @@ pub fn read_features(path: &Path) -> Result<TeacherFeatures> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).with_context(where_)?;
     let tensors = safetensors::SafeTensors::deserialize(&bytes).with_context(where_)?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    let ids: Vec<String> = serde_json::from_str(meta.get("ids").ok_or_else(|| anyhow!("{}: metadata has no \"ids\" (a JSON array of admission ids)", where_()))?)
-        .with_context(|| format!("{}: metadata \"ids\"", where_()))?;
+    let ids: Vec<String> = serde_json::from_str(meta.get("ids").ok_or_else(|| {
+        anyhow!(
+            "{}: metadata has no \"ids\" (a JSON array of admission ids)",
+            where_()
+        )
+    })?)
+    .with_context(|| format!("{}: metadata \"ids\"", where_()))?;
     let floats = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-        let view = tensors.tensor(name).with_context(|| format!("{}: tensor {name:?}", where_()))?;
-        ensure!(view.dtype() == safetensors::Dtype::F32, "{}: tensor {name:?} is {:?}, F32 expected", where_(), view.dtype());
-        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let view = tensors
+            .tensor(name)
+            .with_context(|| format!("{}: tensor {name:?}", where_()))?;
+        ensure!(
+            view.dtype() == safetensors::Dtype::F32,
+            "{}: tensor {name:?} is {:?}, F32 expected",
+            where_(),
+            view.dtype()
+        );
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         Ok((view.shape().to_vec(), values))
     };
     let (shape, hidden) = floats("hidden")?;
-    ensure!(shape.len() == 2 && shape[0] == ids.len() && shape[1] > 0, "{}: hidden is {shape:?}, [{} ids, H] expected", where_(), ids.len());
+    ensure!(
+        shape.len() == 2 && shape[0] == ids.len() && shape[1] > 0,
+        "{}: hidden is {shape:?}, [{} ids, H] expected",
+        where_(),
+        ids.len()
+    );
     let width = shape[1];
-    ensure!(hidden.iter().all(|x| x.is_finite()), "{}: hidden holds NaN or infinite values", where_());
+    ensure!(
+        hidden.iter().all(|x| x.is_finite()),
+        "{}: hidden holds NaN or infinite values",
+        where_()
+    );
     let mut logits = HashMap::new();
     if let Some(drugs) = meta.get("medications") {
-        let drugs: Vec<String> = serde_json::from_str(drugs).with_context(|| format!("{}: metadata \"medications\"", where_()))?;
+        let drugs: Vec<String> = serde_json::from_str(drugs)
+            .with_context(|| format!("{}: metadata \"medications\"", where_()))?;
         let (shape, values) = floats("logits")?;
-        ensure!(shape == [ids.len(), drugs.len()], "{}: logits is {shape:?}, [{}, {}] expected", where_(), ids.len(), drugs.len());
+        ensure!(
+            shape == [ids.len(), drugs.len()],
+            "{}: logits is {shape:?}, [{}, {}] expected",
+            where_(),
+            ids.len(),
+            drugs.len()
+        );
         for (i, id) in ids.iter().enumerate() {
             let row = &values[i * drugs.len()..(i + 1) * drugs.len()];
-            logits.insert(id.clone(), drugs.iter().cloned().zip(row.iter().copied()).collect());
+            logits.insert(
+                id.clone(),
+                drugs.iter().cloned().zip(row.iter().copied()).collect(),
+            );
         }
     }
-    let hidden = ids.iter().enumerate().map(|(i, id)| (id.clone(), hidden[i * width..(i + 1) * width].to_vec())).collect();
-    Ok(TeacherFeatures { hidden, width, logits })
+    let hidden = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), hidden[i * width..(i + 1) * width].to_vec()))
+        .collect();
+    Ok(TeacherFeatures {
+        hidden,
+        width,
+        logits,
+    })
 }
 
 /// One admission, ready for both models.
@@ -331,13 +455,24 @@ struct Example {
 
 /// The drug labels of a record at ATC level 3 (known classes only).
 fn drug_labels(record: &PatientRecord) -> BTreeSet<String> {
-    record.labels.iter().flat_map(|l| &l.medications).filter_map(|m| atc3_of(m)).map(str::to_string).collect()
+    record
+        .labels
+        .iter()
+        .flat_map(|l| &l.medications)
+        .filter_map(|m| atc3_of(m))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Patients split into train / validation / test by a seeded shuffle of their keys.
 fn split(records: &[PatientRecord], config: &MedRecRunConfig) -> [Vec<usize>; 3] {
     let key = |r: &PatientRecord| r.patient.clone().unwrap_or_else(|| r.id.clone());
-    let mut keys: Vec<String> = records.iter().map(key).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(key)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     keys.shuffle(&mut StdRng::seed_from_u64(config.seed));
     let n = keys.len() as f64;
     let test = (n * config.test_fraction).round() as usize;
@@ -345,7 +480,18 @@ fn split(records: &[PatientRecord], config: &MedRecRunConfig) -> [Vec<usize>; 3]
     let side: HashMap<&str, usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| (k.as_str(), if i < test { 2 } else if i < test + validation { 1 } else { 0 }))
+        .map(|(i, k)| {
+            (
+                k.as_str(),
+                if i < test {
+                    2
+                } else if i < test + validation {
+                    1
+                } else {
+                    0
+                },
+            )
+        })
         .collect();
     let mut out = [Vec::new(), Vec::new(), Vec::new()];
     for (i, r) in records.iter().enumerate() {
@@ -355,7 +501,11 @@ fn split(records: &[PatientRecord], config: &MedRecRunConfig) -> [Vec<usize>; 3]
 }
 
 /// The code vocabularies of the training split.
-fn vocabulary(records: &[PatientRecord], train: &[usize], config: &MedRecRunConfig) -> (Vec<String>, Vec<String>, Vec<String>) {
+fn vocabulary(
+    records: &[PatientRecord],
+    train: &[usize],
+    config: &MedRecRunConfig,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut counts: [BTreeMap<String, usize>; 3] = Default::default();
     for &i in train {
         let r = &records[i];
@@ -374,7 +524,12 @@ fn vocabulary(records: &[PatientRecord], train: &[usize], config: &MedRecRunConf
             *counts[2].entry(c).or_default() += 1;
         }
     }
-    let [d, p, m] = counts.map(|c| c.into_iter().filter(|(_, n)| *n >= config.min_code_count).map(|(k, _)| k).collect());
+    let [d, p, m] = counts.map(|c| {
+        c.into_iter()
+            .filter(|(_, n)| *n >= config.min_code_count)
+            .map(|(k, _)| k)
+            .collect()
+    });
     (d, p, m)
 }
 
@@ -383,12 +538,18 @@ fn show_progress() -> bool {
 }
 
 fn floats_of(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))
 }
 
 fn targets_tensor(examples: &[&Example], m: usize, device: &Device) -> Tensor<2> {
-    let values: Vec<f32> = examples.iter().flat_map(|e| e.target.iter().map(|&t| f32::from(u8::from(t)))).collect();
-    Tensor::<1>::from_data(TensorData::new(values, [examples.len() * m]), device).reshape([examples.len(), m])
+    let values: Vec<f32> = examples
+        .iter()
+        .flat_map(|e| e.target.iter().map(|&t| f32::from(u8::from(t))))
+        .collect();
+    Tensor::<1>::from_data(TensorData::new(values, [examples.len() * m]), device)
+        .reshape([examples.len(), m])
 }
 
 /// Metrics of one model on the test split: overall, single- and multi-visit, per source.
@@ -400,10 +561,23 @@ pub struct GroupMetrics {
     pub by_source: BTreeMap<String, MedicationMetrics>,
 }
 
-fn grouped(probs: &[f32], targets: &[bool], drugs: &[String], threshold: f32, examples: &[Example], rows: &[usize]) -> GroupMetrics {
+fn grouped(
+    probs: &[f32],
+    targets: &[bool],
+    drugs: &[String],
+    threshold: f32,
+    examples: &[Example],
+    rows: &[usize],
+) -> GroupMetrics {
     // `probs`/`targets` are over `rows` in order
     let local: Vec<usize> = (0..rows.len()).collect();
-    let pick = |f: &dyn Fn(&Example) -> bool| local.iter().copied().filter(|&i| f(&examples[rows[i]])).collect::<Vec<_>>();
+    let pick = |f: &dyn Fn(&Example) -> bool| {
+        local
+            .iter()
+            .copied()
+            .filter(|&i| f(&examples[rows[i]]))
+            .collect::<Vec<_>>()
+    };
     let sources: BTreeSet<&str> = rows.iter().map(|&r| examples[r].source.as_str()).collect();
     GroupMetrics {
         overall: evaluate(probs, targets, drugs, threshold, &local),
@@ -411,7 +585,12 @@ fn grouped(probs: &[f32], targets: &[bool], drugs: &[String], threshold: f32, ex
         multi_visit: evaluate(probs, targets, drugs, threshold, &pick(&|e| e.multi_visit)),
         by_source: sources
             .into_iter()
-            .map(|s| (s.to_string(), evaluate(probs, targets, drugs, threshold, &pick(&|e| e.source == s))))
+            .map(|s| {
+                (
+                    s.to_string(),
+                    evaluate(probs, targets, drugs, threshold, &pick(&|e| e.source == s)),
+                )
+            })
             .collect(),
     }
 }
@@ -448,19 +627,39 @@ pub struct MedRecReport {
 /// Runs LEADER end to end into `dir`: `medrec.json` (the bundle's medication spec),
 /// `medrec.safetensors`, `teacher-features.safetensors` (online), `report.json`, `report.md`,
 /// `training.png`.
-pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) -> Result<MedRecReport> {
+pub fn run(
+    config: &MedRecRunConfig,
+    records: Vec<PatientRecord>,
+    dir: &Path,
+) -> Result<MedRecReport> {
     let started = std::time::Instant::now();
     config.check()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomic(&dir.join("medrec.toml"), toml::to_string(config)?.as_bytes())?;
+    write_atomic(
+        &dir.join("medrec.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
     let total = records.len();
-    let records: Vec<PatientRecord> = records.into_iter().filter(|r| !r.visits.is_empty() && !drug_labels(r).is_empty()).collect();
-    ensure!(records.len() >= 10, "only {} of {total} admissions have visits and ATC-3 drug labels; at least 10 are needed", records.len());
+    let records: Vec<PatientRecord> = records
+        .into_iter()
+        .filter(|r| !r.visits.is_empty() && !drug_labels(r).is_empty())
+        .collect();
+    ensure!(
+        records.len() >= 10,
+        "only {} of {total} admissions have visits and ATC-3 drug labels; at least 10 are needed",
+        records.len()
+    );
     if records.len() < total {
-        eprintln!("medrec: {} of {total} admissions have no visits or no ATC-3 drug labels; left out", total - records.len());
+        eprintln!(
+            "medrec: {} of {total} admissions have no visits or no ATC-3 drug labels; left out",
+            total - records.len()
+        );
     }
     let [train, validation, test] = split(&records, config);
-    ensure!(!train.is_empty() && !validation.is_empty() && !test.is_empty(), "too few patients to split into train, validation and test");
+    ensure!(
+        !train.is_empty() && !validation.is_empty() && !test.is_empty(),
+        "too few patients to split into train, validation and test"
+    );
     let (diagnoses, procedures, drugs) = vocabulary(&records, &train, config);
     let m = drugs.len();
     let student_config = MedRecConfig::new(diagnoses.len(), procedures.len(), m)
@@ -469,17 +668,40 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         .with_visit_layers(config.student.visit_layers)
         .with_max_visits(config.student.max_visits)
         .with_dropout(config.student.dropout);
-    let mut spec = MedicationSpec { config: student_config.clone(), diagnoses, procedures, medications: drugs.clone(), threshold: 0.5, max_codes: config.max_codes };
+    let mut spec = MedicationSpec {
+        config: student_config.clone(),
+        diagnoses,
+        procedures,
+        medications: drugs.clone(),
+        threshold: 0.5,
+        max_codes: config.max_codes,
+    };
     spec.check("medrec.json").map_err(|e| anyhow!("{e}"))?;
     eprintln!(
         "medrec: {} / {} / {} admissions (train / validation / test, split by patient); vocabulary {} diagnoses, {} procedures, {} drugs",
-        train.len(), validation.len(), test.len(), spec.diagnoses.len(), spec.procedures.len(), m
+        train.len(),
+        validation.len(),
+        test.len(),
+        spec.diagnoses.len(),
+        spec.procedures.len(),
+        m
     );
 
     // the teacher's prompts and tokenizer
-    let names = |p: &Option<PathBuf>| p.as_deref().map(read_code_names).transpose().map(Option::unwrap_or_default);
-    let (dx_names, px_names) = (names(&config.diagnosis_names)?, names(&config.procedure_names)?);
-    let prompts: Vec<String> = records.iter().map(|r| visit_prompt(r, &dx_names, &px_names, config.student.max_visits)).collect();
+    let names = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .map(read_code_names)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let (dx_names, px_names) = (
+        names(&config.diagnosis_names)?,
+        names(&config.procedure_names)?,
+    );
+    let prompts: Vec<String> = records
+        .iter()
+        .map(|r| visit_prompt(r, &dx_names, &px_names, config.student.max_visits))
+        .collect();
     let online = config.teacher.mode == "online";
     let tokenizer = if online {
         let texts: Vec<String> = train.iter().map(|&i| prompts[i].clone()).collect();
@@ -489,7 +711,11 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     } else {
         None
     };
-    let drug_index: HashMap<&str, usize> = drugs.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+    let drug_index: HashMap<&str, usize> = drugs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
     let offset = student_config.offsets()[2] as u32;
     let mut unseen_test_drugs = 0;
     let mut examples = Vec::with_capacity(records.len());
@@ -527,15 +753,37 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     let (features, teacher_parameters) = match config.teacher.mode.as_str() {
         "online" => {
             let meter = Meter::start();
-            let (features, params) = train_teacher(config, &examples, &train, &validation, &drugs, dir, &mut history)?;
+            let (features, params) = train_teacher(
+                config,
+                &examples,
+                &train,
+                &validation,
+                &drugs,
+                dir,
+                &mut history,
+            )?;
             usage.push(meter.finish("teacher (training and features)", history.len()));
             (Some(features), Some(params))
         }
         "offline" => {
-            let path = config.teacher.features.as_deref().context("teacher.features")?;
+            let path = config
+                .teacher
+                .features
+                .as_deref()
+                .context("teacher.features")?;
             let features = read_features(path)?;
-            let missing: Vec<&str> = train.iter().map(|&i| examples[i].id.as_str()).filter(|id| !features.hidden.contains_key(*id)).collect();
-            ensure!(missing.is_empty(), "{}: no teacher features for {} training admissions, e.g. {}", path.display(), missing.len(), missing[0]);
+            let missing: Vec<&str> = train
+                .iter()
+                .map(|&i| examples[i].id.as_str())
+                .filter(|id| !features.hidden.contains_key(*id))
+                .collect();
+            ensure!(
+                missing.is_empty(),
+                "{}: no teacher features for {} training admissions, e.g. {}",
+                path.display(),
+                missing.len(),
+                missing[0]
+            );
             (Some(features), None)
         }
         _ => (None, None),
@@ -554,7 +802,9 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         .with_weight_decay(config.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
         .init();
-    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let (mut best, mut best_prauc, mut stale) = (student.valid(), -1.0, 0);
     let per_epoch = train.len().div_ceil(config.batch_size);
     let total_steps = per_epoch * config.epochs;
@@ -562,28 +812,64 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     for epoch in 0..config.epochs {
         let mut order = train.clone();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed ^ (epoch as u64 + 1)));
-        let progress = bar(per_epoch, show_progress(), format!("student epoch {}/{}", epoch + 1, config.epochs));
+        let progress = bar(
+            per_epoch,
+            show_progress(),
+            format!("student epoch {}/{}", epoch + 1, config.epochs),
+        );
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(config.batch_size) {
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
             let patients: Vec<Patient> = batch.iter().map(|e| e.patient.clone()).collect();
-            let input = MedRecBatch::new(&patients, config.student.max_visits, config.max_codes, &device);
+            let input = MedRecBatch::new(
+                &patients,
+                config.student.max_visits,
+                config.max_codes,
+                &device,
+            );
             let out = student.model.forward(&input);
             let targets = targets_tensor(&batch, m, &device);
             let mut loss = bce.forward(out.logits, targets.int());
             if let (Some(f), true) = (&features, config.alpha > 0.0) {
-                let hidden: Vec<f32> = batch.iter().flat_map(|e| f.hidden.get(&e.id).cloned().unwrap_or_else(|| vec![0.0; f.width])).collect();
-                let hidden = Tensor::<1>::from_data(TensorData::new(hidden, [batch.len() * f.width]), &device).reshape([batch.len(), f.width]);
+                let hidden: Vec<f32> = batch
+                    .iter()
+                    .flat_map(|e| {
+                        f.hidden
+                            .get(&e.id)
+                            .cloned()
+                            .unwrap_or_else(|| vec![0.0; f.width])
+                    })
+                    .collect();
+                let hidden = Tensor::<1>::from_data(
+                    TensorData::new(hidden, [batch.len() * f.width]),
+                    &device,
+                )
+                .reshape([batch.len(), f.width]);
                 let projected = student.projection.forward(out.mediator);
                 loss = loss + (projected - hidden).powi_scalar(2).mean() * config.alpha;
             }
             if config.beta > 0.0 && batch.len() > 1 {
-                loss = loss + profile_alignment(&student.model, out.profile, &batch, config.temperature, &device) * config.beta;
+                loss = loss
+                    + profile_alignment(
+                        &student.model,
+                        out.profile,
+                        &batch,
+                        config.temperature,
+                        &device,
+                    ) * config.beta;
             }
             let value = loss.clone().into_scalar::<f64>();
-            ensure!(value.is_finite(), "student training diverged: loss {value} at epoch {}", epoch + 1);
+            ensure!(
+                value.is_finite(),
+                "student training diverged: loss {value} at epoch {}",
+                epoch + 1
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &student);
-            student = optimizer.step(cosine(config.learning_rate, step, total_steps), student, grads);
+            student = optimizer.step(
+                cosine(config.learning_rate, step, total_steps),
+                student,
+                grads,
+            );
             step += 1;
             loss_sum += value;
             batches += 1;
@@ -591,13 +877,24 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         }
         progress.finish_and_clear();
         let probs = student_probs(&student.valid().model, &examples, &validation, config)?;
-        let truth: Vec<bool> = validation.iter().flat_map(|&i| examples[i].target.clone()).collect();
+        let truth: Vec<bool> = validation
+            .iter()
+            .flat_map(|&i| examples[i].target.clone())
+            .collect();
         let local: Vec<usize> = (0..validation.len()).collect();
         // threshold-free, so that early epochs with low probabilities are compared fairly
         let prauc = evaluate(&probs, &truth, &drugs, 0.5, &local).prauc;
         let train_loss = loss_sum / f64::from(batches.max(1));
-        tracing::info!("student epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
-        history.push(EpochRecord { model: "student", epoch, train_loss, validation_prauc: prauc });
+        tracing::info!(
+            "student epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}",
+            epoch + 1
+        );
+        history.push(EpochRecord {
+            model: "student",
+            epoch,
+            train_loss,
+            validation_prauc: prauc,
+        });
         if prauc > best_prauc {
             (best, best_prauc, stale) = (student.valid(), prauc, 0);
         } else {
@@ -611,11 +908,29 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
     let model = best.model;
     usage.push(meter.finish("student", history.len() - teacher_epochs));
     let probs = student_probs(&model, &examples, &validation, config)?;
-    let truth: Vec<bool> = validation.iter().flat_map(|&i| examples[i].target.clone()).collect();
-    spec.threshold = best_threshold(&probs, &truth, &drugs, &(0..validation.len()).collect::<Vec<_>>());
+    let truth: Vec<bool> = validation
+        .iter()
+        .flat_map(|&i| examples[i].target.clone())
+        .collect();
+    spec.threshold = best_threshold(
+        &probs,
+        &truth,
+        &drugs,
+        &(0..validation.len()).collect::<Vec<_>>(),
+    );
     let test_probs = student_probs(&model, &examples, &test, config)?;
-    let test_truth: Vec<bool> = test.iter().flat_map(|&i| examples[i].target.clone()).collect();
-    let student_metrics = grouped(&test_probs, &test_truth, &drugs, spec.threshold, &examples, &test);
+    let test_truth: Vec<bool> = test
+        .iter()
+        .flat_map(|&i| examples[i].target.clone())
+        .collect();
+    let student_metrics = grouped(
+        &test_probs,
+        &test_truth,
+        &drugs,
+        spec.threshold,
+        &examples,
+        &test,
+    );
 
     // the teacher on the same test admissions
     let (teacher_metrics, teacher_threshold) = match &features {
@@ -624,21 +939,58 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
                 rows.iter()
                     .flat_map(|&i| {
                         let row = f.logits.get(&examples[i].id);
-                        drugs.iter().map(move |d| row.and_then(|r| r.get(d)).map_or(0.0, |x| 1.0 / (1.0 + (-x).exp())))
+                        drugs.iter().map(move |d| {
+                            row.and_then(|r| r.get(d))
+                                .map_or(0.0, |x| 1.0 / (1.0 + (-x).exp()))
+                        })
                     })
                     .collect()
             };
-            let threshold = best_threshold(&logits_of(&validation), &truth, &drugs, &(0..validation.len()).collect::<Vec<_>>());
-            (Some(grouped(&logits_of(&test), &test_truth, &drugs, threshold, &examples, &test)), Some(threshold))
+            let threshold = best_threshold(
+                &logits_of(&validation),
+                &truth,
+                &drugs,
+                &(0..validation.len()).collect::<Vec<_>>(),
+            );
+            (
+                Some(grouped(
+                    &logits_of(&test),
+                    &test_truth,
+                    &drugs,
+                    threshold,
+                    &examples,
+                    &test,
+                )),
+                Some(threshold),
+            )
         }
         _ => (None, None),
     };
 
     let mut store = SafetensorsStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| anyhow!("serialising the student: {e}"))?;
-    write_atomic(&dir.join("medrec.safetensors"), &store.get_bytes().map_err(|e| anyhow!("serialising the student: {e}"))?)?;
-    write_atomic(&dir.join("medrec.json"), serde_json::to_string_pretty(&spec)?.as_bytes())?;
-    let patients_test = test.iter().map(|&i| records[i].patient.clone().unwrap_or_else(|| records[i].id.clone())).collect::<BTreeSet<_>>().len();
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow!("serialising the student: {e}"))?;
+    write_atomic(
+        &dir.join("medrec.safetensors"),
+        &store
+            .get_bytes()
+            .map_err(|e| anyhow!("serialising the student: {e}"))?,
+    )?;
+    write_atomic(
+        &dir.join("medrec.json"),
+        serde_json::to_string_pretty(&spec)?.as_bytes(),
+    )?;
+    let patients_test = test
+        .iter()
+        .map(|&i| {
+            records[i]
+                .patient
+                .clone()
+                .unwrap_or_else(|| records[i].id.clone())
+        })
+        .collect::<BTreeSet<_>>()
+        .len();
     let report = MedRecReport {
         admissions: [train.len(), validation.len(), test.len()],
         patients_test,
@@ -655,20 +1007,35 @@ pub fn run(config: &MedRecRunConfig, records: Vec<PatientRecord>, dir: &Path) ->
         usage,
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     write_atomic(&dir.join("report.md"), markdown(&report).as_bytes())?;
     plot_history(&report.history, &dir.join("training.png"))?;
     Ok(report)
 }
 
 /// Symmetric InfoNCE between profile embeddings and the embeddings of the prescribed drug sets.
-fn profile_alignment(model: &MedRecModel, profile: Tensor<2>, batch: &[&Example], temperature: f64, device: &Device) -> Tensor<1> {
-    let width = batch.iter().map(|e| e.target_ids.len()).max().unwrap_or(1).max(1);
+fn profile_alignment(
+    model: &MedRecModel,
+    profile: Tensor<2>,
+    batch: &[&Example],
+    temperature: f64,
+    device: &Device,
+) -> Tensor<1> {
+    let width = batch
+        .iter()
+        .map(|e| e.target_ids.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let ids: Vec<i64> = batch
         .iter()
         .flat_map(|e| (0..width).map(move |k| e.target_ids.get(k).map_or(0, |&x| i64::from(x))))
         .collect();
-    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch.len() * width]), device).reshape([batch.len(), width]);
+    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch.len() * width]), device)
+        .reshape([batch.len(), width]);
     let drugs = model.drug_set_embedding(ids);
     let normalise = |x: Tensor<2>| {
         let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-6);
@@ -677,8 +1044,12 @@ fn profile_alignment(model: &MedRecModel, profile: Tensor<2>, batch: &[&Example]
     let similarity = normalise(profile).matmul(normalise(drugs).transpose()) / temperature;
     let n = batch.len();
     let diagonal = Tensor::<1, Int>::arange(0..n as i64, device).reshape([n, 1]);
-    let forward = -log_softmax(similarity.clone(), 1).gather(1, diagonal.clone()).mean();
-    let backward = -log_softmax(similarity.transpose(), 1).gather(1, diagonal).mean();
+    let forward = -log_softmax(similarity.clone(), 1)
+        .gather(1, diagonal.clone())
+        .mean();
+    let backward = -log_softmax(similarity.transpose(), 1)
+        .gather(1, diagonal)
+        .mean();
     (forward + backward) / 2.0
 }
 
@@ -691,13 +1062,23 @@ fn cosine(peak: f64, step: usize, total: usize) -> f64 {
     peak * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
 }
 
-fn student_probs(model: &MedRecModel, examples: &[Example], rows: &[usize], config: &MedRecRunConfig) -> Result<Vec<f32>> {
+fn student_probs(
+    model: &MedRecModel,
+    examples: &[Example],
+    rows: &[usize],
+    config: &MedRecRunConfig,
+) -> Result<Vec<f32>> {
     let device = Device::flex();
     let model = model.clone().to_device(&device);
     let mut out = Vec::new();
     for chunk in rows.chunks(64) {
         let patients: Vec<Patient> = chunk.iter().map(|&i| examples[i].patient.clone()).collect();
-        let input = MedRecBatch::new(&patients, config.student.max_visits, config.max_codes, &device);
+        let input = MedRecBatch::new(
+            &patients,
+            config.student.max_visits,
+            config.max_codes,
+            &device,
+        );
         out.extend(floats_of(sigmoid(model.forward(&input).logits))?);
     }
     Ok(out)
@@ -727,20 +1108,34 @@ fn train_teacher(
         .with_num_heads(t.heads)
         .with_feed_forward(FeedForwardKind::GatedGelu)
         .with_dropout_rate(t.dropout);
-    let mut teacher = Teacher { lm: lm_config.init(&device), head: LinearConfig::new(t.d_model, m).init(&device) };
+    let mut teacher = Teacher {
+        lm: lm_config.init(&device),
+        head: LinearConfig::new(t.d_model, m).init(&device),
+    };
     let parameters = teacher.num_params();
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
         .init();
-    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let per_epoch = train.len().div_ceil(config.batch_size);
     let (mut best, mut best_prauc, mut step) = (teacher.valid(), -1.0, 0);
-    let truth: Vec<bool> = validation.iter().flat_map(|&i| examples[i].target.clone()).collect();
+    let truth: Vec<bool> = validation
+        .iter()
+        .flat_map(|&i| examples[i].target.clone())
+        .collect();
     for epoch in 0..t.epochs {
         let mut order = train.to_vec();
-        order.shuffle(&mut StdRng::seed_from_u64(config.seed.wrapping_add(7919) ^ epoch as u64));
-        let progress = bar(per_epoch, show_progress(), format!("teacher epoch {}/{}", epoch + 1, t.epochs));
+        order.shuffle(&mut StdRng::seed_from_u64(
+            config.seed.wrapping_add(7919) ^ epoch as u64,
+        ));
+        let progress = bar(
+            per_epoch,
+            show_progress(),
+            format!("teacher epoch {}/{}", epoch + 1, t.epochs),
+        );
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(config.batch_size) {
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
@@ -749,9 +1144,17 @@ fn train_teacher(
             let (logits, _) = teacher.forward(ids, &lengths);
             let loss = bce.forward(logits, targets_tensor(&batch, m, &device).int());
             let value = loss.clone().into_scalar::<f64>();
-            ensure!(value.is_finite(), "teacher training diverged: loss {value} at epoch {}", epoch + 1);
+            ensure!(
+                value.is_finite(),
+                "teacher training diverged: loss {value} at epoch {}",
+                epoch + 1
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &teacher);
-            teacher = optimizer.step(cosine(t.learning_rate, step, per_epoch * t.epochs), teacher, grads);
+            teacher = optimizer.step(
+                cosine(t.learning_rate, step, per_epoch * t.epochs),
+                teacher,
+                grads,
+            );
             step += 1;
             loss_sum += value;
             batches += 1;
@@ -760,10 +1163,25 @@ fn train_teacher(
         progress.finish_and_clear();
         let (_, logits) = teacher_outputs(&teacher.valid(), examples, validation)?;
         let probs: Vec<f32> = logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
-        let prauc = evaluate(&probs, &truth, drugs, 0.5, &(0..validation.len()).collect::<Vec<_>>()).prauc;
+        let prauc = evaluate(
+            &probs,
+            &truth,
+            drugs,
+            0.5,
+            &(0..validation.len()).collect::<Vec<_>>(),
+        )
+        .prauc;
         let train_loss = loss_sum / f64::from(batches.max(1));
-        tracing::info!("teacher epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}", epoch + 1);
-        history.push(EpochRecord { model: "teacher", epoch, train_loss, validation_prauc: prauc });
+        tracing::info!(
+            "teacher epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}",
+            epoch + 1
+        );
+        history.push(EpochRecord {
+            model: "teacher",
+            epoch,
+            train_loss,
+            validation_prauc: prauc,
+        });
         if prauc > best_prauc {
             (best, best_prauc) = (teacher.valid(), prauc);
         }
@@ -771,21 +1189,50 @@ fn train_teacher(
     let all: Vec<usize> = (0..examples.len()).collect();
     let (hidden, logits) = teacher_outputs(&best, examples, &all)?;
     let ids: Vec<String> = examples.iter().map(|e| e.id.clone()).collect();
-    write_features(&dir.join("teacher-features.safetensors"), &ids, &hidden, t.d_model, &logits, drugs)?;
+    write_features(
+        &dir.join("teacher-features.safetensors"),
+        &ids,
+        &hidden,
+        t.d_model,
+        &logits,
+        drugs,
+    )?;
     let features = TeacherFeatures {
-        hidden: ids.iter().enumerate().map(|(i, id)| (id.clone(), hidden[i * t.d_model..(i + 1) * t.d_model].to_vec())).collect(),
+        hidden: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    id.clone(),
+                    hidden[i * t.d_model..(i + 1) * t.d_model].to_vec(),
+                )
+            })
+            .collect(),
         width: t.d_model,
         logits: ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.clone(), drugs.iter().cloned().zip(logits[i * m..(i + 1) * m].iter().copied()).collect()))
+            .map(|(i, id)| {
+                (
+                    id.clone(),
+                    drugs
+                        .iter()
+                        .cloned()
+                        .zip(logits[i * m..(i + 1) * m].iter().copied())
+                        .collect(),
+                )
+            })
             .collect(),
     };
     Ok((features, parameters))
 }
 
 /// The teacher's pooled hidden states and logits for `rows`, row-major.
-fn teacher_outputs(teacher: &Teacher, examples: &[Example], rows: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
+fn teacher_outputs(
+    teacher: &Teacher,
+    examples: &[Example],
+    rows: &[usize],
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let device = Device::flex();
     let teacher = teacher.clone().to_device(&device);
     let (mut hidden, mut logits) = (Vec::new(), Vec::new());
@@ -806,20 +1253,57 @@ fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
     for model in ["teacher", "student"] {
         let epochs: Vec<&EpochRecord> = history.iter().filter(|e| e.model == model).collect();
         if !epochs.is_empty() {
-            lines.push(Line::new(format!("{model}: training loss"), epochs.iter().map(|e| ((e.epoch + 1) as f64, e.train_loss)).collect()));
-            lines.push(Line::new(format!("{model}: validation PRAUC"), epochs.iter().map(|e| ((e.epoch + 1) as f64, e.validation_prauc)).collect()));
+            lines.push(Line::new(
+                format!("{model}: training loss"),
+                epochs
+                    .iter()
+                    .map(|e| ((e.epoch + 1) as f64, e.train_loss))
+                    .collect(),
+            ));
+            lines.push(Line::new(
+                format!("{model}: validation PRAUC"),
+                epochs
+                    .iter()
+                    .map(|e| ((e.epoch + 1) as f64, e.validation_prauc))
+                    .collect(),
+            ));
         }
     }
-    let x = Axis { label: "epoch", range: padded(history.iter().map(|e| (e.epoch + 1) as f64)) };
-    let y = Axis { label: "", range: padded(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain([0.0])) };
-    line_chart(path, "Medication recommendation: training and validation", x, y, &lines, false)
+    let x = Axis {
+        label: "epoch",
+        range: padded(history.iter().map(|e| (e.epoch + 1) as f64)),
+    };
+    let y = Axis {
+        label: "",
+        range: padded(
+            lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.1))
+                .chain([0.0]),
+        ),
+    };
+    line_chart(
+        path,
+        "Medication recommendation: training and validation",
+        x,
+        y,
+        &lines,
+        false,
+    )
 }
 
 fn markdown(report: &MedRecReport) -> String {
     let row = |name: &str, m: &MedicationMetrics| {
         format!(
             "| {name} | {} | {:.3} ({:.3}–{:.3}) | {:.3} | {:.3} | {:.3} | {:.2} |\n",
-            m.n, m.jaccard, m.jaccard_ci95.0, m.jaccard_ci95.1, m.prauc, m.f1, m.ddi_rate, m.mean_drugs
+            m.n,
+            m.jaccard,
+            m.jaccard_ci95.0,
+            m.jaccard_ci95.1,
+            m.prauc,
+            m.f1,
+            m.ddi_rate,
+            m.mean_drugs
         )
     };
     let mut text = format!(
@@ -848,7 +1332,10 @@ pub fn default_config_toml() -> Result<String> {
 }
 
 /// Reads the records of a run's cohorts (or the synthetic cohort).
-pub fn records(config: &MedRecRunConfig, read: impl Fn(&PathBuf) -> Result<Vec<PatientRecord>>) -> Result<Vec<PatientRecord>> {
+pub fn records(
+    config: &MedRecRunConfig,
+    read: impl Fn(&PathBuf) -> Result<Vec<PatientRecord>>,
+) -> Result<Vec<PatientRecord>> {
     if config.cohorts.is_empty() {
         return Ok(crate::synthetic::cohort(config.synthetic, 48, config.seed));
     }
@@ -870,16 +1357,35 @@ mod tests {
     fn the_prompt_puts_the_current_visit_first_and_hides_its_drugs() {
         let mut r = crate::synthetic::cohort(3, 48, 1).remove(0);
         r.visits = vec![
-            bedside::record::Visit { diagnoses: vec!["icd9:4280".into()], procedures: vec![], medications: vec!["C03C".into()] },
-            bedside::record::Visit { diagnoses: vec!["icd9:5849".into()], procedures: vec![], medications: vec!["B01A".into()] },
+            bedside::record::Visit {
+                diagnoses: vec!["icd9:4280".into()],
+                procedures: vec![],
+                medications: vec!["C03C".into()],
+            },
+            bedside::record::Visit {
+                diagnoses: vec!["icd9:5849".into()],
+                procedures: vec![],
+                medications: vec!["B01A".into()],
+            },
         ];
-        let names = HashMap::from([("icd9:4280".to_string(), "Congestive heart failure, unspecified".to_string())]);
+        let names = HashMap::from([(
+            "icd9:4280".to_string(),
+            "Congestive heart failure, unspecified".to_string(),
+        )]);
         let text = visit_prompt(&r, &names, &HashMap::new(), 16);
         let current = text.find("Current visit: diagnoses: icd9:5849").unwrap();
-        let earlier = text.find("Visit 1 before: diagnoses: Congestive heart failure, unspecified").unwrap();
+        let earlier = text
+            .find("Visit 1 before: diagnoses: Congestive heart failure, unspecified")
+            .unwrap();
         assert!(current < earlier, "{text}");
-        assert!(text.contains("HIGH-CEILING DIURETICS") || text.to_lowercase().contains("diuretics"), "{text}");
-        assert!(!text.to_lowercase().contains("antithrombotic"), "the current visit's drugs are the answer: {text}");
+        assert!(
+            text.contains("HIGH-CEILING DIURETICS") || text.to_lowercase().contains("diuretics"),
+            "{text}"
+        );
+        assert!(
+            !text.to_lowercase().contains("antithrombotic"),
+            "the current visit's drugs are the answer: {text}"
+        );
     }
 
     #[test]
@@ -887,7 +1393,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bedside-features-{}", std::process::id()));
         let path = dir.join("f.safetensors");
         let drugs = vec!["B01A".to_string(), "C03C".to_string()];
-        write_features(&path, &["a".into(), "b".into()], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, &[0.5, -0.5, 1.0, 2.0], &drugs).unwrap();
+        write_features(
+            &path,
+            &["a".into(), "b".into()],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            3,
+            &[0.5, -0.5, 1.0, 2.0],
+            &drugs,
+        )
+        .unwrap();
         let f = read_features(&path).unwrap();
         assert_eq!(f.width, 3);
         assert_eq!(f.hidden["b"], [4.0, 5.0, 6.0]);
@@ -903,7 +1417,11 @@ mod tests {
         }
         let config = MedRecRunConfig::default();
         let [train, validation, test] = split(&records, &config);
-        let side = |rows: &[usize]| rows.iter().map(|&i| records[i].patient.clone().unwrap()).collect::<BTreeSet<_>>();
+        let side = |rows: &[usize]| {
+            rows.iter()
+                .map(|&i| records[i].patient.clone().unwrap())
+                .collect::<BTreeSet<_>>()
+        };
         let (a, b, c) = (side(&train), side(&validation), side(&test));
         assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
         assert_eq!(train.len() + validation.len() + test.len(), 40);

@@ -28,7 +28,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "bedside-train", version, about = "Train, export and run bedside models")]
+#[command(
+    name = "bedside-train",
+    version,
+    about = "Train, export and run bedside models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -338,35 +342,53 @@ impl From<BackendArg> for Backend {
 fn main() {
     // BEDSIDE_LOG takes tracing's filter syntax, e.g. BEDSIDE_LOG=debug or BEDSIDE_LOG=bedside_train=warn
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG").unwrap_or_else(|_| "warn,bedside_train=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG")
+                .unwrap_or_else(|_| "warn,bedside_train=info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(error) = run(Cli::parse()) {
         let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
         // the library's stable error code first, for scripts (the same codes as the JS API)
-        let code = error.chain().find_map(|e| e.downcast_ref::<bedside::BedsideError>()).map(|e| format!("[{}] ", e.code()));
-        eprintln!("bedside-train: {}{}", code.unwrap_or_default(), chain.join(": "));
+        let code = error
+            .chain()
+            .find_map(|e| e.downcast_ref::<bedside::BedsideError>())
+            .map(|e| format!("[{}] ", e.code()));
+        eprintln!(
+            "bedside-train: {}{}",
+            code.unwrap_or_default(),
+            chain.join(": ")
+        );
         std::process::exit(1);
     }
 }
 
 fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| PatientRecord::from_json(line).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .map(|(i, line)| {
+            PatientRecord::from_json(line).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
         .collect()
 }
 
 /// The rationale texts of a teacher JSONL file (`note_rationale`, `lab_rationale`).
 fn read_rationale_texts(path: &PathBuf) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let value: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
         for field in ["note_rationale", "lab_rationale"] {
             if let Some(s) = value.get(field).and_then(|v| v.as_str()) {
                 out.push(s.to_string());
@@ -378,8 +400,21 @@ fn read_rationale_texts(path: &PathBuf) -> Result<Vec<String>> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Cohort { source, input, atc, summary: summary_path, n, seed, hours, out } => {
-            let input = || input.clone().context("--input DIR is required for this source");
+        Command::Cohort {
+            source,
+            input,
+            atc,
+            summary: summary_path,
+            n,
+            seed,
+            hours,
+            out,
+        } => {
+            let input = || {
+                input
+                    .clone()
+                    .context("--input DIR is required for this source")
+            };
             let (records, summary) = match source {
                 Source::Synthetic => {
                     let records = synthetic::cohort(n, hours, seed);
@@ -389,30 +424,63 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 Source::Mimic3 => {
                     let mut summary = cohort::Summary::new("mimic3");
-                    (cohort::mimic3::read(&input()?, atc.as_deref(), hours, &mut summary)?, summary)
+                    (
+                        cohort::mimic3::read(&input()?, atc.as_deref(), hours, &mut summary)?,
+                        summary,
+                    )
                 }
                 Source::Mimic4 => {
                     let mut summary = cohort::Summary::new("mimic4");
-                    (cohort::mimic4::read(&input()?, atc.as_deref(), hours, &mut summary)?, summary)
+                    (
+                        cohort::mimic4::read(&input()?, atc.as_deref(), hours, &mut summary)?,
+                        summary,
+                    )
                 }
                 Source::Physionet2012 => {
                     let mut summary = cohort::Summary::new("physionet2012");
-                    (cohort::physionet2012::read(&input()?, &mut summary)?, summary)
+                    (
+                        cohort::physionet2012::read(&input()?, &mut summary)?,
+                        summary,
+                    )
                 }
             };
             // `.json`: one JSON array (what the demo page fetches); anything else: JSONL
             let text = if out.extension().is_some_and(|e| e == "json") {
                 serde_json::to_string(&records)?
             } else {
-                records.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?.join("\n") + "\n"
+                records
+                    .iter()
+                    .map(serde_json::to_string)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("\n")
+                    + "\n"
             };
             train::write_atomic(&out, text.as_bytes())?;
             let summary_path = summary_path.unwrap_or_else(|| out.with_extension("summary.json"));
-            train::write_atomic(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+            train::write_atomic(
+                &summary_path,
+                serde_json::to_string_pretty(&summary)?.as_bytes(),
+            )?;
             eprint!("{}", summary.table());
-            eprintln!("wrote {} admissions to {}, summary to {}", records.len(), out.display(), summary_path.display());
+            eprintln!(
+                "wrote {} admissions to {}, summary to {}",
+                records.len(),
+                out.display(),
+                summary_path.display()
+            );
         }
-        Command::Train { cohort, synthetic, epochs, batch_size, learning_rate, seed, hours, d_model, layers, out } => {
+        Command::Train {
+            cohort,
+            synthetic,
+            epochs,
+            batch_size,
+            learning_rate,
+            seed,
+            hours,
+            d_model,
+            layers,
+            out,
+        } => {
             let records = match &cohort {
                 Some(path) => read_cohort(path)?,
                 None => synthetic::cohort(synthetic, hours, seed),
@@ -435,10 +503,21 @@ fn run(cli: Cli) -> Result<()> {
             let t = &report.test;
             eprintln!(
                 "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
-                report.train_admissions, report.test_admissions, t.macro_auroc, t.macro_auroc_ci95.0, t.macro_auroc_ci95.1, t.micro_f1, out.display()
+                report.train_admissions,
+                report.test_admissions,
+                t.macro_auroc,
+                t.macro_auroc_ci95.0,
+                t.macro_auroc_ci95.1,
+                t.micro_f1,
+                out.display()
             );
         }
-        Command::Distill { config, out, resume, print_config } => {
+        Command::Distill {
+            config,
+            out,
+            resume,
+            print_config,
+        } => {
             if print_config {
                 print!("{}", toml::to_string(&distill::RunConfig::default())?);
                 return Ok(());
@@ -456,7 +535,12 @@ fn run(cli: Cli) -> Result<()> {
             })
             .context("installing the Ctrl-C handler")?;
             let started = std::time::Instant::now();
-            let (_, progress, _) = run.execute(&records, resume, stop, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+            let (_, progress, _) = run.execute(
+                &records,
+                resume,
+                stop,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )?;
             let last = progress.history.last();
             println!(
                 "distill: {} admissions, {} epochs in {:.0} s; last validation micro-F1 of the written diagnoses {} → {}",
@@ -467,7 +551,11 @@ fn run(cli: Cli) -> Result<()> {
                 out.join("model.safetensors").display()
             );
         }
-        Command::Medrec { config, out, print_config } => {
+        Command::Medrec {
+            config,
+            out,
+            print_config,
+        } => {
             if print_config {
                 print!("{}", leader::default_config_toml()?);
                 return Ok(());
@@ -481,20 +569,50 @@ fn run(cli: Cli) -> Result<()> {
             let s = &report.student.overall;
             println!(
                 "medrec: student Jaccard {:.3} (95% CI {:.3}–{:.3}), PRAUC {:.3}, F1 {:.3}, DDI rate {:.3} on {} test admissions; {:.0} s → {}",
-                s.jaccard, s.jaccard_ci95.0, s.jaccard_ci95.1, s.prauc, s.f1, s.ddi_rate, s.n, report.seconds, out.display()
+                s.jaccard,
+                s.jaccard_ci95.0,
+                s.jaccard_ci95.1,
+                s.prauc,
+                s.f1,
+                s.ddi_rate,
+                s.n,
+                report.seconds,
+                out.display()
             );
             if let Some(t) = &report.teacher {
-                println!("medrec: teacher Jaccard {:.3}, PRAUC {:.3}, F1 {:.3}", t.overall.jaccard, t.overall.prauc, t.overall.f1);
+                println!(
+                    "medrec: teacher Jaccard {:.3}, PRAUC {:.3}, F1 {:.3}",
+                    t.overall.jaccard, t.overall.prauc, t.overall.f1
+                );
             }
         }
-        Command::Mortality { input, train_set, test_set, epochs, patience, batch_size, learning_rate, seed, d_model, layers, resamples, backend, out } => {
+        Command::Mortality {
+            input,
+            train_set,
+            test_set,
+            epochs,
+            patience,
+            batch_size,
+            learning_rate,
+            seed,
+            d_model,
+            layers,
+            resamples,
+            backend,
+            out,
+        } => {
             let mut summary = cohort::Summary::new("physionet2012");
             let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
             let mut take = |name: &str| {
                 let at = sets.iter().position(|(n, _)| n == name);
                 let known: Vec<String> = sets.iter().map(|(n, _)| n.clone()).collect();
-                at.map(|i| sets.swap_remove(i).1)
-                    .with_context(|| format!("no {name}.tar.gz in {} (found: {})", input.display(), known.join(", ")))
+                at.map(|i| sets.swap_remove(i).1).with_context(|| {
+                    format!(
+                        "no {name}.tar.gz in {} (found: {})",
+                        input.display(),
+                        known.join(", ")
+                    )
+                })
             };
             let (train_records, test_records) = (take(&train_set)?, take(&test_set)?);
             let options = mortality::MortalityOptions {
@@ -510,60 +628,133 @@ fn run(cli: Cli) -> Result<()> {
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let (model, report) = mortality::run(&train_records, &test_records, &options)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let mut store = burn::store::SafetensorsStore::from_bytes(None);
-            burn::store::ModuleSnapshot::save_into(&model, &mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-            let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+            burn::store::ModuleSnapshot::save_into(&model, &mut store)
+                .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+            let weights = store
+                .get_bytes()
+                .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
             train::write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
-            train::write_atomic(&out.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+            train::write_atomic(
+                &out.join("report.json"),
+                serde_json::to_string_pretty(&report)?.as_bytes(),
+            )?;
             train::write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
-            let roc: String = report.roc.iter().map(|(x, y)| format!("{x},{y}\n")).collect();
-            train::write_atomic(&out.join("roc.csv"), format!("false_positive_rate,true_positive_rate\n{roc}").as_bytes())?;
-            let calibration: String =
-                report.calibration.iter().map(|b| format!("{},{},{}\n", b.n, b.mean_predicted, b.observed)).collect();
-            train::write_atomic(&out.join("calibration.csv"), format!("stays,mean_predicted,observed\n{calibration}").as_bytes())?;
+            let roc: String = report
+                .roc
+                .iter()
+                .map(|(x, y)| format!("{x},{y}\n"))
+                .collect();
+            train::write_atomic(
+                &out.join("roc.csv"),
+                format!("false_positive_rate,true_positive_rate\n{roc}").as_bytes(),
+            )?;
+            let calibration: String = report
+                .calibration
+                .iter()
+                .map(|b| format!("{},{},{}\n", b.n, b.mean_predicted, b.observed))
+                .collect();
+            train::write_atomic(
+                &out.join("calibration.csv"),
+                format!("stays,mean_predicted,observed\n{calibration}").as_bytes(),
+            )?;
             report.plot(&out)?;
             print!("{}", report.markdown());
             eprintln!(
                 "mortality: trained on {} stays of {train_set}, tested on {} of {test_set}: AUROC {:.3} ({:.3}–{:.3}); report in {}",
-                report.train_stays, report.test_stays, report.test.auroc, report.test.auroc_ci95.0, report.test.auroc_ci95.1, out.display()
+                report.train_stays,
+                report.test_stays,
+                report.test.auroc,
+                report.test.auroc_ci95.0,
+                report.test.auroc_ci95.1,
+                out.display()
             );
         }
-        Command::Eval { bundle, cohort, synthetic, rationales, max_tokens, out } => {
+        Command::Eval {
+            bundle,
+            cohort,
+            synthetic,
+            rationales,
+            max_tokens,
+            out,
+        } => {
             let records = match &cohort {
                 Some(path) => read_cohort(path)?,
                 None => synthetic::cohort(synthetic, 48, 2025),
             };
             let rationales = match &rationales {
-                Some(path) => teach::read_jsonl(path)?.into_iter().map(|r| (r.id.clone(), r)).collect(),
+                Some(path) => teach::read_jsonl(path)?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r))
+                    .collect(),
                 None => std::collections::BTreeMap::new(),
             };
-            let report = eval::evaluate(&bundle, &records, &rationales, max_tokens, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+            let report = eval::evaluate(
+                &bundle,
+                &records,
+                &rationales,
+                max_tokens,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )?;
             print!("{}", report.markdown());
             if let Some(out) = out {
                 report.write(&out)?;
             }
         }
-        Command::Export { run, out, dtype, medrec } => {
+        Command::Export {
+            run,
+            out,
+            dtype,
+            medrec,
+        } => {
             let dtype = match dtype {
                 DtypeArg::F32 => "f32",
                 DtypeArg::F16 => "f16",
             };
             let manifest = distill::export(&run, medrec.as_deref(), &out, dtype)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
-            println!("export: {} bundle ({dtype}), {:.1} MB → {}", manifest.model.kind(), bytes as f64 / 1e6, out.display());
+            println!(
+                "export: {} bundle ({dtype}), {:.1} MB → {}",
+                manifest.model.kind(),
+                bytes as f64 / 1e6,
+                out.display()
+            );
         }
-        Command::Teach { cohort, teacher, input, url, model, concurrency, timeout, retries, backoff_ms, cache, hours, out } => {
+        Command::Teach {
+            cohort,
+            teacher,
+            input,
+            url,
+            model,
+            concurrency,
+            timeout,
+            retries,
+            backoff_ms,
+            cache,
+            hours,
+            out,
+        } => {
             let records = read_cohort(&cohort)?;
             let rationales = match teacher {
-                TeacherArg::Knowledge => records.iter().map(|r| teach::knowledge_teacher(r, hours)).collect::<Vec<_>>(),
+                TeacherArg::Knowledge => records
+                    .iter()
+                    .map(|r| teach::knowledge_teacher(r, hours))
+                    .collect::<Vec<_>>(),
                 TeacherArg::Jsonl => {
                     let input = input.context("--input FILE is required with --teacher jsonl")?;
                     let imported = teach::read_jsonl(&input)?;
-                    let ids: std::collections::BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
-                    let unknown = imported.iter().filter(|r| !ids.contains(r.id.as_str())).count();
+                    let ids: std::collections::BTreeSet<&str> =
+                        records.iter().map(|r| r.id.as_str()).collect();
+                    let unknown = imported
+                        .iter()
+                        .filter(|r| !ids.contains(r.id.as_str()))
+                        .count();
                     if unknown > 0 {
-                        eprintln!("teach: {unknown} rationales name admissions not in the cohort; kept");
+                        eprintln!(
+                            "teach: {unknown} rationales name admissions not in the cohort; kept"
+                        );
                     }
                     imported
                 }
@@ -571,7 +762,9 @@ fn run(cli: Cli) -> Result<()> {
                     let options = endpoint::EndpointOptions {
                         url: url.context("--url is required with --teacher endpoint")?,
                         model,
-                        api_key: std::env::var("BEDSIDE_TEACHER_API_KEY").ok().filter(|k| !k.is_empty()),
+                        api_key: std::env::var("BEDSIDE_TEACHER_API_KEY")
+                            .ok()
+                            .filter(|k| !k.is_empty()),
                         concurrency,
                         timeout: std::time::Duration::from_secs(timeout.max(1)),
                         retries,
@@ -580,12 +773,20 @@ fn run(cli: Cli) -> Result<()> {
                         hours,
                     };
                     let run = endpoint::teach(&records, &options)?;
-                    eprintln!("teach: {} requests, {} answers from the cache, {} failed", run.requests, run.cached, run.failed.len());
+                    eprintln!(
+                        "teach: {} requests, {} answers from the cache, {} failed",
+                        run.requests,
+                        run.cached,
+                        run.failed.len()
+                    );
                     for (id, why) in run.failed.iter().take(5) {
                         eprintln!("  {id}: {why}");
                     }
                     if run.rationales.is_empty() && !records.is_empty() {
-                        bail!("the endpoint answered for no admission; first failure: {}", run.failed.first().map_or("none", |f| f.1.as_str()));
+                        bail!(
+                            "the endpoint answered for no admission; first failure: {}",
+                            run.failed.first().map_or("none", |f| f.1.as_str())
+                        );
                     }
                     run.rationales
                 }
@@ -596,10 +797,24 @@ fn run(cli: Cli) -> Result<()> {
                 text.push('\n');
             }
             train::write_atomic(&out, text.as_bytes())?;
-            let with_labs = rationales.iter().filter(|r| r.lab_rationale.contains(" was ")).count();
-            println!("teach: {} rationales ({} with lab findings) → {}", rationales.len(), with_labs, out.display());
+            let with_labs = rationales
+                .iter()
+                .filter(|r| r.lab_rationale.contains(" was "))
+                .count();
+            println!(
+                "teach: {} rationales ({} with lab findings) → {}",
+                rationales.len(),
+                with_labs,
+                out.display()
+            );
         }
-        Command::Tokenizer { cohort, rationales, synthetic, vocab_size, out } => {
+        Command::Tokenizer {
+            cohort,
+            rationales,
+            synthetic,
+            vocab_size,
+            out,
+        } => {
             let mut records = Vec::new();
             for path in &cohort {
                 records.extend(read_cohort(path)?);
@@ -623,14 +838,27 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Tokenize { tokenizer } => {
-            let bytes = std::fs::read(&tokenizer).with_context(|| format!("cannot read {}", tokenizer.display()))?;
+            let bytes = std::fs::read(&tokenizer)
+                .with_context(|| format!("cannot read {}", tokenizer.display()))?;
             let tok = bedside::tokenizer::TextTokenizer::from_bytes(&bytes)?;
-            let texts: Vec<String> =
-                serde_json::from_reader(std::io::stdin()).context("stdin: a JSON array of strings expected")?;
-            let ids = texts.iter().map(|t| tok.encode(t)).collect::<bedside::Result<Vec<_>>>()?;
+            let texts: Vec<String> = serde_json::from_reader(std::io::stdin())
+                .context("stdin: a JSON array of strings expected")?;
+            let ids = texts
+                .iter()
+                .map(|t| tok.encode(t))
+                .collect::<bedside::Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string(&ids)?);
         }
-        Command::Bench { bundle, backend, repeats, tokens, config, part, inputs, out } => {
+        Command::Bench {
+            bundle,
+            backend,
+            repeats,
+            tokens,
+            config,
+            part,
+            inputs,
+            out,
+        } => {
             let options = bench::BenchOptions {
                 bundle,
                 backend: backend.into(),
@@ -645,15 +873,25 @@ fn run(cli: Cli) -> Result<()> {
             train::write_atomic(&out, serde_json::to_string_pretty(&figures)?.as_bytes())?;
             eprintln!("bench: figures written to {}", out.display());
         }
-        Command::Predict { bundle, record, backend, explain, recommend, max_tokens } => {
+        Command::Predict {
+            bundle,
+            record,
+            backend,
+            explain,
+            recommend,
+            max_tokens,
+        } => {
             let read = |name: &str| {
                 let path = bundle.join(name);
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
             };
-            let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
+            let manifest =
+                String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
             let weights = read(WEIGHTS_FILE)?;
-            let text = std::fs::read_to_string(&record).with_context(|| format!("cannot read {}", record.display()))?;
-            let record = PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
+            let text = std::fs::read_to_string(&record)
+                .with_context(|| format!("cannot read {}", record.display()))?;
+            let record = PatientRecord::from_json_or_fhir(&text)
+                .with_context(|| record.display().to_string())?;
             let backend = backend.into();
             let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
             let medrec = match recommend {
@@ -661,14 +899,18 @@ fn run(cli: Cli) -> Result<()> {
                 false => None,
             };
             let (diagnosis, explanation, recommendation) = pollster::block_on(async {
-                let mut engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
+                let mut engine =
+                    Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
                 if let Some(bytes) = &medrec {
                     engine.load_medications(bytes)?;
                 }
                 let diagnosis = engine.diagnose(&record).await?;
                 let explanation = match explain {
                     true => {
-                        let options = bedside::generate::GenerateOptions { max_new_tokens: max_tokens, ..Default::default() };
+                        let options = bedside::generate::GenerateOptions {
+                            max_new_tokens: max_tokens,
+                            ..Default::default()
+                        };
                         let mut stream = |piece: &str| eprint!("{piece}");
                         let e = engine.explain(&record, &options, &mut stream).await?;
                         eprintln!();

@@ -30,8 +30,16 @@ fn row_scores(probs: &[f32], truth: &[bool], threshold: f32) -> (f64, f64, Optio
         actual += usize::from(t);
     }
     let union = predicted + actual - both;
-    let jaccard = if union == 0 { 0.0 } else { both as f64 / union as f64 };
-    let f1 = if predicted + actual == 0 { 0.0 } else { 2.0 * both as f64 / (predicted + actual) as f64 };
+    let jaccard = if union == 0 {
+        0.0
+    } else {
+        both as f64 / union as f64
+    };
+    let f1 = if predicted + actual == 0 {
+        0.0
+    } else {
+        2.0 * both as f64 / (predicted + actual) as f64
+    };
     let ap = (actual > 0).then(|| {
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
@@ -49,20 +57,39 @@ fn row_scores(probs: &[f32], truth: &[bool], threshold: f32) -> (f64, f64, Optio
 
 /// `probs`, `targets`: row-major `[n, drugs]`; `drugs`: the ATC-3 code of each column; `rows`:
 /// the rows to score.
-pub fn evaluate(probs: &[f32], targets: &[bool], drugs: &[String], threshold: f32, rows: &[usize]) -> MedicationMetrics {
+pub fn evaluate(
+    probs: &[f32],
+    targets: &[bool],
+    drugs: &[String],
+    threshold: f32,
+    rows: &[usize],
+) -> MedicationMetrics {
     let m = drugs.len().max(1);
     let scores: Vec<(f64, f64, Option<f64>)> = rows
         .iter()
-        .map(|&r| row_scores(&probs[r * m..(r + 1) * m], &targets[r * m..(r + 1) * m], threshold))
+        .map(|&r| {
+            row_scores(
+                &probs[r * m..(r + 1) * m],
+                &targets[r * m..(r + 1) * m],
+                threshold,
+            )
+        })
         .collect();
     let n = scores.len();
     let mean = |v: &mut dyn Iterator<Item = f64>| {
         let (sum, count) = v.fold((0.0, 0usize), |(s, c), x| (s + x, c + 1));
-        if count == 0 { f64::NAN } else { sum / count as f64 }
+        if count == 0 {
+            f64::NAN
+        } else {
+            sum / count as f64
+        }
     };
     let (mut pairs, mut ddi, mut drugs_total) = (0usize, 0usize, 0usize);
     for &r in rows {
-        let chosen: Vec<&str> = (0..m).filter(|&j| probs[r * m + j] >= threshold).map(|j| drugs[j].as_str()).collect();
+        let chosen: Vec<&str> = (0..m)
+            .filter(|&j| probs[r * m + j] >= threshold)
+            .map(|j| drugs[j].as_str())
+            .collect();
         drugs_total += chosen.len();
         for (i, a) in chosen.iter().enumerate() {
             for b in &chosen[i + 1..] {
@@ -75,18 +102,37 @@ pub fn evaluate(probs: &[f32], targets: &[bool], drugs: &[String], threshold: f3
     let mut boot: Vec<f64> = if n == 0 {
         Vec::new()
     } else {
-        (0..500).map(|_| (0..n).map(|_| scores[rng.random_range(0..n)].0).sum::<f64>() / n as f64).collect()
+        (0..500)
+            .map(|_| {
+                (0..n)
+                    .map(|_| scores[rng.random_range(0..n)].0)
+                    .sum::<f64>()
+                    / n as f64
+            })
+            .collect()
     };
     boot.sort_by(f64::total_cmp);
-    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        boot.get(((boot.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     MedicationMetrics {
         n,
         jaccard: mean(&mut scores.iter().map(|s| s.0)),
         jaccard_ci95: (at(0.025), at(0.975)),
         f1: mean(&mut scores.iter().map(|s| s.1)),
         prauc: mean(&mut scores.iter().filter_map(|s| s.2)),
-        ddi_rate: if pairs == 0 { 0.0 } else { ddi as f64 / pairs as f64 },
-        mean_drugs: if n == 0 { f64::NAN } else { drugs_total as f64 / n as f64 },
+        ddi_rate: if pairs == 0 {
+            0.0
+        } else {
+            ddi as f64 / pairs as f64
+        },
+        mean_drugs: if n == 0 {
+            f64::NAN
+        } else {
+            drugs_total as f64 / n as f64
+        },
     }
 }
 
@@ -96,7 +142,10 @@ pub fn best_threshold(probs: &[f32], targets: &[bool], drugs: &[String], rows: &
         .map(|i| i as f32 * 0.05)
         .map(|t| (t, evaluate(probs, targets, drugs, t, rows).jaccard))
         .filter(|(_, j)| j.is_finite())
-        .fold((0.5, -1.0), |best, (t, j)| if j > best.1 { (t, j) } else { best })
+        .fold(
+            (0.5, -1.0),
+            |best, (t, j)| if j > best.1 { (t, j) } else { best },
+        )
         .0
 }
 
@@ -106,7 +155,10 @@ mod tests {
 
     #[test]
     fn hand_computed_scores() {
-        let drugs: Vec<String> = ["B01A", "C03C", "N02B", "A02B"].iter().map(|s| s.to_string()).collect();
+        let drugs: Vec<String> = ["B01A", "C03C", "N02B", "A02B"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         // row 0: predicted {B01A, C03C}, true {B01A, N02B}: Jaccard 1/3, F1 1/2;
         // ranking B01A (hit), C03C, N02B (hit), A02B: AP = (1/1 + 2/3) / 2
         // row 1: predicted {A02B}, true {A02B}: all 1

@@ -19,14 +19,24 @@ pub struct Metrics {
 
 /// The 95% percentile-bootstrap interval of `statistic` over `n` units, `resamples` seeded
 /// resamples: `statistic` gets the resampled unit indices; non-finite values are left out.
-pub fn bootstrap_ci95(n: usize, resamples: usize, seed: u64, statistic: impl Fn(&[usize]) -> f64) -> (f64, f64) {
+pub fn bootstrap_ci95(
+    n: usize,
+    resamples: usize,
+    seed: u64,
+    statistic: impl Fn(&[usize]) -> f64,
+) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut values: Vec<f64> = (0..resamples)
         .map(|_| statistic(&(0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>()))
         .filter(|v| v.is_finite())
         .collect();
     values.sort_by(f64::total_cmp);
-    let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        values
+            .get(((values.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     (at(0.025), at(0.975))
 }
 
@@ -45,7 +55,11 @@ pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) 
         .filter(|v| v.is_finite())
         .collect();
     boot.sort_by(f64::total_cmp);
-    let at = |q: f64| boot.get(((boot.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        boot.get(((boot.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Metrics {
         n,
         micro_f1,
@@ -67,21 +81,41 @@ pub fn f1(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> (f6
         }
     }
     let score = |(tp, fp, fn_): (usize, usize, usize)| {
-        if tp + fp + fn_ == 0 { f64::NAN } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
+        if tp + fp + fn_ == 0 {
+            f64::NAN
+        } else {
+            2.0 * tp as f64 / (2 * tp + fp + fn_) as f64
+        }
     };
-    let total = per_label.iter().fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
-    let macros: Vec<f64> = per_label.iter().map(|&c| score(c)).filter(|v| v.is_finite()).collect();
-    (score(total), macros.iter().sum::<f64>() / macros.len().max(1) as f64)
+    let total = per_label
+        .iter()
+        .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+    let macros: Vec<f64> = per_label
+        .iter()
+        .map(|&c| score(c))
+        .filter(|v| v.is_finite())
+        .collect();
+    (
+        score(total),
+        macros.iter().sum::<f64>() / macros.len().max(1) as f64,
+    )
 }
 
 fn macro_auroc_of(probs: &[f32], targets: &[bool], labels: usize, rows: &[usize]) -> f64 {
     let aucs: Vec<f64> = (0..labels)
         .filter_map(|l| {
-            let pairs: Vec<(f32, bool)> = rows.iter().map(|&r| (probs[r * labels + l], targets[r * labels + l])).collect();
+            let pairs: Vec<(f32, bool)> = rows
+                .iter()
+                .map(|&r| (probs[r * labels + l], targets[r * labels + l]))
+                .collect();
             auroc(&pairs)
         })
         .collect();
-    if aucs.is_empty() { f64::NAN } else { aucs.iter().sum::<f64>() / aucs.len() as f64 }
+    if aucs.is_empty() {
+        f64::NAN
+    } else {
+        aucs.iter().sum::<f64>() / aucs.len() as f64
+    }
 }
 
 /// Mann–Whitney AUROC with ties counted as one half; `None` when one class is absent.
@@ -141,14 +175,23 @@ pub fn roc_curve(pairs: &[(f32, bool)], points: usize) -> Vec<(f64, f64)> {
     while i < sorted.len() {
         let score = sorted[i].0;
         while i < sorted.len() && sorted[i].0 == score {
-            if sorted[i].1 { tp += 1.0 } else { fp += 1.0 }
+            if sorted[i].1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         curve.push((fp / negatives, tp / positives));
     }
     let stride = curve.len().div_ceil(points.max(2)).max(1);
     let last = curve.len() - 1;
-    curve.into_iter().enumerate().filter(|(k, _)| k % stride == 0 || *k == last).map(|(_, p)| p).collect()
+    curve
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| k % stride == 0 || *k == last)
+        .map(|(_, p)| p)
+        .collect()
 }
 
 #[cfg(test)]
@@ -161,7 +204,14 @@ mod tests {
         assert_eq!(auroc(&[(0.9, false), (0.1, true)]), Some(0.0));
         assert_eq!(auroc(&[(0.5, false), (0.5, true)]), Some(0.5));
         // 3 positives, 2 negatives: pairs won 5 of 6 → 5/6
-        let a = auroc(&[(0.1, false), (0.4, true), (0.5, false), (0.8, true), (0.7, true)]).unwrap();
+        let a = auroc(&[
+            (0.1, false),
+            (0.4, true),
+            (0.5, false),
+            (0.8, true),
+            (0.7, true),
+        ])
+        .unwrap();
         assert!((a - 5.0 / 6.0).abs() < 1e-12, "{a}");
         assert_eq!(auroc(&[(0.1, true)]), None);
     }
@@ -178,15 +228,27 @@ mod tests {
     fn roc_curve_runs_from_origin_to_corner() {
         let pairs = [(0.9, true), (0.8, false), (0.7, true), (0.1, false)];
         let curve = roc_curve(&pairs, 200);
-        assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        assert_eq!(
+            curve,
+            vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]
+        );
     }
 
     #[test]
     fn calibration_bins_are_equal_count_and_ordered() {
         let pairs: Vec<(f32, bool)> = (0..20).map(|i| (i as f32 / 20.0, i >= 15)).collect();
         let bins = calibration(&pairs, 4);
-        assert_eq!(bins.iter().map(|b| b.n).collect::<Vec<_>>(), vec![5, 5, 5, 5]);
-        assert_eq!(bins.iter().map(|b| b.observed).collect::<Vec<_>>(), vec![0.0, 0.0, 0.0, 1.0]);
-        assert!(bins.windows(2).all(|w| w[0].mean_predicted < w[1].mean_predicted));
+        assert_eq!(
+            bins.iter().map(|b| b.n).collect::<Vec<_>>(),
+            vec![5, 5, 5, 5]
+        );
+        assert_eq!(
+            bins.iter().map(|b| b.observed).collect::<Vec<_>>(),
+            vec![0.0, 0.0, 0.0, 1.0]
+        );
+        assert!(
+            bins.windows(2)
+                .all(|w| w[0].mean_predicted < w[1].mean_predicted)
+        );
     }
 }

@@ -89,7 +89,12 @@ fn labelled(records: &[PatientRecord]) -> (Vec<(SeriesGrid, bool)>, usize) {
     let mut out = Vec::new();
     let mut missing = 0;
     for record in records {
-        match record.labels.as_ref().and_then(|l| l.outcomes.as_ref()).and_then(|o| o.in_hospital_death) {
+        match record
+            .labels
+            .as_ref()
+            .and_then(|l| l.outcomes.as_ref())
+            .and_then(|o| o.in_hospital_death)
+        {
             Some(died) => out.push((SeriesGrid::from_record(record, HOURS), died)),
             None => missing += 1,
         }
@@ -108,7 +113,10 @@ pub fn model_config(options: &MortalityOptions) -> LabPhenotypeModelConfig {
     )
 }
 
-fn tensors(stays: &[&(SeriesGrid, bool)], device: &Device) -> (Tensor<3>, Tensor<3>, Tensor<2, Int>) {
+fn tensors(
+    stays: &[&(SeriesGrid, bool)],
+    device: &Device,
+) -> (Tensor<3>, Tensor<3>, Tensor<2, Int>) {
     let grids: Vec<&SeriesGrid> = stays.iter().map(|s| &s.0).collect();
     let (values, mask) = SeriesGrid::tensors(&grids, device);
     let y: Vec<i64> = stays.iter().map(|s| s.1 as i64).collect();
@@ -117,22 +125,41 @@ fn tensors(stays: &[&(SeriesGrid, bool)], device: &Device) -> (Tensor<3>, Tensor
 }
 
 /// Death probabilities for `stays`, in order.
-pub fn predict(model: &LabPhenotypeModel, stays: &[&(SeriesGrid, bool)], device: &Device) -> Result<Vec<f32>> {
+pub fn predict(
+    model: &LabPhenotypeModel,
+    stays: &[&(SeriesGrid, bool)],
+    device: &Device,
+) -> Result<Vec<f32>> {
     let mut probs = Vec::with_capacity(stays.len());
     for chunk in stays.chunks(128) {
         let (values, mask, _) = tensors(chunk, device);
         let p = burn::tensor::activation::sigmoid(model.forward(values, mask));
-        probs.extend(p.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))?);
+        probs.extend(
+            p.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))?,
+        );
     }
     Ok(probs)
 }
 
 /// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
-pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityOptions) -> Result<(LabPhenotypeModel, MortalityReport)> {
-    anyhow::ensure!(options.epochs > 0 && options.batch_size > 0, "--epochs and --batch-size must be at least 1");
+pub fn run(
+    train: &[PatientRecord],
+    test: &[PatientRecord],
+    options: &MortalityOptions,
+) -> Result<(LabPhenotypeModel, MortalityReport)> {
+    anyhow::ensure!(
+        options.epochs > 0 && options.batch_size > 0,
+        "--epochs and --batch-size must be at least 1"
+    );
     let (mut stays, missing_train) = labelled(train);
     let (test_stays, missing_test) = labelled(test);
-    anyhow::ensure!(stays.len() >= 20, "need at least 20 training stays with an outcome, got {}", stays.len());
+    anyhow::ensure!(
+        stays.len() >= 20,
+        "need at least 20 training stays with an outcome, got {}",
+        stays.len()
+    );
     anyhow::ensure!(!test_stays.is_empty(), "no test stay has an outcome");
     let mut rng = StdRng::seed_from_u64(options.seed);
     stays.shuffle(&mut rng);
@@ -140,24 +167,35 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
 
     let base = options.backend.device()?;
     let device = base.clone().autodiff();
-    let mut model = crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
+    let mut model =
+        crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
     device.seed(options.seed); // dropout
     let parameters = model.num_params();
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(1e-4)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
-    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let loss_fn = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let steps_per_epoch = stays.len().div_ceil(options.batch_size);
     let total_steps = options.epochs * steps_per_epoch;
     let warmup = steps_per_epoch.min(total_steps / 10).max(1);
-    let bar = if options.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {eta} left · {msg}").context("progress template")?);
+    let bar = if options.progress {
+        ProgressBar::new(total_steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {eta} left · {msg}")
+            .context("progress template")?,
+    );
 
     let started = Instant::now();
     let validation_refs: Vec<&(SeriesGrid, bool)> = validation.iter().collect();
     let mut order: Vec<usize> = (0..stays.len()).collect();
-    let (mut best, mut best_auroc, mut best_epoch, mut stale) = (model.valid(), f64::NEG_INFINITY, 0, 0);
+    let (mut best, mut best_auroc, mut best_epoch, mut stale) =
+        (model.valid(), f64::NEG_INFINITY, 0, 0);
     let mut epochs = Vec::new();
     let mut step = 0;
     for epoch in 1..=options.epochs {
@@ -169,9 +207,16 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
             let (values, mask, targets) = tensors(&batch, &device);
             let loss = loss_fn.forward(model.forward(values, mask), targets);
             let value = loss.clone().into_scalar::<f64>();
-            anyhow::ensure!(value.is_finite(), "training diverged: loss is {value} at epoch {epoch}");
+            anyhow::ensure!(
+                value.is_finite(),
+                "training diverged: loss is {value} at epoch {epoch}"
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(learning_rate(options.learning_rate, step, warmup, total_steps), model, grads);
+            model = optimizer.step(
+                learning_rate(options.learning_rate, step, warmup, total_steps),
+                model,
+                grads,
+            );
             step += 1;
             sum += value;
             count += 1;
@@ -179,7 +224,11 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
         }
         let valid = model.valid();
         let probs = predict(&valid, &validation_refs, &base)?;
-        let pairs: Vec<(f32, bool)> = probs.iter().zip(&validation).map(|(&p, s)| (p, s.1)).collect();
+        let pairs: Vec<(f32, bool)> = probs
+            .iter()
+            .zip(&validation)
+            .map(|(&p, s)| (p, s.1))
+            .collect();
         let log = EpochLog {
             epoch,
             train_loss: sum / count.max(1) as f64,
@@ -187,8 +236,16 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
             validation_auprc: average_precision(&pairs).unwrap_or(f64::NAN),
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
-        bar.set_message(format!("epoch {epoch} loss {:.4} validation AUROC {:.3}", log.train_loss, log.validation_auroc));
-        tracing::debug!(epoch, train_loss = log.train_loss, validation_auroc = log.validation_auroc, "mortality epoch");
+        bar.set_message(format!(
+            "epoch {epoch} loss {:.4} validation AUROC {:.3}",
+            log.train_loss, log.validation_auroc
+        ));
+        tracing::debug!(
+            epoch,
+            train_loss = log.train_loss,
+            validation_auroc = log.validation_auroc,
+            "mortality epoch"
+        );
         if log.validation_auroc > best_auroc {
             (best, best_auroc, best_epoch, stale) = (valid, log.validation_auroc, epoch, 0);
         } else {
@@ -204,7 +261,11 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
 
     let test_refs: Vec<&(SeriesGrid, bool)> = test_stays.iter().collect();
     let probs = predict(&best, &test_refs, &base)?;
-    let pairs: Vec<(f32, bool)> = probs.iter().zip(&test_stays).map(|(&p, s)| (p, s.1)).collect();
+    let pairs: Vec<(f32, bool)> = probs
+        .iter()
+        .zip(&test_stays)
+        .map(|(&p, s)| (p, s.1))
+        .collect();
     let saps: Vec<(f32, bool)> = test
         .iter()
         .filter_map(|r| {
@@ -221,11 +282,19 @@ pub fn run(train: &[PatientRecord], test: &[PatientRecord], options: &MortalityO
         epochs,
         best_epoch,
         test: binary_metrics(&pairs, options.resamples, options.seed),
-        test_brier: pairs.iter().map(|&(p, y)| (p as f64 - y as u8 as f64).powi(2)).sum::<f64>() / pairs.len() as f64,
+        test_brier: pairs
+            .iter()
+            .map(|&(p, y)| (p as f64 - y as u8 as f64).powi(2))
+            .sum::<f64>()
+            / pairs.len() as f64,
         calibration: calibration(&pairs, 10),
         roc: roc_curve(&pairs, 200),
         saps_i: (!saps.is_empty()).then(|| binary_metrics(&saps, options.resamples, options.seed)),
-        saps_i_roc: if saps.is_empty() { Vec::new() } else { roc_curve(&saps, 200) },
+        saps_i_roc: if saps.is_empty() {
+            Vec::new()
+        } else {
+            roc_curve(&saps, 200)
+        },
         train_seconds,
     };
     Ok((best, report))
@@ -263,7 +332,12 @@ pub fn binary_metrics(pairs: &[(f32, bool)], resamples: usize, seed: u64) -> Bin
 
 fn percentile_interval(mut values: Vec<f64>) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
-    let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        values
+            .get(((values.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     (at(0.025), at(0.975))
 }
 
@@ -271,28 +345,80 @@ impl MortalityReport {
     /// roc.png (with SAPS-I), calibration.png and training.png into `dir`.
     pub fn plot(&self, dir: &std::path::Path) -> Result<()> {
         use crate::plots::{Axis, Line, calibration_chart, line_chart, padded, roc_chart};
-        let mut roc = vec![Line::new(format!("bedside (AUROC {:.3})", self.test.auroc), self.roc.clone())];
+        let mut roc = vec![Line::new(
+            format!("bedside (AUROC {:.3})", self.test.auroc),
+            self.roc.clone(),
+        )];
         if let Some(saps) = &self.saps_i {
-            roc.push(Line::new(format!("SAPS-I (AUROC {:.3})", saps.auroc), self.saps_i_roc.clone()));
+            roc.push(Line::new(
+                format!("SAPS-I (AUROC {:.3})", saps.auroc),
+                self.saps_i_roc.clone(),
+            ));
         }
-        roc_chart(&dir.join("roc.png"), "In-hospital mortality: ROC on the test set", &roc)?;
-        calibration_chart(&dir.join("calibration.png"), "Calibration on the test set", &self.calibration, "mean predicted risk", "observed death rate")?;
-        let loss: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect();
-        let auroc: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, e.validation_auroc)).collect();
-        let x = Axis { label: "epoch", range: padded(loss.iter().map(|p| p.0)) };
-        let y = Axis { label: "", range: padded(loss.iter().chain(&auroc).map(|p| p.1)) };
-        line_chart(&dir.join("training.png"), "Training", x, y, &[Line::new("training loss", loss), Line::new("validation AUROC", auroc)], false)
+        roc_chart(
+            &dir.join("roc.png"),
+            "In-hospital mortality: ROC on the test set",
+            &roc,
+        )?;
+        calibration_chart(
+            &dir.join("calibration.png"),
+            "Calibration on the test set",
+            &self.calibration,
+            "mean predicted risk",
+            "observed death rate",
+        )?;
+        let loss: Vec<(f64, f64)> = self
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, e.train_loss))
+            .collect();
+        let auroc: Vec<(f64, f64)> = self
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, e.validation_auroc))
+            .collect();
+        let x = Axis {
+            label: "epoch",
+            range: padded(loss.iter().map(|p| p.0)),
+        };
+        let y = Axis {
+            label: "",
+            range: padded(loss.iter().chain(&auroc).map(|p| p.1)),
+        };
+        line_chart(
+            &dir.join("training.png"),
+            "Training",
+            x,
+            y,
+            &[
+                Line::new("training loss", loss),
+                Line::new("validation AUROC", auroc),
+            ],
+            false,
+        )
     }
 
     pub fn markdown(&self) -> String {
         let ci = |m: &BinaryMetrics| {
             format!(
                 "| {} | {} | {:.3} ({:.3}–{:.3}) | {:.3} ({:.3}–{:.3}) |",
-                m.n, m.positives, m.auroc, m.auroc_ci95.0, m.auroc_ci95.1, m.auprc, m.auprc_ci95.0, m.auprc_ci95.1
+                m.n,
+                m.positives,
+                m.auroc,
+                m.auroc_ci95.0,
+                m.auroc_ci95.1,
+                m.auprc,
+                m.auprc_ci95.0,
+                m.auprc_ci95.1
             )
         };
-        let mut out = String::from("| model | stays | deaths | AUROC (95% CI) | AUPRC (95% CI) |\n|---|---|---|---|---|\n");
-        out += &format!("| bedside time-series encoder + head | {}\n", &ci(&self.test)[2..]);
+        let mut out = String::from(
+            "| model | stays | deaths | AUROC (95% CI) | AUPRC (95% CI) |\n|---|---|---|---|---|\n",
+        );
+        out += &format!(
+            "| bedside time-series encoder + head | {}\n",
+            &ci(&self.test)[2..]
+        );
         if let Some(saps) = &self.saps_i {
             out += &format!("| SAPS-I score (reference) | {}\n", &ci(saps)[2..]);
         }
@@ -306,7 +432,13 @@ impl MortalityReport {
             self.train_seconds
         );
         for (i, bin) in self.calibration.iter().enumerate() {
-            out += &format!("| {} | {} | {:.3} | {:.3} |\n", i + 1, bin.n, bin.mean_predicted, bin.observed);
+            out += &format!(
+                "| {} | {} | {:.3} | {:.3} |\n",
+                i + 1,
+                bin.n,
+                bin.mean_predicted,
+                bin.observed
+            );
         }
         out
     }
@@ -318,10 +450,18 @@ mod tests {
 
     #[test]
     fn bootstrap_interval_contains_the_estimate() {
-        let pairs: Vec<(f32, bool)> = (0..200).map(|i| ((i % 17) as f32 / 17.0, (i * 7) % 5 == 0)).collect();
+        let pairs: Vec<(f32, bool)> = (0..200)
+            .map(|i| ((i % 17) as f32 / 17.0, (i * 7) % 5 == 0))
+            .collect();
         let m = binary_metrics(&pairs, 200, 1);
-        assert!(m.auroc_ci95.0 <= m.auroc && m.auroc <= m.auroc_ci95.1, "{m:?}");
-        assert!(m.auprc_ci95.0 <= m.auprc && m.auprc <= m.auprc_ci95.1, "{m:?}");
+        assert!(
+            m.auroc_ci95.0 <= m.auroc && m.auroc <= m.auroc_ci95.1,
+            "{m:?}"
+        );
+        assert!(
+            m.auprc_ci95.0 <= m.auprc && m.auprc <= m.auprc_ci95.1,
+            "{m:?}"
+        );
         assert_eq!(m.positives, 40);
     }
 

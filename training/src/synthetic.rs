@@ -7,8 +7,12 @@
 //! patient gets their own severity; measurement schedules differ between vitals (hourly, with
 //! gaps), blood gases and panels (every 6–24 h, more often when clinically indicated).
 
-use bedside::knowledge::{CHANNELS, IcdVersion, PHENOTYPES, PhenotypeKind, channel_index, codes_for_phenotype};
-use bedside::record::{Demographics, Labels, Note, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
+use bedside::knowledge::{
+    CHANNELS, IcdVersion, PHENOTYPES, PhenotypeKind, channel_index, codes_for_phenotype,
+};
+use bedside::record::{
+    Demographics, Labels, Note, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -17,61 +21,383 @@ use rand_distr::{Distribution, StandardNormal};
 type Signature = (&'static str, f64, &'static [(&'static str, f64)]);
 
 const SIGNATURES: &[Signature] = &[
-    ("Acute kidney failure", 0.20, &[("creatinine", 5.0), ("bun", 3.5), ("potassium", 1.6), ("urine_output", -1.4), ("bicarbonate", -1.5)]),
-    ("Stroke", 0.08, &[("gcs_total", -4.0), ("gcs_motor", -2.5), ("gcs_verbal", -3.0), ("systolic_bp", 1.5)]),
-    ("Myocardial infarction", 0.10, &[("troponin_i", 40.0), ("troponin_t", 30.0), ("heart_rate", 0.8)]),
+    (
+        "Acute kidney failure",
+        0.20,
+        &[
+            ("creatinine", 5.0),
+            ("bun", 3.5),
+            ("potassium", 1.6),
+            ("urine_output", -1.4),
+            ("bicarbonate", -1.5),
+        ],
+    ),
+    (
+        "Stroke",
+        0.08,
+        &[
+            ("gcs_total", -4.0),
+            ("gcs_motor", -2.5),
+            ("gcs_verbal", -3.0),
+            ("systolic_bp", 1.5),
+        ],
+    ),
+    (
+        "Myocardial infarction",
+        0.10,
+        &[
+            ("troponin_i", 40.0),
+            ("troponin_t", 30.0),
+            ("heart_rate", 0.8),
+        ],
+    ),
     ("Dysrhythmia", 0.30, &[("heart_rate", 1.6)]),
-    ("Chronic kidney disease", 0.14, &[("creatinine", 2.5), ("bun", 2.0), ("hematocrit", -1.5), ("potassium", 0.8)]),
-    ("COPD", 0.12, &[("paco2", 2.5), ("ph", -1.0), ("spo2", -1.5), ("resp_rate", 1.0)]),
-    ("Complication of care", 0.18, &[("wbc", 1.0), ("temperature", 0.8)]),
+    (
+        "Chronic kidney disease",
+        0.14,
+        &[
+            ("creatinine", 2.5),
+            ("bun", 2.0),
+            ("hematocrit", -1.5),
+            ("potassium", 0.8),
+        ],
+    ),
+    (
+        "COPD",
+        0.12,
+        &[
+            ("paco2", 2.5),
+            ("ph", -1.0),
+            ("spo2", -1.5),
+            ("resp_rate", 1.0),
+        ],
+    ),
+    (
+        "Complication of care",
+        0.18,
+        &[("wbc", 1.0), ("temperature", 0.8)],
+    ),
     ("Conduction disorder", 0.08, &[("heart_rate", -1.6)]),
-    ("Heart failure", 0.22, &[("spo2", -1.0), ("resp_rate", 1.2), ("sodium", -1.2), ("bun", 1.0), ("weight", 0.8)]),
-    ("Coronary artery disease", 0.28, &[("cholesterol", 1.0), ("troponin_t", 4.0)]),
-    ("Diabetes, complicated", 0.10, &[("glucose", 4.0), ("creatinine", 1.0), ("bicarbonate", -0.6)]),
+    (
+        "Heart failure",
+        0.22,
+        &[
+            ("spo2", -1.0),
+            ("resp_rate", 1.2),
+            ("sodium", -1.2),
+            ("bun", 1.0),
+            ("weight", 0.8),
+        ],
+    ),
+    (
+        "Coronary artery disease",
+        0.28,
+        &[("cholesterol", 1.0), ("troponin_t", 4.0)],
+    ),
+    (
+        "Diabetes, complicated",
+        0.10,
+        &[("glucose", 4.0), ("creatinine", 1.0), ("bicarbonate", -0.6)],
+    ),
     ("Diabetes", 0.18, &[("glucose", 2.5)]),
     ("Lipid disorder", 0.26, &[("cholesterol", 2.2)]),
-    ("Hypertension", 0.40, &[("systolic_bp", 1.5), ("diastolic_bp", 1.2), ("mean_bp", 1.3)]),
-    ("Fluid/electrolyte disorder", 0.25, &[("sodium", -2.5), ("potassium", -1.5), ("magnesium", -1.5)]),
-    ("GI haemorrhage", 0.07, &[("hematocrit", -3.0), ("heart_rate", 1.0), ("bun", 1.5), ("systolic_bp", -1.0)]),
-    ("Hypertension, complicated", 0.12, &[("systolic_bp", 2.5), ("creatinine", 1.0)]),
-    ("Liver disease", 0.08, &[("bilirubin", 6.0), ("alt", 5.0), ("ast", 6.0), ("alp", 2.0), ("albumin", -2.0)]),
-    ("Lower respiratory disease", 0.08, &[("resp_rate", 1.0), ("spo2", -1.0)]),
-    ("Upper respiratory disease", 0.05, &[("temperature", 0.6), ("resp_rate", 0.6)]),
-    ("Pleurisy/pneumothorax", 0.07, &[("spo2", -2.0), ("resp_rate", 1.5)]),
-    ("Pneumonia", 0.14, &[("temperature", 2.0), ("wbc", 2.0), ("spo2", -1.5), ("resp_rate", 1.5)]),
-    ("Respiratory failure", 0.16, &[("mech_vent", 2.0), ("fio2", 3.0), ("pao2", -1.5), ("paco2", 2.0), ("gcs_total", -1.0)]),
-    ("Sepsis", 0.14, &[("temperature", 2.5), ("heart_rate", 2.0), ("wbc", 3.0), ("lactate", 3.0), ("mean_bp", -1.5)]),
-    ("Shock", 0.08, &[("mean_bp", -3.0), ("systolic_bp", -2.5), ("lactate", 5.0), ("heart_rate", 2.0), ("urine_output", -1.5)]),
+    (
+        "Hypertension",
+        0.40,
+        &[
+            ("systolic_bp", 1.5),
+            ("diastolic_bp", 1.2),
+            ("mean_bp", 1.3),
+        ],
+    ),
+    (
+        "Fluid/electrolyte disorder",
+        0.25,
+        &[("sodium", -2.5), ("potassium", -1.5), ("magnesium", -1.5)],
+    ),
+    (
+        "GI haemorrhage",
+        0.07,
+        &[
+            ("hematocrit", -3.0),
+            ("heart_rate", 1.0),
+            ("bun", 1.5),
+            ("systolic_bp", -1.0),
+        ],
+    ),
+    (
+        "Hypertension, complicated",
+        0.12,
+        &[("systolic_bp", 2.5), ("creatinine", 1.0)],
+    ),
+    (
+        "Liver disease",
+        0.08,
+        &[
+            ("bilirubin", 6.0),
+            ("alt", 5.0),
+            ("ast", 6.0),
+            ("alp", 2.0),
+            ("albumin", -2.0),
+        ],
+    ),
+    (
+        "Lower respiratory disease",
+        0.08,
+        &[("resp_rate", 1.0), ("spo2", -1.0)],
+    ),
+    (
+        "Upper respiratory disease",
+        0.05,
+        &[("temperature", 0.6), ("resp_rate", 0.6)],
+    ),
+    (
+        "Pleurisy/pneumothorax",
+        0.07,
+        &[("spo2", -2.0), ("resp_rate", 1.5)],
+    ),
+    (
+        "Pneumonia",
+        0.14,
+        &[
+            ("temperature", 2.0),
+            ("wbc", 2.0),
+            ("spo2", -1.5),
+            ("resp_rate", 1.5),
+        ],
+    ),
+    (
+        "Respiratory failure",
+        0.16,
+        &[
+            ("mech_vent", 2.0),
+            ("fio2", 3.0),
+            ("pao2", -1.5),
+            ("paco2", 2.0),
+            ("gcs_total", -1.0),
+        ],
+    ),
+    (
+        "Sepsis",
+        0.14,
+        &[
+            ("temperature", 2.5),
+            ("heart_rate", 2.0),
+            ("wbc", 3.0),
+            ("lactate", 3.0),
+            ("mean_bp", -1.5),
+        ],
+    ),
+    (
+        "Shock",
+        0.08,
+        &[
+            ("mean_bp", -3.0),
+            ("systolic_bp", -2.5),
+            ("lactate", 5.0),
+            ("heart_rate", 2.0),
+            ("urine_output", -1.5),
+        ],
+    ),
 ];
 
 /// What a discharge summary says about each phenotype (one phrase is picked) and the ATC level-3
 /// drug classes that treat it (a visit gets some of them).
 const STORIES: &[(&str, &[&str], &[&str])] = &[
-    ("Acute kidney failure", &["creatinine rose and urine output fell, consistent with acute kidney injury", "developed acute renal failure, managed with fluids and holding nephrotoxins"], &["B05B", "C03C"]),
-    ("Stroke", &["presented with acute left-sided weakness and slurred speech; CT showed an ischaemic stroke", "found with reduced consciousness and a new hemiparesis, consistent with a cerebrovascular accident"], &["B01A", "C10A"]),
-    ("Myocardial infarction", &["chest pain with a rising troponin, treated as an NSTEMI", "ECG changes and troponin elevation consistent with acute myocardial infarction"], &["B01A", "C07A", "C10A"]),
-    ("Dysrhythmia", &["atrial fibrillation with rapid ventricular response, rate controlled", "intermittent tachyarrhythmia on telemetry"], &["C07A", "B01A", "C01B"]),
-    ("Chronic kidney disease", &["known chronic kidney disease with a stable elevated creatinine", "history of CKD stage 3"], &["B03X", "A12A"]),
-    ("COPD", &["COPD exacerbation with wheeze and hypercapnia", "history of COPD on home inhalers"], &["R03A", "R03B", "H02A"]),
-    ("Complication of care", &["course complicated by a line infection", "postoperative wound infection required antibiotics"], &["J01D"]),
-    ("Conduction disorder", &["bradycardia with first-degree heart block", "new left bundle branch block on ECG"], &["C01C"]),
-    ("Heart failure", &["volume overloaded with pulmonary oedema, diuresed", "decompensated congestive heart failure with low ejection fraction"], &["C03C", "C09A", "C07A"]),
-    ("Coronary artery disease", &["known coronary artery disease with prior stents", "history of CAD"], &["B01A", "C10A"]),
-    ("Diabetes, complicated", &["diabetic ketoacidosis with high glucose and an anion gap acidosis, treated with an insulin infusion", "diabetes complicated by nephropathy"], &["A10A", "A10B"]),
-    ("Diabetes", &["type 2 diabetes, glucose managed with a sliding scale", "diabetes mellitus on oral agents"], &["A10B", "A10A"]),
-    ("Lipid disorder", &["hyperlipidaemia on a statin", "elevated cholesterol"], &["C10A"]),
-    ("Hypertension", &["essential hypertension, home antihypertensives continued", "blood pressure elevated, history of hypertension"], &["C09A", "C08C", "C03A"]),
-    ("Fluid/electrolyte disorder", &["hyponatraemia and hypokalaemia, repleted", "electrolyte abnormalities corrected"], &["A12B", "A12C", "B05X"]),
-    ("GI haemorrhage", &["melena with a falling haematocrit, transfused", "upper gastrointestinal bleed, endoscopy showed an ulcer"], &["A02B", "B05A"]),
-    ("Hypertension, complicated", &["hypertensive heart and kidney disease", "hypertensive urgency with end-organ involvement"], &["C09A", "C08C"]),
-    ("Liver disease", &["alcoholic cirrhosis with jaundice and elevated transaminases", "hepatitis with rising bilirubin"], &["A06A", "A07A"]),
-    ("Lower respiratory disease", &["pulmonary nodule noted on imaging", "chronic cough with abnormal chest imaging"], &["R05C"]),
-    ("Upper respiratory disease", &["pharyngitis with hoarse voice", "upper airway swelling"], &["R01A"]),
-    ("Pleurisy/pneumothorax", &["small pneumothorax managed conservatively", "pleural effusion with partial lung collapse"], &["N02B"]),
-    ("Pneumonia", &["fever, productive cough and an infiltrate on chest x-ray, treated for pneumonia", "community-acquired pneumonia on antibiotics"], &["J01D", "J01F", "J01M"]),
-    ("Respiratory failure", &["hypoxic respiratory failure requiring intubation", "intubated for hypercapnic respiratory failure"], &["N05C", "N01A", "N02A"]),
-    ("Sepsis", &["febrile and tachycardic with a raised lactate, treated for sepsis", "septic from a urinary source, blood cultures drawn and antibiotics started"], &["J01D", "J01X", "B05B"]),
-    ("Shock", &["hypotensive despite fluids, started on vasopressors for shock", "in shock with rising lactate, required norepinephrine"], &["C01C", "B05B", "H02A"]),
+    (
+        "Acute kidney failure",
+        &[
+            "creatinine rose and urine output fell, consistent with acute kidney injury",
+            "developed acute renal failure, managed with fluids and holding nephrotoxins",
+        ],
+        &["B05B", "C03C"],
+    ),
+    (
+        "Stroke",
+        &[
+            "presented with acute left-sided weakness and slurred speech; CT showed an ischaemic stroke",
+            "found with reduced consciousness and a new hemiparesis, consistent with a cerebrovascular accident",
+        ],
+        &["B01A", "C10A"],
+    ),
+    (
+        "Myocardial infarction",
+        &[
+            "chest pain with a rising troponin, treated as an NSTEMI",
+            "ECG changes and troponin elevation consistent with acute myocardial infarction",
+        ],
+        &["B01A", "C07A", "C10A"],
+    ),
+    (
+        "Dysrhythmia",
+        &[
+            "atrial fibrillation with rapid ventricular response, rate controlled",
+            "intermittent tachyarrhythmia on telemetry",
+        ],
+        &["C07A", "B01A", "C01B"],
+    ),
+    (
+        "Chronic kidney disease",
+        &[
+            "known chronic kidney disease with a stable elevated creatinine",
+            "history of CKD stage 3",
+        ],
+        &["B03X", "A12A"],
+    ),
+    (
+        "COPD",
+        &[
+            "COPD exacerbation with wheeze and hypercapnia",
+            "history of COPD on home inhalers",
+        ],
+        &["R03A", "R03B", "H02A"],
+    ),
+    (
+        "Complication of care",
+        &[
+            "course complicated by a line infection",
+            "postoperative wound infection required antibiotics",
+        ],
+        &["J01D"],
+    ),
+    (
+        "Conduction disorder",
+        &[
+            "bradycardia with first-degree heart block",
+            "new left bundle branch block on ECG",
+        ],
+        &["C01C"],
+    ),
+    (
+        "Heart failure",
+        &[
+            "volume overloaded with pulmonary oedema, diuresed",
+            "decompensated congestive heart failure with low ejection fraction",
+        ],
+        &["C03C", "C09A", "C07A"],
+    ),
+    (
+        "Coronary artery disease",
+        &[
+            "known coronary artery disease with prior stents",
+            "history of CAD",
+        ],
+        &["B01A", "C10A"],
+    ),
+    (
+        "Diabetes, complicated",
+        &[
+            "diabetic ketoacidosis with high glucose and an anion gap acidosis, treated with an insulin infusion",
+            "diabetes complicated by nephropathy",
+        ],
+        &["A10A", "A10B"],
+    ),
+    (
+        "Diabetes",
+        &[
+            "type 2 diabetes, glucose managed with a sliding scale",
+            "diabetes mellitus on oral agents",
+        ],
+        &["A10B", "A10A"],
+    ),
+    (
+        "Lipid disorder",
+        &["hyperlipidaemia on a statin", "elevated cholesterol"],
+        &["C10A"],
+    ),
+    (
+        "Hypertension",
+        &[
+            "essential hypertension, home antihypertensives continued",
+            "blood pressure elevated, history of hypertension",
+        ],
+        &["C09A", "C08C", "C03A"],
+    ),
+    (
+        "Fluid/electrolyte disorder",
+        &[
+            "hyponatraemia and hypokalaemia, repleted",
+            "electrolyte abnormalities corrected",
+        ],
+        &["A12B", "A12C", "B05X"],
+    ),
+    (
+        "GI haemorrhage",
+        &[
+            "melena with a falling haematocrit, transfused",
+            "upper gastrointestinal bleed, endoscopy showed an ulcer",
+        ],
+        &["A02B", "B05A"],
+    ),
+    (
+        "Hypertension, complicated",
+        &[
+            "hypertensive heart and kidney disease",
+            "hypertensive urgency with end-organ involvement",
+        ],
+        &["C09A", "C08C"],
+    ),
+    (
+        "Liver disease",
+        &[
+            "alcoholic cirrhosis with jaundice and elevated transaminases",
+            "hepatitis with rising bilirubin",
+        ],
+        &["A06A", "A07A"],
+    ),
+    (
+        "Lower respiratory disease",
+        &[
+            "pulmonary nodule noted on imaging",
+            "chronic cough with abnormal chest imaging",
+        ],
+        &["R05C"],
+    ),
+    (
+        "Upper respiratory disease",
+        &["pharyngitis with hoarse voice", "upper airway swelling"],
+        &["R01A"],
+    ),
+    (
+        "Pleurisy/pneumothorax",
+        &[
+            "small pneumothorax managed conservatively",
+            "pleural effusion with partial lung collapse",
+        ],
+        &["N02B"],
+    ),
+    (
+        "Pneumonia",
+        &[
+            "fever, productive cough and an infiltrate on chest x-ray, treated for pneumonia",
+            "community-acquired pneumonia on antibiotics",
+        ],
+        &["J01D", "J01F", "J01M"],
+    ),
+    (
+        "Respiratory failure",
+        &[
+            "hypoxic respiratory failure requiring intubation",
+            "intubated for hypercapnic respiratory failure",
+        ],
+        &["N05C", "N01A", "N02A"],
+    ),
+    (
+        "Sepsis",
+        &[
+            "febrile and tachycardic with a raised lactate, treated for sepsis",
+            "septic from a urinary source, blood cultures drawn and antibiotics started",
+        ],
+        &["J01D", "J01X", "B05B"],
+    ),
+    (
+        "Shock",
+        &[
+            "hypotensive despite fluids, started on vasopressors for shock",
+            "in shock with rising lactate, required norepinephrine",
+        ],
+        &["C01C", "B05B", "H02A"],
+    ),
 ];
 
 const OPENINGS: &[&str] = &[
@@ -114,7 +440,10 @@ fn note_and_drugs(rng: &mut StdRng, has: &[bool], age: f64, sex: Sex) -> (String
         if !phrases.is_empty() && rng.random_bool(0.85) {
             let phrase = phrases[rng.random_range(0..phrases.len())];
             let mut chars = phrase.chars();
-            let capitalised: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+            let capitalised: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
             sentences.push(format!("{capitalised}."));
         }
         for class in classes {
@@ -170,9 +499,25 @@ const LINKS: &[(&str, &str, f64)] = &[
     ("Heart failure", "Dysrhythmia", 0.20),
 ];
 
-const VITALS: &[&str] = &["heart_rate", "systolic_bp", "diastolic_bp", "mean_bp", "resp_rate", "spo2"];
+const VITALS: &[&str] = &[
+    "heart_rate",
+    "systolic_bp",
+    "diastolic_bp",
+    "mean_bp",
+    "resp_rate",
+    "spo2",
+];
 const ROUTINE_LABS: &[&str] = &[
-    "bun", "creatinine", "sodium", "potassium", "glucose", "hematocrit", "wbc", "platelets", "bicarbonate", "magnesium",
+    "bun",
+    "creatinine",
+    "sodium",
+    "potassium",
+    "glucose",
+    "hematocrit",
+    "wbc",
+    "platelets",
+    "bicarbonate",
+    "magnesium",
 ];
 /// Panels drawn when indicated by a phenotype touching them, else with this probability.
 const PANELS: &[(&[&str], f64, f64)] = &[
@@ -184,7 +529,10 @@ const PANELS: &[(&[&str], f64, f64)] = &[
 ];
 
 fn phenotype_index(short: &str) -> usize {
-    PHENOTYPES.iter().position(|p| p.short == short).unwrap_or_else(|| unreachable!("{short} is a phenotype"))
+    PHENOTYPES
+        .iter()
+        .position(|p| p.short == short)
+        .unwrap_or_else(|| unreachable!("{short} is a phenotype"))
 }
 
 fn channel(name: &str) -> usize {
@@ -217,12 +565,18 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
             continue;
         }
         let severity = rng.random_range(0.6..1.3);
-        let target = if PHENOTYPES[p].kind == PhenotypeKind::Acute { &mut acute } else { &mut chronic };
+        let target = if PHENOTYPES[p].kind == PhenotypeKind::Acute {
+            &mut acute
+        } else {
+            &mut chronic
+        };
         for (name, shift) in *effects {
             target[channel(name)] += shift * severity;
         }
     }
-    let baseline: Vec<f64> = (0..CHANNELS.len()).map(|_| 0.35 * normal(&mut rng)).collect();
+    let baseline: Vec<f64> = (0..CHANNELS.len())
+        .map(|_| 0.35 * normal(&mut rng))
+        .collect();
     let onset = rng.random_range(0.0..24.0);
 
     let mut observations = Vec::new();
@@ -253,7 +607,13 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
             }
         }
         if hour % 4 == 0 {
-            for name in ["temperature", "gcs_total", "gcs_eye", "gcs_motor", "gcs_verbal"] {
+            for name in [
+                "temperature",
+                "gcs_total",
+                "gcs_eye",
+                "gcs_motor",
+                "gcs_verbal",
+            ] {
                 observe(&mut rng, channel(name), h);
             }
         }
@@ -275,7 +635,9 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         }
     }
     for (channels, chance, every) in PANELS {
-        let indicated = channels.iter().any(|n| acute[channel(n)] != 0.0 || chronic[channel(n)] != 0.0);
+        let indicated = channels
+            .iter()
+            .any(|n| acute[channel(n)] != 0.0 || chronic[channel(n)] != 0.0);
         if indicated || rng.random_bool(*chance) {
             let mut hour = rng.random_range(0.0..*every);
             while hour < hours as f64 {
@@ -295,7 +657,11 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         .map(|(p, _)| p.name.to_string())
         .collect();
     let age = rng.random_range(18.0_f64..92.0).round();
-    let sex = if rng.random_bool(0.5) { Sex::Female } else { Sex::Male };
+    let sex = if rng.random_bool(0.5) {
+        Sex::Female
+    } else {
+        Sex::Male
+    };
     let (text, medications) = note_and_drugs(&mut rng, &has, age, sex);
     let mut visits = history(&mut rng, &has);
     let mut current = Visit::default();
@@ -309,11 +675,23 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
         format_version: RECORD_FORMAT_VERSION,
         id: format!("synthetic-{seed}-{i:05}"),
         patient: None,
-        demographics: Demographics { age: Some(age), sex: Some(sex), care_unit: None },
-        notes: vec![Note { kind: "discharge_summary".into(), text, hours: Some(hours as f64) }],
+        demographics: Demographics {
+            age: Some(age),
+            sex: Some(sex),
+            care_unit: None,
+        },
+        notes: vec![Note {
+            kind: "discharge_summary".into(),
+            text,
+            hours: Some(hours as f64),
+        }],
         observations,
         visits,
-        labels: Some(Labels { phenotypes, medications, outcomes: None }),
+        labels: Some(Labels {
+            phenotypes,
+            medications,
+            outcomes: None,
+        }),
     }
 }
 
@@ -345,8 +723,21 @@ mod tests {
         let mean_creatinine = |with: bool| {
             let values: Vec<f64> = records
                 .iter()
-                .filter(|r| r.labels.as_ref().unwrap().phenotypes.iter().any(|p| p == aki) == with)
-                .flat_map(|r| r.observations.iter().filter(|o| o.channel == "creatinine").map(|o| o.value.unwrap()))
+                .filter(|r| {
+                    r.labels
+                        .as_ref()
+                        .unwrap()
+                        .phenotypes
+                        .iter()
+                        .any(|p| p == aki)
+                        == with
+                })
+                .flat_map(|r| {
+                    r.observations
+                        .iter()
+                        .filter(|o| o.channel == "creatinine")
+                        .map(|o| o.value.unwrap())
+                })
                 .collect();
             values.iter().sum::<f64>() / values.len() as f64
         };
@@ -370,7 +761,13 @@ mod tests {
             }
         }
         assert!(septic > 20);
-        assert!(mentioned * 10 > septic * 7, "{mentioned}/{septic} sepsis notes mention it");
-        assert!(antibiotics * 10 > septic * 7, "{antibiotics}/{septic} septic stays get antibacterials");
+        assert!(
+            mentioned * 10 > septic * 7,
+            "{mentioned}/{septic} sepsis notes mention it"
+        );
+        assert!(
+            antibiotics * 10 > septic * 7,
+            "{antibiotics}/{septic} septic stays get antibacterials"
+        );
     }
 }

@@ -32,8 +32,17 @@ const MAX_LAB_STATEMENTS: usize = 4;
 const MAX_NOTE_SENTENCES: usize = 3;
 
 fn labelled(record: &PatientRecord) -> Vec<usize> {
-    let names = record.labels.as_ref().map(|l| l.phenotypes.as_slice()).unwrap_or(&[]);
-    PHENOTYPES.iter().enumerate().filter(|(_, p)| names.iter().any(|n| n == p.name)).map(|(i, _)| i).collect()
+    let names = record
+        .labels
+        .as_ref()
+        .map(|l| l.phenotypes.as_slice())
+        .unwrap_or(&[]);
+    PHENOTYPES
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| names.iter().any(|n| n == p.name))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The note sentences that describe the labelled phenotypes, quoted verbatim.
@@ -59,7 +68,11 @@ pub fn note_rationale(record: &PatientRecord, findings: &Findings) -> String {
         return "The notes do not describe the diagnoses directly.".into();
     }
     let list: Vec<&str> = supported.into_iter().collect();
-    format!("The notes report: {} This supports {}.", quoted.join(" "), list.join(", "))
+    format!(
+        "The notes report: {} This supports {}.",
+        quoted.join(" "),
+        list.join(", ")
+    )
 }
 
 /// The record's findings (inside the model's window) of the channels that suggest the labelled
@@ -68,9 +81,18 @@ pub fn lab_rationale(record: &PatientRecord, findings: &Findings) -> String {
     let phenotypes = labelled(record);
     let channels: BTreeSet<usize> = phenotypes
         .iter()
-        .flat_map(|&p| PHENOTYPES[p].channels.iter().filter_map(|c| channel_index(c)))
+        .flat_map(|&p| {
+            PHENOTYPES[p]
+                .channels
+                .iter()
+                .filter_map(|c| channel_index(c))
+        })
         .collect();
-    let mut chosen: Vec<&LabFinding> = findings.labs.iter().filter(|f| channels.contains(&f.channel)).collect();
+    let mut chosen: Vec<&LabFinding> = findings
+        .labs
+        .iter()
+        .filter(|f| channels.contains(&f.channel))
+        .collect();
     if chosen.is_empty() {
         return "The lab and vital signs show no abnormality specific to the diagnoses.".into();
     }
@@ -80,11 +102,19 @@ pub fn lab_rationale(record: &PatientRecord, findings: &Findings) -> String {
     let suggested: Vec<&str> = phenotypes
         .iter()
         .map(|&p| &PHENOTYPES[p])
-        .filter(|p| p.channels.iter().any(|c| channel_index(c).is_some_and(|i| shown.contains(&i))))
+        .filter(|p| {
+            p.channels
+                .iter()
+                .any(|c| channel_index(c).is_some_and(|i| shown.contains(&i)))
+        })
         .map(|p| p.short)
         .collect();
     let statements: Vec<String> = chosen.into_iter().map(LabFinding::statement).collect();
-    format!("{} These suggest {}.", statements.join(" "), suggested.join(", "))
+    format!(
+        "{} These suggest {}.",
+        statements.join(" "),
+        suggested.join(", ")
+    )
 }
 
 /// A lab statement as the knowledge teacher writes it: "`Label` was high|low at `value` `unit`
@@ -104,19 +134,33 @@ pub fn lab_statements(text: &str) -> Vec<LabStatement> {
     text.split(". ")
         .filter_map(|sentence| {
             let (label, rest) = sentence.split_once(" was ")?;
-            let channel = CHANNELS.iter().position(|c| label.trim().ends_with(c.label))?;
+            let channel = CHANNELS
+                .iter()
+                .position(|c| label.trim().ends_with(c.label))?;
             let high = match rest.split(' ').next()? {
                 "high" => true,
                 "low" => false,
                 _ => return None,
             };
             let value = rest.split(' ').nth(2)?.parse().ok()?;
-            let hour = rest.split("at hour ").nth(1)?.split(' ').next()?.parse().ok()?;
+            let hour = rest
+                .split("at hour ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
             let normal = rest.split("(normal ").nth(1).and_then(|r| {
                 let (low, high) = r.split(')').next()?.split_once('-')?;
                 Some((low.parse().ok()?, high.parse().ok()?))
             });
-            Some(LabStatement { channel, high, value, hour, normal })
+            Some(LabStatement {
+                channel,
+                high,
+                value,
+                hour,
+                normal,
+            })
         })
         .collect()
 }
@@ -128,12 +172,22 @@ impl LabStatement {
     pub fn is_true_of(&self, record: &PatientRecord, hours: usize) -> bool {
         let ch = &CHANNELS[self.channel];
         let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
-        let side = if self.high { self.value > ch.normal_high } else { self.value < ch.normal_low };
-        let range = self.normal.is_none_or(|(low, high)| close(low, ch.normal_low) && close(high, ch.normal_high));
+        let side = if self.high {
+            self.value > ch.normal_high
+        } else {
+            self.value < ch.normal_low
+        };
+        let range = self
+            .normal
+            .is_none_or(|(low, high)| close(low, ch.normal_low) && close(high, ch.normal_high));
         side && range
             && record.observations.iter().any(|o| {
                 let (_, used) = bedside::record::read_observation(o, hours);
-                used.is_ok_and(|u| u.channel == self.channel && u.hours.floor() == self.hour && close(u.value, self.value))
+                used.is_ok_and(|u| {
+                    u.channel == self.channel
+                        && u.hours.floor() == self.hour
+                        && close(u.value, self.value)
+                })
             })
     }
 }
@@ -152,13 +206,21 @@ pub fn knowledge_teacher(record: &PatientRecord, hours: usize) -> Rationale {
 /// Reads and validates a rationale JSONL file: every line an object with the four fields, ids
 /// unique; errors name the file and line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Rationale>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let at = || format!("{}:{}", path.display(), i + 1);
-        let r: Rationale = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line))
-            .map_err(|e| anyhow::anyhow!("{}: not a rationale: at {}: {}", at(), e.path(), e.inner()))?;
+        let r: Rationale =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line))
+                .map_err(|e| {
+                    anyhow::anyhow!("{}: not a rationale: at {}: {}", at(), e.path(), e.inner())
+                })?;
         if r.id.trim().is_empty() {
             bail!("{}: id is empty", at());
         }
@@ -184,11 +246,16 @@ mod tests {
             let statements = lab_statements(&r.lab_rationale);
             assert_eq!(statements.len(), written, "{}", r.lab_rationale);
             for statement in statements {
-                assert!(statement.is_true_of(&record, 48), "{}: {statement:?}", record.id);
+                assert!(
+                    statement.is_true_of(&record, 48),
+                    "{}: {statement:?}",
+                    record.id
+                );
             }
             // what the teacher quotes is what distillation teaches as note picks
             let findings = Findings::of(&record, 48);
-            let (picks, _) = bedside::grounded::picks_from_text(&record, &findings, &r.note_rationale, "");
+            let (picks, _) =
+                bedside::grounded::picks_from_text(&record, &findings, &r.note_rationale, "");
             let quoted: Vec<&str> = picks
                 .iter()
                 .map(|p| match p {
@@ -196,9 +263,21 @@ mod tests {
                     bedside::grounded::Pick::Lab(..) => unreachable!(),
                 })
                 .collect();
-            assert_eq!(r.note_rationale.starts_with("The notes report: "), !quoted.is_empty(), "{}", r.note_rationale);
+            assert_eq!(
+                r.note_rationale.starts_with("The notes report: "),
+                !quoted.is_empty(),
+                "{}",
+                r.note_rationale
+            );
             if !quoted.is_empty() {
-                assert!(r.note_rationale.starts_with(&format!("The notes report: {} This supports", quoted.join(" "))), "{}", r.note_rationale);
+                assert!(
+                    r.note_rationale.starts_with(&format!(
+                        "The notes report: {} This supports",
+                        quoted.join(" ")
+                    )),
+                    "{}",
+                    r.note_rationale
+                );
             }
             quotes += quoted.len();
         }
@@ -208,11 +287,36 @@ mod tests {
     #[test]
     fn findings_outside_the_window_are_not_cited() {
         let mut record = synthetic::cohort(1, 48, 9).remove(0);
-        record.labels = Some(bedside::record::Labels { phenotypes: vec!["Acute and unspecified renal failure".into()], ..Default::default() });
-        record.observations.retain(|o| !["creatinine", "bun", "potassium", "urine_output", "bicarbonate"].contains(&o.channel.as_str()));
-        record.observations.push(bedside::record::Observation { channel: "creatinine".into(), hours: 50.0, value: Some(6.0), unit: None });
-        assert!(!knowledge_teacher(&record, 48).lab_rationale.contains("Creatinine"));
-        assert!(knowledge_teacher(&record, 72).lab_rationale.contains("Creatinine was high at 6 mg/dL at hour 50"));
+        record.labels = Some(bedside::record::Labels {
+            phenotypes: vec!["Acute and unspecified renal failure".into()],
+            ..Default::default()
+        });
+        record.observations.retain(|o| {
+            ![
+                "creatinine",
+                "bun",
+                "potassium",
+                "urine_output",
+                "bicarbonate",
+            ]
+            .contains(&o.channel.as_str())
+        });
+        record.observations.push(bedside::record::Observation {
+            channel: "creatinine".into(),
+            hours: 50.0,
+            value: Some(6.0),
+            unit: None,
+        });
+        assert!(
+            !knowledge_teacher(&record, 48)
+                .lab_rationale
+                .contains("Creatinine")
+        );
+        assert!(
+            knowledge_teacher(&record, 72)
+                .lab_rationale
+                .contains("Creatinine was high at 6 mg/dL at hour 50")
+        );
     }
 
     #[test]
@@ -220,13 +324,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bedside-teach-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("r.jsonl");
-        let good = serde_json::to_string(&knowledge_teacher(&synthetic::cohort(1, 48, 1)[0], 48)).unwrap();
+        let good =
+            serde_json::to_string(&knowledge_teacher(&synthetic::cohort(1, 48, 1)[0], 48)).unwrap();
         std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
         let e = read_jsonl(&file).unwrap_err().to_string();
         assert!(e.contains("r.jsonl:2") && e.contains("twice"), "{e}");
         std::fs::write(&file, "{\"id\": \"a\"}\n").unwrap();
         let e = format!("{:#}", read_jsonl(&file).unwrap_err());
-        assert!(e.contains("r.jsonl:1") && e.contains("note_rationale"), "{e}");
+        assert!(
+            e.contains("r.jsonl:1") && e.contains("note_rationale"),
+            "{e}"
+        );
     }
 }
 
@@ -237,8 +345,16 @@ mod statement_tests {
     #[test]
     fn a_false_statement_is_caught() {
         let record = crate::synthetic::cohort(1, 48, 4).remove(0);
-        let o = record.observations.iter().find(|o| o.channel == "heart_rate").unwrap();
-        let text = format!("Heart rate was high at {} /min at hour {} (normal 60-100).", o.value.unwrap(), o.hours.floor());
+        let o = record
+            .observations
+            .iter()
+            .find(|o| o.channel == "heart_rate")
+            .unwrap();
+        let text = format!(
+            "Heart rate was high at {} /min at hour {} (normal 60-100).",
+            o.value.unwrap(),
+            o.hours.floor()
+        );
         let parsed = lab_statements(&text);
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].is_true_of(&record, 48), o.value.unwrap() > 100.0);

@@ -9,7 +9,11 @@ pub fn tokens(text: &str) -> Vec<String> {
     for word in text.to_lowercase().split_whitespace() {
         let mut current = String::new();
         for ch in word.chars() {
-            if ch.is_alphanumeric() || ch == '.' && !current.is_empty() && current.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            if ch.is_alphanumeric()
+                || ch == '.'
+                    && !current.is_empty()
+                    && current.chars().all(|c| c.is_ascii_digit() || c == '.')
+            {
                 current.push(ch);
             } else {
                 if !current.is_empty() {
@@ -40,7 +44,11 @@ fn ngrams(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
 }
 
 /// Clipped n-gram matches and candidate n-gram total over a corpus.
-fn modified_precision(candidates: &[Vec<String>], references: &[Vec<String>], n: usize) -> (usize, usize) {
+fn modified_precision(
+    candidates: &[Vec<String>],
+    references: &[Vec<String>],
+    n: usize,
+) -> (usize, usize) {
     let (mut matched, mut total) = (0, 0);
     for (c, r) in candidates.iter().zip(references) {
         let reference = ngrams(r, n);
@@ -64,8 +72,13 @@ pub fn bleu4(candidates: &[&str], references: &[&str]) -> f64 {
         }
         log_sum += (matched as f64 / total as f64).ln() / 4.0;
     }
-    let (cand_len, ref_len): (usize, usize) = (c.iter().map(Vec::len).sum(), r.iter().map(Vec::len).sum());
-    let brevity = if cand_len >= ref_len { 1.0 } else { (1.0 - ref_len as f64 / cand_len.max(1) as f64).exp() };
+    let (cand_len, ref_len): (usize, usize) =
+        (c.iter().map(Vec::len).sum(), r.iter().map(Vec::len).sum());
+    let brevity = if cand_len >= ref_len {
+        1.0
+    } else {
+        (1.0 - ref_len as f64 / cand_len.max(1) as f64).exp()
+    };
     brevity * log_sum.exp()
 }
 
@@ -75,7 +88,11 @@ fn lcs(a: &[String], b: &[String]) -> usize {
         let mut previous = 0;
         for (j, y) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = if x == y { previous + 1 } else { row[j + 1].max(row[j]) };
+            row[j + 1] = if x == y {
+                previous + 1
+            } else {
+                row[j + 1].max(row[j])
+            };
             previous = above;
         }
     }
@@ -110,8 +127,13 @@ mod tests {
         let expected = ((5.0f64 / 6.0) * (4.0 / 5.0) * (3.0 / 4.0) * (2.0 / 3.0)).powf(0.25);
         assert!((b - expected).abs() < 1e-12, "{b} vs {expected}");
         // ROUGE-L: LCS 3 of 4 both ways
-        assert!((rouge_l("police killed the gunman", "police kill the gunman") - 0.75).abs() < 1e-12);
+        assert!(
+            (rouge_l("police killed the gunman", "police kill the gunman") - 0.75).abs() < 1e-12
+        );
         assert_eq!(rouge_l("", "anything"), 0.0);
-        assert_eq!(tokens("Lactate was high at 4.1 mmol/L."), ["lactate", "was", "high", "at", "4.1", "mmol", "/", "l", "."]);
+        assert_eq!(
+            tokens("Lactate was high at 4.1 mmol/L."),
+            ["lactate", "was", "high", "at", "4.1", "mmol", "/", "l", "."]
+        );
     }
 }

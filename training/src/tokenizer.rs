@@ -21,17 +21,25 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 /// The fixed text of the prompt and target templates, so its words are always in the vocabulary.
-pub const TEMPLATE_TEXT: &str = "### Clinical Notes: ### Lab Time Series: ### Disease Diagnosed: . ### Rationale:";
+pub const TEMPLATE_TEXT: &str =
+    "### Clinical Notes: ### Lab Time Series: ### Disease Diagnosed: . ### Rationale:";
 
 /// Every text the tokenizer learns from: template, knowledge, label and channel names, the notes
 /// of `records` and any extra texts (teacher rationales).
-pub fn corpus<'a>(records: &'a [PatientRecord], extra: &'a [String]) -> impl Iterator<Item = String> + 'a {
+pub fn corpus<'a>(
+    records: &'a [PatientRecord],
+    extra: &'a [String],
+) -> impl Iterator<Item = String> + 'a {
     let fixed = std::iter::once(TEMPLATE_TEXT.to_string())
         .chain(knowledge_texts().into_iter().map(str::to_string))
         .chain(PHENOTYPES.iter().map(|p| p.name.to_string()))
         .chain(CHANNELS.iter().map(|c| c.label.to_string()));
     fixed
-        .chain(records.iter().flat_map(|r| r.notes.iter().map(|n| n.text.clone())))
+        .chain(
+            records
+                .iter()
+                .flat_map(|r| r.notes.iter().map(|n| n.text.clone())),
+        )
         .chain(extra.iter().cloned())
 }
 
@@ -55,7 +63,11 @@ pub fn train(texts: impl Iterator<Item = String> + Send, vocab_size: usize) -> R
         Punctuation::new(SplitDelimiterBehavior::Isolated).into(),
         Digits::new(true).into(),
     ])));
-    tokenizer.with_decoder(Some(MetaspaceDecoder::new('\u{2581}', PrependScheme::Always, true)));
+    tokenizer.with_decoder(Some(MetaspaceDecoder::new(
+        '\u{2581}',
+        PrependScheme::Always,
+        true,
+    )));
     let mut trainer = TrainerWrapper::BpeTrainer(
         BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
@@ -64,9 +76,13 @@ pub fn train(texts: impl Iterator<Item = String> + Send, vocab_size: usize) -> R
             .special_tokens(special.clone())
             .build(),
     );
-    tokenizer.train(&mut trainer, texts).map_err(|e| anyhow!("training the tokenizer: {e}"))?;
+    tokenizer
+        .train(&mut trainer, texts)
+        .map_err(|e| anyhow!("training the tokenizer: {e}"))?;
     tokenizer.add_special_tokens(&special);
-    let eos = tokenizer.token_to_id(EOS).ok_or_else(|| anyhow!("{EOS} missing after training"))?;
+    let eos = tokenizer
+        .token_to_id(EOS)
+        .ok_or_else(|| anyhow!("{EOS} missing after training"))?;
     let template = TemplateProcessing::builder()
         .try_single(format!("$A {EOS}"))
         .and_then(|b| b.try_pair(format!("$A {EOS} $B {EOS}")))
@@ -75,7 +91,9 @@ pub fn train(texts: impl Iterator<Item = String> + Send, vocab_size: usize) -> R
         .build()
         .map_err(|e| anyhow!("template: {e}"))?;
     tokenizer.with_post_processor(Some(template));
-    tokenizer.to_string(false).map_err(|e| anyhow!("serialising the tokenizer: {e}"))
+    tokenizer
+        .to_string(false)
+        .map_err(|e| anyhow!("serialising the tokenizer: {e}"))
 }
 
 #[cfg(test)]
@@ -87,14 +105,28 @@ mod tests {
     fn trains_deterministically_with_t5_special_ids_and_round_trips() {
         let records = crate::synthetic::cohort(60, 48, 5);
         let json = train(corpus(&records, &[]), 800).unwrap();
-        assert_eq!(json, train(corpus(&records, &[]), 800).unwrap(), "training is deterministic");
+        assert_eq!(
+            json,
+            train(corpus(&records, &[]), 800).unwrap(),
+            "training is deterministic"
+        );
         let tok = TextTokenizer::from_bytes(json.as_bytes()).unwrap();
-        assert_eq!((tok.pad_id(), tok.eos_id(), tok.token_id(UNK)), (0, 1, Some(2)));
-        assert!(tok.vocab_size() <= 800 && tok.vocab_size() > 300, "{}", tok.vocab_size());
+        assert_eq!(
+            (tok.pad_id(), tok.eos_id(), tok.token_id(UNK)),
+            (0, 1, Some(2))
+        );
+        assert!(
+            tok.vocab_size() <= 800 && tok.vocab_size() > 300,
+            "{}",
+            tok.vocab_size()
+        );
         let text = "Septic, lactate 4.2 mmol/L; ### Disease Diagnosed: Shock .";
         let ids = tok.encode(text).unwrap();
         assert_eq!(ids.last(), Some(&1));
-        assert!(!ids.contains(&2), "no <unk> in ordinary clinical text: {ids:?}");
+        assert!(
+            !ids.contains(&2),
+            "no <unk> in ordinary clinical text: {ids:?}"
+        );
         assert_eq!(tok.decode(&ids).unwrap(), text);
         // digits one by one: two more digits, two more tokens
         let (short, long) = (tok.encode("42").unwrap(), tok.encode("4242").unwrap());
@@ -103,10 +135,19 @@ mod tests {
         let vocab = bedside::grounded::RationaleVocab::new(&tok).expect("every reserved token");
         let lactate = bedside::knowledge::channel_index("lactate").unwrap();
         let pick = bedside::grounded::Pick::Lab(lactate, bedside::findings::Direction::High);
-        let ids = tok.encode("### Rationale:<note:3><lab:lactate:high>").unwrap();
+        let ids = tok
+            .encode("### Rationale:<note:3><lab:lactate:high>")
+            .unwrap();
         let marker = tok.encode("### Rationale:").unwrap();
         let n = ids.len();
-        assert_eq!(ids[..n - 3], marker[..marker.len() - 1], "{ids:?} {marker:?}");
-        assert_eq!((vocab.pick(ids[n - 3]), vocab.pick(ids[n - 2])), (Some(bedside::grounded::Pick::Note(3)), Some(pick)));
+        assert_eq!(
+            ids[..n - 3],
+            marker[..marker.len() - 1],
+            "{ids:?} {marker:?}"
+        );
+        assert_eq!(
+            (vocab.pick(ids[n - 3]), vocab.pick(ids[n - 2])),
+            (Some(bedside::grounded::Pick::Note(3)), Some(pick))
+        );
     }
 }

@@ -50,17 +50,28 @@ struct Batch {
 }
 
 fn targets_of(record: &PatientRecord) -> Vec<bool> {
-    let labels = record.labels.as_ref().map(|l| l.phenotypes.as_slice()).unwrap_or(&[]);
-    PHENOTYPES.iter().map(|p| labels.iter().any(|l| l == p.name)).collect()
+    let labels = record
+        .labels
+        .as_ref()
+        .map(|l| l.phenotypes.as_slice())
+        .unwrap_or(&[]);
+    PHENOTYPES
+        .iter()
+        .map(|p| labels.iter().any(|l| l == p.name))
+        .collect()
 }
 
 fn batch(grids: &[&SeriesGrid], targets: &[&Vec<bool>], device: &Device) -> Batch {
     let (values, mask) = SeriesGrid::tensors(grids, device);
-    let y: Vec<i64> = targets.iter().flat_map(|t| t.iter().map(|&b| b as i64)).collect();
+    let y: Vec<i64> = targets
+        .iter()
+        .flat_map(|t| t.iter().map(|&b| b as i64))
+        .collect();
     Batch {
         values,
         mask,
-        targets: Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([grids.len(), PHENOTYPES.len()]),
+        targets: Tensor::<1, Int>::from_ints(y.as_slice(), device)
+            .reshape([grids.len(), PHENOTYPES.len()]),
     }
 }
 
@@ -77,16 +88,29 @@ pub fn model_config(options: &TrainOptions) -> LabPhenotypeModelConfig {
 
 /// Trains on the admissions of 80% of the patients (shuffled with the seed) and evaluates on the
 /// other 20%.
-pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPhenotypeModel, TrainReport)> {
-    anyhow::ensure!(records.len() >= 10, "need at least 10 admissions to train, got {}", records.len());
+pub fn train(
+    records: &[PatientRecord],
+    options: &TrainOptions,
+) -> Result<(LabPhenotypeModel, TrainReport)> {
+    anyhow::ensure!(
+        records.len() >= 10,
+        "need at least 10 admissions to train, got {}",
+        records.len()
+    );
     let device = Device::flex().autodiff();
     device.seed(options.seed);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let (train_idx, test_idx) = split_by_patient(records, &mut rng);
-    anyhow::ensure!(!train_idx.is_empty() && !test_idx.is_empty(), "too few patients to split into train and test");
+    anyhow::ensure!(
+        !train_idx.is_empty() && !test_idx.is_empty(),
+        "too few patients to split into train and test"
+    );
     let (train_idx, test_idx) = (train_idx.as_slice(), test_idx.as_slice());
 
-    let grids: Vec<SeriesGrid> = records.iter().map(|r| SeriesGrid::from_record(r, options.hours)).collect();
+    let grids: Vec<SeriesGrid> = records
+        .iter()
+        .map(|r| SeriesGrid::from_record(r, options.hours))
+        .collect();
     let targets: Vec<Vec<bool>> = records.iter().map(targets_of).collect();
 
     let mut model = model_config(options).init(&device);
@@ -94,7 +118,9 @@ pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPh
         .with_weight_decay(1e-4)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
-    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let loss_fn = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
 
     let steps_per_epoch = train_idx.len().div_ceil(options.batch_size);
     let bar = if options.progress {
@@ -118,7 +144,10 @@ pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPh
             let logits = model.forward(b.values, b.mask);
             let loss = loss_fn.forward(logits, b.targets);
             let value = loss.clone().into_scalar::<f64>();
-            anyhow::ensure!(value.is_finite(), "training diverged: loss is {value} at epoch {epoch}");
+            anyhow::ensure!(
+                value.is_finite(),
+                "training diverged: loss is {value} at epoch {epoch}"
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             // cosine decay from the base rate
             let progress = epoch as f64 / options.epochs.max(1) as f64;
@@ -150,7 +179,10 @@ pub fn train(records: &[PatientRecord], options: &TrainOptions) -> Result<(LabPh
 fn split_by_patient(records: &[PatientRecord], rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
     let mut patients: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
-        patients.entry(record.patient.as_deref().unwrap_or(&record.id)).or_default().push(i);
+        patients
+            .entry(record.patient.as_deref().unwrap_or(&record.id))
+            .or_default()
+            .push(i);
     }
     let mut groups: Vec<Vec<usize>> = patients.into_values().collect();
     groups.shuffle(rng);
@@ -174,7 +206,11 @@ fn evaluate_split(
         let t: Vec<&Vec<bool>> = chunk.iter().map(|&i| &targets[i]).collect();
         let b = batch(&g, &t, device);
         let p = burn::tensor::activation::sigmoid(model.forward(b.values, b.mask));
-        probs.extend(p.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        probs.extend(
+            p.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
         truth.extend(t.iter().flat_map(|v| v.iter().copied()));
     }
     Ok(evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
@@ -182,26 +218,60 @@ fn evaluate_split(
 
 /// Writes `model.safetensors` + `manifest.json` into `dir` ([`write_bundle`]: an interrupted or
 /// failed export never leaves a half-written bundle behind).
-pub fn export(model: &LabPhenotypeModel, config: LabPhenotypeModelConfig, report: &TrainReport, dir: &Path) -> Result<Manifest> {
+pub fn export(
+    model: &LabPhenotypeModel,
+    config: LabPhenotypeModelConfig,
+    report: &TrainReport,
+    dir: &Path,
+) -> Result<Manifest> {
     let mut store = SafetensorsStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-    let weights = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-    let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), &[(WEIGHTS_FILE, &weights)], "f32", 0.5);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+    let weights = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+    let mut manifest = Manifest::new(
+        ModelSpec::LabPhenotype(config),
+        &[(WEIGHTS_FILE, &weights)],
+        "f32",
+        0.5,
+    );
     manifest.training = Some(serde_json::to_value(report)?);
     record_self_test(&mut manifest, &weights, None)?;
-    write_bundle(dir, &[(WEIGHTS_FILE, &weights), (MANIFEST_FILE, serde_json::to_string_pretty(&manifest)?.as_bytes())])?;
+    write_bundle(
+        dir,
+        &[
+            (WEIGHTS_FILE, &weights),
+            (
+                MANIFEST_FILE,
+                serde_json::to_string_pretty(&manifest)?.as_bytes(),
+            ),
+        ],
+    )?;
     Ok(manifest)
 }
 
 /// Records in `manifest` the known answer every loaded engine checks its backend against: the
 /// phenotype probabilities of [`bedside::engine::self_test_record`] on the native CPU.
-pub fn record_self_test(manifest: &mut Manifest, weights: &[u8], tokenizer: Option<&[u8]>) -> Result<()> {
+pub fn record_self_test(
+    manifest: &mut Manifest,
+    weights: &[u8],
+    tokenizer: Option<&[u8]>,
+) -> Result<()> {
     let draft = serde_json::to_string(manifest)?;
     let answer = pollster::block_on(async {
-        let engine = bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu).await?;
+        let engine =
+            bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu).await?;
         engine.diagnose(&bedside::engine::self_test_record()).await
     })?;
-    let probability = |name: &str| answer.phenotypes.iter().find(|s| s.name == name).map_or(0.0, |s| s.probability);
+    let probability = |name: &str| {
+        answer
+            .phenotypes
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(0.0, |s| s.probability)
+    };
     manifest.self_test = Some(PHENOTYPES.iter().map(|p| probability(p.name)).collect());
     Ok(())
 }
@@ -210,28 +280,40 @@ pub fn record_self_test(manifest: &mut Manifest, weights: &[u8], tokenizer: Opti
 /// leaves the previous bundle there as it was: every file goes to a temporary name first, and
 /// only when all are written are they renamed into place, in order (the manifest last).
 pub fn write_bundle(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
-    let staged: Vec<(PathBuf, PathBuf)> = files.iter().map(|(name, _)| (dir.join(format!("{name}.tmp")), dir.join(name))).collect();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
+    let staged: Vec<(PathBuf, PathBuf)> = files
+        .iter()
+        .map(|(name, _)| (dir.join(format!("{name}.tmp")), dir.join(name)))
+        .collect();
     for ((name, bytes), (tmp, _)) in files.iter().zip(&staged) {
         if let Err(e) = std::fs::write(tmp, bytes) {
             for (tmp, _) in &staged {
                 std::fs::remove_file(tmp).ok();
             }
-            return Err(e).with_context(|| format!("cannot write {name} into {} (the bundle there is unchanged)", dir.display()));
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot write {name} into {} (the bundle there is unchanged)",
+                    dir.display()
+                )
+            });
         }
     }
     for (tmp, path) in &staged {
-        std::fs::rename(tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+        std::fs::rename(tmp, path)
+            .with_context(|| format!("cannot move {} into place", path.display()))?;
     }
     Ok(())
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }

@@ -24,22 +24,43 @@ impl Meter {
     pub fn start() -> Self {
         // "5" resets the peak resident set size to the current one (Linux ≥ 4.0)
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        Self { started: Instant::now() }
+        Self {
+            started: Instant::now(),
+        }
     }
 
     pub fn finish(&self, step: impl Into<String>, epochs: usize) -> Usage {
-        let usage = Usage { step: step.into(), epochs, seconds: self.started.elapsed().as_secs_f64(), peak_rss_mib: peak_rss_mib() };
-        tracing::info!("{}: {} epochs in {:.1} s, peak memory {}", usage.step, epochs, usage.seconds, usage.peak_rss_mib.map_or("unknown".into(), |m| format!("{m:.0} MiB")));
+        let usage = Usage {
+            step: step.into(),
+            epochs,
+            seconds: self.started.elapsed().as_secs_f64(),
+            peak_rss_mib: peak_rss_mib(),
+        };
+        tracing::info!(
+            "{}: {} epochs in {:.1} s, peak memory {}",
+            usage.step,
+            epochs,
+            usage.seconds,
+            usage
+                .peak_rss_mib
+                .map_or("unknown".into(), |m| format!("{m:.0} MiB"))
+        );
         usage
     }
 }
 
 /// A Markdown table of the steps.
 pub fn markdown(steps: &[Usage]) -> String {
-    let mut text = String::from("\n| step | epochs | seconds | peak memory (MiB) |\n|---|---|---|---|\n");
+    let mut text =
+        String::from("\n| step | epochs | seconds | peak memory (MiB) |\n|---|---|---|---|\n");
     for s in steps {
-        let memory = s.peak_rss_mib.map_or("–".to_string(), |m| format!("{m:.0}"));
-        text += &format!("| {} | {} | {:.1} | {memory} |\n", s.step, s.epochs, s.seconds);
+        let memory = s
+            .peak_rss_mib
+            .map_or("–".to_string(), |m| format!("{m:.0}"));
+        text += &format!(
+            "| {} | {} | {:.1} | {memory} |\n",
+            s.step, s.epochs, s.seconds
+        );
     }
     text
 }

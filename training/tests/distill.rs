@@ -54,15 +54,22 @@ max_prompt_tokens = 96
 epochs = 1
 "#;
 
-
 fn distill(dir: &Path, resume: bool) -> std::process::Child {
     std::fs::write(dir.join("run.toml.in"), TINY).unwrap();
     let mut command = bin();
-    command.args(["distill", "--config"]).arg(dir.join("run.toml.in")).arg("--out").arg(dir.join("run"));
+    command
+        .args(["distill", "--config"])
+        .arg(dir.join("run.toml.in"))
+        .arg("--out")
+        .arg(dir.join("run"));
     if resume {
         command.arg("--resume");
     }
-    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn history(dir: &Path) -> String {
@@ -75,7 +82,13 @@ fn load(bundle: &Path) -> Engine {
     let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
     let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
     let tokenizer = std::fs::read(bundle.join("tokenizer.json")).unwrap();
-    let mut engine = pollster::block_on(Engine::load_bundle(&manifest, &weights, Some(&tokenizer), Backend::Cpu)).unwrap();
+    let mut engine = pollster::block_on(Engine::load_bundle(
+        &manifest,
+        &weights,
+        Some(&tokenizer),
+        Backend::Cpu,
+    ))
+    .unwrap();
     if let Ok(medrec) = std::fs::read(bundle.join("medrec.safetensors")) {
         engine.load_medications(&medrec).unwrap();
     }
@@ -85,29 +98,75 @@ fn load(bundle: &Path) -> Engine {
 fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let status = bin().args(["medrec", "--config"]).arg(&path).arg("--out").arg(dir.join(name)).status().unwrap();
+    let status = bin()
+        .args(["medrec", "--config"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join(name))
+        .status()
+        .unwrap();
     assert!(status.success(), "medrec {name}");
-    assert!(std::fs::read_to_string(dir.join(name).join("report.md")).unwrap().contains("| student |"), "medrec {name}: the student's time and memory");
-    assert!(std::fs::read(dir.join(name).join("training.png")).unwrap().starts_with(b"\x89PNG"), "medrec {name}: the training curves");
-    serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap()).unwrap()
+    assert!(
+        std::fs::read_to_string(dir.join(name).join("report.md"))
+            .unwrap()
+            .contains("| student |"),
+        "medrec {name}: the student's time and memory"
+    );
+    assert!(
+        std::fs::read(dir.join(name).join("training.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG"),
+        "medrec {name}: the training curves"
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap())
+        .unwrap()
 }
 
 #[test]
 fn distill_export_and_explain() {
     let dir = scratch("distill");
     assert!(distill(&dir, false).wait().unwrap().success());
-    assert!(std::fs::read(dir.join("run/training.png")).unwrap().starts_with(b"\x89PNG"), "the training curves");
-    let usage: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/usage.json")).unwrap()).unwrap();
-    let steps: Vec<&str> = usage.as_array().unwrap().iter().filter_map(|s| s["step"].as_str()).collect();
-    assert_eq!(steps, ["stage 1", "stage 2", "stage 3"], "time and memory of each stage");
+    assert!(
+        std::fs::read(dir.join("run/training.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG"),
+        "the training curves"
+    );
+    let usage: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run/usage.json")).unwrap())
+            .unwrap();
+    let steps: Vec<&str> = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        ["stage 1", "stage 2", "stage 3"],
+        "time and memory of each stage"
+    );
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);
     let features = dir.join("medrec/teacher-features.safetensors");
-    let offline_config = TINY_MEDREC.replace("[teacher]", &format!("[teacher]\nmode = \"offline\"\nfeatures = {:?}", features.display().to_string()));
+    let offline_config = TINY_MEDREC.replace(
+        "[teacher]",
+        &format!(
+            "[teacher]\nmode = \"offline\"\nfeatures = {:?}",
+            features.display().to_string()
+        ),
+    );
     let offline = medrec(&dir, "medrec-offline", &offline_config);
-    assert_eq!(online["student"], offline["student"], "offline distillation from the online teacher's features");
-    assert!(online["teacher"]["overall"]["jaccard"].as_f64().is_some(), "the teacher is measured too: {}", online["teacher"]);
+    assert_eq!(
+        online["student"], offline["student"],
+        "offline distillation from the online teacher's features"
+    );
+    assert!(
+        online["teacher"]["overall"]["jaccard"].as_f64().is_some(),
+        "the teacher is measured too: {}",
+        online["teacher"]
+    );
     let n = online["student"]["overall"]["n"].as_u64().unwrap();
     assert_eq!(n, online["admissions"][2].as_u64().unwrap());
     for dtype in ["f32", "f16"] {
@@ -126,43 +185,101 @@ fn distill_export_and_explain() {
     // a failed export (here: the tokenizer cannot be written, as on a full disk) leaves the
     // previous bundle as it was, and an output under a file is a clear error
     let export_again = |out: &Path| {
-        bin().args(["export", "--run"]).arg(dir.join("run")).arg("--medrec").arg(dir.join("medrec")).arg("--out").arg(out).args(["--dtype", "f16"]).output().unwrap()
+        bin()
+            .args(["export", "--run"])
+            .arg(dir.join("run"))
+            .arg("--medrec")
+            .arg(dir.join("medrec"))
+            .arg("--out")
+            .arg(out)
+            .args(["--dtype", "f16"])
+            .output()
+            .unwrap()
     };
-    let before: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"].iter().map(|f| std::fs::read(dir.join("f16").join(f)).unwrap()).collect();
+    let before: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"]
+        .iter()
+        .map(|f| std::fs::read(dir.join("f16").join(f)).unwrap())
+        .collect();
     std::fs::create_dir(dir.join("f16/tokenizer.json.tmp")).unwrap();
     let failed = export_again(&dir.join("f16"));
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("tokenizer.json") && stderr.contains("unchanged"), "{stderr}");
-    let after: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"].iter().map(|f| std::fs::read(dir.join("f16").join(f)).unwrap()).collect();
+    assert!(
+        stderr.contains("tokenizer.json") && stderr.contains("unchanged"),
+        "{stderr}"
+    );
+    let after: Vec<Vec<u8>> = ["manifest.json", "model.safetensors", "tokenizer.json"]
+        .iter()
+        .map(|f| std::fs::read(dir.join("f16").join(f)).unwrap())
+        .collect();
     assert!(before == after, "the previous export changed");
-    assert!(!dir.join("f16/model.safetensors.tmp").exists(), "a temporary file was left behind");
+    assert!(
+        !dir.join("f16/model.safetensors.tmp").exists(),
+        "a temporary file was left behind"
+    );
     std::fs::remove_dir(dir.join("f16/tokenizer.json.tmp")).unwrap();
     std::fs::write(dir.join("blocker"), "a file, not a directory").unwrap();
     let under_file = export_again(&dir.join("blocker/bundle"));
     assert_eq!(under_file.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&under_file.stderr).contains("blocker/bundle"), "{}", String::from_utf8_lossy(&under_file.stderr));
+    assert!(
+        String::from_utf8_lossy(&under_file.stderr).contains("blocker/bundle"),
+        "{}",
+        String::from_utf8_lossy(&under_file.stderr)
+    );
     full_disk_keeps_the_previous_export(&dir, &export_again);
     let f32_engine = load(&dir.join("f32"));
     let f16_engine = load(&dir.join("f16"));
     // the known answer recorded at export holds on a fresh engine, and a wrong one is caught
-    assert!(pollster::block_on(f32_engine.self_test(1e-6)).unwrap().is_some_and(|d| d <= 1e-6));
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap()).unwrap();
+    assert!(
+        pollster::block_on(f32_engine.self_test(1e-6))
+            .unwrap()
+            .is_some_and(|d| d <= 1e-6)
+    );
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap())
+            .unwrap();
     manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
     let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
     let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();
-    let tampered = pollster::block_on(Engine::load_bundle(&manifest.to_string(), &weights, Some(&tokenizer), Backend::Cpu)).unwrap();
+    let tampered = pollster::block_on(Engine::load_bundle(
+        &manifest.to_string(),
+        &weights,
+        Some(&tokenizer),
+        Backend::Cpu,
+    ))
+    .unwrap();
     let error = pollster::block_on(tampered.self_test(1e-3)).unwrap_err();
     assert_eq!(error.code(), "BACKEND_FAILED");
     assert!(error.to_string().contains("self-test"), "{error}");
-    let f32_size = std::fs::metadata(dir.join("f32/model.safetensors")).unwrap().len();
-    let f16_size = std::fs::metadata(dir.join("f16/model.safetensors")).unwrap().len();
-    assert!(f16_size * 10 < f32_size * 6, "f16 {f16_size} vs f32 {f32_size} bytes");
+    let f32_size = std::fs::metadata(dir.join("f32/model.safetensors"))
+        .unwrap()
+        .len();
+    let f16_size = std::fs::metadata(dir.join("f16/model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(
+        f16_size * 10 < f32_size * 6,
+        "f16 {f16_size} vs f32 {f32_size} bytes"
+    );
 
     let out = dir.join("records.json");
-    let status = bin().args(["cohort", "--source", "synthetic", "--n", "3", "--seed", "99", "--out"]).arg(&out).status().unwrap();
+    let status = bin()
+        .args([
+            "cohort",
+            "--source",
+            "synthetic",
+            "--n",
+            "3",
+            "--seed",
+            "99",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(status.success());
-    let records: Vec<bedside::PatientRecord> = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let records: Vec<bedside::PatientRecord> =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     let mut worst = 0f32;
     for record in &records {
         let a = pollster::block_on(f32_engine.diagnose(record)).unwrap();
@@ -171,27 +288,67 @@ fn distill_export_and_explain() {
             let pb = b.phenotypes.iter().find(|p| p.name == pa.name).unwrap();
             worst = worst.max((pa.probability - pb.probability).abs());
         }
-        let (ra, rb) = (pollster::block_on(f32_engine.recommend(record)).unwrap(), pollster::block_on(f16_engine.recommend(record)).unwrap());
-        assert_eq!(ra.scores.len(), f32_engine.manifest().medications.as_ref().unwrap().medications.len());
+        let (ra, rb) = (
+            pollster::block_on(f32_engine.recommend(record)).unwrap(),
+            pollster::block_on(f16_engine.recommend(record)).unwrap(),
+        );
+        assert_eq!(
+            ra.scores.len(),
+            f32_engine
+                .manifest()
+                .medications
+                .as_ref()
+                .unwrap()
+                .medications
+                .len()
+        );
         for da in &ra.scores {
             let db = rb.scores.iter().find(|d| d.code == da.code).unwrap();
             worst = worst.max((da.probability - db.probability).abs());
         }
-        let threshold = f32_engine.manifest().medications.as_ref().unwrap().threshold;
+        let threshold = f32_engine
+            .manifest()
+            .medications
+            .as_ref()
+            .unwrap()
+            .threshold;
         assert!(ra.medications.iter().all(|d| d.probability >= threshold));
-        assert_eq!(ra.medications.len(), ra.scores.iter().filter(|d| d.probability >= threshold).count());
+        assert_eq!(
+            ra.medications.len(),
+            ra.scores
+                .iter()
+                .filter(|d| d.probability >= threshold)
+                .count()
+        );
         let mut streamed = String::new();
-        let options = GenerateOptions { max_new_tokens: 200, ..Default::default() };
-        let e = pollster::block_on(f32_engine.explain(record, &options, &mut |piece| streamed.push_str(piece))).unwrap();
+        let options = GenerateOptions {
+            max_new_tokens: 200,
+            ..Default::default()
+        };
+        let e = pollster::block_on(
+            f32_engine.explain(record, &options, &mut |piece| streamed.push_str(piece)),
+        )
+        .unwrap();
         assert_eq!(streamed, e.text, "the streamed pieces add up to the text");
-        assert!(!e.text.contains("###") && !e.text.contains("<lab:"), "no target markup: {}", e.text);
+        assert!(
+            !e.text.contains("###") && !e.text.contains("<lab:"),
+            "no target markup: {}",
+            e.text
+        );
         // every stated fact is rendered from the record, and the text ends with the rationale
         assert!(e.text.ends_with(&e.rationale), "{e:?}");
         for d in &e.diagnoses {
-            assert!(PHENOTYPES.iter().any(|p| p.name == d), "constrained decoding wrote {d:?}");
+            assert!(
+                PHENOTYPES.iter().any(|p| p.name == d),
+                "constrained decoding wrote {d:?}"
+            );
         }
         assert_eq!(e.knowledge_attention.len(), e.channels.len());
-        assert!(e.knowledge_attention.iter().all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4));
+        assert!(
+            e.knowledge_attention
+                .iter()
+                .all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4)
+        );
     }
     eprintln!("f16 vs f32 bundle: max |Δ probability| = {worst:.2e}");
     // f16 keeps ~3 significant digits per weight; 0.02 on a probability is far below a decision
@@ -220,7 +377,10 @@ fn a_killed_run_resumes_to_the_same_numbers() {
     for extra_ms in [150u64, 40, 260] {
         let seen = epochs_done();
         let started = std::time::Instant::now();
-        while epochs_done() == seen && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(300) {
+        while epochs_done() == seen
+            && child.try_wait().unwrap().is_none()
+            && started.elapsed() < Duration::from_secs(300)
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(extra_ms));
@@ -233,14 +393,27 @@ fn a_killed_run_resumes_to_the_same_numbers() {
         child = distill(&killed, true);
     }
     assert!(child.wait().unwrap().success());
-    assert_eq!(kills, 3, "the run finished before it could be killed three times");
+    assert_eq!(
+        kills, 3,
+        "the run finished before it could be killed three times"
+    );
     assert_eq!(history(&killed), expected, "after {kills} kills");
     // the same tensors, bit for bit (the header's key order may differ between processes)
-    let (a, b) = (std::fs::read(killed.join("run/model.safetensors")).unwrap(), std::fs::read(straight.join("run/model.safetensors")).unwrap());
-    let (a, b) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    let (a, b) = (
+        std::fs::read(killed.join("run/model.safetensors")).unwrap(),
+        std::fs::read(straight.join("run/model.safetensors")).unwrap(),
+    );
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
     assert_eq!(a.len(), b.len());
     for (name, view) in a.tensors() {
-        assert_eq!(view.data(), b.tensor(&name).unwrap().data(), "{name} differs after {kills} kills");
+        assert_eq!(
+            view.data(),
+            b.tensor(&name).unwrap().data(),
+            "{name} differs after {kills} kills"
+        );
     }
     eprintln!("resumed after {kills} SIGKILLs: same history and weights");
     std::fs::remove_dir_all(&straight).ok();
@@ -254,30 +427,65 @@ fn a_run_trains_on_wgpu() {
     // wgpu must follow the CPU's losses (measured: equal to the last printed digit)
     let run = |name: &str, backend: &str| {
         let dir = scratch(name);
-        let config = TINY.replace("epochs = [2, 2, 2]", &format!("epochs = [2, 0, 0]\nbackend = {backend:?}")).replace("[model]", "[model]\ndropout = 0.0");
+        let config = TINY
+            .replace(
+                "epochs = [2, 2, 2]",
+                &format!("epochs = [2, 0, 0]\nbackend = {backend:?}"),
+            )
+            .replace("[model]", "[model]\ndropout = 0.0");
         std::fs::write(dir.join("run.toml.in"), config).unwrap();
-        let output = bin().args(["distill", "--config"]).arg(dir.join("run.toml.in")).arg("--out").arg(dir.join("run")).output().unwrap();
+        let output = bin()
+            .args(["distill", "--config"])
+            .arg(dir.join("run.toml.in"))
+            .arg("--out")
+            .arg(dir.join("run"))
+            .output()
+            .unwrap();
         (dir, output)
     };
     let (gpu_dir, gpu) = run("distill-wgpu", "wgpu");
     if !gpu.status.success() {
         let stderr = String::from_utf8_lossy(&gpu.stderr);
-        assert_ne!(std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(), Ok("1"), "training on wgpu failed: {stderr}");
-        eprintln!("skipped: training on wgpu failed here ({stderr}); install mesa-vulkan-drivers for lavapipe");
+        assert_ne!(
+            std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
+            Ok("1"),
+            "training on wgpu failed: {stderr}"
+        );
+        eprintln!(
+            "skipped: training on wgpu failed here ({stderr}); install mesa-vulkan-drivers for lavapipe"
+        );
         return;
     }
     let (cpu_dir, cpu) = run("distill-cpu", "cpu");
-    assert!(cpu.status.success(), "{}", String::from_utf8_lossy(&cpu.stderr));
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
     let losses = |dir: &Path| -> Vec<f64> {
-        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap()).unwrap();
-        state["history"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect()
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap(),
+        )
+        .unwrap();
+        state["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["train_loss"].as_f64().unwrap())
+            .collect()
     };
     let (on_gpu, on_cpu) = (losses(&gpu_dir), losses(&cpu_dir));
     eprintln!("stage 1 training loss per epoch: wgpu {on_gpu:?}, CPU {on_cpu:?}");
     assert_eq!(on_gpu.len(), 2);
-    assert!(on_gpu.iter().all(|l| l.is_finite()) && on_gpu[1] < on_gpu[0], "wgpu does not learn: {on_gpu:?}");
+    assert!(
+        on_gpu.iter().all(|l| l.is_finite()) && on_gpu[1] < on_gpu[0],
+        "wgpu does not learn: {on_gpu:?}"
+    );
     for (g, c) in on_gpu.iter().zip(&on_cpu) {
-        assert!((g - c).abs() < 1e-4 * c, "wgpu {on_gpu:?} vs CPU {on_cpu:?}");
+        assert!(
+            (g - c).abs() < 1e-4 * c,
+            "wgpu {on_gpu:?} vs CPU {on_cpu:?}"
+        );
     }
     std::fs::remove_dir_all(&gpu_dir).ok();
     std::fs::remove_dir_all(&cpu_dir).ok();
@@ -289,16 +497,51 @@ fn a_run_trains_on_wgpu() {
 fn eval_writes_its_report_and_plots() {
     let out = scratch("eval");
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
-    let output = bin().args(["eval", "--synthetic", "12", "--max-tokens", "40", "--bundle"]).arg(&bundle).arg("--out").arg(&out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let output = bin()
+        .args([
+            "eval",
+            "--synthetic",
+            "12",
+            "--max-tokens",
+            "40",
+            "--bundle",
+        ])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["admissions"], 12);
     let roc = report["head_roc"].as_array().unwrap();
-    assert_eq!((roc[0][0].as_f64(), roc[0][1].as_f64()), (Some(0.0), Some(0.0)));
-    assert_eq!((roc[roc.len() - 1][0].as_f64(), roc[roc.len() - 1][1].as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!(
+        (roc[0][0].as_f64(), roc[0][1].as_f64()),
+        (Some(0.0), Some(0.0))
+    );
+    assert_eq!(
+        (
+            roc[roc.len() - 1][0].as_f64(),
+            roc[roc.len() - 1][1].as_f64()
+        ),
+        (Some(1.0), Some(1.0))
+    );
     let bins = report["head_calibration"].as_array().unwrap();
-    assert_eq!(bins.iter().map(|b| b["n"].as_u64().unwrap()).sum::<u64>(), 12 * 25, "every admission × phenotype pair in a bin");
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("micro AUROC"));
+    assert_eq!(
+        bins.iter().map(|b| b["n"].as_u64().unwrap()).sum::<u64>(),
+        12 * 25,
+        "every admission × phenotype pair in a bin"
+    );
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("micro AUROC")
+    );
     for plot in ["roc.png", "calibration.png"] {
         let image = image::open(out.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
         assert_eq!((image.width(), image.height()), (720, 480), "{plot}");
@@ -316,16 +559,29 @@ fn full_disk_keeps_the_previous_export(dir: &Path, export: &dyn Fn(&Path) -> std
             let _ = Command::new("umount").arg(&self.0).status();
         }
     }
-    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("f16")).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("f16"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
     let disk = dir.join("small-disk");
     std::fs::create_dir_all(&disk).unwrap();
     let size = format!("size={}k", (bytes * 3 / 2).div_ceil(4096) * 4 + 8);
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&disk).stderr(std::process::Stdio::null()).status();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+        .arg(&disk)
+        .stderr(std::process::Stdio::null())
+        .status();
     if !mounted.is_ok_and(|s| s.success()) {
         // `make test` sets BEDSIDE_REQUIRE_ROOT=1: there a missing layer fails, never skips
-        assert_ne!(std::env::var("BEDSIDE_REQUIRE_ROOT").as_deref(), Ok("1"), "cannot mount a small tmpfs for the full-disk export (needs root)");
-        eprintln!("skipped the full-disk export: cannot mount a small tmpfs here (needs root on Linux)");
+        assert_ne!(
+            std::env::var("BEDSIDE_REQUIRE_ROOT").as_deref(),
+            Ok("1"),
+            "cannot mount a small tmpfs for the full-disk export (needs root)"
+        );
+        eprintln!(
+            "skipped the full-disk export: cannot mount a small tmpfs here (needs root on Linux)"
+        );
         return;
     }
     let _mount = Mount(disk.clone());
@@ -334,14 +590,36 @@ fn full_disk_keeps_the_previous_export(dir: &Path, export: &dyn Fn(&Path) -> std
     for f in &files {
         std::fs::copy(f, bundle.join(f.file_name().unwrap())).unwrap();
     }
-    let before: Vec<(PathBuf, Vec<u8>)> = files.iter().map(|f| (f.clone(), std::fs::read(bundle.join(f.file_name().unwrap())).unwrap())).collect();
+    let before: Vec<(PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                std::fs::read(bundle.join(f.file_name().unwrap())).unwrap(),
+            )
+        })
+        .collect();
     let failed = export(&bundle);
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("No space left") && stderr.contains("unchanged"), "{stderr}");
+    assert!(
+        stderr.contains("No space left") && stderr.contains("unchanged"),
+        "{stderr}"
+    );
     for (f, bytes) in &before {
-        assert!(std::fs::read(bundle.join(f.file_name().unwrap())).unwrap() == *bytes, "{} changed on a full disk", f.display());
+        assert!(
+            std::fs::read(bundle.join(f.file_name().unwrap())).unwrap() == *bytes,
+            "{} changed on a full disk",
+            f.display()
+        );
     }
-    let left: Vec<_> = std::fs::read_dir(&bundle).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".tmp")).collect();
-    assert!(left.is_empty(), "temporary files left on the full disk: {left:?}");
+    let left: Vec<_> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "temporary files left on the full disk: {left:?}"
+    );
 }

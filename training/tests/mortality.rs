@@ -10,26 +10,67 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/physionet2012");
     if !data.join("set-a.tar.gz").exists() {
         // `make test` sets BEDSIDE_REQUIRE_DATA=1: there a missing layer fails, never skips
-        assert_ne!(std::env::var("BEDSIDE_REQUIRE_DATA").as_deref(), Ok("1"), "PhysioNet 2012 data not found at {}", data.display());
-        eprintln!("skipped: PhysioNet 2012 data not found at {}", data.display());
+        assert_ne!(
+            std::env::var("BEDSIDE_REQUIRE_DATA").as_deref(),
+            Ok("1"),
+            "PhysioNet 2012 data not found at {}",
+            data.display()
+        );
+        eprintln!(
+            "skipped: PhysioNet 2012 data not found at {}",
+            data.display()
+        );
         return;
     }
     let out = std::env::temp_dir().join(format!("bedside-mortality-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_bedside-train"))
-        .args(["mortality", "--epochs", "1", "--resamples", "50", "--input", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "mortality",
+            "--epochs",
+            "1",
+            "--resamples",
+            "50",
+            "--input",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for file in ["report.json", "report.md", "roc.csv", "calibration.csv", "model.safetensors", "roc.png", "calibration.png", "training.png"] {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in [
+        "report.json",
+        "report.md",
+        "roc.csv",
+        "calibration.csv",
+        "model.safetensors",
+        "roc.png",
+        "calibration.png",
+        "training.png",
+    ] {
         assert!(out.join(file).exists(), "{file} not written");
     }
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["test_stays"], 4000, "set-b has 4,000 stays with outcomes");
-    assert_eq!(report["test"]["positives"], 568, "set-b has 568 in-hospital deaths");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["test_stays"], 4000,
+        "set-b has 4,000 stays with outcomes"
+    );
+    assert_eq!(
+        report["test"]["positives"], 568,
+        "set-b has 568 in-hospital deaths"
+    );
     let auroc = report["test"]["auroc"].as_f64().unwrap();
     // one epoch gave 0.77 here; chance is 0.5
     assert!(auroc > 0.65, "AUROC {auroc} after one epoch");
-    let (low, high) = (report["test"]["auroc_ci95"][0].as_f64().unwrap(), report["test"]["auroc_ci95"][1].as_f64().unwrap());
+    let (low, high) = (
+        report["test"]["auroc_ci95"][0].as_f64().unwrap(),
+        report["test"]["auroc_ci95"][1].as_f64().unwrap(),
+    );
     assert!(low <= auroc && auroc <= high);
     std::fs::remove_dir_all(&out).ok();
 }

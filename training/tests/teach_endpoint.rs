@@ -6,8 +6,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Serves `script(n)` for the n-th request (0-based): (status, extra headers, body, delay in ms
@@ -15,7 +15,10 @@ use std::time::Duration;
 const DRIP: u64 = u64::MAX;
 fn server(script: fn(usize) -> (u16, &'static str, String, u64)) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/v1/chat/completions",
+        listener.local_addr().unwrap()
+    );
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
     std::thread::spawn(move || {
@@ -44,7 +47,11 @@ fn server(script: fn(usize) -> (u16, &'static str, String, u64)) -> (String, Arc
                 stream.write_all(head.as_bytes()).ok();
                 for byte in text.as_bytes() {
                     std::thread::sleep(Duration::from_millis(50));
-                    if stream.write_all(&[*byte]).and_then(|_| stream.flush()).is_err() {
+                    if stream
+                        .write_all(&[*byte])
+                        .and_then(|_| stream.flush())
+                        .is_err()
+                    {
                         break; // the client gave up
                     }
                 }
@@ -59,12 +66,30 @@ fn server(script: fn(usize) -> (u16, &'static str, String, u64)) -> (String, Arc
 
 fn answer() -> String {
     let content = r#"Here it is: {"note_rationale": "The notes describe it.", "lab_rationale": "Lactate was high."}"#;
-    serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string()
+    serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] })
+        .to_string()
 }
 
 fn teach(dir: &std::path::Path, url: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bedside-train"))
-        .args(["teach", "--teacher", "endpoint", "--model", "test", "--concurrency", "1", "--timeout", "1", "--backoff-ms", "10", "--retries", "6", "--url", url, "--cohort"])
+        .args([
+            "teach",
+            "--teacher",
+            "endpoint",
+            "--model",
+            "test",
+            "--concurrency",
+            "1",
+            "--timeout",
+            "1",
+            "--backoff-ms",
+            "10",
+            "--retries",
+            "6",
+            "--url",
+            url,
+            "--cohort",
+        ])
         .arg(dir.join("cohort.jsonl"))
         .arg("--out")
         .arg(dir.join("rationales.jsonl"))
@@ -74,7 +99,16 @@ fn teach(dir: &std::path::Path, url: &str) -> std::process::Output {
 
 fn cohort(dir: &std::path::Path, n: usize) {
     let status = Command::new(env!("CARGO_BIN_EXE_bedside-train"))
-        .args(["cohort", "--source", "synthetic", "--n", &n.to_string(), "--seed", "5", "--out"])
+        .args([
+            "cohort",
+            "--source",
+            "synthetic",
+            "--n",
+            &n.to_string(),
+            "--seed",
+            "5",
+            "--out",
+        ])
         .arg(dir.join("cohort.jsonl"))
         .output()
         .unwrap();
@@ -91,25 +125,45 @@ fn retries_then_caches() {
         1 => (500, "", "oops".into(), 0),
         2 => (200, "", answer(), 2500), // past the 1 s timeout
         3 => (200, "", answer()[..40].to_string(), 0), // truncated
-        4 => (200, "", answer(), DRIP),                   // ~10 s of dripping against a 1 s timeout
+        4 => (200, "", answer(), DRIP), // ~10 s of dripping against a 1 s timeout
         5 => (502, "", "<html><body>Bad gateway</body></html>".into(), 0),
         _ => (200, "", answer(), 0),
     });
     let started = std::time::Instant::now();
     let out = teach(&dir, &url);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(dir.join("rationales.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains("Lactate was high.") && text.contains("endpoint:test"));
     let asked = count.load(Ordering::SeqCst);
-    assert_eq!(asked, 6 + 3, "six failures retried, then one answer per admission");
+    assert_eq!(
+        asked,
+        6 + 3,
+        "six failures retried, then one answer per admission"
+    );
     // bounded: the slow and the dripping answers cost about a timeout each, not their length
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
     // the rerun finds every answer in the cache
     let out = teach(&dir, &url);
     assert!(out.status.success());
-    assert_eq!(count.load(Ordering::SeqCst), asked, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_to_string(dir.join("rationales.jsonl")).unwrap(), text);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        asked,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rationales.jsonl")).unwrap(),
+        text
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -122,7 +176,10 @@ fn a_client_error_is_not_retried_and_fails_clearly() {
     let out = teach(&dir, &url);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("HTTP 400") && stderr.contains("unknown model"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 400") && stderr.contains("unknown model"),
+        "{stderr}"
+    );
     assert_eq!(count.load(Ordering::SeqCst), 1);
     std::fs::remove_dir_all(&dir).ok();
 }

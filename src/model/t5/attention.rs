@@ -63,7 +63,10 @@ pub fn relative_position_bucket(
             * (buckets - max_exact) as f32;
         // max_exact + trunc(scale) as in transformers; clamped in floats so that a degenerate
         // configuration cannot overflow (NaN and infinities saturate)
-        ((max_exact as f32 + scale).min((buckets - 1) as f32).max(0.0) as i64).min(buckets - 1)
+        ((max_exact as f32 + scale)
+            .min((buckets - 1) as f32)
+            .max(0.0) as i64)
+            .min(buckets - 1)
     };
     (base + bucket) as usize
 }
@@ -71,7 +74,13 @@ pub fn relative_position_bucket(
 impl T5Attention {
     /// `[1, heads, queries, keys]` bias for queries at positions `offset..offset+queries` and keys
     /// at `0..keys`. Zero when this layer has no bias table (cross-attention).
-    pub fn position_bias(&self, queries: usize, keys: usize, offset: usize, device: &Device) -> Tensor<4> {
+    pub fn position_bias(
+        &self,
+        queries: usize,
+        keys: usize,
+        offset: usize,
+        device: &Device,
+    ) -> Tensor<4> {
         let g = self.geometry;
         let Some(table) = &self.relative_attention_bias else {
             return Tensor::zeros([1, g.heads, queries, keys], device);
@@ -80,8 +89,12 @@ impl T5Attention {
             .flat_map(|q| {
                 (0..keys).map(move |k| {
                     let relative = k as i64 - (q + offset) as i64;
-                    relative_position_bucket(relative, g.bidirectional, g.num_buckets, g.max_distance)
-                        as i64
+                    relative_position_bucket(
+                        relative,
+                        g.bidirectional,
+                        g.num_buckets,
+                        g.max_distance,
+                    ) as i64
                 })
             })
             .collect();

@@ -124,7 +124,10 @@ impl Checkpoint<'_> {
         }
         let bytes = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             Dtype::F16 => bytes
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -133,16 +136,25 @@ impl Checkpoint<'_> {
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            other => return Err(weights_error(format!("tensor {name} has dtype {other:?}; f32, f16 or bf16 expected"))),
+            other => {
+                return Err(weights_error(format!(
+                    "tensor {name} has dtype {other:?}; f32, f16 or bf16 expected"
+                )));
+            }
         };
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(weights_error(format!("tensor {name} holds a non-finite value at index {i}")));
+            return Err(weights_error(format!(
+                "tensor {name} holds a non-finite value at index {i}"
+            )));
         }
         Ok(values)
     }
 
     fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
-        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), self.device))
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
     }
 }
 
@@ -187,7 +199,8 @@ impl ParamSource for Checkpoint<'_> {
 /// Builds a [`T5`] from a checkpoint's `config.json` text and `model.safetensors` bytes.
 pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Config, T5)> {
     let config = config_from_json(config_json)?;
-    let tensors = SafeTensors::deserialize(weights).map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
+    let tensors = SafeTensors::deserialize(weights)
+        .map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
     let model = config.build(&mut Checkpoint { tensors, device })?;
     Ok((config, model))
 }

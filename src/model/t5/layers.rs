@@ -33,7 +33,8 @@ impl FeedForward {
 /// takes x³ through `powf`, which a profile found to be 10% of a diagnosis in wasm (software
 /// `powf`) and 3% natively.
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const SQRT_2_OVER_PI: f64 = core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    const SQRT_2_OVER_PI: f64 =
+        core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
     let inner = x.clone() * (x.clone() * x.clone() * 0.044715 + 1.0) * SQRT_2_OVER_PI;
     x * (inner.tanh() + 1.0) * 0.5
 }
@@ -149,12 +150,23 @@ mod tests {
         let device = Device::flex();
         let xs = [-6.0f32, -3.0, -1.5, -0.5, 0.0, 0.25, 1.0, 2.5, 8.0];
         let input = || Tensor::<1>::from_floats(xs.as_slice(), &device);
-        let ours: Vec<f32> = gelu_new(input()).into_data().try_to_vec().map_err(|e| format!("{e:?}"))?;
-        let burns: Vec<f32> = burn::tensor::activation::gelu_approximate(input()).into_data().try_to_vec().map_err(|e| format!("{e:?}"))?;
+        let ours: Vec<f32> = gelu_new(input())
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| format!("{e:?}"))?;
+        let burns: Vec<f32> = burn::tensor::activation::gelu_approximate(input())
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| format!("{e:?}"))?;
         for ((x, a), b) in xs.iter().zip(&ours).zip(&burns) {
             let x = *x as f64;
-            let expected = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-            assert!((*a as f64 - expected).abs() < 1e-6, "gelu_new({x}) = {a}, expected {expected}");
+            let expected = 0.5
+                * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
+            assert!(
+                (*a as f64 - expected).abs() < 1e-6,
+                "gelu_new({x}) = {a}, expected {expected}"
+            );
             assert!((a - b).abs() < 1e-6, "gelu_new({x}) = {a}, burn's {b}");
         }
         Ok(())

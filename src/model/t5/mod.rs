@@ -11,7 +11,10 @@ pub mod layers;
 
 use std::convert::Infallible;
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm,
+    RmsNormConfig,
+};
 use burn::prelude::*;
 
 pub use attention::{AttentionGeometry, T5Attention, relative_position_bucket};
@@ -66,8 +69,20 @@ pub struct T5Config {
 pub trait ParamSource {
     type Error;
     /// A bias-free linear layer `d_in → d_out`; `std` is the initialisation scale.
-    fn linear(&mut self, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear, Self::Error>;
-    fn embedding(&mut self, name: &str, n: usize, d: usize, std: f64) -> Result<Embedding, Self::Error>;
+    fn linear(
+        &mut self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        std: f64,
+    ) -> Result<Linear, Self::Error>;
+    fn embedding(
+        &mut self,
+        name: &str,
+        n: usize,
+        d: usize,
+        std: f64,
+    ) -> Result<Embedding, Self::Error>;
     fn norm(&mut self, name: &str, d: usize, epsilon: f64) -> Result<RmsNorm, Self::Error>;
 }
 
@@ -76,13 +91,25 @@ pub struct FreshParams<'a>(pub &'a Device);
 
 impl ParamSource for FreshParams<'_> {
     type Error = Infallible;
-    fn linear(&mut self, _: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear, Infallible> {
+    fn linear(
+        &mut self,
+        _: &str,
+        d_in: usize,
+        d_out: usize,
+        std: f64,
+    ) -> Result<Linear, Infallible> {
         Ok(LinearConfig::new(d_in, d_out)
             .with_bias(false)
             .with_initializer(Initializer::Normal { mean: 0.0, std })
             .init(self.0))
     }
-    fn embedding(&mut self, _: &str, n: usize, d: usize, std: f64) -> Result<Embedding, Infallible> {
+    fn embedding(
+        &mut self,
+        _: &str,
+        n: usize,
+        d: usize,
+        std: f64,
+    ) -> Result<Embedding, Infallible> {
         Ok(EmbeddingConfig::new(n, d)
             .with_initializer(Initializer::Normal { mean: 0.0, std })
             .init(self.0))
@@ -104,7 +131,13 @@ impl T5Config {
     pub fn num_params(&self) -> usize {
         let (d, inner, ff) = (self.d_model, self.num_heads * self.d_kv, self.d_ff);
         let attention = 4 * d * inner;
-        let ff = ff * d * if self.feed_forward == FeedForwardKind::GatedGelu { 3 } else { 2 };
+        let ff = ff
+            * d
+            * if self.feed_forward == FeedForwardKind::GatedGelu {
+                3
+            } else {
+                2
+            };
         let bias = 2 * self.relative_attention_num_buckets * self.num_heads;
         let embeddings = self.vocab_size * d * if self.tie_word_embeddings { 1 } else { 2 };
         embeddings
@@ -138,7 +171,12 @@ impl T5Config {
         let (d, inner) = (self.d_model, self.num_heads * self.d_kv);
         let d_f = d as f64;
         Ok(T5Attention {
-            q: src.linear(&format!("{name}.q"), d, inner, (d_f * self.d_kv as f64).powf(-0.5))?,
+            q: src.linear(
+                &format!("{name}.q"),
+                d,
+                inner,
+                (d_f * self.d_kv as f64).powf(-0.5),
+            )?,
             k: src.linear(&format!("{name}.k"), d, inner, d_f.powf(-0.5))?,
             v: src.linear(&format!("{name}.v"), d, inner, d_f.powf(-0.5))?,
             o: src.linear(&format!("{name}.o"), inner, d, (inner as f64).powf(-0.5))?,
@@ -155,7 +193,11 @@ impl T5Config {
         })
     }
 
-    fn feed_forward<S: ParamSource>(&self, src: &mut S, name: &str) -> Result<FeedForward, S::Error> {
+    fn feed_forward<S: ParamSource>(
+        &self,
+        src: &mut S,
+        name: &str,
+    ) -> Result<FeedForward, S::Error> {
         let (d, ff) = (self.d_model, self.d_ff);
         let std_in = (d as f64).powf(-0.5);
         let (wi, wi_linear) = match self.feed_forward {
@@ -194,9 +236,19 @@ impl T5Config {
             let p = format!("decoder.block.{i}.layer");
             decoder.push(DecoderLayer {
                 self_attention_norm: src.norm(&format!("{p}.0.layer_norm"), d, eps)?,
-                self_attention: self.attention(src, &format!("{p}.0.SelfAttention"), i == 0, false)?,
+                self_attention: self.attention(
+                    src,
+                    &format!("{p}.0.SelfAttention"),
+                    i == 0,
+                    false,
+                )?,
                 cross_attention_norm: src.norm(&format!("{p}.1.layer_norm"), d, eps)?,
-                cross_attention: self.attention(src, &format!("{p}.1.EncDecAttention"), false, true)?,
+                cross_attention: self.attention(
+                    src,
+                    &format!("{p}.1.EncDecAttention"),
+                    false,
+                    true,
+                )?,
                 ff_norm: src.norm(&format!("{p}.2.layer_norm"), d, eps)?,
                 ff: self.feed_forward(src, &format!("{p}.2.DenseReluDense"))?,
                 dropout: self.dropout(),
@@ -294,15 +346,25 @@ impl T5 {
         let [_, new] = ids.dims();
         let device = encoder.device();
         let offset = cache.len;
-        cache.layers.resize_with(self.decoder.len(), LayerCache::default);
+        cache
+            .layers
+            .resize_with(self.decoder.len(), LayerCache::default);
         let self_bias = match self.decoder.first() {
-            Some(layer) => layer.self_attention.position_bias(new, offset + new, offset, &device),
+            Some(layer) => layer
+                .self_attention
+                .position_bias(new, offset + new, offset, &device),
             None => Tensor::zeros([1, 1, new, offset + new], &device),
         } + causal_bias(new, offset, &device);
         let cross_bias = padding_bias(encoder_mask.clone());
         let mut x = self.dropout.forward(self.embed(ids));
         for (layer, layer_cache) in self.decoder.iter().zip(cache.layers.iter_mut()) {
-            x = layer.forward(x, encoder, self_bias.clone(), cross_bias.clone(), layer_cache);
+            x = layer.forward(
+                x,
+                encoder,
+                self_bias.clone(),
+                cross_bias.clone(),
+                layer_cache,
+            );
         }
         cache.len += new;
         self.dropout.forward(self.decoder_norm.forward(x))
@@ -331,7 +393,12 @@ impl T5 {
     }
 
     /// Teacher-forced logits `[batch, target_len, vocab]`.
-    pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        mask: Tensor<2>,
+        decoder_ids: Tensor<2, Int>,
+    ) -> Tensor<3> {
         let encoder = self.encode(ids, mask.clone());
         self.decode(decoder_ids, &encoder, &mask, &mut DecoderCache::default())
     }

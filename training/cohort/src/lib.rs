@@ -42,7 +42,10 @@ pub struct Skipped {
 
 impl Summary {
     pub fn new(source: &str) -> Self {
-        Self { source: source.into(), ..Self::default() }
+        Self {
+            source: source.into(),
+            ..Self::default()
+        }
     }
 
     /// Counts one skipped item; keeps the first five examples.
@@ -68,18 +71,29 @@ impl Summary {
                     seen[c] = true;
                 }
             }
-            with.iter_mut().zip(seen).for_each(|(w, s)| *w += s as usize);
+            with.iter_mut()
+                .zip(seen)
+                .for_each(|(w, s)| *w += s as usize);
         }
         for (channel, with) in CHANNELS.iter().zip(with) {
-            self.channel_coverage.insert(channel.name.to_string(), with as f64 / n);
+            self.channel_coverage
+                .insert(channel.name.to_string(), with as f64 / n);
         }
-        if records.iter().any(|r| r.labels.as_ref().is_some_and(|l| !l.phenotypes.is_empty())) {
+        if records
+            .iter()
+            .any(|r| r.labels.as_ref().is_some_and(|l| !l.phenotypes.is_empty()))
+        {
             for p in PHENOTYPES {
                 let with = records
                     .iter()
-                    .filter(|r| r.labels.as_ref().is_some_and(|l| l.phenotypes.iter().any(|x| x == p.name)))
+                    .filter(|r| {
+                        r.labels
+                            .as_ref()
+                            .is_some_and(|l| l.phenotypes.iter().any(|x| x == p.name))
+                    })
                     .count();
-                self.label_prevalence.insert(p.name.to_string(), with as f64 / n);
+                self.label_prevalence
+                    .insert(p.name.to_string(), with as f64 / n);
             }
         }
         let deaths: Vec<bool> = records
@@ -87,7 +101,8 @@ impl Summary {
             .filter_map(|r| r.labels.as_ref()?.outcomes.as_ref()?.in_hospital_death)
             .collect();
         if !deaths.is_empty() {
-            self.in_hospital_mortality = Some(deaths.iter().filter(|d| **d).count() as f64 / deaths.len() as f64);
+            self.in_hospital_mortality =
+                Some(deaths.iter().filter(|d| **d).count() as f64 / deaths.len() as f64);
         }
     }
 
@@ -101,7 +116,10 @@ impl Summary {
             out += &format!("in-hospital mortality {:.1}%\n", 100.0 * m);
         }
         if let Some(m) = self.prescription_rows_to_atc3 {
-            out += &format!("prescription rows reaching an ATC-3 code {:.1}%\n", 100.0 * m);
+            out += &format!(
+                "prescription rows reaching an ATC-3 code {:.1}%\n",
+                100.0 * m
+            );
         }
         out += "channel coverage (share of admissions with a value):\n";
         for (name, share) in &self.channel_coverage {
@@ -117,7 +135,11 @@ impl Summary {
             out += "nothing skipped\n";
         }
         for (reason, s) in &self.skipped {
-            out += &format!("skipped {} × {reason}, e.g. {}\n", s.count, s.examples.join("; "));
+            out += &format!(
+                "skipped {} × {reason}, e.g. {}\n",
+                s.count,
+                s.examples.join("; ")
+            );
         }
         out
     }

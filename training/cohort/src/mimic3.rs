@@ -10,7 +10,10 @@ use super::Summary;
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
 use anyhow::Result;
 use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
-use bedside::record::{Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit};
+use bedside::record::{
+    Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex,
+    Visit,
+};
 use chrono::NaiveDateTime;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -28,9 +31,18 @@ struct Admission {
 fn chart_value(channel: &str, valuenum: &str, value: &str) -> Option<f64> {
     if channel == "capillary_refill" {
         let v = value.to_ascii_lowercase();
-        return if v.contains("abnormal") { Some(1.0) } else if v.contains("normal") { Some(0.0) } else { None };
+        return if v.contains("abnormal") {
+            Some(1.0)
+        } else if v.contains("normal") {
+            Some(0.0)
+        } else {
+            None
+        };
     }
-    let number = valuenum.parse::<f64>().ok().or_else(|| value.split_whitespace().next()?.parse().ok())?;
+    let number = valuenum
+        .parse::<f64>()
+        .ok()
+        .or_else(|| value.split_whitespace().next()?.parse().ok())?;
     match channel {
         // FiO2 is charted as a fraction or as a percentage
         "fio2" if number > 1.0 => Some(number / 100.0),
@@ -47,7 +59,9 @@ pub fn brief_hospital_course(text: &str) -> Option<String> {
     let mut kept = Vec::new();
     for line in body.lines() {
         let t = line.trim();
-        let is_header = t.ends_with(':') && t.split_whitespace().count() <= 6 && t.chars().next().is_some_and(char::is_uppercase);
+        let is_header = t.ends_with(':')
+            && t.split_whitespace().count() <= 6
+            && t.chars().next().is_some_and(char::is_uppercase);
         if is_header {
             break;
         }
@@ -60,25 +74,44 @@ pub fn brief_hospital_course(text: &str) -> Option<String> {
 }
 
 /// `dir`: the MIMIC-III directory; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
-pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary) -> Result<Vec<PatientRecord>> {
+pub fn read(
+    dir: &Path,
+    atc: Option<&Path>,
+    hours: usize,
+    summary: &mut Summary,
+) -> Result<Vec<PatientRecord>> {
     let mut patients: HashMap<String, (Option<Sex>, Option<NaiveDateTime>)> = HashMap::new();
-    for_each_row(&table(dir, "PATIENTS")?, &["SUBJECT_ID", "GENDER", "DOB"], summary, |f, _, _| {
-        let sex = match f[1] {
-            "F" => Some(Sex::Female),
-            "M" => Some(Sex::Male),
-            _ => None,
-        };
-        patients.insert(f[0].to_string(), (sex, time(f[2])));
-    })?;
+    for_each_row(
+        &table(dir, "PATIENTS")?,
+        &["SUBJECT_ID", "GENDER", "DOB"],
+        summary,
+        |f, _, _| {
+            let sex = match f[1] {
+                "F" => Some(Sex::Female),
+                "M" => Some(Sex::Male),
+                _ => None,
+            };
+            patients.insert(f[0].to_string(), (sex, time(f[2])));
+        },
+    )?;
 
     let mut admissions = Vec::new();
     let mut seen = HashSet::new();
     for_each_row(
         &table(dir, "ADMISSIONS")?,
-        &["SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME", "HOSPITAL_EXPIRE_FLAG"],
+        &[
+            "SUBJECT_ID",
+            "HADM_ID",
+            "ADMITTIME",
+            "DISCHTIME",
+            "HOSPITAL_EXPIRE_FLAG",
+        ],
         summary,
         |f, at, s| match time(f[2]) {
-            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s.skip("admission listed twice (the first row kept)", || at.to_string()),
+            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s
+                .skip("admission listed twice (the first row kept)", || {
+                    at.to_string()
+                }),
             Some(admit) if !f[1].is_empty() => admissions.push(Admission {
                 hadm: f[1].to_string(),
                 subject: f[0].to_string(),
@@ -89,69 +122,142 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
             _ => s.skip("admission without HADM_ID or ADMITTIME", || at.to_string()),
         },
     )?;
-    let admit_of: HashMap<String, NaiveDateTime> = admissions.iter().map(|a| (a.hadm.clone(), a.admit)).collect();
+    let admit_of: HashMap<String, NaiveDateTime> = admissions
+        .iter()
+        .map(|a| (a.hadm.clone(), a.admit))
+        .collect();
 
     let mut care_unit: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
-    for_each_row(&table(dir, "ICUSTAYS")?, &["HADM_ID", "FIRST_CAREUNIT", "INTIME"], summary, |f, _, _| {
-        if let Some(intime) = time(f[2]) {
-            let entry = care_unit.entry(f[0].to_string()).or_insert((intime, f[1].to_string()));
-            if intime < entry.0 {
-                *entry = (intime, f[1].to_string());
+    for_each_row(
+        &table(dir, "ICUSTAYS")?,
+        &["HADM_ID", "FIRST_CAREUNIT", "INTIME"],
+        summary,
+        |f, _, _| {
+            if let Some(intime) = time(f[2]) {
+                let entry = care_unit
+                    .entry(f[0].to_string())
+                    .or_insert((intime, f[1].to_string()));
+                if intime < entry.0 {
+                    *entry = (intime, f[1].to_string());
+                }
             }
-        }
-    })?;
+        },
+    )?;
 
     let mut observations: HashMap<String, Vec<Observation>> = HashMap::new();
     // one event → an observation of its admission's first `hours` hours
-    let mut add = |s: &mut Summary, at: &str, hadm: &str, chart: &str, channel: &str, value: Option<f64>, unit: &str| {
+    let mut add = |s: &mut Summary,
+                   at: &str,
+                   hadm: &str,
+                   chart: &str,
+                   channel: &str,
+                   value: Option<f64>,
+                   unit: &str| {
         let (Some(admit), Some(chart)) = (admit_of.get(hadm), time(chart)) else {
-            return s.skip("event with an unknown HADM_ID or an unreadable CHARTTIME", || at.to_string());
+            return s.skip(
+                "event with an unknown HADM_ID or an unreadable CHARTTIME",
+                || at.to_string(),
+            );
         };
         let h = (chart - *admit).num_seconds() as f64 / 3600.0;
         if (0.0..hours as f64).contains(&h) {
-            observations.entry(hadm.to_string()).or_default().push(Observation {
-                channel: channel.to_string(),
-                hours: h,
-                value: value.filter(|v| v.is_finite()),
-                unit: (!unit.is_empty()).then(|| unit.to_string()),
-            });
+            observations
+                .entry(hadm.to_string())
+                .or_default()
+                .push(Observation {
+                    channel: channel.to_string(),
+                    hours: h,
+                    value: value.filter(|v| v.is_finite()),
+                    unit: (!unit.is_empty()).then(|| unit.to_string()),
+                });
         }
     };
-    for_each_row(&table(dir, "LABEVENTS")?, &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUEUOM"], summary, |f, at, s| {
-        let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else { return };
-        if f[0].is_empty() {
-            return s.skip("lab outside any admission (no HADM_ID; not an error)", || at.to_string());
-        }
-        add(s, at, f[0], f[2], channel, f[3].parse().ok(), if unit.is_empty() { f[4] } else { unit });
-    })?;
     for_each_row(
-        &table(dir, "CHARTEVENTS")?,
-        &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUE", "ERROR"],
+        &table(dir, "LABEVENTS")?,
+        &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUEUOM"],
         summary,
         |f, at, s| {
-            let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else { return };
+            let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else {
+                return;
+            };
+            if f[0].is_empty() {
+                return s.skip(
+                    "lab outside any admission (no HADM_ID; not an error)",
+                    || at.to_string(),
+                );
+            }
+            add(
+                s,
+                at,
+                f[0],
+                f[2],
+                channel,
+                f[3].parse().ok(),
+                if unit.is_empty() { f[4] } else { unit },
+            );
+        },
+    )?;
+    for_each_row(
+        &table(dir, "CHARTEVENTS")?,
+        &[
+            "HADM_ID",
+            "ITEMID",
+            "CHARTTIME",
+            "VALUENUM",
+            "VALUE",
+            "ERROR",
+        ],
+        summary,
+        |f, at, s| {
+            let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else {
+                return;
+            };
             if f[5] == "1" {
                 return s.skip("charted value marked as an error", || at.to_string());
             }
             // the item's unit, not VALUEUOM: CareVue leaves it blank or writes "?F"
-            add(s, at, f[0], f[2], channel, chart_value(channel, f[3], f[4]), unit);
+            add(
+                s,
+                at,
+                f[0],
+                f[2],
+                channel,
+                chart_value(channel, f[3], f[4]),
+                unit,
+            );
         },
     )?;
 
     let mut diagnoses: HashMap<String, Vec<(u32, String)>> = HashMap::new();
-    for_each_row(&table(dir, "DIAGNOSES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, at, s| {
-        if f[2].is_empty() {
-            return s.skip("diagnosis without an ICD9_CODE", || at.to_string());
-        }
-        diagnoses.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2])));
-    })?;
+    for_each_row(
+        &table(dir, "DIAGNOSES_ICD")?,
+        &["HADM_ID", "SEQ_NUM", "ICD9_CODE"],
+        summary,
+        |f, at, s| {
+            if f[2].is_empty() {
+                return s.skip("diagnosis without an ICD9_CODE", || at.to_string());
+            }
+            diagnoses
+                .entry(f[0].to_string())
+                .or_default()
+                .push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2])));
+        },
+    )?;
     let mut procedures: HashMap<String, Vec<(u32, String)>> = HashMap::new();
-    for_each_row(&table(dir, "PROCEDURES_ICD")?, &["HADM_ID", "SEQ_NUM", "ICD9_CODE"], summary, |f, at, s| {
-        if f[2].is_empty() {
-            return s.skip("procedure without an ICD9_CODE", || at.to_string());
-        }
-        procedures.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap_or(u32::MAX), format!("icd9:{}", normalise_code(f[2]))));
-    })?;
+    for_each_row(
+        &table(dir, "PROCEDURES_ICD")?,
+        &["HADM_ID", "SEQ_NUM", "ICD9_CODE"],
+        summary,
+        |f, at, s| {
+            if f[2].is_empty() {
+                return s.skip("procedure without an ICD9_CODE", || at.to_string());
+            }
+            procedures.entry(f[0].to_string()).or_default().push((
+                f[1].parse().unwrap_or(u32::MAX),
+                format!("icd9:{}", normalise_code(f[2])),
+            ));
+        },
+    )?;
 
     let medications = match atc {
         Some(atc) => prescriptions_to_atc3(&table(&dir, "PRESCRIPTIONS")?, atc, summary)?,
@@ -160,15 +266,28 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
 
     let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
     if let Ok(path) = table(dir, "NOTEEVENTS") {
-        for_each_row(&path, &["HADM_ID", "CATEGORY", "ISERROR", "TEXT"], summary, |f, at, s| {
-            if !f[1].eq_ignore_ascii_case("Discharge summary") || f[2] == "1" || f[0].is_empty() {
-                return;
-            }
-            match brief_hospital_course(f[3]) {
-                Some(text) => notes.entry(f[0].to_string()).or_default().push(Note { kind: "discharge_summary".into(), text, hours: None }),
-                None => s.skip("discharge summary without a Brief Hospital Course section", || at.to_string()),
-            }
-        })?;
+        for_each_row(
+            &path,
+            &["HADM_ID", "CATEGORY", "ISERROR", "TEXT"],
+            summary,
+            |f, at, s| {
+                if !f[1].eq_ignore_ascii_case("Discharge summary") || f[2] == "1" || f[0].is_empty()
+                {
+                    return;
+                }
+                match brief_hospital_course(f[3]) {
+                    Some(text) => notes.entry(f[0].to_string()).or_default().push(Note {
+                        kind: "discharge_summary".into(),
+                        text,
+                        hours: None,
+                    }),
+                    None => s.skip(
+                        "discharge summary without a Brief Hospital Course section",
+                        || at.to_string(),
+                    ),
+                }
+            },
+        )?;
     }
 
     admissions.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));
@@ -178,9 +297,15 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         let mut px = procedures.get(hadm).cloned().unwrap_or_default();
         px.sort();
         Visit {
-            diagnoses: dx.into_iter().map(|(_, code)| format!("icd9:{code}")).collect(),
+            diagnoses: dx
+                .into_iter()
+                .map(|(_, code)| format!("icd9:{code}"))
+                .collect(),
             procedures: px.into_iter().map(|(_, code)| code).collect(),
-            medications: medications.get(hadm).map(|m| m.iter().cloned().collect()).unwrap_or_default(),
+            medications: medications
+                .get(hadm)
+                .map(|m| m.iter().cloned().collect())
+                .unwrap_or_default(),
         }
     };
     let mut records = Vec::with_capacity(admissions.len());
@@ -192,7 +317,9 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
         history.push(visit(&a.hadm));
         let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
         // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
-        let age = dob.map(|dob| (a.admit - dob).num_days() as f64 / 365.25).map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
+        let age = dob
+            .map(|dob| (a.admit - dob).num_days() as f64 / 365.25)
+            .map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
         let phenotypes: BTreeSet<usize> = diagnoses
             .get(&a.hadm)
             .into_iter()
@@ -201,7 +328,10 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
             .collect();
         let mut obs = observations.remove(&a.hadm).unwrap_or_default();
         obs.sort_by(|x, y| x.hours.total_cmp(&y.hours));
-        let length_of_stay_days = a.discharge.map(|d| (d - a.admit).num_seconds() as f64 / 86_400.0).filter(|d| *d >= 0.0);
+        let length_of_stay_days = a
+            .discharge
+            .map(|d| (d - a.admit).num_seconds() as f64 / 86_400.0)
+            .filter(|d| *d >= 0.0);
         records.push(PatientRecord {
             format_version: RECORD_FORMAT_VERSION,
             id: format!("mimic3-{}", a.hadm),
@@ -215,9 +345,19 @@ pub fn read(dir: &Path, atc: Option<&Path>, hours: usize, summary: &mut Summary)
             observations: obs,
             visits: history.clone(),
             labels: Some(Labels {
-                phenotypes: phenotypes.iter().map(|&p| PHENOTYPES[p].name.to_string()).collect(),
-                medications: history.last().map(|v| v.medications.clone()).unwrap_or_default(),
-                outcomes: Some(Outcomes { in_hospital_death: a.death, length_of_stay_days, ..Outcomes::default() }),
+                phenotypes: phenotypes
+                    .iter()
+                    .map(|&p| PHENOTYPES[p].name.to_string())
+                    .collect(),
+                medications: history
+                    .last()
+                    .map(|v| v.medications.clone())
+                    .unwrap_or_default(),
+                outcomes: Some(Outcomes {
+                    in_hospital_death: a.death,
+                    length_of_stay_days,
+                    ..Outcomes::default()
+                }),
             }),
         });
     }
@@ -236,12 +376,17 @@ mod tests {
     }
 
     fn atc() -> Option<std::path::PathBuf> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
         path.exists().then_some(path)
     }
 
     fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
-        r.observations.iter().filter(|o| o.channel == channel).map(|o| (o.hours, o.value)).collect()
+        r.observations
+            .iter()
+            .filter(|o| o.channel == channel)
+            .map(|o| (o.hours, o.value))
+            .collect()
     }
 
     #[test]
@@ -249,50 +394,127 @@ mod tests {
         let mut summary = Summary::new("mimic3");
         let records = read(&fixtures(), atc().as_deref(), 48, &mut summary).unwrap();
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["mimic3-1001", "mimic3-1002", "mimic3-2001"], "each patient's admissions in time order");
+        assert_eq!(
+            ids,
+            ["mimic3-1001", "mimic3-1002", "mimic3-2001"],
+            "each patient's admissions in time order"
+        );
         let (a, b, c) = (&records[0], &records[1], &records[2]);
         for r in &records {
             r.validate().unwrap();
         }
 
         assert_eq!(a.demographics.age, Some(70.0));
-        assert_eq!(a.demographics.care_unit.as_deref(), Some("MICU"), "the first ICU stay's unit");
-        assert_eq!(value(a, "creatinine"), [(2.0, Some(1.8)), (30.0, Some(2.6))], "the lab at 60 h is outside 48 h");
+        assert_eq!(
+            a.demographics.care_unit.as_deref(),
+            Some("MICU"),
+            "the first ICU stay's unit"
+        );
+        assert_eq!(
+            value(a, "creatinine"),
+            [(2.0, Some(1.8)), (30.0, Some(2.6))],
+            "the lab at 60 h is outside 48 h"
+        );
         assert_eq!(value(a, "lactate"), [(3.0, Some(4.1))]);
-        assert_eq!(value(a, "heart_rate"), [(1.0, Some(112.0))], "the ERROR=1 row is dropped");
-        assert_eq!(value(a, "gcs_verbal"), [(2.0, Some(4.0))], "CareVue text \"4 Confused\"");
+        assert_eq!(
+            value(a, "heart_rate"),
+            [(1.0, Some(112.0))],
+            "the ERROR=1 row is dropped"
+        );
+        assert_eq!(
+            value(a, "gcs_verbal"),
+            [(2.0, Some(4.0))],
+            "CareVue text \"4 Confused\""
+        );
         assert_eq!(value(a, "capillary_refill"), [(2.0, Some(1.0))]);
-        assert_eq!(value(a, "fio2"), [(2.0, Some(0.5))], "a percentage becomes a fraction");
+        assert_eq!(
+            value(a, "fio2"),
+            [(2.0, Some(0.5))],
+            "a percentage becomes a fraction"
+        );
         assert_eq!(a.observations.len(), 9);
         // °F and lb reach the grid converted to °C and kg
         let grid = SeriesGrid::from_record(a, 48);
-        let kinds: Vec<(&str, &str)> = grid.notices.iter().map(|n| (n.path.as_str(), n.kind)).collect();
+        let kinds: Vec<(&str, &str)> = grid
+            .notices
+            .iter()
+            .map(|n| (n.path.as_str(), n.kind))
+            .collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
-        assert!(kinds.iter().all(|(_, kind)| *kind == "unit_converted"), "the conversions are recorded: {kinds:?}");
-        for (name, hour, canonical) in [("temperature", 1, (101.3 - 32.0) * 5.0 / 9.0), ("weight", 1, 154.0 * 0.453_592_37)] {
+        assert!(
+            kinds.iter().all(|(_, kind)| *kind == "unit_converted"),
+            "the conversions are recorded: {kinds:?}"
+        );
+        for (name, hour, canonical) in [
+            ("temperature", 1, (101.3 - 32.0) * 5.0 / 9.0),
+            ("weight", 1, 154.0 * 0.453_592_37),
+        ] {
             let c = bedside::knowledge::channel_index(name).unwrap();
             let expected = bedside::knowledge::CHANNELS[c].standardise(canonical) as f32;
-            assert!((grid.values[c * 48 + hour] - expected).abs() < 1e-5, "{name}");
+            assert!(
+                (grid.values[c * 48 + hour] - expected).abs() < 1e-5,
+                "{name}"
+            );
         }
 
         let labels = a.labels.as_ref().unwrap();
-        assert_eq!(labels.phenotypes, ["Acute and unspecified renal failure", "Septicemia (except in labor)"]);
+        assert_eq!(
+            labels.phenotypes,
+            [
+                "Acute and unspecified renal failure",
+                "Septicemia (except in labor)"
+            ]
+        );
         assert_eq!(a.visits.len(), 1);
-        assert_eq!(a.visits[0].diagnoses, ["icd9:5849", "icd9:99591"], "by SEQ_NUM");
+        assert_eq!(
+            a.visits[0].diagnoses,
+            ["icd9:5849", "icd9:99591"],
+            "by SEQ_NUM"
+        );
         assert_eq!(a.visits[0].procedures, ["icd9:9604"]);
-        assert_eq!(a.notes.len(), 1, "the discharge summary; radiology is not used");
+        assert_eq!(
+            a.notes.len(),
+            1,
+            "the discharge summary; radiology is not used"
+        );
         let note = &a.notes[0].text;
-        assert!(note.starts_with("Pt admitted with fever") && note.ends_with("acute kidney injury."), "{note}");
-        assert!(!note.contains("Discharge Diagnosis") && !note.contains("Furosemide"), "only the Brief Hospital Course: {note}");
+        assert!(
+            note.starts_with("Pt admitted with fever") && note.ends_with("acute kidney injury."),
+            "{note}"
+        );
+        assert!(
+            !note.contains("Discharge Diagnosis") && !note.contains("Furosemide"),
+            "only the Brief Hospital Course: {note}"
+        );
 
         assert_eq!(b.visits.len(), 2, "the earlier admission comes first");
         assert_eq!(b.visits[0], a.visits[0]);
-        assert_eq!(b.labels.as_ref().unwrap().phenotypes, ["Congestive heart failure; nonhypertensive"]);
+        assert_eq!(
+            b.labels.as_ref().unwrap().phenotypes,
+            ["Congestive heart failure; nonhypertensive"]
+        );
 
-        assert_eq!(c.demographics.age, Some(90.0), "a shifted birth date means older than 89");
-        assert_eq!(c.labels.as_ref().unwrap().outcomes.as_ref().unwrap().in_hospital_death, Some(true));
+        assert_eq!(
+            c.demographics.age,
+            Some(90.0),
+            "a shifted birth date means older than 89"
+        );
+        assert_eq!(
+            c.labels
+                .as_ref()
+                .unwrap()
+                .outcomes
+                .as_ref()
+                .unwrap()
+                .in_hospital_death,
+            Some(true)
+        );
         assert_eq!(value(c, "heart_rate"), [(0.5, Some(95.0))]);
-        assert_eq!(value(c, "bun"), [(3.0, None)], "a missing value is kept as null");
+        assert_eq!(
+            value(c, "bun"),
+            [(3.0, None)],
+            "a missing value is kept as null"
+        );
         assert!(c.notes.is_empty());
 
         if atc().is_some() {
@@ -328,7 +550,13 @@ mod tests {
         let mut summary = Summary::new("mimic3");
         let records = read(&dir, None, 48, &mut summary).unwrap();
         assert_eq!(records.len(), 3, "the other tables are still read");
-        assert!(summary.skipped.contains_key("damaged file (rest of the file not read)"), "{:?}", summary.skipped.keys());
+        assert!(
+            summary
+                .skipped
+                .contains_key("damaged file (rest of the file not read)"),
+            "{:?}",
+            summary.skipped.keys()
+        );
         // a short row is read with its missing columns empty, and skipped for its missing time
         assert!(value(&records[0], "creatinine").len() == 2);
         std::fs::remove_dir_all(&dir).ok();
@@ -337,9 +565,15 @@ mod tests {
     #[test]
     fn sections_of_a_discharge_summary() {
         let text = "Service: MEDICINE\n\nBrief Hospital Course:\n72M with CHF.\nDiuresed.\n\nDischarge Medications:\n1. Lasix";
-        assert_eq!(brief_hospital_course(text).as_deref(), Some("72M with CHF. Diuresed."));
+        assert_eq!(
+            brief_hospital_course(text).as_deref(),
+            Some("72M with CHF. Diuresed.")
+        );
         assert_eq!(brief_hospital_course("no such section"), None);
-        assert_eq!(brief_hospital_course("BRIEF HOSPITAL COURSE: Stable course.\n"), Some("Stable course.".into()));
+        assert_eq!(
+            brief_hospital_course("BRIEF HOSPITAL COURSE: Stable course.\n"),
+            Some("Stable course.".into())
+        );
     }
 }
 
@@ -354,26 +588,48 @@ mod fhir_equivalence {
     #[test]
     fn a_fhir_bundle_and_the_same_mimic_rows_give_the_same_record() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let text = std::fs::read_to_string(root.join("tests/fixtures/fhir/mimic3-1001-bundle.json")).unwrap();
+        let text =
+            std::fs::read_to_string(root.join("tests/fixtures/fhir/mimic3-1001-bundle.json"))
+                .unwrap();
         let fhir = PatientRecord::from_json_or_fhir(&text).unwrap();
         let mut summary = Summary::new("mimic3");
         let atc = root.join("../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
-        let records = read(&root.join("tests/fixtures/mimic3"), atc.exists().then_some(atc.as_path()), 48, &mut summary).unwrap();
+        let records = read(
+            &root.join("tests/fixtures/mimic3"),
+            atc.exists().then_some(atc.as_path()),
+            48,
+            &mut summary,
+        )
+        .unwrap();
         let mimic = records.iter().find(|r| r.id == "mimic3-1001").unwrap();
 
         assert_eq!(fhir.demographics, mimic.demographics);
-        assert_eq!(fhir.notes.iter().map(|n| &n.text).collect::<Vec<_>>(), mimic.notes.iter().map(|n| &n.text).collect::<Vec<_>>());
+        assert_eq!(
+            fhir.notes.iter().map(|n| &n.text).collect::<Vec<_>>(),
+            mimic.notes.iter().map(|n| &n.text).collect::<Vec<_>>()
+        );
         let (f, m) = (fhir.visits.last().unwrap(), mimic.visits.last().unwrap());
         assert_eq!(f.diagnoses, m.diagnoses);
         assert_eq!(f.procedures, m.procedures);
         if atc.exists() {
             assert_eq!(f.medications, m.medications);
         }
-        assert_eq!(fhir.labels.as_ref().unwrap().phenotypes, mimic.labels.as_ref().unwrap().phenotypes);
+        assert_eq!(
+            fhir.labels.as_ref().unwrap().phenotypes,
+            mimic.labels.as_ref().unwrap().phenotypes
+        );
 
         // what the model reads: every cell of the hourly grid, in canonical units
-        let (gf, gm) = (SeriesGrid::from_record(&fhir, 48), SeriesGrid::from_record(mimic, 48));
-        let conversions = |g: &SeriesGrid| g.notices.iter().filter(|n| n.kind == "unit_converted").count();
+        let (gf, gm) = (
+            SeriesGrid::from_record(&fhir, 48),
+            SeriesGrid::from_record(mimic, 48),
+        );
+        let conversions = |g: &SeriesGrid| {
+            g.notices
+                .iter()
+                .filter(|n| n.kind == "unit_converted")
+                .count()
+        };
         assert_eq!(gf.notices.len(), conversions(&gf), "{:?}", gf.notices);
         assert_eq!(gm.notices.len(), conversions(&gm), "{:?}", gm.notices);
         let skip = channel_index("capillary_refill").unwrap();
@@ -381,9 +637,19 @@ mod fhir_equivalence {
             for h in 0..48 {
                 let i = c * 48 + h;
                 assert_eq!(gf.mask[i], gm.mask[i], "{} hour {h}", CHANNELS[c].name);
-                assert!((gf.values[i] - gm.values[i]).abs() < 1e-6, "{} hour {h}: {} vs {}", CHANNELS[c].name, gf.values[i], gm.values[i]);
+                assert!(
+                    (gf.values[i] - gm.values[i]).abs() < 1e-6,
+                    "{} hour {h}: {} vs {}",
+                    CHANNELS[c].name,
+                    gf.values[i],
+                    gm.values[i]
+                );
             }
         }
-        assert_eq!(gf.observed() + 1, gm.observed(), "the same cells, capillary refill aside");
+        assert_eq!(
+            gf.observed() + 1,
+            gm.observed(),
+            "the same cells, capillary refill aside"
+        );
     }
 }

@@ -15,7 +15,9 @@ type Files = BTreeMap<String, Vec<u8>>;
 fn cases() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/catalogue/mimic.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| serde_json::from_str(l).expect("a catalogue line")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a catalogue line"))
+        .collect()
 }
 
 fn files(case: &Value) -> Files {
@@ -25,7 +27,9 @@ fn files(case: &Value) -> Files {
         .map(|(name, f)| {
             let bytes = match (f["text"].as_str(), f["base64"].as_str()) {
                 (Some(text), _) => text.as_bytes().to_vec(),
-                (_, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).expect("base64"),
+                (_, Some(b64)) => base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64"),
                 _ => panic!("{name}: neither text nor base64"),
             };
             (name.clone(), bytes)
@@ -36,7 +40,11 @@ fn files(case: &Value) -> Files {
 /// The tables written into a fresh directory (`hosp/` for MIMIC-IV, as in the real layout).
 fn write(files: &Files, source: &str, dir: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
-    let tables = if source == "mimic4" { dir.join("hosp") } else { dir.to_path_buf() };
+    let tables = if source == "mimic4" {
+        dir.join("hosp")
+    } else {
+        dir.to_path_buf()
+    };
     std::fs::create_dir_all(&tables).expect("a temporary directory");
     for (name, bytes) in files {
         std::fs::write(tables.join(name), bytes).expect("a table");
@@ -66,18 +74,30 @@ fn catalogued_mimic_tables() {
     let mut base: BTreeMap<String, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
     let mut failures = Vec::new();
     for case in &cases {
-        let (name, source) = (case["name"].as_str().unwrap_or("?"), case["source"].as_str().unwrap_or("?"));
+        let (name, source) = (
+            case["name"].as_str().unwrap_or("?"),
+            case["source"].as_str().unwrap_or("?"),
+        );
         let dir = write(&files(case), source, &tmp.join("case"));
         let (result, summary) = read(source, &dir);
-        let skipped: BTreeMap<String, usize> = summary.skipped.iter().map(|(k, v)| (k.clone(), v.count)).collect();
+        let skipped: BTreeMap<String, usize> = summary
+            .skipped
+            .iter()
+            .map(|(k, v)| (k.clone(), v.count))
+            .collect();
         if let Some(mentions) = case["error"].as_array() {
             match result {
-                Ok(records) => failures.push(format!("{source} {name}: read {} records, expected an error", records.len())),
+                Ok(records) => failures.push(format!(
+                    "{source} {name}: read {} records, expected an error",
+                    records.len()
+                )),
                 Err(e) => {
                     let message = format!("{e:#}");
                     for m in mentions.iter().filter_map(Value::as_str) {
                         if !message.contains(m) {
-                            failures.push(format!("{source} {name}: the error does not name {m:?}: {message}"));
+                            failures.push(format!(
+                                "{source} {name}: the error does not name {m:?}: {message}"
+                            ));
                         }
                     }
                 }
@@ -93,39 +113,70 @@ fn catalogued_mimic_tables() {
         };
         for r in &records {
             if let Err(e) = r.validate() {
-                failures.push(format!("{source} {name}: record {} does not validate: {e}", r.id));
+                failures.push(format!(
+                    "{source} {name}: record {} does not validate: {e}",
+                    r.id
+                ));
             }
         }
         if name == "untouched" {
-            base.insert(source.to_string(), (observations(&records), skipped.clone()));
+            base.insert(
+                source.to_string(),
+                (observations(&records), skipped.clone()),
+            );
         }
         let Some((base_observations, base_skipped)) = base.get(source) else {
             panic!("the catalogue lists the untouched {source} tables after a case");
         };
         if records.len() as u64 != case["records"].as_u64().unwrap_or(u64::MAX) {
-            failures.push(format!("{source} {name}: {} records, expected {}", records.len(), case["records"]));
+            failures.push(format!(
+                "{source} {name}: {} records, expected {}",
+                records.len(),
+                case["records"]
+            ));
         }
         if let Some(more) = case["more_observations"].as_u64()
             && observations(&records) != base_observations + more as usize
         {
-            failures.push(format!("{source} {name}: {} observations, expected {base_observations} + {more}", observations(&records)));
+            failures.push(format!(
+                "{source} {name}: {} observations, expected {base_observations} + {more}",
+                observations(&records)
+            ));
         }
         match case["skip"].as_str() {
-            None if skipped.iter().any(|(reason, n)| base_skipped.get(reason).is_none_or(|b| n > b)) => {
-                failures.push(format!("{source} {name}: skipped {skipped:?}, expected no more than {base_skipped:?}"))
+            None if skipped
+                .iter()
+                .any(|(reason, n)| base_skipped.get(reason).is_none_or(|b| n > b)) =>
+            {
+                failures.push(format!(
+                    "{source} {name}: skipped {skipped:?}, expected no more than {base_skipped:?}"
+                ))
             }
             None => {}
             Some(reason) => {
                 let at = case["at"].as_str().unwrap_or("");
-                let examples = summary.skipped.get(reason).map(|s| s.examples.clone()).unwrap_or_default();
+                let examples = summary
+                    .skipped
+                    .get(reason)
+                    .map(|s| s.examples.clone())
+                    .unwrap_or_default();
                 if !examples.iter().any(|e| e.starts_with(at)) {
-                    failures.push(format!("{source} {name}: no {reason:?} at {at}; skipped {:?}", summary.skipped));
+                    failures.push(format!(
+                        "{source} {name}: no {reason:?} at {at}; skipped {:?}",
+                        summary.skipped
+                    ));
                 }
             }
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Byte-level mutations (inserted separators, quotes and newlines, deleted bytes, truncation) of
@@ -156,10 +207,17 @@ fn mutated_mimic_tables_never_panic() {
             }
         }
         let dir = write(&files, source, &tmp.join("case"));
-        let run = std::panic::catch_unwind(|| read(source, &dir).0.map(|records| records.iter().map(|r| r.validate().is_ok()).all(|ok| ok)));
+        let run = std::panic::catch_unwind(|| {
+            read(source, &dir)
+                .0
+                .map(|records| records.iter().map(|r| r.validate().is_ok()).all(|ok| ok))
+        });
         match run {
             Err(_) => panic!("mutation {i} of {:?} ({name}) panicked", case["name"]),
-            Ok(Ok(false)) => panic!("mutation {i} of {:?} ({name}) gave a record that does not validate", case["name"]),
+            Ok(Ok(false)) => panic!(
+                "mutation {i} of {:?} ({name}) gave a record that does not validate",
+                case["name"]
+            ),
             Ok(_) => {}
         }
     }
