@@ -1,6 +1,7 @@
 //! The burn T5 against HuggingFace transformers: tiny random checkpoints written by
 //! `tools/t5_reference.py` (T5 v1.1 style — gated GELU, untied — and original style — ReLU, tied
-//! and scaled), with transformers' encoder states, teacher-forced logits and greedy tokens.
+//! and scaled), with transformers' encoder states, teacher-forced logits and greedy tokens, written
+//! by transformers 4 and again by transformers 5 (`v5/`, whose config.json differs).
 //! Tolerance: 1e-4 absolute on states and logits (float32 on both sides; observed ~1e-6).
 //! Also: cached incremental decoding equals full decoding, padding never changes real positions,
 //! beam search with one beam is greedy, and wgpu agrees with the CPU.
@@ -109,6 +110,22 @@ fn t5_original_matches_transformers() {
     check_parity("original", &Device::flex());
 }
 
+/// The same two configs written by transformers 5, which ties every T5's output projection and
+/// writes `scale_decoder_outputs` instead (`tools/t5_reference.py`).
+#[test]
+fn t5_v1_1_matches_transformers_5() {
+    let f = fixture("v5/v1_1", &Device::flex());
+    assert!(f.config.tie_word_embeddings && !f.config.scales_decoder_outputs());
+    check_parity("v5/v1_1", &Device::flex());
+}
+
+#[test]
+fn t5_original_matches_transformers_5() {
+    let f = fixture("v5/original", &Device::flex());
+    assert!(f.config.tie_word_embeddings && f.config.scales_decoder_outputs());
+    check_parity("v5/original", &Device::flex());
+}
+
 #[test]
 fn configs_read_from_json() {
     let f = fixture("v1_1", &Device::flex());
@@ -152,7 +169,7 @@ fn greedy(f: &Fixture, device: &Device, use_cache: bool) -> Vec<Vec<u32>> {
 #[test]
 fn greedy_decoding_matches_transformers_with_and_without_cache() {
     let device = Device::flex();
-    for name in ["v1_1", "original"] {
+    for name in ["v1_1", "original", "v5/v1_1", "v5/original"] {
         let f = fixture(name, &device);
         let (shape, expected) = f.ints("greedy");
         let expected: Vec<Vec<u32>> = expected
@@ -329,6 +346,7 @@ fn wgpu_matches_cpu() {
             return;
         }
     };
-    check_parity("v1_1", &gpu);
-    check_parity("original", &gpu);
+    for name in ["v1_1", "original", "v5/v1_1", "v5/original"] {
+        check_parity(name, &gpu);
+    }
 }

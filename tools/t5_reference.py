@@ -10,9 +10,14 @@ Builds two tiny random T5 checkpoints -- `v1_1` (gated-GELU, untied embeddings, 
       decoder_input_ids [2, T], encoder_hidden [2, S, d_model], logits [2, T, vocab],
       greedy [2, G] (greedy generation, decoder start token first)
 
+With transformers 5 the same two configs are written to `tests/fixtures/t5/v5/<name>/`:
+transformers 5 ties every T5's output projection to its input embedding and writes
+`scale_decoder_outputs` (false for `v1_1`, true for `original`) instead of deciding the scaling
+by tying, and bedside must read both generations of config.json the way each computes.
+
 Run:  python3 -m venv /tmp/pyref && /tmp/pyref/bin/pip install torch 'transformers<5' safetensors
-      (transformers 5 always ties lm_head to the input embedding, which is not Flan-T5)
       /tmp/pyref/bin/python tools/t5_reference.py
+and again with 'transformers>=5' in another environment.
 """
 import json
 import pathlib
@@ -21,7 +26,11 @@ import torch
 from safetensors.torch import save_file
 from transformers import T5Config, T5ForConditionalGeneration
 
+import transformers
+
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "t5"
+if int(transformers.__version__.split(".")[0]) >= 5:
+    OUT = OUT / "v5"
 SRC_LEN, TGT_LEN, GEN_LEN = 24, 9, 12
 
 

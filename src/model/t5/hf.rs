@@ -32,9 +32,21 @@ struct HfConfig {
     layer_norm_epsilon: f64,
     feed_forward_proj: String,
     tie_word_embeddings: bool,
+    /// transformers ≥ 5 only.
+    scale_decoder_outputs: Option<bool>,
+    /// Shares the encoder's weights with the decoder's: not supported, so refused.
+    tie_encoder_decoder: bool,
     pad_token_id: usize,
-    eos_token_id: usize,
+    /// transformers ≥ 5 may write a list; the first id ends generation.
+    eos_token_id: OneOrMany,
     decoder_start_token_id: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(usize),
+    Many(Vec<usize>),
 }
 
 impl Default for HfConfig {
@@ -53,8 +65,10 @@ impl Default for HfConfig {
             layer_norm_epsilon: 1e-6,
             feed_forward_proj: "relu".into(),
             tie_word_embeddings: true,
+            scale_decoder_outputs: None,
+            tie_encoder_decoder: false,
             pad_token_id: 0,
-            eos_token_id: 1,
+            eos_token_id: OneOrMany::One(1),
             decoder_start_token_id: None,
         }
     }
@@ -78,6 +92,17 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
             )));
         }
     };
+    if hf.tie_encoder_decoder {
+        return Err(config_error(
+            "tie_encoder_decoder = true (encoder weights shared with the decoder) is not supported",
+        ));
+    }
+    let eos_token_id = match hf.eos_token_id {
+        OneOrMany::One(id) => id,
+        OneOrMany::Many(ids) => *ids
+            .first()
+            .ok_or_else(|| config_error("eos_token_id is an empty list"))?,
+    };
     let config = T5Config::new(hf.vocab_size)
         .with_d_model(hf.d_model)
         .with_d_kv(hf.d_kv)
@@ -90,9 +115,10 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
         .with_layer_norm_epsilon(hf.layer_norm_epsilon)
         .with_feed_forward(feed_forward)
         .with_tie_word_embeddings(hf.tie_word_embeddings)
+        .with_scale_decoder_outputs(hf.scale_decoder_outputs)
         .with_dropout_rate(hf.dropout_rate)
         .with_pad_token_id(hf.pad_token_id)
-        .with_eos_token_id(hf.eos_token_id)
+        .with_eos_token_id(eos_token_id)
         .with_decoder_start_token_id(hf.decoder_start_token_id.unwrap_or(hf.pad_token_id));
     // the bundle's bounds: an imported model always exports to a bundle that loads
     config.check().map_err(config_error)?;
@@ -201,6 +227,61 @@ pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Con
     let config = config_from_json(config_json)?;
     let tensors = SafeTensors::deserialize(weights)
         .map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
+    // a tied config with its own, different output projection: which one transformers would use
+    // depends on its version, so refuse rather than guess
+    if config.tie_word_embeddings
+        && let (Ok(head), Ok(shared)) = (
+            tensors.tensor("lm_head.weight"),
+            tensors.tensor("shared.weight"),
+        )
+        && head.data() != shared.data()
+    {
+        return Err(weights_error(
+            "tensor lm_head.weight differs from shared.weight, but config.json ties them \
+             (tie_word_embeddings); set tie_word_embeddings to false to use lm_head.weight",
+        ));
+    }
     let model = config.build(&mut Checkpoint { tensors, device })?;
     Ok((config, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = r#""vocab_size": 40, "d_model": 16, "d_kv": 4, "d_ff": 24, "num_layers": 1,
+        "num_heads": 4, "feed_forward_proj": "gated-gelu""#;
+
+    #[test]
+    fn transformers_5_fields_are_read() {
+        // transformers 5 ties every T5 and says whether to scale
+        let v5 = config_from_json(&format!(
+            r#"{{{TINY}, "tie_word_embeddings": true, "scale_decoder_outputs": false,
+            "eos_token_id": [1, 2], "transformers_version": "5.24.0"}}"#
+        ))
+        .unwrap();
+        assert!(v5.tie_word_embeddings && !v5.scales_decoder_outputs());
+        assert_eq!(v5.eos_token_id, 1);
+        // transformers 4: scaling follows tying
+        let tied = config_from_json(&format!(r#"{{{TINY}}}"#)).unwrap();
+        assert!(tied.scales_decoder_outputs());
+        let untied =
+            config_from_json(&format!(r#"{{{TINY}, "tie_word_embeddings": false}}"#)).unwrap();
+        assert!(!untied.scales_decoder_outputs());
+    }
+
+    #[test]
+    fn fields_that_would_change_the_computation_are_refused_by_name() {
+        for (field, json) in [
+            ("tie_encoder_decoder", r#""tie_encoder_decoder": true"#),
+            ("eos_token_id", r#""eos_token_id": []"#),
+            ("feed_forward_proj", r#""feed_forward_proj": "gated-silu""#),
+            ("scale_decoder_outputs", r#""scale_decoder_outputs": "yes""#),
+        ] {
+            let err = config_from_json(&format!(r#"{{{TINY}, {json}}}"#))
+                .expect_err(field)
+                .to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+    }
 }

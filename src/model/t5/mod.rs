@@ -53,6 +53,11 @@ pub struct T5Config {
     /// Output projection shared with the input embedding (original T5) or separate (v1.1).
     #[config(default = false)]
     pub tie_word_embeddings: bool,
+    /// Multiplies the decoder output by `d_model^-0.5` before the output projection.
+    /// transformers ≥ 5 writes it (and ties every T5); absent, it follows `tie_word_embeddings`
+    /// as in transformers 4.
+    #[config(default = "None")]
+    pub scale_decoder_outputs: Option<bool>,
     #[config(default = 0.1)]
     pub dropout_rate: f64,
     #[config(default = 0)]
@@ -125,6 +130,12 @@ impl T5Config {
             Ok(model) => model,
             Err(never) => match never {},
         }
+    }
+
+    /// Whether the decoder output is scaled by `d_model^-0.5` (see `scale_decoder_outputs`).
+    pub fn scales_decoder_outputs(&self) -> bool {
+        self.scale_decoder_outputs
+            .unwrap_or(self.tie_word_embeddings)
     }
 
     /// Number of parameters of the model this config builds.
@@ -270,6 +281,7 @@ impl T5Config {
             lm_head,
             dropout: self.dropout(),
             d_model: d,
+            scale_output: self.scales_decoder_outputs(),
         })
     }
 }
@@ -285,6 +297,8 @@ pub struct T5 {
     pub lm_head: Option<Linear>,
     pub dropout: Dropout,
     d_model: usize,
+    /// See [`T5Config::scale_decoder_outputs`].
+    scale_output: bool,
 }
 
 /// `[batch, 1, 1, len]` additive bias from a `[batch, len]` mask (1 = real token, 0 = padding):
@@ -372,12 +386,13 @@ impl T5 {
 
     /// Vocabulary logits of decoder hidden states.
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let hidden = match self.scale_output {
+            true => hidden * (self.d_model as f64).powf(-0.5),
+            false => hidden,
+        };
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => {
-                let scaled = hidden * (self.d_model as f64).powf(-0.5);
-                scaled.matmul(self.shared.weight.val().transpose().unsqueeze_dim(0))
-            }
+            None => hidden.matmul(self.shared.weight.val().transpose().unsqueeze_dim(0)),
         }
     }
 
