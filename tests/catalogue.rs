@@ -258,3 +258,19 @@ fn edit_header(bytes: &mut Vec<u8>, edit: &Value) {
     bytes.extend(header.as_bytes());
     bytes.extend(data);
 }
+
+/// The committed JSONL files are exactly what generate.py writes: a case edited by hand, or a
+/// generator change that was not regenerated, fails here.
+#[test]
+fn the_catalogue_is_what_its_generator_writes() {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("tests/catalogue/generate.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -35,6 +35,7 @@ import base64
 import copy
 import gzip
 import json
+import sys
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -343,6 +344,12 @@ for path, value in [
 ]:
     bundle(f"model.config.{path} = {json.dumps(value)}", [{"file": M, "json_set": [["model", "config", *path.split(".")], value]}],
            "BUNDLE_INVALID", M, path)
+# the head's temperature divides every logit: zero, negative, huge or not a number is refused
+for value in [0, -1, 1e9, "hot"]:
+    bundle(f"manifest temperature = {json.dumps(value)}", [{"file": M, "json_set": [["temperature"], value]}], "BUNDLE_INVALID", M, "temperature")
+for path, value in [("wide", "yes"), ("t5.scale_decoder_outputs", "yes")]:
+    bundle(f"model.config.{path} = {json.dumps(value)}", [{"file": M, "json_set": [["model", "config", *path.split(".")], value]}],
+           "BUNDLE_INVALID", M, path.split(".")[-1])
 for path, value in [("config.dropout", 1.0), ("config.dropout", -0.1)]:
     bundle(f"medications.{path} = {json.dumps(value)}", [{"file": M, "json_set": [["medications", *path.split(".")], value]}],
            "BUNDLE_INVALID", M, path)
@@ -629,8 +636,18 @@ mimic_case("NOTEEVENTS missing (notes are optional)", "mimic3", lambda t: t.__se
 mimic_case("ICUSTAYS without FIRST_CAREUNIT", "mimic3", replace_header("ICUSTAYS.csv", "FIRST_CAREUNIT", "CAREUNIT"), 0,
            error=["ICUSTAYS.csv", "FIRST_CAREUNIT"])
 
+# `--check`: compare with the committed files instead of writing them (tests/catalogue.rs runs it,
+# so an edit of this script that was not regenerated, or of a JSONL by hand, fails)
+stale = []
 for file, cases in [("records.jsonl", records), ("bundles.jsonl", bundles), ("teacher.jsonl", teacher),
                     ("physionet.jsonl", physionet), ("mimic.jsonl", mimic)]:
-    (HERE / file).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases))
+    text = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases)
+    if "--check" in sys.argv:
+        if (HERE / file).read_text() != text:
+            stale.append(file)
+    else:
+        (HERE / file).write_text(text)
     print(f"{file}: {len(cases)} cases")
+if stale:
+    sys.exit(f"stale: {', '.join(stale)}; regenerate with python3 tests/catalogue/generate.py")
 print(f"total: {len(records) + len(bundles) + len(teacher) + len(physionet) + len(mimic)}")
