@@ -8,7 +8,7 @@ scikit-learn, one-vs-rest over the 25 phenotype groups:
 
 Reads PatientRecord JSONL (`bedside-train cohort`), trains on --train, tests on --test, and
 writes micro-F1 at 0.5 and macro AUROC with 95% bootstrap intervals (200 resamples of test
-admissions) as JSON. Usage:
+admissions), calibration error (ECE, 10 bins) and Brier score as JSON. Usage:
   baselines.py --train train.jsonl --test test.jsonl --out baselines.json
 """
 
@@ -74,6 +74,19 @@ def macro_auroc(y, p):
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def ece(y, p, bins=10):
+    """Expected calibration error over every (admission, label) pair, equal-width bins (as
+    bedside's `metrics::expected_calibration_error`)."""
+    y, p = y.ravel(), p.ravel()
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = index == b
+        if inside.any():
+            total += abs(p[inside].mean() - y[inside].mean()) * inside.sum() / len(p)
+    return float(total)
+
+
 def report(y, p, seed=0):
     micro = float(f1_score(y, p >= 0.5, average="micro", zero_division=0))
     auroc = macro_auroc(y, p)
@@ -84,7 +97,8 @@ def report(y, p, seed=0):
         f1s.append(f1_score(y[rows], p[rows] >= 0.5, average="micro", zero_division=0))
         aurocs.append(macro_auroc(y[rows], p[rows]))
     ci = lambda v: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]
-    return {"micro_f1": micro, "micro_f1_ci95": ci(f1s), "macro_auroc": auroc, "macro_auroc_ci95": ci(aurocs)}
+    return {"micro_f1": micro, "micro_f1_ci95": ci(f1s), "macro_auroc": auroc, "macro_auroc_ci95": ci(aurocs),
+            "ece": ece(y, p), "brier": float(np.mean((p - y) ** 2))}
 
 
 def fit_predict(make, x_train, y_train, x_test):

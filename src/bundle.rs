@@ -30,6 +30,10 @@ pub struct Manifest {
     pub dtype: String,
     /// Probability at or above which a phenotype is reported as diagnosed.
     pub threshold: f32,
+    /// The head's temperature: logits are divided by it before the sigmoid (fitted on validation
+    /// data by `bedside-train distill`; absent in older bundles: 1). In [0.05, 20].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
     pub files: BTreeMap<String, FileEntry>,
     pub created_by: String,
     /// The medication recommender (LEADER's student), where the bundle has one: its weights are
@@ -50,7 +54,7 @@ pub struct Manifest {
 }
 
 /// The model a bundle holds, tagged by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", content = "config")]
 pub enum ModelSpec {
     /// Time-series encoder + phenotype head (no text).
@@ -60,6 +64,35 @@ pub enum ModelSpec {
     /// also carries `tokenizer.json`.
     #[serde(rename = "clinical")]
     Clinical(ClinicalModelConfig),
+}
+
+/// Read by hand so that an error inside `config` names its field (`config.t5.d_model`): serde's
+/// derive for a tagged enum buffers the content and loses the path.
+impl<'de> Deserialize<'de> for ModelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Tagged {
+            kind: String,
+            config: serde_json::Value,
+        }
+        fn read<T: serde::de::DeserializeOwned>(
+            config: serde_json::Value,
+        ) -> std::result::Result<T, String> {
+            serde_path_to_error::deserialize(config)
+                .map_err(|e| format!("config.{}: {}", e.path(), e.inner()))
+        }
+        let tagged = Tagged::deserialize(deserializer)?;
+        match tagged.kind.as_str() {
+            "lab-phenotype" => read(tagged.config).map(Self::LabPhenotype),
+            "clinical" => read(tagged.config).map(Self::Clinical),
+            other => Err(format!(
+                "kind {other:?} is not \"lab-phenotype\" or \"clinical\""
+            )),
+        }
+        .map_err(serde::de::Error::custom)
+    }
 }
 
 impl ModelSpec {
@@ -112,6 +145,7 @@ impl Manifest {
             knowledge_hash: knowledge_hash(),
             dtype: dtype.into(),
             threshold,
+            temperature: None,
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
@@ -226,6 +260,14 @@ impl Manifest {
             return Err(BedsideError::bundle(
                 MANIFEST_FILE,
                 "threshold must be within 0..=1",
+            ));
+        }
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && (0.05..=20.0).contains(&t))
+        {
+            return Err(BedsideError::bundle(
+                MANIFEST_FILE,
+                format!("temperature = {t} is outside [0.05, 20]"),
             ));
         }
         if let Some(tokens) = self.max_prompt_tokens {

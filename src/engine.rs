@@ -499,8 +499,8 @@ impl Engine {
                 model.phenotype_logits(&model.encode(&input))
             }
         };
-        let probs = burn::tensor::activation::sigmoid(logits);
-        let data = probs
+        let data = self
+            .calibrated(logits)
             .into_data_async()
             .await
             .map_err(read_back_error(self.backend))?;
@@ -514,6 +514,12 @@ impl Engine {
             ));
         }
         Ok(probs)
+    }
+
+    /// The head's probabilities of its logits: the sigmoid after the bundle's temperature.
+    fn calibrated(&self, logits: Tensor<2>) -> Tensor<2> {
+        let temperature = self.manifest.temperature.unwrap_or(1.0);
+        burn::tensor::activation::sigmoid(logits / temperature)
     }
 
     /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained
@@ -552,8 +558,8 @@ impl Engine {
         let input = self.input_of(std::slice::from_ref(&prompt), std::slice::from_ref(&grid));
         let encoded = model.encode(&input);
         // one answer: the list is exactly the head's selection, in the order the decoder writes it
-        let probabilities = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
-        let probabilities = probabilities
+        let probabilities = self
+            .calibrated(model.phenotype_logits(&encoded))
             .into_data_async()
             .await
             .map_err(read_back_error(self.backend))?;

@@ -106,6 +106,25 @@ fn a_bundle_round_trips_and_batches_agree_with_single_records() {
     );
 }
 
+/// The manifest's temperature divides the logits: p' = σ(logit(p) / T), the order kept.
+#[test]
+fn the_temperature_scales_the_logits() {
+    let (manifest, weights) = random_bundle(3);
+    let mut hot: Manifest = serde_json::from_str(&manifest).unwrap();
+    hot.temperature = Some(2.5);
+    let hot = serde_json::to_string(&hot).unwrap();
+    let plain = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let scaled = pollster::block_on(Engine::load(&hot, &weights, Backend::Cpu)).unwrap();
+    let r = record("t", 1.5);
+    let a = probabilities(&pollster::block_on(plain.diagnose(&r)).unwrap());
+    let b = probabilities(&pollster::block_on(scaled.diagnose(&r)).unwrap());
+    for ((name, p), (_, q)) in a.iter().zip(&b) {
+        let logit = (p / (1.0 - p)).ln();
+        let want = 1.0 / (1.0 + (-logit / 2.5).exp());
+        assert!((q - want).abs() < 1e-5, "{name}: {q} vs {want} (from {p})");
+    }
+}
+
 #[test]
 fn bad_bundles_are_refused_with_the_file_named() {
     let (manifest, weights) = random_bundle(2);

@@ -11,6 +11,7 @@ use burn::tensor::activation::log_softmax;
 use super::knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 use super::series::{SeriesEncoder, SeriesEncoderConfig};
 use super::t5::{T5, T5Config};
+use super::wide::{WideHead, WideHeadConfig};
 
 #[derive(Config, Debug)]
 pub struct ClinicalModelConfig {
@@ -27,6 +28,11 @@ pub struct ClinicalModelConfig {
     /// Hidden width of the phenotype head's MLP.
     #[config(default = 128)]
     pub head_hidden: usize,
+    /// `Some(true)` adds the wide half ([`WideHead`]) to the phenotype head; absent in bundles
+    /// written before it existed (an `Option` because burn's configs read a missing field as
+    /// `None` only for options).
+    #[config(default = "None")]
+    pub wide: Option<bool>,
 }
 
 /// The phenotype head: an MLP over the masked mean of the encoder output and, kept apart per
@@ -44,6 +50,7 @@ pub enum Part {
     LanguageModel,
     SeriesEncoder,
     KnowledgeAttention,
+    /// The phenotype head, deep and wide halves.
     PhenotypeHead,
 }
 
@@ -69,6 +76,13 @@ impl ClinicalModelConfig {
         }
     }
 
+    fn wide_head(&self, device: &Device) -> Option<WideHead> {
+        self.wide.unwrap_or(false).then(|| {
+            WideHeadConfig::new(self.t5.vocab_size, self.series.channels, self.phenotypes)
+                .init(device)
+        })
+    }
+
     /// A model whose weights will be loaded (`E_K` zeros until then).
     pub fn init_empty(&self, device: &Device) -> ClinicalModel {
         let knowledge = Tensor::zeros([self.knowledge_tokens, self.t5.d_model], device);
@@ -76,6 +90,7 @@ impl ClinicalModelConfig {
             knowledge: self.knowledge_config().init(knowledge, device),
             series: self.series.init(device),
             phenotype_head: self.head(device),
+            wide: self.wide_head(device),
             lm: self.t5.init(device),
         }
     }
@@ -87,6 +102,7 @@ impl ClinicalModelConfig {
             knowledge: self.knowledge_config().init(knowledge, device),
             series: self.series.init(device),
             phenotype_head: self.head(device),
+            wide: self.wide_head(device),
             lm,
         }
     }
@@ -105,6 +121,7 @@ pub struct ClinicalModel {
     pub series: SeriesEncoder,
     pub knowledge: KnowledgeAttention,
     pub phenotype_head: ClinicalHead,
+    pub wide: Option<WideHead>,
 }
 
 /// The inputs of a batch; either part may be absent (stage 1 reads notes only, stage 2 labs only).
@@ -126,6 +143,8 @@ pub struct Encoded {
     /// The encoder outputs at the channel tokens `[batch, channels, d_model]` and the channels'
     /// mask, when labs were read.
     pub channels: Option<(Tensor<3>, Tensor<2>)>,
+    /// The wide half's logits `[batch, phenotypes]` of what was read, for models that have one.
+    pub wide: Option<Tensor<2>>,
 }
 
 impl ClinicalModel {
@@ -143,7 +162,10 @@ impl ClinicalModel {
             Part::LanguageModel => self.lm = self.lm.no_grad(),
             Part::SeriesEncoder => self.series = self.series.no_grad(),
             Part::KnowledgeAttention => self.knowledge = self.knowledge.no_grad(),
-            Part::PhenotypeHead => self.phenotype_head = self.phenotype_head.no_grad(),
+            Part::PhenotypeHead => {
+                self.phenotype_head = self.phenotype_head.no_grad();
+                self.wide = self.wide.map(|w| w.no_grad());
+            }
         }
         self
     }
@@ -226,6 +248,20 @@ impl ClinicalModel {
             }
         };
         let hidden = self.lm.encode_embeddings(embeddings, mask.clone());
+        let wide = self.wide.as_ref().and_then(|wide| {
+            let words = input.text.as_ref().map(|(ids, lengths)| {
+                let [batch, len] = ids.dims();
+                wide.words(ids.clone(), length_mask(lengths, batch, len, &ids.device()))
+            });
+            let labs = input
+                .series
+                .as_ref()
+                .map(|(values, observed)| wide.labs(values.clone(), observed.clone()));
+            match (words, labs) {
+                (Some(w), Some(l)) => Some(w + l),
+                (w, l) => w.or(l),
+            }
+        });
         let channels = channel_mask.map(|channel_mask| {
             let [batch, channels] = channel_mask.dims();
             let d = hidden.dims()[2];
@@ -248,6 +284,7 @@ impl ClinicalModel {
             mask,
             knowledge_weights,
             channels,
+            wide,
         }
     }
 
@@ -270,7 +307,11 @@ impl ClinicalModel {
         };
         let x = Tensor::cat(vec![pooled, per_channel], 1);
         let x = burn::tensor::activation::gelu(self.phenotype_head.hidden.forward(x));
-        self.phenotype_head.output.forward(x)
+        let deep = self.phenotype_head.output.forward(x);
+        match &encoded.wide {
+            Some(wide) => deep + wide.clone(),
+            None => deep,
+        }
     }
 
     /// Teacher-forced decoder logits `[batch, len, vocab]` for `targets` (`[batch, len]`, EOS
@@ -350,8 +391,22 @@ mod tests {
             .with_dropout(0.0);
         let config = ClinicalModelConfig::new(t5, series, 10)
             .with_prototypes(4)
-            .with_knowledge_heads(2);
-        config.init(&(10..20).collect::<Vec<u32>>(), device)
+            .with_knowledge_heads(2)
+            .with_wide(Some(true));
+        let mut model = config.init(&(10..20).collect::<Vec<u32>>(), device);
+        // the wide half starts at zero: random weights, so that the tests see it
+        if let Some(wide) = model.wide.as_mut() {
+            let random = |shape: [usize; 2]| {
+                burn::module::Param::from_tensor(Tensor::<2>::random(
+                    shape,
+                    burn::tensor::Distribution::Default,
+                    device,
+                ))
+            };
+            wide.words.weight = random(wide.words.weight.dims());
+            wide.labs.weight = random(wide.labs.weight.dims());
+        }
+        model
     }
 
     fn input(device: &Device, len: usize, pad: usize) -> ClinicalInput {

@@ -10,6 +10,7 @@ pub mod medrec;
 pub mod phenotype_head;
 pub mod series;
 pub mod t5;
+pub mod wide;
 
 pub use clinical::{
     ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss,
@@ -19,3 +20,4 @@ pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
 pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};
+pub use wide::{WideHead, WideHeadConfig};

@@ -84,7 +84,7 @@ pub struct RunConfig {
     /// Epochs per stage (1, 2, 3); 0 skips a stage.
     pub epochs: [usize; 3],
     /// Early stopping: a stage ends after this many epochs without a better validation micro-F1
-    /// of the generated diagnoses.
+    /// of the phenotype head (the diagnoses `explain` writes).
     pub patience: usize,
     /// Where training runs: "cpu", "wgpu" (Vulkan, Metal, DX12) on a GPU, or "cuda" (a build
     /// with `--features bedside-train/cuda`). Validation (generation, one token at a time) runs
@@ -110,6 +110,9 @@ pub struct ModelConfig {
     /// Knowledge prototypes S and the heads of the knowledge attention.
     pub prototypes: usize,
     pub knowledge_heads: usize,
+    /// The phenotype head's wide half: a linear model over the prompt's tokens and the lab
+    /// summaries beside the deep head (`bedside::model::wide`).
+    pub wide: bool,
 }
 
 impl Default for ModelConfig {
@@ -126,6 +129,7 @@ impl Default for ModelConfig {
             series_layers: 2,
             prototypes: 24,
             knowledge_heads: 8,
+            wide: true,
         }
     }
 }
@@ -223,6 +227,7 @@ impl RunConfig {
             .with_prototypes(m.prototypes)
             .with_knowledge_heads(m.knowledge_heads)
             .with_phenotypes(PHENOTYPES.len())
+            .with_wide(Some(m.wide))
     }
 }
 
@@ -339,6 +344,18 @@ pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Bat
     }
 }
 
+/// The head's temperature and calibration in a run directory ([`crate::calibration`]).
+pub const CALIBRATION_FILE: &str = "calibration.json";
+
+/// What one validation pass measured, with the head's logits for calibration.
+struct Validation {
+    generated_micro_f1: f64,
+    head: crate::metrics::Metrics,
+    /// Row-major `[rows, phenotypes]`, and the truth in the same order.
+    logits: Vec<f32>,
+    truth: Vec<bool>,
+}
+
 /// Progress kept in `checkpoint/state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Progress {
@@ -360,10 +377,11 @@ pub struct EpochRecord {
     pub stage: usize,
     pub epoch: usize,
     pub train_loss: f64,
-    /// Micro-F1 of the diagnoses the decoder writes (constrained greedy decoding): what early
-    /// stopping watches, as in ClinRaGen.
+    /// Micro-F1 of the diagnoses the decoder writes when only the grammar constrains it (not
+    /// the head's selection, as `explain` does).
     pub generated_micro_f1: f64,
-    /// The phenotype head at threshold 0.5, and its macro AUROC.
+    /// The phenotype head at threshold 0.5 (what early stopping watches: `explain` writes
+    /// exactly the head's selection), and its macro AUROC.
     pub head_micro_f1: f64,
     pub head_macro_auroc: f64,
 }
@@ -601,10 +619,10 @@ impl Run {
         data: &Data,
         stage: usize,
         rows: &[usize],
-    ) -> Result<(f64, crate::metrics::Metrics)> {
+    ) -> Result<Validation> {
         let device = Device::flex();
         let model = model.valid().to_device(&device);
-        let (mut probs, mut written, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut logits, mut written, mut truth) = (Vec::new(), Vec::new(), Vec::new());
         let options = GenerateOptions {
             max_new_tokens: data.diagnosis_tokens,
             ..Default::default()
@@ -619,9 +637,10 @@ impl Run {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
             let b = batch(&examples, stage, &device);
             let encoded = model.encode(&b.input);
-            let p = burn::tensor::activation::sigmoid(model.phenotype_logits(&encoded));
-            probs.extend(
-                p.into_data()
+            logits.extend(
+                model
+                    .phenotype_logits(&encoded)
+                    .into_data()
                     .try_to_vec::<f32>()
                     .map_err(|e| anyhow!("{e:?}"))?,
             );
@@ -648,11 +667,13 @@ impl Run {
                 }));
             }
         }
-        let generated_micro_f1 = crate::metrics::f1(&written, &truth, PHENOTYPES.len(), 0.5).0;
-        Ok((
-            generated_micro_f1,
-            crate::metrics::evaluate(&probs, &truth, PHENOTYPES.len(), 0.5),
-        ))
+        let probs: Vec<f32> = logits.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect();
+        Ok(Validation {
+            generated_micro_f1: crate::metrics::f1(&written, &truth, PHENOTYPES.len(), 0.5).0,
+            head: crate::metrics::evaluate(&probs, &truth, PHENOTYPES.len(), 0.5),
+            logits,
+            truth,
+        })
     }
 
     /// Writes a complete checkpoint next to the current one, then swaps it in: a kill at any
@@ -857,7 +878,11 @@ impl Run {
                 } else {
                     &data.validation
                 };
-                let (generated_micro_f1, head) = self.validate(&model, &data, stage, rows)?;
+                let Validation {
+                    generated_micro_f1,
+                    head,
+                    ..
+                } = self.validate(&model, &data, stage, rows)?;
                 let train_loss = loss_sum / loss_count.max(1) as f64;
                 progress.history.push(EpochRecord {
                     stage,
@@ -874,8 +899,8 @@ impl Run {
                     head.micro_f1,
                     head.macro_auroc
                 );
-                if generated_micro_f1 > progress.best_f1 {
-                    progress.best_f1 = generated_micro_f1;
+                if head.micro_f1 > progress.best_f1 {
+                    progress.best_f1 = head.micro_f1;
                     progress.epochs_without_improvement = 0;
                     save_weights(&model, &self.dir.join("best.safetensors"))?;
                 } else {
@@ -915,6 +940,26 @@ impl Run {
         }
         let model = model.valid();
         save_weights(&model, &self.dir.join("model.safetensors"))?;
+        // the head's temperature, fitted on the validation split with both inputs (as served)
+        let rows = if data.validation.is_empty() {
+            &data.train
+        } else {
+            &data.validation
+        };
+        let validation = self.validate(&model, &data, 2, rows)?;
+        let calibration = crate::calibration::calibrate(&validation.logits, &validation.truth);
+        tracing::info!(
+            "calibration: temperature {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",
+            calibration.temperature,
+            calibration.ece_before,
+            calibration.ece_after,
+            calibration.brier_before,
+            calibration.brier_after
+        );
+        write_atomic(
+            &self.dir.join(CALIBRATION_FILE),
+            serde_json::to_string_pretty(&calibration)?.as_bytes(),
+        )?;
         plot_history(&progress.history, &self.dir.join("training.png"))?;
         // this process's share of the run (after --resume, the stages it ran)
         write_atomic(
@@ -1017,6 +1062,12 @@ pub fn export(
         Err(_) => RunConfig::default(),
     };
     manifest.max_prompt_tokens = Some(run_config.max_prompt_tokens);
+    // the head's temperature (runs from before it was fitted: none)
+    if let Ok(bytes) = std::fs::read(run.join(CALIBRATION_FILE)) {
+        let calibration: crate::calibration::Calibration =
+            serde_json::from_slice(&bytes).context(CALIBRATION_FILE)?;
+        manifest.temperature = Some(calibration.temperature as f32);
+    }
     manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
     crate::train::record_self_test(&mut manifest, &weights, Some(&tokenizer))?;
     let text = serde_json::to_string_pretty(&manifest)?;

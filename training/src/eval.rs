@@ -485,6 +485,7 @@ impl EvalReport {
              | head: macro AUROC (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
              | head: macro AUPRC | {:.3} |\n\
              | head: micro AUROC (all admission × phenotype pairs) | {:.3} |\n\
+             | head: calibration error (ECE, 10 bins) / Brier score | {:.4} / {:.4} |\n\
              | rationale: BLEU-4 / ROUGE-L vs teacher | {:.3} / {:.3} |\n\
              | rationale: faithfulness (lab statements true of the record, 95% CI) | {:.3} of {} ({:.3}–{:.3}) |\n\
              | rationale: note quotes exact (95% CI) | {:.3} of {} ({:.3}–{:.3}) |\n\
@@ -504,6 +505,8 @@ impl EvalReport {
             h.macro_auroc_ci95.1,
             self.head_macro_auprc,
             self.head_micro_auroc,
+            h.ece,
+            h.brier,
             r.bleu4,
             r.rouge_l,
             r.faithfulness,

@@ -4,6 +4,7 @@
 
 mod backend;
 mod bench;
+mod calibration;
 mod distill;
 mod endpoint;
 mod eval;

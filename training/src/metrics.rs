@@ -15,6 +15,10 @@ pub struct Metrics {
     pub macro_auroc: f64,
     /// 95% bootstrap interval of macro AUROC (200 resamples).
     pub macro_auroc_ci95: (f64, f64),
+    /// Calibration over every (admission, label) probability: expected calibration error (10
+    /// equal-width bins) and Brier score.
+    pub ece: f64,
+    pub brier: f64,
 }
 
 /// The 95% percentile-bootstrap interval of `statistic` over `n` units, `resamples` seeded
@@ -46,6 +50,7 @@ pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) 
     let rows: Vec<usize> = (0..n).collect();
     let (micro_f1, macro_f1) = f1(probs, targets, labels, threshold);
     let macro_auroc = macro_auroc_of(probs, targets, labels, &rows);
+    let pairs: Vec<(f32, bool)> = probs.iter().copied().zip(targets.iter().copied()).collect();
     let mut rng = StdRng::seed_from_u64(0);
     let mut boot: Vec<f64> = (0..200)
         .map(|_| {
@@ -66,7 +71,36 @@ pub fn evaluate(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) 
         macro_f1,
         macro_auroc,
         macro_auroc_ci95: (at(0.025), at(0.975)),
+        ece: expected_calibration_error(&pairs, 10),
+        brier: brier(&pairs),
     }
+}
+
+/// Expected calibration error: |mean predicted − observed rate| per equal-width bin of the
+/// probabilities, weighted by the bin's share of the predictions.
+pub fn expected_calibration_error(pairs: &[(f32, bool)], bins: usize) -> f64 {
+    let bins = bins.max(1);
+    let mut sums = vec![(0usize, 0.0f64, 0usize); bins]; // n, Σp, positives
+    for &(p, y) in pairs {
+        let bin = ((f64::from(p) * bins as f64) as usize).min(bins - 1);
+        sums[bin].0 += 1;
+        sums[bin].1 += f64::from(p);
+        sums[bin].2 += usize::from(y);
+    }
+    let total = pairs.len().max(1) as f64;
+    sums.iter()
+        .filter(|b| b.0 > 0)
+        .map(|&(n, p, y)| (p / n as f64 - y as f64 / n as f64).abs() * n as f64 / total)
+        .sum()
+}
+
+/// Mean squared difference between the probability and the outcome (0 or 1).
+pub fn brier(pairs: &[(f32, bool)]) -> f64 {
+    let total: f64 = pairs
+        .iter()
+        .map(|&(p, y)| (f64::from(p) - f64::from(u8::from(y))).powi(2))
+        .sum();
+    total / pairs.len().max(1) as f64
 }
 
 pub fn f1(probs: &[f32], targets: &[bool], labels: usize, threshold: f32) -> (f64, f64) {
@@ -222,6 +256,24 @@ mod tests {
         let (micro, _) = f1(&[0.9, 0.1, 0.8, 0.2], &[true, true, false, false], 2, 0.5);
         // tp=1, fp=1, fn=1 → 2/(2+1+1)
         assert!((micro - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn calibration_error_and_brier_known_values() {
+        // bin [0.2, 0.3): predicted 0.25, observed 1/2; bin [0.9, 1]: predicted 0.95, observed 1
+        let pairs = [(0.25, true), (0.25, false), (0.95, true), (0.95, true)];
+        let ece = expected_calibration_error(&pairs, 10);
+        assert!((ece - (0.5 * 0.25 + 0.5 * 0.05)).abs() < 1e-6, "{ece}");
+        // (0.75² + 0.25² + 0.05² + 0.05²) / 4
+        let b = brier(&pairs);
+        assert!(
+            (b - (0.5625 + 0.0625 + 0.0025 + 0.0025) / 4.0).abs() < 1e-6,
+            "{b}"
+        );
+        assert_eq!(
+            expected_calibration_error(&[(1.0, true), (0.0, false)], 10),
+            0.0
+        );
     }
 
     #[test]
