@@ -88,18 +88,32 @@ usage: $(TRAIN)
 	python3 bench/usage.py --train $(TRAIN) --shared $(SHARED) --out $(CURDIR)/target/results/usage
 
 # The baselines a user would try first (scikit-learn: logistic regression on notes + per-channel
-# summaries, gradient-boosted trees on the summaries), trained on the demo model's admissions (the
-# synthetic cohort of training/demo-run.toml, seed 7) and tested on eval's (seed 2025):
-# target/results/baselines/synthetic.json. scikit-learn goes into target/pybase.
+# summaries, gradient-boosted trees on the summaries) on the splits bedside uses: the demo model's
+# admissions (the synthetic cohort of training/demo-run.toml, seed 7) tested on eval's (seed 2025),
+# the MIMIC-IV demo's five patient splits, PhysioNet 2012 set-a → set-b. Figures go to
+# target/results/baselines; scikit-learn goes into target/pybase.
 PYBASE := $(CURDIR)/target/pybase
 BASE := $(CURDIR)/target/results/baselines
-baselines: $(TRAIN)
+baselines: $(TRAIN) mortality
 	@[ -x $(PYBASE)/bin/python ] && $(PYBASE)/bin/python -c 'import sklearn' 2>/dev/null || \
 	  { python3 -m venv $(PYBASE) && $(PYBASE)/bin/pip install -q numpy scipy scikit-learn; }
 	mkdir -p $(BASE)
 	$(TRAIN) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(BASE)/train.jsonl
 	$(TRAIN) cohort --source synthetic --n 300 --seed 2025 --out $(BASE)/test.jsonl
 	$(PYBASE)/bin/python bench/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl --out $(BASE)/synthetic.json
+	# MIMIC-IV demo phenotypes: RESULTS.md's five patient splits, bedside with and without the wide
+	# half, the baselines on each split's split.json (about 12 min)
+	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo --out $(BASE)/mimic4.jsonl
+	for s in 1 2 3 4 5; do \
+	  $(TRAIN) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --out $(BASE)/mimic4/seed-$$s && \
+	  $(TRAIN) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --wide false --out $(BASE)/mimic4/seed-$$s-deep && \
+	  $(PYBASE)/bin/python bench/baselines.py --cohort $(BASE)/mimic4.jsonl --split $(BASE)/mimic4/seed-$$s/split.json --out $(BASE)/mimic4/seed-$$s/baselines.json \
+	  || exit 1; done
+	python3 bench/compare.py $(BASE)/mimic4 | tee $(BASE)/mimic4.md
+	# PhysioNet 2012 mortality on the split of `make mortality` (set-a → set-b)
+	$(TRAIN) cohort --source physionet2012 --input $(SHARED)/data/physionet2012 --out $(BASE)/physionet2012.jsonl
+	$(PYBASE)/bin/python bench/baselines.py --task mortality --cohort $(BASE)/physionet2012.jsonl \
+	  --split $(CURDIR)/target/results/mortality/split.json --out $(BASE)/physionet2012.json
 
 medrec: $(TRAIN)
 	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo \

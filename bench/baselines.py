@@ -6,10 +6,17 @@ scikit-learn, one-vs-rest over the 25 phenotype groups:
   last, count of the valid values in the first `--hours` hours);
 - histogram gradient-boosted trees on the same summaries plus the static descriptors (age, sex).
 
-Reads PatientRecord JSONL (`bedside-train cohort`), trains on --train, tests on --test, and
-writes micro-F1 at 0.5 and macro AUROC with 95% bootstrap intervals (200 resamples of test
-admissions), calibration error (ECE, 10 bins) and Brier score as JSON. Usage:
+Reads PatientRecord JSONL (`bedside-train cohort`), trains on --train, tests on --test (or on
+the ids of a `split.json` that `bedside-train train` / `mortality` wrote, taken from --cohort),
+and writes as JSON, with 95% bootstrap intervals (200 resamples of test admissions):
+- phenotypes: micro-F1 at 0.5, macro AUROC, calibration error (ECE, 10 bins), Brier score;
+- mortality (--task mortality, in-hospital death): AUROC, AUPRC, the 2012 challenge's Event 1
+  score min(Se, +P) and the Hosmer-Lemeshow H statistic (bedside's mortality report computes the
+  same, `training/src/mortality.rs`).
+Usage:
   baselines.py --train train.jsonl --test test.jsonl --out baselines.json
+  baselines.py --cohort mimic4.jsonl --split run/split.json --out baselines.json
+  baselines.py --task mortality --cohort physionet.jsonl --split mortality/split.json --out m.json
 """
 
 import argparse
@@ -101,6 +108,41 @@ def report(y, p, seed=0):
             "ece": ece(y, p), "brier": float(np.mean((p - y) ** 2))}
 
 
+def event1(y, p, rate):
+    """min(sensitivity, positive predictive value) when the `rate` share of stays with the highest
+    risk is called positive (`rate`: the training death rate; no test label picks the threshold)."""
+    called = p >= np.quantile(p, 1 - rate)
+    tp = float((called & (y == 1)).sum())
+    return min(tp / max(y.sum(), 1), tp / max(called.sum(), 1))
+
+
+def hosmer_lemeshow(y, p, groups=10):
+    """H: sum over deciles of predicted risk of (O - E)^2 / (E (1 - E / n))."""
+    order = np.argsort(p, kind="stable")
+    h = 0.0
+    for part in np.array_split(order, groups):
+        n, observed, expected = len(part), y[part].sum(), p[part].sum()
+        if n and 0 < expected < n:
+            h += (observed - expected) ** 2 / (expected * (1 - expected / n))
+    return float(h)
+
+
+def mortality_report(y, p, rate, seed=0):
+    from sklearn.metrics import average_precision_score
+    rng = np.random.default_rng(seed)
+    aurocs, auprcs = [], []
+    for _ in range(200):
+        rows = rng.integers(0, len(y), len(y))
+        if 0 < y[rows].sum() < len(rows):
+            aurocs.append(roc_auc_score(y[rows], p[rows]))
+            auprcs.append(average_precision_score(y[rows], p[rows]))
+    ci = lambda v: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+    return {"auroc": float(roc_auc_score(y, p)), "auroc_ci95": ci(aurocs),
+            "auprc": float(average_precision_score(y, p)), "auprc_ci95": ci(auprcs),
+            "event1": event1(y, p, rate), "hosmer_lemeshow_h": hosmer_lemeshow(y, p),
+            "brier": float(np.mean((p - y) ** 2))}
+
+
 def fit_predict(make, x_train, y_train, x_test):
     """One classifier per label; a label with one class in training predicts its rate."""
     p = np.zeros((x_test.shape[0], y_train.shape[1]))
@@ -114,21 +156,38 @@ def fit_predict(make, x_train, y_train, x_test):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--train", required=True)
-    parser.add_argument("--test", required=True)
+    parser.add_argument("--train")
+    parser.add_argument("--test")
+    parser.add_argument("--cohort")
+    parser.add_argument("--split")
+    parser.add_argument("--task", choices=["phenotypes", "mortality"], default="phenotypes")
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    train, test = read(args.train), read(args.test)
-    names = sorted({n for r in train + test for n in (r.get("labels") or {}).get("phenotypes", [])})
+    if args.split:
+        records = {r["id"]: r for r in read(args.cohort)}
+        with open(args.split, encoding="utf-8") as f:
+            split = json.load(f)
+        train, test = [records[i] for i in split["train"]], [records[i] for i in split["test"]]
+    else:
+        train, test = read(args.train), read(args.test)
+    if args.task == "mortality":
+        died = lambda rs: np.array([int(bool(((r.get("labels") or {}).get("outcomes") or {}).get("in_hospital_death"))) for r in rs])
+        names = ["in_hospital_death"]
+        y_train, y_test = died(train)[:, None], died(test)[:, None]
+    else:
+        names = sorted({n for r in train + test for n in (r.get("labels") or {}).get("phenotypes", [])})
     channels = sorted({o["channel"] for r in train for o in r.get("observations", [])})
-    y_train, y_test = labels(train, names), labels(test, names)
+    if args.task == "phenotypes":
+        y_train, y_test = labels(train, names), labels(test, names)
 
     s_train, s_test = summaries(train, channels, args.hours), summaries(test, channels, args.hours)
     scaler = StandardScaler().fit(np.nan_to_num(s_train))
-    words = CountVectorizer(binary=True, min_df=2).fit(notes(train))
-    lr_train = hstack([csr_matrix(scaler.transform(np.nan_to_num(s_train))), words.transform(notes(train))]).tocsr()
-    lr_test = hstack([csr_matrix(scaler.transform(np.nan_to_num(s_test))), words.transform(notes(test))]).tocsr()
+    lr_train, lr_test = csr_matrix(scaler.transform(np.nan_to_num(s_train))), csr_matrix(scaler.transform(np.nan_to_num(s_test)))
+    if any(t.strip() for t in notes(train)):  # cohorts without notes (MIMIC-IV demo, PhysioNet): summaries only
+        words = CountVectorizer(binary=True, min_df=2).fit(notes(train))
+        lr_train = hstack([lr_train, words.transform(notes(train))]).tocsr()
+        lr_test = hstack([lr_test, words.transform(notes(test))]).tocsr()
     p_lr = fit_predict(lambda: LogisticRegression(C=1.0, max_iter=2000), lr_train, y_train, lr_test)
 
     t_train, t_test = np.hstack([s_train, statics(train)]), np.hstack([s_test, statics(test)])
@@ -138,9 +197,14 @@ def main():
         "train_admissions": len(train),
         "test_admissions": len(test),
         "labels": len(names),
-        "logistic_regression": report(y_test, p_lr),
-        "gradient_boosted_trees": report(y_test, p_gb),
     }
+    if args.task == "mortality":
+        rate = float(y_train.mean())
+        out["logistic_regression"] = mortality_report(y_test[:, 0], p_lr[:, 0], rate)
+        out["gradient_boosted_trees"] = mortality_report(y_test[:, 0], p_gb[:, 0], rate)
+    else:
+        out["logistic_regression"] = report(y_test, p_lr)
+        out["gradient_boosted_trees"] = report(y_test, p_gb)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))

@@ -74,28 +74,32 @@ impl WideHead {
             .squeeze_dim(1)
     }
 
-    /// Logits `[batch, labels]` of the lab series: standardised values and observed mask
-    /// `[batch, channels, hours]` (values 0 where unobserved), summarised per channel.
+    /// Logits `[batch, labels]` of the lab series ([`lab_summaries`]).
     pub fn labs(&self, values: Tensor<3>, observed: Tensor<3>) -> Tensor<2> {
-        let hours = values.dims()[2];
-        let device = values.device();
-        let values = values.clamp(-SUMMARY_CLIP, SUMMARY_CLIP) * observed.clone();
-        let count = observed.clone().sum_dim(2);
-        let any = count.clone().clamp_max(1.0);
-        let far = (observed.clone().neg() + 1.0) * (2.0 * SUMMARY_CLIP);
-        let min = (values.clone() + far.clone()).min_dim(2) * any.clone();
-        let max = (values.clone() - far).max_dim(2) * any;
-        let mean = values.clone().sum_dim(2) / count.clone().clamp_min(1.0);
-        // the last observed hour: the largest of observed × (hour + 1)
-        let hour = Tensor::<1, Int>::arange(1..hours as i64 + 1, &device)
-            .float()
-            .reshape([1, 1, hours]);
-        let last_hour = (observed * hour).argmax(2);
-        let last = values.gather(2, last_hour);
-        let share = count / hours.max(1) as f32;
-        let summaries = Tensor::cat(vec![min, max, mean, last, share], 2);
-        self.labs.forward(summaries.flatten::<2>(1, 2))
+        self.labs.forward(lab_summaries(values, observed))
     }
+}
+
+/// The per-channel summaries `[batch, channels × SUMMARIES]` of standardised values and observed
+/// mask `[batch, channels, hours]` (values 0 where unobserved); an unobserved channel gives zeros.
+pub fn lab_summaries(values: Tensor<3>, observed: Tensor<3>) -> Tensor<2> {
+    let hours = values.dims()[2];
+    let device = values.device();
+    let values = values.clamp(-SUMMARY_CLIP, SUMMARY_CLIP) * observed.clone();
+    let count = observed.clone().sum_dim(2);
+    let any = count.clone().clamp_max(1.0);
+    let far = (observed.clone().neg() + 1.0) * (2.0 * SUMMARY_CLIP);
+    let min = (values.clone() + far.clone()).min_dim(2) * any.clone();
+    let max = (values.clone() - far).max_dim(2) * any;
+    let mean = values.clone().sum_dim(2) / count.clone().clamp_min(1.0);
+    // the last observed hour: the largest of observed × (hour + 1)
+    let hour = Tensor::<1, Int>::arange(1..hours as i64 + 1, &device)
+        .float()
+        .reshape([1, 1, hours]);
+    let last_hour = (observed * hour).argmax(2);
+    let last = values.gather(2, last_hour);
+    let share = count / hours.max(1) as f32;
+    Tensor::cat(vec![min, max, mean, last, share], 2).flatten::<2>(1, 2)
 }
 
 #[cfg(test)]

@@ -86,6 +86,10 @@ enum Command {
         d_model: usize,
         #[arg(long, default_value_t = 2)]
         layers: usize,
+        /// A linear model over the channels' summaries beside the head (`--wide false` leaves it
+        /// out).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wide: bool,
         /// Bundle directory to write.
         #[arg(long)]
         out: PathBuf,
@@ -117,6 +121,10 @@ enum Command {
         d_model: usize,
         #[arg(long, default_value_t = 1)]
         layers: usize,
+        /// A linear model over the channels' summaries beside the head (`--wide false` leaves it
+        /// out).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wide: bool,
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]
         resamples: usize,
@@ -480,6 +488,7 @@ fn run(cli: Cli) -> Result<()> {
             hours,
             d_model,
             layers,
+            wide,
             out,
         } => {
             let records = match &cohort {
@@ -497,6 +506,7 @@ fn run(cli: Cli) -> Result<()> {
                 hours,
                 d_model,
                 layers,
+                wide,
                 progress: true,
             };
             let (model, report) = train::train(&records, &options)?;
@@ -598,6 +608,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             d_model,
             layers,
+            wide,
             resamples,
             backend,
             out,
@@ -624,6 +635,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 d_model,
                 layers,
+                wide,
                 resamples,
                 backend,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -643,6 +655,7 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_string_pretty(&report)?.as_bytes(),
             )?;
             train::write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+            report.split.write(&out)?;
             let roc: String = report
                 .roc
                 .iter()

@@ -94,6 +94,50 @@ pub fn expected_calibration_error(pairs: &[(f32, bool)], bins: usize) -> f64 {
         .sum()
 }
 
+/// The PhysioNet/CinC 2012 challenge's Event 1 score, min(sensitivity, positive predictive
+/// value), when the `rate` share of stays with the highest risk is called positive (`rate`: the
+/// training set's death rate, so that no test label picks the threshold; `bench/baselines.py`
+/// applies the same rule to the baselines).
+pub fn event1(pairs: &[(f32, bool)], rate: f64) -> f64 {
+    let mut sorted: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+    sorted.sort_by(f32::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // numpy's quantile (linear interpolation) at 1 - rate
+    let q = (1.0 - rate).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (low, high) = (q.floor() as usize, q.ceil() as usize);
+    let threshold =
+        f64::from(sorted[low]) + (q - low as f64) * f64::from(sorted[high] - sorted[low]);
+    let called = |p: &(f32, bool)| f64::from(p.0) >= threshold;
+    let tp = pairs.iter().filter(|p| called(p) && p.1).count() as f64;
+    let positives = pairs.iter().filter(|p| p.1).count().max(1) as f64;
+    let calls = pairs.iter().filter(|p| called(p)).count().max(1) as f64;
+    (tp / positives).min(tp / calls)
+}
+
+/// The Hosmer–Lemeshow H statistic over `groups` equal-size groups of predicted risk (the 2012
+/// challenge's Event 2): Σ (O − E)² / (E (1 − E/n)); lower is better calibrated.
+pub fn hosmer_lemeshow(pairs: &[(f32, bool)], groups: usize) -> f64 {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (n, groups) = (sorted.len(), groups.max(1));
+    (0..groups)
+        .map(|g| &sorted[g * n / groups..(g + 1) * n / groups])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let size = part.len() as f64;
+            let observed = part.iter().filter(|p| p.1).count() as f64;
+            let expected: f64 = part.iter().map(|p| f64::from(p.0)).sum();
+            if expected > 0.0 && expected < size {
+                (observed - expected).powi(2) / (expected * (1.0 - expected / size))
+            } else {
+                0.0
+            }
+        })
+        .sum()
+}
+
 /// Mean squared difference between the probability and the outcome (0 or 1).
 pub fn brier(pairs: &[(f32, bool)]) -> f64 {
     let total: f64 = pairs
@@ -274,6 +318,33 @@ mod tests {
             expected_calibration_error(&[(1.0, true), (0.0, false)], 10),
             0.0
         );
+    }
+
+    #[test]
+    fn event1_and_hosmer_lemeshow_known_values() {
+        // 10 stays, 3 deaths; the top 30 % (3 stays) called: 2 of them died → Se 2/3, +P 2/3
+        let pairs: Vec<(f32, bool)> = [
+            (0.9, true),
+            (0.8, false),
+            (0.7, true),
+            (0.6, false),
+            (0.5, true),
+            (0.4, false),
+            (0.3, false),
+            (0.2, false),
+            (0.1, false),
+            (0.05, false),
+        ]
+        .to_vec();
+        assert!((event1(&pairs, 0.3) - 2.0 / 3.0).abs() < 1e-9);
+        // two groups of 5: low risks 0.05..0.4 (E 1.05, O 0), high 0.5..0.9 (E 3.5, O 3)
+        let h = hosmer_lemeshow(&pairs, 2);
+        let want = 1.05f64.powi(2) / (1.05 * (1.0 - 1.05 / 5.0))
+            + 0.5f64.powi(2) / (3.5 * (1.0 - 3.5 / 5.0));
+        assert!((h - want).abs() < 1e-5, "{h} vs {want}");
+        // perfectly calibrated groups: H = 0
+        let even: Vec<(f32, bool)> = (0..4).map(|i| (0.5, i % 2 == 0)).collect();
+        assert!(hosmer_lemeshow(&even, 2).abs() < 1e-12);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct MortalityOptions {
     pub seed: u64,
     pub d_model: usize,
     pub layers: usize,
+    /// The linear model over the channels' summaries beside the head.
+    pub wide: bool,
     /// Bootstrap resamples for the confidence intervals.
     pub resamples: usize,
     /// Where training and evaluation run: the CPU, or wgpu (Vulkan, Metal, DX12) on a GPU.
@@ -75,6 +77,10 @@ pub struct MortalityReport {
     pub test: BinaryMetrics,
     /// Brier score of the model's probabilities on the test set.
     pub test_brier: f64,
+    /// The 2012 challenge's scores on the test set: Event 1, min(Se, +P) with the training death
+    /// rate called positive, and Event 2, the Hosmer–Lemeshow H statistic (deciles).
+    pub test_event1: f64,
+    pub test_hosmer_lemeshow: f64,
     pub calibration: Vec<CalibrationBin>,
     /// ROC curve of the test set, (false positive rate, true positive rate), at most ~200 points.
     pub roc: Vec<(f64, f64)>,
@@ -82,6 +88,9 @@ pub struct MortalityReport {
     pub saps_i: Option<BinaryMetrics>,
     pub saps_i_roc: Vec<(f64, f64)>,
     pub train_seconds: f64,
+    /// Training (with validation) and test stays, written to `split.json`.
+    #[serde(skip)]
+    pub split: crate::train::Split,
 }
 
 /// Stays with a known outcome, as (grid, died).
@@ -89,12 +98,7 @@ fn labelled(records: &[PatientRecord]) -> (Vec<(SeriesGrid, bool)>, usize) {
     let mut out = Vec::new();
     let mut missing = 0;
     for record in records {
-        match record
-            .labels
-            .as_ref()
-            .and_then(|l| l.outcomes.as_ref())
-            .and_then(|o| o.in_hospital_death)
-        {
+        match outcome(record) {
             Some(died) => out.push((SeriesGrid::from_record(record, HOURS), died)),
             None => missing += 1,
         }
@@ -111,6 +115,7 @@ pub fn model_config(options: &MortalityOptions) -> LabPhenotypeModelConfig {
             .with_d_ff(2 * options.d_model),
         1,
     )
+    .with_wide(Some(options.wide))
 }
 
 fn tensors(
@@ -144,6 +149,23 @@ pub fn predict(
 }
 
 /// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
+/// Whether the stay ended in death in hospital, where known.
+fn outcome(record: &PatientRecord) -> Option<bool> {
+    record
+        .labels
+        .as_ref()
+        .and_then(|l| l.outcomes.as_ref())
+        .and_then(|o| o.in_hospital_death)
+}
+
+/// The ids of the stays [`labelled`] keeps.
+fn with_outcome(records: &[PatientRecord]) -> impl Iterator<Item = &str> {
+    records
+        .iter()
+        .filter(|r| outcome(r).is_some())
+        .map(|r| r.id.as_str())
+}
+
 pub fn run(
     train: &[PatientRecord],
     test: &[PatientRecord],
@@ -273,6 +295,9 @@ pub fn run(
             Some((o.saps_i? as f32, o.in_hospital_death?))
         })
         .collect();
+    // the training side's death rate (with the validation fifth), as the baselines see it
+    let train_death_rate = stays.iter().chain(&validation).filter(|s| s.1).count() as f64
+        / (stays.len() + validation.len()).max(1) as f64;
     let report = MortalityReport {
         train_stays: stays.len(),
         validation_stays: validation.len(),
@@ -282,11 +307,9 @@ pub fn run(
         epochs,
         best_epoch,
         test: binary_metrics(&pairs, options.resamples, options.seed),
-        test_brier: pairs
-            .iter()
-            .map(|&(p, y)| (p as f64 - y as u8 as f64).powi(2))
-            .sum::<f64>()
-            / pairs.len() as f64,
+        test_brier: crate::metrics::brier(&pairs),
+        test_event1: crate::metrics::event1(&pairs, train_death_rate),
+        test_hosmer_lemeshow: crate::metrics::hosmer_lemeshow(&pairs, 10),
         calibration: calibration(&pairs, 10),
         roc: roc_curve(&pairs, 200),
         saps_i: (!saps.is_empty()).then(|| binary_metrics(&saps, options.resamples, options.seed)),
@@ -296,6 +319,7 @@ pub fn run(
             roc_curve(&saps, 200)
         },
         train_seconds,
+        split: crate::train::Split::of(with_outcome(train), with_outcome(test)),
     };
     Ok((best, report))
 }
@@ -423,9 +447,12 @@ impl MortalityReport {
             out += &format!("| SAPS-I score (reference) | {}\n", &ci(saps)[2..]);
         }
         out += &format!(
-            "\nBrier score {:.4}; {} parameters; best validation epoch {} of {}; training {:.0} s.\n\n\
+            "\nBrier score {:.4}; Event 1, min(Se, +P) {:.3}; Hosmer–Lemeshow H {:.1}; {} parameters; \
+             best validation epoch {} of {}; training {:.0} s.\n\n\
              | predicted risk (tenths) | stays | mean predicted | observed deaths |\n|---|---|---|---|\n",
             self.test_brier,
+            self.test_event1,
+            self.test_hosmer_lemeshow,
             self.parameters,
             self.best_epoch,
             self.epochs.len(),

@@ -30,6 +30,8 @@ pub struct TrainOptions {
     pub hours: usize,
     pub d_model: usize,
     pub layers: usize,
+    /// The linear model over the channels' summaries beside the head.
+    pub wide: bool,
     pub progress: bool,
 }
 
@@ -37,9 +39,40 @@ pub struct TrainOptions {
 pub struct TrainReport {
     pub train_admissions: usize,
     pub test_admissions: usize,
+    /// The admissions on each side, written to `split.json` (not into the manifest).
+    #[serde(skip)]
+    pub split: Split,
     pub epochs: usize,
     pub final_train_loss: f64,
     pub test: Metrics,
+}
+
+/// The record ids a model trained and was tested on: `split.json` beside its report, so that
+/// `bench/baselines.py --split` trains and tests the baselines on exactly the same admissions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Split {
+    pub train: Vec<String>,
+    pub test: Vec<String>,
+}
+
+impl Split {
+    pub fn of<'a>(
+        train: impl IntoIterator<Item = &'a str>,
+        test: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        Self {
+            train: train.into_iter().map(str::to_string).collect(),
+            test: test.into_iter().map(str::to_string).collect(),
+        }
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        write_atomic(
+            &dir.join("split.json"),
+            serde_json::to_string(self)?.as_bytes(),
+        )
+    }
 }
 
 /// A batch as tensors: values and mask `[B, C, T]`, targets `[B, L]`.
@@ -84,6 +117,7 @@ pub fn model_config(options: &TrainOptions) -> LabPhenotypeModelConfig {
             .with_d_ff(2 * options.d_model),
         PHENOTYPES.len(),
     )
+    .with_wide(Some(options.wide))
 }
 
 /// Trains on the admissions of 80% of the patients (shuffled with the seed) and evaluates on the
@@ -164,9 +198,11 @@ pub fn train(
 
     let model = model.valid();
     let test = evaluate_split(&model, &grids, &targets, test_idx, &Device::flex())?;
+    let id = |i: &usize| records[*i].id.as_str();
     let report = TrainReport {
         train_admissions: train_idx.len(),
         test_admissions: test_idx.len(),
+        split: Split::of(train_idx.iter().map(id), test_idx.iter().map(id)),
         epochs: options.epochs,
         final_train_loss: last_epoch_loss,
         test,
@@ -238,6 +274,7 @@ pub fn export(
         0.5,
     );
     manifest.training = Some(serde_json::to_value(report)?);
+    report.split.write(dir)?;
     record_self_test(&mut manifest, &weights, None)?;
     write_bundle(
         dir,
