@@ -63,7 +63,18 @@ function cell(text, title) {
   return td;
 }
 
-async function explain(record, diagnosis) {
+/**
+ * The run whose results the page shows. Choosing another patient or pressing Diagnose while a run
+ * streams starts a newer one: the older stops writing at its next step (it would otherwise
+ * interleave its tokens with the newer one's in the same box).
+ */
+let currentRun = 0;
+class Superseded extends Error {}
+function stillCurrent(run) {
+  if (run !== currentRun) throw new Superseded("a newer run replaced this one");
+}
+
+async function explain(record, diagnosis, run) {
   $("rationale-section").hidden = false;
   $("rationale").textContent = "";
   $("evidence").replaceChildren();
@@ -74,6 +85,7 @@ async function explain(record, diagnosis) {
   let result;
   const maxTokens = Number(params.get("tokens") ?? 160);
   for await (const item of model.explain(record, { maxTokens })) {
+    stillCurrent(run);
     if (typeof item === "string") {
       first ??= performance.now() - started;
       $("rationale").textContent += item;
@@ -182,9 +194,10 @@ function showNotices(notices) {
   $("notices").hidden = items.length === 0;
 }
 
-async function recommend(record) {
+async function recommend(record, run) {
   $("medications-section").hidden = false;
   const result = await model.recommend(record);
+  stillCurrent(run);
   $("medications").querySelector("tbody").replaceChildren(
     ...result.medications.map((d) => {
       const row = document.createElement("tr");
@@ -211,11 +224,13 @@ async function diagnose() {
 }
 
 async function analyse(record) {
+  const run = ++currentRun;
   clearError();
   document.body.dataset.state = "running";
   describe(record);
   const started = performance.now();
   const result = await model.diagnose(record);
+  stillCurrent(run);
   const ms = performance.now() - started;
   showNotices(result.notices);
   const labelled = new Set(record.labels?.phenotypes ?? []);
@@ -245,12 +260,13 @@ async function analyse(record) {
   $("diagnosed").textContent = result.diagnosed.length
     ? `Supported: ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group above the threshold (${ms.toFixed(0)} ms on ${result.backend}).`;
-  if (model.manifest.medications) await recommend(record);
-  if (model.manifest.model?.kind === "clinical") await explain(record, result);
+  if (model.manifest.medications) await recommend(record, run);
+  if (model.manifest.model?.kind === "clinical") await explain(record, result, run);
   document.body.dataset.state = "done";
 }
 
 function fail(error) {
+  if (error instanceof Superseded) return; // the newer run shows its own results
   showError(error);
   document.body.dataset.state = "error";
   if (error.code === "WEBGPU_LOST") {
@@ -289,6 +305,7 @@ async function main() {
     await loadModel(backend);
     await diagnose();
   } catch (error) {
+    if (error instanceof Superseded) return;
     showError(error);
     document.body.dataset.state = "error";
   }

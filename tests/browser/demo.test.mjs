@@ -196,6 +196,36 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
   }
 });
 
+test("a run started while another streams replaces it: one clean text, not two interleaved", async () => {
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    const run = async (start) => {
+      await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+      await start();
+      await page.waitForSelector(settled, { timeout: 300_000 });
+      assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+      return page.textContent("#rationale");
+    };
+    const alone = await run(() => page.selectOption("#sample", "1"));
+    // patient 0 starts streaming, then patient 1 is chosen and Diagnose pressed before it ends
+    const raced = await run(async () => {
+      await page.selectOption("#sample", "0");
+      await page.selectOption("#sample", "1");
+      await page.click("#run");
+    });
+    assert.equal(raced, alone, "the last run's text alone, as when it runs by itself");
+    assert.equal(await page.isHidden("#error"), true, "a replaced run is not an error");
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("a truncated weights file and a manifest hash mismatch give coded errors; the page recovers", async () => {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
   try {
