@@ -12,6 +12,16 @@ use rand::{Rng, SeedableRng};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+// The least share of each pass's inputs that must be accepted: about half the measured share (the
+// mutations are seeded, so these move only when the code or the seeds change). Measured: records
+// 1,791 of 200,000; manifests 1,714 of 20,000; weights 363 of 3,000; tokenizer every input;
+// model construction 8 of 300 and 13 of 600 edited manifests.
+const MIN_RECORD: f64 = 0.004;
+const MIN_MANIFEST: f64 = 0.04;
+const MIN_WEIGHTS: f64 = 0.06;
+const MIN_TOKENIZER: f64 = 0.5;
+const MIN_MODEL_CONSTRUCTION: f64 = 0.01;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -54,8 +64,15 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Runs `target` (true where it accepted the input) on `runs` inputs, the seeds first; panics
-/// with the first input that panicked.
-fn fuzz(name: &str, seeds: Vec<Vec<u8>>, runs: usize, mut target: impl FnMut(&[u8]) -> bool) {
+/// with the first input that panicked, and when fewer than `min_accepted` of the inputs were
+/// accepted: a pass that refuses (nearly) everything never reaches the code behind the checks.
+fn fuzz(
+    name: &str,
+    seeds: Vec<Vec<u8>>,
+    runs: usize,
+    min_accepted: f64,
+    mut target: impl FnMut(&[u8]) -> bool,
+) {
     let mut rng = StdRng::seed_from_u64(0x6265_6473);
     let mut accepted = 0;
     for i in 0..runs {
@@ -73,6 +90,11 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, runs: usize, mut target: impl FnMut(&[u
         }
     }
     eprintln!("fuzz {name}: {runs} inputs ({accepted} accepted), no panic");
+    let share = accepted as f64 / runs.max(1) as f64;
+    assert!(
+        share >= min_accepted,
+        "fuzz {name}: only {share:.4} of the inputs accepted (at least {min_accepted} expected)"
+    );
 }
 
 fn catalogue_inputs(file: &str, field: &str) -> Vec<Vec<u8>> {
@@ -96,6 +118,7 @@ fn records_and_fhir() {
         "record",
         seeds,
         200_000,
+        MIN_RECORD,
         |data| match PatientRecord::from_json_or_fhir(&String::from_utf8_lossy(data)) {
             Ok(record) => SeriesGrid::from_record(&record, 48).hours == 48,
             Err(_) => false,
@@ -113,7 +136,7 @@ fn manifests() {
         serde_json::to_vec(&json).unwrap(),
         serde_json::to_vec_pretty(&json).unwrap(),
     ];
-    fuzz("manifest", seeds, 20_000, |data| {
+    fuzz("manifest", seeds, 20_000, MIN_MANIFEST, |data| {
         Manifest::from_json(&String::from_utf8_lossy(data)).is_ok()
     });
 }
@@ -128,7 +151,7 @@ fn weights() {
     let seeds = vec![std::fs::read(bundle.join(WEIGHTS_FILE)).unwrap()];
     // the manifest lists the mutated bytes, so the safetensors reader and the checks behind the
     // hash see every input
-    fuzz("weights", seeds, 3_000, |data| {
+    fuzz("weights", seeds, 3_000, MIN_WEIGHTS, |data| {
         let mut manifest = manifest.clone();
         manifest.files.insert(
             WEIGHTS_FILE.to_string(),
@@ -159,7 +182,7 @@ fn tokenizer_input() {
         "発熱と低血圧。乳酸値上昇。🩺 ".as_bytes().to_vec(),
         vec![b' '; 300],
     ];
-    fuzz("tokenizer", seeds, 20_000, |data| {
+    fuzz("tokenizer", seeds, 20_000, MIN_TOKENIZER, |data| {
         tokenizer.encode(&String::from_utf8_lossy(data)).is_ok()
     });
 }
@@ -269,6 +292,10 @@ fn manifest_numbers_through_model_construction() {
         assert!(
             panicked.is_empty(),
             "{dir}: edits that panicked: {panicked:?}"
+        );
+        assert!(
+            accepted as f64 / runs as f64 >= MIN_MODEL_CONSTRUCTION,
+            "{dir}: only {accepted} of {runs} edited manifests loaded"
         );
     }
 }

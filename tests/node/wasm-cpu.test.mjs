@@ -121,10 +121,15 @@ test("a FHIR R4 Bundle is diagnosed like a PatientRecord", async () => {
 
 test("a record of 10,000 observations and 100 visits stays within the documented memory bound", async () => {
   const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu" }); // with the recommender
-  const channels = model.manifest.channels;
+  // real values: a sample admission's observations, repeated across the window
+  const real = samples[0].observations.filter((o) => o.value !== null && o.hours < 48);
   const record = {
     id: "large",
-    observations: Array.from({ length: 10_000 }, (_, i) => ({ channel: channels[i % channels.length], hours: Math.floor(i / channels.length) * 0.25, value: null })),
+    notes: samples[0].notes,
+    observations: Array.from({ length: 10_000 }, (_, i) => {
+      const o = real[i % real.length];
+      return { ...o, hours: (o.hours + Math.floor(i / real.length) * 0.37) % 48 };
+    }),
     visits: Array.from({ length: 100 }, () => ({ diagnoses: ["4019", "5849"], procedures: ["9604"], medications: ["C09A"] })),
   };
   await model.diagnose(samples[0]); // the first call's allocations are not the record's
@@ -135,8 +140,8 @@ test("a record of 10,000 observations and 100 visits stays within the documented
   const ms = performance.now() - started;
   const grown = (process.memoryUsage().rss - before) / 2 ** 20;
   assert.equal(diagnosis.phenotypes.length, 25);
-  assert.equal(diagnosis.notices.filter((n) => n.kind === "missing_value").length, 10_000, "every missing value is reported");
-  assert.deepEqual(diagnosis.notices.filter((n) => n.kind !== "missing_value").map((n) => n.kind), ["no_notes"]);
+  assert.deepEqual(diagnosis.notices.map((n) => n.kind), [], "real values in range raise no notice");
+  assert.ok(diagnosis.diagnosed.length > 0, "the repeated admission is still diagnosed");
   assert.ok(drugs.medications.length > 0);
   console.log(`# 10,000 observations, 100 visits (${(JSON.stringify(record).length / 1e6).toFixed(2)} MB JSON): ${ms.toFixed(0)} ms, resident memory +${grown.toFixed(1)} MiB`);
   // README: a record within the bounds costs at most a few tens of MB beyond the model
@@ -144,5 +149,36 @@ test("a record of 10,000 observations and 100 visits stays within the documented
   // past the bound: refused before any work, the field named
   const huge = { id: "huge", observations: Array.from({ length: 200_001 }, () => ({ channel: "heart_rate", hours: 1, value: 80 })) };
   await assert.rejects(model.diagnose(huge), (e) => e.code === "RECORD_INVALID" && e.message.includes("$.observations"));
+  model.dispose();
+});
+
+// The documented bounds (README, "Bounds"): 1,000 visits of 1,000 codes each and 2 MB of notes are
+// read, diagnosed and explained in wasm. The time is printed; the generous limit only catches a
+// loop that grows quadratically with the input (at these sizes that would take hours), it is not a
+// speed target (those are in `make bench`).
+test("a record at the documented bounds (1,000 visits × 1,000 codes, 2 MB of notes) is answered", async () => {
+  const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu" });
+  const codes = (prefix) => Array.from({ length: 1_000 }, (_, i) => `${prefix}${i}`);
+  const sentence = "Patient febrile overnight with rising lactate and new oxygen requirement. ";
+  const record = {
+    id: "bounds",
+    notes: Array.from({ length: 4 }, (_, i) => ({ text: sentence.repeat(Math.floor(500_000 / sentence.length)), hours: i })),
+    observations: samples[0].observations,
+    visits: Array.from({ length: 1_000 }, () => ({ diagnoses: codes("D"), procedures: codes("P"), medications: codes("M") })),
+  };
+  const mb = JSON.stringify(record).length / 1e6;
+  const started = performance.now();
+  const diagnosis = await model.diagnose(record);
+  const diagnosed = performance.now() - started;
+  let explanation;
+  for await (const item of model.explain(record, { maxTokens: 40 })) if (typeof item !== "string") explanation = item;
+  const total = performance.now() - started;
+  console.log(`# bounds record (${mb.toFixed(1)} MB JSON): diagnose ${diagnosed.toFixed(0)} ms, + explain ${(total - diagnosed).toFixed(0)} ms`);
+  assert.equal(diagnosis.phenotypes.length, 25);
+  assert.ok(explanation.text.length > 0);
+  assert.ok(total < 120_000, `${total} ms: something grows faster than the input`);
+  // one more visit, or one more code in a visit: refused, the field named
+  const more = { ...record, visits: [...record.visits, { diagnoses: ["D"] }] };
+  await assert.rejects(model.diagnose(more), (e) => e.code === "RECORD_INVALID" && e.message.includes("$.visits"));
   model.dispose();
 });

@@ -9,13 +9,23 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, globals } from "webgpu";
 import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
-import { assertSameProbabilities, bundleDir, samples } from "./helpers.mjs";
+import path from "node:path";
+import { assertSameProbabilities, bundleDir, root, samples } from "./helpers.mjs";
 
 Object.assign(globalThis, globals);
 globalThis.navigator ??= {};
 globalThis.navigator.gpu = create([]);
 // wgpu's web backend looks for `Window` (or `WorkerGlobalScope`) on the global object.
 globalThis.Window ??= class Window {};
+// keep a handle on the device wgpu creates, as a driver reset would take it away
+let testDevice;
+const requestAdapter = navigator.gpu.requestAdapter.bind(navigator.gpu);
+navigator.gpu.requestAdapter = async (...args) => {
+  const adapter = await requestAdapter(...args);
+  const requestDevice = adapter?.requestDevice.bind(adapter);
+  if (adapter) adapter.requestDevice = async (...o) => (testDevice = await requestDevice(...o));
+  return adapter;
+};
 
 // GPU float reductions run in another order than the CPU's.
 const TOLERANCE = 1e-4;
@@ -36,4 +46,34 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
   const auto = await Bedside.load(bundleDir, { backend: "auto" });
   assert.equal(auto.backend, "webgpu");
   for (const m of [gpu, cpu, auto]) m.dispose();
+});
+
+// Last in this file: it destroys the instance's one device.
+test("a device destroyed while explain streams fails that call with WEBGPU_LOST; auto then gives the CPU", async (t) => {
+  if (!(await webgpuAvailable())) {
+    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
+    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    return;
+  }
+  const clinical = path.join(root, "models/demo"); // explain needs the clinical bundle
+  const model = await Bedside.load(clinical, { backend: "webgpu" });
+  assert.ok(testDevice, "the test holds the device wgpu made");
+  let pieces = 0;
+  let failure;
+  try {
+    for await (const item of model.explain(samples[0], { maxTokens: 60 })) {
+      // from inside the stream, after the first piece: the call is in flight
+      if (typeof item === "string" && ++pieces === 1) testDevice.destroy();
+    }
+  } catch (error) {
+    failure = error;
+  }
+  assert.ok(pieces >= 1, "a piece streamed before the loss");
+  assert.equal(failure?.code, "WEBGPU_LOST", `the in-flight call fails with WEBGPU_LOST, not ${failure}`);
+  await assert.rejects(model.diagnose(samples[0]), { code: "WEBGPU_LOST" });
+  const auto = await Bedside.load(clinical, { backend: "auto" });
+  assert.equal(auto.backend, "cpu");
+  assert.ok((await auto.diagnose(samples[0])).phenotypes.length > 0);
+  model.dispose();
+  auto.dispose();
 });
