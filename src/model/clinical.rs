@@ -50,8 +50,10 @@ pub enum Part {
     LanguageModel,
     SeriesEncoder,
     KnowledgeAttention,
-    /// The phenotype head, deep and wide halves.
+    /// The phenotype head's MLP.
     PhenotypeHead,
+    /// The phenotype head's wide half.
+    WideHead,
 }
 
 impl ClinicalModelConfig {
@@ -162,10 +164,8 @@ impl ClinicalModel {
             Part::LanguageModel => self.lm = self.lm.no_grad(),
             Part::SeriesEncoder => self.series = self.series.no_grad(),
             Part::KnowledgeAttention => self.knowledge = self.knowledge.no_grad(),
-            Part::PhenotypeHead => {
-                self.phenotype_head = self.phenotype_head.no_grad();
-                self.wide = self.wide.map(|w| w.no_grad());
-            }
+            Part::PhenotypeHead => self.phenotype_head = self.phenotype_head.no_grad(),
+            Part::WideHead => self.wide = self.wide.map(|w| w.no_grad()),
         }
         self
     }

@@ -368,6 +368,9 @@ pub struct Progress {
     pub best_f1: f64,
     pub epochs_without_improvement: usize,
     pub done: bool,
+    /// Stage 0, once it ran (models with a wide head: [`crate::wide_fit`]).
+    #[serde(default)]
+    pub wide_fit: Option<crate::wide_fit::WideFit>,
     /// What every finished epoch measured on the validation split.
     pub history: Vec<EpochRecord>,
 }
@@ -446,7 +449,8 @@ pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel
         1 => model.freeze_part(Part::LanguageModel),
         _ => model.freeze_part(Part::SeriesEncoder),
     };
-    model.freeze_knowledge_tokens()
+    // fitted alone in stage 0; the stages train the deep half on top of it
+    model.freeze_part(Part::WideHead).freeze_knowledge_tokens()
 }
 
 pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
@@ -763,6 +767,7 @@ impl Run {
             best_f1: -1.0,
             ..Progress::default()
         };
+        let mut usage = Vec::new();
         let mut resumed_optimizer = None;
         if resume {
             if let Some(checkpoint) = self.last_checkpoint() {
@@ -789,10 +794,30 @@ impl Run {
                 );
             }
         }
+        // stage 0: the wide head alone, to convergence, before anything else trains
+        if progress
+            == (Progress {
+                best_f1: -1.0,
+                ..Progress::default()
+            })
+            && let Some(wide) = model.wide.take()
+        {
+            let meter = Meter::start();
+            let (wide, fit) = crate::wide_fit::fit(
+                wide,
+                &data.examples,
+                &data.train,
+                &data.validation,
+                config.seed,
+                &device,
+            )?;
+            model.wide = Some(wide);
+            usage.push(meter.finish("stage 0 (wide head)".to_string(), fit.epochs));
+            progress.wide_fit = Some(fit);
+        }
         let bce = BinaryCrossEntropyLossConfig::new()
             .with_logits(true)
             .init(&device);
-        let mut usage = Vec::new();
         while progress.stage < 3 && !progress.done {
             let stage = progress.stage;
             let epochs = config.epochs[stage];
@@ -1068,7 +1093,8 @@ pub fn export(
             serde_json::from_slice(&bytes).context(CALIBRATION_FILE)?;
         manifest.temperature = Some(calibration.temperature as f32);
     }
-    manifest.training = progress.map(|p| serde_json::json!({ "validation_history": p.history }));
+    manifest.training = progress
+        .map(|p| serde_json::json!({ "wide_fit": p.wide_fit, "validation_history": p.history }));
     crate::train::record_self_test(&mut manifest, &weights, Some(&tokenizer))?;
     let text = serde_json::to_string_pretty(&manifest)?;
     // check it as a loader would before anything is written

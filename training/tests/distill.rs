@@ -143,9 +143,15 @@ fn distill_export_and_explain() {
         .collect();
     assert_eq!(
         steps,
-        ["stage 1", "stage 2", "stage 3"],
+        ["stage 0 (wide head)", "stage 1", "stage 2", "stage 3"],
         "time and memory of each stage"
     );
+    // the head's temperature, fitted on the validation split
+    let calibration: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
+            .unwrap();
+    let temperature = calibration["temperature"].as_f64().unwrap();
+    assert!((0.1..=10.0).contains(&temperature), "{calibration}");
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);
@@ -238,6 +244,12 @@ fn distill_export_and_explain() {
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap())
             .unwrap();
+    // export carries the run's temperature into the manifest
+    assert!(
+        (manifest["temperature"].as_f64().unwrap() - temperature).abs() < 1e-6,
+        "{}",
+        manifest["temperature"]
+    );
     manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
     let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
     let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();
