@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bedside beside the baselines on the MIMIC-IV demo's five patient splits (`make baselines`):
-reads, for each seed S, `seed-S/manifest.json` (bedside-train train, with the wide half),
-`seed-S-deep/manifest.json` (the same without it, `--wide false`) and `seed-S/baselines.json`
+reads, for each seed S, `seed-S/manifest.json` (bedside-train train), `seed-S-wide/manifest.json`
+(the same with the wide half, `--wide true`) and `seed-S/baselines.json`
 (bench/baselines.py on seed-S/split.json, the same admissions), and prints a markdown table of
 macro AUROC and micro-F1 at 0.5 per split, with the mean and SD over splits.
 
@@ -16,8 +16,8 @@ import sys
 def main():
     base = pathlib.Path(sys.argv[1])
     seeds = sorted(int(p.name.split("-")[1]) for p in base.glob("seed-*") if p.name.count("-") == 1)
-    columns = [("bedside (wide + deep)", lambda s: read(base / f"seed-{s}/manifest.json")["training"]["test"]),
-               ("bedside (deep only)", lambda s: read(base / f"seed-{s}-deep/manifest.json")["training"]["test"]),
+    columns = [("bedside", lambda s: read(base / f"seed-{s}/manifest.json")["training"]["test"]),
+               ("bedside + wide half", lambda s: read(base / f"seed-{s}-wide/manifest.json")["training"]["test"]),
                ("logistic regression", lambda s: read(base / f"seed-{s}/baselines.json")["logistic_regression"]),
                ("gradient-boosted trees", lambda s: read(base / f"seed-{s}/baselines.json")["gradient_boosted_trees"])]
     print("| split | test admissions | " + " | ".join(f"{name}: macro AUROC / micro-F1" for name, _ in columns) + " |")

@@ -19,6 +19,7 @@ mod text_metrics;
 mod tokenizer;
 mod train;
 mod usage;
+mod wide_fit;
 
 use anyhow::{Context, Result, bail};
 use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
@@ -86,9 +87,9 @@ enum Command {
         d_model: usize,
         #[arg(long, default_value_t = 2)]
         layers: usize,
-        /// A linear model over the channels' summaries beside the head (`--wide false` leaves it
-        /// out).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        /// A linear model over the channels' summaries beside the head (`--wide true`). Off by
+        /// default: on the MIMIC-IV demo's five splits it lowered macro AUROC (0.663 vs 0.681).
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
         wide: bool,
         /// Bundle directory to write.
         #[arg(long)]
@@ -121,9 +122,8 @@ enum Command {
         d_model: usize,
         #[arg(long, default_value_t = 1)]
         layers: usize,
-        /// A linear model over the channels' summaries beside the head (`--wide false` leaves it
-        /// out).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        /// A linear model over the channels' summaries beside the head (`--wide true`).
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
         wide: bool,
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]
