@@ -16,18 +16,20 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench fuzz pkg model train medrec mortality usage baselines native native-test node-test browser-test \
+.PHONY: demo test lint bench fuzz pkg model train medrec mortality usage baselines native native-test node-test browser-test \
         setup-rust setup-node setup-system clean
 
 demo: setup-rust setup-node pkg model
 	node www/serve.mjs --port $(PORT)
 
-test: setup-rust setup-node setup-system native model native-test pkg node-test browser-test
+test: setup-rust setup-node setup-system lint native model native-test pkg node-test browser-test
 	@echo "make test: every layer passed"
 
 # --- set-up: each step does nothing when its tool is already there ---------------------------
 setup-rust:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 	@if [ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$(WASM_BINDGEN_VERSION)" ]; then \
 	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
 	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
@@ -49,6 +51,12 @@ setup-system:
 
 # --- builds ----------------------------------------------------------------------------------
 # The whole workspace at once, so the library and bedside-train share one build of burn.
+# Formatting and clippy's lints, warnings as errors (the check build of the crate graph takes a few
+# minutes the first time).
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
 native:
 	cargo build --workspace --locked
 

@@ -95,6 +95,10 @@ pub struct Diagnosis {
 }
 
 /// The loaded model of either kind.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per engine, built once and never moved in a loop"
+)]
 enum Loaded {
     LabPhenotype(LabPhenotypeModel),
     Clinical {
@@ -592,10 +596,10 @@ impl Engine {
         let mut stream = |_: usize, token: u32| {
             ids.push(token);
             if let Ok(read) = answer.read(&ids, false) {
-                if let Some(piece) = read.text.strip_prefix(shown.as_str()) {
-                    if !piece.is_empty() {
-                        on_piece(piece);
-                    }
+                if let Some(piece) = read.text.strip_prefix(shown.as_str())
+                    && !piece.is_empty()
+                {
+                    on_piece(piece);
                 }
                 shown = read.text;
             }

@@ -117,6 +117,10 @@ impl Stepper<'_> {
 /// Greedy decoding of every row of `encoder` (`[batch, len, d_model]`, padding `mask`
 /// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen. Returns the generated
 /// tokens of each row, without the start token, ending with EOS unless `max_new_tokens` ran out.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the decoding inputs as burn passes them; a struct would only rename them"
+)]
 pub async fn greedy(
     model: &T5,
     encoder: Tensor<3>,

@@ -68,7 +68,7 @@ impl MedicationSpec {
                 return Err(bad(format!("{field} = {value} is outside 1..={max}")));
             }
         }
-        if c.d_model % c.heads != 0 {
+        if !c.d_model.is_multiple_of(c.heads) {
             return Err(bad("config.d_model is not divisible by config.heads".into()));
         }
         crate::model::bounds::rate("config.dropout", c.dropout).map_err(bad)?;

@@ -36,7 +36,7 @@ pub fn epsilon(field: &str, value: f64) -> Checked {
 /// A head count that splits a width evenly (both already checked as sizes); the error names the
 /// head count's field.
 pub fn heads(field: &str, heads: usize, width_field: &str, width: usize) -> Checked {
-    if heads == 0 || width % heads != 0 {
+    if heads == 0 || !width.is_multiple_of(heads) {
         return Err(format!(
             "{field} = {heads} does not divide {width_field} = {width}"
         ));

@@ -189,11 +189,13 @@ impl RunConfig {
             "heads must be at least 1"
         );
         ensure!(
-            self.model.d_model % self.model.knowledge_heads == 0,
+            self.model
+                .d_model
+                .is_multiple_of(self.model.knowledge_heads),
             "model.d_model must be divisible by model.knowledge_heads"
         );
         ensure!(
-            self.model.series_d_model % 4 == 0,
+            self.model.series_d_model.is_multiple_of(4),
             "model.series_d_model must be divisible by 4 (its heads)"
         );
         // the library's bounds, so that no value here reaches an assert inside burn
@@ -635,8 +637,7 @@ impl Run {
             .grammar
             .as_ref()
             .map(|g| move |prefix: &[u32]| g.allowed(prefix));
-        let constraint: Option<&dyn Fn(&[u32]) -> Option<Vec<u32>>> =
-            constraint.as_ref().map(|c| c as _);
+        let constraint: Option<generate::Constraint> = constraint.as_ref().map(|c| c as _);
         for chunk in rows.chunks(32) {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &data.examples[i]).collect();
             let b = batch(&examples, stage, &device);

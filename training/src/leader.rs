@@ -203,11 +203,11 @@ impl MedRecRunConfig {
             "batch_size must be at least 2 (the contrastive loss needs in-batch negatives)"
         );
         ensure!(
-            self.student.d_model % self.student.heads == 0,
+            self.student.d_model.is_multiple_of(self.student.heads),
             "student.d_model must be divisible by student.heads"
         );
         ensure!(
-            self.teacher.d_model % self.teacher.heads == 0,
+            self.teacher.d_model.is_multiple_of(self.teacher.heads),
             "teacher.d_model must be divisible by teacher.heads"
         );
         ensure!(

@@ -72,7 +72,7 @@ pub fn fit(
     fit.validation_loss = f64::INFINITY;
     for epoch in 0..EPOCHS {
         order.shuffle(&mut StdRng::seed_from_u64(
-            seed ^ 0x77_6964_65 ^ epoch as u64,
+            seed ^ 0x7769_6465 ^ epoch as u64,
         ));
         for b in rows_of(&order) {
             let loss = bce.forward(logits(&wide, &b.input)?, b.phenotypes);

@@ -98,8 +98,8 @@ fn rationales_are_true_of_500_varied_records() {
         records.push(h);
     }
     // nothing at all: no observations, no notes
-    for i in 0..50 {
-        let mut empty = synthetic[i].clone();
+    for (i, record) in synthetic.iter().take(50).enumerate() {
+        let mut empty = record.clone();
         empty["id"] = json!(format!("empty-{i}"));
         empty["observations"] = json!([]);
         empty["notes"] = json!([]);

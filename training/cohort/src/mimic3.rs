@@ -260,7 +260,7 @@ pub fn read(
     )?;
 
     let medications = match atc {
-        Some(atc) => prescriptions_to_atc3(&table(&dir, "PRESCRIPTIONS")?, atc, summary)?,
+        Some(atc) => prescriptions_to_atc3(&table(dir, "PRESCRIPTIONS")?, atc, summary)?,
         None => HashMap::new(),
     };
 

@@ -39,7 +39,9 @@ pub fn read(
         dir.to_path_buf()
     };
 
-    let mut patients: HashMap<String, (Option<Sex>, Option<f64>, Option<i32>)> = HashMap::new();
+    // subject_id → (sex, anchor_age, anchor_year)
+    type Patient = (Option<Sex>, Option<f64>, Option<i32>);
+    let mut patients: HashMap<String, Patient> = HashMap::new();
     for_each_row(
         &table(&hosp, "patients")?,
         &["subject_id", "gender", "anchor_age", "anchor_year"],
