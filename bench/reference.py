@@ -124,6 +124,34 @@ class Clinical(nn.Module):
                                             config["knowledge_heads"], t["dropout_rate"])
         self.head_hidden = nn.Linear(t["d_model"] * (1 + s["channels"]), config["head_hidden"])
         self.head_output = nn.Linear(config["head_hidden"], config["phenotypes"])
+        # the wide half (src/model/wide.rs): a binary bag of the prompt's tokens, per-channel summaries
+        self.wide = bool(config.get("wide"))
+        if self.wide:
+            self.wide_words = nn.Embedding(t["vocab_size"], config["phenotypes"])
+            self.wide_labs = nn.Linear(s["channels"] * 5, config["phenotypes"])
+
+    def wide_logits(self, ids, lengths, values, observed):
+        """As WideHead::words + WideHead::labs: each distinct real token once; min, max, mean, last
+        value and share of hours observed per channel, values clipped to +-10."""
+        out = 0
+        if ids is not None:
+            length = ids.shape[1]
+            mask = (torch.arange(length)[None] < lengths[:, None]).float()
+            earlier = torch.tril(torch.ones(length, length), diagonal=-1)
+            same = (ids[:, :, None] == ids[:, None, :]).float()
+            repeat = (same * earlier * mask[:, None, :]).amax(2)
+            out = out + (self.wide_words(ids) * (mask * (1 - repeat))[..., None]).sum(1)
+        if values is not None:
+            v = values.clamp(-10, 10) * observed
+            count = observed.sum(2, keepdim=True)
+            seen = count.clamp(max=1)
+            far = (1 - observed) * 20
+            hour = torch.arange(1, values.shape[2] + 1, dtype=values.dtype)
+            last = v.gather(2, (observed * hour).argmax(2, keepdim=True))
+            summaries = torch.cat([(v + far).amin(2, keepdim=True) * seen, (v - far).amax(2, keepdim=True) * seen,
+                                   v.sum(2, keepdim=True) / count.clamp(min=1), last, count / values.shape[2]], 2)
+            out = out + self.wide_labs(summaries.flatten(1))
+        return out
 
     def encode(self, ids=None, lengths=None, values=None, observed=None):
         """As ClinicalModel::encode: each row's prompt tokens, then its channel tokens, then padding."""
@@ -150,15 +178,17 @@ class Clinical(nn.Module):
         if values is not None:
             index = start[:, None] + torch.arange(n)[None]
             channels = (hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[2])), channel_mask)
-        return hidden, mask, channels
+        wide = self.wide_logits(ids, lengths, values, observed) if self.wide else None
+        return hidden, mask, channels, wide
 
-    def phenotype_logits(self, hidden, mask, channels):
+    def phenotype_logits(self, hidden, mask, channels, wide=None):
         pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         if channels is None:
             per_channel = torch.zeros(pooled.shape[0], self.head_hidden.in_features - pooled.shape[1])
         else:
             per_channel = (channels[0] * channels[1][..., None]).flatten(1)
-        return self.head_output(F.gelu(self.head_hidden(torch.cat([pooled, per_channel], 1))))
+        deep = self.head_output(F.gelu(self.head_hidden(torch.cat([pooled, per_channel], 1))))
+        return deep if wide is None else deep + wide
 
 
 def t5_name(name):
@@ -194,9 +224,11 @@ def load_weights(model, path):
             state["t5." + key] = value.T if transpose else value
             continue
         key = name.replace("phenotype_head.hidden", "head_hidden").replace("phenotype_head.output", "head_output")
+        key = key.replace("wide.words", "wide_words").replace("wide.labs", "wide_labs")
         key = key.replace("encoder.layers.", "layers.").replace(".mha.", ".").replace(".pwff.", ".")
         key = key.replace(".gamma", ".weight").replace(".beta", ".bias")
-        is_linear_weight = key.endswith(".weight") and value.dim() == 2 and "embedding." not in key.replace("patch_embedding.", "")
+        is_linear_weight = (key.endswith(".weight") and value.dim() == 2 and "wide_words" not in key
+                            and "embedding." not in key.replace("patch_embedding.", ""))
         state[key] = value.T if is_linear_weight else value
     for tied in ("t5.encoder.embed_tokens.weight", "t5.decoder.embed_tokens.weight"):
         state[tied] = state["t5.shared.weight"]
@@ -283,7 +315,7 @@ def main():
             inference[f"encode_head_b{batch}"] = t
         one = {k: (v[:1] if v is not None else None) for k, v in full.items()}
         one["ids"] = one["ids"][:, : int(one["lengths"][0])]
-        hidden, mask, _ = model.encode(**one)
+        hidden, mask, _, _ = model.encode(**one)
         for name, cache in (("generate_cache", True), ("generate_no_cache", False)):
             t = timed(1, max(3, -(-repeats // 3)), lambda: generate(model, hidden, mask, n_tokens, cache))
             rate = n_tokens / (t["median_ms"] / 1e3)
@@ -325,11 +357,11 @@ def main():
         decoder_inputs = torch.cat([torch.zeros_like(targets[:, :1]), targets[:, :-1]], 1)
 
         def step():
-            hidden, mask, channels = model.encode(**x)
+            hidden, mask, channels, wide = model.encode(**x)
             logits = model.t5(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=decoder_inputs).logits
             picked = torch.log_softmax(logits, 2).gather(2, targets[..., None])[..., 0]
             seq = -(picked * target_mask).sum() / target_mask.sum().clamp(min=1.0)
-            head = F.binary_cross_entropy_with_logits(model.phenotype_logits(hidden, mask, channels), phenotypes)
+            head = F.binary_cross_entropy_with_logits(model.phenotype_logits(hidden, mask, channels, wide), phenotypes)
             loss = seq + pw * head
             optimizer.zero_grad()
             loss.backward()

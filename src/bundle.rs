@@ -271,7 +271,8 @@ impl Manifest {
             ));
         }
         if let Some(tokens) = self.max_prompt_tokens {
-            bounds::size("max_prompt_tokens", tokens, 1 << 16)
+            // attention (and the wide head's repeat check) hold len × len values per row
+            bounds::size("max_prompt_tokens", tokens, 4096)
                 .map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
         }
         if let Some(spec) = &self.medications {

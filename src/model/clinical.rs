@@ -248,20 +248,7 @@ impl ClinicalModel {
             }
         };
         let hidden = self.lm.encode_embeddings(embeddings, mask.clone());
-        let wide = self.wide.as_ref().and_then(|wide| {
-            let words = input.text.as_ref().map(|(ids, lengths)| {
-                let [batch, len] = ids.dims();
-                wide.words(ids.clone(), length_mask(lengths, batch, len, &ids.device()))
-            });
-            let labs = input
-                .series
-                .as_ref()
-                .map(|(values, observed)| wide.labs(values.clone(), observed.clone()));
-            match (words, labs) {
-                (Some(w), Some(l)) => Some(w + l),
-                (w, l) => w.or(l),
-            }
-        });
+        let wide = self.wide.as_ref().and_then(|wide| wide.forward(input));
         let channels = channel_mask.map(|channel_mask| {
             let [batch, channels] = channel_mask.dims();
             let d = hidden.dims()[2];

@@ -3,11 +3,13 @@
 //! the deep head's. It exists because a logistic regression over exactly these inputs beat the
 //! deep head on every measure (RESULTS.md): words that name a condition and a channel's extremes
 //! are linear evidence, and a small transformer trained on a thousand admissions learns them
-//! slower than a linear model does. Both halves train together; the wide one starts at zero, so
-//! it adds only what the data teach it.
+//! slower than a linear model does. It starts at zero; `bedside-train distill` fits it alone first
+//! (stage 0, `training/src/wide_fit.rs`) and keeps it fixed while the deep half trains on top.
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
+
+use super::clinical::{ClinicalInput, length_mask};
 
 /// The summaries of one channel, in this order: min, max, mean, last value, share of hours
 /// observed. Values are the grid's standardised values, clipped to ±[`SUMMARY_CLIP`].
@@ -46,6 +48,23 @@ pub struct WideHead {
 }
 
 impl WideHead {
+    /// The wide logits `[batch, labels]` of whatever `input` holds (notes, labs or both); `None`
+    /// when it holds neither.
+    pub fn forward(&self, input: &ClinicalInput) -> Option<Tensor<2>> {
+        let words = input.text.as_ref().map(|(ids, lengths)| {
+            let [batch, len] = ids.dims();
+            self.words(ids.clone(), length_mask(lengths, batch, len, &ids.device()))
+        });
+        let labs = input
+            .series
+            .as_ref()
+            .map(|(values, observed)| self.labs(values.clone(), observed.clone()));
+        match (words, labs) {
+            (Some(w), Some(l)) => Some(w + l),
+            (w, l) => w.or(l),
+        }
+    }
+
     /// Logits `[batch, labels]` of the tokens each row contains (`ids` `[batch, len]`, `mask` 1
     /// for real tokens): each distinct token counts once, however often it occurs, as in a
     /// binary bag of words.

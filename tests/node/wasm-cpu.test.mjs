@@ -180,5 +180,7 @@ test("a record at the documented bounds (1,000 visits × 1,000 codes, 2 MB of no
   // one more visit, or one more code in a visit: refused, the field named
   const more = { ...record, visits: [...record.visits, { diagnoses: ["D"] }] };
   await assert.rejects(model.diagnose(more), (e) => e.code === "RECORD_INVALID" && e.message.includes("$.visits"));
+  const longer = { ...record, visits: [{ diagnoses: [...codes("D"), "D"] }, ...record.visits.slice(1)] };
+  await assert.rejects(model.diagnose(longer), (e) => e.code === "RECORD_INVALID" && e.message.includes("$.visits[0].diagnoses"));
   model.dispose();
 });

@@ -1,7 +1,8 @@
 //! Temperature scaling (Guo et al., 2017) of the phenotype head on the validation split: one
 //! number T that divides every logit, chosen to minimise the binary cross-entropy, so that a
 //! probability of 0.8 is right about 80 % of the time. T > 0 keeps every logit's sign, so the
-//! diagnoses at threshold 0.5 (and every AUROC) are unchanged; only the probabilities move.
+//! diagnoses at threshold 0.5 (the bundles' threshold) and every AUROC are unchanged; only the
+//! probabilities move.
 //! `distill` fits it at the end of a run (`calibration.json`), `export` writes it into the
 //! manifest, and the library divides by it (`Manifest::temperature`).
 

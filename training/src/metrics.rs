@@ -122,8 +122,10 @@ pub fn hosmer_lemeshow(pairs: &[(f32, bool)], groups: usize) -> f64 {
     let mut sorted = pairs.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (n, groups) = (sorted.len(), groups.max(1));
+    // numpy's array_split: the first n % groups groups hold one more (as bench/baselines.py)
+    let start = |g: usize| g * (n / groups) + g.min(n % groups);
     (0..groups)
-        .map(|g| &sorted[g * n / groups..(g + 1) * n / groups])
+        .map(|g| &sorted[start(g)..start(g + 1)])
         .filter(|part| !part.is_empty())
         .map(|part| {
             let size = part.len() as f64;

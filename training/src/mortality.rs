@@ -148,7 +148,6 @@ pub fn predict(
     Ok(probs)
 }
 
-/// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
 /// Whether the stay ended in death in hospital, where known.
 fn outcome(record: &PatientRecord) -> Option<bool> {
     record
@@ -166,6 +165,7 @@ fn with_outcome(records: &[PatientRecord]) -> impl Iterator<Item = &str> {
         .map(|r| r.id.as_str())
 }
 
+/// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
 pub fn run(
     train: &[PatientRecord],
     test: &[PatientRecord],

@@ -21,8 +21,8 @@ use crate::distill::{Example, batch};
 pub struct WideFit {
     pub epochs: usize,
     pub best_epoch: usize,
-    /// Mean BCE on the validation split at the best epoch.
-    pub validation_loss: f64,
+    /// Mean BCE on the validation split at the best epoch (`None` without a validation split).
+    pub validation_loss: Option<f64>,
 }
 
 const EPOCHS: usize = 200;
@@ -31,16 +31,10 @@ const BATCH: usize = 64;
 const LEARNING_RATE: f64 = 1e-2;
 const WEIGHT_DECAY: f32 = 1e-2;
 
-/// The wide logits of a batch with both inputs (notes prompt and lab series).
+/// The wide logits of a batch (stage 0 reads the notes and the labs).
 fn logits(wide: &WideHead, input: &ClinicalInput) -> Result<Tensor<2>> {
-    let (Some((ids, lengths)), Some((values, observed))) = (&input.text, &input.series) else {
-        return Err(anyhow!(
-            "stage 0 needs both the notes and the labs of a batch"
-        ));
-    };
-    let [rows, len] = ids.dims();
-    let mask = bedside::model::clinical::length_mask(lengths, rows, len, &ids.device());
-    Ok(wide.words(ids.clone(), mask) + wide.labs(values.clone(), observed.clone()))
+    wide.forward(input)
+        .ok_or_else(|| anyhow!("stage 0 needs the notes or the labs of a batch"))
 }
 
 /// Fits `wide` on the `train` rows of `examples` (autodiff `device`), keeping the epoch with the
@@ -57,7 +51,7 @@ pub fn fit(
         .with_logits(true)
         .init(device);
     let mut optimizer = AdamWConfig::new().with_weight_decay(WEIGHT_DECAY).init();
-    // the batches are built once: only the order changes between epochs
+    // validation batches are built once; training batches each epoch, in a new order
     let rows_of = |rows: &[usize]| -> Vec<crate::distill::Batch> {
         rows.chunks(BATCH)
             .map(|chunk| {
@@ -69,7 +63,6 @@ pub fn fit(
     let validation_batches = rows_of(validation);
     let mut order = train.to_vec();
     let (mut best, mut fit, mut stale) = (wide.clone(), WideFit::default(), 0);
-    fit.validation_loss = f64::INFINITY;
     for epoch in 0..EPOCHS {
         order.shuffle(&mut StdRng::seed_from_u64(
             seed ^ 0x7769_6465 ^ epoch as u64,
@@ -85,7 +78,7 @@ pub fn fit(
         }
         fit.epochs = epoch + 1;
         if validation_batches.is_empty() {
-            best = wide.clone();
+            (best, fit.best_epoch) = (wide.clone(), epoch + 1);
             continue;
         }
         let (mut total, mut count) = (0.0, 0usize);
@@ -96,8 +89,9 @@ pub fn fit(
             count += n;
         }
         let loss = total / count.max(1) as f64;
-        if loss < fit.validation_loss {
-            (best, fit.best_epoch, fit.validation_loss, stale) = (wide.clone(), epoch + 1, loss, 0);
+        if fit.validation_loss.is_none_or(|best| loss < best) {
+            (best, fit.best_epoch, fit.validation_loss, stale) =
+                (wide.clone(), epoch + 1, Some(loss), 0);
         } else {
             stale += 1;
             if stale >= PATIENCE {
@@ -106,7 +100,7 @@ pub fn fit(
         }
     }
     tracing::info!(
-        "stage 0 (wide head alone): {} epochs, best {} with validation loss {:.4}",
+        "stage 0 (wide head alone): {} epochs, best {}, validation loss {:?}",
         fit.epochs,
         fit.best_epoch,
         fit.validation_loss

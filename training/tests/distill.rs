@@ -146,12 +146,11 @@ fn distill_export_and_explain() {
         ["stage 0 (wide head)", "stage 1", "stage 2", "stage 3"],
         "time and memory of each stage"
     );
-    // the head's temperature, fitted on the validation split
+    // the head's temperature, fitted on the validation split (export must carry it, below)
     let calibration: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
             .unwrap();
     let temperature = calibration["temperature"].as_f64().unwrap();
-    assert!((0.1..=10.0).contains(&temperature), "{calibration}");
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);

@@ -37,7 +37,8 @@ struct HfConfig {
     /// Shares the encoder's weights with the decoder's: not supported, so refused.
     tie_encoder_decoder: bool,
     pad_token_id: usize,
-    /// transformers ≥ 5 may write a list; the first id ends generation.
+    /// transformers ≥ 5 may write a list; bedside stops at the first id only (transformers stops
+    /// at any of them).
     eos_token_id: OneOrMany,
     decoder_start_token_id: Option<usize>,
 }
