@@ -22,6 +22,7 @@ Usage:
 import argparse
 import json
 import math
+import pathlib
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -32,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from scipy.sparse import csr_matrix, hstack
 
 STATS = ("min", "max", "mean", "last", "count")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def read(path):
@@ -176,7 +178,9 @@ def main():
         names = ["in_hospital_death"]
         y_train, y_test = died(train)[:, None], died(test)[:, None]
     else:
-        names = sorted({n for r in train + test for n in (r.get("labels") or {}).get("phenotypes", [])})
+        # bedside's 25 groups (its metrics count every one, present in the split or not)
+        with open(ROOT / "models" / "demo" / "manifest.json", encoding="utf-8") as f:
+            names = json.load(f)["labels"]
     channels = sorted({o["channel"] for r in train for o in r.get("observations", [])})
     if args.task == "phenotypes":
         y_train, y_test = labels(train, names), labels(test, names)

@@ -38,8 +38,34 @@ before(async () => {
 
 after(() => server?.close());
 
-async function runPage(args, screenshot) {
+/**
+ * Chromium with every request of every context it opens watched (pages, workers and, where
+ * Chromium reports them to the context, service workers): only the demo's own origin (the page,
+ * the package, the bundle) and data:/blob: URLs are allowed; `close()` fails the test on any other.
+ */
+async function launch(args) {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, ...args] });
+  const foreign = [];
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (...options) => {
+    const context = await newContext(...options);
+    context.on("request", (request) => {
+      const url = request.url();
+      if (!url.startsWith(`${origin}/`) && !/^(data|blob):/.test(url)) foreign.push(url);
+    });
+    return context;
+  };
+  browser.newPage = async (...options) => (await browser.newContext(...options)).newPage();
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    await close();
+    assert.deepEqual(foreign, [], "requests outside the demo's origin");
+  };
+  return browser;
+}
+
+async function runPage(args, screenshot) {
+  const browser = await launch(args);
   try {
     const page = await browser.newPage();
     const problems = [];
@@ -154,7 +180,7 @@ test("without WebGPU the demo falls back to the CPU", async () => {
 });
 
 test("a FHIR file opens, a broken file gives a coded error, and the page stays usable", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     const page = await browser.newPage();
     const problems = [];
@@ -197,7 +223,7 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
 });
 
 test("a run started while another streams replaces it: one clean text, not two interleaved", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     const page = await browser.newPage();
     const problems = [];
@@ -227,7 +253,7 @@ test("a run started while another streams replaces it: one clean text, not two i
 });
 
 test("a truncated weights file and a manifest hash mismatch give coded errors; the page recovers", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     // the demo's service worker would fetch past page.route
     const page = await browser.newPage({ serviceWorkers: "block" });
@@ -279,7 +305,7 @@ test("a truncated weights file and a manifest hash mismatch give coded errors; t
 });
 
 test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on with the CPU", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--enable-unsafe-webgpu"] });
+  const browser = await launch(["--enable-unsafe-webgpu"]);
   try {
     const page = await browser.newPage();
     const problems = [];
@@ -324,7 +350,7 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
 });
 
 test("bedside/worker runs the same model in a Web Worker and replaces a worker that died", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     // the demo's service worker would fetch past page.route
     const page = await browser.newPage({ serviceWorkers: "block" });
@@ -393,7 +419,7 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
 });
 
 test("once loaded, the demo works offline", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -417,7 +443,7 @@ test("once loaded, the demo works offline", async () => {
 });
 
 test("the bad-input catalogue in the browser: every record and every damaged bundle as in Node", async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, "--disable-features=WebGPU"] });
+  const browser = await launch(["--disable-features=WebGPU"]);
   try {
     // the demo's service worker would fetch past page.route
     const page = await browser.newPage({ serviceWorkers: "block" });
