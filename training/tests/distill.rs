@@ -146,6 +146,17 @@ fn distill_export_and_explain() {
         ["stage 0 (wide head)", "stage 1", "stage 2", "stage 3"],
         "time and memory of each stage"
     );
+    // stage 0 fitted the wide half: its validation loss is below the zero start's ln 2
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    let wide_loss = state["wide_fit"]["validation_loss"].as_f64().unwrap();
+    assert!(
+        wide_loss < 0.9 * std::f64::consts::LN_2,
+        "{}",
+        state["wide_fit"]
+    );
     // the head's temperature, fitted on the validation split (export must carry it, below)
     let calibration: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
