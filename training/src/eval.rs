@@ -44,6 +44,8 @@ pub struct GeneratedMetrics {
     pub macro_f1: f64,
     pub exact_match: f64,
     pub per_label_f1: BTreeMap<String, f64>,
+    /// Admissions with each group in the truth (the support behind each F1).
+    pub per_label_positives: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -371,6 +373,7 @@ pub fn evaluate(
     let rows: Vec<usize> = (0..n).collect();
     let micro_f1_ci95 = metrics::bootstrap_ci95(n, 200, 0, |rows| micro_f1(rows, &written, &truth));
     let mut per_label_f1 = BTreeMap::new();
+    let mut per_label_positives = BTreeMap::new();
     let mut macro_values = Vec::new();
     for (l, p) in PHENOTYPES.iter().enumerate() {
         let (mut tp, mut fp, mut fn_) = (0, 0, 0);
@@ -382,6 +385,7 @@ pub fn evaluate(
                 _ => {}
             }
         }
+        per_label_positives.insert(p.name.to_string(), tp + fn_);
         let f = f1_of(tp, fp, fn_);
         if f.is_finite() {
             macro_values.push(f);
@@ -411,6 +415,7 @@ pub fn evaluate(
             exact_match: written.iter().zip(&truth).filter(|(w, t)| w == t).count() as f64
                 / n as f64,
             per_label_f1,
+            per_label_positives,
         },
         rationale: RationaleMetrics {
             bleu4: bleu4(&candidate_refs, &reference_refs),
@@ -526,7 +531,21 @@ impl EvalReport {
             r.diagnoses_with_evidence_ci95.0,
             r.diagnoses_with_evidence_ci95.1,
             self.seconds_per_admission
-        )
+        ) + &self.weakest_groups(5)
+    }
+
+    /// The `k` groups with the lowest written F1, with their support: where the errors are.
+    fn weakest_groups(&self, k: usize) -> String {
+        let g = &self.generated;
+        let mut groups: Vec<(&String, &f64)> = g.per_label_f1.iter().collect();
+        groups.sort_by(|a, b| a.1.total_cmp(b.1));
+        let mut out =
+            String::from("\n| weakest groups | written F1 | admissions with it |\n|---|---|---|\n");
+        for (name, f1) in groups.into_iter().take(k) {
+            let positives = g.per_label_positives.get(name).copied().unwrap_or(0);
+            out += &format!("| {name} | {f1:.3} | {positives} |\n");
+        }
+        out
     }
 }
 

@@ -559,11 +559,46 @@ fn eval_writes_its_report_and_plots() {
         12 * 25,
         "every admission × phenotype pair in a bin"
     );
-    assert!(
-        std::fs::read_to_string(out.join("report.md"))
-            .unwrap()
-            .contains("micro AUROC")
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("micro AUROC"));
+    // every group's support is the admissions that have it in the truth
+    let positives = report["generated"]["per_label_positives"]
+        .as_object()
+        .unwrap();
+    assert_eq!(positives.len(), 25);
+    let labelled: u64 = positives.values().map(|v| v.as_u64().unwrap()).sum();
+    // the same 12 admissions eval draws (seed 2025), their labels counted here
+    let cohort = out.join("cohort.jsonl");
+    let written = bin()
+        .args([
+            "cohort",
+            "--source",
+            "synthetic",
+            "--n",
+            "12",
+            "--seed",
+            "2025",
+            "--out",
+        ])
+        .arg(&cohort)
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    let truth: usize = std::fs::read_to_string(&cohort)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let record: serde_json::Value = serde_json::from_str(l).unwrap();
+            record["labels"]["phenotypes"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(
+        labelled as usize, truth,
+        "supports add up to the labels of the cohort"
     );
+    assert!(markdown.contains("| weakest groups |"), "{markdown}");
     for plot in ["roc.png", "calibration.png"] {
         let image = image::open(out.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
         assert_eq!((image.width(), image.height()), (720, 480), "{plot}");
