@@ -522,8 +522,11 @@ impl Engine {
 
     /// The head's probabilities of its logits: the sigmoid after the bundle's temperature.
     fn calibrated(&self, logits: Tensor<2>) -> Tensor<2> {
-        let temperature = self.manifest.temperature.unwrap_or(1.0);
-        burn::tensor::activation::sigmoid(logits / temperature)
+        match self.manifest.temperature {
+            // one operation (a GPU dispatch) only where the bundle has a temperature
+            Some(temperature) => burn::tensor::activation::sigmoid(logits / temperature),
+            None => burn::tensor::activation::sigmoid(logits),
+        }
     }
 
     /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained

@@ -608,13 +608,7 @@ impl Run {
 
     fn learning_rate(&self, step: usize, total: usize) -> f64 {
         let c = &self.config;
-        if step < c.warmup_steps {
-            return c.learning_rate * (step + 1) as f64 / c.warmup_steps as f64;
-        }
-        let progress =
-            (step - c.warmup_steps) as f64 / (total.saturating_sub(c.warmup_steps)).max(1) as f64;
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
-        c.learning_rate * (0.05 + 0.95 * cosine)
+        crate::schedule::warmup_cosine(c.learning_rate, step, c.warmup_steps, total)
     }
 
     /// Validation of `rows` with the stage's inputs: the diagnoses the decoder writes and the

@@ -1053,13 +1053,9 @@ fn profile_alignment(
     (forward + backward) / 2.0
 }
 
+/// Warm-up over the first 5 % of the steps, then cosine decay.
 fn cosine(peak: f64, step: usize, total: usize) -> f64 {
-    let warmup = (total / 20).max(1);
-    if step < warmup {
-        return peak * (step + 1) as f64 / warmup as f64;
-    }
-    let t = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
-    peak * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+    crate::schedule::warmup_cosine(peak, step, (total / 20).max(1), total)
 }
 
 fn student_probs(

@@ -13,6 +13,7 @@ mod medication_metrics;
 mod metrics;
 mod mortality;
 mod plots;
+mod schedule;
 mod synthetic;
 mod teach;
 mod text_metrics;

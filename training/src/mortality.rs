@@ -235,7 +235,7 @@ pub fn run(
             );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(
-                learning_rate(options.learning_rate, step, warmup, total_steps),
+                crate::schedule::warmup_cosine(options.learning_rate, step, warmup, total_steps),
                 model,
                 grads,
             );
@@ -322,15 +322,6 @@ pub fn run(
         split: crate::train::Split::of(with_outcome(train), with_outcome(test)),
     };
     Ok((best, report))
-}
-
-/// Linear warm-up, then cosine decay to 5% of the peak.
-fn learning_rate(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
-    if step < warmup {
-        return peak * (step + 1) as f64 / warmup as f64;
-    }
-    let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
-    peak * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
 }
 
 /// AUROC and AUPRC with percentile bootstrap intervals.
@@ -490,12 +481,5 @@ mod tests {
             "{m:?}"
         );
         assert_eq!(m.positives, 40);
-    }
-
-    #[test]
-    fn warmup_then_cosine() {
-        assert!((learning_rate(1.0, 0, 10, 100) - 0.1).abs() < 1e-12);
-        assert!((learning_rate(1.0, 9, 10, 100) - 1.0).abs() < 1e-12);
-        assert!((learning_rate(1.0, 100, 10, 100) - 0.05).abs() < 1e-12);
     }
 }

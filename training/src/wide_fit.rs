@@ -70,10 +70,8 @@ pub fn fit(
         for b in rows_of(&order) {
             let loss = bce.forward(logits(&wide, &b.input)?, b.phenotypes);
             let grads = GradientsParams::from_grads(loss.backward(), &wide);
-            // cosine from the peak to 5 %
-            let progress = epoch as f64 / EPOCHS as f64;
-            let lr = LEARNING_RATE
-                * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            // cosine by epoch from the peak to 5 %, no warm-up
+            let lr = crate::schedule::warmup_cosine(LEARNING_RATE, epoch, 0, EPOCHS);
             wide = optimizer.step(lr, wide, grads);
         }
         fit.epochs = epoch + 1;
