@@ -20,4 +20,4 @@ pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
 pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};
-pub use wide::{WideHead, WideHeadConfig};
+pub use wide::{WideHead, WideHeadConfig, lab_summaries};

@@ -30,7 +30,8 @@ use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::knowledge_attention::knowledge_token_ids;
 use bedside::model::t5::{FeedForwardKind, T5Config};
 use bedside::model::{
-    ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, sequence_loss,
+    ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, WideHead,
+    sequence_loss,
 };
 use bedside::prompt::{clinical_prompt, parse_target, target_text};
 use bedside::record::{PatientRecord, SeriesGrid};
@@ -83,8 +84,10 @@ pub struct RunConfig {
     pub phenotype_weight: f64,
     /// Epochs per stage (1, 2, 3); 0 skips a stage.
     pub epochs: [usize; 3],
-    /// Early stopping: a stage ends after this many epochs without a better validation micro-F1
-    /// of the phenotype head (the diagnoses `explain` writes).
+    /// Early stopping: a stage ends after this many epochs without a better validation score, the
+    /// sum of two micro-F1s: the phenotype head's (the diagnoses `explain` writes) and the
+    /// decoder's own diagnoses (the language model learning to write, which the head's alone
+    /// stopped while the rationales still improved). Each stage keeps its best-scoring epoch.
     pub patience: usize,
     /// Where training runs: "cpu", "wgpu" (Vulkan, Metal, DX12) on a GPU, or "cuda" (a build
     /// with `--features bedside-train/cuda`). Validation (generation, one token at a time) runs
@@ -236,10 +239,10 @@ impl RunConfig {
 /// One admission, tokenized for every stage.
 pub(crate) struct Example {
     notes_prompt: Vec<u32>,
-    both_prompt: Vec<u32>,
-    grid: SeriesGrid,
+    pub(crate) both_prompt: Vec<u32>,
+    pub(crate) grid: SeriesGrid,
     targets: [Vec<u32>; 3],
-    phenotypes: Vec<bool>,
+    pub(crate) phenotypes: Vec<bool>,
 }
 
 pub(crate) fn example(
@@ -346,6 +349,10 @@ pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Bat
     }
 }
 
+/// Stage 0's wide half fitted on the training split alone, in a run directory: validation reads
+/// it in place of the wide half refitted on both splits ([`crate::wide_fit`]).
+const HELD_OUT_WIDE: &str = "wide-held-out.safetensors";
+
 /// The head's temperature and calibration in a run directory ([`crate::calibration`]).
 pub const CALIBRATION_FILE: &str = "calibration.json";
 
@@ -367,6 +374,7 @@ pub struct Progress {
     pub batch: usize,
     /// Steps of the current stage so far (for the learning-rate schedule).
     pub step: usize,
+    /// The stage's best validation score (see [`RunConfig::patience`]).
     pub best_f1: f64,
     pub epochs_without_improvement: usize,
     pub done: bool,
@@ -470,7 +478,7 @@ pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
     bar
 }
 
-fn save_weights(model: &ClinicalModel, path: &Path) -> Result<()> {
+fn save_weights<M: ModuleSnapshot>(model: &M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
     model
         .save_into(&mut store)
@@ -481,7 +489,7 @@ fn save_weights(model: &ClinicalModel, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-fn load_weights(model: &mut ClinicalModel, path: &Path) -> Result<()> {
+fn load_weights<M: ModuleSnapshot>(model: &mut M, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = model
@@ -612,16 +620,21 @@ impl Run {
     }
 
     /// Validation of `rows` with the stage's inputs: the diagnoses the decoder writes and the
-    /// phenotype head.
+    /// phenotype head. `held_out_wide` replaces the model's wide half: stage 0's fit on the
+    /// training split alone, so that validation never scores a wide half fitted on it.
     fn validate(
         &self,
         model: &ClinicalModel,
+        held_out_wide: Option<&WideHead>,
         data: &Data,
         stage: usize,
         rows: &[usize],
     ) -> Result<Validation> {
         let device = Device::flex();
-        let model = model.valid().to_device(&device);
+        let mut model = model.valid().to_device(&device);
+        if let Some(wide) = held_out_wide {
+            model.wide = Some(wide.valid().to_device(&device));
+        }
         let (mut logits, mut written, mut truth) = (Vec::new(), Vec::new(), Vec::new());
         let options = GenerateOptions {
             max_new_tokens: data.diagnosis_tokens,
@@ -798,18 +811,24 @@ impl Run {
             && let Some(wide) = model.wide.take()
         {
             let meter = Meter::start();
-            let (wide, fit) = crate::wide_fit::fit(
-                wide,
-                &data.examples,
-                &data.train,
-                &data.validation,
-                config.seed,
-                &device,
-            )?;
+            let (wide, held_out, fit) =
+                crate::wide_fit::fit(wide, &data.examples, &data.train, &data.validation, &device)?;
             model.wide = Some(wide);
-            usage.push(meter.finish("stage 0 (wide head)".to_string(), fit.epochs));
+            if let Some(held_out) = &held_out {
+                save_weights(held_out, &self.dir.join(HELD_OUT_WIDE))?;
+            }
+            usage.push(meter.finish("stage 0 (wide head)".to_string(), fit.tried.len().max(1)));
             progress.wide_fit = Some(fit);
         }
+        // the wide half fitted without the validation split, for validation (written by stage 0)
+        let held_out_wide = match &model.wide {
+            Some(wide) if self.dir.join(HELD_OUT_WIDE).exists() => {
+                let mut held_out = wide.clone();
+                load_weights(&mut held_out, &self.dir.join(HELD_OUT_WIDE))?;
+                Some(held_out)
+            }
+            _ => None,
+        };
         let bce = BinaryCrossEntropyLossConfig::new()
             .with_logits(true)
             .init(&device);
@@ -902,7 +921,7 @@ impl Run {
                     generated_micro_f1,
                     head,
                     ..
-                } = self.validate(&model, &data, stage, rows)?;
+                } = self.validate(&model, held_out_wide.as_ref(), &data, stage, rows)?;
                 let train_loss = loss_sum / loss_count.max(1) as f64;
                 progress.history.push(EpochRecord {
                     stage,
@@ -919,8 +938,9 @@ impl Run {
                     head.micro_f1,
                     head.macro_auroc
                 );
-                if head.micro_f1 > progress.best_f1 {
-                    progress.best_f1 = head.micro_f1;
+                let score = head.micro_f1 + generated_micro_f1;
+                if score > progress.best_f1 {
+                    progress.best_f1 = score;
                     progress.epochs_without_improvement = 0;
                     save_weights(&model, &self.dir.join("best.safetensors"))?;
                 } else {
@@ -966,7 +986,7 @@ impl Run {
         } else {
             &data.validation
         };
-        let validation = self.validate(&model, &data, 2, rows)?;
+        let validation = self.validate(&model, held_out_wide.as_ref(), &data, 2, rows)?;
         let calibration = crate::calibration::calibrate(&validation.logits, &validation.truth);
         tracing::info!(
             "calibration: temperature {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",

@@ -9,6 +9,7 @@ mod distill;
 mod endpoint;
 mod eval;
 mod leader;
+mod logistic;
 mod medication_metrics;
 mod metrics;
 mod mortality;
@@ -96,8 +97,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// PhysioNet/CinC 2012 in-hospital mortality: train the time-series encoder with a one-output
-    /// head on one set (early stopping on a held-out fifth), test on another against SAPS-I.
+    /// PhysioNet/CinC 2012 in-hospital mortality: fit a logistic regression over the static
+    /// descriptors and channel summaries, train the time-series encoder with a one-output head on
+    /// top of it on one set (early stopping and Platt scaling on a held-out fifth), test on
+    /// another against SAPS-I.
     /// Writes report.json, report.md, roc.csv, calibration.csv, model.safetensors and the plots
     /// roc.png, calibration.png and training.png into --out.
     Mortality {
@@ -123,8 +126,9 @@ enum Command {
         d_model: usize,
         #[arg(long, default_value_t = 1)]
         layers: usize,
-        /// A linear model over the channels' summaries beside the head (`--wide true`).
-        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+        /// The linear part (fitted first, then frozen) reads the channels' summaries beside the
+        /// static descriptors (`--wide false`: the statics alone).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wide: bool,
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]

@@ -1,17 +1,24 @@
 //! In-hospital mortality from the first 48 hours of an ICU stay (PhysioNet/CinC Challenge 2012):
-//! the time-series encoder with a one-output head, trained with BCE on one set (early stopping on
-//! the validation AUROC of a held-out fifth of it) and tested on another, against the SAPS-I score
-//! of the same stays. It measures what the encoder that ClinRaGen builds on learns from real ICU
+//! a wide-and-deep model — a logistic regression over the static descriptors and the channels'
+//! summaries, fitted first ([`crate::logistic`]), and the time-series encoder with a one-output
+//! head trained with BCE on top of it — on one set (C, the encoder's early stopping on the
+//! validation AUROC and Platt scaling all on a held-out fifth of it), tested on another against
+//! the SAPS-I score of the same stays. It measures what the encoder that ClinRaGen builds on learns from real ICU
 //! data, where the phenotype labels of the demo cohort are synthetic.
 
 use crate::eval::average_precision;
+use crate::logistic::{Scaling, regularisation_path};
 use crate::metrics::{CalibrationBin, auroc, calibration, roc_curve};
 use anyhow::{Context, Result};
 use bedside::knowledge::CHANNELS;
-use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
-use bedside::record::{PatientRecord, SeriesGrid};
+use bedside::model::wide::SUMMARIES;
+use bedside::model::{
+    LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig, lab_summaries,
+};
+use bedside::record::{PatientRecord, SeriesGrid, Sex};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,7 +41,7 @@ pub struct MortalityOptions {
     pub seed: u64,
     pub d_model: usize,
     pub layers: usize,
-    /// The linear model over the channels' summaries beside the head.
+    /// The linear part reads the channels' summaries beside the statics.
     pub wide: bool,
     /// Bootstrap resamples for the confidence intervals.
     pub resamples: usize,
@@ -81,6 +88,14 @@ pub struct MortalityReport {
     /// rate called positive, and Event 2, the Hosmer–Lemeshow H statistic (deciles).
     pub test_event1: f64,
     pub test_hosmer_lemeshow: f64,
+    /// The linear part's C, chosen on the validation fifth, and each C tried with its validation
+    /// loss.
+    pub linear_c: f64,
+    pub linear_tried: Vec<(f64, f64)>,
+    /// H of the probabilities before Platt scaling.
+    pub test_hosmer_lemeshow_uncalibrated: f64,
+    /// Platt scaling fitted on the validation fifth: probability = σ(scale · logit + shift).
+    pub recalibration: (f32, f32),
     pub calibration: Vec<CalibrationBin>,
     /// ROC curve of the test set, (false positive rate, true positive rate), at most ~200 points.
     pub roc: Vec<(f64, f64)>,
@@ -93,59 +108,191 @@ pub struct MortalityReport {
     pub split: crate::train::Split,
 }
 
-/// Stays with a known outcome, as (grid, died).
-fn labelled(records: &[PatientRecord]) -> (Vec<(SeriesGrid, bool)>, usize) {
+/// The static descriptors the challenge ships with each stay, as the model reads them: age in
+/// centuries (0 where unknown), age unknown, male, female, and the ICU type one-hot (coronary
+/// care, cardiac surgery recovery, medical, surgical). Age and ICU type are among the strongest
+/// predictors of ICU death, and the grid has neither.
+pub const STATICS: usize = 8;
+
+fn statics(record: &PatientRecord) -> [f32; STATICS] {
+    let d = &record.demographics;
+    let mut out = [0.0; STATICS];
+    match d.age {
+        Some(age) if age.is_finite() => out[0] = (age / 100.0) as f32,
+        _ => out[1] = 1.0,
+    }
+    match d.sex {
+        Some(Sex::Male) => out[2] = 1.0,
+        Some(Sex::Female) => out[3] = 1.0,
+        _ => {}
+    }
+    let units = [
+        "coronary care unit",
+        "cardiac surgery recovery unit",
+        "medical ICU",
+        "surgical ICU",
+    ];
+    if let Some(i) = units.iter().position(|u| d.care_unit.as_deref() == Some(u)) {
+        out[4 + i] = 1.0;
+    }
+    out
+}
+
+/// One ICU stay with a known outcome.
+pub struct Stay {
+    grid: SeriesGrid,
+    statics: [f32; STATICS],
+    died: bool,
+}
+
+/// Stays with a known outcome.
+fn labelled(records: &[PatientRecord]) -> (Vec<Stay>, usize) {
     let mut out = Vec::new();
     let mut missing = 0;
     for record in records {
         match outcome(record) {
-            Some(died) => out.push((SeriesGrid::from_record(record, HOURS), died)),
+            Some(died) => out.push(Stay {
+                grid: SeriesGrid::from_record(record, HOURS),
+                statics: statics(record),
+                died,
+            }),
             None => missing += 1,
         }
     }
     (out, missing)
 }
 
-pub fn model_config(options: &MortalityOptions) -> LabPhenotypeModelConfig {
-    LabPhenotypeModelConfig::new(
-        SeriesEncoderConfig::new(CHANNELS.len())
-            .with_hours(HOURS)
-            .with_d_model(options.d_model)
-            .with_n_layers(options.layers)
-            .with_d_ff(2 * options.d_model),
-        1,
+#[derive(Config, Debug)]
+pub struct MortalityModelConfig {
+    /// The encoder with its one-output head (no wide half of its own).
+    pub series: LabPhenotypeModelConfig,
+    /// Whether the linear part reads the channels' summaries beside the statics.
+    pub summaries: bool,
+}
+
+impl MortalityModelConfig {
+    pub fn init(&self, device: &Device) -> MortalityModel {
+        let summaries = if self.summaries {
+            self.series.series.channels * SUMMARIES
+        } else {
+            0
+        };
+        MortalityModel {
+            series: self.series.init(device),
+            linear: LinearConfig::new(summaries + STATICS, 1)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+        }
+    }
+}
+
+/// A wide-and-deep mortality model: the time-series encoder with its one-output head, plus a
+/// logistic regression over the stay's [`STATICS`] (and, with `summaries`, the channels'
+/// summaries), fitted first and then frozen (as `distill`'s stage 0 fits the phenotype head's
+/// wide half).
+#[derive(Module, Debug)]
+pub struct MortalityModel {
+    pub series: LabPhenotypeModel,
+    pub linear: Linear,
+}
+
+impl MortalityModel {
+    /// The linear part's inputs `[batch, summaries? + STATICS]`.
+    fn features(&self, values: Tensor<3>, mask: Tensor<3>, statics: Tensor<2>) -> Tensor<2> {
+        if self.linear.weight.dims()[0] > STATICS {
+            Tensor::cat(vec![lab_summaries(values, mask), statics], 1)
+        } else {
+            statics
+        }
+    }
+
+    /// The death logits `[batch, 1]`.
+    pub fn forward(&self, values: Tensor<3>, mask: Tensor<3>, statics: Tensor<2>) -> Tensor<2> {
+        let linear = self.features(values.clone(), mask.clone(), statics);
+        self.series.forward(values, mask) + self.linear.forward(linear)
+    }
+}
+
+pub fn model_config(options: &MortalityOptions) -> MortalityModelConfig {
+    MortalityModelConfig::new(
+        LabPhenotypeModelConfig::new(
+            SeriesEncoderConfig::new(CHANNELS.len())
+                .with_hours(HOURS)
+                .with_d_model(options.d_model)
+                .with_n_layers(options.layers)
+                .with_d_ff(2 * options.d_model),
+            1,
+        ),
+        options.wide,
     )
-    .with_wide(Some(options.wide))
 }
 
-fn tensors(
-    stays: &[&(SeriesGrid, bool)],
+/// The linear part's design matrix and outcomes over `stays`.
+fn linear_design(
+    model: &MortalityModel,
+    stays: &[&Stay],
     device: &Device,
-) -> (Tensor<3>, Tensor<3>, Tensor<2, Int>) {
-    let grids: Vec<&SeriesGrid> = stays.iter().map(|s| &s.0).collect();
+) -> (Tensor<2>, Tensor<2, Int>) {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for chunk in stays.chunks(256) {
+        let (values, mask, statics, y) = tensors(chunk, device);
+        xs.push(model.features(values, mask, statics));
+        ys.push(y);
+    }
+    (Tensor::cat(xs, 0), Tensor::cat(ys, 0))
+}
+
+/// A batch's grid values and mask, statics and outcomes `[batch, 1]`.
+fn tensors(stays: &[&Stay], device: &Device) -> (Tensor<3>, Tensor<3>, Tensor<2>, Tensor<2, Int>) {
+    let grids: Vec<&SeriesGrid> = stays.iter().map(|s| &s.grid).collect();
     let (values, mask) = SeriesGrid::tensors(&grids, device);
-    let y: Vec<i64> = stays.iter().map(|s| s.1 as i64).collect();
+    let statics: Vec<f32> = stays.iter().flat_map(|s| s.statics).collect();
+    let statics = Tensor::<1>::from_data(TensorData::new(statics, [stays.len() * STATICS]), device)
+        .reshape([stays.len(), STATICS]);
+    let y: Vec<i64> = stays.iter().map(|s| i64::from(s.died)).collect();
     let targets = Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([stays.len(), 1]);
-    (values, mask, targets)
+    (values, mask, statics, targets)
 }
 
-/// Death probabilities for `stays`, in order.
-pub fn predict(
-    model: &LabPhenotypeModel,
-    stays: &[&(SeriesGrid, bool)],
-    device: &Device,
-) -> Result<Vec<f32>> {
-    let mut probs = Vec::with_capacity(stays.len());
+/// Death logits for `stays`, in order.
+pub fn predict(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
+    let mut logits = Vec::with_capacity(stays.len());
     for chunk in stays.chunks(128) {
-        let (values, mask, _) = tensors(chunk, device);
-        let p = burn::tensor::activation::sigmoid(model.forward(values, mask));
-        probs.extend(
-            p.into_data()
+        let (values, mask, statics, _) = tensors(chunk, device);
+        logits.extend(
+            model
+                .forward(values, mask, statics)
+                .into_data()
                 .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))?,
+                .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?,
         );
     }
-    Ok(probs)
+    Ok(logits)
+}
+
+/// Platt scaling: the scale and shift of the logits that minimise the BCE on `stays` (the
+/// validation fifth), scikit-learn's logistic regression on one feature, all but unpenalised.
+fn platt(logits: &[f32], died: &[bool], device: &Device) -> (f32, f32) {
+    let n = logits.len();
+    let x = Tensor::<1>::from_floats(logits, device).reshape([n, 1]);
+    let y: Vec<i64> = died.iter().map(|&d| i64::from(d)).collect();
+    let y = Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([n, 1]);
+    let start = LinearConfig::new(1, 1)
+        .with_initializer(Initializer::Ones)
+        .init(device);
+    let fitted = crate::logistic::l2_logistic(start, &x, &y, 1e4);
+    let scale = fitted.weight.val().into_scalar::<f32>();
+    let shift = fitted.bias.map_or(0.0, |b| b.val().into_scalar::<f32>());
+    (scale, shift)
+}
+
+/// (probability, died) of each stay, logits recalibrated by `(scale, shift)`.
+fn recalibrated(logits: &[f32], stays: &[&Stay], (scale, shift): (f32, f32)) -> Vec<(f32, bool)> {
+    logits
+        .iter()
+        .zip(stays)
+        .map(|(&z, s)| (1.0 / (1.0 + (-(scale * z + shift)).exp()), s.died))
+        .collect()
 }
 
 /// Whether the stay ended in death in hospital, where known.
@@ -170,7 +317,7 @@ pub fn run(
     train: &[PatientRecord],
     test: &[PatientRecord],
     options: &MortalityOptions,
-) -> Result<(LabPhenotypeModel, MortalityReport)> {
+) -> Result<(MortalityModel, MortalityReport)> {
     anyhow::ensure!(
         options.epochs > 0 && options.batch_size > 0,
         "--epochs and --batch-size must be at least 1"
@@ -193,6 +340,17 @@ pub fn run(
         crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
     device.seed(options.seed); // dropout
     let parameters = model.num_params();
+    // the linear part first, to its optimum, then frozen while the encoder trains on top
+    let (linear_c, linear_tried) = {
+        let stays: Vec<&Stay> = stays.iter().collect();
+        let (x, y) = linear_design(&model, &stays, &device);
+        let (x_val, y_val) = linear_design(&model, &validation.iter().collect::<Vec<_>>(), &device);
+        let scaling = Scaling::of(&x, 0);
+        let (fitted, c, tried) =
+            regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val);
+        model.linear = scaling.fold(&fitted).no_grad();
+        (c, tried)
+    };
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(1e-4)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
@@ -214,7 +372,7 @@ pub fn run(
     );
 
     let started = Instant::now();
-    let validation_refs: Vec<&(SeriesGrid, bool)> = validation.iter().collect();
+    let validation_refs: Vec<&Stay> = validation.iter().collect();
     let mut order: Vec<usize> = (0..stays.len()).collect();
     let (mut best, mut best_auroc, mut best_epoch, mut stale) =
         (model.valid(), f64::NEG_INFINITY, 0, 0);
@@ -225,9 +383,9 @@ pub fn run(
         order.shuffle(&mut rng);
         let (mut sum, mut count) = (0.0, 0);
         for chunk in order.chunks(options.batch_size) {
-            let batch: Vec<&(SeriesGrid, bool)> = chunk.iter().map(|&i| &stays[i]).collect();
-            let (values, mask, targets) = tensors(&batch, &device);
-            let loss = loss_fn.forward(model.forward(values, mask), targets);
+            let batch: Vec<&Stay> = chunk.iter().map(|&i| &stays[i]).collect();
+            let (values, mask, statics, targets) = tensors(&batch, &device);
+            let loss = loss_fn.forward(model.forward(values, mask, statics), targets);
             let value = loss.clone().into_scalar::<f64>();
             anyhow::ensure!(
                 value.is_finite(),
@@ -245,12 +403,8 @@ pub fn run(
             bar.inc(1);
         }
         let valid = model.valid();
-        let probs = predict(&valid, &validation_refs, &base)?;
-        let pairs: Vec<(f32, bool)> = probs
-            .iter()
-            .zip(&validation)
-            .map(|(&p, s)| (p, s.1))
-            .collect();
+        let logits = predict(&valid, &validation_refs, &base)?;
+        let pairs = recalibrated(&logits, &validation_refs, (1.0, 0.0));
         let log = EpochLog {
             epoch,
             train_loss: sum / count.max(1) as f64,
@@ -281,13 +435,14 @@ pub fn run(
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let test_refs: Vec<&(SeriesGrid, bool)> = test_stays.iter().collect();
-    let probs = predict(&best, &test_refs, &base)?;
-    let pairs: Vec<(f32, bool)> = probs
-        .iter()
-        .zip(&test_stays)
-        .map(|(&p, s)| (p, s.1))
-        .collect();
+    // Platt scaling on the validation fifth: early stopping picks the epoch by ranking, which
+    // leaves the probabilities' level wherever that epoch had it
+    let died: Vec<bool> = validation.iter().map(|s| s.died).collect();
+    let recalibration = platt(&predict(&best, &validation_refs, &base)?, &died, &device);
+    let test_refs: Vec<&Stay> = test_stays.iter().collect();
+    let logits = predict(&best, &test_refs, &base)?;
+    let uncalibrated = recalibrated(&logits, &test_refs, (1.0, 0.0));
+    let pairs = recalibrated(&logits, &test_refs, recalibration);
     let saps: Vec<(f32, bool)> = test
         .iter()
         .filter_map(|r| {
@@ -296,7 +451,7 @@ pub fn run(
         })
         .collect();
     // the training side's death rate (with the validation fifth), as the baselines see it
-    let train_death_rate = stays.iter().chain(&validation).filter(|s| s.1).count() as f64
+    let train_death_rate = stays.iter().chain(&validation).filter(|s| s.died).count() as f64
         / (stays.len() + validation.len()).max(1) as f64;
     let report = MortalityReport {
         train_stays: stays.len(),
@@ -310,6 +465,10 @@ pub fn run(
         test_brier: crate::metrics::brier(&pairs),
         test_event1: crate::metrics::event1(&pairs, train_death_rate),
         test_hosmer_lemeshow: crate::metrics::hosmer_lemeshow(&pairs, 10),
+        test_hosmer_lemeshow_uncalibrated: crate::metrics::hosmer_lemeshow(&uncalibrated, 10),
+        recalibration,
+        linear_c,
+        linear_tried,
         calibration: calibration(&pairs, 10),
         roc: roc_curve(&pairs, 200),
         saps_i: (!saps.is_empty()).then(|| binary_metrics(&saps, options.resamples, options.seed)),
@@ -431,20 +590,25 @@ impl MortalityReport {
             "| model | stays | deaths | AUROC (95% CI) | AUPRC (95% CI) |\n|---|---|---|---|---|\n",
         );
         out += &format!(
-            "| bedside time-series encoder + head | {}\n",
+            "| bedside time-series encoder + statics + head | {}\n",
             &ci(&self.test)[2..]
         );
         if let Some(saps) = &self.saps_i {
             out += &format!("| SAPS-I score (reference) | {}\n", &ci(saps)[2..]);
         }
         out += &format!(
-            "\nBrier score {:.4}; Event 1, min(Se, +P) {:.3}; Hosmer–Lemeshow H {:.1}; {} parameters; \
-             best validation epoch {} of {}; training {:.0} s.\n\n\
+            "\nBrier score {:.4}; Event 1, min(Se, +P) {:.3}; Hosmer–Lemeshow H {:.1} (before Platt \
+             scaling by {:.3}, {:+.3}: {:.1}); {} parameters; \
+             linear part's C {}; best validation epoch {} of {}; training {:.0} s.\n\n\
              | predicted risk (tenths) | stays | mean predicted | observed deaths |\n|---|---|---|---|\n",
             self.test_brier,
             self.test_event1,
             self.test_hosmer_lemeshow,
+            self.recalibration.0,
+            self.recalibration.1,
+            self.test_hosmer_lemeshow_uncalibrated,
             self.parameters,
+            self.linear_c,
             self.best_epoch,
             self.epochs.len(),
             self.train_seconds
@@ -465,6 +629,25 @@ impl MortalityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_distr::{Distribution, Normal};
+
+    /// Outcomes drawn at σ(2z − 1) from logits z: Platt scaling recovers the 2 and the −1.
+    #[test]
+    fn platt_scaling_recovers_the_miscalibration() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let normal = Normal::new(0.0, 1.5).unwrap();
+        let logits: Vec<f32> = (0..20_000).map(|_| normal.sample(&mut rng)).collect();
+        let died: Vec<bool> = logits
+            .iter()
+            .map(|z| rng.random::<f32>() < 1.0 / (1.0 + (1.0 - 2.0 * z).exp()))
+            .collect();
+        let (scale, shift) = platt(&logits, &died, &Device::flex().autodiff());
+        // 20,000 draws: standard errors near 0.03
+        assert!(
+            (scale - 2.0).abs() < 0.1 && (shift + 1.0).abs() < 0.1,
+            "{scale} {shift}"
+        );
+    }
 
     #[test]
     fn bootstrap_interval_contains_the_estimate() {

@@ -1,5 +1,5 @@
 //! The learning-rate schedule every trainer here uses: linear warm-up over `warmup` steps, then
-//! cosine decay to 5 % of the peak at `total` (one definition for distill, stage 0, medication
+//! cosine decay to 5 % of the peak at `total` (one definition for distill, medication
 //! recommendation and mortality).
 
 /// The learning rate at `step` of `total`, `warmup` of them warming up from `peak / warmup`.

@@ -146,7 +146,8 @@ fn distill_export_and_explain() {
         ["stage 0 (wide head)", "stage 1", "stage 2", "stage 3"],
         "time and memory of each stage"
     );
-    // stage 0 fitted the wide half: its validation loss is below the zero start's ln 2
+    // stage 0 fitted the wide half: its validation loss is below the zero start's ln 2 (weights left
+    // at zero fail it)
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("run/checkpoint/state.json")).unwrap(),
     )
@@ -157,6 +158,9 @@ fn distill_export_and_explain() {
         "{}",
         state["wide_fit"]
     );
+    // C chosen on the validation fifth among the 9 tried, then refitted on all 40 admissions
+    assert_eq!(state["wide_fit"]["tried"].as_array().unwrap().len(), 9);
+    assert_eq!(state["wide_fit"]["rows"], 40, "{}", state["wide_fit"]);
     // the head's temperature, fitted on the validation split (export must carry it, below)
     let calibration: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
