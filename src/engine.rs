@@ -11,9 +11,7 @@ use crate::generate::{self, GenerateOptions};
 use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
-use crate::model::{
-    ClinicalInput, ClinicalModel, ClinicalModelConfig, LabPhenotypeModel, MedRecBatch, MedRecModel,
-};
+use crate::model::{ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel};
 use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
 use crate::recommend::{
     DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings,
@@ -608,21 +606,11 @@ impl Engine {
             }
         };
         let t5 = &model.lm;
-        let start = u32::try_from(
-            self.clinical_config()
-                .map_or(0, |c| c.t5.decoder_start_token_id),
-        )
-        .map_err(|_| {
-            BedsideError::bundle(
-                MANIFEST_FILE,
-                "model.config.t5.decoder_start_token_id is out of range",
-            )
-        })?;
         let generated = generate::greedy(
             t5,
             encoded.hidden.clone(),
             encoded.mask.clone(),
-            start,
+            t5.decoder_start(),
             eos,
             options,
             Some(&constraint),
@@ -691,13 +679,6 @@ impl Engine {
             series,
             backend: self.backend.name(),
         })
-    }
-
-    fn clinical_config(&self) -> Option<&ClinicalModelConfig> {
-        match &self.manifest.model {
-            ModelSpec::Clinical(c) => Some(c),
-            ModelSpec::LabPhenotype(_) => None,
-        }
     }
 
     fn describe(&self, record: &PatientRecord, grid: SeriesGrid, probs: &[f32]) -> Diagnosis {

@@ -303,15 +303,11 @@ impl ClinicalModel {
 
     /// Teacher-forced decoder logits `[batch, len, vocab]` for `targets` (`[batch, len]`, EOS
     /// last, padded): the decoder reads the start token and `targets` shifted right.
-    pub fn target_logits(
-        &self,
-        encoded: &Encoded,
-        targets: Tensor<2, Int>,
-        start: u32,
-    ) -> Tensor<3> {
+    pub fn target_logits(&self, encoded: &Encoded, targets: Tensor<2, Int>) -> Tensor<3> {
         let [batch, len] = targets.dims();
         let device = targets.device();
-        let start = Tensor::<2, Int>::full([batch, 1], i64::from(start), &device);
+        let start = i64::from(self.lm.decoder_start());
+        let start = Tensor::<2, Int>::full([batch, 1], start, &device);
         let inputs = Tensor::cat(
             vec![start, targets.narrow(1, 0, len.saturating_sub(1).max(1))],
             1,
@@ -455,12 +451,12 @@ mod tests {
         let targets =
             Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &device);
         let la = model
-            .target_logits(&a, targets.clone(), 0)
+            .target_logits(&a, targets.clone())
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
         let lb = model
-            .target_logits(&b, targets, 0)
+            .target_logits(&b, targets)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;

@@ -402,7 +402,7 @@ fn generate_exactly(
         &model.lm,
         hidden,
         mask,
-        0,
+        model.lm.decoder_start(),
         u32::MAX,
         &options,
         None,
@@ -519,7 +519,7 @@ fn training(
             .init();
         let mut step = || -> Result<()> {
             let encoded = model.encode(&batch.input);
-            let logits = model.target_logits(&encoded, batch.targets.clone(), 0);
+            let logits = model.target_logits(&encoded, batch.targets.clone());
             let seq = sequence_loss(logits, batch.targets.clone(), batch.target_mask.clone());
             let head = bce.forward(model.phenotype_logits(&encoded), batch.phenotypes.clone());
             let loss = seq + head * run.phenotype_weight;

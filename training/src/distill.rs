@@ -662,7 +662,7 @@ impl Run {
                 &model.lm,
                 encoded.hidden,
                 encoded.mask,
-                0,
+                model.lm.decoder_start(),
                 eos,
                 &options,
                 constraint,
@@ -877,7 +877,7 @@ impl Run {
                         chunk.iter().map(|&i| &data.examples[i]).collect();
                     let b = batch(&examples, stage, &device);
                     let encoded = model.encode(&b.input);
-                    let logits = model.target_logits(&encoded, b.targets.clone(), 0);
+                    let logits = model.target_logits(&encoded, b.targets.clone());
                     let seq = sequence_loss(logits, b.targets, b.target_mask);
                     let head = bce.forward(model.phenotype_logits(&encoded), b.phenotypes);
                     let loss = seq + head * config.phenotype_weight;

@@ -130,6 +130,9 @@ enum Command {
         /// static descriptors (`--wide false`: the statics alone).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wide: bool,
+        /// Encoders trained with seeds --seed, --seed + 1, …; the model averages their logits.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
         /// Bootstrap resamples for the 95% intervals.
         #[arg(long, default_value_t = 1000)]
         resamples: usize,
@@ -614,6 +617,7 @@ fn run(cli: Cli) -> Result<()> {
             d_model,
             layers,
             wide,
+            seeds,
             resamples,
             backend,
             out,
@@ -641,20 +645,29 @@ fn run(cli: Cli) -> Result<()> {
                 d_model,
                 layers,
                 wide,
+                seeds,
                 resamples,
                 backend,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let (model, report) = mortality::run(&train_records, &test_records, &options)?;
+            let (members, report) = mortality::run(&train_records, &test_records, &options)?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let mut store = burn::store::SafetensorsStore::from_bytes(None);
-            burn::store::ModuleSnapshot::save_into(&model, &mut store)
-                .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-            let weights = store
-                .get_bytes()
-                .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-            train::write_atomic(&out.join(WEIGHTS_FILE), &weights)?;
+            // the first seed's weights in model.safetensors, the others' in model-seed-S
+            for (k, (model, member)) in members.iter().zip(&report.members).enumerate() {
+                let mut store = burn::store::SafetensorsStore::from_bytes(None);
+                burn::store::ModuleSnapshot::save_into(model, &mut store)
+                    .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+                let weights = store
+                    .get_bytes()
+                    .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+                let name = if k == 0 {
+                    WEIGHTS_FILE.to_string()
+                } else {
+                    format!("model-seed-{}.safetensors", member.seed)
+                };
+                train::write_atomic(&out.join(name), &weights)?;
+            }
             train::write_atomic(
                 &out.join("report.json"),
                 serde_json::to_string_pretty(&report)?.as_bytes(),

@@ -43,6 +43,8 @@ pub struct MortalityOptions {
     pub layers: usize,
     /// The linear part reads the channels' summaries beside the statics.
     pub wide: bool,
+    /// Encoders trained with seeds `seed`, `seed + 1`, …, their logits averaged.
+    pub seeds: usize,
     /// Bootstrap resamples for the confidence intervals.
     pub resamples: usize,
     /// Where training and evaluation run: the CPU, or wgpu (Vulkan, Metal, DX12) on a GPU.
@@ -79,8 +81,11 @@ pub struct MortalityReport {
     /// Stays left out because their outcome is unknown.
     pub without_outcome: usize,
     pub parameters: usize,
+    /// The first seed's epochs and best epoch (each seed's: `members`).
     pub epochs: Vec<EpochLog>,
     pub best_epoch: usize,
+    /// Each seed's training; the model is their mean logit.
+    pub members: Vec<Member>,
     pub test: BinaryMetrics,
     /// Brier score of the model's probabilities on the test set.
     pub test_brier: f64,
@@ -312,45 +317,27 @@ fn with_outcome(records: &[PatientRecord]) -> impl Iterator<Item = &str> {
         .map(|r| r.id.as_str())
 }
 
-/// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
-pub fn run(
-    train: &[PatientRecord],
-    test: &[PatientRecord],
-    options: &MortalityOptions,
-) -> Result<(MortalityModel, MortalityReport)> {
-    anyhow::ensure!(
-        options.epochs > 0 && options.batch_size > 0,
-        "--epochs and --batch-size must be at least 1"
-    );
-    let (mut stays, missing_train) = labelled(train);
-    let (test_stays, missing_test) = labelled(test);
-    anyhow::ensure!(
-        stays.len() >= 20,
-        "need at least 20 training stays with an outcome, got {}",
-        stays.len()
-    );
-    anyhow::ensure!(!test_stays.is_empty(), "no test stay has an outcome");
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    stays.shuffle(&mut rng);
-    let validation = stays.split_off(stays.len() * 4 / 5);
+/// One seed's training of the encoder (the linear part frozen): its epochs and best epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub seed: u64,
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub best_validation_auroc: f64,
+}
 
-    let base = options.backend.device()?;
+/// Trains `model` on `stays` with AdamW, warm-up and cosine, keeping the epoch with the best
+/// validation AUROC (early stopping after `options.patience` epochs without one).
+fn train_member(
+    mut model: MortalityModel,
+    stays: &[Stay],
+    validation: &[&Stay],
+    seed: u64,
+    options: &MortalityOptions,
+    base: &Device,
+) -> Result<(MortalityModel, Member)> {
     let device = base.clone().autodiff();
-    let mut model =
-        crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
-    device.seed(options.seed); // dropout
-    let parameters = model.num_params();
-    // the linear part first, to its optimum, then frozen while the encoder trains on top
-    let (linear_c, linear_tried) = {
-        let stays: Vec<&Stay> = stays.iter().collect();
-        let (x, y) = linear_design(&model, &stays, &device);
-        let (x_val, y_val) = linear_design(&model, &validation.iter().collect::<Vec<_>>(), &device);
-        let scaling = Scaling::of(&x, 0);
-        let (fitted, c, tried) =
-            regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val);
-        model.linear = scaling.fold(&fitted).no_grad();
-        (c, tried)
-    };
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(1e-4)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
@@ -370,14 +357,15 @@ pub fn run(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {eta} left · {msg}")
             .context("progress template")?,
     );
-
-    let started = Instant::now();
-    let validation_refs: Vec<&Stay> = validation.iter().collect();
     let mut order: Vec<usize> = (0..stays.len()).collect();
-    let (mut best, mut best_auroc, mut best_epoch, mut stale) =
-        (model.valid(), f64::NEG_INFINITY, 0, 0);
-    let mut epochs = Vec::new();
-    let mut step = 0;
+    let mut best = model.valid();
+    let mut member = Member {
+        seed,
+        epochs: Vec::new(),
+        best_epoch: 0,
+        best_validation_auroc: f64::NEG_INFINITY,
+    };
+    let (mut stale, mut step) = (0, 0);
     for epoch in 1..=options.epochs {
         let epoch_started = Instant::now();
         order.shuffle(&mut rng);
@@ -389,7 +377,7 @@ pub fn run(
             let value = loss.clone().into_scalar::<f64>();
             anyhow::ensure!(
                 value.is_finite(),
-                "training diverged: loss is {value} at epoch {epoch}"
+                "training diverged: loss is {value} at epoch {epoch} (seed {seed})"
             );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(
@@ -403,8 +391,8 @@ pub fn run(
             bar.inc(1);
         }
         let valid = model.valid();
-        let logits = predict(&valid, &validation_refs, &base)?;
-        let pairs = recalibrated(&logits, &validation_refs, (1.0, 0.0));
+        let logits = predict(&valid, validation, base)?;
+        let pairs = recalibrated(&logits, validation, (1.0, 0.0));
         let log = EpochLog {
             epoch,
             train_loss: sum / count.max(1) as f64,
@@ -413,34 +401,116 @@ pub fn run(
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
         bar.set_message(format!(
-            "epoch {epoch} loss {:.4} validation AUROC {:.3}",
+            "seed {seed} epoch {epoch} loss {:.4} validation AUROC {:.3}",
             log.train_loss, log.validation_auroc
         ));
         tracing::debug!(
+            seed,
             epoch,
             train_loss = log.train_loss,
             validation_auroc = log.validation_auroc,
             "mortality epoch"
         );
-        if log.validation_auroc > best_auroc {
-            (best, best_auroc, best_epoch, stale) = (valid, log.validation_auroc, epoch, 0);
+        if log.validation_auroc > member.best_validation_auroc {
+            (best, member.best_validation_auroc, member.best_epoch, stale) =
+                (valid, log.validation_auroc, epoch, 0);
         } else {
             stale += 1;
         }
-        epochs.push(log);
+        member.epochs.push(log);
         if stale >= options.patience {
             break;
         }
     }
     bar.finish_and_clear();
+    Ok((best, member))
+}
+
+/// The members' mean death logit for each of `stays`.
+fn ensemble(members: &[MortalityModel], stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
+    let mut sum = vec![0f32; stays.len()];
+    for member in members {
+        for (total, z) in sum.iter_mut().zip(predict(member, stays, device)?) {
+            *total += z;
+        }
+    }
+    Ok(sum
+        .into_iter()
+        .map(|z| z / members.len().max(1) as f32)
+        .collect())
+}
+
+/// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
+pub fn run(
+    train: &[PatientRecord],
+    test: &[PatientRecord],
+    options: &MortalityOptions,
+) -> Result<(Vec<MortalityModel>, MortalityReport)> {
+    anyhow::ensure!(
+        options.epochs > 0 && options.batch_size > 0 && options.seeds > 0,
+        "--epochs, --batch-size and --seeds must be at least 1"
+    );
+    let (mut stays, missing_train) = labelled(train);
+    let (test_stays, missing_test) = labelled(test);
+    anyhow::ensure!(
+        stays.len() >= 20,
+        "need at least 20 training stays with an outcome, got {}",
+        stays.len()
+    );
+    anyhow::ensure!(!test_stays.is_empty(), "no test stay has an outcome");
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    stays.shuffle(&mut rng);
+    let validation = stays.split_off(stays.len() * 4 / 5);
+
+    let base = options.backend.device()?;
+    let device = base.clone().autodiff();
+    let mut model =
+        crate::backend::initialised(options.seed, &device, |d| model_config(options).init(d))?;
+    let parameters = model.num_params();
+    // the linear part first, to its optimum, then frozen while the encoder trains on top
+    let (linear_c, linear_tried) = {
+        let stays: Vec<&Stay> = stays.iter().collect();
+        let (x, y) = linear_design(&model, &stays, &device);
+        let (x_val, y_val) = linear_design(&model, &validation.iter().collect::<Vec<_>>(), &device);
+        let scaling = Scaling::of(&x, 0);
+        let (fitted, c, tried) =
+            regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val);
+        model.linear = scaling.fold(&fitted).no_grad();
+        (c, tried)
+    };
+    let linear = model.linear.clone();
+    let validation_refs: Vec<&Stay> = validation.iter().collect();
+    let started = Instant::now();
+    let mut members = Vec::new();
+    let mut logs = Vec::new();
+    for k in 0..options.seeds {
+        let seed = options.seed.wrapping_add(k as u64);
+        let mut member = if k == 0 {
+            model.clone()
+        } else {
+            crate::backend::initialised(seed, &device, |d| model_config(options).init(d))?
+        };
+        member.linear = linear.clone();
+        device.seed(seed); // dropout
+        let (best, log) = train_member(member, &stays, &validation_refs, seed, options, &base)?;
+        members.push(best);
+        logs.push(log);
+    }
     let train_seconds = started.elapsed().as_secs_f64();
+    let Member {
+        epochs, best_epoch, ..
+    } = logs[0].clone();
 
     // Platt scaling on the validation fifth: early stopping picks the epoch by ranking, which
     // leaves the probabilities' level wherever that epoch had it
     let died: Vec<bool> = validation.iter().map(|s| s.died).collect();
-    let recalibration = platt(&predict(&best, &validation_refs, &base)?, &died, &device);
+    let recalibration = platt(
+        &ensemble(&members, &validation_refs, &base)?,
+        &died,
+        &device,
+    );
     let test_refs: Vec<&Stay> = test_stays.iter().collect();
-    let logits = predict(&best, &test_refs, &base)?;
+    let logits = ensemble(&members, &test_refs, &base)?;
     let uncalibrated = recalibrated(&logits, &test_refs, (1.0, 0.0));
     let pairs = recalibrated(&logits, &test_refs, recalibration);
     let saps: Vec<(f32, bool)> = test
@@ -461,6 +531,7 @@ pub fn run(
         parameters,
         epochs,
         best_epoch,
+        members: logs,
         test: binary_metrics(&pairs, options.resamples, options.seed),
         test_brier: crate::metrics::brier(&pairs),
         test_event1: crate::metrics::event1(&pairs, train_death_rate),
@@ -480,7 +551,7 @@ pub fn run(
         train_seconds,
         split: crate::train::Split::of(with_outcome(train), with_outcome(test)),
     };
-    Ok((best, report))
+    Ok((members, report))
 }
 
 /// AUROC and AUPRC with percentile bootstrap intervals.
@@ -599,7 +670,8 @@ impl MortalityReport {
         out += &format!(
             "\nBrier score {:.4}; Event 1, min(Se, +P) {:.3}; Hosmer–Lemeshow H {:.1} (before Platt \
              scaling by {:.3}, {:+.3}: {:.1}); {} parameters; \
-             linear part's C {}; best validation epoch {} of {}; training {:.0} s.\n\n\
+             linear part's C {}; encoders averaged: {}; first one's best validation epoch {} of {}; \
+             training {:.0} s.\n\n\
              | predicted risk (tenths) | stays | mean predicted | observed deaths |\n|---|---|---|---|\n",
             self.test_brier,
             self.test_event1,
@@ -609,6 +681,7 @@ impl MortalityReport {
             self.test_hosmer_lemeshow_uncalibrated,
             self.parameters,
             self.linear_c,
+            self.members.len(),
             self.best_epoch,
             self.epochs.len(),
             self.train_seconds

@@ -61,12 +61,15 @@ fn design(
     let words = Tensor::<1>::from_data(TensorData::new(bag, [rows.len() * vocab]), device)
         .reshape([rows.len(), vocab]);
     // the served function computes the summaries, a chunk of rows at a time
-    let labs = rows.chunks(256).map(|chunk| {
-        let grids: Vec<&SeriesGrid> = chunk.iter().map(|&i| &examples[i].grid).collect();
-        let (values, observed) = SeriesGrid::tensors(&grids, device);
-        lab_summaries(values, observed)
-    });
-    let x = Tensor::cat(std::iter::once(words).chain(labs).collect(), 1);
+    let labs = rows
+        .chunks(256)
+        .map(|chunk| {
+            let grids: Vec<&SeriesGrid> = chunk.iter().map(|&i| &examples[i].grid).collect();
+            let (values, observed) = SeriesGrid::tensors(&grids, device);
+            lab_summaries(values, observed)
+        })
+        .collect();
+    let x = Tensor::cat(vec![words, Tensor::cat(labs, 0)], 1);
     let flat: Vec<i64> = rows
         .iter()
         .flat_map(|&i| examples[i].phenotypes.iter().map(|&b| i64::from(b)))

@@ -1,6 +1,6 @@
 //! `bedside-train mortality` end to end on the real PhysioNet 2012 data (skipped, with a message,
-//! where ../shared/data is absent): one epoch on set-a must already rank set-b's deaths far above
-//! chance, and every report file must be written.
+//! where ../shared/data is absent): one epoch of two seeds' encoders on set-a must already rank
+//! set-b's deaths far above chance, and every report file must be written.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,6 +28,8 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
             "mortality",
             "--epochs",
             "1",
+            "--seeds",
+            "2",
             "--resamples",
             "50",
             "--input",
@@ -48,6 +50,7 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
         "roc.csv",
         "calibration.csv",
         "model.safetensors",
+        "model-seed-8.safetensors",
         "roc.png",
         "calibration.png",
         "training.png",
@@ -72,5 +75,14 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
         report["test"]["auroc_ci95"][1].as_f64().unwrap(),
     );
     assert!(low <= auroc && auroc <= high);
+    // the linear part's C chosen among the 9 tried; two encoders averaged; Platt scaling fitted
+    assert_eq!(report["linear_tried"].as_array().unwrap().len(), 9);
+    assert_eq!(report["members"].as_array().unwrap().len(), 2);
+    let scale = report["recalibration"][0].as_f64().unwrap();
+    assert!(
+        scale > 0.0 && scale.is_finite(),
+        "{}",
+        report["recalibration"]
+    );
     std::fs::remove_dir_all(&out).ok();
 }

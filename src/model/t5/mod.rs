@@ -282,6 +282,8 @@ impl T5Config {
             dropout: self.dropout(),
             d_model: d,
             scale_output: self.scales_decoder_outputs(),
+            // below vocab_size (at most 2^18) once the config is checked
+            decoder_start: u32::try_from(self.decoder_start_token_id).unwrap_or(0),
         })
     }
 }
@@ -299,6 +301,8 @@ pub struct T5 {
     d_model: usize,
     /// See [`T5Config::scale_decoder_outputs`].
     scale_output: bool,
+    /// See [`T5Config::decoder_start_token_id`].
+    decoder_start: u32,
 }
 
 /// `[batch, 1, 1, len]` additive bias from a `[batch, len]` mask (1 = real token, 0 = padding):
@@ -320,6 +324,11 @@ fn causal_bias(new: usize, offset: usize, device: &Device) -> Tensor<4> {
 impl T5 {
     pub fn d_model(&self) -> usize {
         self.d_model
+    }
+
+    /// The token the decoder starts from (the config's `decoder_start_token_id`).
+    pub fn decoder_start(&self) -> u32 {
+        self.decoder_start
     }
 
     /// Token embeddings `[batch, len, d_model]` of `ids` (`[batch, len]`).
