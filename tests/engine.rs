@@ -186,6 +186,36 @@ fn bad_bundles_are_refused_with_the_file_named() {
     );
 }
 
+/// f32 → f16 gives numpy's bytes exactly (tools/f16_reference.py): rounding to nearest even,
+/// overflow to infinity, subnormals, signed zeros; and a tensor's shape survives.
+#[test]
+fn f16_conversion_matches_numpy_byte_for_byte() {
+    use safetensors::SafeTensors;
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/f16/reference.safetensors"
+    ))
+    .unwrap();
+    let reference = SafeTensors::deserialize(&fixture).unwrap();
+    for name in ["f32", "matrix_f32"] {
+        let input = reference.tensor(name).unwrap();
+        let expected = reference.tensor(&name.replace("f32", "f16")).unwrap();
+        let single = safetensors::serialize([(name, input.clone())], None).unwrap();
+        let converted = convert_weights(&single, "f16").unwrap();
+        let converted = SafeTensors::deserialize(&converted).unwrap();
+        let ours = converted.tensor(name).unwrap();
+        assert_eq!(ours.dtype(), safetensors::Dtype::F16);
+        assert_eq!(ours.shape(), expected.shape(), "{name}");
+        let differing: Vec<usize> = (0..ours.data().len() / 2)
+            .filter(|i| ours.data()[2 * i..2 * i + 2] != expected.data()[2 * i..2 * i + 2])
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{name}: values {differing:?} differ from numpy's"
+        );
+    }
+}
+
 #[test]
 fn an_f16_bundle_round_trips_within_tolerance() {
     let (manifest, weights) = random_bundle(5);

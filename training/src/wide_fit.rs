@@ -40,6 +40,8 @@ pub struct WideFit {
 
 /// Without a validation split: scikit-learn's default.
 const DEFAULT_C: f64 = 1.0;
+/// Rows whose summaries are computed at once.
+const CHUNK: usize = 16;
 
 /// The wide half's raw inputs for some rows, on `device`: the design matrix `[rows, vocab +
 /// channels × 5]` (the binary bag of the prompt's tokens, then the lab summaries) and the labels
@@ -60,9 +62,10 @@ fn design(
     }
     let words = Tensor::<1>::from_data(TensorData::new(bag, [rows.len() * vocab]), device)
         .reshape([rows.len(), vocab]);
-    // the served function computes the summaries, a chunk of rows at a time
+    // the served function computes the summaries, a chunk of rows at a time (small enough that
+    // the tiny runs of the tests take several)
     let labs = rows
-        .chunks(256)
+        .chunks(CHUNK)
         .map(|chunk| {
             let grids: Vec<&SeriesGrid> = chunk.iter().map(|&i| &examples[i].grid).collect();
             let (values, observed) = SeriesGrid::tensors(&grids, device);
