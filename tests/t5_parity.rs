@@ -244,7 +244,7 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
         &f.model,
         encoder.clone(),
         mask.clone(),
-        0,
+        f.model.decoder_start(),
         1,
         &options,
         None,
@@ -267,7 +267,13 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
         ..options.clone()
     };
     let (_, four_score) = pollster::block_on(generate::beam_search(
-        &f.model, encoder, mask, 0, 1, &four, None,
+        &f.model,
+        encoder,
+        mask,
+        f.model.decoder_start(),
+        1,
+        &four,
+        None,
     ))
     .unwrap();
     assert!(
@@ -283,7 +289,7 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
         f.model
             .encode(f.int_tensor("input_ids", &device), f.mask(&device)),
         f.mask(&device),
-        0,
+        f.model.decoder_start(),
         1,
         &uncached,
         None,

@@ -478,7 +478,7 @@ pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
     bar
 }
 
-fn save_weights<M: ModuleSnapshot>(model: &M, path: &Path) -> Result<()> {
+pub(crate) fn save_weights<M: ModuleSnapshot>(model: &M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
     model
         .save_into(&mut store)
@@ -814,8 +814,15 @@ impl Run {
             let (wide, held_out, fit) =
                 crate::wide_fit::fit(wide, &data.examples, &data.train, &data.validation, &device)?;
             model.wide = Some(wide);
-            if let Some(held_out) = &held_out {
-                save_weights(held_out, &self.dir.join(HELD_OUT_WIDE))?;
+            // (a previous run's file in the same directory must not stand in for this run's)
+            match &held_out {
+                Some(held_out) => save_weights(held_out, &self.dir.join(HELD_OUT_WIDE))?,
+                None => std::fs::remove_file(self.dir.join(HELD_OUT_WIDE))
+                    .or_else(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => Ok(()),
+                        _ => Err(e),
+                    })
+                    .context(HELD_OUT_WIDE)?,
             }
             usage.push(meter.finish("stage 0 (wide head)".to_string(), fit.tried.len().max(1)));
             progress.wide_fit = Some(fit);

@@ -101,7 +101,8 @@ enum Command {
     /// descriptors and channel summaries, train the time-series encoder with a one-output head on
     /// top of it on one set (early stopping and Platt scaling on a held-out fifth), test on
     /// another against SAPS-I.
-    /// Writes report.json, report.md, roc.csv, calibration.csv, model.safetensors and the plots
+    /// Writes report.json (with the Platt scaling), report.md, roc.csv, calibration.csv,
+    /// model.safetensors (and model-seed-S.safetensors for each further seed) and the plots
     /// roc.png, calibration.png and training.png into --out.
     Mortality {
         /// Directory with set-*.tar.gz and Outcomes-*.txt (../shared/data/physionet2012).
@@ -655,18 +656,12 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             // the first seed's weights in model.safetensors, the others' in model-seed-S
             for (k, (model, member)) in members.iter().zip(&report.members).enumerate() {
-                let mut store = burn::store::SafetensorsStore::from_bytes(None);
-                burn::store::ModuleSnapshot::save_into(model, &mut store)
-                    .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-                let weights = store
-                    .get_bytes()
-                    .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
                 let name = if k == 0 {
                     WEIGHTS_FILE.to_string()
                 } else {
                     format!("model-seed-{}.safetensors", member.seed)
                 };
-                train::write_atomic(&out.join(name), &weights)?;
+                distill::save_weights(model, &out.join(name))?;
             }
             train::write_atomic(
                 &out.join("report.json"),

@@ -184,9 +184,7 @@ impl MortalityModelConfig {
         };
         MortalityModel {
             series: self.series.init(device),
-            linear: LinearConfig::new(summaries + STATICS, 1)
-                .with_initializer(Initializer::Zeros)
-                .init(device),
+            linear: crate::logistic::zeros(summaries + STATICS, 1, device),
         }
     }
 }
@@ -473,10 +471,9 @@ pub fn run(
         let (x, y) = linear_design(&model, &stays, &device);
         let (x_val, y_val) = linear_design(&model, &validation.iter().collect::<Vec<_>>(), &device);
         let scaling = Scaling::of(&x, 0);
-        let (fitted, c, tried) =
-            regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val);
-        model.linear = scaling.fold(&fitted).no_grad();
-        (c, tried)
+        let chosen = regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val)?;
+        model.linear = scaling.fold(&chosen.model).no_grad();
+        (chosen.c, chosen.tried)
     };
     let linear = model.linear.clone();
     let validation_refs: Vec<&Stay> = validation.iter().collect();

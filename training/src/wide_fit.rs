@@ -16,12 +16,12 @@
 use anyhow::{Result, ensure};
 use bedside::model::{WideHead, lab_summaries};
 use bedside::record::SeriesGrid;
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::distill::Example;
-use crate::logistic::{Scaling, l2_logistic, leaf, regularisation_path};
+use crate::logistic::{Chosen, Scaling, l2_logistic, leaf, regularisation_path, zeros};
 
 /// What stage 0 did, kept in the run's progress and `training` history.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -110,15 +110,15 @@ pub fn fit(
     };
     // the bag stays binary, as scikit-learn's baseline reads it; the summaries are standardised
     let (start, x, y, held_out) = if validation.is_empty() {
-        let start = LinearConfig::new(x.dims()[1], labels)
-            .with_initializer(Initializer::Zeros)
-            .init(device);
-        (start, x, y, None)
+        (zeros(x.dims()[1], labels, device), x, y, None)
     } else {
         let (x_val, y_val) = design(examples, validation, vocab, device);
         let scaling = Scaling::of(&x, vocab);
-        let (best, c, tried) =
-            regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val);
+        let Chosen {
+            model: best,
+            c,
+            tried,
+        } = regularisation_path(&scaling.apply(&x), &y, &scaling.apply(&x_val), &y_val)?;
         fit.validation_loss = tried.iter().find(|t| t.0 == c).map(|t| t.1);
         (fit.c, fit.tried) = (c, tried);
         let held_out = to_wide(wide.clone(), scaling.fold(&best));
@@ -154,6 +154,7 @@ mod tests {
     use super::*;
     use bedside::model::{ClinicalInput, WideHeadConfig};
     use burn::module::Param;
+    use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 
     /// The wide half made from a model fitted on standardised summaries reads a record exactly

@@ -84,5 +84,21 @@ fn one_epoch_on_set_a_ranks_set_b_deaths_above_chance() {
         "{}",
         report["recalibration"]
     );
+    // the linear part was fitted once and frozen: both encoders carry it unchanged, and it is not
+    // the zeros it starts from
+    let first = std::fs::read(out.join("model.safetensors")).unwrap();
+    let second = std::fs::read(out.join("model-seed-8.safetensors")).unwrap();
+    let (first, second) = (
+        safetensors::SafeTensors::deserialize(&first).unwrap(),
+        safetensors::SafeTensors::deserialize(&second).unwrap(),
+    );
+    for name in ["linear.weight", "linear.bias"] {
+        let data = first.tensor(name).unwrap().data().to_vec();
+        assert!(
+            data == second.tensor(name).unwrap().data(),
+            "{name} differs between the two encoders"
+        );
+        assert!(data.iter().any(|&b| b != 0), "{name} is still zero");
+    }
     std::fs::remove_dir_all(&out).ok();
 }
