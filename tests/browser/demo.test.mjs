@@ -64,6 +64,25 @@ async function launch(args) {
   return browser;
 }
 
+/** Marks the page busy, does `action` (which starts a run) and waits until the run settles; the
+ * page's final state, "done" or "error". */
+async function settle(page, action) {
+  await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+  await action();
+  await page.waitForSelector(settled, { timeout: 300_000 });
+  return page.getAttribute("body", "data-state");
+}
+
+/** The demo in a new page of `browser`, once its first run settled; page errors go to `problems`. */
+async function openDemo(browser) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(`${origin}/?tokens=${TOKENS}`);
+  await page.waitForSelector(settled, { timeout: 300_000 });
+  return { page, problems };
+}
+
 async function runPage(args, screenshot) {
   const browser = await launch(args);
   try {
@@ -182,17 +201,9 @@ test("without WebGPU the demo falls back to the CPU", async () => {
 test("a FHIR file opens, a broken file gives a coded error, and the page stays usable", async () => {
   const browser = await launch(["--disable-features=WebGPU"]);
   try {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    await page.goto(`${origin}/?tokens=${TOKENS}`);
-    await page.waitForSelector(settled, { timeout: 300_000 });
-    const open = async (name, mimeType, text) => {
-      await page.evaluate(() => { document.body.dataset.state = "waiting"; });
-      await page.setInputFiles("#upload", { name, mimeType, buffer: Buffer.from(text) });
-      await page.waitForSelector(settled, { timeout: 120_000 });
-      return page.getAttribute("body", "data-state");
-    };
+    const { page, problems } = await openDemo(browser);
+    const open = (name, mimeType, text) =>
+      settle(page, () => page.setInputFiles("#upload", { name, mimeType, buffer: Buffer.from(text) }));
     const fhir = readFileSync(path.join(root, "tests/fixtures/fhir/mimic3-1001-bundle.json"), "utf8");
     assert.equal(await open("patient.json", "application/fhir+json", fhir), "done", await page.textContent("#error"));
     assert.match(await page.textContent("#patient-summary"), /FHIR Bundle/);
@@ -211,10 +222,7 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     }
     await page.screenshot({ path: path.join(shots, "demo-error.png"), fullPage: true });
     // still usable: a sample runs again and clears the error
-    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
-    await page.click("#run");
-    await page.waitForSelector(settled, { timeout: 120_000 });
-    assert.equal(await page.getAttribute("body", "data-state"), "done");
+    assert.equal(await settle(page, () => page.click("#run")), "done");
     assert.equal(await page.isHidden("#error"), true);
     assert.deepEqual(problems, []);
   } finally {
@@ -225,16 +233,9 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
 test("a run started while another streams replaces it: one clean text, not two interleaved", async () => {
   const browser = await launch(["--disable-features=WebGPU"]);
   try {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    await page.goto(`${origin}/?tokens=${TOKENS}`);
-    await page.waitForSelector(settled, { timeout: 300_000 });
+    const { page, problems } = await openDemo(browser);
     const run = async (start) => {
-      await page.evaluate(() => { document.body.dataset.state = "waiting"; });
-      await start();
-      await page.waitForSelector(settled, { timeout: 300_000 });
-      assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+      assert.equal(await settle(page, start), "done", await page.textContent("#error"));
       return page.textContent("#rationale");
     };
     const alone = await run(() => page.selectOption("#sample", "1"));
@@ -292,10 +293,7 @@ test("a truncated weights file and a manifest hash mismatch give coded errors; t
     }
     // the intact bundle loads in the same page (no broken copy kept in the Cache API) by choosing
     // a backend again, and a diagnosis clears the error
-    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
-    await page.selectOption("#backend", "cpu");
-    await page.waitForSelector(settled, { timeout: 300_000 });
-    assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+    assert.equal(await settle(page, () => page.selectOption("#backend", "cpu")), "done", await page.textContent("#error"));
     assert.equal(await page.isHidden("#error"), true);
     assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
     assert.deepEqual(problems, []);
