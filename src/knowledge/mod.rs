@@ -23,7 +23,7 @@ pub use phenotypes::{PHENOTYPES, Phenotype, PhenotypeKind};
 use sha2::{Digest, Sha256};
 
 /// Version of the knowledge tables; bump it with every change to them.
-pub const KNOWLEDGE_VERSION: &str = "2";
+pub const KNOWLEDGE_VERSION: &str = "3";
 
 /// sha256 over every table, hex-encoded: what a bundle manifest pins.
 pub fn knowledge_hash() -> String {

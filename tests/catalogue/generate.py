@@ -624,6 +624,17 @@ for name, file, row, more, skip in [
     ("CHARTEVENTS CHARTTIME as text", "CHARTEVENTS.csv",
      "11,101,1001,5001,211,noon,2150-03-01 12:10:00,1,90,90,BPM,,,,NotStopd", 0,
      "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+    ("CHARTEVENTS ventilator mode (ventilated, value 1)", "CHARTEVENTS.csv",
+     "18,101,1001,5001,223849,2150-03-01 12:00:00,2150-03-01 12:10:00,1,PCV+,,,0,0,,", 1, None),
+    ("CHARTEVENTS O2 delivery by nasal cannula (not ventilation)", "CHARTEVENTS.csv",
+     "18,101,1001,5001,467,2150-03-01 12:00:00,2150-03-01 12:10:00,1,Nasal cannula,,,,,,NotStopd", 0, None),
+    ("OUTPUTEVENTS urine of an unknown admission", "OUTPUTEVENTS.csv",
+     "7,101,9999,5004,2151-06-10 14:00:00,40055,100,ml,2151-06-10 14:05:00,3,,,", 0,
+     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+    ("OUTPUTEVENTS urine marked as an error", "OUTPUTEVENTS.csv",
+     "7,101,1001,5001,2150-03-01 12:00:00,40055,100,ml,2150-03-01 12:05:00,3,,,1", 0, "output marked as an error"),
+    ("OUTPUTEVENTS urine as text (kept without a value)", "OUTPUTEVENTS.csv",
+     "7,101,1001,5001,2150-03-01 12:00:00,40055,lots,ml,2150-03-01 12:05:00,3,,,", 1, None),
     ("DIAGNOSES_ICD without ICD9_CODE", "DIAGNOSES_ICD.csv", "6,101,1002,2,", 0, "diagnosis without an ICD9_CODE"),
     ("PROCEDURES_ICD without ICD9_CODE", "PROCEDURES_ICD.csv", "2,101,1001,2,", 0, "procedure without an ICD9_CODE"),
     ("ADMISSIONS row listed twice", "ADMISSIONS.csv",
@@ -633,6 +644,10 @@ for name, file, row, more, skip in [
     line = min(3, len(MIMIC3[file])) + 1
     mimic_case(name, "mimic3", insert(file, row), 3, more, skip, f"{file}:{line}" if skip else None)
 mimic_case("NOTEEVENTS missing (notes are optional)", "mimic3", lambda t: t.__setitem__("NOTEEVENTS.csv", None), 3)
+mimic_case("OUTPUTEVENTS missing (urine output is read from it)", "mimic3",
+           lambda t: t.__setitem__("OUTPUTEVENTS.csv", None), 0, error=["OUTPUTEVENTS.csv"])
+mimic_case("OUTPUTEVENTS without ISERROR", "mimic3", replace_header("OUTPUTEVENTS.csv", "ISERROR", "IS_ERROR"), 0,
+           error=["OUTPUTEVENTS.csv", "ISERROR"])
 mimic_case("ICUSTAYS without FIRST_CAREUNIT", "mimic3", replace_header("ICUSTAYS.csv", "FIRST_CAREUNIT", "CAREUNIT"), 0,
            error=["ICUSTAYS.csv", "FIRST_CAREUNIT"])
 

@@ -1,6 +1,8 @@
 //! MIMIC-III v1.4 reader (upper-case table names and headers, `.csv.gz` or `.csv`): one
 //! PatientRecord per admission with the first `hours` hours of vitals (CHARTEVENTS, CareVue and
-//! MetaVision item ids of the MIMIC-III benchmark) and labs (LABEVENTS), times from ADMITTIME;
+//! MetaVision item ids of the MIMIC-III benchmark), labs (LABEVENTS), urine output (OUTPUTEVENTS,
+//! the benchmark map's urine items) and mechanical ventilation (CHARTEVENTS, as mimic-code's
+//! ventilation classification marks a ventilated hour), times from ADMITTIME;
 //! DIAGNOSES_ICD (ICD-9-CM) → phenotype labels; PROCEDURES_ICD; PRESCRIPTIONS (GSN, else NDC,
 //! → ATC-3 through `gsn_atc_ndc_mapping.csv.gz`); the discharge summary's "Brief Hospital Course"
 //! (NOTEEVENTS; the rest of the summary names the discharge diagnoses, which would leak the
@@ -48,6 +50,21 @@ fn chart_value(channel: &str, valuenum: &str, value: &str) -> Option<f64> {
         "fio2" if number > 1.0 => Some(number / 100.0),
         _ => Some(number),
     }
+}
+
+/// Whether a CHARTEVENTS row of a ventilation item marks a ventilated hour, as mimic-code's
+/// `ventilation_classification` decides: a ventilator type other than "Other/Remarks" (720), a
+/// ventilator mode other than "Other" (223848), an oxygen delivery device that is the ventilator
+/// (467), and any other ventilation item (settings, pressures, volumes) by being charted.
+fn ventilated(item: u32, value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty()
+        && match item {
+            720 => value != "Other/Remarks",
+            223848 => value != "Other",
+            467 => value == "Ventilator",
+            _ => true,
+        }
 }
 
 /// The "Brief Hospital Course" section of a discharge summary, up to the next section header.
@@ -209,22 +226,44 @@ pub fn read(
         ],
         summary,
         |f, at, s| {
-            let Some((channel, unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item) else {
+            let Some((item, (channel, unit))) = f[1]
+                .parse::<u32>()
+                .ok()
+                .and_then(|item| Some((item, mimic3_item(item)?)))
+            else {
                 return;
             };
+            if channel == "urine_output" {
+                return; // an OUTPUTEVENTS item
+            }
             if f[5] == "1" {
                 return s.skip("charted value marked as an error", || at.to_string());
             }
+            let value = if channel == "mech_vent" {
+                if !ventilated(item, f[4]) {
+                    return;
+                }
+                Some(1.0)
+            } else {
+                chart_value(channel, f[3], f[4])
+            };
             // the item's unit, not VALUEUOM: CareVue leaves it blank or writes "?F"
-            add(
-                s,
-                at,
-                f[0],
-                f[2],
-                channel,
-                chart_value(channel, f[3], f[4]),
-                unit,
-            );
+            add(s, at, f[0], f[2], channel, value, unit);
+        },
+    )?;
+    for_each_row(
+        &table(dir, "OUTPUTEVENTS")?,
+        &["HADM_ID", "ITEMID", "CHARTTIME", "VALUE", "ISERROR"],
+        summary,
+        |f, at, s| {
+            let Some(("urine_output", unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item)
+            else {
+                return;
+            };
+            if f[4] == "1" {
+                return s.skip("output marked as an error", || at.to_string());
+            }
+            add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
         },
     )?;
 
@@ -487,6 +526,27 @@ mod tests {
             "only the Brief Hospital Course: {note}"
         );
 
+        assert_eq!(
+            value(b, "urine_output"),
+            [(2.0, Some(350.0)), (3.0, None)],
+            "OUTPUTEVENTS urine items; a chest tube's output is not urine"
+        );
+        assert_eq!(
+            value(b, "mech_vent"),
+            [(4.0, Some(1.0)), (5.0, Some(1.0)), (7.0, Some(1.0))],
+            "a ventilator type, a tidal volume (1, not 450 ml) and the ventilator as O2 device; \
+             neither \"Other/Remarks\" nor a nasal cannula"
+        );
+        assert_eq!(
+            value(c, "mech_vent"),
+            [(1.0, Some(1.0))],
+            "mode, not \"Other\""
+        );
+        assert_eq!(
+            value(c, "urine_output"),
+            [(2.0, Some(40.0))],
+            "ISERROR=1 dropped, day 60 outside 48 h"
+        );
         assert_eq!(b.visits.len(), 2, "the earlier admission comes first");
         assert_eq!(b.visits[0], a.visits[0]);
         assert_eq!(
@@ -526,6 +586,7 @@ mod tests {
         for expected in [
             "admission without HADM_ID or ADMITTIME",
             "charted value marked as an error",
+            "output marked as an error",
             "event with an unknown HADM_ID or an unreadable CHARTTIME",
             "discharge summary without a Brief Hospital Course section",
             "diagnosis without an ICD9_CODE",
