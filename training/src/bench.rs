@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::distill::{self, Example, RunConfig};
+use crate::io::write_atomic;
 use crate::synthetic;
-use crate::train::write_atomic;
 
 /// What `bench` measures.
 pub struct BenchOptions {

@@ -42,14 +42,13 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::io::{bar, write_atomic};
 use crate::teach::{self, Rationale};
-use crate::train::write_atomic;
 
 /// A distillation run. Paths are relative to the directory of the `run.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -461,21 +460,6 @@ pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel
     };
     // fitted alone in stage 0; the stages train the deep half on top of it
     model.freeze_part(Part::WideHead).freeze_knowledge_tokens()
-}
-
-pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {
-    let bar = if show {
-        ProgressBar::new(len as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} batches, {eta} left")
-    {
-        bar.set_style(style);
-    }
-    bar.set_message(message);
-    bar
 }
 
 pub(crate) fn save_weights<M: ModuleSnapshot>(model: &M, path: &Path) -> Result<()> {

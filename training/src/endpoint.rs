@@ -16,8 +16,8 @@ use bedside::PatientRecord;
 use bedside::knowledge::{CHANNELS, channel_description};
 use serde::Deserialize;
 
+use crate::io::write_atomic;
 use crate::teach::{Rationale, lab_rationale};
-use crate::train::write_atomic;
 
 pub struct EndpointOptions {
     /// The chat-completions URL, e.g. `http://127.0.0.1:8080/v1/chat/completions`.

@@ -453,11 +453,11 @@ impl EvalReport {
         use crate::plots::{Line, calibration_chart, roc_chart};
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        crate::train::write_atomic(
+        crate::io::write_atomic(
             &dir.join("report.json"),
             serde_json::to_string_pretty(self)?.as_bytes(),
         )?;
-        crate::train::write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
+        crate::io::write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
         let name = format!(
             "phenotype head, micro-average (AUROC {:.3}; macro {:.3})",
             self.head_micro_auroc, self.head.macro_auroc

@@ -36,9 +36,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::distill::bar;
+use crate::io::{bar, write_atomic};
 use crate::medication_metrics::{MedicationMetrics, best_threshold, evaluate};
-use crate::train::write_atomic;
 use crate::usage::{Meter, Usage};
 
 /// The run configuration (`medrec.toml`); every field has a default.

@@ -2,6 +2,7 @@
 //! multi-label BCE, AdamW and gradient clipping, evaluation on a held-out split, and export to a
 //! bundle the browser loads.
 
+use crate::io::write_atomic;
 use crate::metrics::{Metrics, evaluate};
 use anyhow::{Context, Result};
 use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE};
@@ -340,17 +341,5 @@ pub fn write_bundle(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
         std::fs::rename(tmp, path)
             .with_context(|| format!("cannot move {} into place", path.display()))?;
     }
-    Ok(())
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }

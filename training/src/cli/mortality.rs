@@ -1,0 +1,146 @@
+//! `mortality`: PhysioNet/CinC 2012 in-hospital mortality, trained on one set and tested on
+//! another; writes the report, the weights and the plots.
+
+use crate::io::write_atomic;
+use crate::{backend, distill, mortality};
+use anyhow::{Context, Result};
+use bedside::bundle::WEIGHTS_FILE;
+use bedside_cohort as cohort;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Directory with set-*.tar.gz and Outcomes-*.txt (../shared/data/physionet2012).
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long, default_value = "set-a")]
+    train_set: String,
+    #[arg(long, default_value = "set-b")]
+    test_set: String,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    /// Epochs without a better validation AUROC before stopping.
+    #[arg(long, default_value_t = 5)]
+    patience: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 32)]
+    d_model: usize,
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// The linear part (fitted first, then frozen) reads the channels' summaries beside the
+    /// static descriptors (`--wide false`: the statics alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    wide: bool,
+    /// Encoders trained with seeds --seed, --seed + 1, …; the model averages their logits.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Bootstrap resamples for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    /// Train on the CPU, on a GPU through wgpu (Vulkan, Metal, DX12), or through CUDA (a
+    /// build with `--features bedside-train/cuda`).
+    #[arg(long, value_enum, default_value_t = backend::TrainingBackend::Cpu)]
+    backend: backend::TrainingBackend,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        input,
+        train_set,
+        test_set,
+        epochs,
+        patience,
+        batch_size,
+        learning_rate,
+        seed,
+        d_model,
+        layers,
+        wide,
+        seeds,
+        resamples,
+        backend,
+        out,
+    } = args;
+    let mut summary = cohort::Summary::new("physionet2012");
+    let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
+    let mut take = |name: &str| {
+        let at = sets.iter().position(|(n, _)| n == name);
+        let known: Vec<String> = sets.iter().map(|(n, _)| n.clone()).collect();
+        at.map(|i| sets.swap_remove(i).1).with_context(|| {
+            format!(
+                "no {name}.tar.gz in {} (found: {})",
+                input.display(),
+                known.join(", ")
+            )
+        })
+    };
+    let (train_records, test_records) = (take(&train_set)?, take(&test_set)?);
+    let options = mortality::MortalityOptions {
+        epochs,
+        patience,
+        batch_size,
+        learning_rate,
+        seed,
+        d_model,
+        layers,
+        wide,
+        seeds,
+        resamples,
+        backend,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let (members, report) = mortality::run(&train_records, &test_records, &options)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // the first seed's weights in model.safetensors, the others' in model-seed-S
+    for (k, (model, member)) in members.iter().zip(&report.members).enumerate() {
+        let name = if k == 0 {
+            WEIGHTS_FILE.to_string()
+        } else {
+            format!("model-seed-{}.safetensors", member.seed)
+        };
+        distill::save_weights(model, &out.join(name))?;
+    }
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+    report.split.write(&out)?;
+    let roc: String = report
+        .roc
+        .iter()
+        .map(|(x, y)| format!("{x},{y}\n"))
+        .collect();
+    write_atomic(
+        &out.join("roc.csv"),
+        format!("false_positive_rate,true_positive_rate\n{roc}").as_bytes(),
+    )?;
+    let calibration: String = report
+        .calibration
+        .iter()
+        .map(|b| format!("{},{},{}\n", b.n, b.mean_predicted, b.observed))
+        .collect();
+    write_atomic(
+        &out.join("calibration.csv"),
+        format!("stays,mean_predicted,observed\n{calibration}").as_bytes(),
+    )?;
+    report.plot(&out)?;
+    print!("{}", report.markdown());
+    eprintln!(
+        "mortality: trained on {} stays of {train_set}, tested on {} of {test_set}: AUROC {:.3} ({:.3}–{:.3}); report in {}",
+        report.train_stays,
+        report.test_stays,
+        report.test.auroc,
+        report.test.auroc_ci95.0,
+        report.test.auroc_ci95.1,
+        out.display()
+    );
+    Ok(())
+}

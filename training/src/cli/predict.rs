@@ -1,0 +1,91 @@
+//! `predict`: diagnoses one record with a bundle natively, optionally with the rationale and
+//! the medication recommendation.
+
+use super::BackendArg;
+use anyhow::{Context, Result};
+use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
+use bedside::{Engine, PatientRecord};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    bundle: PathBuf,
+    #[arg(long)]
+    record: PathBuf,
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    backend: BackendArg,
+    /// Also generate the diagnoses and rationale (clinical bundles), streamed to stderr.
+    #[arg(long)]
+    explain: bool,
+    /// Also recommend medications (bundles with a medication recommender).
+    #[arg(long)]
+    recommend: bool,
+    /// Longest generated text, in tokens.
+    #[arg(long, default_value_t = 160)]
+    max_tokens: usize,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        bundle,
+        record,
+        backend,
+        explain,
+        recommend,
+        max_tokens,
+    } = args;
+    let read = |name: &str| {
+        let path = bundle.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
+    let weights = read(WEIGHTS_FILE)?;
+    let text = std::fs::read_to_string(&record)
+        .with_context(|| format!("cannot read {}", record.display()))?;
+    let record =
+        PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
+    let backend = backend.into();
+    let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
+    let medrec = match recommend {
+        true => Some(read(bedside::recommend::MEDREC_FILE)?),
+        false => None,
+    };
+    let (diagnosis, explanation, recommendation) = pollster::block_on(async {
+        let mut engine =
+            Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
+        if let Some(bytes) = &medrec {
+            engine.load_medications(bytes)?;
+        }
+        let diagnosis = engine.diagnose(&record).await?;
+        let explanation = match explain {
+            true => {
+                let options = bedside::generate::GenerateOptions {
+                    max_new_tokens: max_tokens,
+                    ..Default::default()
+                };
+                let mut stream = |piece: &str| eprint!("{piece}");
+                let e = engine.explain(&record, &options, &mut stream).await?;
+                eprintln!();
+                Some(e)
+            }
+            false => None,
+        };
+        let recommendation = match recommend {
+            true => Some(engine.recommend(&record).await?),
+            false => None,
+        };
+        Ok::<_, bedside::BedsideError>((diagnosis, explanation, recommendation))
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    match (explain, recommend) {
+        (false, false) => serde_json::to_writer_pretty(&mut stdout, &diagnosis)?,
+        _ => serde_json::to_writer_pretty(
+            &mut stdout,
+            &serde_json::json!({ "diagnosis": diagnosis, "explanation": explanation, "recommendation": recommendation }),
+        )?,
+    }
+    writeln!(stdout)?;
+    Ok(())
+}

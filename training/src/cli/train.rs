@@ -1,0 +1,85 @@
+//! `train`: trains the lab-phenotype model and exports it as a bundle.
+
+use crate::io::read_cohort;
+use crate::{synthetic, train};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Cohort JSONL with labels; without it, a built-in synthetic cohort is generated.
+    #[arg(long)]
+    cohort: Option<PathBuf>,
+    /// Size of the built-in synthetic cohort.
+    #[arg(long, default_value_t = 400)]
+    synthetic: usize,
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 48)]
+    hours: usize,
+    #[arg(long, default_value_t = 64)]
+    d_model: usize,
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// A linear model over the channels' summaries beside the head (`--wide true`). Off by
+    /// default: on the MIMIC-IV demo's five splits it lowered macro AUROC (0.663 vs 0.681).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    wide: bool,
+    /// Bundle directory to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        cohort,
+        synthetic,
+        epochs,
+        batch_size,
+        learning_rate,
+        seed,
+        hours,
+        d_model,
+        layers,
+        wide,
+        out,
+    } = args;
+    let records = match &cohort {
+        Some(path) => read_cohort(path)?,
+        None => synthetic::cohort(synthetic, hours, seed),
+    };
+    if batch_size == 0 || epochs == 0 {
+        bail!("--batch-size and --epochs must be at least 1");
+    }
+    let options = train::TrainOptions {
+        epochs,
+        batch_size,
+        learning_rate,
+        seed,
+        hours,
+        d_model,
+        layers,
+        wide,
+        progress: true,
+    };
+    let (model, report) = train::train(&records, &options)?;
+    train::export(&model, train::model_config(&options), &report, &out)?;
+    let t = &report.test;
+    eprintln!(
+        "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
+        report.train_admissions,
+        report.test_admissions,
+        t.macro_auroc,
+        t.macro_auroc_ci95.0,
+        t.macro_auroc_ci95.1,
+        t.micro_f1,
+        out.display()
+    );
+    Ok(())
+}
