@@ -12,6 +12,10 @@ export interface WorkerLoadOptions extends LoadOptions {
  */
 export class BedsideWorker {
   static load(source: string | URL | BundleFiles, options?: WorkerLoadOptions): Promise<BedsideWorker>;
+  /** As `Bedside.isCached` (the worker shares the page's Cache API). */
+  static isCached(source: string | URL): Promise<boolean>;
+  /** As `Bedside.clearCache`. */
+  static clearCache(source?: string | URL): Promise<boolean>;
   /** How many times the worker was replaced. */
   readonly restarts: number;
   readonly backend: "webgpu" | "cpu";

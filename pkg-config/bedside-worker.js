@@ -1,7 +1,7 @@
 // `bedside/worker`: the Bedside API run in a Web Worker, so that decoding on the CPU never blocks
 // the page. The same calls and results as `Bedside`; records and results cross by structured
 // clone (nothing leaves the browser).
-import { BedsideError } from "./bedside.js";
+import { Bedside, BedsideError } from "./bedside.js";
 
 // A worker whose wasm instance died (a trap) or lost its GPU device is replaced by a fresh one
 // that loads the same bundle: a wasm instance cannot be restarted in place.
@@ -39,6 +39,16 @@ export class BedsideWorker {
     const error = new BedsideError("WORKER_FAILED", message);
     for (const handler of this.#pending.values()) handler({ error });
     this.#pending.clear();
+  }
+
+  /** As `Bedside.isCached`: the worker shares the page's Cache API. */
+  static isCached(source) {
+    return Bedside.isCached(source);
+  }
+
+  /** As `Bedside.clearCache`. */
+  static clearCache(source) {
+    return Bedside.clearCache(source);
   }
 
   /**

@@ -30,7 +30,11 @@ export interface LoadProgress {
 export interface LoadOptions {
   backend?: BackendChoice;
   onProgress?: (progress: LoadProgress) => void;
-  /** Keep the bundle's files in the Cache API (browsers; default true). */
+  /**
+   * Keep the bundle's files in the Cache API (browsers; default true). A cached file is used only
+   * while its sha256 is the one the manifest names (an updated bundle at the same URL is fetched
+   * anew); the manifest is asked for first and its cached copy used offline.
+   */
   cache?: boolean;
   /** Where to get the wasm module from, if not next to this file. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
@@ -140,6 +144,10 @@ export function webgpuAvailable(): Promise<boolean>;
 
 export class Bedside {
   static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
+  /** Whether the bundle at this base URL loads from the Cache API alone (every file, hashes checked). */
+  static isCached(source: string | URL): Promise<boolean>;
+  /** Deletes the cached bundle at this base URL, or every cached bundle; false where there is no Cache API. */
+  static clearCache(source?: string | URL): Promise<boolean>;
   readonly backend: "webgpu" | "cpu" | "disposed";
   readonly manifest: Record<string, unknown>;
   /** Largest difference of the known-answer self-test on this backend; `null` when the bundle

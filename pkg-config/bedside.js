@@ -91,7 +91,7 @@ export async function webgpuAvailable() {
   }
 }
 
-async function readBytes(url, file, onProgress) {
+async function readBytes(url, file, onProgress, init) {
   if (isNode && !/^(https?|data|blob):/.test(String(url))) {
     const { readFile } = await import("node:fs/promises");
     const { fileURLToPath } = await import("node:url");
@@ -104,7 +104,7 @@ async function readBytes(url, file, onProgress) {
   }
   let response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, init);
   } catch (e) {
     throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: ${e.message}`, { cause: e });
   }
@@ -132,28 +132,80 @@ async function readBytes(url, file, onProgress) {
 /** How far a backend's self-test probabilities may be from those recorded at export. */
 const SELF_TEST_TOLERANCE = 1e-3;
 const CACHE_NAME = "bedside-bundles-v1";
+const BUNDLE_FILES = ["manifest.json", "model.safetensors", "tokenizer.json", "medrec.safetensors"];
+
+/** The Cache API's bundle cache, where there is one (browsers; not Node). */
+async function openCache() {
+  return globalThis.caches ? globalThis.caches.open(CACHE_NAME).catch(() => undefined) : undefined;
+}
+
+/** The hex sha256 of `bytes` (Web Crypto), as a manifest writes it. */
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The sha256 the manifest names for `file`, if it names one. */
+function listedSha256(manifestJson, file) {
+  try {
+    const sha256 = JSON.parse(manifestJson).files?.[file]?.sha256;
+    return typeof sha256 === "string" ? sha256.toLowerCase() : undefined;
+  } catch {
+    return undefined; // the engine reports the broken manifest with its code
+  }
+}
 
 /**
- * Bundle files through the Cache API (browsers): a cached copy is used as it is, its hash still
- * checked by the engine; a copy that fails is deleted by `forgetCached`.
+ * The manifest, network first: it names the current files and their hashes, so it is always
+ * asked for (revalidating any HTTP-cached copy); the copy in `cache` is used only when the
+ * network fails, so a cached bundle loads offline.
  */
-async function cachedFetch(url, file, onProgress, useCache) {
-  const cache = useCache && globalThis.caches ? await globalThis.caches.open(CACHE_NAME).catch(() => undefined) : undefined;
+async function manifestText(url, onProgress, cache) {
+  try {
+    const init = isNode ? undefined : { cache: "no-cache" };
+    const text = new TextDecoder().decode(await readBytes(url, "manifest.json", onProgress, init));
+    await cache?.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
+    return text;
+  } catch (e) {
+    // only where the network failed (the error has a cause); an HTTP error is the server's answer
+    const hit = e.cause ? await cache?.match(url).catch(() => undefined) : undefined;
+    if (!hit) throw e;
+    return hit.text();
+  }
+}
+
+/**
+ * A bundle file, keyed by its content: a copy in `cache` is used only when its sha256 is the one
+ * the manifest names, else it is fetched again. A fetched file whose hash differs (a bundle
+ * republished at the same URL, still in the browser's HTTP cache) is fetched once more past that
+ * cache; only a file with the named hash is kept. The engine checks every hash again.
+ */
+async function cachedFetch(url, file, sha256, onProgress, cache) {
   const hit = await cache?.match(url).catch(() => undefined);
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
-    onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
-    return bytes;
+    if (sha256 !== undefined && (await sha256Hex(bytes)) === sha256) {
+      onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
+      return bytes;
+    }
+    await cache.delete(url).catch(() => {});
   }
-  const bytes = await readBytes(url, file, onProgress);
-  await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
+  let bytes = await readBytes(url, file, onProgress);
+  let matches = sha256 !== undefined && (await sha256Hex(bytes)) === sha256;
+  if (sha256 !== undefined && !matches && !isNode) {
+    bytes = await readBytes(url, file, onProgress, { cache: "reload" });
+    matches = (await sha256Hex(bytes)) === sha256;
+  }
+  if (matches) {
+    await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
+  }
   return bytes;
 }
 
 async function forgetCached(source) {
-  if (!globalThis.caches || !(typeof source === "string" || source instanceof URL)) return;
-  const cache = await globalThis.caches.open(CACHE_NAME).catch(() => undefined);
-  for (const file of ["manifest.json", "model.safetensors", "tokenizer.json", "medrec.safetensors"]) {
+  if (!(typeof source === "string" || source instanceof URL)) return;
+  const cache = await openCache();
+  for (const file of BUNDLE_FILES) {
     await cache?.delete(join(source, file)).catch(() => {});
   }
 }
@@ -210,9 +262,9 @@ export class Bedside {
     }
     let manifest, weights, tokenizer, medrec;
     if (typeof source === "string" || source instanceof URL) {
-      // the manifest always from the network (it names the current files and their hashes)
-      manifest = new TextDecoder().decode(await readBytes(join(source, "manifest.json"), "manifest.json", onProgress));
-      const get = (file) => cachedFetch(join(source, file), file, onProgress, cache && !isNode);
+      const store = cache ? await openCache() : undefined;
+      manifest = await manifestText(join(source, "manifest.json"), onProgress, store);
+      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onProgress, store);
       weights = await get("model.safetensors");
       if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
       if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
@@ -257,6 +309,38 @@ export class Bedside {
       }
     }
     throw lastError;
+  }
+
+  /**
+   * Whether the bundle at `source` (its base URL) can load from the Cache API alone: its
+   * manifest and every file it lists are cached, each with the sha256 the manifest names.
+   */
+  static async isCached(source) {
+    const cache = await openCache();
+    const manifest = await (await cache?.match(join(source, "manifest.json")).catch(() => undefined))?.text();
+    if (manifest === undefined) return false;
+    let files;
+    try {
+      files = Object.keys(JSON.parse(manifest).files ?? {});
+    } catch {
+      return false;
+    }
+    for (const file of files) {
+      const hit = await cache.match(join(source, file)).catch(() => undefined);
+      if (!hit || (await sha256Hex(new Uint8Array(await hit.arrayBuffer()))) !== listedSha256(manifest, file)) return false;
+    }
+    return files.length > 0;
+  }
+
+  /**
+   * Deletes the cached copy of the bundle at `source`, or of every bundle when `source` is
+   * left out; whether there was a cache to clear.
+   */
+  static async clearCache(source) {
+    if (!globalThis.caches) return false;
+    if (source === undefined) return globalThis.caches.delete(CACHE_NAME);
+    await forgetCached(source);
+    return true;
   }
 
   /** "webgpu" or "cpu": what runs the model. */

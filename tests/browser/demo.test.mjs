@@ -440,6 +440,66 @@ test("once loaded, the demo works offline", async () => {
   }
 });
 
+test("the bundle cache is keyed by content: an updated bundle at the same URL loads at once; offline from the cache", async () => {
+  const browser = await launch(["--disable-features=WebGPU"]);
+  try {
+    // no service worker: the package's own cache is what is tested, and the routes see every fetch
+    const page = await (await browser.newContext({ serviceWorkers: "block" })).newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${origin}/?tokens=1`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    // /swap/ serves the demo bundle, then the tiny lab-phenotype bundle, at the same URL
+    const bundles = { demo: demoBundle, tiny: path.join(root, "tests/fixtures/tiny-bundle") };
+    let serving = "demo";
+    let offline = false;
+    await page.route("**/swap/**", (route) => {
+      if (offline) return route.abort("internetdisconnected");
+      const file = path.join(bundles[serving], new URL(route.request().url()).pathname.replace(/^\/swap\//, ""));
+      try {
+        return route.fulfill({ status: 200, body: readFileSync(file) });
+      } catch {
+        return route.fulfill({ status: 404, body: "" });
+      }
+    });
+    const load = () =>
+      page.evaluate(async () => {
+        const { Bedside } = await import("/pkg/bedside.js");
+        const progress = [];
+        try {
+          const model = await Bedside.load("/swap/", { backend: "cpu", onProgress: (p) => progress.push(p) });
+          const files = Object.keys(model.manifest.files).sort();
+          model.dispose();
+          const cached = progress.filter((p) => p.cached).map((p) => p.file).sort();
+          return { files, cached, isCached: await Bedside.isCached("/swap/") };
+        } catch (e) {
+          return { code: e.code, message: e.message, isCached: await Bedside.isCached("/swap/") };
+        }
+      });
+    const demoFilesListed = ["medrec.safetensors", "model.safetensors", "tokenizer.json"];
+    assert.deepEqual(await load(), { files: demoFilesListed, cached: [], isCached: true }, "first load: fetched, then cached");
+    assert.deepEqual(await load(), { files: demoFilesListed, cached: demoFilesListed, isCached: true }, "second load: from the cache");
+    serving = "tiny";
+    assert.deepEqual(
+      await load(),
+      { files: ["model.safetensors"], cached: [], isCached: true },
+      "the republished bundle loads on the first try: the cached weights no longer match the manifest",
+    );
+    offline = true;
+    assert.deepEqual(await load(), { files: ["model.safetensors"], cached: ["model.safetensors"], isCached: true }, "offline: manifest and weights from the cache");
+    const cleared = await page.evaluate(async () => {
+      const { Bedside } = await import("/pkg/bedside.js");
+      return [await Bedside.clearCache("/swap/"), await Bedside.isCached("/swap/")];
+    });
+    assert.deepEqual(cleared, [true, false]);
+    const failed = await load();
+    assert.equal(failed.code, "BUNDLE_FETCH", "offline with nothing cached: " + failed.message);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("the bad-input catalogue in the browser: every record and every damaged bundle as in Node", async () => {
   const browser = await launch(["--disable-features=WebGPU"]);
   try {

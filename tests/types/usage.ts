@@ -11,6 +11,8 @@ export async function usage(record: object): Promise<string[]> {
     onProgress: ({ file, loaded, total, cached }) => console.log(file, loaded, total ?? 0, cached ?? false),
   });
   const backend: "webgpu" | "cpu" | "disposed" = model.backend;
+  const cached: boolean = (await Bedside.isCached("https://example.org/bundle/")) && (await BedsideWorker.isCached(new URL("https://example.org/bundle/")));
+  const cleared: boolean = (await Bedside.clearCache("https://example.org/bundle/")) || (await BedsideWorker.clearCache());
   const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] });
   const r: Recommendation = await model.recommend({ resourceType: "Bundle", entry: [] });
   const warnings: string[] = r.ddi_warnings.map((w) => `${w.drug} × ${w.with}${w.with_current ? " (current)" : ""}`);
@@ -38,5 +40,5 @@ export async function usage(record: object): Promise<string[]> {
   } catch (e) {
     if (e instanceof BedsideError && e.code === "BUNDLE_INVALID") text += e.message;
   }
-  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), ...warnings];
+  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), ...warnings];
 }
