@@ -9,12 +9,17 @@ root = pathlib.Path(__file__).resolve().parent.parent
 out = pathlib.Path(sys.argv[1])
 records = [json.loads(l)["input"] for l in (root / "tests/catalogue/records.jsonl").read_text().splitlines() if l.strip()]
 fixtures = [p.read_text() for p in sorted((root / "tests/fixtures/fhir").glob("*.json"))]
-manifest = json.loads((root / "models/demo/manifest.json").read_text())
-manifest.pop("training", None)
+# manifest: the first byte picks the model kind (fuzz_targets/manifest.rs: even the tiny
+# lab-phenotype bundle, odd the demo clinical bundle), the rest is that bundle's manifest
+manifests = []
+for kind, bundle in [(0, "tests/fixtures/tiny-bundle"), (1, "models/demo")]:
+    manifest = json.loads((root / bundle / "manifest.json").read_text())
+    manifest.pop("training", None)
+    manifests += [chr(kind) + json.dumps(manifest), chr(kind) + json.dumps(manifest, indent=2)]
 corpora = {
     "record": records + fixtures,
     "fhir": fixtures + [r for r in records if '"resourceType"' in r],
-    "manifest": [json.dumps(manifest), json.dumps(manifest, indent=2)],
+    "manifest": manifests,
     "tokenizer": ["Fever, hypotension and rising lactate. Started on vancomycin.", "発熱と低血圧。乳酸値上昇。🩺", " " * 300],
 }
 # csv: the first byte picks the table (the order of fuzz_targets/csv.rs), the rest replaces it
