@@ -204,17 +204,16 @@ refused("two problems at once", both, "RECORD_INVALID", "$.id", "$.observations[
 refused("hours beyond f64", json.dumps(BASE).replace('"hours": 1.5', '"hours": 1e400'), "RECORD_JSON", "line 1 column")
 refused("value beyond f64", json.dumps(BASE).replace('"value": 112', '"value": -1e999'), "RECORD_JSON", "line 1 column")
 
-# not JSON, or JSON of the wrong shape
+# not JSON, or JSON of the wrong shape: no field is at fault, so a syntax error names the line
+# and column where parsing stopped, and a document of the wrong kind says what was expected
 text = json.dumps(BASE)
 for cut in [0, 1, 2, 10, 40, 100, 200, 300, 400, len(text) // 2, len(text) - 2, len(text) - 1]:
-    refused(f"cut after {cut} characters", text[:cut], "RECORD_JSON", "$")
+    refused(f"cut after {cut} characters", text[:cut], "RECORD_JSON", "$", "EOF", f"line 1 column {cut}")
+for name, bad in [("null", "null"), ("an array", "[]"), ("a number", "42"), ("a string", '"catalogue-1"'), ("true", "true")]:
+    refused(name, bad, "RECORD_JSON", "$", "invalid type", "expected")
+refused("duplicate key", '{"id": "a", "id": "b"}', "RECORD_JSON", "duplicate field `id`", "line 1 column")
 for name, bad in [
     ("whitespace only", " \n\t "),
-    ("null", "null"),
-    ("an array", "[]"),
-    ("a number", "42"),
-    ("a string", '"catalogue-1"'),
-    ("true", "true"),
     ("closing brace", "}"),
     ("single quotes", "{'id': 'x'}"),
     ("trailing comma", '{"id": "x",}'),
@@ -225,13 +224,12 @@ for name, bad in [
     ("control character in a string", '{"id": "x\u0001y"}'),
     ("lone surrogate escape", '{"id": "\\ud800"}'),
     ("bad escape", '{"id": "\\q"}'),
-    ("duplicate key", '{"id": "a", "id": "b"}'),
     ("two documents", '{"id": "a"} {"id": "b"}'),
     ("10,000 nested arrays", "[" * 10000 + "]" * 10000),
     ("10,000 nested objects", '{"a":' * 10000 + "1" + "}" * 10000),
     ("JSON Lines of two records", '{"id": "a"}\n{"id": "b"}'),
 ]:
-    refused(name, bad, "RECORD_JSON", "$")
+    refused(name, bad, "RECORD_JSON", "$", " line ", " column ")
 
 # everyday oddities: accepted, and reported where the model cannot use them
 accepted("byte-order mark before the JSON", "\ufeff" + json.dumps(BASE))
