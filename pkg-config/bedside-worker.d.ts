@@ -20,7 +20,9 @@ export class BedsideWorker {
   readonly restarts: number;
   readonly backend: "webgpu" | "cpu";
   readonly manifest: Record<string, unknown>;
-  readonly selfTestDifference: number;
+  readonly selfTestDifference: number | null;
+  /** As `Bedside.fallbackReason`. */
+  readonly fallbackReason: string | null;
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   recommend(record: PatientRecord | FhirResource | string): Promise<Recommendation>;
   explain(record: PatientRecord | FhirResource | string, options?: { maxTokens?: number }): AsyncGenerator<string | Explanation, void, unknown>;

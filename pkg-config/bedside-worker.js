@@ -17,6 +17,7 @@ export class BedsideWorker {
   backend;
   manifest;
   selfTestDifference;
+  fallbackReason;
   /** How many times the worker was replaced after its wasm instance died or its GPU was lost. */
   restarts = 0;
 

@@ -153,6 +153,9 @@ export class Bedside {
   /** Largest difference of the known-answer self-test on this backend; `null` when the bundle
    * records no answer, so the test was not run. */
   readonly selfTestDifference: number | null;
+  /** Why the model runs on the CPU, in words (no WebGPU adapter, the CPU asked for, WebGPU lost
+   * earlier, or how WebGPU failed, e.g. its self-test); `null` on WebGPU. */
+  readonly fallbackReason: string | null;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */

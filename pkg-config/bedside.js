@@ -287,6 +287,15 @@ export class Bedside {
       throw new BedsideError("WEBGPU_UNAVAILABLE", "WebGPU was asked for, but this environment has no WebGPU adapter");
     }
     const candidates = webgpu ? ["webgpu", "cpu"] : ["cpu"];
+    // why the CPU runs, if it does: said up front where WebGPU is never tried, else by the failure
+    let fallbackReason =
+      backend === "cpu"
+        ? 'the CPU was asked for (backend: "cpu")'
+        : gpu.lost
+          ? "WebGPU was lost earlier in this page; only the CPU is left in this wasm instance"
+          : webgpu
+            ? null
+            : "this browser or runtime has no WebGPU adapter";
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       let engine;
@@ -298,6 +307,7 @@ export class Bedside {
         const difference = await engine.selfTest(SELF_TEST_TOLERANCE);
         const model = new Bedside(engine, engine.manifest);
         model.selfTestDifference = difference ?? null; // null: the bundle records no answer
+        model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
         return model;
       } catch (e) {
         engine?.free();
@@ -306,6 +316,7 @@ export class Bedside {
           await forgetCached(source); // a cached copy may be what is broken
           throw lastError; // the bundle is bad on every backend
         }
+        fallbackReason = `WebGPU failed (${lastError.code}: ${lastError.message})`;
       }
     }
     throw lastError;
@@ -342,6 +353,13 @@ export class Bedside {
     await forgetCached(source);
     return true;
   }
+
+  /**
+   * Why the model runs on the CPU, in words (no WebGPU adapter, the CPU asked for, WebGPU lost
+   * earlier, or WebGPU's failure: a self-test off by more than the tolerance, a shader that did
+   * not compile); null on WebGPU.
+   */
+  fallbackReason = null;
 
   /** "webgpu" or "cpu": what runs the model. */
   get backend() {

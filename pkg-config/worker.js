@@ -5,7 +5,7 @@ import { Bedside } from "./bedside.js";
 let model;
 
 function describe(m) {
-  return { backend: m.backend, manifest: m.manifest, selfTestDifference: m.selfTestDifference };
+  return { backend: m.backend, manifest: m.manifest, selfTestDifference: m.selfTestDifference, fallbackReason: m.fallbackReason };
 }
 
 self.onmessage = async ({ data }) => {

@@ -40,7 +40,9 @@ async function loadModel(backend) {
   }
   const ms = performance.now() - started;
   $("status").dataset.backend = model.backend;
-  $("status").textContent = `Model loaded on ${model.backend === "webgpu" ? "WebGPU" : "CPU"} in ${ms.toFixed(0)} ms.`;
+  $("status").textContent =
+    `Model loaded on ${model.backend === "webgpu" ? "WebGPU" : "CPU"} in ${ms.toFixed(0)} ms.` +
+    (model.fallbackReason ? ` Running on the CPU: ${model.fallbackReason}.` : "");
   $("run").disabled = false;
 }
 

@@ -104,6 +104,7 @@ async function runPage(args, screenshot) {
     assert.equal(state, "done", `page ended in state ${state}: ${error}`);
     await page.screenshot({ path: path.join(shots, screenshot), fullPage: true });
     const backend = await page.getAttribute("#status", "data-backend");
+    const status = await page.textContent("#status");
     const phenotypes = await page.$$eval("#phenotypes tbody tr", (rows) =>
       rows.map((r) => ({ name: r.dataset.name, probability: Number(r.dataset.probability) })),
     );
@@ -140,7 +141,7 @@ async function runPage(args, screenshot) {
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
+    return { backend, status, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
   } finally {
     await browser.close();
   }
@@ -185,6 +186,7 @@ function check(page, expected, tolerance) {
 test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
   const page = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png");
   assert.equal(page.backend, "webgpu");
+  assert.doesNotMatch(page.status, /Running on the CPU/);
   const worst = check(page, native(), 1e-4);
   console.log(`# browser WebGPU: max |webgpu - native cpu| = ${worst.toExponential(2)}; ${page.drugs.length} drugs, ${page.warnings.length} DDI warnings`);
 });
@@ -192,6 +194,7 @@ test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
 test("without WebGPU the demo falls back to the CPU", async () => {
   const page = await runPage(["--disable-features=WebGPU"], "demo-cpu.png");
   assert.equal(page.backend, "cpu");
+  assert.match(page.status, /Running on the CPU: this browser or runtime has no WebGPU adapter\./, "the page says why");
   const expected = native();
   const worst = check(page, expected, 1e-5);
   assert.equal(page.rationale, expected.explanation.text, "the CPU in the browser writes the native text");
@@ -336,11 +339,15 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
       const { Bedside } = await import("/pkg/bedside.js");
       const code = await Bedside.load("model/", { backend: "webgpu" }).then(() => "loaded", (e) => e.code);
       const auto = await Bedside.load("model/", { backend: "auto" });
-      const backend = auto.backend;
+      const { backend, fallbackReason } = auto;
       auto.dispose();
-      return { code, backend };
+      return { code, backend, fallbackReason };
     });
-    assert.deepEqual(after, { code: "WEBGPU_LOST", backend: "cpu" });
+    assert.deepEqual(after, {
+      code: "WEBGPU_LOST",
+      backend: "cpu",
+      fallbackReason: "WebGPU was lost earlier in this page; only the CPU is left in this wasm instance",
+    });
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -38,8 +38,12 @@ test("the self-test runs where the bundle records an answer, and says so where i
 test("auto picks the CPU where there is no WebGPU", async () => {
   const model = await Bedside.load(bundleFiles(), { backend: "auto" });
   assert.equal(model.backend, "cpu");
+  assert.equal(model.fallbackReason, "this browser or runtime has no WebGPU adapter", "says why");
   assert.equal(model.manifest.labels.length, 25);
   model.dispose();
+  const asked = await Bedside.load(bundleFiles(), { backend: "cpu" });
+  assert.equal(asked.fallbackReason, 'the CPU was asked for (backend: "cpu")');
+  asked.dispose();
 });
 
 test("asking for WebGPU where there is none is an error, not a crash", async () => {

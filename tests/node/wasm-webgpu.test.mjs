@@ -45,6 +45,7 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
   }
   const auto = await Bedside.load(bundleDir, { backend: "auto" });
   assert.equal(auto.backend, "webgpu");
+  assert.equal(auto.fallbackReason, null, "no reason on WebGPU");
   for (const m of [gpu, cpu, auto]) m.dispose();
 });
 
@@ -73,6 +74,7 @@ test("a device destroyed while explain streams fails that call with WEBGPU_LOST;
   await assert.rejects(model.diagnose(samples[0]), { code: "WEBGPU_LOST" });
   const auto = await Bedside.load(clinical, { backend: "auto" });
   assert.equal(auto.backend, "cpu");
+  assert.match(auto.fallbackReason, /WebGPU was lost earlier/, "says why");
   assert.ok((await auto.diagnose(samples[0])).phenotypes.length > 0);
   model.dispose();
   auto.dispose();

@@ -11,6 +11,7 @@ export async function usage(record: object): Promise<string[]> {
     onProgress: ({ file, loaded, total, cached }) => console.log(file, loaded, total ?? 0, cached ?? false),
   });
   const backend: "webgpu" | "cpu" | "disposed" = model.backend;
+  const why: string = model.fallbackReason ?? "WebGPU";
   const cached: boolean = (await Bedside.isCached("https://example.org/bundle/")) && (await BedsideWorker.isCached(new URL("https://example.org/bundle/")));
   const cleared: boolean = (await Bedside.clearCache("https://example.org/bundle/")) || (await BedsideWorker.clearCache());
   const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] });
@@ -32,6 +33,7 @@ export async function usage(record: object): Promise<string[]> {
   const worker = await BedsideWorker.load("model/", { backend: "cpu", worker: new URL("worker.js", import.meta.url) });
   const w: Diagnosis = await worker.diagnose({ id: "y" });
   const restarts: number = worker.restarts;
+  const workerWhy: string | null = worker.fallbackReason;
   worker.dispose();
   const tokenizer = await Tokenizer.load("tokenizer.json");
   const ids: number[] = tokenizer.encode("Lactate 4.2 mmol/L");
@@ -40,5 +42,5 @@ export async function usage(record: object): Promise<string[]> {
   } catch (e) {
     if (e instanceof BedsideError && e.code === "BUNDLE_INVALID") text += e.message;
   }
-  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), ...warnings];
+  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), ...warnings];
 }
