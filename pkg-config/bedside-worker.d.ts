@@ -1,4 +1,4 @@
-import type { Diagnosis, Explanation, FhirResource, LoadOptions, PatientRecord, Recommendation, BundleFiles } from "./bedside.js";
+import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, PatientRecord, Recommendation } from "./bedside.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
   /** The worker script's URL, where a bundler moved the package's `worker.js`. */
@@ -23,9 +23,9 @@ export class BedsideWorker {
   readonly selfTestDifference: number | null;
   /** As `Bedside.fallbackReason`. */
   readonly fallbackReason: string | null;
-  diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
-  recommend(record: PatientRecord | FhirResource | string): Promise<Recommendation>;
-  explain(record: PatientRecord | FhirResource | string, options?: { maxTokens?: number }): AsyncGenerator<string | Explanation, void, unknown>;
+  diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
+  recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
+  explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;
   dispose(): void;
 }
 

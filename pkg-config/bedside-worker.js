@@ -14,6 +14,7 @@ export class BedsideWorker {
   #pending = new Map();
   #loadArgs;
   #restarting;
+  #disposed = false;
   backend;
   manifest;
   selfTestDifference;
@@ -36,8 +37,8 @@ export class BedsideWorker {
     this.#worker = worker;
   }
 
-  #failPending(message) {
-    const error = new BedsideError("WORKER_FAILED", message);
+  #failPending(message, code = "WORKER_FAILED") {
+    const error = new BedsideError(code, message);
     for (const handler of this.#pending.values()) handler({ error });
     this.#pending.clear();
   }
@@ -57,12 +58,12 @@ export class BedsideWorker {
    * `options.worker`: the URL of the worker script, where a bundler moved the package's worker.js.
    */
   static async load(source, options = {}) {
-    const { onProgress, worker, ...rest } = options;
+    const { onProgress, worker, signal, ...rest } = options;
     const model = new BedsideWorker(worker === undefined ? undefined : new URL(worker, globalThis.location?.href));
     const resolved = typeof source === "string" || source instanceof URL ? new URL(source, globalThis.location?.href).href : source;
     model.#loadArgs = [resolved, { ...rest, progress: false }];
     try {
-      Object.assign(model, await model.#send("load", [resolved, { ...rest, progress: !!onProgress }], { onProgress }));
+      Object.assign(model, await model.#send("load", [resolved, { ...rest, signal, progress: !!onProgress }], { onProgress }));
     } catch (e) {
       model.#worker.terminate();
       throw e;
@@ -92,52 +93,79 @@ export class BedsideWorker {
       .finally(() => { this.#restarting = undefined; });
   }
 
+  /**
+   * One call in the worker. An options object's `signal` stays here (it cannot be posted): when
+   * it aborts, the worker is told to cancel the call, which then fails with `ABORTED`.
+   */
   #send(method, args, { onProgress, onPiece } = {}) {
+    if (this.#disposed) return Promise.reject(new BedsideError("DISPOSED", "this model was disposed"));
     const id = this.#next++;
+    const signal = args.find((a) => a?.signal)?.signal;
+    if (signal?.aborted) return Promise.reject(new BedsideError("ABORTED", `${method} stopped by the caller`));
+    const posted = args.map((a) => (a?.signal ? { ...a, signal: undefined } : a));
+    const cancel = () => this.#worker.postMessage({ id: this.#next++, method: "cancel", args: [id] });
+    signal?.addEventListener("abort", cancel, { once: true });
     return new Promise((resolve, reject) => {
       this.#pending.set(id, (message) => {
         if (message.progress) return onProgress?.(message.progress);
         if (message.piece !== undefined) return onPiece?.(message.piece);
         this.#pending.delete(id);
+        signal?.removeEventListener("abort", cancel);
         if (message.error) reject(message.error instanceof BedsideError ? message.error : new BedsideError(message.error.code, message.error.message));
         else resolve(message.result);
       });
-      this.#worker.postMessage({ id, method, args });
+      this.#worker.postMessage({ id, method, args: posted });
     });
   }
 
-  diagnose(record) {
-    return this.#call("diagnose", [record]);
+  diagnose(record, options = {}) {
+    return this.#call("diagnose", [record, options]);
   }
 
-  recommend(record) {
-    return this.#call("recommend", [record]);
+  recommend(record, options = {}) {
+    return this.#call("recommend", [record, options]);
   }
 
-  /** Text pieces as they are decoded, then the whole explanation (as `Bedside.explain`). */
+  /**
+   * Text pieces as they are decoded, then the whole explanation (as `Bedside.explain`: an aborted
+   * `options.signal`, or leaving the loop, stops the decoding in the worker).
+   */
   async *explain(record, options = {}) {
     const pieces = [];
     let wake;
     let done = false;
     let result;
     let failure;
-    this.#call("explain", [record, options], { onPiece: (p) => { pieces.push(p); wake?.(); } })
+    // the caller's signal, or leaving the loop early, cancels the call in the worker
+    const stop = new AbortController();
+    const forward = () => stop.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", forward, { once: true });
+    if (options.signal?.aborted) forward();
+    const finished = this.#call("explain", [record, { ...options, signal: stop.signal }], { onPiece: (p) => { pieces.push(p); wake?.(); } })
       .then((r) => { result = r; }, (e) => { failure = e; })
       .finally(() => { done = true; wake?.(); });
-    while (true) {
-      while (pieces.length) yield pieces.shift();
-      if (done) break;
-      await new Promise((resolve) => { wake = resolve; });
-      wake = undefined;
+    try {
+      while (true) {
+        while (pieces.length) yield pieces.shift();
+        if (done) break;
+        await new Promise((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", forward);
+      if (!done) stop.abort();
+      await finished;
     }
     if (failure) throw failure;
     yield { type: "explanation", ...result };
   }
 
-  /** Frees the model and ends the worker. */
+  /** Frees the model and ends the worker; calls still pending fail with `DISPOSED`. */
   dispose() {
+    this.#disposed = true;
     this.#worker.postMessage({ id: this.#next++, method: "dispose" });
     this.#worker.terminate();
+    this.#failPending("the model was disposed while this call was pending", "DISPOSED");
   }
 }
 

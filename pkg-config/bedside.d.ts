@@ -36,8 +36,23 @@ export interface LoadOptions {
    * anew); the manifest is asked for first and its cached copy used offline.
    */
   cache?: boolean;
+  /** Stops the downloads and the load; it then fails with `ABORTED`. */
+  signal?: AbortSignal;
   /** Where to get the wasm module from, if not next to this file. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
+}
+
+/** `signal`: an aborted call fails with `ABORTED` (before the model runs, or once its forward pass
+ * returns: a pass is not interrupted). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** `signal` (or leaving the loop) stops decoding after the next token; the iterator then throws
+ * `ABORTED`. */
+export interface ExplainOptions extends CallOptions {
+  /** Longest generated text, in tokens (default 160). */
+  maxTokens?: number;
 }
 
 export interface BundleFiles {
@@ -133,6 +148,7 @@ export type ErrorCode =
   | "WASM_PANIC"
   | "BAD_OPTION"
   | "DISPOSED"
+  | "ABORTED"
   | "WORKER_FAILED"
   | "INTERNAL";
 
@@ -157,11 +173,11 @@ export class Bedside {
    * earlier, or how WebGPU failed, e.g. its self-test); `null` on WebGPU. */
   readonly fallbackReason: string | null;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
-  diagnose(record: PatientRecord | FhirResource | string): Promise<Diagnosis>;
+  diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */
-  explain(record: PatientRecord | FhirResource | string, options?: { maxTokens?: number }): AsyncGenerator<string | Explanation, void, unknown>;
+  explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;
   /** Bundles with a medication recommender: ATC-3 drugs for the current visit, with DDI warnings. */
-  recommend(record: PatientRecord | FhirResource | string): Promise<Recommendation>;
+  recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
   dispose(): void;
 }
 

@@ -16,6 +16,9 @@ const isNode = typeof process !== "undefined" && !!process.versions?.node;
 
 function asBedsideError(error, fallbackCode = "INTERNAL") {
   if (error instanceof BedsideError) return error;
+  if (error?.name === "AbortError" || error?.name === "TimeoutError") {
+    return new BedsideError("ABORTED", `stopped by the caller: ${error.message}`, { cause: error });
+  }
   if (error && typeof error === "object" && typeof error.code === "string") {
     return new BedsideError(error.code, error.message, { cause: error });
   }
@@ -80,6 +83,13 @@ function deviceLost() {
   );
 }
 
+/** Throws `ABORTED` where `signal` (an AbortSignal, or undefined) has aborted. */
+function checkSignal(signal, what) {
+  if (signal?.aborted) {
+    throw new BedsideError("ABORTED", `${what} stopped by the caller: ${signal.reason?.message ?? signal.reason ?? "aborted"}`, { cause: signal.reason });
+  }
+}
+
 /** Whether a WebGPU adapter can be had here. wgpu must never be started without one. */
 export async function webgpuAvailable() {
   const gpu = globalThis.navigator?.gpu;
@@ -106,6 +116,7 @@ async function readBytes(url, file, onProgress, init) {
   try {
     response = await fetch(url, init);
   } catch (e) {
+    checkSignal(init?.signal, `fetching ${file}`);
     throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: ${e.message}`, { cause: e });
   }
   if (!response.ok) throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: HTTP ${response.status}`);
@@ -114,7 +125,10 @@ async function readBytes(url, file, onProgress, init) {
   const chunks = [];
   let loaded = 0;
   for (const reader = response.body.getReader(); ;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((e) => {
+      checkSignal(init?.signal, `fetching ${file}`);
+      throw new BedsideError("BUNDLE_FETCH", `cannot fetch ${file} from ${url}: ${e.message}`, { cause: e });
+    });
     if (done) break;
     chunks.push(value);
     loaded += value.length;
@@ -160,15 +174,15 @@ function listedSha256(manifestJson, file) {
  * asked for (revalidating any HTTP-cached copy); the copy in `cache` is used only when the
  * network fails, so a cached bundle loads offline.
  */
-async function manifestText(url, onProgress, cache) {
+async function manifestText(url, onProgress, cache, signal) {
   try {
-    const init = isNode ? undefined : { cache: "no-cache" };
+    const init = isNode ? { signal } : { cache: "no-cache", signal };
     const text = new TextDecoder().decode(await readBytes(url, "manifest.json", onProgress, init));
     await cache?.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
     return text;
   } catch (e) {
     // only where the network failed (the error has a cause); an HTTP error is the server's answer
-    const hit = e.cause ? await cache?.match(url).catch(() => undefined) : undefined;
+    const hit = e.cause && e.code !== "ABORTED" ? await cache?.match(url).catch(() => undefined) : undefined;
     if (!hit) throw e;
     return hit.text();
   }
@@ -180,7 +194,7 @@ async function manifestText(url, onProgress, cache) {
  * republished at the same URL, still in the browser's HTTP cache) is fetched once more past that
  * cache; only a file with the named hash is kept. The engine checks every hash again.
  */
-async function cachedFetch(url, file, sha256, onProgress, cache) {
+async function cachedFetch(url, file, sha256, onProgress, cache, signal) {
   const hit = await cache?.match(url).catch(() => undefined);
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
@@ -190,10 +204,10 @@ async function cachedFetch(url, file, sha256, onProgress, cache) {
     }
     await cache.delete(url).catch(() => {});
   }
-  let bytes = await readBytes(url, file, onProgress);
+  let bytes = await readBytes(url, file, onProgress, { signal });
   let matches = sha256 !== undefined && (await sha256Hex(bytes)) === sha256;
   if (sha256 !== undefined && !matches && !isNode) {
-    bytes = await readBytes(url, file, onProgress, { cache: "reload" });
+    bytes = await readBytes(url, file, onProgress, { cache: "reload", signal });
     matches = (await sha256Hex(bytes)) === sha256;
   }
   if (matches) {
@@ -246,11 +260,13 @@ export class Bedside {
   /**
    * @param source the bundle's base URL (or, in Node, directory), or its files' contents
    *   `{ manifest, weights }`.
-   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache }`; `cache:
-   *   false` keeps the bundle out of the Cache API.
+   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache, signal }`;
+   *   `cache: false` keeps the bundle out of the Cache API; `signal` (an AbortSignal) stops the
+   *   downloads and the load with `ABORTED`.
    */
   static async load(source, options = {}) {
-    const { backend = "auto", onProgress, wasm, cache = true } = options;
+    const { backend = "auto", onProgress, wasm, cache = true, signal } = options;
+    checkSignal(signal, "load");
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
@@ -263,8 +279,8 @@ export class Bedside {
     let manifest, weights, tokenizer, medrec;
     if (typeof source === "string" || source instanceof URL) {
       const store = cache ? await openCache() : undefined;
-      manifest = await manifestText(join(source, "manifest.json"), onProgress, store);
-      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onProgress, store);
+      manifest = await manifestText(join(source, "manifest.json"), onProgress, store, signal);
+      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onProgress, store, signal);
       weights = await get("model.safetensors");
       if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
       if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
@@ -281,6 +297,7 @@ export class Bedside {
       throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }
 
+    checkSignal(signal, "load");
     if (backend === "webgpu" && gpu.lost) throw deviceLost();
     const webgpu = backend !== "cpu" && !gpu.lost && (await webgpuAvailable());
     if (backend === "webgpu" && !webgpu) {
@@ -308,6 +325,8 @@ export class Bedside {
         const model = new Bedside(engine, engine.manifest);
         model.selfTestDifference = difference ?? null; // null: the bundle records no answer
         model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
+        if (signal?.aborted) model.dispose();
+        checkSignal(signal, "load");
         return model;
       } catch (e) {
         engine?.free();
@@ -371,14 +390,13 @@ export class Bedside {
     return this.#manifest;
   }
 
-  /** Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text). */
-  async diagnose(record) {
-    const json = this.#ready(record);
-    try {
-      return await this.#engine.diagnose(json);
-    } catch (e) {
-      throw await this.#failure(e);
-    }
+  /**
+   * Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text).
+   * `options.signal`: an aborted signal gives `ABORTED` before the model runs or once its one
+   * forward pass returns (a pass is not interrupted).
+   */
+  async diagnose(record, options = {}) {
+    return this.#once("diagnose", record, options.signal);
   }
 
   /**
@@ -387,38 +405,69 @@ export class Bedside {
    * every drug's score, and drug–drug-interaction warnings among the recommended drugs and with
    * the current medications.
    */
-  async recommend(record) {
+  async recommend(record, options = {}) {
+    return this.#once("recommend", record, options.signal);
+  }
+
+  /** One engine call, `diagnose` or `recommend`, under `signal`. */
+  async #once(method, record, signal) {
+    checkSignal(signal, method);
     const json = this.#ready(record);
+    let result;
     try {
-      return await this.#engine.recommend(json);
+      result = await this.#engine[method](json);
     } catch (e) {
       throw await this.#failure(e);
     }
+    checkSignal(signal, method);
+    return result;
   }
 
   /**
    * Writes the diagnoses and rationale (clinical bundles): an async iterator of text pieces as
    * they are decoded, ending with the whole explanation (text, diagnoses, rationale, knowledge
    * attention per channel and prototype). On WebGPU each token is read back asynchronously, so
-   * pieces arrive as they are made; on the CPU they may arrive in bursts.
+   * pieces arrive as they are made; on the CPU they may arrive in bursts. Decoding stops after
+   * the next token when `options.signal` aborts (the iterator then throws `ABORTED`) or when the
+   * caller leaves the loop (`break`, `return()`).
    */
   async *explain(record, options = {}) {
+    const { signal, maxTokens = 160 } = options;
+    checkSignal(signal, "explain");
     const json = this.#ready(record);
     const pieces = [];
     let wake;
+    let stop = false;
+    const onAbort = () => {
+      stop = true;
+      wake?.();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     const finished = this.#engine.explain(json, (piece) => {
+      if (stop) return false; // the decoder stops after this token
       pieces.push(piece);
       wake?.();
-    }, options.maxTokens ?? 160);
+      return true;
+    }, maxTokens);
     let result, failure, done = false;
     finished.then((r) => { result = r; }, (e) => { failure = e; }).finally(() => { done = true; wake?.(); });
-    while (true) {
-      while (pieces.length) yield pieces.shift();
-      if (done) break;
-      await new Promise((resolve) => { wake = resolve; });
-      wake = undefined;
+    try {
+      while (true) {
+        while (pieces.length && !stop) yield pieces.shift();
+        if (done) break;
+        await new Promise((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+    } finally {
+      // left early (`break`, `return()`) or aborted: stop decoding, and wait for the engine to be
+      // free before the next call may use it
+      stop = true;
+      signal?.removeEventListener("abort", onAbort);
+      await finished.catch(() => {});
     }
+    // the decoder's own ABORTED where it stopped; else the signal's, if it came after the last token
     if (failure) throw await this.#failure(failure);
+    checkSignal(signal, "explain");
     yield { type: "explanation", ...result };
   }
 

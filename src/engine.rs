@@ -528,12 +528,15 @@ impl Engine {
     }
 
     /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained
-    /// to the names the phenotype head selects, the rationale to the record's findings), calling `on_piece` with each new piece of text as it is decoded.
+    /// to the names the phenotype head selects, the rationale to the record's findings), calling
+    /// `on_piece` with each new piece of text as it is decoded. `on_piece` returns whether to go
+    /// on: `false` stops decoding after that token, and the call ends with
+    /// [`BedsideError::Aborted`].
     pub async fn explain(
         &self,
         record: &PatientRecord,
         options: &GenerateOptions,
-        on_piece: &mut dyn FnMut(&str),
+        on_piece: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Explanation> {
         let Loaded::Clinical {
             model,
@@ -594,16 +597,18 @@ impl Engine {
         };
         let mut ids: Vec<u32> = Vec::new();
         let mut shown = String::new();
+        let mut go_on = true;
         let mut stream = |_: usize, token: u32| {
             ids.push(token);
             if let Ok(read) = answer.read(&ids, false) {
                 if let Some(piece) = read.text.strip_prefix(shown.as_str())
                     && !piece.is_empty()
                 {
-                    on_piece(piece);
+                    go_on = on_piece(piece);
                 }
                 shown = read.text;
             }
+            go_on
         };
         let t5 = &model.lm;
         let generated = generate::greedy(
@@ -617,6 +622,9 @@ impl Engine {
             &mut stream,
         )
         .await?;
+        if !go_on {
+            return Err(BedsideError::Aborted("explain"));
+        }
         let tokens = generated.first().cloned().unwrap_or_default();
         let read = answer.read(&tokens, true)?;
         // what only the final reading adds (a last label where generation stopped in the list)

@@ -43,6 +43,9 @@ pub enum BedsideError {
     /// The compute backend failed (device lost, readback failed, no adapter).
     #[error("backend {backend}: {message}")]
     Backend { backend: String, message: String },
+    /// The caller stopped the call (an aborted signal, a stream it left) before it finished.
+    #[error("{0} stopped by the caller")]
+    Aborted(&'static str),
 }
 
 fn join(problems: &[FieldProblem]) -> String {
@@ -64,6 +67,7 @@ impl BedsideError {
             Self::HashMismatch { .. } => "BUNDLE_HASH_MISMATCH",
             Self::Incompatible { .. } => "BUNDLE_INCOMPATIBLE",
             Self::Backend { .. } => "BACKEND_FAILED",
+            Self::Aborted(_) => "ABORTED",
         }
     }
 

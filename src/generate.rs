@@ -115,8 +115,10 @@ impl Stepper<'_> {
 }
 
 /// Greedy decoding of every row of `encoder` (`[batch, len, d_model]`, padding `mask`
-/// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen. Returns the generated
-/// tokens of each row, without the start token, ending with EOS unless `max_new_tokens` ran out.
+/// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen and returns whether to
+/// go on: `false` stops decoding after this step (a caller that was cancelled). Returns the
+/// generated tokens of each row, without the start token, ending with EOS unless
+/// `max_new_tokens` ran out or `on_token` stopped it.
 #[expect(
     clippy::too_many_arguments,
     reason = "the decoding inputs as burn passes them; a struct would only rename them"
@@ -129,7 +131,7 @@ pub async fn greedy(
     eos: u32,
     options: &GenerateOptions,
     constraint: Option<Constraint<'_>>,
-    on_token: &mut dyn FnMut(usize, u32),
+    on_token: &mut dyn FnMut(usize, u32) -> bool,
 ) -> Result<Vec<Vec<u32>>> {
     let rows = encoder.dims()[0];
     let mut stepper = Stepper {
@@ -141,6 +143,7 @@ pub async fn greedy(
     };
     let mut tokens = vec![vec![start]; rows];
     let mut done = vec![false; rows];
+    let mut stopped = false;
     for _ in 0..options.max_new_tokens {
         yield_to_host().await;
         let logits = stepper.next(&tokens).await?;
@@ -152,12 +155,12 @@ pub async fn greedy(
                 false => argmax(&log_probs(row_logits, allowed)).unwrap_or(eos),
             };
             if !done[row] {
-                on_token(row, token);
+                stopped |= !on_token(row, token);
             }
             done[row] |= token == eos;
             tokens[row].push(token);
         }
-        if done.iter().all(|d| *d) {
+        if stopped || done.iter().all(|d| *d) {
             break;
         }
     }

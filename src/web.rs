@@ -114,7 +114,8 @@ impl BedsideEngine {
         to_js(&recommendation)
     }
 
-    /// Generates diagnoses and rationale; `on_piece(text)` is called with each new piece of text.
+    /// Generates diagnoses and rationale; `on_piece(text)` is called with each new piece of text
+    /// and returns `false` to stop decoding (the call then fails with `ABORTED`).
     pub async fn explain(
         &self,
         record_json: String,
@@ -127,8 +128,11 @@ impl BedsideEngine {
             ..Default::default()
         };
         let mut forward = |piece: &str| {
-            // a throwing callback must not unwind through wasm; its error is dropped
-            let _ = on_piece.call1(&JsValue::NULL, &JsValue::from_str(piece));
+            // a throwing callback must not unwind through wasm: its error is dropped, and only
+            // `false` stops decoding
+            on_piece
+                .call1(&JsValue::NULL, &JsValue::from_str(piece))
+                .map_or(true, |go_on| go_on.as_bool() != Some(false))
         };
         let explanation = self
             .engine

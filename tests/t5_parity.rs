@@ -161,7 +161,7 @@ fn greedy(f: &Fixture, device: &Device, use_cache: bool) -> Vec<Vec<u32>> {
         10_000,
         &options,
         None,
-        &mut |_, _| {},
+        &mut |_, _| true,
     ))
     .unwrap()
 }
@@ -258,7 +258,7 @@ fn one_beam_is_greedy_and_more_beams_score_no_worse() {
         1,
         &options,
         None,
-        &mut |_, _| {},
+        &mut |_, _| true,
     ))
     .unwrap();
     assert_eq!(one, greedy[0]);
@@ -328,7 +328,7 @@ fn constrained_decoding_emits_only_allowed_tokens() {
         1,
         &options,
         Some(&allowed),
-        &mut |_, _| {},
+        &mut |_, _| true,
     ))
     .unwrap();
     for row in out {

@@ -388,7 +388,21 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
       } catch (e) {
         error = e.code;
       }
+      // cancelled in the worker: explain by its signal after the first piece, then the same
+      // answer again; a call still pending when the model is disposed
+      const controller = new AbortController();
+      let piecesBeforeAbort = 0;
+      const aborted = await (async () => {
+        for await (const item of model.explain(record, { maxTokens: tokens, signal: controller.signal })) {
+          if (typeof item === "string" && ++piecesBeforeAbort === 1) controller.abort();
+        }
+        return "finished";
+      })().catch((e) => e.code);
+      let again = "";
+      for await (const item of model.explain(record, { maxTokens: tokens })) if (typeof item === "string") again += item;
+      const pending = model.diagnose(record);
       model.dispose();
+      const disposed = await pending.then(() => "answered", (e) => e.code);
       // a worker whose wasm instance dies is replaced: a worker script that answers one call
       // with the trap's error stands in for a real trap (bedside has none left to trigger)
       const trapping = await BedsideWorker.load("model/", { backend: "cpu", worker: "/trap-worker.js" });
@@ -403,6 +417,10 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
         text,
         final: last.text,
         error,
+        aborted,
+        piecesBeforeAbort,
+        again,
+        disposed,
         trap,
         restarts,
         afterTrap: afterTrap.phenotypes,
@@ -415,6 +433,10 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
     assert.equal(result.text, expected.explanation.text);
     assert.equal(result.final, result.text);
     assert.equal(result.error, "RECORD_JSON");
+    assert.equal(result.aborted, "ABORTED");
+    assert.ok(result.piecesBeforeAbort <= 2, `at most a piece in flight after the abort (${result.piecesBeforeAbort})`);
+    assert.equal(result.again, expected.explanation.text, "the worker's model carries on after a cancel");
+    assert.equal(result.disposed, "DISPOSED", "a call pending at dispose() fails with its code");
     assert.equal(result.trap, "WASM_PANIC");
     assert.equal(result.restarts, 1, "a fresh worker replaced the one that trapped");
     assertSameProbabilities({ phenotypes: result.afterTrap }, expected.diagnosis, 1e-5);

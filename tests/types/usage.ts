@@ -8,17 +8,19 @@ export async function usage(record: object): Promise<string[]> {
   const model = await Bedside.load("https://example.org/bundle/", {
     backend: gpu ? "auto" : "cpu",
     cache: false,
+    signal: new AbortController().signal,
     onProgress: ({ file, loaded, total, cached }) => console.log(file, loaded, total ?? 0, cached ?? false),
   });
   const backend: "webgpu" | "cpu" | "disposed" = model.backend;
   const why: string = model.fallbackReason ?? "WebGPU";
   const cached: boolean = (await Bedside.isCached("https://example.org/bundle/")) && (await BedsideWorker.isCached(new URL("https://example.org/bundle/")));
   const cleared: boolean = (await Bedside.clearCache("https://example.org/bundle/")) || (await BedsideWorker.clearCache());
-  const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] });
+  const controller = new AbortController();
+  const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] }, { signal: controller.signal });
   const r: Recommendation = await model.recommend({ resourceType: "Bundle", entry: [] });
   const warnings: string[] = r.ddi_warnings.map((w) => `${w.drug} × ${w.with}${w.with_current ? " (current)" : ""}`);
   let text = "";
-  for await (const item of model.explain(JSON.stringify(record), { maxTokens: 32 })) {
+  for await (const item of model.explain(JSON.stringify(record), { maxTokens: 32, signal: AbortSignal.timeout(10_000) })) {
     if (typeof item === "string") text += item;
     else {
       const e: Explanation = item;

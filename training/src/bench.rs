@@ -300,7 +300,7 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
             let e = pollster::block_on(engine.explain(
                 record,
                 &GenerateOptions::default(),
-                &mut |_| (),
+                &mut |_| true,
             ))?;
             produced = e.tokens;
             Ok(())
@@ -406,7 +406,7 @@ fn generate_exactly(
         u32::MAX,
         &options,
         None,
-        &mut |_, _| (),
+        &mut |_, _| true,
     ))?;
     match out.first().map(Vec::len) {
         Some(n) if n == tokens => Ok(()),

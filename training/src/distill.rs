@@ -650,7 +650,7 @@ impl Run {
                 eos,
                 &options,
                 constraint,
-                &mut |_, _| {},
+                &mut |_, _| true,
             ))?;
             for tokens in generated {
                 let parsed = parse_target(&data.tokenizer.decode(&tokens)?);

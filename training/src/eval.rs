@@ -324,7 +324,7 @@ pub fn evaluate(
                 .find(|s| s.name == p.name)
                 .map_or(0.0, |s| s.probability)
         }));
-        let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| {}))?;
+        let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| true))?;
         written.push(
             PHENOTYPES
                 .iter()

@@ -351,11 +351,20 @@ fn distill_export_and_explain() {
             max_new_tokens: 200,
             ..Default::default()
         };
-        let e = pollster::block_on(
-            f32_engine.explain(record, &options, &mut |piece| streamed.push_str(piece)),
-        )
+        let e = pollster::block_on(f32_engine.explain(record, &options, &mut |piece| {
+            streamed.push_str(piece);
+            true
+        }))
         .unwrap();
         assert_eq!(streamed, e.text, "the streamed pieces add up to the text");
+        // a caller that stops after the first piece gets no more, and the call says so
+        let mut pieces = 0;
+        let stopped = pollster::block_on(f32_engine.explain(record, &options, &mut |_| {
+            pieces += 1;
+            false
+        }));
+        assert_eq!(pieces, 1, "decoding stops at the first piece its caller refuses");
+        assert_eq!(stopped.map(|_| ()).map_err(|e| e.code()), Err("ABORTED"));
         assert!(
             !e.text.contains("###") && !e.text.contains("<lab:"),
             "no target markup: {}",

@@ -65,7 +65,10 @@ pub fn run(args: Args) -> Result<()> {
                     max_new_tokens: max_tokens,
                     ..Default::default()
                 };
-                let mut stream = |piece: &str| eprint!("{piece}");
+                let mut stream = |piece: &str| {
+                    eprint!("{piece}");
+                    true
+                };
                 let e = engine.explain(&record, &options, &mut stream).await?;
                 eprintln!();
                 Some(e)
