@@ -363,7 +363,10 @@ fn distill_export_and_explain() {
             pieces += 1;
             false
         }));
-        assert_eq!(pieces, 1, "decoding stops at the first piece its caller refuses");
+        assert_eq!(
+            pieces, 1,
+            "decoding stops at the first piece its caller refuses"
+        );
         assert_eq!(stopped.map(|_| ()).map_err(|e| e.code()), Err("ABORTED"));
         assert!(
             !e.text.contains("###") && !e.text.contains("<lab:"),
