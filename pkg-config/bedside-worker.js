@@ -112,6 +112,8 @@ export class BedsideWorker {
         this.#pending.delete(id);
         signal?.removeEventListener("abort", cancel);
         if (message.error) reject(message.error instanceof BedsideError ? message.error : new BedsideError(message.error.code, message.error.message));
+        // an answer that crossed the cancel on its way is not given
+        else if (signal?.aborted) reject(new BedsideError("ABORTED", `${method} stopped by the caller`));
         else resolve(message.result);
       });
       this.#worker.postMessage({ id, method, args: posted });
@@ -146,7 +148,7 @@ export class BedsideWorker {
       .finally(() => { done = true; wake?.(); });
     try {
       while (true) {
-        while (pieces.length) yield pieces.shift();
+        while (pieces.length && !stop.signal.aborted) yield pieces.shift();
         if (done) break;
         await new Promise((resolve) => { wake = resolve; });
         wake = undefined;
@@ -157,6 +159,7 @@ export class BedsideWorker {
       await finished;
     }
     if (failure) throw failure;
+    if (options.signal?.aborted) throw new BedsideError("ABORTED", "explain stopped by the caller");
     yield { type: "explanation", ...result };
   }
 

@@ -48,8 +48,8 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** `signal` (or leaving the loop) stops decoding after the next token; the iterator then throws
- * `ABORTED`. */
+/** `signal` (or leaving the loop) stops decoding at the next piece of text; the iterator then
+ * throws `ABORTED`. */
 export interface ExplainOptions extends CallOptions {
   /** Longest generated text, in tokens (default 160). */
   maxTokens?: number;

@@ -148,9 +148,13 @@ const SELF_TEST_TOLERANCE = 1e-3;
 const CACHE_NAME = "bedside-bundles-v1";
 const BUNDLE_FILES = ["manifest.json", "model.safetensors", "tokenizer.json", "medrec.safetensors"];
 
-/** The Cache API's bundle cache, where there is one (browsers; not Node). */
+/**
+ * The Cache API's bundle cache, where there is one and files can be hashed: browsers on secure
+ * pages (https, localhost); not Node, not plain-http pages (no Web Crypto there).
+ */
 async function openCache() {
-  return globalThis.caches ? globalThis.caches.open(CACHE_NAME).catch(() => undefined) : undefined;
+  if (!globalThis.caches || !globalThis.crypto?.subtle) return undefined;
+  return globalThis.caches.open(CACHE_NAME).catch(() => undefined);
 }
 
 /** The hex sha256 of `bytes` (Web Crypto), as a manifest writes it. */
@@ -172,14 +176,13 @@ function listedSha256(manifestJson, file) {
 /**
  * The manifest, network first: it names the current files and their hashes, so it is always
  * asked for (revalidating any HTTP-cached copy); the copy in `cache` is used only when the
- * network fails, so a cached bundle loads offline.
+ * network fails, so a cached bundle loads offline. `load` caches a manifest only once the bundle
+ * it names has loaded, so an update cut short leaves the previous bundle whole.
  */
 async function manifestText(url, onProgress, cache, signal) {
   try {
     const init = isNode ? { signal } : { cache: "no-cache", signal };
-    const text = new TextDecoder().decode(await readBytes(url, "manifest.json", onProgress, init));
-    await cache?.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
-    return text;
+    return new TextDecoder().decode(await readBytes(url, "manifest.json", onProgress, init));
   } catch (e) {
     // only where the network failed (the error has a cause); an HTTP error is the server's answer
     const hit = e.cause && e.code !== "ABORTED" ? await cache?.match(url).catch(() => undefined) : undefined;
@@ -192,26 +195,24 @@ async function manifestText(url, onProgress, cache, signal) {
  * A bundle file, keyed by its content: a copy in `cache` is used only when its sha256 is the one
  * the manifest names, else it is fetched again. A fetched file whose hash differs (a bundle
  * republished at the same URL, still in the browser's HTTP cache) is fetched once more past that
- * cache; only a file with the named hash is kept. The engine checks every hash again.
+ * cache; only a file with the named hash is kept (over the old copy, which stays until then).
+ * Without `cache` (or Web Crypto, which browsers give only to secure pages) the file is fetched
+ * as it is: the engine checks every hash again either way.
  */
 async function cachedFetch(url, file, sha256, onProgress, cache, signal) {
-  const hit = await cache?.match(url).catch(() => undefined);
+  if (!cache || sha256 === undefined) return readBytes(url, file, onProgress, { signal });
+  const hit = await cache.match(url).catch(() => undefined);
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
-    if (sha256 !== undefined && (await sha256Hex(bytes)) === sha256) {
+    if ((await sha256Hex(bytes)) === sha256) {
       onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
       return bytes;
     }
-    await cache.delete(url).catch(() => {});
   }
   let bytes = await readBytes(url, file, onProgress, { signal });
-  let matches = sha256 !== undefined && (await sha256Hex(bytes)) === sha256;
-  if (sha256 !== undefined && !matches && !isNode) {
-    bytes = await readBytes(url, file, onProgress, { cache: "reload", signal });
-    matches = (await sha256Hex(bytes)) === sha256;
-  }
-  if (matches) {
-    await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
+  if ((await sha256Hex(bytes)) !== sha256) bytes = await readBytes(url, file, onProgress, { cache: "reload", signal });
+  if ((await sha256Hex(bytes)) === sha256) {
+    await cache.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
   }
   return bytes;
 }
@@ -276,9 +277,9 @@ export class Bedside {
       wasmReady = undefined;
       throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
     }
-    let manifest, weights, tokenizer, medrec;
+    let manifest, weights, tokenizer, medrec, store;
     if (typeof source === "string" || source instanceof URL) {
-      const store = cache ? await openCache() : undefined;
+      store = cache ? await openCache() : undefined;
       manifest = await manifestText(join(source, "manifest.json"), onProgress, store, signal);
       const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onProgress, store, signal);
       weights = await get("model.safetensors");
@@ -315,19 +316,14 @@ export class Bedside {
             : "this browser or runtime has no WebGPU adapter";
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
-      let engine;
+      checkSignal(signal, "load");
+      let engine, difference;
       try {
         const loadOn = () => BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
         engine = await (candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
         // the known answer recorded at export: a backend that computes wrong numbers (a shader
         // that failed validation can return zeros on wasm) is not used
-        const difference = await engine.selfTest(SELF_TEST_TOLERANCE);
-        const model = new Bedside(engine, engine.manifest);
-        model.selfTestDifference = difference ?? null; // null: the bundle records no answer
-        model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
-        if (signal?.aborted) model.dispose();
-        checkSignal(signal, "load");
-        return model;
+        difference = await engine.selfTest(SELF_TEST_TOLERANCE);
       } catch (e) {
         engine?.free();
         lastError = asBedsideError(e);
@@ -336,7 +332,16 @@ export class Bedside {
           throw lastError; // the bundle is bad on every backend
         }
         fallbackReason = `WebGPU failed (${lastError.code}: ${lastError.message})`;
+        continue;
       }
+      if (signal?.aborted) engine.free();
+      checkSignal(signal, "load");
+      // the bundle loaded: its manifest now stands for the cached files (offline loads)
+      await store?.put(join(source, "manifest.json"), new Response(manifest, { headers: { "content-type": "application/json" } })).catch(() => {});
+      const model = new Bedside(engine, engine.manifest);
+      model.selfTestDifference = difference ?? null; // null: the bundle records no answer
+      model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
+      return model;
     }
     throw lastError;
   }
@@ -427,9 +432,9 @@ export class Bedside {
    * Writes the diagnoses and rationale (clinical bundles): an async iterator of text pieces as
    * they are decoded, ending with the whole explanation (text, diagnoses, rationale, knowledge
    * attention per channel and prototype). On WebGPU each token is read back asynchronously, so
-   * pieces arrive as they are made; on the CPU they may arrive in bursts. Decoding stops after
-   * the next token when `options.signal` aborts (the iterator then throws `ABORTED`) or when the
-   * caller leaves the loop (`break`, `return()`).
+   * pieces arrive as they are made; on the CPU they may arrive in bursts. Decoding stops at the
+   * next piece of text when `options.signal` aborts (the iterator then throws `ABORTED`) or when
+   * the caller leaves the loop (`break`, `return()`).
    */
   async *explain(record, options = {}) {
     const { signal, maxTokens = 160 } = options;
@@ -442,13 +447,13 @@ export class Bedside {
       stop = true;
       wake?.();
     };
-    signal?.addEventListener("abort", onAbort, { once: true });
     const finished = this.#engine.explain(json, (piece) => {
-      if (stop) return false; // the decoder stops after this token
+      if (stop) return false; // the decoder stops at this piece
       pieces.push(piece);
       wake?.();
       return true;
     }, maxTokens);
+    signal?.addEventListener("abort", onAbort, { once: true });
     let result, failure, done = false;
     finished.then((r) => { result = r; }, (e) => { failure = e; }).finally(() => { done = true; wake?.(); });
     try {
@@ -480,6 +485,7 @@ export class Bedside {
 
   /** An engine error as a BedsideError; on WebGPU, a lost device says so. */
   async #failure(error) {
+    if (error?.code === "ABORTED") return asBedsideError(error);
     if (this.backend === "webgpu" && gpu.device && !gpu.lost) {
       // the device's lost promise may settle just after the call that failed because of it
       await Promise.race([gpu.device.lost, new Promise((resolve) => setTimeout(resolve, 100))]);

@@ -48,6 +48,10 @@ test("an aborted signal or a left loop stops explain; the model carries on", asy
   await assert.rejects(model.recommend(samples[0], { signal: aborted }), { code: "ABORTED" });
   await assert.rejects(pieces(model, { signal: aborted }), { code: "ABORTED" });
   await assert.rejects(Bedside.load(demo, { backend: "cpu", signal: aborted }), { code: "ABORTED" });
+  // aborted while the files come in: the load ends with ABORTED, not with a model
+  const loading = new AbortController();
+  const onProgress = ({ file }) => file === "model.safetensors" && loading.abort();
+  await assert.rejects(Bedside.load(demo, { backend: "cpu", signal: loading.signal, onProgress }), { code: "ABORTED" });
   assert.ok((await model.diagnose(samples[0])).phenotypes.length > 0);
   model.dispose();
 });
