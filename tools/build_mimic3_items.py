@@ -5,7 +5,9 @@ item's label where the table leaves it blank: "Temperature F" is Fahrenheit, "(l
 
 Two channels the benchmark's 17 variables leave out are added:
 - urine output: the same map's OUTPUTEVENTS items of its "Urine output" variable, whatever their
-  STATUS (the benchmark marks them verify/maybe only because it does not use them);
+  STATUS (the benchmark marks them verify/maybe only because it does not use them), and those of
+  mimic-code's concepts/fluid_balance/urine_output.sql (voids, nephrostomies, ureteral stents,
+  straight catheters); not the GU irrigant items, whose volume includes the irrigation;
 - mechanical ventilation: the CHARTEVENTS items that mark a ventilated hour in MIT-licensed
   mimic-code's concepts/durations/ventilation_classification.sql (MIMIC-III v1.4). For 720, 223848
   and 467 the charted text decides (the reader applies those rules); any other item's presence is
@@ -55,6 +57,10 @@ def unit(variable: str, label: str, unitname: str) -> str:
     return ""  # the channel's canonical unit
 
 
+URINE = [
+    40055, 43175, 40069, 40094, 40715, 40473, 40085, 40057, 40056, 40405, 40428, 40086, 40096, 40651,  # CareVue
+    226559, 226560, 226561, 226584, 226563, 226564, 226565, 226567, 226557, 226558,  # MetaVision
+]
 VENTILATION = [
     720, 223848, 223849, 467,  # vent type, vent mode, O2 delivery device (text rules in the reader)
     445, 448, 449, 450, 1340, 1486, 1600, 224687,  # minute volume
@@ -78,6 +84,9 @@ for r in mapped:
         rows.append((int(r["ITEMID"]), channel, unit(r["LEVEL2"], r["MIMIC LABEL"], r["UNITNAME"]), r["LINKSTO"], r["DBSOURCE"]))
     elif r["LEVEL2"] == "Urine output" and r["LINKSTO"] == "outputevents":
         rows.append((int(r["ITEMID"]), "urine_output", "mL", "outputevents", r["DBSOURCE"]))
+for item in URINE:
+    if item not in {row[0] for row in rows}:
+        rows.append((item, "urine_output", "mL", "outputevents", "metavision" if item >= 220000 else "carevue"))
 taken = {row[0] for row in rows}
 assert not taken & set(VENTILATION), taken & set(VENTILATION)
 for item in VENTILATION:
