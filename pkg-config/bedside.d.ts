@@ -19,12 +19,23 @@ export interface FhirResource {
 
 export type BackendChoice = "auto" | "webgpu" | "cpu";
 
+/**
+ * One event of a load's progress. Phases come in order: "wasm", "download", "verify" (the engine
+ * checks each file's sha256 and builds the model), "self-test" (on WebGPU also where the shaders
+ * compile), "ready"; "verify" and "self-test" come again for the CPU when WebGPU fails.
+ */
 export interface LoadProgress {
-  file: string;
-  loaded: number;
+  phase: "wasm" | "download" | "verify" | "self-test" | "ready";
+  /** The share of the whole load done, 0–1, never decreasing (the downloads weigh 0.8). */
+  fraction: number;
+  /** "download": the file, its bytes so far and its size (the manifest's: never below `loaded`). */
+  file?: string;
+  loaded?: number;
   total?: number;
   /** The file came from the Cache API. */
   cached?: boolean;
+  /** "verify", "self-test", "ready": the backend being set up. */
+  backend?: "webgpu" | "cpu";
 }
 
 export interface LoadOptions {

@@ -143,6 +143,59 @@ async function readBytes(url, file, onProgress, init) {
   return bytes;
 }
 
+/**
+ * One progress stream for a load, as `onProgress` sees it: `phase` in order "wasm", "download",
+ * "verify" (the engine checks each file's sha256 and builds the model), "self-test" (on WebGPU
+ * also where the shaders compile), "ready" — "verify" and "self-test" again for the CPU when
+ * WebGPU fails; during "download", `file`, `loaded` and `total`, each file's bytes against the
+ * size the manifest names (never above it, whatever the transfer encoding); and `fraction`, the
+ * share of the whole load done (never decreasing; the downloads weigh 0.8).
+ */
+class LoadProgress {
+  #report;
+  #sizes = new Map();
+  #loaded = new Map();
+  #fraction = 0;
+
+  constructor(report) {
+    this.#report = report;
+  }
+
+  /** The manifest's file sizes: what the downloads are measured against. */
+  expect(manifestJson) {
+    try {
+      for (const [file, entry] of Object.entries(JSON.parse(manifestJson).files ?? {})) {
+        if (Number.isFinite(entry?.bytes) && entry.bytes > 0) this.#sizes.set(file, entry.bytes);
+      }
+    } catch {
+      // the engine reports the broken manifest with its code
+    }
+  }
+
+  phase(phase, fraction, details = {}) {
+    this.#emit({ phase, ...details }, fraction);
+  }
+
+  /** A download's progress, as `readBytes` reports it. */
+  bytes = ({ file, loaded, total, cached }) => {
+    const size = this.#sizes.get(file) ?? total;
+    const bytes = size === undefined ? loaded : Math.min(loaded, size);
+    let done = 0;
+    let all = 0;
+    if (this.#sizes.has(file)) this.#loaded.set(file, bytes);
+    for (const [name, expected] of this.#sizes) {
+      all += expected;
+      done += this.#loaded.get(name) ?? 0;
+    }
+    this.#emit({ phase: "download", file, loaded: bytes, total: size, ...(cached ? { cached } : {}) }, all ? (0.8 * done) / all : 0);
+  };
+
+  #emit(event, fraction) {
+    this.#fraction = Math.max(this.#fraction, Math.min(1, fraction));
+    this.#report?.({ ...event, fraction: this.#fraction });
+  }
+}
+
 /** How far a backend's self-test probabilities may be from those recorded at export. */
 const SELF_TEST_TOLERANCE = 1e-3;
 const CACHE_NAME = "bedside-bundles-v1";
@@ -268,6 +321,8 @@ export class Bedside {
   static async load(source, options = {}) {
     const { backend = "auto", onProgress, wasm, cache = true, signal } = options;
     checkSignal(signal, "load");
+    const progress = new LoadProgress(onProgress);
+    progress.phase("wasm", 0);
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
@@ -280,8 +335,9 @@ export class Bedside {
     let manifest, weights, tokenizer, medrec, store;
     if (typeof source === "string" || source instanceof URL) {
       store = cache ? await openCache() : undefined;
-      manifest = await manifestText(join(source, "manifest.json"), onProgress, store, signal);
-      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onProgress, store, signal);
+      manifest = await manifestText(join(source, "manifest.json"), progress.bytes, store, signal);
+      progress.expect(manifest);
+      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), progress.bytes, store, signal);
       weights = await get("model.safetensors");
       if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
       if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
@@ -319,10 +375,12 @@ export class Bedside {
       checkSignal(signal, "load");
       let engine, difference;
       try {
+        progress.phase("verify", 0.8, { backend: candidate });
         const loadOn = () => BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
         engine = await (candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
         // the known answer recorded at export: a backend that computes wrong numbers (a shader
         // that failed validation can return zeros on wasm) is not used
+        progress.phase("self-test", 0.9, { backend: candidate });
         difference = await engine.selfTest(SELF_TEST_TOLERANCE);
       } catch (e) {
         engine?.free();
@@ -341,6 +399,7 @@ export class Bedside {
       const model = new Bedside(engine, engine.manifest);
       model.selfTestDifference = difference ?? null; // null: the bundle records no answer
       model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
+      progress.phase("ready", 1, { backend: candidate });
       return model;
     }
     throw lastError;

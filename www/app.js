@@ -20,24 +20,45 @@ function clearError() {
   $("error").textContent = "";
 }
 
+/** What the status line says in each phase of a load (said once a phase: screen readers hear
+ * phases, not every chunk; the bar shows the bytes). */
+const PHASES = {
+  wasm: () => "Starting the engine…",
+  download: () => "Downloading the model…",
+  verify: ({ backend }) => `Checking the files and building the model (${backend === "webgpu" ? "WebGPU" : "CPU"})…`,
+  "self-test": ({ backend }) => `Testing ${backend === "webgpu" ? "WebGPU" : "the CPU"} on a known answer…`,
+  ready: () => "Model ready.",
+};
+
 async function loadModel(backend) {
   model?.dispose();
   model = undefined;
   $("run").disabled = true;
   $("status").textContent = `Loading model (${backend})…`;
   delete $("status").dataset.backend;
+  const bar = $("load-progress");
+  bar.value = 0;
+  bar.hidden = false;
+  let said;
   const started = performance.now();
   try {
     model = await Bedside.load(new URL("model/", location.href), {
       backend,
-      onProgress: ({ file, loaded, total }) => {
-        $("status").textContent = `Loading ${file}: ${Math.round(loaded / 1024)}${total ? ` of ${Math.round(total / 1024)}` : ""} KiB`;
+      onProgress: (progress) => {
+        bar.value = progress.fraction;
+        const key = `${progress.phase} ${progress.backend ?? ""}`;
+        if (key !== said) {
+          said = key;
+          $("status").textContent = PHASES[progress.phase]?.(progress) ?? "Loading…";
+        }
       },
     });
   } catch (error) {
     $("status").textContent = "No model loaded. Choose a backend to try again.";
+    bar.hidden = true;
     throw error;
   }
+  bar.hidden = true;
   const ms = performance.now() - started;
   $("status").dataset.backend = model.backend;
   $("status").textContent =

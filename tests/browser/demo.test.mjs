@@ -95,6 +95,12 @@ async function runPage(args, screenshot) {
     await page.addInitScript(() => {
       window.__violations = [];
       document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(`${e.violatedDirective}: ${e.blockedURI}`));
+      // every text the status line (a live region) takes, to check what a screen reader hears
+      window.__statuses = [];
+      document.addEventListener("DOMContentLoaded", () => {
+        const status = document.getElementById("status");
+        new MutationObserver(() => window.__statuses.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+      });
     });
     const response = await page.goto(`${origin}/?tokens=${TOKENS}`);
     for (const [name, value] of Object.entries(HEADERS)) assert.equal(response.headers()[name.toLowerCase()], value, name);
@@ -105,6 +111,8 @@ async function runPage(args, screenshot) {
     await page.screenshot({ path: path.join(shots, screenshot), fullPage: true });
     const backend = await page.getAttribute("#status", "data-backend");
     const status = await page.textContent("#status");
+    const statuses = await page.evaluate(() => window.__statuses);
+    const bar = await page.$eval("#load-progress", (p) => ({ value: p.value, hidden: p.hidden }));
     const phenotypes = await page.$$eval("#phenotypes tbody tr", (rows) =>
       rows.map((r) => ({ name: r.dataset.name, probability: Number(r.dataset.probability) })),
     );
@@ -141,7 +149,7 @@ async function runPage(args, screenshot) {
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, status, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
+    return { backend, status, statuses, bar, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
   } finally {
     await browser.close();
   }
@@ -195,6 +203,18 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   const page = await runPage(["--disable-features=WebGPU"], "demo-cpu.png");
   assert.equal(page.backend, "cpu");
   assert.match(page.status, /Running on the CPU: this browser or runtime has no WebGPU adapter\./, "the page says why");
+  // the load is announced by phase, not by chunk, and its bar ends full and hidden
+  // (a live region's changes within one task are heard as the last: "Loading model (auto)…" is
+  // replaced at once by the first phase)
+  assert.deepEqual(page.statuses.slice(0, 5), [
+    "Starting the engine…",
+    "Downloading the model…",
+    "Checking the files and building the model (CPU)…",
+    "Testing the CPU on a known answer…",
+    "Model ready.",
+  ]);
+  assert.match(page.statuses[5], /^Model loaded on CPU in \d+ ms\./);
+  assert.deepEqual(page.bar, { value: 1, hidden: true });
   const expected = native();
   const worst = check(page, expected, 1e-5);
   assert.equal(page.rationale, expected.explanation.text, "the CPU in the browser writes the native text");

@@ -35,6 +35,24 @@ test("the self-test runs where the bundle records an answer, and says so where i
   fixture.dispose();
 });
 
+test("load reports its phases in order, bytes against the manifest's sizes, a fraction that ends at 1", async () => {
+  const events = [];
+  const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu", onProgress: (p) => events.push(p) });
+  model.dispose();
+  const phases = events.map((e) => e.phase).filter((p, i, all) => p !== all[i - 1]);
+  assert.deepEqual(phases, ["wasm", "download", "verify", "self-test", "ready"]);
+  const fractions = events.map((e) => e.fraction);
+  assert.ok(fractions.every((f, i) => f >= (fractions[i - 1] ?? 0) && f <= 1), `fractions never fall: ${fractions}`);
+  assert.equal(fractions.at(-1), 1);
+  const manifest = JSON.parse(readFileSync(path.join(root, "models/demo/manifest.json"), "utf8"));
+  for (const [file, { bytes }] of Object.entries(manifest.files)) {
+    const last = events.filter((e) => e.file === file).at(-1);
+    assert.deepEqual([last.loaded, last.total], [bytes, bytes], file);
+  }
+  assert.equal(events.find((e) => e.phase === "download" && e.file === "model.safetensors" && e.loaded === e.total)?.fraction < 0.8, true);
+  assert.equal(events.filter((e) => e.phase === "ready")[0].backend, "cpu");
+});
+
 test("auto picks the CPU where there is no WebGPU", async () => {
   const model = await Bedside.load(bundleFiles(), { backend: "auto" });
   assert.equal(model.backend, "cpu");
