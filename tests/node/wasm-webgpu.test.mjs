@@ -49,6 +49,39 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
   for (const m of [gpu, cpu, auto]) m.dispose();
 });
 
+test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the CPU and says why", async (t) => {
+  if (!(await webgpuAvailable())) {
+    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
+    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    return;
+  }
+  // every mapped GPU buffer reads as zeros (and takes no writes), as from a broken driver: the
+  // device works, its numbers are wrong, and only the known answer can tell
+  const { GPUBuffer } = globals;
+  const getMappedRange = GPUBuffer.prototype.getMappedRange;
+  GPUBuffer.prototype.getMappedRange = function (...args) {
+    return new ArrayBuffer(getMappedRange.apply(this, args).byteLength);
+  };
+  try {
+    await assert.rejects(Bedside.load(bundleDir, { backend: "webgpu" }), (e) => {
+      assert.equal(e.code, "BACKEND_FAILED");
+      assert.match(e.message, /self-test failed: probabilities differ from the recorded answer/);
+      return true;
+    });
+    const auto = await Bedside.load(bundleDir, { backend: "auto" });
+    assert.equal(auto.backend, "cpu");
+    assert.match(auto.fallbackReason, /^WebGPU failed \(BACKEND_FAILED: backend webgpu: self-test failed/);
+    assert.ok((await auto.diagnose(samples[0])).phenotypes.length > 0);
+    auto.dispose();
+  } finally {
+    GPUBuffer.prototype.getMappedRange = getMappedRange;
+  }
+  // the device is still good once the driver is: WebGPU loads again
+  const again = await Bedside.load(bundleDir, { backend: "auto" });
+  assert.equal(again.backend, "webgpu");
+  again.dispose();
+});
+
 // Last in this file: it destroys the instance's one device.
 test("a device destroyed while explain streams fails that call with WEBGPU_LOST; auto then gives the CPU", async (t) => {
   if (!(await webgpuAvailable())) {
