@@ -49,6 +49,12 @@ export interface LoadOptions {
   cache?: boolean;
   /** Stops the downloads and the load; it then fails with `ABORTED`. */
   signal?: AbortSignal;
+  /**
+   * Pins the bundle: "sha256-" and the base64 sha256 of its manifest.json (Subresource Integrity's
+   * form); the manifest pins every other file by its hash. A manifest that differs fails with
+   * `BUNDLE_HASH_MISMATCH` before any other file is fetched.
+   */
+  integrity?: string;
   /** Where to get the wasm module from, if not next to this file. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
 }

@@ -216,6 +216,27 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * Pins a bundle: the manifest's UTF-8 text must hash to `integrity`, "sha256-" and the base64 of
+ * its sha256 (as Subresource Integrity writes it), and the manifest pins every other file by its
+ * own hash. Checked before any file is fetched.
+ */
+async function checkIntegrity(manifest, integrity) {
+  if (integrity === undefined) return;
+  const pinned = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(String(integrity).trim());
+  if (!pinned) {
+    throw new BedsideError("BAD_OPTION", `options.integrity must be "sha256-" and 44 base64 characters, not ${JSON.stringify(integrity)}`);
+  }
+  if (!globalThis.crypto?.subtle) {
+    throw new BedsideError("BAD_OPTION", "options.integrity needs Web Crypto, which browsers give only to secure pages (https, localhost)");
+  }
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(manifest)));
+  const actual = btoa(String.fromCharCode(...digest));
+  if (actual !== pinned[1]) {
+    throw new BedsideError("BUNDLE_HASH_MISMATCH", `bundle manifest.json: sha256-${actual} does not match the pinned integrity ${integrity}`);
+  }
+}
+
 /** The sha256 the manifest names for `file`, if it names one. */
 function listedSha256(manifestJson, file) {
   try {
@@ -314,12 +335,13 @@ export class Bedside {
   /**
    * @param source the bundle's base URL (or, in Node, directory), or its files' contents
    *   `{ manifest, weights }`.
-   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache, signal }`;
-   *   `cache: false` keeps the bundle out of the Cache API; `signal` (an AbortSignal) stops the
-   *   downloads and the load with `ABORTED`.
+   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache, signal,
+   *   integrity }`; `cache: false` keeps the bundle out of the Cache API; `signal` (an
+   *   AbortSignal) stops the downloads and the load with `ABORTED`; `integrity` ("sha256-…")
+   *   pins the manifest, and through its hashes every file.
    */
   static async load(source, options = {}) {
-    const { backend = "auto", onProgress, wasm, cache = true, signal } = options;
+    const { backend = "auto", onProgress, wasm, cache = true, signal, integrity } = options;
     checkSignal(signal, "load");
     const progress = new LoadProgress(onProgress);
     progress.phase("wasm", 0);
@@ -336,6 +358,7 @@ export class Bedside {
     if (typeof source === "string" || source instanceof URL) {
       store = cache ? await openCache() : undefined;
       manifest = await manifestText(join(source, "manifest.json"), progress.bytes, store, signal);
+      await checkIntegrity(manifest, integrity);
       progress.expect(manifest);
       const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), progress.bytes, store, signal);
       weights = await get("model.safetensors");
@@ -350,6 +373,7 @@ export class Bedside {
         tokenizer = typeof source.tokenizer === "string" ? new TextEncoder().encode(source.tokenizer) : new Uint8Array(source.tokenizer);
       }
       if (source.medrec !== undefined) medrec = new Uint8Array(source.medrec);
+      await checkIntegrity(manifest, integrity);
     } else {
       throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }

@@ -1,6 +1,7 @@
 // The wasm package in Node on the CPU: same numbers as the native CLI, and clear errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Bedside } from "../../pkg/bedside.js";
@@ -51,6 +52,20 @@ test("load reports its phases in order, bytes against the manifest's sizes, a fr
   }
   assert.equal(events.find((e) => e.phase === "download" && e.file === "model.safetensors" && e.loaded === e.total)?.fraction < 0.8, true);
   assert.equal(events.filter((e) => e.phase === "ready")[0].backend, "cpu");
+});
+
+test("integrity pins the manifest, and through it the bundle", async () => {
+  const dir = path.join(root, "models/demo");
+  const integrity = `sha256-${createHash("sha256").update(readFileSync(path.join(dir, "manifest.json"))).digest("base64")}`;
+  const model = await Bedside.load(dir, { backend: "cpu", integrity });
+  model.dispose();
+  const other = `sha256-${createHash("sha256").update("another manifest").digest("base64")}`;
+  await assert.rejects(Bedside.load(dir, { backend: "cpu", integrity: other }), (e) => {
+    assert.equal(e.code, "BUNDLE_HASH_MISMATCH");
+    assert.match(e.message, /^bundle manifest\.json: sha256-\S+ does not match the pinned integrity sha256-/);
+    return true;
+  });
+  await assert.rejects(Bedside.load(dir, { backend: "cpu", integrity: "md5-abc" }), { code: "BAD_OPTION" });
 });
 
 test("auto picks the CPU where there is no WebGPU", async () => {

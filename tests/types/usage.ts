@@ -9,6 +9,7 @@ export async function usage(record: object): Promise<string[]> {
     backend: gpu ? "auto" : "cpu",
     cache: false,
     signal: new AbortController().signal,
+    integrity: "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
     onProgress: ({ file, loaded, total, cached }) => console.log(file, loaded, total ?? 0, cached ?? false),
   });
   const backend: "webgpu" | "cpu" | "disposed" = model.backend;
