@@ -88,10 +88,12 @@ function cell(text, title) {
 
 /**
  * The run whose results the page shows. Choosing another patient or pressing Diagnose while a run
- * streams starts a newer one: the older stops writing at its next step (it would otherwise
- * interleave its tokens with the newer one's in the same box).
+ * streams starts a newer one: the older is cancelled (its decoding stops) and stops writing at
+ * its next step (it would otherwise interleave its tokens with the newer one's in the same box).
+ * The Stop button cancels the current run; what it wrote stays, marked as stopped.
  */
 let currentRun = 0;
+let controller;
 class Superseded extends Error {}
 function stillCurrent(run) {
   if (run !== currentRun) throw new Superseded("a newer run replaced this one");
@@ -107,7 +109,7 @@ async function explain(record, diagnosis, run) {
   let first;
   let result;
   const maxTokens = Number(params.get("tokens") ?? 160);
-  for await (const item of model.explain(record, { maxTokens })) {
+  for await (const item of model.explain(record, { maxTokens, signal: controller.signal })) {
     stillCurrent(run);
     if (typeof item === "string") {
       first ??= performance.now() - started;
@@ -219,7 +221,7 @@ function showNotices(notices) {
 
 async function recommend(record, run) {
   $("medications-section").hidden = false;
-  const result = await model.recommend(record);
+  const result = await model.recommend(record, { signal: controller.signal });
   stillCurrent(run);
   $("medications").querySelector("tbody").replaceChildren(
     ...result.medications.map((d) => {
@@ -248,11 +250,27 @@ async function diagnose() {
 
 async function analyse(record) {
   const run = ++currentRun;
+  controller?.abort();
+  controller = new AbortController();
   clearError();
   document.body.dataset.state = "running";
+  $("stop").hidden = false;
+  try {
+    await analyseRun(record, run);
+  } catch (error) {
+    if (run !== currentRun) throw new Superseded("a newer run replaced this one");
+    if (error.code !== "ABORTED") throw error;
+    $("rationale-timing").textContent = "Stopped: the text above is as far as the model had written.";
+    document.body.dataset.state = "stopped";
+  } finally {
+    if (run === currentRun) $("stop").hidden = true;
+  }
+}
+
+async function analyseRun(record, run) {
   describe(record);
   const started = performance.now();
-  const result = await model.diagnose(record);
+  const result = await model.diagnose(record, { signal: controller.signal });
   stillCurrent(run);
   const ms = performance.now() - started;
   showNotices(result.notices);
@@ -333,6 +351,8 @@ async function main() {
     document.body.dataset.state = "error";
   }
 }
+
+$("stop").addEventListener("click", () => controller?.abort());
 
 $("controls").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -270,6 +270,26 @@ test("a run started while another streams replaces it: one clean text, not two i
     });
     assert.equal(raced, alone, "the last run's text alone, as when it runs by itself");
     assert.equal(await page.isHidden("#error"), true, "a replaced run is not an error");
+    // Stop, pressed as the first piece of text appears: decoding ends there, marked as stopped
+    await page.evaluate(() => {
+      const box = document.querySelector("#rationale");
+      const observer = new MutationObserver(() => {
+        if (!box.textContent) return;
+        observer.disconnect();
+        document.querySelector("#stop").click();
+      });
+      observer.observe(box, { childList: true, characterData: true, subtree: true });
+    });
+    await page.evaluate(() => { document.body.dataset.state = "waiting"; });
+    await page.selectOption("#sample", "0");
+    await page.waitForSelector(`body[data-state="stopped"], ${settled}`, { timeout: 300_000 });
+    assert.equal(await page.getAttribute("body", "data-state"), "stopped", await page.textContent("#error"));
+    const stopped = await page.textContent("#rationale");
+    assert.match(await page.textContent("#rationale-timing"), /^Stopped/);
+    assert.equal(await page.isHidden("#stop"), true, "no Stop button once nothing runs");
+    assert.equal(await page.isHidden("#error"), true, "a stopped run is not an error");
+    const whole = await run(() => page.click("#run"));
+    assert.ok(stopped.length > 0 && stopped.length < whole.length && whole.startsWith(stopped), `${stopped} | ${whole}`);
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
