@@ -146,6 +146,14 @@ async function runPage(args, screenshot) {
       })),
     );
     assert.deepEqual(problems, []);
+    // accessibility of the finished page (axe-core's WCAG rules): no serious or critical finding
+    await page.evaluate(readFileSync(path.join(root, "node_modules/axe-core/axe.min.js"), "utf8"));
+    const accessibility = await page.evaluate(async () =>
+      (await globalThis.axe.run(document, { resultTypes: ["violations"] })).violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
+    );
+    assert.deepEqual(accessibility, [], "axe-core: serious or critical accessibility violations");
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
