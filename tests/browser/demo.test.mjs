@@ -39,9 +39,15 @@ before(async () => {
 after(() => server?.close());
 
 /**
+ * What a page may ask for: the demo page's own files, the package, the bundle and the samples,
+ * the routes the tests serve (/swap/, /catalogue/, /trap-worker.js), and data:/blob: URLs.
+ */
+const ALLOWED = /^\/(|index\.html|app\.js|charts\.js|style\.css|sw\.js|favicon\.ico|trap-worker\.js|(pkg|model|samples|swap|catalogue)\/.*)(\?.*)?$/;
+
+/**
  * Chromium with every request of every context it opens watched (pages, workers and, where
- * Chromium reports them to the context, service workers): only the demo's own origin (the page,
- * the package, the bundle) and data:/blob: URLs are allowed; `close()` fails the test on any other.
+ * Chromium reports them to the context, service workers): only `ALLOWED` paths of the demo's own
+ * origin and data:/blob: URLs; `close()` fails the test on any other.
  */
 async function launch(args) {
   const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, ...args] });
@@ -51,7 +57,8 @@ async function launch(args) {
     const context = await newContext(...options);
     context.on("request", (request) => {
       const url = request.url();
-      if (!url.startsWith(`${origin}/`) && !/^(data|blob):/.test(url)) foreign.push(url);
+      const own = url.startsWith(`${origin}/`) && ALLOWED.test(url.slice(origin.length));
+      if (!own && !/^(data|blob):/.test(url)) foreign.push(url);
     });
     return context;
   };
