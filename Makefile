@@ -146,7 +146,7 @@ node-test:
 	node_modules/.bin/tsc -p tests/types/tsconfig.json
 	BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
 	  node --test tests/node/
-	node --test tests/vite-app/
+	node --test tests/vite-app/ tests/webpack-app/
 
 browser-test:
 	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/

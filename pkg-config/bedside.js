@@ -13,6 +13,8 @@ export class BedsideError extends Error {
 }
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
+// Node's own modules are imported only in Node, and marked so that bundlers for the browser
+// (webpack and so Next.js, Vite) leave the import alone instead of refusing or stubbing it.
 
 function asBedsideError(error, fallbackCode = "INTERNAL") {
   if (error instanceof BedsideError) return error;
@@ -34,7 +36,7 @@ function initWasm(wasm) {
   wasmReady ??= (async () => {
     if (wasm) return init({ module_or_path: wasm });
     if (isNode) {
-      const { readFile } = await import("node:fs/promises");
+      const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
       return init({ module_or_path: await readFile(new URL("./wasm/bedside_bg.wasm", import.meta.url)) });
     }
     return init({ module_or_path: new URL("./wasm/bedside_bg.wasm", import.meta.url) });
@@ -103,8 +105,8 @@ export async function webgpuAvailable() {
 
 async function readBytes(url, file, onProgress, init) {
   if (isNode && !/^(https?|data|blob):/.test(String(url))) {
-    const { readFile } = await import("node:fs/promises");
-    const { fileURLToPath } = await import("node:url");
+    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
+    const { fileURLToPath } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:url");
     const path = String(url).startsWith("file:") ? fileURLToPath(url) : String(url);
     const bytes = new Uint8Array(await readFile(path).catch((e) => {
       throw new BedsideError("BUNDLE_FETCH", `cannot read ${file} at ${path}: ${e.message}`, { cause: e });
