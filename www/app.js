@@ -10,9 +10,32 @@ const params = new URLSearchParams(location.search);
 let model;
 let samples = [];
 
+/** What went wrong, in words a clinician reads first; the library's code and message follow in a detail. */
+const PLAIN = {
+  RECORD_JSON: "This file is not a patient record the model can read.",
+  RECORD_INVALID: "This record breaks the record format's rules (the details name the fields).",
+  RECORD_FHIR: "This FHIR resource cannot be read as a patient record.",
+  BUNDLE_FETCH: "The model files could not be downloaded. Check the connection and reload.",
+  BUNDLE_INVALID: "The model files are damaged or incomplete. Reload the page to fetch them again.",
+  BUNDLE_HASH_MISMATCH: "The model files do not match their checksums. Reload the page to fetch them again.",
+  BUNDLE_INCOMPATIBLE: "These model files were made for another version of bedside.",
+  WEBGPU_LOST: "The graphics processor stopped responding.",
+  WEBGPU_UNAVAILABLE: "This browser offers no WebGPU. Choose the CPU.",
+  BACKEND_FAILED: "The chosen processor failed. Try another backend.",
+  WASM_LOAD: "The model's engine could not start in this browser.",
+  WASM_PANIC: "The model's engine stopped unexpectedly. Reload the page.",
+};
+
 function showError(error) {
-  $("error").hidden = false;
-  $("error").textContent = `${error.code ?? "ERROR"}: ${error.message}`;
+  const box = $("error");
+  const detail = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "Details";
+  const code = document.createElement("code");
+  code.textContent = `${error.code ?? "ERROR"}: ${error.message}`;
+  detail.append(summary, code);
+  box.replaceChildren(`${PLAIN[error.code] ?? "Something went wrong."} `, detail);
+  box.hidden = false;
 }
 
 function clearError() {
@@ -281,9 +304,23 @@ async function analyseRun(record, run) {
       const row = document.createElement("tr");
       row.dataset.name = p.name;
       row.dataset.probability = String(p.probability);
-      if (result.diagnosed.includes(p.name)) row.className = "diagnosed";
+      const diagnosed = result.diagnosed.includes(p.name);
+      if (diagnosed) row.className = "diagnosed";
       const name = document.createElement("td");
-      name.textContent = p.short;
+      // the full name in words (not only on hover), and "supported" said, not only shown in bold
+      name.append(p.short);
+      if (p.short !== p.name) {
+        const full = document.createElement("span");
+        full.className = "full-name";
+        full.textContent = ` (${p.name})`;
+        name.append(full);
+      }
+      if (diagnosed) {
+        const mark = document.createElement("span");
+        mark.className = "supported";
+        mark.textContent = " ✔ supported";
+        name.append(mark);
+      }
       name.title = p.name;
       const bar = document.createElement("td");
       bar.className = "bar";
@@ -299,8 +336,8 @@ async function analyseRun(record, run) {
   );
   $("phenotypes").hidden = false;
   $("diagnosed").textContent = result.diagnosed.length
-    ? `Supported: ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
-    : `No phenotype group above the threshold (${ms.toFixed(0)} ms on ${result.backend}).`;
+    ? `Supported (probability at least ${model.manifest.threshold}): ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
+    : `No phenotype group reaches the threshold of ${model.manifest.threshold} (${ms.toFixed(0)} ms on ${result.backend}).`;
   if (model.manifest.medications) await recommend(record, run);
   if (model.manifest.model?.kind === "clinical") await explain(record, result, run);
   document.body.dataset.state = "done";

@@ -123,6 +123,10 @@ async function runPage(args, screenshot) {
     const phenotypes = await page.$$eval("#phenotypes tbody tr", (rows) =>
       rows.map((r) => ({ name: r.dataset.name, probability: Number(r.dataset.probability) })),
     );
+    // a supported group is said in words, not only set in bold
+    const supported = await page.$$eval("#phenotypes tbody tr", (rows) =>
+      rows.map((r) => [r.classList.contains("diagnosed"), r.querySelector(".supported")?.textContent.trim() ?? null]),
+    );
     const drugs = await page.$$eval("#medications tbody tr", (rows) => rows.map((r) => r.dataset.code));
     const warnings = await page.$$eval(".ddi-warning", (items) => items.map((li) => li.textContent));
     const rationale = await page.textContent("#rationale");
@@ -164,7 +168,7 @@ async function runPage(args, screenshot) {
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
-    return { backend, status, statuses, bar, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
+    return { backend, status, statuses, bar, supported, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
   } finally {
     await browser.close();
   }
@@ -230,6 +234,8 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   ]);
   assert.match(page.statuses[5], /^Model loaded on CPU in \d+ ms\./);
   assert.deepEqual(page.bar, { value: 1, hidden: true });
+  assert.ok(page.supported.some(([diagnosed]) => diagnosed), "the sample has a supported group");
+  assert.deepEqual(page.supported.filter(([d, word]) => d !== (word === "✔ supported")), [], "supported rows say so, the others do not");
   const expected = native();
   const worst = check(page, expected, 1e-5);
   assert.equal(page.rationale, expected.explanation.text, "the CPU in the browser writes the native text");
@@ -255,8 +261,10 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     ];
     for (const [name, text, code] of bad) {
       assert.equal(await open(name, "application/json", text), "error", name);
-      const message = await page.textContent("#error");
+      // words first, then the library's code and message in a detail
+      const message = await page.textContent("#error details code");
       assert.ok(message.startsWith(`${code}:`), `${name}: ${message}`);
+      assert.doesNotMatch(await page.textContent("#error"), /^[A-Z_]+:/, `${name}: the error opens in plain words`);
     }
     await page.screenshot({ path: path.join(shots, "demo-error.png"), fullPage: true });
     // still usable: a sample runs again and clears the error
@@ -341,7 +349,7 @@ test("a truncated weights file and a manifest hash mismatch give coded errors; t
       await page.goto(`${origin}/?tokens=${TOKENS}`);
       await page.waitForSelector(settled, { timeout: 300_000 });
       assert.equal(await page.getAttribute("body", "data-state"), "error", name);
-      const message = await page.textContent("#error");
+      const message = await page.textContent("#error details code");
       assert.ok(message.startsWith(`${code}:`), `${name}: ${message}`);
       assert.match(message, pattern, name);
       assert.equal(await page.isEnabled("#backend"), true, `${name}: the backend can still be chosen`);
