@@ -73,10 +73,18 @@ export function chart(series) {
     path += `${start ? "M" : "L"}${x(h + 0.5).toFixed(1)},${y(v).toFixed(1)}`;
   });
   el("path", { d: path, class: "line" }, svg);
+  // a point per hour: a dot inside the normal range; outside it, a larger triangle pointing the
+  // way the value lies (up above the range, down below), so that shape says it as well as colour
   series.values.forEach((v, h) => {
     if (v === null) return;
-    const outside = v > series.normal_high || v < series.normal_low;
-    el("circle", { cx: x(h + 0.5), cy: y(v), r: 1.8, class: outside ? "point abnormal" : "point" }, svg);
+    const [cx, cy] = [x(h + 0.5), y(v)];
+    if (v <= series.normal_high && v >= series.normal_low) {
+      el("circle", { cx, cy, r: 1.8, class: "point" }, svg);
+      return;
+    }
+    const s = v > series.normal_high ? -1 : 1; // SVG y grows downwards
+    const d = `M${cx.toFixed(1)},${(cy + 3.2 * s).toFixed(1)}L${(cx - 2.8).toFixed(1)},${(cy - 1.8 * s).toFixed(1)}L${(cx + 2.8).toFixed(1)},${(cy - 1.8 * s).toFixed(1)}Z`;
+    el("path", { d, class: `point abnormal ${s < 0 ? "high" : "low"}` }, svg);
   });
   // axes: the normal range's limits and the hours
   for (const v of [series.normal_low, series.normal_high]) {

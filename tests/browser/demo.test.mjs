@@ -154,6 +154,8 @@ async function runPage(args, screenshot) {
         label: f.querySelector("svg")?.getAttribute("aria-label") ?? "",
         attention: f.querySelectorAll(".attention").length,
         abnormal: f.querySelectorAll(".point.abnormal").length,
+        // marked by shape, not only colour: triangles outside the range, dots inside
+        shapes: [...new Set([...f.querySelectorAll(".point")].map((p) => `${p.tagName}${p.classList.contains("abnormal") ? " abnormal" : ""}`))].sort(),
       })),
     );
     assert.deepEqual(problems, []);
@@ -206,6 +208,9 @@ function check(page, expected, tolerance) {
   }
   const outside = series.flatMap((c) => c.values.filter((v) => v !== null && (v > c.normal_high || v < c.normal_low)));
   assert.equal(page.charts.reduce((n, c) => n + c.abnormal, 0), outside.length);
+  for (const c of page.charts) {
+    assert.deepEqual(c.shapes.filter((s) => !["circle", "path abnormal"].includes(s)), [], `${c.channel}: ${c.shapes}`);
+  }
   assert.ok(outside.length > 0, "the sample has values outside the normal range");
   return worst;
 }
