@@ -22,7 +22,8 @@ export type BackendChoice = "auto" | "webgpu" | "cpu";
 /**
  * One event of a load's progress. Phases come in order: "wasm", "download", "verify" (the engine
  * checks each file's sha256 and builds the model), "self-test" (on WebGPU also where the shaders
- * compile), "ready"; "verify" and "self-test" come again for the CPU when WebGPU fails.
+ * compile), "ready"; "verify" and "self-test" come again for the CPU when WebGPU fails (with
+ * the fraction where it was). A load from `{ manifest, weights }` has no "download" phase.
  */
 export interface LoadProgress {
   phase: "wasm" | "download" | "verify" | "self-test" | "ready";
@@ -65,8 +66,8 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** `signal` (or leaving the loop) stops decoding at the next piece of text; the iterator then
- * throws `ABORTED`. */
+/** `signal` stops decoding at the next piece of text, and the iterator then throws `ABORTED`;
+ * leaving the loop (`break`) stops decoding too. */
 export interface ExplainOptions extends CallOptions {
   /** Longest generated text, in tokens (default 160). */
   maxTokens?: number;

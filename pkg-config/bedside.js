@@ -219,12 +219,11 @@ async function sha256Hex(bytes) {
 }
 
 /**
- * Pins a bundle: the manifest's UTF-8 text must hash to `integrity`, "sha256-" and the base64 of
- * its sha256 (as Subresource Integrity writes it), and the manifest pins every other file by its
- * own hash. Checked before any file is fetched.
+ * The base64 sha256 that `integrity` ("sha256-" and the base64 of a sha256, as Subresource
+ * Integrity writes it) pins, checked before anything is fetched; undefined when not pinned.
  */
-async function checkIntegrity(manifest, integrity) {
-  if (integrity === undefined) return;
+function pinnedSha256(integrity) {
+  if (integrity === undefined) return undefined;
   const pinned = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(String(integrity).trim());
   if (!pinned) {
     throw new BedsideError("BAD_OPTION", `options.integrity must be "sha256-" and 44 base64 characters, not ${JSON.stringify(integrity)}`);
@@ -232,9 +231,18 @@ async function checkIntegrity(manifest, integrity) {
   if (!globalThis.crypto?.subtle) {
     throw new BedsideError("BAD_OPTION", "options.integrity needs Web Crypto, which browsers give only to secure pages (https, localhost)");
   }
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(manifest)));
+  return pinned[1];
+}
+
+/**
+ * Pins a bundle: the manifest's bytes must hash to the pinned sha256, and the manifest pins every
+ * other file by its own hash. Checked before any other file is fetched.
+ */
+async function checkIntegrity(bytes, pinned, integrity) {
+  if (pinned === undefined) return;
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes));
   const actual = btoa(String.fromCharCode(...digest));
-  if (actual !== pinned[1]) {
+  if (actual !== pinned) {
     throw new BedsideError("BUNDLE_HASH_MISMATCH", `bundle manifest.json: sha256-${actual} does not match the pinned integrity ${integrity}`);
   }
 }
@@ -250,20 +258,20 @@ function listedSha256(manifestJson, file) {
 }
 
 /**
- * The manifest, network first: it names the current files and their hashes, so it is always
+ * The manifest's bytes, network first: it names the current files and their hashes, so it is always
  * asked for (revalidating any HTTP-cached copy); the copy in `cache` is used only when the
  * network fails, so a cached bundle loads offline. `load` caches a manifest only once the bundle
  * it names has loaded, so an update cut short leaves the previous bundle whole.
  */
-async function manifestText(url, onProgress, cache, signal) {
+async function manifestBytes(url, onProgress, cache, signal) {
   try {
     const init = isNode ? { signal } : { cache: "no-cache", signal };
-    return new TextDecoder().decode(await readBytes(url, "manifest.json", onProgress, init));
+    return await readBytes(url, "manifest.json", onProgress, init);
   } catch (e) {
     // only where the network failed (the error has a cause); an HTTP error is the server's answer
     const hit = e.cause && e.code !== "ABORTED" ? await cache?.match(url).catch(() => undefined) : undefined;
     if (!hit) throw e;
-    return hit.text();
+    return new Uint8Array(await hit.arrayBuffer());
   }
 }
 
@@ -345,6 +353,7 @@ export class Bedside {
   static async load(source, options = {}) {
     const { backend = "auto", onProgress, wasm, cache = true, signal, integrity } = options;
     checkSignal(signal, "load");
+    const pinned = pinnedSha256(integrity);
     const progress = new LoadProgress(onProgress);
     progress.phase("wasm", 0);
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
@@ -359,23 +368,29 @@ export class Bedside {
     let manifest, weights, tokenizer, medrec, store;
     if (typeof source === "string" || source instanceof URL) {
       store = cache ? await openCache() : undefined;
-      manifest = await manifestText(join(source, "manifest.json"), progress.bytes, store, signal);
-      await checkIntegrity(manifest, integrity);
+      // streamed chunk by chunk only for a caller that watches the progress
+      const onBytes = onProgress ? progress.bytes : undefined;
+      const bytes = await manifestBytes(join(source, "manifest.json"), onBytes, store, signal);
+      await checkIntegrity(bytes, pinned, integrity);
+      manifest = new TextDecoder().decode(bytes);
       progress.expect(manifest);
-      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), progress.bytes, store, signal);
+      const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onBytes, store, signal);
       weights = await get("model.safetensors");
       if (listsFile(manifest, "tokenizer.json")) tokenizer = await get("tokenizer.json");
       if (listsFile(manifest, "medrec.safetensors")) medrec = await get("medrec.safetensors");
     } else if (source && source.manifest !== undefined && source.weights !== undefined) {
       const m = source.manifest;
-      manifest =
-        typeof m === "string" ? m : m instanceof Uint8Array || m instanceof ArrayBuffer ? new TextDecoder().decode(m) : JSON.stringify(m);
+      const bytes = typeof m === "string" ? new TextEncoder().encode(m) : m instanceof Uint8Array || m instanceof ArrayBuffer ? new Uint8Array(m) : undefined;
+      if (pinned !== undefined && bytes === undefined) {
+        throw new BedsideError("BAD_OPTION", "options.integrity pins a manifest's bytes: pass the manifest as text or bytes, not as an object");
+      }
+      await checkIntegrity(bytes, pinned, integrity);
+      manifest = bytes ? new TextDecoder().decode(bytes) : JSON.stringify(m);
       weights = source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights);
       if (source.tokenizer !== undefined) {
         tokenizer = typeof source.tokenizer === "string" ? new TextEncoder().encode(source.tokenizer) : new Uint8Array(source.tokenizer);
       }
       if (source.medrec !== undefined) medrec = new Uint8Array(source.medrec);
-      await checkIntegrity(manifest, integrity);
     } else {
       throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
     }

@@ -54,6 +54,10 @@ const PHASES = {
 };
 
 async function loadModel(backend) {
+  // a run of the model about to go stops first (its results would come from a disposed model)
+  currentRun += 1;
+  controller?.abort();
+  $("stop").hidden = true;
   model?.dispose();
   model = undefined;
   $("run").disabled = true;
@@ -283,14 +287,25 @@ async function analyse(record) {
   } catch (error) {
     if (run !== currentRun) throw new Superseded("a newer run replaced this one");
     if (error.code !== "ABORTED") throw error;
-    $("rationale-timing").textContent = "Stopped: the text above is as far as the model had written.";
+    $("rationale-timing").textContent = $("rationale-section").hidden
+      ? ""
+      : "Stopped: the text above is as far as the model had written.";
+    $("diagnosed").textContent ||= "Stopped before the model answered.";
     document.body.dataset.state = "stopped";
   } finally {
     if (run === currentRun) $("stop").hidden = true;
   }
 }
 
+/** Hides what an earlier run showed, so that a run stopped early never shows another patient's results. */
+function clearResults() {
+  for (const id of ["phenotypes", "medications-section", "rationale-section", "charts-section", "attention"]) $(id).hidden = true;
+  for (const id of ["diagnosed", "rationale", "rationale-timing"]) $(id).textContent = "";
+  $("evidence").replaceChildren();
+}
+
 async function analyseRun(record, run) {
+  clearResults();
   describe(record);
   const started = performance.now();
   const result = await model.diagnose(record, { signal: controller.signal });

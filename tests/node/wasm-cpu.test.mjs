@@ -66,6 +66,16 @@ test("integrity pins the manifest, and through it the bundle", async () => {
     return true;
   });
   await assert.rejects(Bedside.load(dir, { backend: "cpu", integrity: "md5-abc" }), { code: "BAD_OPTION" });
+  // the bytes are what is pinned: the same manifest given as bytes loads, as an object it cannot
+  const files = {
+    manifest: readFileSync(path.join(dir, "manifest.json")),
+    weights: readFileSync(path.join(dir, "model.safetensors")),
+    tokenizer: readFileSync(path.join(dir, "tokenizer.json")),
+    medrec: readFileSync(path.join(dir, "medrec.safetensors")),
+  };
+  (await Bedside.load(files, { backend: "cpu", integrity })).dispose();
+  const parsed = { ...files, manifest: JSON.parse(files.manifest) };
+  await assert.rejects(Bedside.load(parsed, { backend: "cpu", integrity }), { code: "BAD_OPTION" });
 });
 
 test("auto picks the CPU where there is no WebGPU", async () => {
