@@ -1,7 +1,7 @@
 //! `medrec`: LEADER, the medication teacher distilled into the student, both measured.
 
 use crate::io::read_cohort;
-use crate::leader;
+use crate::medrec;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -25,15 +25,15 @@ pub fn run(args: Args) -> Result<()> {
         print_config,
     } = args;
     if print_config {
-        print!("{}", leader::default_config_toml()?);
+        print!("{}", medrec::default_config_toml()?);
         return Ok(());
     }
     let config = match &config {
-        Some(path) => leader::MedRecRunConfig::read(path)?,
-        None => leader::MedRecRunConfig::default(),
+        Some(path) => medrec::MedRecRunConfig::read(path)?,
+        None => medrec::MedRecRunConfig::default(),
     };
-    let records = leader::records(&config, read_cohort)?;
-    let report = leader::run(&config, records, &out)?;
+    let records = medrec::records(&config, read_cohort)?;
+    let report = medrec::run(&config, records, &out)?;
     let s = &report.student.overall;
     println!(
         "medrec: student Jaccard {:.3} (95% CI {:.3}–{:.3}), PRAUC {:.3}, F1 {:.3}, DDI rate {:.3} on {} test admissions; {:.0} s → {}",

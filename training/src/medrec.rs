@@ -37,7 +37,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::io::{bar, write_atomic};
-use crate::medication_metrics::{MedicationMetrics, best_threshold, evaluate};
+use crate::medrec_metrics::{MedicationMetrics, best_threshold, evaluate};
 use crate::usage::{Meter, Usage};
 
 /// The run configuration (`medrec.toml`); every field has a default.
