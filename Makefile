@@ -3,7 +3,8 @@
 #   make test   runs every test: native Rust (CPU + wgpu on lavapipe), Node (wasm on CPU and WebGPU),
 #               headless Chromium (WebGPU and the CPU fallback)
 # Both install what is missing: the wasm32 target, wasm-bindgen-cli (pinned to Cargo.lock),
-# Debian's chromium and Mesa's Vulkan drivers, and the Node packages (npm ci).
+# Debian's chromium and Mesa's Vulkan drivers, the Node packages (npm ci), and llama-cpp-python
+# with Gemma 3 270M for the language-model tests (target/llm).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,12 +21,12 @@ WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench fuzz pkg model train medrec mortality usage baselines native release native-test node-test browser-test \
-        setup-rust setup-node setup-system clean
+        setup-rust setup-node setup-system setup-llm clean
 
 demo: setup-rust setup-node pkg model
 	node www/serve.mjs --port $(PORT)
 
-test: setup-rust setup-node setup-system lint native model native-test pkg node-test browser-test
+test: setup-rust setup-node setup-system setup-llm lint native model native-test pkg node-test browser-test
 	@echo "make test: every layer passed"
 
 # --- set-up: each step does nothing when its tool is already there ---------------------------
@@ -51,6 +52,11 @@ setup-system:
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+
+# The local language model the LLM-teacher tests talk to (llama-cpp-python + Gemma 3 270M in
+# target/llm; about 6 min the first time, most of it building llama.cpp).
+setup-llm:
+	tools/llm-server.sh install
 
 # --- builds ----------------------------------------------------------------------------------
 # The whole workspace at once, so the library and bedside-train share one build of burn.
@@ -139,8 +145,10 @@ medrec: release
 	$(RELEASE) medrec --config training/medrec-demo.toml --out $(DEMO)/medrec-run
 
 # --- tests -----------------------------------------------------------------------------------
-native-test:
-	BEDSIDE_REQUIRE_WGPU=1 BEDSIDE_REQUIRE_DATA=1 BEDSIDE_REQUIRE_ROOT=1 cargo test --workspace --locked
+# Under a running language-model server (training/tests/llm.rs uses it; the server stops after).
+native-test: setup-llm
+	tools/llm-server.sh run env BEDSIDE_REQUIRE_LLM=1 BEDSIDE_REQUIRE_WGPU=1 BEDSIDE_REQUIRE_DATA=1 \
+	  BEDSIDE_REQUIRE_ROOT=1 cargo test --workspace --locked
 
 node-test:
 	node_modules/.bin/tsc -p tests/types/tsconfig.json

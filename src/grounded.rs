@@ -203,20 +203,7 @@ pub fn picks_from_text(
         let words: Vec<&str> = sentence.split(|c: char| !c.is_alphanumeric()).collect();
         let high = HIGH_WORDS.iter().any(|w| words.contains(w));
         let low = LOW_WORDS.iter().any(|w| words.contains(w));
-        for (c, channel) in CHANNELS.iter().enumerate() {
-            let Some(at) = find_word(&sentence, &channel.label.to_lowercase()) else {
-                continue;
-            };
-            // a longer label that contains this one ("Arterial oxygen saturation") names the other channel
-            if CHANNELS.iter().any(|o| {
-                o.label.len() > channel.label.len()
-                    && o.label
-                        .to_lowercase()
-                        .contains(&channel.label.to_lowercase())
-                    && sentence.contains(&o.label.to_lowercase())
-            }) {
-                continue;
-            }
+        for (c, at) in named_channels(&sentence) {
             match findings.lab(c) {
                 Some(f)
                     if (f.direction == Direction::High && high)
@@ -236,6 +223,103 @@ pub fn picks_from_text(
         }
     }
     (out, unmatched)
+}
+
+/// The channels a lower-cased sentence names by their knowledge-base label, with where: a longer
+/// label that contains a shorter one ("Arterial oxygen saturation") names only its own channel.
+fn named_channels(sentence: &str) -> Vec<(usize, usize)> {
+    CHANNELS
+        .iter()
+        .enumerate()
+        .filter_map(|(c, channel)| {
+            let label = channel.label.to_lowercase();
+            let at = find_word(sentence, &label)?;
+            let shadowed = CHANNELS.iter().any(|o| {
+                let other = o.label.to_lowercase();
+                other.len() > label.len() && other.contains(&label) && sentence.contains(&other)
+            });
+            (!shadowed).then_some((c, at))
+        })
+        .collect()
+}
+
+/// What the grounding check makes of one statement (a sentence) of a teacher rationale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// It quotes a note sentence of the record, or states lab findings the record has: each
+    /// channel it names is abnormal in the direction it says, and every number in it is one of
+    /// those findings' numbers (value, hour, normal range, unit).
+    Grounded,
+    /// It names a channel in a direction the record's findings do not have (or a channel without
+    /// a finding), or gives a number none of the named findings has: an invented value.
+    Contradicts,
+    /// It states nothing the check can tie to the record: no quote, no channel with a direction
+    /// (a restated diagnosis, a finding outside the knowledge base's channels).
+    Unverifiable,
+}
+
+/// The grounding check of one teacher statement against the record's findings — the filter that
+/// keeps a language model's invented findings out of what a student is taught.
+pub fn verdict(record: &PatientRecord, findings: &Findings, sentence: &str) -> Verdict {
+    if !picks_from_text(record, findings, sentence, "").0.is_empty() {
+        return Verdict::Grounded;
+    }
+    let lower = sentence.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
+    let high = HIGH_WORDS.iter().any(|w| words.contains(w));
+    let low = LOW_WORDS.iter().any(|w| words.contains(w));
+    let named = named_channels(&lower);
+    if named.is_empty() || !(high || low) {
+        return Verdict::Unverifiable;
+    }
+    let mut allowed = Vec::new();
+    for (c, _) in named {
+        match findings.lab(c) {
+            Some(f)
+                if (f.direction == Direction::High && high)
+                    || (f.direction == Direction::Low && low) =>
+            {
+                allowed.extend(numbers(&f.statement()));
+            }
+            _ => return Verdict::Contradicts,
+        }
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
+    if numbers(sentence)
+        .iter()
+        .all(|n| allowed.iter().any(|a| close(*n, *a)))
+    {
+        Verdict::Grounded
+    } else {
+        Verdict::Contradicts
+    }
+}
+
+/// The numbers written in `text` as numbers, not as parts of words ("CO2", "B12" give none).
+fn numbers(text: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c.is_ascii_digit() && prev.is_none_or(|p| !p.is_alphanumeric() && p != '.') {
+            let mut end = i + 1;
+            while let Some(&(j, d)) = chars.peek() {
+                if !(d.is_ascii_digit() || d == '.') {
+                    break;
+                }
+                end = j + 1;
+                chars.next();
+            }
+            if let Ok(v) = text[i..end].trim_end_matches('.').parse() {
+                out.push(v);
+            }
+            prev = text[..end].chars().next_back();
+        } else {
+            prev = Some(c);
+        }
+    }
+    out
 }
 
 /// Where `needle` occurs in `haystack` as whole words ("troponin i" is not in "troponin increased").
@@ -455,6 +539,45 @@ mod tests {
         assert_eq!(
             facts[0].render(&r),
             "Note 1: \u{201c}Sepsis from a urinary source;\u{201d}"
+        );
+    }
+
+    #[test]
+    fn the_grounding_check_keeps_true_statements_and_catches_invented_ones() {
+        let r = record();
+        let f = Findings::of(&r, 48);
+        let lactate = f.lab(channel_index("lactate").unwrap()).unwrap();
+        let check = |s: &str| verdict(&r, &f, s);
+        // what the record states, in the findings' own words and in a model's
+        assert_eq!(check(&lactate.statement()), Verdict::Grounded);
+        assert_eq!(check("Lactate was elevated."), Verdict::Grounded);
+        assert_eq!(check("Lactate 4.2 mmol/L, high."), Verdict::Grounded);
+        assert_eq!(check("Sepsis from a urinary source."), Verdict::Grounded);
+        // an invented value, hour, direction or finding
+        assert_eq!(check("Lactate was high at 9 mmol/L."), Verdict::Contradicts);
+        assert_eq!(
+            check("Lactate was high at 4.2 mmol/L at hour 30."),
+            Verdict::Contradicts
+        );
+        assert_eq!(check("Lactate was low."), Verdict::Contradicts);
+        assert_eq!(
+            check("Sodium was high at 150 mmol/L."),
+            Verdict::Contradicts
+        );
+        // statements the check cannot tie to the record
+        assert_eq!(
+            check("The patient has leukocytosis."),
+            Verdict::Unverifiable
+        );
+        assert_eq!(check("This supports Sepsis."), Verdict::Unverifiable);
+        assert_eq!(check("Sodium was measured."), Verdict::Unverifiable);
+    }
+
+    #[test]
+    fn numbers_are_read_as_numbers_not_parts_of_words() {
+        assert_eq!(
+            numbers("PaCO2 was 53.9 at hour 37 (normal 35-45). B12 0.59 1."),
+            [53.9, 37.0, 35.0, 45.0, 0.59, 1.0]
         );
     }
 

@@ -59,6 +59,9 @@ enum Command {
     Distill(cli::distill::Args),
     /// LEADER: train the medication teacher, distil it into the student, measure both.
     Medrec(cli::medrec::Args),
+    /// LEADER's teacher features from a language model: the pooled hidden state of each
+    /// admission's visit prompt from an OpenAI-compatible embeddings endpoint.
+    Features(cli::features::Args),
     /// Measure a clinical bundle on a labelled cohort: the phenotype head, the written diagnoses,
     /// and the rationales (BLEU-4, ROUGE-L, faithfulness).
     Eval(cli::eval::Args),
@@ -111,6 +114,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Teach(args) => cli::teach::run(args),
         Command::Distill(args) => cli::distill::run(args),
         Command::Medrec(args) => cli::medrec::run(args),
+        Command::Features(args) => cli::features::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Tokenizer(args) => cli::tokenizer::run(args),

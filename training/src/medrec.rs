@@ -236,6 +236,31 @@ fn read_code_names(path: &Path) -> Result<HashMap<String, String>> {
     Ok(names)
 }
 
+/// Every admission's visit prompt under `config` (its code names and visit limit), with its id:
+/// what the online teacher reads, and what `features` sends to a language model.
+pub fn visit_prompts(
+    config: &MedRecRunConfig,
+    records: &[PatientRecord],
+) -> Result<Vec<(String, String)>> {
+    let names = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .map(read_code_names)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let (dx_names, px_names) = (
+        names(&config.diagnosis_names)?,
+        names(&config.procedure_names)?,
+    );
+    Ok(records
+        .iter()
+        .map(|r| {
+            let prompt = visit_prompt(r, &dx_names, &px_names, config.student.max_visits);
+            (r.id.clone(), prompt)
+        })
+        .collect())
+}
+
 /// LEADER's textualised visit prompt. The current visit comes first so that cutting a long
 /// history at the token limit drops the oldest visits, never the current one.
 pub fn visit_prompt(
@@ -329,11 +354,89 @@ pub struct Student {
 }
 
 /// Teacher features: per admission id, the pooled hidden state and (optionally) the logits.
+/// `write_features` leaves the logits out when `drugs` is empty (hidden states alone, as
+/// `features` writes them).
 pub struct TeacherFeatures {
     pub hidden: HashMap<String, Vec<f32>>,
     pub width: usize,
     /// Logit columns named by ATC-3 code (metadata `medications`), where the file says.
     pub logits: HashMap<String, HashMap<String, f32>>,
+}
+
+impl TeacherFeatures {
+    /// Each hidden dimension standardised by its mean and spread over the admissions `rows`:
+    /// the student's projection regresses onto it, and a language model's raw hidden states can
+    /// be orders of magnitude apart between dimensions.
+    pub fn standardise(&mut self, rows: &[String]) {
+        let n = rows.len().max(1) as f64;
+        let (mut mean, mut square) = (vec![0.0f64; self.width], vec![0.0f64; self.width]);
+        for h in rows.iter().filter_map(|id| self.hidden.get(id)) {
+            for (k, &x) in h.iter().enumerate() {
+                mean[k] += f64::from(x) / n;
+                square[k] += f64::from(x) * f64::from(x) / n;
+            }
+        }
+        let spread: Vec<f64> = mean
+            .iter()
+            .zip(&square)
+            .map(|(m, s)| (s - m * m).max(0.0).sqrt())
+            .map(|s| if s < 1e-6 { 1.0 } else { s })
+            .collect();
+        for h in self.hidden.values_mut() {
+            for (k, x) in h.iter_mut().enumerate() {
+                *x = ((f64::from(*x) - mean[k]) / spread[k]) as f32;
+            }
+        }
+    }
+
+    /// The teacher of hidden states alone: one-vs-rest logistic regression from the (already
+    /// standardised) hidden state to the drug set, C chosen on the validation admissions
+    /// ([`crate::logistic`]); its logits for every admission become `logits`. Returns C.
+    pub fn fit_head(
+        &mut self,
+        train: (&[String], &[Vec<bool>]),
+        validation: (&[String], &[Vec<bool>]),
+        drugs: &[String],
+    ) -> Result<f64> {
+        let device = Device::flex().autodiff();
+        let matrix = |ids: &[String]| -> Tensor<2> {
+            let flat: Vec<f32> = ids
+                .iter()
+                .flat_map(|id| self.hidden[id].iter().copied())
+                .collect();
+            Tensor::<1>::from_data(TensorData::new(flat, [ids.len() * self.width]), &device)
+                .reshape([ids.len(), self.width])
+        };
+        let labels = |rows: &[Vec<bool>]| -> Tensor<2, Int> {
+            let flat: Vec<i64> = rows.iter().flatten().map(|&t| i64::from(t)).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(flat, [rows.len() * drugs.len()]), &device)
+                .reshape([rows.len(), drugs.len()])
+        };
+        let chosen = crate::logistic::regularisation_path(
+            &matrix(train.0),
+            &labels(train.1),
+            &matrix(validation.0),
+            &labels(validation.1),
+        )?;
+        let ids: Vec<String> = self.hidden.keys().cloned().collect();
+        let logits: Vec<f32> = chosen
+            .model
+            .forward(matrix(&ids))
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        self.logits = ids
+            .iter()
+            .zip(logits.chunks_exact(drugs.len()))
+            .map(|(id, row)| {
+                (
+                    id.clone(),
+                    drugs.iter().cloned().zip(row.iter().copied()).collect(),
+                )
+            })
+            .collect();
+        Ok(chosen.c)
+    }
 }
 
 pub fn write_features(
@@ -347,20 +450,18 @@ pub fn write_features(
     use safetensors::{Dtype, tensor::TensorView};
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let (h, l) = (bytes(hidden), bytes(logits));
-    let views = vec![
-        (
-            "hidden",
-            TensorView::new(Dtype::F32, vec![ids.len(), width], &h)?,
-        ),
-        (
+    let mut views = vec![(
+        "hidden",
+        TensorView::new(Dtype::F32, vec![ids.len(), width], &h)?,
+    )];
+    let mut metadata = HashMap::from([("ids".to_string(), serde_json::to_string(ids)?)]);
+    if !drugs.is_empty() {
+        views.push((
             "logits",
             TensorView::new(Dtype::F32, vec![ids.len(), drugs.len()], &l)?,
-        ),
-    ];
-    let metadata = HashMap::from([
-        ("ids".to_string(), serde_json::to_string(ids)?),
-        ("medications".to_string(), serde_json::to_string(drugs)?),
-    ]);
+        ));
+        metadata.insert("medications".to_string(), serde_json::to_string(drugs)?);
+    }
     write_atomic(path, &safetensors::serialize(views, Some(metadata))?)
 }
 
@@ -687,19 +788,9 @@ pub fn run(
     );
 
     // the teacher's prompts and tokenizer
-    let names = |p: &Option<PathBuf>| {
-        p.as_deref()
-            .map(read_code_names)
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    let (dx_names, px_names) = (
-        names(&config.diagnosis_names)?,
-        names(&config.procedure_names)?,
-    );
-    let prompts: Vec<String> = records
-        .iter()
-        .map(|r| visit_prompt(r, &dx_names, &px_names, config.student.max_visits))
+    let prompts: Vec<String> = visit_prompts(config, &records)?
+        .into_iter()
+        .map(|(_, p)| p)
         .collect();
     let online = config.teacher.mode == "online";
     let tokenizer = if online {
@@ -748,7 +839,8 @@ pub fn run(
     }
     let (mut history, mut usage) = (Vec::new(), Vec::new());
 
-    // 1. the teacher
+    // 1. the teacher (online: trained here; offline: read, and where the file has no logits, a
+    // logistic regression on its hidden states is the teacher)
     let (features, teacher_parameters) = match config.teacher.mode.as_str() {
         "online" => {
             let meter = Meter::start();
@@ -770,20 +862,41 @@ pub fn run(
                 .features
                 .as_deref()
                 .context("teacher.features")?;
-            let features = read_features(path)?;
+            let mut features = read_features(path)?;
             let missing: Vec<&str> = train
                 .iter()
+                .chain(&validation)
                 .map(|&i| examples[i].id.as_str())
                 .filter(|id| !features.hidden.contains_key(*id))
                 .collect();
             ensure!(
                 missing.is_empty(),
-                "{}: no teacher features for {} training admissions, e.g. {}",
+                "{}: no teacher features for {} training or validation admissions, e.g. {}",
                 path.display(),
                 missing.len(),
                 missing[0]
             );
-            (Some(features), None)
+            let ids = |rows: &[usize]| -> Vec<String> {
+                rows.iter().map(|&i| examples[i].id.clone()).collect()
+            };
+            features.standardise(&ids(&train));
+            let parameters = if features.logits.is_empty() {
+                let meter = Meter::start();
+                let targets = |rows: &[usize]| -> Vec<Vec<bool>> {
+                    rows.iter().map(|&i| examples[i].target.clone()).collect()
+                };
+                let c = features.fit_head(
+                    (&ids(&train), &targets(&train)),
+                    (&ids(&validation), &targets(&validation)),
+                    &drugs,
+                )?;
+                eprintln!("medrec: the teacher is a logistic regression on the features (C = {c})");
+                usage.push(meter.finish("teacher (logistic regression on the features)", 0));
+                Some((features.width + 1) * drugs.len())
+            } else {
+                None
+            };
+            (Some(features), parameters)
         }
         _ => (None, None),
     };

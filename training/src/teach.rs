@@ -12,7 +12,7 @@
 use anyhow::{Context, Result, bail};
 use bedside::PatientRecord;
 use bedside::findings::{Findings, LabFinding};
-use bedside::grounded::MAX_QUOTED_SENTENCES;
+use bedside::grounded::{MAX_QUOTED_SENTENCES, Verdict, picks_from_text, verdict};
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -203,7 +203,76 @@ pub fn knowledge_teacher(record: &PatientRecord, hours: usize) -> Rationale {
     }
 }
 
-/// Reads and validates a rationale JSONL file: every line an object with the four fields, ids
+/// What the grounding check ([`bedside::grounded::verdict`]) found in a teacher's rationales.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Grounding {
+    pub statements: usize,
+    pub grounded: usize,
+    /// Dropped: they contradict the record (an invented value, direction or finding).
+    pub contradicts: usize,
+    /// Dropped: nothing in them can be tied to the record.
+    pub unverifiable: usize,
+    /// The dropped statements (admission id, verdict, text), for review.
+    pub dropped: Vec<(String, Verdict, String)>,
+}
+
+impl Grounding {
+    pub fn add(&mut self, other: Grounding) {
+        self.statements += other.statements;
+        self.grounded += other.grounded;
+        self.contradicts += other.contradicts;
+        self.unverifiable += other.unverifiable;
+        self.dropped.extend(other.dropped);
+    }
+}
+
+/// The hallucination filter for a language model's rationales: every sentence is checked against
+/// the record's findings inside the first `hours`, and only grounded ones are kept — quotes in the
+/// note rationale, lab statements in the lab rationale.
+pub fn ground(record: &PatientRecord, hours: usize, r: &Rationale) -> (Rationale, Grounding) {
+    let findings = Findings::of(record, hours);
+    let mut counts = Grounding::default();
+    // grounded statements by what grounds them: a quote goes to the note rationale, a lab
+    // finding to the lab rationale, wherever the model wrote it (distillation reads each
+    // rationale for its own kind of pick)
+    let (mut quotes, mut labs) = (Vec::new(), Vec::new());
+    for text in [&r.note_rationale, &r.lab_rationale] {
+        for (start, end) in bedside::findings::sentence_spans(text) {
+            let sentence = &text[start..end];
+            counts.statements += 1;
+            match verdict(record, &findings, sentence) {
+                Verdict::Grounded => {
+                    counts.grounded += 1;
+                    let quotes_a_note = !picks_from_text(record, &findings, sentence, "")
+                        .0
+                        .is_empty();
+                    if quotes_a_note {
+                        &mut quotes
+                    } else {
+                        &mut labs
+                    }
+                    .push(sentence);
+                }
+                v => {
+                    match v {
+                        Verdict::Contradicts => counts.contradicts += 1,
+                        _ => counts.unverifiable += 1,
+                    }
+                    counts.dropped.push((r.id.clone(), v, sentence.to_string()));
+                }
+            }
+        }
+    }
+    let kept = Rationale {
+        id: r.id.clone(),
+        note_rationale: quotes.join(" "),
+        lab_rationale: labs.join(" "),
+        teacher: r.teacher.clone(),
+    };
+    (kept, counts)
+}
+
+/// Reads and validates a rationale JSONL file/// Reads and validates a rationale JSONL file: every line an object with the four fields, ids
 /// unique; errors name the file and line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Rationale>> {
     let text =
@@ -282,6 +351,46 @@ mod tests {
             quotes += quoted.len();
         }
         assert!(quotes > 20, "{quotes}");
+    }
+
+    #[test]
+    fn the_filter_keeps_every_knowledge_statement_and_drops_invented_ones() {
+        let mut total = Grounding::default();
+        for record in synthetic::cohort(40, 48, 5) {
+            let r = knowledge_teacher(&record, 48);
+            let (kept, counts) = ground(&record, 48, &r);
+            assert_eq!(counts.contradicts, 0, "{}: {:?}", record.id, counts.dropped);
+            // what is taught (the picks) is unchanged by the filter
+            let findings = Findings::of(&record, 48);
+            let picks = |r: &Rationale| {
+                bedside::grounded::picks_from_text(
+                    &record,
+                    &findings,
+                    &r.note_rationale,
+                    &r.lab_rationale,
+                )
+                .0
+            };
+            assert_eq!(picks(&kept), picks(&r), "{}", record.id);
+            // a value moved off the record is caught
+            if let Some(s) = lab_statements(&r.lab_rationale).first() {
+                let wrong = format!(
+                    "{} was {} at {} at hour {}.",
+                    CHANNELS[s.channel].label,
+                    if s.high { "high" } else { "low" },
+                    s.value * 1.5 + 1.0,
+                    s.hour
+                );
+                let bad = Rationale {
+                    lab_rationale: wrong,
+                    ..r.clone()
+                };
+                let (kept, counts) = ground(&record, 48, &bad);
+                assert_eq!((counts.contradicts, kept.lab_rationale.as_str()), (1, ""));
+            }
+            total.add(counts);
+        }
+        assert!(total.grounded > 80, "{total:?}");
     }
 
     #[test]

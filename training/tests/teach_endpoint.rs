@@ -138,7 +138,29 @@ fn retries_then_caches() {
     );
     let text = std::fs::read_to_string(dir.join("rationales.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(text.contains("Lactate was high.") && text.contains("endpoint:test"));
+    assert_eq!(text.matches("endpoint:test").count(), 3, "{text}");
+    // every answer went through the grounding filter: the lactate statement is kept where the
+    // record has a high lactate and dropped (and listed) where not; the note sentence quotes
+    // nothing and is dropped everywhere
+    let grounding: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("rationales.grounding.json")).unwrap(),
+    )
+    .unwrap();
+    let dropped = |s: &str| {
+        grounding["dropped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d[2] == s)
+            .count()
+    };
+    assert_eq!(
+        text.matches("Lactate was high.").count() + dropped("Lactate was high."),
+        3,
+        "{text} {grounding}"
+    );
+    assert_eq!(dropped("The notes describe it."), 3, "{grounding}");
+    assert_eq!(grounding["statements"], 6);
     let asked = count.load(Ordering::SeqCst);
     assert_eq!(
         asked,

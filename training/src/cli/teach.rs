@@ -1,5 +1,7 @@
 //! `teach`: writes teacher rationales for a cohort (the knowledge teacher, an imported JSONL file
-//! or an OpenAI-compatible endpoint).
+//! or an OpenAI-compatible endpoint). Rationales from outside bedside pass the grounding filter
+//! ([`teach::ground`]): what contradicts the record or cannot be tied to it is dropped, counted
+//! and listed in `OUT` with extension `grounding.json`.
 
 use crate::io::{read_cohort, write_atomic};
 use crate::{endpoint, teach};
@@ -12,34 +14,14 @@ pub struct Args {
     #[arg(long)]
     cohort: PathBuf,
     /// `knowledge` (built in), `jsonl` (import and validate --input) or `endpoint` (an
-    /// OpenAI-compatible chat-completions server at --url).
+    /// OpenAI-compatible server at --url).
     #[arg(long, value_enum, default_value_t = TeacherArg::Knowledge)]
     teacher: TeacherArg,
     /// Rationale JSONL to import (teacher jsonl).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Chat-completions URL (teacher endpoint), e.g. http://127.0.0.1:8080/v1/chat/completions;
-    /// an API key, where needed, is read from BEDSIDE_TEACHER_API_KEY.
-    #[arg(long)]
-    url: Option<String>,
-    /// Model name sent to the endpoint.
-    #[arg(long, default_value = "default")]
-    model: String,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4)]
-    concurrency: usize,
-    /// Seconds one request may take, answer included.
-    #[arg(long, default_value_t = 120)]
-    timeout: u64,
-    /// Retries of a request after 429, 5xx, a transport error or an unreadable answer.
-    #[arg(long, default_value_t = 4)]
-    retries: u32,
-    /// First backoff in milliseconds, doubled on each retry.
-    #[arg(long, default_value_t = 1000)]
-    backoff_ms: u64,
-    /// Answer cache [default: OUT with extension .cache]: a rerun asks only for what is missing.
-    #[arg(long)]
-    cache: Option<PathBuf>,
+    #[command(flatten)]
+    endpoint: super::EndpointArgs,
     /// Hours of each admission the model reads (the knowledge teacher cites only findings
     /// inside them; the run's `hours`).
     #[arg(long, default_value_t = 48)]
@@ -60,13 +42,7 @@ pub fn run(args: Args) -> Result<()> {
         cohort,
         teacher,
         input,
-        url,
-        model,
-        concurrency,
-        timeout,
-        retries,
-        backoff_ms,
-        cache,
+        endpoint,
         hours,
         out,
     } = args;
@@ -88,39 +64,30 @@ pub fn run(args: Args) -> Result<()> {
             if unknown > 0 {
                 eprintln!("teach: {unknown} rationales name admissions not in the cohort; kept");
             }
-            imported
+            grounded(&records, hours, imported, &out)?
         }
         TeacherArg::Endpoint => {
-            let options = endpoint::EndpointOptions {
-                url: url.context("--url is required with --teacher endpoint")?,
-                model,
-                api_key: std::env::var("BEDSIDE_TEACHER_API_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty()),
-                concurrency,
-                timeout: std::time::Duration::from_secs(timeout.max(1)),
-                retries,
-                backoff: std::time::Duration::from_millis(backoff_ms),
-                cache: cache.unwrap_or_else(|| out.with_extension("cache")),
-                hours,
-            };
-            let run = endpoint::teach(&records, &options)?;
+            let options = endpoint.options(&out)?;
+            let started = std::time::Instant::now();
+            let run = endpoint::teach(&records, &options, hours)?;
             eprintln!(
-                "teach: {} requests, {} answers from the cache, {} failed",
+                "teach: {} requests, {} answers from the cache, {} failed ({:.0} s)",
                 run.requests,
                 run.cached,
-                run.failed.len()
+                run.failed.len(),
+                started.elapsed().as_secs_f64()
             );
             for (id, why) in run.failed.iter().take(5) {
                 eprintln!("  {id}: {why}");
             }
-            if run.rationales.is_empty() && !records.is_empty() {
+            if run.answers.is_empty() && !records.is_empty() {
                 bail!(
                     "the endpoint answered for no admission; first failure: {}",
                     run.failed.first().map_or("none", |f| f.1.as_str())
                 );
             }
-            run.rationales
+            let raw = run.answers.into_iter().map(|(_, r)| r).collect();
+            grounded(&records, hours, raw, &out)?
         }
     };
     let mut text = String::new();
@@ -140,4 +107,37 @@ pub fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The rationales through the grounding filter (those of admissions outside the cohort as they
+/// are); the counts go to stderr and, with every dropped statement, to `OUT.grounding.json`.
+fn grounded(
+    records: &[bedside::PatientRecord],
+    hours: usize,
+    rationales: Vec<teach::Rationale>,
+    out: &std::path::Path,
+) -> Result<Vec<teach::Rationale>> {
+    let by_id: std::collections::HashMap<&str, &bedside::PatientRecord> =
+        records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut total = teach::Grounding::default();
+    let kept = rationales
+        .into_iter()
+        .map(|r| match by_id.get(r.id.as_str()) {
+            Some(record) => {
+                let (kept, counts) = teach::ground(record, hours, &r);
+                total.add(counts);
+                kept
+            }
+            None => r,
+        })
+        .collect();
+    eprintln!(
+        "teach: grounding: {} statements, {} grounded, {} contradict the record and {} cannot be tied to it (both dropped)",
+        total.statements, total.grounded, total.contradicts, total.unverifiable
+    );
+    write_atomic(
+        &out.with_extension("grounding.json"),
+        serde_json::to_string_pretty(&total)?.as_bytes(),
+    )?;
+    Ok(kept)
 }
