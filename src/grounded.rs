@@ -260,39 +260,98 @@ pub enum Verdict {
 }
 
 /// The grounding check of one teacher statement against the record's findings — the filter that
-/// keeps a language model's invented findings out of what a student is taught.
+/// keeps a language model's invented findings out of what a student is taught. Conservative: a
+/// statement is kept only when every claim in it checks out.
+///
+/// - Note sentences it quotes are grounded; the rest of the statement is then checked as well.
+/// - Each channel it names by its knowledge-base label owns the words up to the next named
+///   channel; the direction words there (or, where it has none, in the next clause that has some:
+///   "sodium and potassium were low") are its claim, which the record's finding must have. The
+///   first number in its clause, if any, must be that finding's value (within 1 %), and every
+///   number in the statement one of the claimed findings' own (value, hour, range, unit).
+/// - A negation ("not elevated") makes the statement unverifiable: its scope is not resolved.
 pub fn verdict(record: &PatientRecord, findings: &Findings, sentence: &str) -> Verdict {
-    if !picks_from_text(record, findings, sentence, "").0.is_empty() {
-        return Verdict::Grounded;
+    let (picks, _) = picks_from_text(record, findings, sentence, "");
+    let mut rest = sentence.to_string();
+    for pick in &picks {
+        if let Pick::Note(k) = pick {
+            let quoted = findings.sentences[*k].text(record);
+            let words = quoted.trim_end_matches(['.', ';', '!', '?']);
+            rest = rest.replacen(quoted, " ", 1).replacen(words, " ", 1);
+        }
     }
+    match (picks.is_empty(), lab_verdict(findings, &rest)) {
+        (false, Verdict::Unverifiable) => Verdict::Grounded,
+        (_, v) => v,
+    }
+}
+
+const NEGATIONS: &[&str] = &["not", "no", "without", "never", "denies", "denied"];
+
+/// [`verdict`] on a statement's lab claims.
+fn lab_verdict(findings: &Findings, sentence: &str) -> Verdict {
     let lower = sentence.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
-    let high = HIGH_WORDS.iter().any(|w| words.contains(w));
-    let low = LOW_WORDS.iter().any(|w| words.contains(w));
-    let named = named_channels(&lower);
-    if named.is_empty() || !(high || low) {
+    let mut named = named_channels(&lower);
+    if named.is_empty() {
         return Verdict::Unverifiable;
     }
-    let mut allowed = Vec::new();
-    for (c, _) in named {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .map(str::to_string)
+            .collect()
+    };
+    if words(&lower)
+        .iter()
+        .any(|w| NEGATIONS.contains(&w.as_str()))
+    {
+        return Verdict::Unverifiable;
+    }
+    named.sort_by_key(|(_, at)| *at);
+    // each channel's clause, and the direction words in it
+    let clauses: Vec<(usize, &str, bool, bool)> = named
+        .iter()
+        .enumerate()
+        .map(|(i, &(c, at))| {
+            let end = named.get(i + 1).map_or(lower.len(), |(_, next)| *next);
+            let clause = &lower[at..end];
+            let w = words(clause);
+            let high = HIGH_WORDS.iter().any(|h| w.iter().any(|x| x == h));
+            let low = LOW_WORDS.iter().any(|l| w.iter().any(|x| x == l));
+            (c, clause, high, low)
+        })
+        .collect();
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
+    let (mut allowed, mut claimed) = (Vec::new(), false);
+    for (i, &(c, clause, high, low)) in clauses.iter().enumerate() {
+        let (high, low) = if high || low {
+            (high, low)
+        } else {
+            match clauses[i + 1..].iter().find(|(_, _, h, l)| *h || *l) {
+                Some(&(_, _, h, l)) => (h, l),
+                None => continue, // named, but nothing claimed of it
+            }
+        };
         match findings.lab(c) {
             Some(f)
                 if (f.direction == Direction::High && high)
                     || (f.direction == Direction::Low && low) =>
             {
+                if numbers(clause).first().is_some_and(|v| !close(*v, f.value)) {
+                    return Verdict::Contradicts;
+                }
                 allowed.extend(numbers(&f.statement()));
+                claimed = true;
             }
             _ => return Verdict::Contradicts,
         }
     }
-    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
-    if numbers(sentence)
+    let invented = numbers(&lower)
         .iter()
-        .all(|n| allowed.iter().any(|a| close(*n, *a)))
-    {
-        Verdict::Grounded
-    } else {
-        Verdict::Contradicts
+        .any(|n| !allowed.iter().any(|a| close(*n, *a)));
+    match (claimed, invented) {
+        (_, true) => Verdict::Contradicts,
+        (true, false) => Verdict::Grounded,
+        (false, false) => Verdict::Unverifiable,
     }
 }
 
@@ -571,6 +630,30 @@ mod tests {
         );
         assert_eq!(check("This supports Sepsis."), Verdict::Unverifiable);
         assert_eq!(check("Sodium was measured."), Verdict::Unverifiable);
+        assert_eq!(check("Lactate was not elevated."), Verdict::Unverifiable);
+        // each claim is checked: a quote does not carry an invented value, the value slot is
+        // the finding's value (not its hour or range), directions belong to their channel
+        assert_eq!(
+            check("Sepsis from a urinary source; lactate was high at 9 mmol/L."),
+            Verdict::Contradicts
+        );
+        assert_eq!(
+            check("Lactate was high at 2 mmol/L (normal 0.50-2)."),
+            Verdict::Contradicts
+        );
+        assert_eq!(
+            check("White blood cells were high and lactate was low."),
+            Verdict::Contradicts
+        );
+        assert_eq!(
+            check("Lactate and white blood cells were elevated."),
+            Verdict::Grounded
+        );
+        assert_eq!(
+            check("Lactate was high at 4.2 while sodium stayed at 140."),
+            Verdict::Contradicts,
+            "a number of an unclaimed channel is not checked, so not kept"
+        );
     }
 
     #[test]

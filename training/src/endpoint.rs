@@ -5,8 +5,8 @@
 //! `training/prompts/`) or `…/embeddings`. Requests run a few at a time, each bounded by a timeout;
 //! 429, 5xx, transport errors and unreadable answers are retried with exponential backoff
 //! (honouring `Retry-After`). Every answer is cached under the admission id and the request's
-//! hash, so an interrupted run resumes without asking again, and a changed prompt or model asks
-//! anew.
+//! hash (model and prompt; not the server, so name the model with `--model`), so an interrupted
+//! run resumes without asking again, and a changed prompt or model asks anew.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -114,6 +114,8 @@ fn diagnoses(record: &PatientRecord) -> String {
 /// inside the first `hours`, most abnormal first, and the diagnoses); the model continues after
 /// "Evidence in the notes:".
 pub const FEW_SHOT: &str = include_str!("../prompts/rationale-fewshot-v1.txt");
+/// The few-shot prompt's name, recorded in each rationale's `teacher`.
+pub const FEW_SHOT_NAME: &str = "rationale-fewshot-v1";
 
 /// Most findings listed in the few-shot prompt (most abnormal first).
 const MAX_PROMPT_FINDINGS: usize = 12;
@@ -134,12 +136,13 @@ pub fn few_shot_prompt(record: &PatientRecord, hours: usize) -> String {
         .map(|f| f.statement())
         .collect();
     let or_none = |s: String| if s.is_empty() { "(none)".into() } else { s };
+    // the notes, the only free text, go in last: nothing in them is taken for a placeholder
     FEW_SHOT
         .trim_end()
         .replace("{hours}", &hours.to_string())
-        .replace("{notes}", &or_none(notes.join(" ")))
         .replace("{findings}", &or_none(listed.join(" ")))
         .replace("{diagnoses}", &or_none(diagnoses(record)))
+        .replace("{notes}", &or_none(notes.join(" ")))
 }
 
 fn cache_file(dir: &Path, id: &str, request: &str) -> PathBuf {
@@ -386,7 +389,7 @@ pub fn ask_all<T: Serialize + DeserializeOwned + Send>(
                                             std::thread::sleep(
                                                 after.unwrap_or(wait).min(Duration::from_secs(60)),
                                             );
-                                            wait *= 2;
+                                            wait = wait.saturating_mul(2);
                                         }
                                     }
                                 }
@@ -461,7 +464,10 @@ pub fn teach(
         _ => &parse_completion,
     };
     let run = ask_all(options, &requests, parse)?;
-    let teacher = format!("endpoint:{}", options.model);
+    let teacher = match api {
+        Api::Chat => format!("endpoint:{}", options.model),
+        _ => format!("endpoint:{}:{FEW_SHOT_NAME}", options.model),
+    };
     Ok(Run {
         answers: run
             .answers

@@ -866,12 +866,13 @@ pub fn run(
             let missing: Vec<&str> = train
                 .iter()
                 .chain(&validation)
+                .chain(&test)
                 .map(|&i| examples[i].id.as_str())
                 .filter(|id| !features.hidden.contains_key(*id))
                 .collect();
             ensure!(
                 missing.is_empty(),
-                "{}: no teacher features for {} training or validation admissions, e.g. {}",
+                "{}: no teacher features for {} admissions, e.g. {}",
                 path.display(),
                 missing.len(),
                 missing[0]
@@ -879,8 +880,10 @@ pub fn run(
             let ids = |rows: &[usize]| -> Vec<String> {
                 rows.iter().map(|&i| examples[i].id.clone()).collect()
             };
-            features.standardise(&ids(&train));
+            // hidden states alone (a language model's, from `features`): standardised, and a
+            // logistic regression on them is the teacher
             let parameters = if features.logits.is_empty() {
+                features.standardise(&ids(&train));
                 let meter = Meter::start();
                 let targets = |rows: &[usize]| -> Vec<Vec<bool>> {
                     rows.iter().map(|&i| examples[i].target.clone()).collect()

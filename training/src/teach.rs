@@ -272,7 +272,7 @@ pub fn ground(record: &PatientRecord, hours: usize, r: &Rationale) -> (Rationale
     (kept, counts)
 }
 
-/// Reads and validates a rationale JSONL file/// Reads and validates a rationale JSONL file: every line an object with the four fields, ids
+/// Reads and validates a rationale JSONL file: every line an object with the four fields, ids
 /// unique; errors name the file and line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Rationale>> {
     let text =

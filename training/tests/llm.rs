@@ -130,7 +130,7 @@ fn llm_features_teach_the_medication_student() {
             "--source",
             "synthetic",
             "--n",
-            "40",
+            "24",
             "--seed",
             "32",
             "--out",
@@ -163,13 +163,20 @@ fn llm_features_teach_the_medication_student() {
     let bytes = std::fs::read(dir.join("features.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let hidden = tensors.tensor("hidden").unwrap();
-    assert_eq!(hidden.shape()[0], 40);
+    assert_eq!(hidden.shape()[0], 24);
     assert_eq!(hidden.shape()[1], 640, "Gemma 3 270M's hidden width");
-    run(&["medrec", "--config", "medrec.toml", "--out", "run"], &dir);
+    let stderr = run(&["medrec", "--config", "medrec.toml", "--out", "run"], &dir);
+    assert!(
+        stderr.contains("the teacher is a logistic regression on the features"),
+        "{stderr}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/report.json")).unwrap())
             .unwrap();
     assert_eq!(report["teacher_mode"], "offline");
+    // the teacher measured is that regression: 640 weights and a bias per drug
+    let drugs = report["vocabulary"][2].as_u64().unwrap();
+    assert_eq!(report["teacher_parameters"], 641 * drugs, "{report}");
     let teacher = &report["teacher"]["overall"];
     assert!(teacher["prauc"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["student"]["overall"]["jaccard"].as_f64().is_some());

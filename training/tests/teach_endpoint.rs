@@ -154,6 +154,15 @@ fn retries_then_caches() {
             .filter(|d| d[2] == s)
             .count()
     };
+    let cohort = std::fs::read_to_string(dir.join("cohort.jsonl")).unwrap();
+    let lactate = bedside::knowledge::channel_index("lactate").unwrap();
+    for (line, record) in text.lines().zip(cohort.lines()) {
+        let record: bedside::PatientRecord = serde_json::from_str(record).unwrap();
+        let high = bedside::findings::Findings::of(&record, 48)
+            .lab(lactate)
+            .is_some_and(|f| f.direction == bedside::findings::Direction::High);
+        assert_eq!(line.contains("Lactate was high."), high, "{line}");
+    }
     assert_eq!(
         text.matches("Lactate was high.").count() + dropped("Lactate was high."),
         3,
