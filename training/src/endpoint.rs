@@ -161,23 +161,6 @@ fn cache_file(dir: &Path, id: &str, request: &str) -> PathBuf {
     dir.join(format!("{safe}-{hash}.json"))
 }
 
-#[derive(Deserialize)]
-struct Completion {
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    message: Option<Message>,
-    /// The completions API's answer.
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    content: String,
-}
-
 /// The two rationales of one answer (also the form the cache keeps).
 #[derive(Serialize, Deserialize)]
 pub struct Answer {
@@ -185,23 +168,44 @@ pub struct Answer {
     pub lab_rationale: String,
 }
 
-fn first_choice(body: &str) -> Result<Choice> {
-    let completion: Completion =
-        serde_json::from_str(body).context("the response is not a completion")?;
-    completion
-        .choices
-        .into_iter()
-        .next()
-        .context("the response has no choices")
+/// The one piece of an answer bedside reads: the first choice's text. A chat answer holds it in
+/// `message.content`, a completion in `text`, and a streamed answer (server-sent events, which
+/// some servers and proxies send even unasked) in the `delta.content` or `text` of each
+/// `data:` chunk until `data: [DONE]`.
+fn answer_text(body: &str) -> Result<String> {
+    let piece = |chunk: &Value, key: &str| -> Option<String> {
+        let choice = chunk.pointer("/choices/0")?;
+        choice
+            .pointer(&format!("/{key}/content"))
+            .or_else(|| choice.get("text"))
+            .map(|v| v.as_str().unwrap_or("").to_string())
+    };
+    if body.trim_start().starts_with('{') {
+        let value: Value =
+            serde_json::from_str(body).context("the response is not a completion")?;
+        return piece(&value, "message").context("the response has no choice with text");
+    }
+    let mut text = String::new();
+    let mut chunks = 0;
+    for line in body.lines() {
+        let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+            continue; // comments (": ping"), event names, blank lines
+        };
+        if data == "[DONE]" {
+            break;
+        }
+        let chunk: Value = serde_json::from_str(data).context("a streamed chunk is not JSON")?;
+        text.push_str(&piece(&chunk, "delta").unwrap_or_default());
+        chunks += 1;
+    }
+    ensure!(chunks > 0, "the response is not a completion");
+    Ok(text)
 }
 
 /// The rationales in a chat-completions response body: the JSON object of the message content
 /// (code fences and text around it tolerated).
 pub fn parse_answer(body: &str) -> Result<Answer> {
-    let content = first_choice(body)?
-        .message
-        .context("the choice has no message")?
-        .content;
+    let content = answer_text(body)?;
     let start = content
         .find('{')
         .context("the answer holds no JSON object")?;
@@ -221,7 +225,7 @@ pub fn parse_answer(body: &str) -> Result<Answer> {
 /// "Evidence in the notes:", and "Evidence in the labs:" begins the lab rationale; each ends at
 /// its line's end.
 pub fn parse_completion(body: &str) -> Result<Answer> {
-    let text = first_choice(body)?.text.context("the choice has no text")?;
+    let text = answer_text(body)?;
     let text = text.split("###").next().unwrap_or("");
     let (note, lab) = text
         .split_once("Evidence in the labs:")
@@ -549,6 +553,36 @@ mod tests {
         );
         assert!(parse_completion(&wrap("  \n")).is_err());
         assert!(parse_completion(&serde_json::json!({ "choices": [{}] }).to_string()).is_err());
+    }
+
+    #[test]
+    fn streamed_answers_are_read_like_whole_ones() {
+        // llama-cpp-python's server-sent events, pings included
+        let chunk = |delta: &str| {
+            format!(
+                "data: {{\"object\": \"chat.completion.chunk\", \"choices\": [{{\"index\": 0, \"delta\": {delta}, \"finish_reason\": null}}]}}\n\n"
+            )
+        };
+        let body = format!(
+            ": ping - 2026-11-29 18:28:02\n\n{}{}{}{}data: [DONE]\n\n",
+            chunk("{\"role\": \"assistant\"}"),
+            chunk(r#"{"content": "{\"note_rationale\": \"a\", "}"#),
+            chunk(r#"{"content": "\"lab_rationale\": \"b\"}"}"#),
+            chunk("{}"),
+        );
+        let a = parse_answer(&body).unwrap();
+        assert_eq!(
+            (a.note_rationale.as_str(), a.lab_rationale.as_str()),
+            ("a", "b")
+        );
+        let body = "data: {\"object\": \"text_completion\", \"choices\": [{\"text\": \" Fever.\\nEvidence in the labs: \"}]}\n\ndata: {\"choices\": [{\"text\": \"Lactate was high.\"}]}\n\ndata: [DONE]\n";
+        let a = parse_completion(body).unwrap();
+        assert_eq!(
+            (a.note_rationale.as_str(), a.lab_rationale.as_str()),
+            ("Fever.", "Lactate was high.")
+        );
+        assert!(parse_completion(": ping\n\n").is_err());
+        assert!(parse_completion("data: {not json\n").is_err());
     }
 
     #[test]
