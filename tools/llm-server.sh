@@ -44,8 +44,10 @@ run() {
   local port log rc=0
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   log="$LLM/server.log"
+  # one thread: llama.cpp's threads spin at their barriers, so on a machine whose other core is
+  # busy (the tests, a training run) two threads run many times slower than one
   "$LLM/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias gemma-3-270m \
-    --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads "$(nproc)" --embedding true \
+    --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads 1 --embedding true \
     >"$log" 2>&1 &
   SERVER_PID=$!
   trap stop EXIT INT TERM

@@ -330,6 +330,22 @@ pub struct Run<T> {
     pub failed: Vec<(String, String)>,
 }
 
+impl<T> Run<T> {
+    /// Says on stderr what the run did (`what`: the command) and why the first failures failed.
+    pub fn report(&self, what: &str, started: std::time::Instant) {
+        eprintln!(
+            "{what}: {} requests, {} answers from the cache, {} failed ({:.0} s)",
+            self.requests,
+            self.cached,
+            self.failed.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for (id, why) in self.failed.iter().take(5) {
+            eprintln!("  {id}: {why}");
+        }
+    }
+}
+
 /// Sends one request per `(id, body)`, `concurrency` at a time, each answer read from the cache
 /// where it is there and written to it where it is new.
 pub fn ask_all<T: Serialize + DeserializeOwned + Send>(

@@ -34,17 +34,8 @@ pub fn run(args: Args) -> Result<()> {
     let options = endpoint.options(&out)?;
     let started = std::time::Instant::now();
     let run = endpoint::embed(&prompts, &options)?;
-    eprintln!(
-        "features: {} requests, {} answers from the cache, {} failed ({:.0} s)",
-        run.requests,
-        run.cached,
-        run.failed.len(),
-        started.elapsed().as_secs_f64()
-    );
+    run.report("features", started);
     if !run.failed.is_empty() {
-        for (id, why) in run.failed.iter().take(5) {
-            eprintln!("  {id}: {why}");
-        }
         bail!(
             "{} of {} admissions have no features; rerun to ask for the rest (the answers so far are cached)",
             run.failed.len(),

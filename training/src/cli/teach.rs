@@ -70,16 +70,7 @@ pub fn run(args: Args) -> Result<()> {
             let options = endpoint.options(&out)?;
             let started = std::time::Instant::now();
             let run = endpoint::teach(&records, &options, hours)?;
-            eprintln!(
-                "teach: {} requests, {} answers from the cache, {} failed ({:.0} s)",
-                run.requests,
-                run.cached,
-                run.failed.len(),
-                started.elapsed().as_secs_f64()
-            );
-            for (id, why) in run.failed.iter().take(5) {
-                eprintln!("  {id}: {why}");
-            }
+            run.report("teach", started);
             if run.answers.is_empty() && !records.is_empty() {
                 bail!(
                     "the endpoint answered for no admission; first failure: {}",
