@@ -263,10 +263,25 @@ pub fn ground(record: &PatientRecord, hours: usize, r: &Rationale) -> (Rationale
             }
         }
     }
+    // each kept sentence ends with a mark, so that the kept text splits into the same sentences
+    // again (a model's last sentence is often cut off)
+    let join = |sentences: Vec<&str>| -> String {
+        sentences
+            .into_iter()
+            .map(|s| {
+                if s.ends_with(['.', ';', '!', '?']) {
+                    s.to_string()
+                } else {
+                    format!("{s}.")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let kept = Rationale {
         id: r.id.clone(),
-        note_rationale: quotes.join(" "),
-        lab_rationale: labs.join(" "),
+        note_rationale: join(quotes),
+        lab_rationale: join(labs),
         teacher: r.teacher.clone(),
     };
     (kept, counts)
@@ -388,6 +403,24 @@ mod tests {
                 let (kept, counts) = ground(&record, 48, &bad);
                 assert_eq!((counts.contradicts, kept.lab_rationale.as_str()), (1, ""));
             }
+            // the filter's output passes it whole, even a sentence cut off before its mark
+            // (a lab statement cut off in the note rationale, then the lab rationale)
+            let spans = bedside::findings::sentence_spans(&r.lab_rationale);
+            let first = &r.lab_rationale[spans[0].0..spans[0].1];
+            let cut = Rationale {
+                note_rationale: first.trim_end_matches('.').to_string(),
+                lab_rationale: r.lab_rationale[spans[0].1..].to_string(),
+                ..r.clone()
+            };
+            let (once, first) = ground(&record, 48, &cut);
+            let (twice, again) = ground(&record, 48, &once);
+            assert_eq!(twice, once, "{}", record.id);
+            assert_eq!(
+                (again.statements, again.grounded),
+                (first.grounded, first.grounded),
+                "{}",
+                record.id
+            );
             total.add(counts);
         }
         assert!(total.grounded > 80, "{total:?}");
