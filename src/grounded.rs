@@ -264,12 +264,15 @@ pub enum Verdict {
 /// statement is kept only when every claim in it checks out.
 ///
 /// - Note sentences it quotes are grounded; the rest of the statement is then checked as well.
-/// - Each channel it names by its knowledge-base label owns the words up to the next named
-///   channel; the direction words there (or, where it has none, in the next clause that has some:
-///   "sodium and potassium were low") are its claim, which the record's finding must have. The
-///   first number in its clause, if any, must be that finding's value (within 1 %), and every
+/// - The statement is cut into clauses (at commas, semicolons, "and", "but", "while", "with").
+///   The direction words of a clause are the claim of each channel it names by its
+///   knowledge-base label, before or after the name ("elevated lactate", "lactate was high");
+///   a clause naming channels but no direction takes the next clause's ("sodium and potassium
+///   were low"). The record's finding must lie in that direction; the first number after the
+///   channel's name in its clause, if any, must be the finding's value (within 1 %), and every
 ///   number in the statement one of the claimed findings' own (value, hour, range, unit).
-/// - A negation ("not elevated") makes the statement unverifiable: its scope is not resolved.
+/// - A negation ("not elevated"), or a number next to a channel of which nothing is claimed,
+///   makes the statement unverifiable.
 pub fn verdict(record: &PatientRecord, findings: &Findings, sentence: &str) -> Verdict {
     let (picks, _) = picks_from_text(record, findings, sentence, "");
     let mut rest = sentence.to_string();
@@ -280,19 +283,29 @@ pub fn verdict(record: &PatientRecord, findings: &Findings, sentence: &str) -> V
             rest = rest.replacen(quoted, " ", 1).replacen(words, " ", 1);
         }
     }
-    match (picks.is_empty(), lab_verdict(findings, &rest)) {
-        (false, Verdict::Unverifiable) => Verdict::Grounded,
-        (_, v) => v,
+    let claims = lab_verdict(findings, &rest);
+    // a quote with nothing else in the statement is grounded; a quote beside a lab claim is
+    // only as good as the claim
+    if !picks.is_empty()
+        && claims == Verdict::Unverifiable
+        && named_channels(&rest.to_lowercase()).is_empty()
+    {
+        return Verdict::Grounded;
     }
+    claims
 }
 
 const NEGATIONS: &[&str] = &["not", "no", "without", "never", "denies", "denied"];
+const CLAUSE_BREAKS: &[&str] = &[" and ", " but ", " while ", " whereas ", " with "];
+
+/// A clause of a statement: its text, the channels it names (with where), and whether it has a
+/// high and a low direction word.
+type Clause<'a> = (&'a str, Vec<(usize, usize)>, bool, bool);
 
 /// [`verdict`] on a statement's lab claims.
 fn lab_verdict(findings: &Findings, sentence: &str) -> Verdict {
     let lower = sentence.to_lowercase();
-    let mut named = named_channels(&lower);
-    if named.is_empty() {
+    if named_channels(&lower).is_empty() {
         return Verdict::Unverifiable;
     }
     let words = |s: &str| -> Vec<String> {
@@ -306,52 +319,59 @@ fn lab_verdict(findings: &Findings, sentence: &str) -> Verdict {
     {
         return Verdict::Unverifiable;
     }
-    named.sort_by_key(|(_, at)| *at);
-    // each channel's clause, and the direction words in it
-    let clauses: Vec<(usize, &str, bool, bool)> = named
-        .iter()
-        .enumerate()
-        .map(|(i, &(c, at))| {
-            let end = named.get(i + 1).map_or(lower.len(), |(_, next)| *next);
-            let clause = &lower[at..end];
+    // clauses, each with the channels it names and its direction words
+    let mut text = lower.replace([',', ';'], "|");
+    for b in CLAUSE_BREAKS {
+        text = text.replace(b, "|");
+    }
+    let clauses: Vec<Clause> = text
+        .split('|')
+        .map(|clause| {
             let w = words(clause);
             let high = HIGH_WORDS.iter().any(|h| w.iter().any(|x| x == h));
             let low = LOW_WORDS.iter().any(|l| w.iter().any(|x| x == l));
-            (c, clause, high, low)
+            (clause, named_channels(clause), high, low)
         })
         .collect();
     let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b.abs().max(1.0);
-    let (mut allowed, mut claimed) = (Vec::new(), false);
-    for (i, &(c, clause, high, low)) in clauses.iter().enumerate() {
-        let (high, low) = if high || low {
-            (high, low)
+    let (mut allowed, mut claimed, mut unclaimed) = (Vec::new(), false, false);
+    for (i, (clause, named, high, low)) in clauses.iter().enumerate() {
+        let (high, low) = if *high || *low {
+            (*high, *low)
         } else {
             match clauses[i + 1..].iter().find(|(_, _, h, l)| *h || *l) {
                 Some(&(_, _, h, l)) => (h, l),
-                None => continue, // named, but nothing claimed of it
+                None => {
+                    unclaimed |= !named.is_empty();
+                    continue; // named, but nothing claimed of it
+                }
             }
         };
-        match findings.lab(c) {
-            Some(f)
-                if (f.direction == Direction::High && high)
-                    || (f.direction == Direction::Low && low) =>
-            {
-                if numbers(clause).first().is_some_and(|v| !close(*v, f.value)) {
-                    return Verdict::Contradicts;
+        for &(c, at) in named {
+            match findings.lab(c) {
+                Some(f)
+                    if (f.direction == Direction::High && high)
+                        || (f.direction == Direction::Low && low) =>
+                {
+                    let after = clause.get(at + CHANNELS[c].label.len()..).unwrap_or("");
+                    if numbers(after).first().is_some_and(|v| !close(*v, f.value)) {
+                        return Verdict::Contradicts;
+                    }
+                    allowed.extend(numbers(&f.statement()));
+                    claimed = true;
                 }
-                allowed.extend(numbers(&f.statement()));
-                claimed = true;
+                _ => return Verdict::Contradicts,
             }
-            _ => return Verdict::Contradicts,
         }
     }
     let invented = numbers(&lower)
         .iter()
         .any(|n| !allowed.iter().any(|a| close(*n, *a)));
-    match (claimed, invented) {
-        (_, true) => Verdict::Contradicts,
-        (true, false) => Verdict::Grounded,
-        (false, false) => Verdict::Unverifiable,
+    match (claimed, invented, unclaimed) {
+        (_, true, true) => Verdict::Unverifiable,
+        (_, true, false) => Verdict::Contradicts,
+        (true, false, _) => Verdict::Grounded,
+        (false, false, _) => Verdict::Unverifiable,
     }
 }
 
@@ -651,8 +671,17 @@ mod tests {
         );
         assert_eq!(
             check("Lactate was high at 4.2 while sodium stayed at 140."),
-            Verdict::Contradicts,
+            Verdict::Unverifiable,
             "a number of an unclaimed channel is not checked, so not kept"
+        );
+        // a direction before the name is that channel's
+        assert_eq!(check("Elevated lactate at 4.2 mmol/L."), Verdict::Grounded);
+        assert_eq!(check("Lactate was high, low sodium."), Verdict::Contradicts);
+        assert_eq!(check("Elevated lactate at 9 mmol/L."), Verdict::Contradicts);
+        // a negated claim is not made good by a quote beside it
+        assert_eq!(
+            check("Sepsis from a urinary source, and lactate was not elevated."),
+            Verdict::Unverifiable
         );
     }
 

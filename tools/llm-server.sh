@@ -31,12 +31,14 @@ install() {
 }
 
 SERVER_PID=""
+COMMAND_PID=""
 stop() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  for pid in $COMMAND_PID $SERVER_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  COMMAND_PID=""
+  SERVER_PID=""
 }
 
 run() {
@@ -50,7 +52,9 @@ run() {
     --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads 1 --embedding true \
     >"$log" 2>&1 &
   SERVER_PID=$!
-  trap stop EXIT INT TERM
+  trap stop EXIT
+  trap 'stop; exit 130' INT
+  trap 'stop; exit 143' TERM
   for _ in $(seq 120); do
     if curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1; then break; fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -62,7 +66,11 @@ run() {
   done
   curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null || { echo "the language-model server did not answer within 120 s" >&2; exit 1; }
   echo "language model (gemma-3-270m) at http://127.0.0.1:$port/v1"
-  BEDSIDE_LLM_URL="http://127.0.0.1:$port/v1" "$@" || rc=$?
+  # in the background and waited for, so that a signal to this script is handled at once
+  BEDSIDE_LLM_URL="http://127.0.0.1:$port/v1" "$@" &
+  COMMAND_PID=$!
+  wait "$COMMAND_PID" || rc=$?
+  COMMAND_PID=""
   stop
   return "$rc"
 }

@@ -185,20 +185,25 @@ fn answer_text(body: &str) -> Result<String> {
             serde_json::from_str(body).context("the response is not a completion")?;
         return piece(&value, "message").context("the response has no choice with text");
     }
-    let mut text = String::new();
-    let mut chunks = 0;
+    let (mut text, mut chunks, mut finished) = (String::new(), 0, false);
     for line in body.lines() {
         let Some(data) = line.strip_prefix("data:").map(str::trim) else {
             continue; // comments (": ping"), event names, blank lines
         };
         if data == "[DONE]" {
+            finished = true;
             break;
         }
         let chunk: Value = serde_json::from_str(data).context("a streamed chunk is not JSON")?;
         text.push_str(&piece(&chunk, "delta").unwrap_or_default());
+        finished |= chunk
+            .pointer("/choices/0/finish_reason")
+            .is_some_and(Value::is_string);
         chunks += 1;
     }
     ensure!(chunks > 0, "the response is not a completion");
+    // a stream cut off before its end is retried, not taken (and cached) as the answer
+    ensure!(finished, "the streamed answer was cut off");
     Ok(text)
 }
 
@@ -598,6 +603,8 @@ mod tests {
             ("Fever.", "Lactate was high.")
         );
         assert!(parse_completion(": ping\n\n").is_err());
+        let cut = body.replace("data: [DONE]\n", "");
+        assert!(parse_completion(&cut).is_err(), "a stream without its end");
         assert!(parse_completion("data: {not json\n").is_err());
     }
 
