@@ -277,8 +277,11 @@ pub fn verdict(record: &PatientRecord, findings: &Findings, sentence: &str) -> V
     let (picks, _) = picks_from_text(record, findings, sentence, "");
     let mut rest = sentence.to_string();
     for pick in &picks {
-        if let Pick::Note(k) = pick {
-            let quoted = findings.sentences[*k].text(record);
+        if let Some(sentence) = match pick {
+            Pick::Note(k) => findings.sentences.get(*k),
+            Pick::Lab(..) => None,
+        } {
+            let quoted = sentence.text(record);
             let words = quoted.trim_end_matches(['.', ';', '!', '?']);
             rest = rest.replacen(quoted, " ", 1).replacen(words, " ", 1);
         }
