@@ -126,6 +126,45 @@ fn t5_original_matches_transformers_5() {
     check_parity("v5/original", &Device::flex());
 }
 
+/// A checkpoint whose tokenizer gained tokens (`distill --init-from`): the grown model computes
+/// exactly what transformers computes over the checkpoint's own vocabulary, and every new row
+/// starts at the mean of the stored rows. Untied (v1.1) and tied (original) layouts.
+#[test]
+fn a_grown_vocabulary_keeps_the_checkpoint_s_numbers() {
+    let device = Device::flex();
+    for name in ["v1_1", "original"] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/t5")
+            .join(name);
+        let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let f = fixture(name, &device);
+        let stored = f.config.vocab_size;
+        let (grown_config, grown) =
+            hf::load_with_vocab(&config, &weights, Some(stored + 7), &device).unwrap();
+        assert_eq!(grown_config.vocab_size, stored + 7);
+        let ids = f.int_tensor("input_ids", &device);
+        let mask = f.mask(&device);
+        let logits = grown.forward(ids, mask, f.int_tensor("decoder_input_ids", &device));
+        let [b, t, v] = logits.dims();
+        assert_eq!(v, stored + 7);
+        let (_, expected) = f.floats("logits");
+        let diff = max_diff(logits.clone().slice([0..b, 0..t, 0..stored]), &expected);
+        assert!(diff < TOLERANCE, "{name}: logits differ by {diff}");
+        // the new output rows are the mean output row, so each new logit is the mean logit
+        let mean = logits.clone().slice([0..b, 0..t, 0..stored]).mean_dim(2);
+        for extra in stored..stored + 7 {
+            let new = logits.clone().slice([0..b, 0..t, extra..extra + 1]);
+            let diff = (new - mean.clone()).abs().max().into_scalar::<f32>();
+            assert!(diff < TOLERANCE, "{name}: new row {extra} is off by {diff}");
+        }
+        let err = hf::load_with_vocab(&config, &weights, Some(stored - 1), &device)
+            .expect_err("a smaller vocabulary is refused")
+            .to_string();
+        assert!(err.contains("vocab_size"), "{err}");
+    }
+}
+
 #[test]
 fn configs_read_from_json() {
     let f = fixture("v1_1", &Device::flex());

@@ -28,7 +28,7 @@ use bedside::grounded::{RationaleVocab, picks_from_text};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::knowledge_attention::knowledge_token_ids;
-use bedside::model::t5::{FeedForwardKind, T5Config};
+use bedside::model::t5::{FeedForwardKind, T5, T5Config};
 use bedside::model::{
     ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, WideHead,
     sequence_loss,
@@ -62,6 +62,12 @@ pub struct RunConfig {
     pub rationales: Option<PathBuf>,
     /// A `tokenizer.json`; unset: one is trained on the cohort with `vocab_size` tokens.
     pub tokenizer: Option<PathBuf>,
+    /// A HuggingFace T5 / Flan-T5 checkpoint directory (`config.json`, `model.safetensors`,
+    /// `tokenizer.json`) to start the language model from, as ClinRaGen starts from Flan-T5.
+    /// Its config sets the language model's shape (the `model` table's T5 fields are then
+    /// unused) and its tokenizer, with the reserved rationale tokens added, replaces `tokenizer`
+    /// and `vocab_size`.
+    pub init_from: Option<PathBuf>,
     pub vocab_size: usize,
     /// Hours of lab/vital data per admission.
     pub hours: usize,
@@ -143,6 +149,7 @@ impl Default for RunConfig {
             synthetic: 400,
             rationales: None,
             tokenizer: None,
+            init_from: None,
             vocab_size: 4000,
             hours: 48,
             max_prompt_tokens: 256,
@@ -174,6 +181,10 @@ impl RunConfig {
 
     fn check(&self) -> Result<()> {
         ensure!(self.batch_size > 0, "batch_size must be at least 1");
+        ensure!(
+            self.init_from.is_none() || self.tokenizer.is_none(),
+            "init_from brings its own tokenizer.json; unset tokenizer"
+        );
         ensure!(
             (0.0..0.9).contains(&self.validation_fraction),
             "validation_fraction must be in [0, 0.9)"
@@ -439,6 +450,56 @@ impl ModuleMapper for IdSetter<'_> {
     }
 }
 
+/// A HuggingFace T5 checkpoint to start from (`init_from`), read once.
+struct Pretrained {
+    dir: PathBuf,
+    config_json: String,
+    config: T5Config,
+    weights: Vec<u8>,
+}
+
+impl Pretrained {
+    fn read(dir: &Path) -> Result<Self> {
+        use bedside::model::t5::hf::{CONFIG_FILE, WEIGHTS_FILE};
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .with_context(|| format!("init_from: cannot read {}", dir.join(name).display()))
+        };
+        let config_json = String::from_utf8(read(CONFIG_FILE)?)
+            .with_context(|| format!("init_from: {CONFIG_FILE} is not UTF-8"))?;
+        let config = bedside::model::t5::hf::config_from_json(&config_json)
+            .with_context(|| format!("init_from {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config_json,
+            config,
+            weights: read(WEIGHTS_FILE)?,
+        })
+    }
+
+    /// The checkpoint's `tokenizer.json` with the reserved rationale tokens added.
+    fn tokenizer(&self) -> Result<Vec<u8>> {
+        let path = self.dir.join(bedside::tokenizer::TOKENIZER_FILE);
+        let json = std::fs::read(&path)
+            .with_context(|| format!("init_from: cannot read {}", path.display()))?;
+        let extended =
+            crate::tokenizer::extend(&json, self.config.pad_token_id, self.config.eos_token_id)
+                .with_context(|| path.display().to_string())?;
+        Ok(extended.into_bytes())
+    }
+
+    /// The language model, its vocabulary grown to `vocab_size` rows.
+    fn language_model(&self, vocab_size: usize, device: &Device) -> Result<(T5Config, T5)> {
+        bedside::model::t5::hf::load_with_vocab(
+            &self.config_json,
+            &self.weights,
+            Some(vocab_size.max(self.config.vocab_size)),
+            device,
+        )
+        .with_context(|| format!("init_from {}", self.dir.display()))
+    }
+}
+
 pub struct Run {
     pub dir: PathBuf,
     pub config: RunConfig,
@@ -515,12 +576,19 @@ impl Run {
         Ok(Self { dir, config, base })
     }
 
+    /// Starts the language model from the checkpoint in `dir` (`--init-from`, relative to the
+    /// working directory), in place of the config's `init_from`.
+    pub fn init_from(&mut self, dir: &Path) -> Result<()> {
+        self.config.init_from = Some(std::path::absolute(dir)?);
+        self.config.check()
+    }
+
     /// A path of the configuration, resolved against the run.toml's directory.
     pub fn resolve(&self, path: &Option<PathBuf>) -> Option<PathBuf> {
         path.as_ref().map(|p| self.base.join(p))
     }
 
-    fn data(&self, records: &[PatientRecord]) -> Result<Data> {
+    fn data(&self, records: &[PatientRecord], pretrained: Option<&Pretrained>) -> Result<Data> {
         let config = &self.config;
         let rationales: BTreeMap<String, Rationale> = match self.resolve(&config.rationales) {
             Some(path) => teach::read_jsonl(&path)?
@@ -531,6 +599,7 @@ impl Run {
         };
         let run_tokenizer = self.dir.join("tokenizer.json");
         let json = match self.resolve(&config.tokenizer) {
+            _ if let Some(pretrained) = pretrained => pretrained.tokenizer()?,
             Some(path) => {
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
             }
@@ -734,26 +803,53 @@ impl Run {
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // the run's own copy, with paths resolved so that it reads the same from anywhere
         let mut saved = config.clone();
-        (saved.cohort, saved.rationales, saved.tokenizer) = (
+        (
+            saved.cohort,
+            saved.rationales,
+            saved.tokenizer,
+            saved.init_from,
+        ) = (
             self.resolve(&config.cohort),
             self.resolve(&config.rationales),
             self.resolve(&config.tokenizer),
+            self.resolve(&config.init_from),
         );
         write_atomic(
             &self.dir.join("run.toml"),
             toml::to_string(&saved)?.as_bytes(),
         )?;
-        let data = self.data(records)?;
+        let pretrained = self
+            .resolve(&config.init_from)
+            .map(|dir| Pretrained::read(&dir))
+            .transpose()?;
+        let data = self.data(records, pretrained.as_ref())?;
         let device = config.backend.device()?.autodiff();
-        let model_config =
+        let mut model_config =
             config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
+        // the language model a run starts from: the checkpoint's, or fresh from `model`
+        let language_model = match &pretrained {
+            Some(pretrained) => {
+                let (t5, lm) = pretrained.language_model(data.tokenizer.vocab_size(), &device)?;
+                ensure!(
+                    t5.d_model.is_multiple_of(model_config.knowledge_heads),
+                    "init_from: the checkpoint's d_model {} is not divisible by \
+                     model.knowledge_heads {}",
+                    t5.d_model,
+                    model_config.knowledge_heads
+                );
+                model_config.t5 = t5;
+                Some(lm)
+            }
+            None => None,
+        };
         write_atomic(
             &self.dir.join("model.json"),
             serde_json::to_string_pretty(&model_config)?.as_bytes(),
         )?;
         // the same initial weights on every backend (without dropout, wgpu follows the CPU's losses)
-        let mut model = initialised(config.seed, &device, |d| {
-            model_config.init(&data.knowledge_ids, d)
+        let mut model = initialised(config.seed, &device, |d| match &language_model {
+            Some(lm) => model_config.init_with_lm(lm.clone().to_device(d), &data.knowledge_ids, d),
+            None => model_config.init(&data.knowledge_ids, d),
         })?;
         let mut progress = Progress {
             best_f1: -1.0,

@@ -96,10 +96,100 @@ pub fn train(texts: impl Iterator<Item = String> + Send, vocab_size: usize) -> R
         .map_err(|e| anyhow!("serialising the tokenizer: {e}"))
 }
 
+/// A pretrained model's `tokenizer.json` (HuggingFace T5 / Flan-T5) with the grounded
+/// rationale's reserved tokens added, one id each after its own, as `train` adds them. The ids it
+/// had keep their meaning, so the checkpoint's embeddings still fit; `pad` and `eos` must be the
+/// ids its `config.json` names. Returns the extended `tokenizer.json` text.
+pub fn extend(json: &[u8], pad: usize, eos: usize) -> Result<String> {
+    let mut tokenizer =
+        Tokenizer::from_bytes(json).map_err(|e| anyhow!("not a tokenizer.json: {e}"))?;
+    for (token, id) in [(PAD, pad), (EOS, eos)] {
+        let found = tokenizer.token_to_id(token);
+        anyhow::ensure!(
+            found.map(|f| f as usize) == Some(id),
+            "the tokenizer's {token} is {found:?}, but config.json says {id}"
+        );
+    }
+    let eos_appended = tokenizer
+        .encode("a", true)
+        .map_err(|e| anyhow!("cannot encode with the tokenizer: {e}"))?
+        .get_ids()
+        .last()
+        .is_some_and(|&id| id as usize == eos);
+    anyhow::ensure!(
+        eos_appended,
+        "the tokenizer does not end an encoding with {EOS} (its post_processor), as T5's does"
+    );
+    let reserved: Vec<AddedToken> = bedside::grounded::reserved_tokens()
+        .into_iter()
+        .map(|t| AddedToken::from(t, true))
+        .collect();
+    tokenizer.add_special_tokens(&reserved);
+    let json = tokenizer
+        .to_string(false)
+        .map_err(|e| anyhow!("serialising the tokenizer: {e}"))?;
+    // the decoder must be able to write each diagnosis: a character the vocabulary lacks
+    // becomes <unk> and the label could never be read back
+    let text = bedside::tokenizer::TextTokenizer::from_bytes(json.as_bytes())?;
+    for phenotype in PHENOTYPES {
+        let target = bedside::prompt::target_text(&[phenotype.name], "");
+        let written = text.decode(&text.encode(&target)?)?;
+        anyhow::ensure!(
+            bedside::prompt::parse_target(&written).diagnoses == [phenotype.name],
+            "the tokenizer cannot write the diagnosis {:?}: {target:?} decodes as {written:?}",
+            phenotype.name
+        );
+    }
+    Ok(json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bedside::tokenizer::TextTokenizer;
+
+    /// The fixtures' T5 tokenizer (`tools/t5_tokenizer_fixture.py`, SentencePiece converted by
+    /// transformers) keeps every id and gains the reserved tokens, one id each, after its own.
+    #[test]
+    fn a_t5_tokenizer_gains_the_reserved_tokens_and_keeps_its_ids() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/t5/tokenizer.json"
+        );
+        let json = std::fs::read(path).unwrap();
+        let before = TextTokenizer::from_bytes(&json).unwrap();
+        let extended = extend(&json, 0, 1).unwrap();
+        let after = TextTokenizer::from_bytes(extended.as_bytes()).unwrap();
+        let reserved = bedside::grounded::reserved_tokens();
+        assert_eq!(after.vocab_size(), before.vocab_size() + reserved.len());
+        let text = "Septic shock, lactate high.";
+        assert_eq!(after.encode(text).unwrap(), before.encode(text).unwrap());
+        assert!(bedside::grounded::RationaleVocab::new(&after).is_some());
+        let ids = after.encode("<note:3><lab:lactate:high>").unwrap();
+        assert_eq!(ids.len(), 3, "one id each, then </s>: {ids:?}");
+        assert!(
+            ids[..2]
+                .iter()
+                .all(|&id| id as usize >= before.vocab_size())
+        );
+        // ids that disagree with config.json are refused, naming the token
+        let err = extend(&json, 0, 2).unwrap_err().to_string();
+        assert!(err.contains("</s>"), "{err}");
+        // a vocabulary without "#" cannot write the diagnosis template: refused, naming a label
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let hash = value["model"]["vocab"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|piece| piece[0] == "#")
+            .unwrap();
+        let mut without = value.clone();
+        without["model"]["vocab"][hash][0] = "\u{2603}".into();
+        let err = extend(without.to_string().as_bytes(), 0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot write the diagnosis"), "{err}");
+    }
 
     #[test]
     fn trains_deterministically_with_t5_special_ids_and_round_trips() {

@@ -696,3 +696,121 @@ fn full_disk_keeps_the_previous_export(dir: &Path, export: &dyn Fn(&Path) -> std
         "temporary files left on the full disk: {left:?}"
     );
 }
+
+/// `distill --init-from` a HuggingFace T5 (the tiny v1.1 fixture with its SentencePiece
+/// tokenizer): with no epochs the exported language model is the checkpoint, its 96 rows
+/// unchanged and the 112 reserved tokens' rows at their mean; with epochs it trains from there,
+/// and either bundle loads and explains.
+#[test]
+fn a_run_starts_from_a_huggingface_t5() {
+    let dir = scratch("init-from");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/t5/v1_1");
+    let tokenizer = fixture.join("../tokenizer.json");
+    let checkpoint = dir.join("flan");
+    std::fs::create_dir_all(&checkpoint).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(name), checkpoint.join(name)).unwrap();
+    }
+    std::fs::copy(&tokenizer, checkpoint.join("tokenizer.json")).unwrap();
+    let stored = std::fs::read(checkpoint.join("model.safetensors")).unwrap();
+    let stored = safetensors::SafeTensors::deserialize(&stored).unwrap();
+    let floats = |view: safetensors::tensor::TensorView| -> Vec<f32> {
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let shared = floats(stored.tensor("shared.weight").unwrap());
+    let cohort = dir.join("records.json");
+    let status = bin()
+        .args([
+            "cohort",
+            "--source",
+            "synthetic",
+            "--n",
+            "2",
+            "--seed",
+            "99",
+            "--out",
+        ])
+        .arg(&cohort)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let records: Vec<bedside::PatientRecord> =
+        serde_json::from_str(&std::fs::read_to_string(cohort).unwrap()).unwrap();
+    for (name, epochs) in [("untrained", "[0, 0, 0]"), ("trained", "[1, 1, 1]")] {
+        let config = dir.join(format!("{name}.toml"));
+        // the model table's T5 fields (d_model 64 …) lose to the checkpoint's (32)
+        let tiny = TINY
+            .replace("epochs = [2, 2, 2]", &format!("epochs = {epochs}"))
+            .replace("d_model = 32", "d_model = 64");
+        std::fs::write(&config, tiny).unwrap();
+        let run = dir.join(name);
+        let status = bin()
+            .args(["distill", "--config"])
+            .arg(&config)
+            .arg("--init-from")
+            .arg(&checkpoint)
+            .arg("--out")
+            .arg(&run)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: distill --init-from");
+        let bundle = dir.join(format!("{name}-bundle"));
+        let status = bin()
+            .args(["export", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&bundle)
+            .args(["--dtype", "f32"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: export");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+                .unwrap();
+        let t5 = &manifest["model"]["config"]["t5"];
+        assert_eq!(
+            (&t5["d_model"], &t5["vocab_size"], &t5["num_decoder_layers"]),
+            (&32.into(), &(96 + 112).into(), &3.into()),
+            "{name}: the checkpoint's shape, its vocabulary grown by the reserved tokens: {t5}"
+        );
+        let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
+        let weights = safetensors::SafeTensors::deserialize(&weights).unwrap();
+        let exported = floats(weights.tensor("lm.shared.weight").unwrap());
+        assert_eq!(exported.len(), (96 + 112) * 32);
+        let untouched = exported[..96 * 32] == shared[..];
+        assert_eq!(
+            untouched,
+            name == "untrained",
+            "{name}: the checkpoint's embeddings, trained only when epochs train the LM"
+        );
+        if name == "untrained" {
+            let mean: Vec<f32> = (0..32)
+                .map(|j| shared.iter().skip(j).step_by(32).sum::<f32>() / 96.0)
+                .collect();
+            for row in exported[96 * 32..].chunks_exact(32) {
+                let diff = row.iter().zip(&mean).map(|(a, b)| (a - b).abs());
+                assert!(diff.fold(0.0, f32::max) < 1e-6, "a new row at the mean");
+            }
+        }
+        let engine = load(&bundle);
+        for record in &records {
+            let diagnosed = pollster::block_on(engine.diagnose(record)).unwrap();
+            assert_eq!(diagnosed.phenotypes.len(), PHENOTYPES.len(), "{name}");
+            let explained = pollster::block_on(engine.explain(
+                record,
+                &GenerateOptions::default(),
+                &mut |_| true,
+            ))
+            .unwrap();
+            let mut written = explained.diagnoses.clone();
+            let mut selected: Vec<String> =
+                diagnosed.diagnosed.iter().map(|d| d.to_string()).collect();
+            written.sort();
+            selected.sort();
+            assert_eq!(written, selected, "{name}: one answer");
+        }
+    }
+}

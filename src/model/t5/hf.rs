@@ -130,7 +130,14 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
 struct Checkpoint<'a> {
     tensors: SafeTensors<'a>,
     device: &'a Device,
+    /// The checkpoint's vocabulary size and the model's, which may be larger
+    /// ([`load_with_vocab`]).
+    stored_vocab: usize,
+    vocab: usize,
 }
+
+/// The parameters with a row per token: the shared embedding and the output projection.
+const VOCABULARY_ROWS: [&str; 2] = ["shared", "lm_head"];
 
 fn weights_error(message: impl std::fmt::Display) -> BedsideError {
     BedsideError::bundle(WEIGHTS_FILE, message)
@@ -177,6 +184,29 @@ impl Checkpoint<'_> {
         Ok(values)
     }
 
+    /// The `[rows, width]` parameter `module` (tensor `key`). A grown vocabulary's parameter
+    /// gets its stored rows, then new rows that are the stored rows' mean: transformers'
+    /// `resize_token_embeddings(mean_resizing=True)` without its 1e-5 noise, so that a new token
+    /// starts as the average token, not as a random one the model never saw.
+    fn read_rows(&self, module: &str, key: &str, rows: usize, width: usize) -> Result<Vec<f32>> {
+        if !VOCABULARY_ROWS.contains(&module) || rows != self.vocab || rows <= self.stored_vocab {
+            return self.read(key, &[rows, width]);
+        }
+        let mut values = self.read(key, &[self.stored_vocab, width])?;
+        let mut mean = vec![0.0f64; width];
+        for row in values.chunks_exact(width) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += f64::from(*v);
+            }
+        }
+        let n = self.stored_vocab.max(1) as f64;
+        let mean: Vec<f32> = mean.iter().map(|m| (m / n) as f32).collect();
+        for _ in self.stored_vocab..rows {
+            values.extend_from_slice(&mean);
+        }
+        Ok(values)
+    }
+
     fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
         Param::from_tensor(Tensor::from_data(
             TensorData::new(values, shape),
@@ -190,7 +220,7 @@ impl ParamSource for Checkpoint<'_> {
 
     fn linear(&mut self, name: &str, d_in: usize, d_out: usize, _: f64) -> Result<Linear> {
         // PyTorch stores [out, in]; burn multiplies by [in, out].
-        let rows = self.read(&format!("{name}.weight"), &[d_out, d_in])?;
+        let rows = self.read_rows(name, &format!("{name}.weight"), d_out, d_in)?;
         let mut transposed = vec![0.0; rows.len()];
         for (o, row) in rows.chunks_exact(d_in).enumerate() {
             for (i, v) in row.iter().enumerate() {
@@ -211,7 +241,7 @@ impl ParamSource for Checkpoint<'_> {
             _ => key,
         };
         Ok(Embedding {
-            weight: self.param(self.read(&key, &[n, d])?, [n, d]),
+            weight: self.param(self.read_rows(name, &key, n, d)?, [n, d]),
         })
     }
 
@@ -225,7 +255,30 @@ impl ParamSource for Checkpoint<'_> {
 
 /// Builds a [`T5`] from a checkpoint's `config.json` text and `model.safetensors` bytes.
 pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Config, T5)> {
-    let config = config_from_json(config_json)?;
+    load_with_vocab(config_json, weights, None, device)
+}
+
+/// [`load`], with the vocabulary grown to `vocab_size` rows when that is larger than the
+/// checkpoint's: the rows of tokens added to its tokenizer (bedside's reserved rationale tokens)
+/// start at the mean embedding and the mean output row. A smaller size is refused, since the
+/// tokenizer's ids would reach past the model.
+pub fn load_with_vocab(
+    config_json: &str,
+    weights: &[u8],
+    vocab_size: Option<usize>,
+    device: &Device,
+) -> Result<(T5Config, T5)> {
+    let mut config = config_from_json(config_json)?;
+    let stored_vocab = config.vocab_size;
+    if let Some(vocab_size) = vocab_size {
+        if vocab_size < stored_vocab {
+            return Err(config_error(format!(
+                "vocab_size {stored_vocab} is larger than the {vocab_size} tokens asked for"
+            )));
+        }
+        config.vocab_size = vocab_size;
+        config.check().map_err(config_error)?;
+    }
     let tensors = SafeTensors::deserialize(weights)
         .map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
     // a tied config with its own, different output projection: which one transformers would use
@@ -242,7 +295,12 @@ pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Con
              (tie_word_embeddings); set tie_word_embeddings to false to use lm_head.weight",
         ));
     }
-    let model = config.build(&mut Checkpoint { tensors, device })?;
+    let model = config.build(&mut Checkpoint {
+        tensors,
+        device,
+        stored_vocab,
+        vocab: config.vocab_size,
+    })?;
     Ok((config, model))
 }
 

@@ -16,6 +16,10 @@ pub struct Args {
     /// Continue from the run directory's last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start the language model from a HuggingFace T5 / Flan-T5 checkpoint directory
+    /// (`config.json`, `model.safetensors`, `tokenizer.json`); overrides the config's `init_from`.
+    #[arg(long, value_name = "DIR")]
+    init_from: Option<PathBuf>,
     /// Print the default configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -26,13 +30,17 @@ pub fn run(args: Args) -> Result<()> {
         config,
         out,
         resume,
+        init_from,
         print_config,
     } = args;
     if print_config {
         print!("{}", toml::to_string(&distill::RunConfig::default())?);
         return Ok(());
     }
-    let run = distill::Run::new(config.as_deref(), out.clone())?;
+    let mut run = distill::Run::new(config.as_deref(), out.clone())?;
+    if let Some(dir) = init_from {
+        run.init_from(&dir)?;
+    }
     let records = match run.resolve(&run.config.cohort) {
         Some(path) => read_cohort(&path)?,
         None => synthetic::cohort(run.config.synthetic, run.config.hours, run.config.seed),
