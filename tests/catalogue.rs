@@ -1,7 +1,7 @@
 //! The bad-input catalogue (tests/catalogue/, written by generate.py) against the native library:
 //! every record is parsed and diagnosed, every edited bundle loaded, each inside `catch_unwind`.
 //! A refused input must give its stable code and a message naming the field or file at fault; an
-//! accepted one must give a diagnosis carrying the expected notice. Zero panics.
+//! accepted one must give a diagnosis carrying exactly the expected kinds of notice. Zero panics.
 
 use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE, sha256_hex};
 use bedside::recommend::MEDREC_FILE;
@@ -56,12 +56,17 @@ async fn load(files: &Files) -> Result<Engine, BedsideError> {
 /// What a case expects, checked against what happened; `None` when it matches.
 fn mismatch(case: &Value, outcome: Result<Vec<String>, BedsideError>) -> Option<String> {
     match (case["ok"].as_bool() == Some(true), outcome) {
-        (true, Ok(notices)) => match case["notice"].as_str() {
-            Some(kind) if !notices.iter().any(|n| n == kind) => Some(format!(
-                "accepted, but no {kind} notice (notices: {notices:?})"
-            )),
-            _ => None,
-        },
+        (true, Ok(notices)) => {
+            // exactly the expected kinds (cases of other files expect none)
+            let expected: std::collections::BTreeSet<&str> = case["notices"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let got: std::collections::BTreeSet<&str> =
+                notices.iter().map(String::as_str).collect();
+            (got != expected)
+                .then(|| format!("accepted with notices {got:?}, expected {expected:?}"))
+        }
         (true, Err(e)) => Some(format!("refused: {} {e}", e.code())),
         (false, Ok(_)) => Some("accepted".into()),
         (false, Err(e)) => {

@@ -3,14 +3,14 @@
 
 Each case is one JSON line: `name`, the input, and what must happen — `{"code": ..., "mentions":
 [...]}` (refused with that stable error code; the message names each of `mentions`: the field,
-file or line at fault) or `{"ok": true, "notice": ...}` (an everyday oddity that is accepted and
-reported). The expectations come from the rules below, i.e. from the record format and the bundle
+file or line at fault) or `{"ok": true, "notices": [...]}` (accepted, with exactly these kinds of
+notice: an everyday oddity reported, and what the record as a whole lacks). The expectations come from the rules below, i.e. from the record format and the bundle
 format, not from running bedside. The harnesses are tests/catalogue.rs (native library),
 training/tests/catalogue.rs (CLI), tests/node/catalogue.test.mjs (wasm in Node) and the browser
 test. Regenerate with `python3 tests/catalogue/generate.py` and commit the result.
 
-  records.jsonl  text given to diagnose (PatientRecord JSON or FHIR R4); `notice` is the kind of
-                 a notice the diagnosis must carry
+  records.jsonl  text given to diagnose (PatientRecord JSON or FHIR R4); `notices` is the set of
+                 notice kinds the diagnosis must carry, no more and no fewer
   bundles.jsonl  edits of the demo bundle (models/demo) given to load, applied in order:
                  truncate N (negative: from the end), truncate_fraction F, append N, flip OFFSET,
                  text T, json_remove PATH, json_set [PATH, VALUE], json_pop PATH (last element),
@@ -144,10 +144,41 @@ def refused(name, value, code, *mentions):
     records.append({"name": name, "input": text, "code": code, "mentions": list(mentions)})
 
 
-def accepted(name, value, notice=None):
-    text = value if isinstance(value, str) else json.dumps(value)
-    records.append({"name": name, "input": text, "ok": True, "notice": notice})
+# the words of a care unit outside the hospital, as the record format documents them
+OUTSIDE_HOSPITAL = ["outpatient", "ambulatory", "clinic", "virtual", "home"]
 
+
+def record_level(value):
+    """The notices a PatientRecord draws as a whole, by the record format's rules: no
+    observations, no note with text, an age under 18, a care unit outside the hospital. FHIR
+    inputs state theirs per case."""
+    if isinstance(value, str):
+        value = json.loads(value.lstrip("\ufeff"))
+    if "resourceType" in value:
+        return set()
+    out = set()
+    if not value.get("observations"):
+        out.add("no_observations")
+    if all(not (n.get("text") or "").strip() for n in value.get("notes") or []):
+        out.add("no_notes")
+    demographics = value.get("demographics") or {}
+    if demographics.get("age") is not None and demographics["age"] < 18:
+        out.add("age_outside_training")
+    if any(w in (demographics.get("care_unit") or "").lower() for w in OUTSIDE_HOSPITAL):
+        out.add("setting_outside_training")
+    return out
+
+
+def accepted(name, value, notice=None, also=()):
+    """An accepted input whose diagnosis carries `notice` (the oddity the case is about), the
+    record-level notices and `also`, and no other kind."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    notices = ({notice} - {None}) | record_level(value) | set(also)
+    records.append({"name": name, "input": text, "ok": True, "notices": sorted(notices)})
+
+
+# optional fields whose absence the diagnosis reports: an observation without a value is unused
+ABSENT_NOTICE = {"observations[0].value": "missing_value"}
 
 # --- PatientRecord: a value of the wrong JSON kind in every field ---------------------------------
 for path, (kind, required, nullable) in FIELDS.items():
@@ -156,12 +187,12 @@ for path, (kind, required, nullable) in FIELDS.items():
     if not nullable:
         refused(f"{path} = null", put(path, None), "RECORD_JSON", jpath(path))
     else:
-        accepted(f"{path} = null (optional)", put(path, None))
+        accepted(f"{path} = null (optional)", put(path, None), ABSENT_NOTICE.get(path))
     if required:
         parent = path.rsplit(".", 1)[0] if "." in path else ""
         refused(f"{path} missing", drop(path), "RECORD_JSON", jpath(parent), path.rsplit(".", 1)[-1])
     elif kind != "obj":
-        accepted(f"{path} missing (optional)", drop(path))
+        accepted(f"{path} missing (optional)", drop(path), ABSENT_NOTICE.get(path))
 
 # an element of a list of the wrong kind
 # an object written as an array: serde would read it by position; refused
@@ -248,6 +279,12 @@ accepted("unknown phenotype label", put("labels.phenotypes", ["Dragon pox"]))
 accepted("empty note", put("notes[0].text", ""))
 accepted("note in another script", put("notes[0].text", "発熱と低血圧。乳酸値上昇。🩺"))
 accepted("1,000 duplicate observations", put("observations", [BASE["observations"][0]] * 1000))
+# records outside what the model was trained on: said before the results
+accepted("no observations", put("observations", []))
+accepted("only blank notes", put("notes", [{"kind": "nursing", "text": "  \n "}]))
+accepted("a child of 4", put("demographics.age", 4))
+accepted("an outpatient clinic visit", put("demographics.care_unit", "Outpatient cardiology clinic"))
+accepted("a child at home with nothing recorded", {"id": "c", "demographics": {"age": 2, "care_unit": "home visit"}})
 
 # --- FHIR R4 ------------------------------------------------------------------------------------
 FHIR = json.loads((HERE.parent / "fixtures/fhir/mimic3-1001-bundle.json").read_text())
@@ -255,6 +292,10 @@ kinds = [e["resource"]["resourceType"] for e in FHIR["entry"]]
 OBS = kinds.index("Observation")
 PATIENT = kinds.index("Patient")
 DOC = kinds.index("DocumentReference")
+
+
+# the fixture's temperature is in °F ([degF]), converted to °C: every case built on it says so
+FHIR_NOTICES = ["unit_converted"]
 
 
 def fhir(fn):
@@ -292,12 +333,12 @@ for kind in ["Observation", "Condition", "Encounter", "Medication", "Basic", "bu
     refused(f"FHIR: a lone {kind or 'empty'} resource", {"resourceType": kind, "id": "x"}, "RECORD_FHIR", "$.resourceType")
 refused("FHIR: resourceType is a number", {"resourceType": 7}, "RECORD_FHIR", "$.resourceType")
 refused("FHIR: resourceType is null", {"resourceType": None, "id": "x"}, "RECORD_FHIR", "$.resourceType")
-accepted("FHIR: a resource bedside does not read", fhir(lambda b: b["entry"].append({"resource": {"resourceType": "Coverage", "id": "c"}})))
-accepted("FHIR: an entry without a resource", fhir(lambda b: b["entry"].append({"fullUrl": "urn:uuid:1"})))
-accepted("FHIR: an empty Bundle", {"resourceType": "Bundle", "type": "collection", "entry": []})
-accepted("FHIR: an Observation of an unknown LOINC code", fhir(lambda b: b["entry"][OBS]["resource"]["code"]["coding"][0].__setitem__("code", "99999-9")))
-accepted("FHIR: an Observation without a value", fhir(lambda b: b["entry"][OBS]["resource"].pop("valueQuantity")), "missing_value")
-accepted("FHIR: a Patient alone", {"resourceType": "Patient", "id": "p", "gender": "female"})
+accepted("FHIR: a resource bedside does not read", fhir(lambda b: b["entry"].append({"resource": {"resourceType": "Coverage", "id": "c"}})), also=FHIR_NOTICES)
+accepted("FHIR: an entry without a resource", fhir(lambda b: b["entry"].append({"fullUrl": "urn:uuid:1"})), also=FHIR_NOTICES)
+accepted("FHIR: an empty Bundle", {"resourceType": "Bundle", "type": "collection", "entry": []}, also=["no_observations", "no_notes"])
+accepted("FHIR: an Observation of an unknown LOINC code", fhir(lambda b: b["entry"][OBS]["resource"]["code"]["coding"][0].__setitem__("code", "99999-9")), "unknown_channel", also=FHIR_NOTICES)
+accepted("FHIR: an Observation without a value", fhir(lambda b: b["entry"][OBS]["resource"].pop("valueQuantity")), "missing_value", also=FHIR_NOTICES)
+accepted("FHIR: a Patient alone", {"resourceType": "Patient", "id": "p", "gender": "female"}, also=["no_observations", "no_notes"])
 
 # --- bundles: edits of models/demo ------------------------------------------------------------------
 bundles = []
