@@ -163,6 +163,11 @@ export type ErrorCode =
   /** The WebGPU device was lost mid-run; load again ("auto" then picks the CPU). */
   | "WEBGPU_LOST"
   | "WASM_LOAD"
+  /**
+   * The wasm instance trapped (a bug, or memory exhausted): the call that hit it fails, models
+   * and tokenizers loaded in it fail with this code too, and the next load runs in a fresh
+   * instance (or, where none can be had, this code asks for a reload).
+   */
   | "WASM_PANIC"
   | "BAD_OPTION"
   | "DISPOSED"

@@ -1,7 +1,7 @@
 // bedside: the npm package's entry point. Loads a bundle, picks a backend (WebGPU where the
 // browser or runtime has a working adapter, else the CPU), and runs the model in wasm.
 // Patient data never leaves this process: the only network requests are for the bundle URL.
-import init, { BedsideEngine, BedsideTokenizer } from "./wasm/bedside.js";
+import * as firstGlue from "./wasm/bedside.js";
 
 /** Errors thrown by bedside carry a stable `code`. */
 export class BedsideError extends Error {
@@ -25,23 +25,104 @@ function asBedsideError(error, fallbackCode = "INTERNAL") {
     return new BedsideError(error.code, error.message, { cause: error });
   }
   if (error instanceof WebAssembly.RuntimeError) {
-    wasmReady = undefined; // the instance is dead; the next load starts a fresh one
+    wasmTrapped = true; // the instance is dead: the next load replaces it (resetWasm)
     return new BedsideError("WASM_PANIC", `the wasm module crashed: ${error.message}`, { cause: error });
   }
   return new BedsideError(fallbackCode, String(error?.message ?? error), { cause: error });
 }
 
+/** wasm-bindgen's module of the current instance (a copy of its own after a restart, below). */
+let glue = firstGlue;
+/** What the instance was made from: the `wasm` option, the file's bytes in Node, or its URL. */
+let wasmSource;
 let wasmReady;
-function initWasm(wasm) {
+/** The wasm instance, started once (`WASM_LOAD` if it cannot be), replaced if it trapped. */
+async function initWasm(wasm) {
   wasmReady ??= (async () => {
-    if (wasm) return init({ module_or_path: wasm });
-    if (isNode) {
+    if (wasm) wasmSource = wasm;
+    else if (isNode) {
       const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
-      return init({ module_or_path: await readFile(new URL("./wasm/bedside_bg.wasm", import.meta.url)) });
-    }
-    return init({ module_or_path: new URL("./wasm/bedside_bg.wasm", import.meta.url) });
+      wasmSource = await readFile(new URL("./wasm/bedside_bg.wasm", import.meta.url));
+    } else wasmSource = new URL("./wasm/bedside_bg.wasm", import.meta.url);
+    return glue.default({ module_or_path: wasmSource });
   })();
-  return wasmReady;
+  try {
+    await wasmReady;
+  } catch (e) {
+    wasmReady = undefined;
+    throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
+  }
+  if (wasmTrapped) await resetWasm();
+}
+
+/** Whether the wasm instance trapped (a `WebAssembly.RuntimeError`): its memory may be torn. */
+let wasmTrapped = false;
+
+/**
+ * A trap inside an asynchronous step of a call (a task of wasm-bindgen-futures, run from
+ * `queueMicrotask`, e.g. the next token of `explain`) reaches no caller: it surfaces as an
+ * uncaught error (or an unhandled rejection), and the call would wait for ever. Every engine call
+ * therefore races `trapped.promise`, which the page's (or worker's) `error` and
+ * `unhandledrejection` events reject with `WASM_PANIC`. Listening changes nothing else: the error
+ * still reaches the console. (Node has no such events on the global object; there an uncaught
+ * error ends the process by default, which is loud, not a hang.)
+ */
+let trapped = trapWatch();
+function trapWatch() {
+  let reject;
+  const promise = new Promise((_, r) => { reject = r; });
+  promise.catch(() => {}); // rejected only while some call races it
+  return { promise, reject };
+}
+for (const [type, field] of [["error", "error"], ["unhandledrejection", "reason"]]) {
+  globalThis.addEventListener?.(type, (event) => {
+    if (event[field] instanceof WebAssembly.RuntimeError) trapped.reject(asBedsideError(event[field]));
+  });
+}
+
+/** `call` (a promise from the engine), failing with `WASM_PANIC` if the instance traps meanwhile. */
+function watched(call) {
+  return Promise.race([call, trapped.promise]);
+}
+/** Which wasm instance this is; a model loaded in an earlier one cannot be used. */
+let wasmInstance = 0;
+
+/** Whether an object made in wasm instance `instance` can still be used. */
+function liveIn(instance) {
+  return instance === wasmInstance && !wasmTrapped;
+}
+
+function crashed(what) {
+  return new BedsideError("WASM_PANIC", `the wasm instance this ${what} was loaded in crashed; load the ${what} again`);
+}
+
+/**
+ * Replaces a trapped wasm instance with a fresh one: everything the old one held — its engines
+ * and its GPU device — is gone, so models must be loaded again. wasm-bindgen's reset (built with
+ * `--experimental-reset-state-function`) instantiates the compiled module synchronously, which
+ * Node and workers allow; a browser's main thread refuses that for a module this large, so there
+ * a second copy of the glue module (its own state, imported under another URL) instantiates the
+ * same file asynchronously. Where neither can be had (a bundler that folded the glue into its
+ * own chunk, a `wasm` option that cannot be read twice), `WASM_PANIC` asks for a reload.
+ */
+async function resetWasm() {
+  try {
+    glue.__wbg_reset_state();
+  } catch (refused) {
+    try {
+      const url = `${new URL("./wasm/bedside.js", import.meta.url).href}?instance=${wasmInstance + 1}`;
+      const fresh = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+      await fresh.default({ module_or_path: wasmSource });
+      glue = fresh;
+    } catch (e) {
+      throw new BedsideError("WASM_PANIC", `the wasm module crashed and cannot be restarted here (${refused.message}; ${e.message}); reload the page`, { cause: e });
+    }
+  }
+  wasmTrapped = false;
+  wasmInstance += 1;
+  trapped = trapWatch();
+  gpu.device = undefined; // the new instance makes its own device on its first WebGPU load
+  gpu.lost = undefined;
 }
 
 /**
@@ -336,6 +417,7 @@ function listsFile(manifestJson, file) {
 export class Bedside {
   #engine;
   #manifest;
+  #instance = wasmInstance;
 
   constructor(engine, manifest) {
     this.#engine = engine;
@@ -359,12 +441,7 @@ export class Bedside {
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
-    try {
-      await initWasm(wasm);
-    } catch (e) {
-      wasmReady = undefined;
-      throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
-    }
+    await initWasm(wasm);
     let manifest, weights, tokenizer, medrec, store;
     if (typeof source === "string" || source instanceof URL) {
       store = cache ? await openCache() : undefined;
@@ -414,17 +491,18 @@ export class Bedside {
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       checkSignal(signal, "load");
+      if (wasmTrapped) await resetWasm(); // a trap on WebGPU leaves a dead instance, not one to retry in
       let engine, difference;
       try {
         progress.phase("verify", 0.8, { backend: candidate });
-        const loadOn = () => BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
-        engine = await (candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
+        const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+        engine = await watched(candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
         // the known answer recorded at export: a backend that computes wrong numbers (a shader
         // that failed validation can return zeros on wasm) is not used
         progress.phase("self-test", 0.9, { backend: candidate });
-        difference = await engine.selfTest(SELF_TEST_TOLERANCE);
+        difference = await watched(engine.selfTest(SELF_TEST_TOLERANCE));
       } catch (e) {
-        engine?.free();
+        if (!wasmTrapped) engine?.free();
         lastError = asBedsideError(e);
         if (lastError.code.startsWith("BUNDLE_")) {
           await forgetCached(source); // a cached copy may be what is broken
@@ -485,9 +563,14 @@ export class Bedside {
    */
   fallbackReason = null;
 
-  /** "webgpu" or "cpu": what runs the model. */
+  /** "webgpu" or "cpu": what runs the model; "disposed" once freed or its wasm instance died. */
   get backend() {
-    return this.#engine?.backend ?? "disposed";
+    return this.#alive() ? this.#engine.backend : "disposed";
+  }
+
+  /** Whether the engine exists in the current, untrapped wasm instance. */
+  #alive() {
+    return !!this.#engine && liveIn(this.#instance);
   }
 
   /** The bundle's manifest. */
@@ -520,7 +603,7 @@ export class Bedside {
     const json = this.#ready(record);
     let result;
     try {
-      result = await this.#engine[method](json);
+      result = await watched(this.#engine[method](json));
     } catch (e) {
       throw await this.#failure(e);
     }
@@ -547,12 +630,12 @@ export class Bedside {
       stop = true;
       wake?.();
     };
-    const finished = this.#engine.explain(json, (piece) => {
+    const finished = watched(this.#engine.explain(json, (piece) => {
       if (stop) return false; // the decoder stops at this piece
       pieces.push(piece);
       wake?.();
       return true;
-    }, maxTokens);
+    }, maxTokens));
     signal?.addEventListener("abort", onAbort, { once: true });
     let result, failure, done = false;
     finished.then((r) => { result = r; }, (e) => { failure = e; }).finally(() => { done = true; wake?.(); });
@@ -579,6 +662,7 @@ export class Bedside {
   /** The record as JSON text, once the model is known to be usable. */
   #ready(record) {
     if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
+    if (!this.#alive()) throw crashed("model");
     if (this.backend === "webgpu" && gpu.lost) throw deviceLost();
     return recordJson(record);
   }
@@ -595,7 +679,7 @@ export class Bedside {
 
   /** Frees the model's memory (GPU buffers included). */
   dispose() {
-    this.#engine?.free();
+    if (this.#alive()) this.#engine.free(); // a dead instance's memory went with it
     this.#engine = undefined;
   }
 }
@@ -603,9 +687,17 @@ export class Bedside {
 /** A HuggingFace `tokenizer.json` run in wasm: the token ids bedside's models see. */
 export class Tokenizer {
   #inner;
+  #instance = wasmInstance;
 
   constructor(inner) {
     this.#inner = inner;
+  }
+
+  /** The wasm tokenizer, if it was not disposed and its instance did not die. */
+  #live() {
+    if (!this.#inner) throw new BedsideError("DISPOSED", "this tokenizer was disposed");
+    if (!liveIn(this.#instance)) throw crashed("tokenizer");
+    return this.#inner;
   }
 
   /**
@@ -613,19 +705,14 @@ export class Tokenizer {
    * @param options `{ wasm }`.
    */
   static async load(source, options = {}) {
-    try {
-      await initWasm(options.wasm);
-    } catch (e) {
-      wasmReady = undefined;
-      throw new BedsideError("WASM_LOAD", `cannot load the wasm module: ${e.message}`, { cause: e });
-    }
+    await initWasm(options.wasm);
     let bytes;
     if (typeof source === "string" && source.trimStart().startsWith("{")) bytes = new TextEncoder().encode(source);
     else if (typeof source === "string" || source instanceof URL) bytes = await readBytes(source, "tokenizer.json");
     else if (source instanceof Uint8Array || source instanceof ArrayBuffer) bytes = new Uint8Array(source);
     else throw new BedsideError("BAD_OPTION", "source must be a tokenizer URL, its JSON text or its bytes");
     try {
-      return new Tokenizer(new BedsideTokenizer(bytes));
+      return new Tokenizer(new glue.BedsideTokenizer(bytes));
     } catch (e) {
       throw asBedsideError(e);
     }
@@ -633,10 +720,10 @@ export class Tokenizer {
 
   /** Token ids of `text`, the end-of-sequence id last. */
   encode(text) {
-    if (!this.#inner) throw new BedsideError("DISPOSED", "this tokenizer was disposed");
+    const inner = this.#live();
     if (typeof text !== "string") throw new BedsideError("BAD_OPTION", "text must be a string");
     try {
-      return Array.from(this.#inner.encode(text));
+      return Array.from(inner.encode(text));
     } catch (e) {
       throw asBedsideError(e);
     }
@@ -644,20 +731,20 @@ export class Tokenizer {
 
   /** The text of `ids`, special tokens skipped. */
   decode(ids) {
-    if (!this.#inner) throw new BedsideError("DISPOSED", "this tokenizer was disposed");
+    const inner = this.#live();
     try {
-      return this.#inner.decode(Uint32Array.from(ids));
+      return inner.decode(Uint32Array.from(ids));
     } catch (e) {
       throw asBedsideError(e);
     }
   }
 
   get vocabSize() {
-    return this.#inner?.vocabSize ?? 0;
+    return this.#inner && liveIn(this.#instance) ? this.#inner.vocabSize : 0;
   }
 
   dispose() {
-    this.#inner?.free();
+    if (liveIn(this.#instance)) this.#inner?.free(); // a dead instance's memory went with it
     this.#inner = undefined;
   }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/: cargo (wasm32, size profile) → wasm-bindgen (web target,
 # which also runs in Node) → the JS wrapper, types and a package.json from pkg-config/.
+# `--experimental-reset-state-function` lets the wrapper replace an instance that trapped.
 # wasm-opt is left out: Debian's binaryen corrupts the module, and npm's adds nothing after
 # LTO + opt-level "z".
 set -euo pipefail
@@ -12,7 +13,7 @@ out=${1:-$root/pkg}
 cargo build --locked --lib -p bedside --target wasm32-unknown-unknown --profile wasm
 rm -rf "$out"
 mkdir -p "$out/wasm"
-wasm-bindgen --target web --remove-name-section --remove-producers-section \
+wasm-bindgen --target web --experimental-reset-state-function --remove-name-section --remove-producers-section \
   --out-dir "$out/wasm" --out-name bedside \
   "$target_dir/wasm32-unknown-unknown/wasm/bedside.wasm"
 cp pkg-config/bedside.js pkg-config/bedside.d.ts pkg-config/bedside-worker.js pkg-config/bedside-worker.d.ts \

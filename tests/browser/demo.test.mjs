@@ -427,13 +427,15 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
   try {
     // the demo's service worker would fetch past page.route
     const page = await browser.newPage({ serviceWorkers: "block" });
-    // the package's worker, except that the record "trap" gets the error of a wasm trap
+    // the package's worker, except that the record "trap" first tears the instance's memory
+    // (every byte zero), so that the call into it traps as a real bug would
     const trapWorker = `import "/pkg/worker.js";
+      import init from "/pkg/wasm/bedside.js";
       const handle = self.onmessage;
-      self.onmessage = (event) => {
-        const { id, method, args } = event.data;
-        if (method === "diagnose" && args[0] === "trap") self.postMessage({ id, error: { code: "WASM_PANIC", message: "the wasm module crashed: unreachable" } });
-        else handle(event);
+      self.onmessage = async (event) => {
+        const { method, args } = event.data;
+        if (method === "diagnose" && args[0] === "trap") new Uint8Array((await init()).memory.buffer).fill(0);
+        handle(event);
       };`;
     // served with the demo's headers: a cross-origin-isolated page runs only workers that say so
     await page.route("**/trap-worker.js", (route) => route.fulfill({ status: 200, contentType: "text/javascript", headers: HEADERS, body: trapWorker }));
@@ -474,8 +476,7 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
       await Promise.resolve();
       model.dispose();
       const disposed = await pending.then(() => "answered", (e) => e.code);
-      // a worker whose wasm instance dies is replaced: a worker script that answers one call
-      // with the trap's error stands in for a real trap (bedside has none left to trigger)
+      // a worker whose wasm instance dies is replaced
       const trapping = await BedsideWorker.load("model/", { backend: "cpu", worker: "/trap-worker.js" });
       const trap = await trapping.diagnose("trap").then(() => "no error", (e) => e.code);
       const afterTrap = await trapping.diagnose(record);
@@ -511,6 +512,45 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
     assert.equal(result.trap, "WASM_PANIC");
     assert.equal(result.restarts, 1, "a fresh worker replaced the one that trapped");
     assertSameProbabilities({ phenotypes: result.afterTrap }, expected.diagnosis, 1e-5);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a wasm trap on the page fails the call it hit, mid-explain too; the next load starts afresh", async () => {
+  const browser = await launch(["--disable-features=WebGPU"]);
+  try {
+    const page = await browser.newPage({ serviceWorkers: "block" });
+    await page.goto(`${origin}/?tokens=${TOKENS}`);
+    await page.waitForSelector(settled, { timeout: 300_000 });
+    const result = await page.evaluate(async ([record, tokens]) => {
+      const { Bedside } = await import("/pkg/bedside.js");
+      const { default: init } = await import("/pkg/wasm/bedside.js");
+      const model = await Bedside.load("model/", { backend: "cpu" });
+      const memory = (await init()).memory; // the instance the package (and the page) run in
+      // the memory torn after the first piece: the next token's step, a task of its own, traps
+      let pieces = 0;
+      const during = await (async () => {
+        for await (const item of model.explain(record, { maxTokens: tokens })) {
+          if (typeof item === "string" && ++pieces === 1) new Uint8Array(memory.buffer).fill(0);
+        }
+        return "finished";
+      })().catch((e) => `${e.code}: ${e.message}`);
+      const stale = await model.diagnose(record).then(() => "answered", (e) => e.code);
+      // a fresh instance, or (where the browser will not instantiate this module synchronously on
+      // the main thread) a WASM_PANIC that asks for a reload
+      const fresh = await Bedside.load("model/", { backend: "cpu" }).then(
+        async (m) => ({ phenotypes: (await m.diagnose(record)).phenotypes }),
+        (e) => ({ code: e.code, message: e.message }),
+      );
+      return { during, pieces, stale, fresh };
+    }, [samples[0], TOKENS]);
+    assert.equal(result.pieces, 1, "no piece after the trap");
+    assert.match(result.during, /^WASM_PANIC: the wasm module crashed/, "the trap in an asynchronous step fails the call");
+    assert.equal(result.stale, "WASM_PANIC", "a model of the dead instance is refused");
+    console.log(`# after the trap: ${JSON.stringify(result.fresh).slice(0, 200)}`);
+    assert.ok(result.fresh.phenotypes, `a fresh instance on the page's main thread: ${result.fresh.message}`);
+    assertSameProbabilities({ phenotypes: result.fresh.phenotypes }, native().diagnosis, 1e-5);
   } finally {
     await browser.close();
   }
