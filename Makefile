@@ -150,8 +150,13 @@ native-test: setup-llm
 	tools/llm-server.sh run env BEDSIDE_REQUIRE_LLM=1 BEDSIDE_REQUIRE_WGPU=1 BEDSIDE_REQUIRE_DATA=1 \
 	  BEDSIDE_REQUIRE_ROOT=1 cargo test --workspace --locked
 
+# publint and arethetypeswrong check the package as npm would publish it: exports, files, types
+# for every entry point under every resolution mode. The package is ESM only by design (a CommonJS
+# caller reaches it with import()), and the wasm export is an asset, not a module with types.
 node-test:
 	node_modules/.bin/tsc -p tests/types/tsconfig.json
+	node_modules/.bin/publint --strict pkg
+	node_modules/.bin/attw --pack pkg --ignore-rules cjs-resolves-to-esm --exclude-entrypoints wasm/bedside_bg.wasm
 	BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
 	  node --test tests/node/
 	node --test tests/vite-app/ tests/webpack-app/
