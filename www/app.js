@@ -20,10 +20,10 @@ const PLAIN = {
   BUNDLE_HASH_MISMATCH: "The model files do not match their checksums. Reload the page to fetch them again.",
   BUNDLE_INCOMPATIBLE: "These model files were made for another version of bedside.",
   WEBGPU_LOST: "The graphics processor stopped responding.",
-  WEBGPU_UNAVAILABLE: "This browser offers no WebGPU. Choose the CPU.",
-  BACKEND_FAILED: "The chosen processor failed. Try another backend.",
+  WEBGPU_UNAVAILABLE: "This browser offers no WebGPU. Choose the CPU under Advanced.",
+  BACKEND_FAILED: "The chosen processor failed. Try another backend under Advanced.",
   WASM_LOAD: "The model's engine could not start in this browser.",
-  WASM_PANIC: "The model's engine stopped unexpectedly. Reload the page.",
+  WASM_PANIC: "The model's engine stopped unexpectedly. Choose a backend under Advanced to start it again, or reload the page.",
 };
 
 function showError(error) {
@@ -81,7 +81,8 @@ async function loadModel(backend) {
       },
     });
   } catch (error) {
-    $("status").textContent = "No model loaded. Choose a backend to try again.";
+    $("status").textContent = "No model loaded. Choose a backend (under Advanced) to try again.";
+    $("advanced").open = true;
     bar.hidden = true;
     throw error;
   }

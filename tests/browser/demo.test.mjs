@@ -170,6 +170,9 @@ async function runPage(args, screenshot) {
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     const foreign = requests.filter((u) => !u.startsWith(origin));
     assert.deepEqual(foreign, [], "the page made requests outside its own origin");
+    // the backend selector waits, closed, under "Advanced"
+    assert.equal(await page.evaluate(() => document.querySelector("#backend").closest("details#advanced")?.open), false);
+    assert.equal(await page.isVisible("#backend"), false, "the backend selector is under Advanced");
     return { backend, status, statuses, bar, supported, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
   } finally {
     await browser.close();
@@ -364,6 +367,8 @@ test("a truncated weights file and a manifest hash mismatch give coded errors; t
     }
     // the intact bundle loads in the same page (no broken copy kept in the Cache API) by choosing
     // a backend again, and a diagnosis clears the error
+    // a failed load opens "Advanced", where the backend is chosen
+    assert.equal(await page.isVisible("#backend"), true, "the backend selector is shown after a failed load");
     assert.equal(await settle(page, () => page.selectOption("#backend", "cpu")), "done", await page.textContent("#error"));
     assert.equal(await page.isHidden("#error"), true);
     assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
