@@ -61,10 +61,11 @@ setup-llm:
 # --- builds ----------------------------------------------------------------------------------
 # The whole workspace at once, so the library and bedside-train share one build of burn.
 # Formatting and clippy's lints, warnings as errors (the check build of the crate graph takes a few
-# minutes the first time).
-lint:
+# minutes the first time), and ESLint over every JavaScript file (eslint.config.js).
+lint: setup-node
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	node_modules/.bin/eslint --max-warnings 0 .
 
 native:
 	cargo build --workspace --locked

@@ -175,10 +175,10 @@ function checkSignal(signal, what) {
 
 /** Whether a WebGPU adapter can be had here. wgpu must never be started without one. */
 export async function webgpuAvailable() {
-  const gpu = globalThis.navigator?.gpu;
-  if (!gpu) return false;
+  const navigatorGpu = globalThis.navigator?.gpu;
+  if (!navigatorGpu) return false;
   try {
-    return !!(await gpu.requestAdapter());
+    return !!(await navigatorGpu.requestAdapter());
   } catch {
     return false;
   }

@@ -408,7 +408,7 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
     assert.equal(await page.getAttribute("#status", "data-backend"), "cpu");
     assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
     // the package itself: WebGPU is refused with the code, "auto" gives the CPU
-    const after = await page.evaluate(async () => {
+    const reloaded = await page.evaluate(async () => {
       const { Bedside } = await import("/pkg/bedside.js");
       const code = await Bedside.load("model/", { backend: "webgpu" }).then(() => "loaded", (e) => e.code);
       const auto = await Bedside.load("model/", { backend: "auto" });
@@ -416,7 +416,7 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
       auto.dispose();
       return { code, backend, fallbackReason };
     });
-    assert.deepEqual(after, {
+    assert.deepEqual(reloaded, {
       code: "WEBGPU_LOST",
       backend: "cpu",
       fallbackReason: "WebGPU was lost earlier in this page; only the CPU is left in this wasm instance",

@@ -181,7 +181,6 @@ test("recommend names the drugs and warns of interactions with the current medic
 });
 
 test("a clinical bundle without its tokenizer is refused with the file named", async () => {
-  const { readFileSync } = await import("node:fs");
   const files = { manifest: readFileSync(path.join(bundle, "manifest.json"), "utf8"), weights: readFileSync(path.join(bundle, "model.safetensors")) };
   await assert.rejects(Bedside.load(files, { backend: "cpu" }), (e) => e.code === "BUNDLE_INVALID" && /tokenizer\.json/.test(e.message));
 });
