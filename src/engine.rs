@@ -166,6 +166,17 @@ fn read_back_error<E: std::fmt::Debug>(backend: Backend) -> impl Fn(E) -> Bedsid
 }
 
 impl Engine {
+    /// A tensor's values on the host: the one read-back of every answer, asynchronous because
+    /// wasm cannot block on a GPU (a failed map is this backend's error).
+    async fn read_back<const D: usize>(&self, tensor: Tensor<D>) -> Result<Vec<f32>> {
+        tensor
+            .into_data_async()
+            .await
+            .map_err(read_back_error(self.backend))?
+            .try_to_vec::<f32>()
+            .map_err(read_back_error(self.backend))
+    }
+
     /// Loads a bundle without a tokenizer (lab-phenotype models) onto `backend`.
     pub async fn load(manifest_json: &str, weights: &[u8], backend: Backend) -> Result<Self> {
         Self::load_bundle(manifest_json, weights, None, backend).await
@@ -351,13 +362,7 @@ impl Engine {
             &self.device,
         );
         let probs = burn::tensor::activation::sigmoid(model.forward(&batch).logits);
-        let data = probs
-            .into_data_async()
-            .await
-            .map_err(read_back_error(self.backend))?;
-        let probs = data
-            .try_to_vec::<f32>()
-            .map_err(read_back_error(self.backend))?;
+        let probs = self.read_back(probs).await?;
         if probs.len() != spec.medications.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(
                 self.backend.name(),
@@ -501,14 +506,7 @@ impl Engine {
                 model.phenotype_logits(&model.encode(&input))
             }
         };
-        let data = self
-            .calibrated(logits)
-            .into_data_async()
-            .await
-            .map_err(read_back_error(self.backend))?;
-        let probs = data
-            .try_to_vec::<f32>()
-            .map_err(read_back_error(self.backend))?;
+        let probs = self.read_back(self.calibrated(logits)).await?;
         if probs.len() != grids.len() * PHENOTYPES.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(
                 self.backend.name(),
@@ -567,13 +565,8 @@ impl Engine {
         let encoded = model.encode(&input);
         // one answer: the list is exactly the head's selection, in the order the decoder writes it
         let probabilities = self
-            .calibrated(model.phenotype_logits(&encoded))
-            .into_data_async()
-            .await
-            .map_err(read_back_error(self.backend))?;
-        let probabilities = probabilities
-            .try_to_vec::<f32>()
-            .map_err(read_back_error(self.backend))?;
+            .read_back(self.calibrated(model.phenotype_logits(&encoded)))
+            .await?;
         let selected: Vec<bool> = probabilities
             .iter()
             .map(|p| *p >= self.manifest.threshold)
@@ -640,13 +633,7 @@ impl Engine {
                 let weights = model
                     .series
                     .patch_attention(values.clone(), observed.clone());
-                let weights = weights
-                    .into_data_async()
-                    .await
-                    .map_err(read_back_error(self.backend))?;
-                let weights = weights
-                    .try_to_vec::<f32>()
-                    .map_err(read_back_error(self.backend))?;
+                let weights = self.read_back(weights).await?;
                 channel_series(&grid, &weights, &model.series.patch_hours(grid.hours))
             }
             None => Vec::new(),
@@ -655,13 +642,7 @@ impl Engine {
             Some(weights) => {
                 let [_, _, channels, prototypes] = weights.dims();
                 let mean = weights.mean_dim(1).reshape([channels, prototypes]);
-                let values = mean
-                    .into_data_async()
-                    .await
-                    .map_err(read_back_error(self.backend))?;
-                let values = values
-                    .try_to_vec::<f32>()
-                    .map_err(read_back_error(self.backend))?;
+                let values = self.read_back(mean).await?;
                 values
                     .chunks(prototypes.max(1))
                     .map(<[f32]>::to_vec)
