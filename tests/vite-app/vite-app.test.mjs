@@ -1,20 +1,29 @@
 // The `npm pack` tarball installs into a fresh app, builds with Vite (the wasm and the worker
-// emitted as assets) and runs in Node from the installed package.
+// emitted as assets) and runs in Node from the installed package; and the same app runs under
+// Vite's dev server in Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { chromium } from "playwright-core";
+import { createServer } from "vite";
 import { root, samples } from "../node/helpers.mjs";
 
-test("the npm pack tarball installs, builds with Vite and runs in Node", async () => {
-  const work = mkdtempSync(path.join(tmpdir(), "bedside-vite-"));
+/** A fresh app in a temporary directory with the `npm pack` tarball of pkg/ installed. */
+function appDir(name) {
+  const work = mkdtempSync(path.join(tmpdir(), `bedside-${name}-`));
   const tarball = execFileSync("npm", ["pack", path.join(root, "pkg"), "--pack-destination", work, "--silent"], { encoding: "utf8" }).trim().split("\n").pop();
-  const app = path.join(work, "app");
-  cpSync(path.join(root, "tests/vite-app"), app, { recursive: true, filter: (f) => !f.endsWith(".test.mjs") });
-  execFileSync("npm", ["init", "-y"], { cwd: app, stdio: "ignore" });
-  execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", path.join(work, tarball)], { cwd: app, stdio: "ignore" });
+  const dir = path.join(work, "app");
+  cpSync(path.join(root, "tests/vite-app"), dir, { recursive: true, filter: (f) => !f.endsWith(".test.mjs") });
+  execFileSync("npm", ["init", "-y"], { cwd: dir, stdio: "ignore" });
+  execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", path.join(work, tarball)], { cwd: dir, stdio: "ignore" });
+  return dir;
+}
+
+test("the npm pack tarball installs, builds with Vite and runs in Node", async () => {
+  const app = appDir("vite");
   execFileSync(path.join(root, "node_modules/.bin/vite"), ["build", "--logLevel", "error"], { cwd: app, stdio: "inherit" });
   const assets = readdirSync(path.join(app, "dist/assets"));
   assert.ok(assets.some((f) => f.endsWith(".wasm")), `no wasm in ${assets}`);
@@ -39,4 +48,26 @@ test("the npm pack tarball installs, builds with Vite and runs in Node", async (
   assert.deepEqual(result.backend, "cpu");
   assert.equal(result.phenotypes, 25);
   assert.ok(result.drugs > 0);
+});
+
+test("under Vite's dev server the app runs in Chromium, with the README's optimizeDeps setting", async () => {
+  const app = appDir("vite-dev");
+  // the demo bundle, served from the app's public/ directory at /model/
+  mkdirSync(path.join(app, "public"));
+  symlinkSync(path.join(root, "models/demo"), path.join(app, "public/model"));
+  const server = await createServer({ root: app, configFile: path.join(app, "vite.config.js"), logLevel: "error", server: { host: "127.0.0.1", port: 0 } });
+  await server.listen();
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-features=WebGPU"] });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(server.resolvedUrls.local[0]);
+    await page.waitForFunction(() => document.getElementById("out").textContent !== "loading…", null, { timeout: 120_000 });
+    assert.deepEqual(errors, []);
+    assert.match(await page.textContent("#out"), /^cpu: .*; worker same$/, "the model loaded and diagnosed, on the page and in its worker");
+  } finally {
+    await browser.close();
+    await server.close();
+  }
 });
