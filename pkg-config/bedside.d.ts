@@ -17,6 +17,9 @@ export interface FhirResource {
   [field: string]: unknown;
 }
 
+/** "auto": WebGPU on a hardware adapter that passes the self-test, else the CPU (a software
+ * adapter such as SwiftShader is slower than the CPU and is passed over); "webgpu": WebGPU on
+ * whatever adapter there is. */
 export type BackendChoice = "auto" | "webgpu" | "cpu";
 
 /**
@@ -192,8 +195,9 @@ export class Bedside {
   /** Largest difference of the known-answer self-test on this backend; `null` when the bundle
    * records no answer, so the test was not run. */
   readonly selfTestDifference: number | null;
-  /** Why the model runs on the CPU, in words (no WebGPU adapter, the CPU asked for, WebGPU lost
-   * earlier, or how WebGPU failed, e.g. its self-test); `null` on WebGPU. */
+  /** Why the model runs on the CPU, in words (no WebGPU adapter, a software adapter that "auto"
+   * passes over, the CPU asked for, WebGPU lost earlier, or how WebGPU failed, e.g. its
+   * self-test); `null` on WebGPU. */
   readonly fallbackReason: string | null;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;

@@ -175,13 +175,29 @@ function checkSignal(signal, what) {
 
 /** Whether a WebGPU adapter can be had here. wgpu must never be started without one. */
 export async function webgpuAvailable() {
+  return (await webgpuAdapter()) !== undefined;
+}
+
+/**
+ * The WebGPU adapter here, if any: `{ software }`, true for a CPU rasteriser standing in for a GPU
+ * (SwiftShader, llvmpipe/lavapipe, WARP), which runs this model tens of times slower than the
+ * CPU backend (BENCHMARKS.md: 1.4 s against 33 ms per diagnose in Chromium), and its `name`.
+ */
+async function webgpuAdapter() {
   const navigatorGpu = globalThis.navigator?.gpu;
-  if (!navigatorGpu) return false;
+  if (!navigatorGpu) return undefined;
+  let adapter;
   try {
-    return !!(await navigatorGpu.requestAdapter());
+    adapter = await navigatorGpu.requestAdapter();
   } catch {
-    return false;
+    return undefined;
   }
+  if (!adapter) return undefined;
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
+  const software = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true ||
+    /swiftshader|llvmpipe|lavapipe|software|basic render|warp/i.test(`${info.architecture} ${info.device} ${info.description}`);
+  return { software, name };
 }
 
 async function readBytes(url, file, onProgress, init) {
@@ -474,10 +490,12 @@ export class Bedside {
 
     checkSignal(signal, "load");
     if (backend === "webgpu" && gpu.lost) throw deviceLost();
-    const webgpu = backend !== "cpu" && !gpu.lost && (await webgpuAvailable());
-    if (backend === "webgpu" && !webgpu) {
+    const adapter = backend !== "cpu" && !gpu.lost ? await webgpuAdapter() : undefined;
+    if (backend === "webgpu" && !adapter) {
       throw new BedsideError("WEBGPU_UNAVAILABLE", "WebGPU was asked for, but this environment has no WebGPU adapter");
     }
+    // "auto" never prefers a software rasteriser to the CPU; asked for by name, it is used
+    const webgpu = adapter && (backend === "webgpu" || !adapter.software);
     const candidates = webgpu ? ["webgpu", "cpu"] : ["cpu"];
     // why the CPU runs, if it does: said up front where WebGPU is never tried, else by the failure
     let fallbackReason =
@@ -487,7 +505,9 @@ export class Bedside {
           ? "WebGPU was lost earlier in this page; only the CPU is left in this wasm instance"
           : webgpu
             ? null
-            : "this browser or runtime has no WebGPU adapter";
+            : adapter
+              ? `the WebGPU adapter (${adapter.name}) is a software renderer, slower than the CPU`
+              : "this browser or runtime has no WebGPU adapter";
     let lastError;
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       checkSignal(signal, "load");

@@ -90,7 +90,7 @@ async function openDemo(browser) {
   return { page, problems };
 }
 
-async function runPage(args, screenshot) {
+async function runPage(args, screenshot, query = "") {
   const browser = await launch(args);
   try {
     const page = await browser.newPage();
@@ -109,7 +109,7 @@ async function runPage(args, screenshot) {
         new MutationObserver(() => window.__statuses.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
       });
     });
-    const response = await page.goto(`${origin}/?tokens=${TOKENS}`);
+    const response = await page.goto(`${origin}/?tokens=${TOKENS}${query}`);
     for (const [name, value] of Object.entries(HEADERS)) assert.equal(response.headers()[name.toLowerCase()], value, name);
     await page.waitForSelector(settled, { timeout: 600_000 });
     const state = await page.getAttribute("body", "data-state");
@@ -219,7 +219,8 @@ function check(page, expected, tolerance) {
 }
 
 test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
-  const page = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png");
+  // WebGPU by name: Chromium's adapter here is SwiftShader, which "auto" passes over (below)
+  const page = await runPage(["--enable-unsafe-webgpu"], "demo-webgpu.png", "&backend=webgpu");
   assert.equal(page.backend, "webgpu");
   assert.doesNotMatch(page.status, /Running on the CPU/);
   const worst = check(page, native(), 1e-4);
@@ -396,9 +397,20 @@ test("a WebGPU device lost mid-run gives WEBGPU_LOST and the page carries on wit
         return adapter;
       };
     });
-    await page.goto(`${origin}/?tokens=4`);
+    await page.goto(`${origin}/?tokens=4&backend=webgpu`);
     await page.waitForSelector(settled, { timeout: 300_000 });
     assert.equal(await page.getAttribute("#status", "data-backend"), "webgpu");
+    // "auto" passes over the software adapter (SwiftShader) for the CPU, and says why
+    const passedOver = await page.evaluate(async () => {
+      const { Bedside } = await import("/pkg/bedside.js");
+      const model = await Bedside.load("model/", { backend: "auto" });
+      const { backend, fallbackReason } = model;
+      model.dispose();
+      return { backend, fallbackReason };
+    });
+    assert.equal(passedOver.backend, "cpu");
+    assert.match(passedOver.fallbackReason, /^the WebGPU adapter \(.*\) is a software renderer, slower than the CPU$/);
+    console.log(`# auto in Chromium: ${passedOver.fallbackReason}`);
     await page.evaluate(() => globalThis.testDevice.destroy());
     await page.evaluate(() => { document.body.dataset.state = "waiting"; });
     await page.click("#run");

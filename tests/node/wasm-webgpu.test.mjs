@@ -19,11 +19,18 @@ globalThis.navigator.gpu = create([]);
 globalThis.Window ??= class Window {};
 // keep a handle on the device wgpu creates, as a driver reset would take it away
 let testDevice;
+// Dawn's adapter here is SwiftShader, a software renderer that "auto" passes over; where a test
+// needs "auto" to try WebGPU, the adapter describes itself as a hardware GPU
+let pretendHardware = false;
 const requestAdapter = navigator.gpu.requestAdapter.bind(navigator.gpu);
 navigator.gpu.requestAdapter = async (...args) => {
   const adapter = await requestAdapter(...args);
   const requestDevice = adapter?.requestDevice.bind(adapter);
   if (adapter) adapter.requestDevice = async (...o) => (testDevice = await requestDevice(...o));
+  if (adapter && pretendHardware) {
+    const { vendor } = adapter.info;
+    Object.defineProperty(adapter, "info", { value: { vendor, architecture: "test", device: "test", description: "a hardware GPU, as the test pretends", isFallbackAdapter: false } });
+  }
   return adapter;
 };
 
@@ -43,10 +50,20 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
     const worst = assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), TOLERANCE);
     console.log(`# ${record.id}: max |webgpu - cpu| = ${worst.toExponential(2)}`);
   }
-  const auto = await Bedside.load(bundleDir, { backend: "auto" });
-  assert.equal(auto.backend, "webgpu");
-  assert.equal(auto.fallbackReason, null, "no reason on WebGPU");
-  for (const m of [gpu, cpu, auto]) m.dispose();
+  // "auto" passes over a software renderer, and says so; on a hardware adapter it takes WebGPU
+  const software = await Bedside.load(bundleDir, { backend: "auto" });
+  assert.equal(software.backend, "cpu");
+  assert.match(software.fallbackReason, /^the WebGPU adapter \(google swiftshader.*\) is a software renderer, slower than the CPU$/);
+  pretendHardware = true;
+  try {
+    const auto = await Bedside.load(bundleDir, { backend: "auto" });
+    assert.equal(auto.backend, "webgpu");
+    assert.equal(auto.fallbackReason, null, "no reason on WebGPU");
+    auto.dispose();
+  } finally {
+    pretendHardware = false;
+  }
+  for (const m of [gpu, cpu, software]) m.dispose();
 });
 
 test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the CPU and says why", async (t) => {
@@ -62,6 +79,7 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
   GPUBuffer.prototype.getMappedRange = function (...args) {
     return new ArrayBuffer(getMappedRange.apply(this, args).byteLength);
   };
+  pretendHardware = true; // so that "auto" tries WebGPU first
   try {
     await assert.rejects(Bedside.load(bundleDir, { backend: "webgpu" }), (e) => {
       assert.equal(e.code, "BACKEND_FAILED");
@@ -80,6 +98,7 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
   const again = await Bedside.load(bundleDir, { backend: "auto" });
   assert.equal(again.backend, "webgpu");
   again.dispose();
+  pretendHardware = false;
 });
 
 // Last in this file: it destroys the instance's one device.
