@@ -5,7 +5,7 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["pkg/", "node_modules/", "target/", "fuzz/", "**/dist/"] },
+  { ignores: ["pkg/", "node_modules/", "target/", "fuzz/", "**/dist/", "**/.next/", "**/out/"] },
   js.configs.recommended,
   {
     rules: {
@@ -26,6 +26,11 @@ export default [
     languageOptions: { globals: globals.browser },
   },
   { files: ["www/sw.js"], languageOptions: { globals: globals.serviceworker } },
+  {
+    // the Next.js app's React components (JSX)
+    files: ["tests/next-app/app/**/*.js"],
+    languageOptions: { globals: globals.browser, parserOptions: { ecmaFeatures: { jsx: true } } },
+  },
   {
     // Node scripts whose callbacks also run in the page (Playwright's evaluate)
     files: ["**/*.mjs", "tests/**/*.config.js", "bench/**/*.js"],

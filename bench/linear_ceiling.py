@@ -8,6 +8,9 @@ bedside and the baselines (RESULTS.md) are inputs a linear model lacks.
   missingness indicators, then with each feature also cut into quantile bins (one-hot), a
   piecewise-constant shape per feature (a U-shaped risk, as the trees can read), beside the trees.
 
+Every C is scored on the test split itself (nothing is chosen on validation), so the best row of
+each table flatters the linear model: an upper bound, which is what the question needs.
+
 Reads what `make baselines` writes (target/results/baselines) and `make mortality`'s split.json.
 Run:  target/pybase/bin/python -W ignore bench/linear_ceiling.py
 """

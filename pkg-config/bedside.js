@@ -24,10 +24,7 @@ function asBedsideError(error, fallbackCode = "INTERNAL") {
   if (error && typeof error === "object" && typeof error.code === "string") {
     return new BedsideError(error.code, error.message, { cause: error });
   }
-  if (error instanceof WebAssembly.RuntimeError) {
-    wasmTrapped = true; // the instance is dead: the next load replaces it (resetWasm)
-    return new BedsideError("WASM_PANIC", `the wasm module crashed: ${error.message}`, { cause: error });
-  }
+  if (error instanceof WebAssembly.RuntimeError) return trap(error);
   return new BedsideError(fallbackCode, String(error?.message ?? error), { cause: error });
 }
 
@@ -58,14 +55,24 @@ async function initWasm(wasm) {
 /** Whether the wasm instance trapped (a `WebAssembly.RuntimeError`): its memory may be torn. */
 let wasmTrapped = false;
 
+/** A trap's error; the instance is marked dead (the next load replaces it) and every call in
+ * flight fails with it too. */
+function trap(error) {
+  const failure = new BedsideError("WASM_PANIC", `the wasm module crashed: ${error.message}`, { cause: error });
+  wasmTrapped = true;
+  trapped.reject(failure);
+  return failure;
+}
+
 /**
  * A trap inside an asynchronous step of a call (a task of wasm-bindgen-futures, run from
  * `queueMicrotask`, e.g. the next token of `explain`) reaches no caller: it surfaces as an
  * uncaught error (or an unhandled rejection), and the call would wait for ever. Every engine call
  * therefore races `trapped.promise`, which the page's (or worker's) `error` and
- * `unhandledrejection` events reject with `WASM_PANIC`. Listening changes nothing else: the error
- * still reaches the console. (Node has no such events on the global object; there an uncaught
- * error ends the process by default, which is loud, not a hang.)
+ * `unhandledrejection` events reject with `WASM_PANIC` while a call is in flight (a trap with no
+ * bedside call running is another module's). Listening changes nothing else: the error still
+ * reaches the console. (Node has no such events on the global object; there an uncaught error
+ * ends the process by default, which is loud, not a hang.)
  */
 let trapped = trapWatch();
 function trapWatch() {
@@ -74,15 +81,17 @@ function trapWatch() {
   promise.catch(() => {}); // rejected only while some call races it
   return { promise, reject };
 }
+let inFlight = 0;
 for (const [type, field] of [["error", "error"], ["unhandledrejection", "reason"]]) {
   globalThis.addEventListener?.(type, (event) => {
-    if (event[field] instanceof WebAssembly.RuntimeError) trapped.reject(asBedsideError(event[field]));
+    if (inFlight > 0 && event[field] instanceof WebAssembly.RuntimeError) trap(event[field]);
   });
 }
 
 /** `call` (a promise from the engine), failing with `WASM_PANIC` if the instance traps meanwhile. */
 function watched(call) {
-  return Promise.race([call, trapped.promise]);
+  inFlight += 1;
+  return Promise.race([call, trapped.promise]).finally(() => { inFlight -= 1; });
 }
 /** Which wasm instance this is; a model loaded in an earlier one cannot be used. */
 let wasmInstance = 0;
@@ -98,31 +107,45 @@ function crashed(what) {
 
 /**
  * Replaces a trapped wasm instance with a fresh one: everything the old one held — its engines
- * and its GPU device — is gone, so models must be loaded again. wasm-bindgen's reset (built with
- * `--experimental-reset-state-function`) instantiates the compiled module synchronously, which
- * Node and workers allow; a browser's main thread refuses that for a module this large, so there
- * a second copy of the glue module (its own state, imported under another URL) instantiates the
- * same file asynchronously. Where neither can be had (a bundler that folded the glue into its
- * own chunk, a `wasm` option that cannot be read twice), `WASM_PANIC` asks for a reload.
+ * and its GPU device — is gone, so models must be loaded again. A second copy of the glue
+ * module (its own state, imported under another URL) instantiates the same file asynchronously,
+ * so that a callback the old instance left pending (a GPU read-back) can only ever reach the old
+ * memory; the old instance's memory stays allocated until the page goes (a trap for want of
+ * memory may leave too little for the new one). Where the glue cannot be imported again (a
+ * bundler folded it into its own chunk), wasm-bindgen's synchronous reset (built with
+ * `--experimental-reset-state-function`) is the fallback, which workers and Node allow and a
+ * browser's main thread refuses for a module this large: then `WASM_PANIC` asks for a reload.
+ * Loads that meet a dead instance at once share one reset.
  */
-async function resetWasm() {
-  try {
-    glue.__wbg_reset_state();
-  } catch (refused) {
+let resetting;
+let restartAttempts = 0;
+function resetWasm() {
+  resetting ??= (async () => {
     try {
-      const url = `${new URL("./wasm/bedside.js", import.meta.url).href}?instance=${wasmInstance + 1}`;
-      const fresh = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
-      await fresh.default({ module_or_path: wasmSource });
-      glue = fresh;
-    } catch (e) {
-      throw new BedsideError("WASM_PANIC", `the wasm module crashed and cannot be restarted here (${refused.message}; ${e.message}); reload the page`, { cause: e });
+      try {
+        const url = `${new URL("./wasm/bedside.js", import.meta.url).href}?instance=${++restartAttempts}`;
+        const fresh = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+        await fresh.default({ module_or_path: wasmSource });
+        glue = fresh;
+      } catch (unimportable) {
+        try {
+          glue.__wbg_reset_state();
+        } catch (refused) {
+          throw new BedsideError("WASM_PANIC", `the wasm module crashed and cannot be restarted here (${unimportable.message}; ${refused.message}); reload the page`, { cause: refused });
+        }
+      }
+      wasmTrapped = false;
+      wasmInstance += 1;
+      trapped = trapWatch();
+      const old = gpu.device;
+      gpu.device = undefined; // the new instance makes its own device on its first WebGPU load
+      gpu.lost = undefined;
+      old?.destroy(); // its buffers go with it; its loss no longer counts (capturingDevice)
+    } finally {
+      resetting = undefined;
     }
-  }
-  wasmTrapped = false;
-  wasmInstance += 1;
-  trapped = trapWatch();
-  gpu.device = undefined; // the new instance makes its own device on its first WebGPU load
-  gpu.lost = undefined;
+  })();
+  return resetting;
 }
 
 /**
@@ -144,7 +167,9 @@ async function capturingDevice(load) {
       adapter.requestDevice = async function (...options) {
         const device = await requestDevice.apply(this, options);
         gpu.device = device;
-        device.lost.then((info) => { gpu.lost = info; });
+        device.lost.then((info) => {
+          if (gpu.device === device) gpu.lost = info; // not a device of an instance since replaced
+        });
         return device;
       };
     }
@@ -196,7 +221,7 @@ async function webgpuAdapter() {
   const info = adapter.info ?? {};
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
   const software = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true ||
-    /swiftshader|llvmpipe|lavapipe|software|basic render|warp/i.test(`${info.architecture} ${info.device} ${info.description}`);
+    /swiftshader|llvmpipe|lavapipe|software|basic render|\bwarp\b/i.test(`${info.architecture} ${info.device} ${info.description}`);
   return { software, name };
 }
 
@@ -433,11 +458,15 @@ function listsFile(manifestJson, file) {
 export class Bedside {
   #engine;
   #manifest;
-  #instance = wasmInstance;
+  #backend;
+  #instance;
 
-  constructor(engine, manifest) {
+  /** `instance`: the wasm instance the engine was made in. */
+  constructor(engine, manifest, instance = wasmInstance) {
     this.#engine = engine;
     this.#manifest = manifest;
+    this.#backend = engine.backend;
+    this.#instance = instance;
   }
 
   /**
@@ -512,6 +541,7 @@ export class Bedside {
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       checkSignal(signal, "load");
       if (wasmTrapped) await resetWasm(); // a trap on WebGPU leaves a dead instance, not one to retry in
+      const instance = wasmInstance;
       let engine, difference;
       try {
         progress.phase("verify", 0.8, { backend: candidate });
@@ -522,8 +552,8 @@ export class Bedside {
         progress.phase("self-test", 0.9, { backend: candidate });
         difference = await watched(engine.selfTest(SELF_TEST_TOLERANCE));
       } catch (e) {
-        if (!wasmTrapped) engine?.free();
         lastError = asBedsideError(e);
+        if (liveIn(instance)) engine?.free(); // a dead instance's memory went with it
         if (lastError.code.startsWith("BUNDLE_")) {
           await forgetCached(source); // a cached copy may be what is broken
           throw lastError; // the bundle is bad on every backend
@@ -535,7 +565,7 @@ export class Bedside {
       checkSignal(signal, "load");
       // the bundle loaded: its manifest now stands for the cached files (offline loads)
       await store?.put(join(source, "manifest.json"), new Response(manifest, { headers: { "content-type": "application/json" } })).catch(() => {});
-      const model = new Bedside(engine, engine.manifest);
+      const model = new Bedside(engine, engine.manifest, instance);
       model.selfTestDifference = difference ?? null; // null: the bundle records no answer
       model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
       progress.phase("ready", 1, { backend: candidate });
@@ -585,7 +615,7 @@ export class Bedside {
 
   /** "webgpu" or "cpu": what runs the model; "disposed" once freed or its wasm instance died. */
   get backend() {
-    return this.#alive() ? this.#engine.backend : "disposed";
+    return this.#alive() ? this.#backend : "disposed";
   }
 
   /** Whether the engine exists in the current, untrapped wasm instance. */
@@ -683,18 +713,19 @@ export class Bedside {
   #ready(record) {
     if (!this.#engine) throw new BedsideError("DISPOSED", "this model was disposed");
     if (!this.#alive()) throw crashed("model");
-    if (this.backend === "webgpu" && gpu.lost) throw deviceLost();
+    if (this.#backend === "webgpu" && gpu.lost) throw deviceLost();
     return recordJson(record);
   }
 
   /** An engine error as a BedsideError; on WebGPU, a lost device says so. */
   async #failure(error) {
-    if (error?.code === "ABORTED") return asBedsideError(error);
-    if (this.backend === "webgpu" && gpu.device && !gpu.lost) {
+    const failure = asBedsideError(error);
+    if (failure.code === "ABORTED" || failure.code === "WASM_PANIC") return failure;
+    if (this.#backend === "webgpu" && gpu.device && !gpu.lost) {
       // the device's lost promise may settle just after the call that failed because of it
       await Promise.race([gpu.device.lost, new Promise((resolve) => setTimeout(resolve, 100))]);
     }
-    return this.backend === "webgpu" && gpu.lost ? deviceLost() : asBedsideError(error);
+    return this.#backend === "webgpu" && gpu.lost ? deviceLost() : failure;
   }
 
   /** Frees the model's memory (GPU buffers included). */

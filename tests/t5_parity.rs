@@ -127,8 +127,9 @@ fn t5_original_matches_transformers_5() {
 }
 
 /// A checkpoint whose tokenizer gained tokens (`distill --init-from`): the grown model computes
-/// exactly what transformers computes over the checkpoint's own vocabulary, and every new row
-/// starts at the mean of the stored rows. Untied (v1.1) and tied (original) layouts.
+/// exactly what transformers computes over the ids the tokenizer uses, and every row after them
+/// starts at their mean — the padding rows a tokenizer smaller than `vocab_size` never produces
+/// (as T5's 32,100 of 32,128) as well as the new ones. Untied (v1.1) and tied (original) layouts.
 #[test]
 fn a_grown_vocabulary_keeps_the_checkpoint_s_numbers() {
     let device = Device::flex();
@@ -140,27 +141,40 @@ fn a_grown_vocabulary_keeps_the_checkpoint_s_numbers() {
         let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
         let f = fixture(name, &device);
         let stored = f.config.vocab_size;
-        let (grown_config, grown) =
-            hf::load_with_vocab(&config, &weights, Some(stored + 7), &device).unwrap();
-        assert_eq!(grown_config.vocab_size, stored + 7);
-        let ids = f.int_tensor("input_ids", &device);
-        let mask = f.mask(&device);
-        let logits = grown.forward(ids, mask, f.int_tensor("decoder_input_ids", &device));
-        let [b, t, v] = logits.dims();
-        assert_eq!(v, stored + 7);
-        let (_, expected) = f.floats("logits");
-        let diff = max_diff(logits.clone().slice([0..b, 0..t, 0..stored]), &expected);
-        assert!(diff < TOLERANCE, "{name}: logits differ by {diff}");
-        // the new output rows are the mean output row, so each new logit is the mean logit
-        let mean = logits.clone().slice([0..b, 0..t, 0..stored]).mean_dim(2);
-        for extra in stored..stored + 7 {
-            let new = logits.clone().slice([0..b, 0..t, extra..extra + 1]);
-            let diff = (new - mean.clone()).abs().max().into_scalar::<f32>();
-            assert!(diff < TOLERANCE, "{name}: new row {extra} is off by {diff}");
+        for used in [stored, stored - 6] {
+            let added = hf::AddedTokens { used, added: 7 };
+            let (grown_config, grown) =
+                hf::load_with_vocab(&config, &weights, Some(added), &device).unwrap();
+            assert_eq!(grown_config.vocab_size, used + 7);
+            let ids = f.int_tensor("input_ids", &device);
+            let mask = f.mask(&device);
+            let logits = grown.forward(ids, mask, f.int_tensor("decoder_input_ids", &device));
+            let [b, t, v] = logits.dims();
+            assert_eq!(v, used + 7);
+            if used == stored {
+                let (_, expected) = f.floats("logits");
+                let diff = max_diff(logits.clone().slice([0..b, 0..t, 0..stored]), &expected);
+                assert!(diff < TOLERANCE, "{name}: logits differ by {diff}");
+            }
+            // every row from `used` on is the mean output row, so its logit is the mean logit
+            let mean = logits.clone().slice([0..b, 0..t, 0..used]).mean_dim(2);
+            for row in used..v {
+                let new = logits.clone().slice([0..b, 0..t, row..row + 1]);
+                let diff = (new - mean.clone()).abs().max().into_scalar::<f32>();
+                assert!(diff < TOLERANCE, "{name}: row {row} is off by {diff}");
+            }
         }
-        let err = hf::load_with_vocab(&config, &weights, Some(stored - 1), &device)
-            .expect_err("a smaller vocabulary is refused")
-            .to_string();
+        let err = hf::load_with_vocab(
+            &config,
+            &weights,
+            Some(hf::AddedTokens {
+                used: stored + 1,
+                added: 7,
+            }),
+            &device,
+        )
+        .expect_err("a tokenizer past the rows is refused")
+        .to_string();
         assert!(err.contains("vocab_size"), "{err}");
     }
 }

@@ -23,7 +23,7 @@ const PLAIN = {
   WEBGPU_UNAVAILABLE: "This browser offers no WebGPU. Choose the CPU under Advanced.",
   BACKEND_FAILED: "The chosen processor failed. Try another backend under Advanced.",
   WASM_LOAD: "The model's engine could not start in this browser.",
-  WASM_PANIC: "The model's engine stopped unexpectedly. Choose a backend under Advanced to start it again, or reload the page.",
+  WASM_PANIC: "The model's engine stopped unexpectedly. Diagnose again to restart it, or reload the page.",
 };
 
 function showError(error) {
@@ -277,6 +277,8 @@ async function diagnose() {
 }
 
 async function analyse(record) {
+  // an engine that crashed (WASM_PANIC) is started again first (loading supersedes any run)
+  if (model?.backend === "disposed") await loadModel($("backend").value);
   const run = ++currentRun;
   controller?.abort();
   controller = new AbortController();

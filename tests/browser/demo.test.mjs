@@ -568,6 +568,9 @@ test("a wasm trap on the page fails the call it hit, mid-explain too; the next l
     console.log(`# after the trap: ${JSON.stringify(result.fresh).slice(0, 200)}`);
     assert.ok(result.fresh.phenotypes, `a fresh instance on the page's main thread: ${result.fresh.message}`);
     assertSameProbabilities({ phenotypes: result.fresh.phenotypes }, native().diagnosis, 1e-5);
+    // the demo's own model died with the instance: Diagnose starts it again
+    assert.equal(await settle(page, () => page.click("#run")), "done", await page.textContent("#error"));
+    assert.equal(await page.getAttribute("#status", "data-backend"), "cpu");
   } finally {
     await browser.close();
   }

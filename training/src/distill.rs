@@ -28,6 +28,7 @@ use bedside::grounded::{RationaleVocab, picks_from_text};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::clinical::{length_mask, pad_ids};
 use bedside::model::knowledge_attention::knowledge_token_ids;
+use bedside::model::t5::hf::AddedTokens;
 use bedside::model::t5::{FeedForwardKind, T5, T5Config};
 use bedside::model::{
     ClinicalInput, ClinicalModel, ClinicalModelConfig, Part, SeriesEncoderConfig, WideHead,
@@ -454,8 +455,11 @@ impl ModuleMapper for IdSetter<'_> {
 struct Pretrained {
     dir: PathBuf,
     config_json: String,
-    config: T5Config,
     weights: Vec<u8>,
+    /// Its `tokenizer.json` with the reserved rationale tokens added after its own ids.
+    tokenizer: Vec<u8>,
+    /// The ids its own tokenizer uses, and how many the reserved tokens added.
+    added: AddedTokens,
 }
 
 impl Pretrained {
@@ -469,31 +473,28 @@ impl Pretrained {
             .with_context(|| format!("init_from: {CONFIG_FILE} is not UTF-8"))?;
         let config = bedside::model::t5::hf::config_from_json(&config_json)
             .with_context(|| format!("init_from {}", dir.display()))?;
+        let path = dir.join(bedside::tokenizer::TOKENIZER_FILE);
+        let own = read(bedside::tokenizer::TOKENIZER_FILE)?;
+        let tokenizer = crate::tokenizer::extend(&own, config.pad_token_id, config.eos_token_id)
+            .with_context(|| path.display().to_string())?
+            .into_bytes();
+        let used = TextTokenizer::from_bytes(&own)?.vocab_size();
+        let added = TextTokenizer::from_bytes(&tokenizer)?.vocab_size() - used;
         Ok(Self {
             dir: dir.to_path_buf(),
             config_json,
-            config,
             weights: read(WEIGHTS_FILE)?,
+            tokenizer,
+            added: AddedTokens { used, added },
         })
     }
 
-    /// The checkpoint's `tokenizer.json` with the reserved rationale tokens added.
-    fn tokenizer(&self) -> Result<Vec<u8>> {
-        let path = self.dir.join(bedside::tokenizer::TOKENIZER_FILE);
-        let json = std::fs::read(&path)
-            .with_context(|| format!("init_from: cannot read {}", path.display()))?;
-        let extended =
-            crate::tokenizer::extend(&json, self.config.pad_token_id, self.config.eos_token_id)
-                .with_context(|| path.display().to_string())?;
-        Ok(extended.into_bytes())
-    }
-
-    /// The language model, its vocabulary grown to `vocab_size` rows.
-    fn language_model(&self, vocab_size: usize, device: &Device) -> Result<(T5Config, T5)> {
+    /// The language model, its vocabulary grown by the added tokens.
+    fn language_model(&self, device: &Device) -> Result<(T5Config, T5)> {
         bedside::model::t5::hf::load_with_vocab(
             &self.config_json,
             &self.weights,
-            Some(vocab_size.max(self.config.vocab_size)),
+            Some(self.added),
             device,
         )
         .with_context(|| format!("init_from {}", self.dir.display()))
@@ -599,7 +600,7 @@ impl Run {
         };
         let run_tokenizer = self.dir.join("tokenizer.json");
         let json = match self.resolve(&config.tokenizer) {
-            _ if let Some(pretrained) = pretrained => pretrained.tokenizer()?,
+            _ if let Some(pretrained) = pretrained => pretrained.tokenizer.clone(),
             Some(path) => {
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
             }
@@ -829,7 +830,7 @@ impl Run {
         // the language model a run starts from: the checkpoint's, or fresh from `model`
         let language_model = match &pretrained {
             Some(pretrained) => {
-                let (t5, lm) = pretrained.language_model(data.tokenizer.vocab_size(), &device)?;
+                let (t5, lm) = pretrained.language_model(&device)?;
                 ensure!(
                     t5.d_model.is_multiple_of(model_config.knowledge_heads),
                     "init_from: the checkpoint's d_model {} is not divisible by \

@@ -130,10 +130,20 @@ pub fn config_from_json(text: &str) -> Result<T5Config> {
 struct Checkpoint<'a> {
     tensors: SafeTensors<'a>,
     device: &'a Device,
-    /// The checkpoint's vocabulary size and the model's, which may be larger
-    /// ([`load_with_vocab`]).
+    /// The checkpoint's vocabulary rows, how many of them its tokenizer uses (rows from there on
+    /// start at the mean, [`load_with_vocab`]) and the model's vocabulary size.
     stored_vocab: usize,
+    used: usize,
     vocab: usize,
+}
+
+/// Tokens added to a checkpoint's tokenizer ([`load_with_vocab`]): its own ids are below `used`
+/// (a T5 tokenizer has 32,100 where config.json's `vocab_size` pads the rows to 32,128), and
+/// `added` new ids follow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedTokens {
+    pub used: usize,
+    pub added: usize,
 }
 
 /// The parameters with a row per token: the shared embedding and the output projection.
@@ -184,24 +194,26 @@ impl Checkpoint<'_> {
         Ok(values)
     }
 
-    /// The `[rows, width]` parameter `module` (tensor `key`). A grown vocabulary's parameter
-    /// gets its stored rows, then new rows that are the stored rows' mean: transformers'
-    /// `resize_token_embeddings(mean_resizing=True)` without its 1e-5 noise, so that a new token
-    /// starts as the average token, not as a random one the model never saw.
+    /// The `[rows, width]` parameter `module` (tensor `key`). With added tokens, a vocabulary
+    /// parameter keeps the rows its tokenizer uses, and every row after them (the padding rows
+    /// the tokenizer never produced, then the new ones) starts at the mean of the kept rows:
+    /// transformers' `resize_token_embeddings(mean_resizing=True)` without its 1e-5 noise, so a
+    /// new token starts as the average token, not as a random or untrained one.
     fn read_rows(&self, module: &str, key: &str, rows: usize, width: usize) -> Result<Vec<f32>> {
-        if !VOCABULARY_ROWS.contains(&module) || rows != self.vocab || rows <= self.stored_vocab {
+        if !VOCABULARY_ROWS.contains(&module) || rows != self.vocab || self.used >= rows {
             return self.read(key, &[rows, width]);
         }
         let mut values = self.read(key, &[self.stored_vocab, width])?;
+        values.truncate(self.used * width);
         let mut mean = vec![0.0f64; width];
         for row in values.chunks_exact(width) {
             for (m, v) in mean.iter_mut().zip(row) {
                 *m += f64::from(*v);
             }
         }
-        let n = self.stored_vocab.max(1) as f64;
+        let n = self.used.max(1) as f64;
         let mean: Vec<f32> = mean.iter().map(|m| (m / n) as f32).collect();
-        for _ in self.stored_vocab..rows {
+        for _ in self.used..rows {
             values.extend_from_slice(&mean);
         }
         Ok(values)
@@ -258,27 +270,31 @@ pub fn load(config_json: &str, weights: &[u8], device: &Device) -> Result<(T5Con
     load_with_vocab(config_json, weights, None, device)
 }
 
-/// [`load`], with the vocabulary grown to `vocab_size` rows when that is larger than the
-/// checkpoint's: the rows of tokens added to its tokenizer (bedside's reserved rationale tokens)
-/// start at the mean embedding and the mean output row. A smaller size is refused, since the
-/// tokenizer's ids would reach past the model.
+/// [`load`], for a tokenizer that gained tokens (bedside's reserved rationale tokens): the
+/// vocabulary becomes `used + added` rows (at least the checkpoint's), and the embedding and
+/// output rows from `used` on start at the mean of the rows before it. A tokenizer that uses
+/// more ids than the checkpoint has rows is refused.
 pub fn load_with_vocab(
     config_json: &str,
     weights: &[u8],
-    vocab_size: Option<usize>,
+    added: Option<AddedTokens>,
     device: &Device,
 ) -> Result<(T5Config, T5)> {
     let mut config = config_from_json(config_json)?;
     let stored_vocab = config.vocab_size;
-    if let Some(vocab_size) = vocab_size {
-        if vocab_size < stored_vocab {
-            return Err(config_error(format!(
-                "vocab_size {stored_vocab} is larger than the {vocab_size} tokens asked for"
-            )));
+    let used = match added {
+        Some(AddedTokens { used, added }) => {
+            if used == 0 || used > stored_vocab {
+                return Err(config_error(format!(
+                    "vocab_size is {stored_vocab}, but the tokenizer uses {used} ids"
+                )));
+            }
+            config.vocab_size = stored_vocab.max(used.saturating_add(added));
+            config.check().map_err(config_error)?;
+            used
         }
-        config.vocab_size = vocab_size;
-        config.check().map_err(config_error)?;
-    }
+        None => stored_vocab,
+    };
     let tensors = SafeTensors::deserialize(weights)
         .map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
     // a tied config with its own, different output projection: which one transformers would use
@@ -299,6 +315,7 @@ pub fn load_with_vocab(
         tensors,
         device,
         stored_vocab,
+        used,
         vocab: config.vocab_size,
     })?;
     Ok((config, model))
