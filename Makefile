@@ -167,7 +167,7 @@ node-test: $(NODE22)
 	node_modules/.bin/attw --pack pkg --ignore-rules cjs-resolves-to-esm --exclude-entrypoints wasm/bedside_bg.wasm
 	$(NODE_TEST_ENV) node --test tests/node/*.test.mjs
 	$(NODE_TEST_ENV) $(NODE22) --test tests/node/*.test.mjs
-	node --test tests/vite-app/ tests/webpack-app/
+	node --test tests/vite-app/ tests/webpack-app/ tests/next-app/
 
 browser-test:
 	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
