@@ -4,11 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import http from "node:http";
-import { chromium } from "playwright-core";
-import sirv from "sirv";
+import { appAnswer } from "../app-page.mjs";
 import { root } from "../node/helpers.mjs";
 
 test("the npm pack tarball builds in a Next.js client component and runs in Chromium", async () => {
@@ -26,25 +24,11 @@ test("the npm pack tarball builds in a Next.js client component and runs in Chro
   const out = path.join(app, "out");
   const assets = readdirSync(path.join(out, "_next/static/media"), { recursive: true }).map(String);
   assert.ok(assets.some((f) => f.endsWith(".wasm")), `the wasm is an asset of the export: ${assets}`);
-  symlinkSync(path.join(root, "models/demo"), path.join(out, "model"));
-  const server = http.createServer(sirv(out, { dev: true }));
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-features=WebGPU"] });
   try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => document.getElementById("out")?.textContent !== "loading…", null, { timeout: 120_000 });
-    const text = await page.textContent("#out");
-    assert.ok(text.startsWith("{"), text);
-    const result = JSON.parse(text);
-    assert.deepEqual(errors, []);
-    assert.equal(result.backend, "cpu");
-    assert.equal(result.same, true, "the page and the worker give the same probabilities");
+    const answer = await appAnswer(out);
+    assert.equal(answer.backend, "cpu");
+    assert.equal(answer.same, true, "the page and the worker give the same probabilities");
   } finally {
-    await browser.close();
-    server.close();
     rmSync(work, { recursive: true, force: true });
   }
 });

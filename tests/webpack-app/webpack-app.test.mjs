@@ -4,12 +4,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import sirv from "sirv";
-import http from "node:http";
+import { appAnswer } from "../app-page.mjs";
 import { root } from "../node/helpers.mjs";
 
 test("the npm pack tarball bundles with webpack 5 and runs in Chromium", async () => {
@@ -30,22 +28,7 @@ test("the npm pack tarball bundles with webpack 5 and runs in Chromium", async (
   assert.doesNotMatch(readFileSync(path.join(dist, "main.js"), "utf8"), /require\("fs"\)|node:fs\/promises"\)\)\.then/, "no Node module bundled");
   // served with the demo bundle next to it
   cpSync(path.join(app, "index.html"), path.join(dist, "index.html"));
-  symlinkSync(path.join(root, "models/demo"), path.join(dist, "model"));
-  const server = http.createServer(sirv(dist, { dev: true }));
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-features=WebGPU"] });
-  try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => document.getElementById("out").textContent.startsWith("{"), null, { timeout: 120_000 });
-    const out = JSON.parse(await page.textContent("#out"));
-    assert.deepEqual(errors, []);
-    assert.equal(out.backend, "cpu");
-    assert.equal(out.same, true, "the page and the worker give the same probabilities");
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  const out = await appAnswer(dist);
+  assert.equal(out.backend, "cpu");
+  assert.equal(out.same, true, "the page and the worker give the same probabilities");
 });

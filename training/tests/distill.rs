@@ -78,6 +78,28 @@ fn history(dir: &Path) -> String {
     value["history"].to_string()
 }
 
+/// `n` synthetic admissions of seed `seed`, written by `bedside-train cohort` to `out` (one JSON
+/// array when it ends in `.json`, else JSONL).
+fn synthetic_cohort(out: &Path, n: usize, seed: u64) {
+    let (n, seed) = (n.to_string(), seed.to_string());
+    let status = bin()
+        .args([
+            "cohort",
+            "--source",
+            "synthetic",
+            "--n",
+            &n,
+            "--seed",
+            &seed,
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap()
+        .status;
+    assert!(status.success(), "bedside-train cohort");
+}
+
 fn load(bundle: &Path) -> Engine {
     let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
     let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
@@ -289,21 +311,7 @@ fn distill_export_and_explain() {
     );
 
     let out = dir.join("records.json");
-    let status = bin()
-        .args([
-            "cohort",
-            "--source",
-            "synthetic",
-            "--n",
-            "3",
-            "--seed",
-            "99",
-            "--out",
-        ])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    synthetic_cohort(&out, 3, 99);
     let records: Vec<bedside::PatientRecord> =
         serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     let mut worst = 0f32;
@@ -585,21 +593,7 @@ fn eval_writes_its_report_and_plots() {
     let labelled: u64 = positives.values().map(|v| v.as_u64().unwrap()).sum();
     // the same 12 admissions eval draws (seed 2025), their labels counted here
     let cohort = out.join("cohort.jsonl");
-    let written = bin()
-        .args([
-            "cohort",
-            "--source",
-            "synthetic",
-            "--n",
-            "12",
-            "--seed",
-            "2025",
-            "--out",
-        ])
-        .arg(&cohort)
-        .output()
-        .unwrap();
-    assert!(written.status.success());
+    synthetic_cohort(&cohort, 12, 2025);
     let truth: usize = std::fs::read_to_string(&cohort)
         .unwrap()
         .lines()
@@ -722,21 +716,7 @@ fn a_run_starts_from_a_huggingface_t5() {
     };
     let shared = floats(stored.tensor("shared.weight").unwrap());
     let cohort = dir.join("records.json");
-    let status = bin()
-        .args([
-            "cohort",
-            "--source",
-            "synthetic",
-            "--n",
-            "2",
-            "--seed",
-            "99",
-            "--out",
-        ])
-        .arg(&cohort)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    synthetic_cohort(&cohort, 2, 99);
     let records: Vec<bedside::PatientRecord> =
         serde_json::from_str(&std::fs::read_to_string(cohort).unwrap()).unwrap();
     for (name, epochs) in [("untrained", "[0, 0, 0]"), ("trained", "[1, 1, 1]")] {
