@@ -88,12 +88,33 @@ pub struct StudentConfig {
     pub dropout: f64,
 }
 
+/// Where the LEADER teacher's features come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherMode {
+    /// The teacher is trained here.
+    Online,
+    /// Read from `features` (an earlier online run's, or a language model's: `bedside-train
+    /// features`).
+    Offline,
+    /// No distillation: the student alone, for ablations.
+    None,
+}
+
+impl std::fmt::Display for TeacherMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Online => "online",
+            Self::Offline => "offline",
+            Self::None => "none",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeacherConfig {
-    /// "online" (train the teacher here), "offline" (read `features`) or "none" (no distillation:
-    /// the student alone, for ablations).
-    pub mode: String,
+    pub mode: TeacherMode,
     /// Offline teacher features (safetensors, see the module documentation).
     pub features: Option<PathBuf>,
     pub d_model: usize,
@@ -149,7 +170,7 @@ impl Default for StudentConfig {
 impl Default for TeacherConfig {
     fn default() -> Self {
         Self {
-            mode: "online".into(),
+            mode: TeacherMode::Online,
             features: None,
             d_model: 128,
             layers: 3,
@@ -189,12 +210,7 @@ impl MedRecRunConfig {
 
     pub fn check(&self) -> Result<()> {
         ensure!(
-            ["online", "offline", "none"].contains(&self.teacher.mode.as_str()),
-            "teacher.mode must be online, offline or none, not {:?}",
-            self.teacher.mode
-        );
-        ensure!(
-            self.teacher.mode != "offline" || self.teacher.features.is_some(),
+            self.teacher.mode != TeacherMode::Offline || self.teacher.features.is_some(),
             "teacher.mode = \"offline\" needs teacher.features"
         );
         ensure!(
@@ -710,7 +726,7 @@ pub struct MedRecReport {
     pub vocabulary: [usize; 3],
     /// Test-split drug labels outside the vocabulary (they count as misses).
     pub unseen_test_drugs: usize,
-    pub teacher_mode: String,
+    pub teacher_mode: TeacherMode,
     pub threshold: f32,
     pub student: GroupMetrics,
     /// The teacher on the same test admissions, where it has logits over the same drugs.
@@ -792,7 +808,7 @@ pub fn run(
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let online = config.teacher.mode == "online";
+    let online = config.teacher.mode == TeacherMode::Online;
     let tokenizer = if online {
         let texts: Vec<String> = train.iter().map(|&i| prompts[i].clone()).collect();
         let json = crate::tokenizer::train(texts.into_iter(), config.teacher.vocab_size)?;
@@ -841,8 +857,8 @@ pub fn run(
 
     // 1. the teacher (online: trained here; offline: read, and where the file has no logits, a
     // logistic regression on its hidden states is the teacher)
-    let (features, teacher_parameters) = match config.teacher.mode.as_str() {
-        "online" => {
+    let (features, teacher_parameters) = match config.teacher.mode {
+        TeacherMode::Online => {
             let meter = Meter::start();
             let (features, params) = train_teacher(
                 config,
@@ -856,7 +872,7 @@ pub fn run(
             usage.push(meter.finish("teacher (training and features)", history.len()));
             (Some(features), Some(params))
         }
-        "offline" => {
+        TeacherMode::Offline => {
             let path = config
                 .teacher
                 .features
@@ -901,7 +917,7 @@ pub fn run(
             };
             (Some(features), parameters)
         }
-        _ => (None, None),
+        TeacherMode::None => (None, None),
     };
 
     // 2. the student
@@ -1111,7 +1127,7 @@ pub fn run(
         patients_test,
         vocabulary: [spec.diagnoses.len(), spec.procedures.len(), m],
         unseen_test_drugs,
-        teacher_mode: config.teacher.mode.clone(),
+        teacher_mode: config.teacher.mode,
         threshold: spec.threshold,
         student: student_metrics,
         teacher: teacher_metrics,
