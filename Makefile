@@ -20,7 +20,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench fuzz pkg model train medrec mortality usage baselines native release native-test node-test browser-test \
+.PHONY: demo test lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage baselines native release native-test node-test browser-test \
         setup-rust setup-node setup-system setup-llm clean
 
 demo: setup-rust setup-node pkg model
@@ -173,27 +173,46 @@ browser-test:
 	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
 
 # --- benchmarks (not part of make test) --------------------------------------------------
-# Everything timed in one run on this machine: native CPU and wgpu (the build make test uses:
-# burn and every dependency at opt-level 2, so no second build of the crate graph), the PyTorch
-# reference (installed into target/pyref), wasm in Node (CPU, WebGPU) and in Chromium; then
-# bench/results.json and BENCHMARKS.md. About 15 min on 2 cores once built.
+# Everything timed in one run on this machine: native CPU (the release build with burn-flex's
+# threads, at 1 and 2 threads) and wgpu; the PyTorch reference at the same thread counts and its
+# ONNX export (installed into target/pyref); wasm in Node (CPU, WebGPU) and in Chromium, each
+# with the onnxruntime-web peer on the same model (installed into target/ortweb) and the WebGPU
+# calls counted; then bench/results.json and BENCHMARKS.md. About 25 min on 2 cores once built.
 BENCH := $(CURDIR)/target/bench
-PYREF := $(CURDIR)/target/pyref
-bench: setup-rust setup-node setup-system native pkg
-	@[ -x $(PYREF)/bin/python ] && $(PYREF)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
-	  { python3 -m venv $(PYREF) && $(PYREF)/bin/pip install -q torch 'transformers<5' safetensors; }
+PYREF ?= $(CURDIR)/target/pyref
+ORT_WEB_VERSION := 1.30.0
+ORTWEB := $(CURDIR)/target/ortweb/node_modules/onnxruntime-web/package.json
+$(ORTWEB):
+	npm install --prefix $(CURDIR)/target/ortweb --no-save --no-audit --no-fund onnxruntime-web@$(ORT_WEB_VERSION)
+
+bench-setup: setup-rust setup-node setup-system native release pkg $(ORTWEB)
+	@[ -x $(PYREF)/bin/python ] && $(PYREF)/bin/python -c 'import torch, transformers, safetensors, onnx, onnxscript, onnxruntime' 2>/dev/null || \
+	  { python3 -m venv $(PYREF) && $(PYREF)/bin/pip install -q torch 'transformers<5' safetensors onnx onnxscript onnxruntime; }
+
+bench: bench-setup
 	mkdir -p $(BENCH)
 	$(TRAIN) cohort --source synthetic --n 1 --seed 99 --hours 48 --out $(BENCH)/record.json
-	$(TRAIN) bench --bundle models/demo --config training/demo-run.toml \
+	RAYON_NUM_THREADS=1 $(RELEASE) bench --bundle models/demo --config training/demo-run.toml \
 	  --inputs $(BENCH)/inputs.safetensors --out $(BENCH)/native-cpu.json
-	$(TRAIN) bench --bundle models/demo --backend wgpu --part inference --repeats 5 --out $(BENCH)/native-wgpu.json
+	RAYON_NUM_THREADS=2 $(RELEASE) bench --bundle models/demo --part inference --out $(BENCH)/native-cpu-2.json
+	$(RELEASE) bench --bundle models/demo --backend wgpu --part inference --repeats 5 --out $(BENCH)/native-wgpu.json
 	$(PYREF)/bin/python bench/reference.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors \
 	  --threads 1 --out $(BENCH)/pytorch.json
-	node bench/wasm.mjs --backend cpu --record $(BENCH)/record.json --out $(BENCH)/wasm-cpu.json
+	$(PYREF)/bin/python bench/reference.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors \
+	  --threads 2 --part inference --out $(BENCH)/pytorch-2.json
+	$(PYREF)/bin/python bench/onnx_export.py --bundle models/demo --inputs $(BENCH)/inputs.safetensors --out $(BENCH)/onnx
+	node bench/wasm.mjs --backend cpu --record $(BENCH)/record.json --ort $(BENCH)/onnx --out $(BENCH)/wasm-cpu.json
 	VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
 	  node bench/wasm.mjs --backend webgpu --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/wasm-webgpu.json
-	node bench/browser.mjs --record $(BENCH)/record.json --repeats 5 --out $(BENCH)/browser.json
+	node bench/browser.mjs --record $(BENCH)/record.json --repeats 5 --ort --out $(BENCH)/browser.json
 	python3 bench/report.py --dir $(BENCH)
+
+# The WebGPU figures on a machine with a GPU: native wgpu, Node on Dawn, Chromium on the GPU,
+# each with the WebGPU calls counted, and onnxruntime-web's WebGPU backend beside bedside
+# (bench/gpu.sh; the measuring part is bounded at 8 min). BENCH_GPU_SOFTWARE=1 runs the same
+# script on the software adapters. Tables in target/bench-gpu/BENCHMARKS.md.
+bench-gpu: bench-setup
+	PYREF=$(PYREF) bench/gpu.sh
 
 # --- fuzzing (not part of make test, which runs a short deterministic pass: tests/fuzz.rs and
 # tests/node/fuzz.test.mjs) ----------------------------------------------------------------------

@@ -1,8 +1,13 @@
 // The npm package in headless Chromium (Debian's chromium, driven by playwright-core), for
 // `make bench`: each backend in a fresh browser (WebGPU on whatever adapter Chromium finds --
 // SwiftShader on a machine without a GPU -- and the CPU with WebGPU switched off), measuring the
-// cold start and the warm calls with bench/measure.js.
-//   node bench/browser.mjs --record FILE --out FILE [--repeats 15] [--tokens 128]
+// cold start and the warm calls with bench/measure.js. With --ort, the onnxruntime-web peer runs
+// in the same browser after bedside (bench/ort-page.html): WebGPU against bedside's WebGPU, wasm
+// against bedside's CPU backend.
+// --backends picks the runs (webgpu,cpu) and --gpu launches Chromium on the machine's GPU
+// (Vulkan; bench/gpu.sh) instead of whatever adapter it finds.
+//   node bench/browser.mjs --record FILE --out FILE [--repeats 15] [--tokens 128] [--ort]
+//     [--backends webgpu,cpu] [--gpu]
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -18,6 +23,9 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "15" },
     tokens: { type: "string", default: "128" },
     out: { type: "string" },
+    ort: { type: "boolean", default: false },
+    backends: { type: "string", default: "webgpu,cpu" },
+    gpu: { type: "boolean", default: false },
   },
 });
 const record = JSON.parse(readFileSync(values.record, "utf8"));
@@ -26,10 +34,16 @@ const server = http.createServer((req, res) => serve(req, res, () => { res.statu
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
 const baseArgs = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-const runs = {
-  webgpu: ["--enable-unsafe-webgpu"],
+const gpuArgs = ["--enable-features=Vulkan", "--use-angle=vulkan", "--use-vulkan", "--ignore-gpu-blocklist", "--enable-gpu"];
+const allRuns = {
+  webgpu: ["--enable-unsafe-webgpu", ...(values.gpu ? gpuArgs : [])],
   cpu: ["--disable-features=WebGPU"],
 };
+const runs = Object.fromEntries(values.backends.split(",").map((b) => {
+  if (!allRuns[b]) throw new Error(`--backends: unknown backend ${b} (webgpu, cpu)`);
+  return [b, allRuns[b]];
+}));
+const ortProvider = { webgpu: "webgpu", cpu: "wasm" };
 const results = {};
 try {
   for (const [backend, args] of Object.entries(runs)) {
@@ -48,6 +62,14 @@ try {
       result.adapter = backend === "webgpu" ? adapter : null;
       results[backend] = result;
       console.log(`chromium ${backend}: cold start ${JSON.stringify(result.cold_start)}; diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms; explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
+      if (values.ort) {
+        const ortPage = await browser.newPage();
+        await ortPage.goto(`${origin}/bench/ort-page.html`);
+        await ortPage.waitForFunction(() => window.ortReady === true);
+        const provider = ortProvider[backend];
+        result.ort = await ortPage.evaluate((o) => window.runOrt(o), { provider, repeats: options.repeats, tokens: options.tokens });
+        console.log(`chromium onnxruntime-web ${provider}: encode ${result.ort.encode_b1.median_ms.toFixed(2)} ms; decode ${result.ort.decode.tokens_per_s.toFixed(1)} tokens/s`);
+      }
     } finally {
       await browser.close();
     }

@@ -1,7 +1,11 @@
 // One backend's figures for `make bench`, the same code in Node (bench/wasm.mjs) and in Chromium
 // (bench/page.html): cold start (wasm instantiation, bundle load with hash checks and the
 // self-test, first diagnosis with its shader compilation), then warm `diagnose` latency and
-// `explain` tokens/s. Medians with the 10th and 90th percentiles.
+// `explain` tokens/s. Medians with the 10th and 90th percentiles. With a WebGPU counter
+// (bench/webgpu-count.js) it also counts the GPU work of each step: at load, per `diagnose`, in
+// the first `explain` and per generated token (the difference between a long and a short
+// `explain`, divided by the tokens between them, so the prompt's encoding cancels out).
+import { byFamily, since } from "./webgpu-count.js";
 
 export function timing(samples) {
   const s = [...samples].sort((a, b) => a - b);
@@ -13,7 +17,9 @@ export function timing(samples) {
  * @param init the wasm-bindgen init of the package's own wasm module (timed alone; the package
  *   then finds the module ready)
  */
-export async function measure({ Bedside, init, wasm, source, backend, record, repeats = 15, tokens = 128, explainRuns = 3 }) {
+export async function measure({ Bedside, init, wasm, source, backend, record, repeats = 15, tokens = 128, explainRuns = 3, count = null }) {
+  const snap = () => count?.snapshot();
+  const c0 = snap();
   const t0 = performance.now();
   await init({ module_or_path: wasm });
   const t1 = performance.now();
@@ -21,7 +27,30 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
   const t2 = performance.now();
   await model.diagnose(record);
   const t3 = performance.now();
+  const c1 = snap();
   for (let i = 0; i < 2; i++) await model.diagnose(record);
+  let counts = null;
+  if (count) {
+    const before = snap();
+    await model.diagnose(record);
+    const diagnose = since(before, snap());
+    const explainCounted = async (maxTokens) => {
+      const start = snap();
+      const kernels = count.kernels();
+      let produced = 0;
+      for await (const piece of model.explain(record, { maxTokens })) if (typeof piece !== "string") produced = piece.tokens;
+      return { counts: since(start, snap()), kernels: byFamily(kernels, count.kernels()), tokens: produced };
+    };
+    const first = await explainCounted(tokens);
+    const short = await explainCounted(16);
+    const long = await explainCounted(tokens);
+    const span = long.tokens - short.tokens;
+    const slope = (a, b) => (span > 0 ? Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v - (a[k] ?? 0)) / span])) : null);
+    counts = {
+      load_and_first_diagnose: since(c0, c1), diagnose, first_explain: first.counts,
+      per_token: slope(short.counts, long.counts), per_token_by_kernel: slope(short.kernels, long.kernels), tokens_span: [short.tokens, long.tokens],
+    };
+  }
   const diagnose = [];
   for (let i = 0; i < repeats; i++) {
     const start = performance.now();
@@ -52,6 +81,7 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
       first_piece: timing(firstPiece),
       tokens_per_s: produced / (explainTiming.median_ms / 1e3),
     },
+    webgpu_counts: counts,
   };
   model.dispose();
   return result;

@@ -280,6 +280,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", required=True, type=pathlib.Path)
     parser.add_argument("--parity-tolerance", type=float, default=1e-4)
+    parser.add_argument("--part", choices=("all", "inference"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -339,6 +340,15 @@ def main():
         out["scaling"] = scaling
     out["peak_rss_mib_inference"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if args.part == "all":
+        out["training"] = train_steps(config, tensors, meta, repeats)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(f"reference: figures written to {args.out}")
+
+
+def train_steps(config, tensors, meta, repeats):
     training = {}
     lr, wd, clip, pw = (float(meta[k]) for k in ("learning_rate", "weight_decay", "grad_clip", "phenotype_weight"))
     for stage in range(3):
@@ -374,11 +384,7 @@ def main():
         rate = batch / (t["median_ms"] / 1e3)
         print(f"distillation stage {stage + 1}: {t['median_ms']:.0f} ms per step of {batch}, {rate:.1f} examples/s")
         training[prefix] = {"batch_size": batch, "timing": t, "examples_per_s": rate}
-    out["training"] = training
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
-    print(f"reference: figures written to {args.out}")
+    return training
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 // The wasm package in Node on one backend, for `make bench`:
-//   node bench/wasm.mjs --backend cpu|webgpu --record FILE --out FILE [--repeats 15] [--tokens 128]
+//   node bench/wasm.mjs --backend cpu|webgpu --record FILE --out FILE [--repeats 15] [--tokens 128] [--ort DIR]
 // WebGPU in Node comes from Dawn (npm `webgpu`) over a CPU Vulkan driver (VK_ICD_FILENAMES, as in
-// `make test`). One backend per process, so that the cold start is cold.
+// `make test`). One backend per process, so that the cold start is cold. With --ort DIR (the
+// export of bench/onnx_export.py) the CPU run also measures the onnxruntime-web peer on its wasm
+// backend, in the same process after bedside.
 import { readFileSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { create, globals } from "webgpu";
 import init from "../pkg/wasm/bedside.js";
 import { Bedside } from "../pkg/bedside.js";
 import { measure } from "./measure.js";
+import { countWebGPU } from "./webgpu-count.js";
 
 const { values } = parseArgs({
   options: {
@@ -17,6 +22,7 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "15" },
     tokens: { type: "string", default: "128" },
     out: { type: "string" },
+    ort: { type: "string" },
   },
 });
 if (values.backend === "webgpu") {
@@ -25,6 +31,7 @@ if (values.backend === "webgpu") {
   globalThis.navigator.gpu = create([]);
   globalThis.Window ??= class Window {};
 }
+const count = values.backend === "webgpu" ? countWebGPU(globals) : null;
 const record = JSON.parse(readFileSync(values.record, "utf8"));
 const result = await measure({
   Bedside,
@@ -35,9 +42,17 @@ const result = await measure({
   record: Array.isArray(record) ? record[0] : record,
   repeats: Number(values.repeats),
   tokens: Number(values.tokens),
+  count,
 });
 result.runtime = `node ${process.version}`;
 result.peak_rss_mib = process.resourceUsage().maxRSS / 1024;
+if (values.ort && values.backend === "cpu") {
+  const { measureOrt } = await import("./ort-measure.js");
+  const ort = await import(new URL("../target/ortweb/node_modules/onnxruntime-web/dist/ort.node.min.mjs", import.meta.url));
+  const fetchBytes = async (name) => new Uint8Array(await readFile(path.join(values.ort, name)));
+  result.ort = await measureOrt({ ort, fetchBytes, provider: "wasm", repeats: Number(values.repeats), tokens: Number(values.tokens) });
+  console.log(`onnxruntime-web in Node (wasm): encode ${result.ort.encode_b1.median_ms.toFixed(2)} ms, decode ${result.ort.decode.tokens_per_s.toFixed(1)} tokens/s`);
+}
 writeFileSync(values.out, JSON.stringify(result, null, 2));
 console.log(`wasm in Node (${result.backend}): diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms, explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
 process.exit(0);

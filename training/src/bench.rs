@@ -225,6 +225,19 @@ fn rate(tokens: usize, timing: &Timing) -> f64 {
     tokens as f64 / (timing.median_ms / 1e3)
 }
 
+/// The threads burn-flex's kernels run on: one without the `threads` feature; with it, rayon's
+/// global pool, sized by `RAYON_NUM_THREADS` or else the machine's cores (rayon's own rule).
+fn cpu_threads() -> usize {
+    if !cfg!(feature = "threads") {
+        return 1;
+    }
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `bedside-train bench`: returns the figures as JSON (and writes `--inputs` when asked).
 pub fn run(options: &BenchOptions) -> Result<Value> {
     let Loaded { engine, run } = load(options)?;
@@ -235,8 +248,7 @@ pub fn run(options: &BenchOptions) -> Result<Value> {
     let mut inputs = Inputs::default();
     let mut out = json!({
         "backend": options.backend.name(),
-        "threads": 1,
-        // `make bench` uses the build `make test` makes: dependencies (burn, gemm) at opt-level 2
+        "threads": cpu_threads(),
         "profile": if cfg!(debug_assertions) { "dev (dependencies at opt-level 2)" } else { "release" },
         "bundle": options.bundle.display().to_string(),
         "dtype": engine.manifest().dtype,
