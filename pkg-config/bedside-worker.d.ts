@@ -23,6 +23,8 @@ export class BedsideWorker {
   readonly selfTestDifference: number | null;
   /** As `Bedside.fallbackReason`. */
   readonly fallbackReason: string | null;
+  /** As `Bedside.backendReason`. */
+  readonly backendReason: string;
   diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
   recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
   explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;

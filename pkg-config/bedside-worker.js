@@ -19,6 +19,7 @@ export class BedsideWorker {
   manifest;
   selfTestDifference;
   fallbackReason;
+  backendReason;
   /** How many times the worker was replaced after its wasm instance died or its GPU was lost. */
   restarts = 0;
 

@@ -44,6 +44,12 @@ export interface LoadProgress {
 
 export interface LoadOptions {
   backend?: BackendChoice;
+  /**
+   * "auto" on a hardware WebGPU adapter times the self-test on WebGPU and on the CPU once per
+   * adapter and bundle (remembered in localStorage, or for the page's lifetime) and keeps the
+   * faster; `false` takes WebGPU without timing. Default true.
+   */
+  probe?: boolean;
   onProgress?: (progress: LoadProgress) => void;
   /**
    * Keep the bundle's files in the Cache API (browsers; default true). A cached file is used only
@@ -199,6 +205,9 @@ export class Bedside {
    * passes over, the CPU asked for, WebGPU lost earlier, or how WebGPU failed, e.g. its
    * self-test); `null` on WebGPU. */
   readonly fallbackReason: string | null;
+  /** Why this backend runs, on either: the CPU's `fallbackReason`, WebGPU asked for by name, or
+   * what "auto"'s timed probe measured on this adapter. */
+  readonly backendReason: string;
   /** `record`: a PatientRecord, a FHIR R4 resource (usually a Bundle), or either as JSON text. */
   diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
   /** Clinical bundles: text pieces as they are decoded, then the whole explanation. */

@@ -225,6 +225,81 @@ async function webgpuAdapter() {
   return { software, name };
 }
 
+/**
+ * What "auto" measured, per adapter and bundle, so that the timed probe runs once: in
+ * localStorage where a page has it, else in this module's memory (Node, workers).
+ */
+const PROBE_KEY = "bedside.backendProbe";
+const probeMemory = new Map();
+
+function probeRecall(key) {
+  try {
+    const stored = JSON.parse(globalThis.localStorage?.getItem(PROBE_KEY) ?? "{}")[key];
+    if (stored && typeof stored.backend === "string" && typeof stored.reason === "string") return stored;
+  } catch {
+    // storage switched off or garbled: measure again
+  }
+  return probeMemory.get(key);
+}
+
+function probeRemember(key, verdict) {
+  probeMemory.set(key, verdict);
+  try {
+    const storage = globalThis.localStorage;
+    if (!storage) return;
+    const all = JSON.parse(storage.getItem(PROBE_KEY) ?? "{}");
+    all[key] = verdict;
+    storage.setItem(PROBE_KEY, JSON.stringify(all));
+  } catch {
+    // storage full or switched off: the probe runs again next time
+  }
+}
+
+/** The fastest of `runs` self-tests on a loaded engine, in milliseconds (the first run, with
+ * its shader compilation, was the load's own self-test). */
+async function timedSelfTest(engine, runs = 2) {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    await watched(engine.selfTest(SELF_TEST_TOLERANCE));
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+
+/**
+ * "auto"'s timed probe: `webgpu` (an engine that passed its self-test on a hardware adapter)
+ * against the CPU, each timed on the self-test, once per adapter and bundle (remembered). Returns
+ * the faster `{ engine, difference, backend, reason }` and frees the other engine.
+ */
+async function probeBackends(webgpu, adapter, manifest, loadEngine) {
+  if (webgpu.difference === undefined || webgpu.difference === null) {
+    return { ...webgpu, backend: "webgpu", reason: `WebGPU on ${adapter.name}, not timed: the bundle records no self-test` };
+  }
+  const key = `${adapter.name}|${listedSha256(manifest, "model.safetensors") ?? "unhashed bundle"}`;
+  const known = probeRecall(key);
+  if (known?.backend === "webgpu") return { ...webgpu, backend: "webgpu", reason: `${known.reason} (measured earlier on this adapter)` };
+  let gpuMs, cpu;
+  try {
+    if (known?.backend !== "cpu") gpuMs = await timedSelfTest(webgpu.engine);
+    cpu = await loadEngine("cpu");
+  } catch (e) {
+    if (!wasmTrapped) webgpu.engine.free();
+    throw e;
+  }
+  if (known?.backend === "cpu") {
+    webgpu.engine.free();
+    return { ...cpu, backend: "cpu", reason: `the CPU is faster here: ${known.reason} (measured earlier on this adapter)` };
+  }
+  const cpuMs = await timedSelfTest(cpu.engine);
+  const faster = cpuMs < gpuMs ? "cpu" : "webgpu";
+  const measured = `the self-test took ${gpuMs.toFixed(1)} ms on WebGPU (${adapter.name}) and ${cpuMs.toFixed(1)} ms on the CPU`;
+  probeRemember(key, { backend: faster, reason: measured });
+  const [kept, freed] = faster === "cpu" ? [cpu, webgpu] : [webgpu, cpu];
+  freed.engine.free();
+  return { ...kept, backend: faster, reason: `${faster === "cpu" ? "the CPU" : "WebGPU"} is faster here: ${measured}` };
+}
+
 async function readBytes(url, file, onProgress, init) {
   if (isNode && !/^(https?|data|blob):/.test(String(url))) {
     const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
@@ -472,13 +547,15 @@ export class Bedside {
   /**
    * @param source the bundle's base URL (or, in Node, directory), or its files' contents
    *   `{ manifest, weights }`.
-   * @param options `{ backend: "auto" | "webgpu" | "cpu", onProgress, wasm, cache, signal,
-   *   integrity }`; `cache: false` keeps the bundle out of the Cache API; `signal` (an
+   * @param options `{ backend: "auto" | "webgpu" | "cpu", probe, onProgress, wasm, cache,
+   *   signal, integrity }`; `cache: false` keeps the bundle out of the Cache API; `signal` (an
    *   AbortSignal) stops the downloads and the load with `ABORTED`; `integrity` ("sha256-…")
-   *   pins the manifest, and through its hashes every file.
+   *   pins the manifest, and through its hashes every file. On a hardware adapter "auto" times
+   *   the self-test on WebGPU and on the CPU once per adapter and bundle and keeps the faster
+   *   (`backendReason` says what it measured); `probe: false` takes WebGPU without timing.
    */
   static async load(source, options = {}) {
-    const { backend = "auto", onProgress, wasm, cache = true, signal, integrity } = options;
+    const { backend = "auto", probe = true, onProgress, wasm, cache = true, signal, integrity } = options;
     checkSignal(signal, "load");
     const pinned = pinnedSha256(integrity);
     const progress = new LoadProgress(onProgress);
@@ -538,22 +615,31 @@ export class Bedside {
               ? `the WebGPU adapter (${adapter.name}) is a software renderer, slower than the CPU`
               : "this browser or runtime has no WebGPU adapter";
     let lastError;
+    const loadEngine = async (candidate) => {
+      progress.phase("verify", 0.8, { backend: candidate });
+      const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+      const engine = await watched(candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
+      try {
+        // the known answer recorded at export: a backend that computes wrong numbers (a shader
+        // that failed validation can return zeros on wasm) is not used
+        progress.phase("self-test", 0.9, { backend: candidate });
+        return { engine, difference: await watched(engine.selfTest(SELF_TEST_TOLERANCE)) };
+      } catch (e) {
+        if (!wasmTrapped) engine.free(); // a dead instance's memory went with it
+        throw e;
+      }
+    };
     for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
       checkSignal(signal, "load");
       if (wasmTrapped) await resetWasm(); // a trap on WebGPU leaves a dead instance, not one to retry in
       const instance = wasmInstance;
-      let engine, difference;
+      let loaded;
       try {
-        progress.phase("verify", 0.8, { backend: candidate });
-        const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
-        engine = await watched(candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
-        // the known answer recorded at export: a backend that computes wrong numbers (a shader
-        // that failed validation can return zeros on wasm) is not used
-        progress.phase("self-test", 0.9, { backend: candidate });
-        difference = await watched(engine.selfTest(SELF_TEST_TOLERANCE));
+        loaded = await loadEngine(candidate);
+        // "auto" on a hardware adapter: the faster of WebGPU and the CPU on this device
+        if (candidate === "webgpu" && backend === "auto" && probe) loaded = await probeBackends(loaded, adapter, manifest, loadEngine);
       } catch (e) {
         lastError = asBedsideError(e);
-        if (liveIn(instance)) engine?.free(); // a dead instance's memory went with it
         if (lastError.code.startsWith("BUNDLE_")) {
           await forgetCached(source); // a cached copy may be what is broken
           throw lastError; // the bundle is bad on every backend
@@ -561,14 +647,18 @@ export class Bedside {
         fallbackReason = `WebGPU failed (${lastError.code}: ${lastError.message})`;
         continue;
       }
+      const { engine, difference } = loaded;
       if (signal?.aborted) engine.free();
       checkSignal(signal, "load");
       // the bundle loaded: its manifest now stands for the cached files (offline loads)
       await store?.put(join(source, "manifest.json"), new Response(manifest, { headers: { "content-type": "application/json" } })).catch(() => {});
       const model = new Bedside(engine, engine.manifest, instance);
       model.selfTestDifference = difference ?? null; // null: the bundle records no answer
-      model.fallbackReason = candidate === "cpu" ? fallbackReason : null;
-      progress.phase("ready", 1, { backend: candidate });
+      const ran = loaded.backend ?? candidate;
+      model.fallbackReason = ran === "cpu" ? (loaded.reason ?? fallbackReason) : null;
+      model.backendReason = loaded.reason ??
+        (ran === "cpu" ? fallbackReason : backend === "webgpu" ? 'WebGPU was asked for (backend: "webgpu")' : `WebGPU on ${adapter.name}, not timed (probe: false)`);
+      progress.phase("ready", 1, { backend: ran });
       return model;
     }
     throw lastError;
@@ -612,6 +702,12 @@ export class Bedside {
    * not compile); null on WebGPU.
    */
   fallbackReason = null;
+
+  /**
+   * Why this backend runs, in words, on either: the CPU's `fallbackReason`, WebGPU asked for by
+   * name, or what "auto"'s timed probe measured on this adapter (or measured earlier).
+   */
+  backendReason = null;
 
   /** "webgpu" or "cpu": what runs the model; "disposed" once freed or its wasm instance died. */
   get backend() {

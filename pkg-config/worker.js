@@ -7,7 +7,7 @@ let model;
 const running = new Map();
 
 function describe(m) {
-  return { backend: m.backend, manifest: m.manifest, selfTestDifference: m.selfTestDifference, fallbackReason: m.fallbackReason };
+  return { backend: m.backend, manifest: m.manifest, selfTestDifference: m.selfTestDifference, fallbackReason: m.fallbackReason, backendReason: m.backendReason };
 }
 
 self.onmessage = async ({ data }) => {

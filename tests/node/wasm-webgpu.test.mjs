@@ -56,14 +56,43 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
   assert.match(software.fallbackReason, /^the WebGPU adapter \(google swiftshader.*\) is a software renderer, slower than the CPU$/);
   pretendHardware = true;
   try {
-    const auto = await Bedside.load(bundleDir, { backend: "auto" });
+    const auto = await Bedside.load(bundleDir, { backend: "auto", probe: false });
     assert.equal(auto.backend, "webgpu");
-    assert.equal(auto.fallbackReason, null, "no reason on WebGPU");
+    assert.equal(auto.fallbackReason, null, "no fallback reason on WebGPU");
+    assert.match(auto.backendReason, /^WebGPU on .*a hardware GPU, as the test pretends, not timed \(probe: false\)$/);
     auto.dispose();
   } finally {
     pretendHardware = false;
   }
   for (const m of [gpu, cpu, software]) m.dispose();
+});
+
+test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster and remembers", async (t) => {
+  if (!(await webgpuAvailable())) {
+    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
+    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    return;
+  }
+  // SwiftShader dressed as a GPU: tens of times slower than the CPU on this model, so the probe
+  // must pick the CPU however noisy the machine
+  pretendHardware = true;
+  try {
+    const first = await Bedside.load(bundleDir, { backend: "auto" });
+    assert.equal(first.backend, "cpu");
+    const measured = /^the CPU is faster here: the self-test took ([\d.]+) ms on WebGPU \(.*as the test pretends\) and ([\d.]+) ms on the CPU/;
+    const [, gpuMs, cpuMs] = first.backendReason.match(measured) ?? assert.fail(`no probe in ${first.backendReason}`);
+    assert.ok(Number(cpuMs) < Number(gpuMs));
+    assert.equal(first.fallbackReason, first.backendReason);
+    assert.ok((await first.diagnose(samples[0])).phenotypes.length > 0);
+    // once per adapter and bundle: the second load goes to the CPU without timing WebGPU again
+    const second = await Bedside.load(bundleDir, { backend: "auto" });
+    assert.equal(second.backend, "cpu");
+    assert.match(second.backendReason, /\(measured earlier on this adapter\)$/);
+    assert.match(second.backendReason, measured);
+    for (const m of [first, second]) m.dispose();
+  } finally {
+    pretendHardware = false;
+  }
 });
 
 test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the CPU and says why", async (t) => {
@@ -93,7 +122,7 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
     auto.dispose();
     GPUBuffer.prototype.getMappedRange = getMappedRange;
     // the device is still good once the driver is: WebGPU loads again
-    const again = await Bedside.load(bundleDir, { backend: "auto" });
+    const again = await Bedside.load(bundleDir, { backend: "auto", probe: false });
     assert.equal(again.backend, "webgpu");
     again.dispose();
   } finally {
