@@ -8,6 +8,7 @@ use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
 use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, bounds};
 use crate::recommend::{MEDREC_FILE, MedicationSpec};
 use crate::tokenizer::TOKENIZER_FILE;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -44,13 +45,51 @@ pub struct Manifest {
     /// there at inference too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prompt_tokens: Option<usize>,
-    /// Phenotype probabilities of [`crate::engine::self_test_record`] on the native CPU at export:
+    /// Phenotype probabilities of [`crate::self_test::self_test_record`] on the native CPU at export:
     /// the known answer a freshly loaded engine checks its backend against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_test: Option<Vec<f32>>,
     /// What training measured, as `bedside-train` wrote it (free-form, for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
+}
+
+/// The element type of a bundle's weights, as the manifest's `dtype` spells it ("f32", "f16").
+/// The manifest keeps the spelling so that an unknown one is reported as incompatible by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsDtype {
+    F32,
+    F16,
+}
+
+impl WeightsDtype {
+    /// The manifest's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+
+    /// The dtype a manifest names; `None` for any other spelling.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::F32, Self::F16]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+
+    fn safetensors(self) -> safetensors::Dtype {
+        match self {
+            Self::F32 => safetensors::Dtype::F32,
+            Self::F16 => safetensors::Dtype::F16,
+        }
+    }
+}
+
+impl std::fmt::Display for WeightsDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The model a bundle holds, tagged by `kind`.
@@ -124,8 +163,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Manifest {
     /// A manifest for a freshly trained model over the current knowledge base. `files`: every
-    /// file of the bundle but the manifest (weights in `dtype`, "f32" or "f16").
-    pub fn new(model: ModelSpec, files: &[(&str, &[u8])], dtype: &str, threshold: f32) -> Self {
+    /// file of the bundle but the manifest (weights in `dtype`).
+    pub fn new(
+        model: ModelSpec,
+        files: &[(&str, &[u8])],
+        dtype: WeightsDtype,
+        threshold: f32,
+    ) -> Self {
         let files = files
             .iter()
             .map(|(name, bytes)| {
@@ -143,7 +187,7 @@ impl Manifest {
             labels: PHENOTYPES.iter().map(|p| p.name.to_string()).collect(),
             channels: CHANNELS.iter().map(|c| c.name.to_string()).collect(),
             knowledge_hash: knowledge_hash(),
-            dtype: dtype.into(),
+            dtype: dtype.name().into(),
             threshold,
             temperature: None,
             files,
@@ -153,6 +197,14 @@ impl Manifest {
             self_test: None,
             training: None,
         }
+    }
+
+    /// The weights' dtype; a spelling this library does not know is an incompatible bundle.
+    pub fn weights_dtype(&self) -> Result<WeightsDtype> {
+        WeightsDtype::parse(&self.dtype).ok_or_else(|| BedsideError::Incompatible {
+            file: MANIFEST_FILE.into(),
+            message: format!("dtype {:?} is not supported (f32 or f16)", self.dtype),
+        })
     }
 
     /// Parses and checks a manifest; nothing about the weights is looked at yet.
@@ -189,12 +241,7 @@ impl Manifest {
                 knowledge_hash()
             )));
         }
-        if self.dtype != "f32" && self.dtype != "f16" {
-            return Err(incompatible(format!(
-                "dtype {:?} is not supported (f32 or f16)",
-                self.dtype
-            )));
-        }
+        self.weights_dtype()?;
         let (labels, series) = match &self.model {
             ModelSpec::LabPhenotype(c) => (c.labels, &c.series),
             ModelSpec::Clinical(c) => (c.phenotypes, &c.series),
@@ -314,21 +361,12 @@ impl Manifest {
     }
 }
 
-/// Rewrites an f32 safetensors file with every tensor in `dtype` ("f16" or "f32").
-pub fn convert_weights(bytes: &[u8], dtype: &str) -> Result<Vec<u8>> {
+/// Rewrites an f32 or f16 safetensors file with every tensor in `dtype`.
+pub fn convert_weights(bytes: &[u8], dtype: WeightsDtype) -> Result<Vec<u8>> {
     use safetensors::{Dtype, SafeTensors, tensor::TensorView};
     let file = |e: safetensors::SafeTensorError| BedsideError::bundle(WEIGHTS_FILE, e);
     let tensors = SafeTensors::deserialize(bytes).map_err(file)?;
-    let target = match dtype {
-        "f16" => Dtype::F16,
-        "f32" => Dtype::F32,
-        other => {
-            return Err(BedsideError::bundle(
-                WEIGHTS_FILE,
-                format!("dtype {other:?} is not f32 or f16"),
-            ));
-        }
-    };
+    let target = dtype.safetensors();
     let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in tensors.tensors() {
         let data = view.data();
@@ -366,4 +404,45 @@ pub fn convert_weights(bytes: &[u8], dtype: &str) -> Result<Vec<u8>> {
         })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, None).map_err(file)
+}
+
+/// Refuses a weights file that is not a well-formed safetensors file in the manifest's dtype.
+pub(crate) fn check_weights_header(weights: &[u8], dtype: WeightsDtype, file: &str) -> Result<()> {
+    let tensors = safetensors::SafeTensors::deserialize(weights)
+        .map_err(|e| BedsideError::bundle(file, e))?;
+    let expected = dtype.safetensors();
+    for (name, view) in tensors.tensors() {
+        if view.dtype() != expected {
+            return Err(BedsideError::bundle(
+                file,
+                format!(
+                    "tensor {name} is {:?}, the manifest says {dtype}",
+                    view.dtype()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn apply_weights<M: ModuleSnapshot>(
+    model: &mut M,
+    weights: Vec<u8>,
+    file: &str,
+) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(Some(weights));
+    let applied = model
+        .load_from(&mut store)
+        .map_err(|e| BedsideError::bundle(file, e))?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() {
+        let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(BedsideError::bundle(
+            file,
+            format!(
+                "does not fit {}: missing {:?}, errors {:?}",
+                MANIFEST_FILE, missing, applied.errors
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -3,7 +3,11 @@
 //! The same code runs natively (CLI, tests) and in wasm (browser, Node); every tensor read-back
 //! is asynchronous because synchronous read-back panics on wasm.
 
-use crate::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
+use crate::bundle::{
+    MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, apply_weights,
+    check_weights_header, convert_weights,
+};
+use crate::chart::{ChannelSeries, channel_series};
 use crate::constrained::DiagnosisGrammar;
 use crate::error::{BedsideError, Result};
 use crate::findings::Findings;
@@ -13,13 +17,11 @@ use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
 use crate::model::{ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel};
 use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
-use crate::recommend::{
-    DrugScore, MEDREC_FILE, MedicationSpec, Recommendation, current_medications, ddi_warnings,
-};
+use crate::recommend::{MEDREC_FILE, MedicationSpec, Recommendation};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
+use crate::self_test::self_test_record;
 use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::Serialize;
 use std::sync::Mutex;
 
@@ -145,22 +147,6 @@ pub struct Explanation {
     pub backend: &'static str,
 }
 
-/// One observed lab or vital channel as the model read it, for charts: its hourly values over the
-/// model's window in the channel's unit (the mean of the hour's valid observations; `None` where
-/// nothing was observed), its normal range, and the time-series encoder's attention per hour
-/// (the mean attention its last layer gave the patches covering the hour, scaled so that the
-/// channel's most attended hour is 1).
-#[derive(Debug, Clone, Serialize)]
-pub struct ChannelSeries {
-    pub name: &'static str,
-    pub label: &'static str,
-    pub unit: &'static str,
-    pub normal_low: f64,
-    pub normal_high: f64,
-    pub values: Vec<Option<f32>>,
-    pub attention: Vec<f32>,
-}
-
 fn read_back_error<E: std::fmt::Debug>(backend: Backend) -> impl Fn(E) -> BedsideError {
     move |e| BedsideError::backend(backend.name(), format!("{e:?}"))
 }
@@ -192,7 +178,8 @@ impl Engine {
     ) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
         manifest.verify(WEIGHTS_FILE, weights)?;
-        check_weights_header(weights, &manifest.dtype, WEIGHTS_FILE)?;
+        let dtype = manifest.weights_dtype()?;
+        check_weights_header(weights, dtype, WEIGHTS_FILE)?;
         let tokenizer = match (&manifest.model, tokenizer) {
             (ModelSpec::Clinical(config), Some(bytes)) => {
                 manifest.verify(TOKENIZER_FILE, bytes)?;
@@ -217,9 +204,9 @@ impl Engine {
             }
             (ModelSpec::LabPhenotype(_), _) => None,
         };
-        let weights = match manifest.dtype.as_str() {
-            "f32" => weights.to_vec(),
-            other => convert_weights(weights, "f32")
+        let weights = match dtype {
+            WeightsDtype::F32 => weights.to_vec(),
+            other => convert_weights(weights, WeightsDtype::F32)
                 .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, format!("{other} → f32: {e}")))?,
         };
         let device = backend.device().await?;
@@ -271,10 +258,10 @@ impl Engine {
             });
         };
         self.manifest.verify(MEDREC_FILE, weights)?;
-        check_weights_header(weights, &self.manifest.dtype, MEDREC_FILE)?;
-        let weights = convert_weights(weights, "f32").map_err(|e| {
-            BedsideError::bundle(MEDREC_FILE, format!("{} → f32: {e}", self.manifest.dtype))
-        })?;
+        let dtype = self.manifest.weights_dtype()?;
+        check_weights_header(weights, dtype, MEDREC_FILE)?;
+        let weights = convert_weights(weights, WeightsDtype::F32)
+            .map_err(|e| BedsideError::bundle(MEDREC_FILE, format!("{dtype} → f32: {e}")))?;
         let mut model = spec.config.init(&self.device);
         apply_weights(&mut model, weights, MEDREC_FILE)?;
         self.medrec = Some((model, spec));
@@ -343,18 +330,7 @@ impl Engine {
                 message: "this bundle has no medication recommender (manifest.medications)".into(),
             });
         };
-        record.validate()?;
-        if record.visits.is_empty() {
-            return Err(BedsideError::InvalidRecord(vec![
-                crate::error::FieldProblem {
-                    path: "$.visits".into(),
-                    message:
-                        "empty: recommending medications needs at least the current visit's codes"
-                            .into(),
-                },
-            ]));
-        }
-        let (patient, unknown_codes) = spec.patient(record);
+        let (patient, unknown_codes) = spec.input(record)?;
         let batch = MedRecBatch::new(
             std::slice::from_ref(&patient),
             spec.config.max_visits,
@@ -369,33 +345,7 @@ impl Engine {
                 "the recommender returned non-finite or mis-shaped probabilities",
             ));
         }
-        let mut scores: Vec<DrugScore> = spec
-            .medications
-            .iter()
-            .zip(probs)
-            .map(|(code, probability)| DrugScore {
-                name: crate::knowledge::atc3_name(code).unwrap_or("unknown ATC class"),
-                code: code.clone(),
-                probability,
-            })
-            .collect();
-        scores.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let medications: Vec<DrugScore> = scores
-            .iter()
-            .filter(|d| d.probability >= spec.threshold)
-            .cloned()
-            .collect();
-        let current = current_medications(record);
-        let recommended: Vec<&str> = medications.iter().map(|d| d.code.as_str()).collect();
-        Ok(Recommendation {
-            id: record.id.clone(),
-            ddi_warnings: ddi_warnings(&recommended, &current),
-            medications,
-            scores,
-            current,
-            unknown_codes,
-            backend: self.backend.name(),
-        })
+        Ok(spec.rank(record, probs, unknown_codes, self.backend.name()))
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -798,155 +748,4 @@ impl<'a> Answer<'a> {
             text,
         })
     }
-}
-
-/// The observed channels of `grid` with their per-hour attention, from the patch attention
-/// `[channels, patches]` (one record) and each patch's hours.
-fn channel_series(
-    grid: &SeriesGrid,
-    patch_attention: &[f32],
-    patches: &[(usize, usize)],
-) -> Vec<ChannelSeries> {
-    let hours = grid.hours;
-    CHANNELS
-        .iter()
-        .enumerate()
-        .filter_map(|(c, channel)| {
-            let row = c * hours..(c + 1) * hours;
-            let mask = grid.mask.get(row.clone())?;
-            if !mask.iter().any(|m| *m > 0.0) {
-                return None;
-            }
-            let values = grid
-                .values
-                .get(row)?
-                .iter()
-                .zip(mask)
-                .map(|(z, m)| (*m > 0.0).then(|| channel.from_standard(f64::from(*z)) as f32))
-                .collect();
-            let weights = patch_attention
-                .get(c * patches.len()..(c + 1) * patches.len())
-                .unwrap_or(&[]);
-            // each hour: the mean weight of the patches covering it (edge hours have fewer)
-            let mut attention = vec![0f32; hours];
-            let mut covering = vec![0u32; hours];
-            for (w, (start, end)) in weights.iter().zip(patches) {
-                for h in *start..(*end).min(hours) {
-                    attention[h] += w;
-                    covering[h] += 1;
-                }
-            }
-            for (a, n) in attention.iter_mut().zip(&covering) {
-                *a /= (*n).max(1) as f32;
-            }
-            let top = attention.iter().copied().fold(0f32, f32::max);
-            if top > 0.0 {
-                attention.iter_mut().for_each(|a| *a /= top);
-            }
-            Some(ChannelSeries {
-                name: channel.name,
-                label: channel.label,
-                unit: channel.unit,
-                normal_low: channel.normal_low,
-                normal_high: channel.normal_high,
-                values,
-                attention,
-            })
-        })
-        .collect()
-}
-
-/// The record of the known-answer self-test: a few hours of vitals and labs of a septic patient,
-/// a short note and one earlier visit; fixed, so that its probabilities can be recorded at export.
-pub fn self_test_record() -> PatientRecord {
-    use crate::record::{Demographics, Note, Observation, Sex, Visit};
-    let mut observations = Vec::new();
-    for h in 0..12 {
-        let t = f64::from(h) + 0.5;
-        for (channel, value) in [
-            ("heart_rate", 118.0 - f64::from(h)),
-            ("temperature", 38.9 - 0.05 * f64::from(h)),
-            ("mean_bp", 58.0 + f64::from(h)),
-            ("resp_rate", 26.0),
-            ("spo2", 93.0),
-        ] {
-            observations.push(Observation {
-                channel: channel.into(),
-                hours: t,
-                value: Some(value),
-                unit: None,
-            });
-        }
-    }
-    for (channel, value) in [
-        ("lactate", 4.2),
-        ("wbc", 17.5),
-        ("creatinine", 2.1),
-        ("platelets", 98.0),
-    ] {
-        observations.push(Observation {
-            channel: channel.into(),
-            hours: 1.0,
-            value: Some(value),
-            unit: None,
-        });
-    }
-    PatientRecord {
-        format_version: crate::record::RECORD_FORMAT_VERSION,
-        id: "bedside-self-test".into(),
-        patient: None,
-        demographics: Demographics { age: Some(67.0), sex: Some(Sex::Female), care_unit: None },
-        notes: vec![Note {
-            kind: "discharge summary".into(),
-            text: "Admitted with fever, hypotension and a rising lactate; treated for sepsis from a urinary source.".into(),
-            hours: None,
-        }],
-        observations,
-        visits: vec![
-            Visit { diagnoses: vec!["icd9:4280".into(), "icd9:25000".into()], procedures: Vec::new(), medications: vec!["C03C".into(), "A10B".into()] },
-            Visit { diagnoses: vec!["icd9:99591".into(), "icd9:5990".into()], procedures: Vec::new(), medications: Vec::new() },
-        ],
-        labels: None,
-    }
-}
-
-/// Refuses a weights file that is not a well-formed safetensors file in the manifest's dtype.
-fn check_weights_header(weights: &[u8], dtype: &str, file: &str) -> Result<()> {
-    let tensors = safetensors::SafeTensors::deserialize(weights)
-        .map_err(|e| BedsideError::bundle(file, e))?;
-    let expected = if dtype == "f16" {
-        safetensors::Dtype::F16
-    } else {
-        safetensors::Dtype::F32
-    };
-    for (name, view) in tensors.tensors() {
-        if view.dtype() != expected {
-            return Err(BedsideError::bundle(
-                file,
-                format!(
-                    "tensor {name} is {:?}, the manifest says {dtype}",
-                    view.dtype()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn apply_weights<M: ModuleSnapshot>(model: &mut M, weights: Vec<u8>, file: &str) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(Some(weights));
-    let applied = model
-        .load_from(&mut store)
-        .map_err(|e| BedsideError::bundle(file, e))?;
-    if !applied.errors.is_empty() || !applied.missing.is_empty() {
-        let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(BedsideError::bundle(
-            file,
-            format!(
-                "does not fit {}: missing {:?}, errors {:?}",
-                MANIFEST_FILE, missing, applied.errors
-            ),
-        ));
-    }
-    Ok(())
 }

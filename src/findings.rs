@@ -258,7 +258,7 @@ mod tests {
     use crate::record::{Note, Observation};
 
     fn record(observations: Vec<Observation>, notes: &[&str]) -> PatientRecord {
-        let mut r = crate::engine::self_test_record();
+        let mut r = crate::self_test::self_test_record();
         r.observations = observations;
         r.notes = notes
             .iter()

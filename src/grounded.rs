@@ -573,7 +573,7 @@ mod tests {
     use crate::record::{Note, Observation};
 
     fn record() -> PatientRecord {
-        let mut r = crate::engine::self_test_record();
+        let mut r = crate::self_test::self_test_record();
         r.notes = vec![Note {
             kind: String::new(),
             text: "Admitted with fever. Sepsis from a urinary source; lactate 4.2.".into(),

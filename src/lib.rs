@@ -5,6 +5,7 @@
 //! from the same source. Training lives in the `bedside-train` binary.
 
 pub mod bundle;
+pub mod chart;
 pub mod constrained;
 pub mod engine;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod prompt;
 pub mod recommend;
 pub mod record;
+pub mod self_test;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;

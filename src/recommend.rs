@@ -78,6 +78,62 @@ impl MedicationSpec {
         Ok(())
     }
 
+    /// The recommender's input for a record: its coded visits (the last is the current one), and
+    /// the codes the vocabularies do not know. A record without visits is refused by field.
+    pub fn input(&self, record: &PatientRecord) -> Result<(Patient, Vec<String>)> {
+        record.validate()?;
+        if record.visits.is_empty() {
+            return Err(BedsideError::InvalidRecord(vec![
+                crate::error::FieldProblem {
+                    path: "$.visits".into(),
+                    message:
+                        "empty: recommending medications needs at least the current visit's codes"
+                            .into(),
+                },
+            ]));
+        }
+        Ok(self.patient(record))
+    }
+
+    /// The answer from the recommender's probabilities (one per drug of `medications`, in order):
+    /// every drug ranked, those at or above the threshold recommended, and the drug–drug
+    /// interactions among them and with what the patient already takes.
+    pub fn rank(
+        &self,
+        record: &PatientRecord,
+        probs: Vec<f32>,
+        unknown_codes: Vec<String>,
+        backend: &'static str,
+    ) -> Recommendation {
+        let mut scores: Vec<DrugScore> = self
+            .medications
+            .iter()
+            .zip(probs)
+            .map(|(code, probability)| DrugScore {
+                name: atc3_name(code).unwrap_or("unknown ATC class"),
+                code: code.clone(),
+                probability,
+            })
+            .collect();
+        scores.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        let medications: Vec<DrugScore> = scores
+            .iter()
+            .filter(|d| d.probability >= self.threshold)
+            .cloned()
+            .collect();
+        let current = current_medications(record);
+        let recommended: Vec<&str> = medications.iter().map(|d| d.code.as_str()).collect();
+        Recommendation {
+            id: record.id.clone(),
+            ddi_warnings: ddi_warnings(&recommended, &current),
+            medications,
+            scores,
+            current,
+            unknown_codes,
+            backend,
+        }
+    }
+
     /// The student's input for a record, and the codes it does not know (reported, not dropped
     /// silently). Visits beyond the model's `max_visits` are left to [`crate::model::MedRecBatch`].
     pub fn patient(&self, record: &PatientRecord) -> (Patient, Vec<String>) {

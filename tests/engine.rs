@@ -1,7 +1,9 @@
 //! Native tests of the engine: bundle round trip, refusal of bad bundles, and the wgpu path
 //! (Vulkan; lavapipe on a CPU-only machine) giving the CPU's numbers.
 
-use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE, convert_weights, sha256_hex};
+use bedside::bundle::{
+    Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, convert_weights, sha256_hex,
+};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{Observation, PatientRecord};
@@ -26,7 +28,7 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     let manifest = Manifest::new(
         ModelSpec::LabPhenotype(config),
         &[(WEIGHTS_FILE, &weights)],
-        "f32",
+        bedside::bundle::WeightsDtype::F32,
         0.5,
     );
     (serde_json::to_string(&manifest).unwrap(), weights)
@@ -174,7 +176,7 @@ fn bad_bundles_are_refused_with_the_file_named() {
     );
 
     // f16 weights under a manifest that says f32
-    let f16 = convert_weights(&weights, "f16").unwrap();
+    let f16 = convert_weights(&weights, WeightsDtype::F16).unwrap();
     let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     m["files"][WEIGHTS_FILE]["sha256"] = sha256_hex(&f16).into();
     m["files"][WEIGHTS_FILE]["bytes"] = f16.len().into();
@@ -201,7 +203,7 @@ fn f16_conversion_matches_numpy_byte_for_byte() {
         let input = reference.tensor(name).unwrap();
         let expected = reference.tensor(&name.replace("f32", "f16")).unwrap();
         let single = safetensors::serialize([(name, input.clone())], None).unwrap();
-        let converted = convert_weights(&single, "f16").unwrap();
+        let converted = convert_weights(&single, WeightsDtype::F16).unwrap();
         let converted = SafeTensors::deserialize(&converted).unwrap();
         let ours = converted.tensor(name).unwrap();
         assert_eq!(ours.dtype(), safetensors::Dtype::F16);
@@ -219,7 +221,7 @@ fn f16_conversion_matches_numpy_byte_for_byte() {
 #[test]
 fn an_f16_bundle_round_trips_within_tolerance() {
     let (manifest, weights) = random_bundle(5);
-    let f16 = convert_weights(&weights, "f16").unwrap();
+    let f16 = convert_weights(&weights, WeightsDtype::F16).unwrap();
     assert!(f16.len() * 10 < weights.len() * 6);
     let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     m["dtype"] = "f16".into();
@@ -243,9 +245,12 @@ fn an_f16_bundle_round_trips_within_tolerance() {
     assert!(worst < 1e-2, "{worst}");
     // and back: f16 → f32 → f16 is lossless
     assert_eq!(
-        convert_weights(&convert_weights(&f16, "f32").unwrap(), "f16")
-            .unwrap()
-            .len(),
+        convert_weights(
+            &convert_weights(&f16, WeightsDtype::F32).unwrap(),
+            WeightsDtype::F16
+        )
+        .unwrap()
+        .len(),
         f16.len()
     );
 }

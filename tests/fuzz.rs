@@ -275,7 +275,7 @@ fn manifest_numbers_through_model_construction() {
                         engine.load_medications(bytes)?;
                     }
                     engine
-                        .diagnose(&bedside::engine::self_test_record())
+                        .diagnose(&bedside::self_test::self_test_record())
                         .await?;
                     Ok::<_, bedside::BedsideError>(())
                 })

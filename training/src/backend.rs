@@ -2,9 +2,9 @@
 //! build with the `cuda` feature, an NVIDIA GPU through CUDA. A backend that is not there is an
 //! error that says so, not a panic deep inside burn.
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, bail};
 use burn::prelude::Device;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -38,23 +38,9 @@ pub fn initialised<M: ModuleSnapshot>(
 ) -> Result<M> {
     let cpu = Device::flex();
     cpu.seed(seed);
-    let mut store = SafetensorsStore::from_bytes(None);
-    init(&cpu)
-        .save_into(&mut store)
-        .map_err(|e| anyhow!("initial weights: {e}"))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| anyhow!("initial weights: {e}"))?;
+    let bytes = crate::fit::weights_bytes(&init(&cpu), "initial weights")?;
     let mut module = init(device);
-    let loaded = module
-        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)))
-        .map_err(|e| anyhow!("initial weights: {e}"))?;
-    ensure!(
-        loaded.errors.is_empty() && loaded.missing.is_empty(),
-        "initial weights: {:?} {:?}",
-        loaded.errors,
-        loaded.missing
-    );
+    crate::fit::load_weights_bytes(&mut module, bytes, "initial weights")?;
     Ok(module)
 }
 
@@ -96,6 +82,7 @@ fn cuda() -> Result<Device> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::anyhow;
 
     #[cfg(not(feature = "cuda"))]
     #[test]

@@ -19,9 +19,7 @@ use bedside::model::{ClinicalInput, ClinicalModel, Encoded, sequence_loss};
 use bedside::record::{PatientRecord, SeriesGrid};
 use bedside::tokenizer::TOKENIZER_FILE;
 use bedside::{Backend, Engine};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -30,6 +28,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::distill::{self, Example, RunConfig};
+use crate::fit;
 use crate::io::write_atomic;
 use crate::synthetic;
 
@@ -380,7 +379,7 @@ fn bundle_bytes(bundle: &Path) -> Result<Value> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let as_f32 = match name.ends_with(".safetensors") {
-            true => bedside::bundle::convert_weights(&bytes, "f32")
+            true => bedside::bundle::convert_weights(&bytes, bedside::bundle::WeightsDtype::F32)
                 .map_err(|e| anyhow!("{name}: {e}"))?
                 .len(),
             false => bytes.len(),
@@ -525,10 +524,7 @@ fn training(
         )?;
         inputs.ints(&format!("{prefix}.phenotypes"), batch.phenotypes.clone())?;
         let mut model = distill::prepare_stage(config.init_empty(&device), stage);
-        let mut optimizer = AdamWConfig::new()
-            .with_weight_decay(run.weight_decay as f32)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(run.grad_clip as f32)))
-            .init();
+        let mut optimizer = fit::adamw(run.weight_decay, run.grad_clip);
         let mut step = || -> Result<()> {
             let encoded = model.encode(&batch.input);
             let logits = model.target_logits(&encoded, batch.targets.clone());
@@ -539,8 +535,7 @@ fn training(
             if !value.is_finite() {
                 bail!("loss {value} at stage {}", stage + 1);
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(run.learning_rate, model.clone(), grads);
+            model = fit::descend(&mut optimizer, model.clone(), loss, run.learning_rate);
             Ok(())
         };
         let timing = time(2, repeats.div_ceil(2).max(3), &mut step)?;

@@ -636,7 +636,7 @@ mod tests {
 
     #[test]
     fn the_few_shot_prompt_lists_the_record_and_ends_where_the_model_writes() {
-        let record = bedside::engine::self_test_record();
+        let record = bedside::self_test::self_test_record();
         let p = few_shot_prompt(&record, 48);
         assert!(p.ends_with("Evidence in the notes:"), "{p}");
         assert!(!p.contains('{'), "a placeholder is left: {p}");

@@ -7,6 +7,7 @@
 //! data, where the phenotype labels of the demo cohort are synthetic.
 
 use crate::eval::average_precision;
+use crate::fit;
 use crate::logistic::{Scaling, regularisation_path};
 use crate::metrics::{CalibrationBin, auroc, calibration, roc_curve};
 use anyhow::{Context, Result};
@@ -16,10 +17,8 @@ use bedside::model::{
     LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig, lab_summaries,
 };
 use bedside::record::{PatientRecord, SeriesGrid, Sex};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -336,10 +335,7 @@ fn train_member(
 ) -> Result<(MortalityModel, Member)> {
     let device = base.clone().autodiff();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(1e-4)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optimizer = fit::adamw(1e-4, 1.0);
     let loss_fn = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(&device);
@@ -377,12 +373,8 @@ fn train_member(
                 value.is_finite(),
                 "training diverged: loss is {value} at epoch {epoch} (seed {seed})"
             );
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(
-                crate::schedule::warmup_cosine(options.learning_rate, step, warmup, total_steps),
-                model,
-                grads,
-            );
+            let rate = fit::warmup_cosine(options.learning_rate, step, warmup, total_steps);
+            model = fit::descend(&mut optimizer, model, loss, rate);
             step += 1;
             sum += value;
             count += 1;
@@ -409,11 +401,12 @@ fn train_member(
             validation_auroc = log.validation_auroc,
             "mortality epoch"
         );
-        if log.validation_auroc > member.best_validation_auroc {
-            (best, member.best_validation_auroc, member.best_epoch, stale) =
-                (valid, log.validation_auroc, epoch, 0);
-        } else {
-            stale += 1;
+        if fit::improved(
+            log.validation_auroc,
+            &mut member.best_validation_auroc,
+            &mut stale,
+        ) {
+            (best, member.best_epoch) = (valid, epoch);
         }
         member.epochs.push(log);
         if stale >= options.patience {

@@ -2,6 +2,7 @@
 //! multi-label BCE, AdamW and gradient clipping, evaluation on a held-out split, and export to a
 //! bundle the browser loads.
 
+use crate::fit;
 use crate::io::write_atomic;
 use crate::metrics::{Metrics, evaluate};
 use anyhow::{Context, Result};
@@ -9,9 +10,7 @@ use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{PatientRecord, SeriesGrid};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -149,10 +148,7 @@ pub fn train(
     let targets: Vec<Vec<bool>> = records.iter().map(targets_of).collect();
 
     let mut model = model_config(options).init(&device);
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(1e-4)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optimizer = fit::adamw(1e-4, 1.0);
     let loss_fn = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(&device);
@@ -183,11 +179,15 @@ pub fn train(
                 value.is_finite(),
                 "training diverged: loss is {value} at epoch {epoch}"
             );
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            // cosine decay from the base rate
+            // cosine decay from the base rate, by epoch, floored at 5 %
             let progress = epoch as f64 / options.epochs.max(1) as f64;
             let lr = options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            model = optimizer.step(lr.max(options.learning_rate * 0.05), model, grads);
+            model = fit::descend(
+                &mut optimizer,
+                model,
+                loss,
+                lr.max(options.learning_rate * 0.05),
+            );
             sum += value;
             count += 1;
             bar.inc(1);
@@ -271,7 +271,7 @@ pub fn export(
     let mut manifest = Manifest::new(
         ModelSpec::LabPhenotype(config),
         &[(WEIGHTS_FILE, &weights)],
-        "f32",
+        bedside::bundle::WeightsDtype::F32,
         0.5,
     );
     manifest.training = Some(serde_json::to_value(report)?);
@@ -291,7 +291,7 @@ pub fn export(
 }
 
 /// Records in `manifest` the known answer every loaded engine checks its backend against: the
-/// phenotype probabilities of [`bedside::engine::self_test_record`] on the native CPU.
+/// phenotype probabilities of [`bedside::self_test::self_test_record`] on the native CPU.
 pub fn record_self_test(
     manifest: &mut Manifest,
     weights: &[u8],
@@ -301,7 +301,9 @@ pub fn record_self_test(
     let answer = pollster::block_on(async {
         let engine =
             bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu).await?;
-        engine.diagnose(&bedside::engine::self_test_record()).await
+        engine
+            .diagnose(&bedside::self_test::self_test_record())
+            .await
     })?;
     let probability = |name: &str| {
         answer

@@ -1,7 +1,7 @@
 //! `export`: turns a finished distillation run (and optionally a medrec run) into a browser bundle.
 
-use crate::distill;
 use anyhow::Result;
+use bedside::bundle::WeightsDtype;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -34,10 +34,10 @@ pub fn run(args: Args) -> Result<()> {
         medrec,
     } = args;
     let dtype = match dtype {
-        DtypeArg::F32 => "f32",
-        DtypeArg::F16 => "f16",
+        DtypeArg::F32 => WeightsDtype::F32,
+        DtypeArg::F16 => WeightsDtype::F16,
     };
-    let manifest = distill::export(&run, medrec.as_deref(), &out, dtype)?;
+    let manifest = crate::export::export(&run, medrec.as_deref(), &out, dtype)?;
     let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
     println!(
         "export: {} bundle ({dtype}), {:.1} MB → {}",

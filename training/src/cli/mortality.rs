@@ -2,7 +2,7 @@
 //! another; writes the report, the weights and the plots.
 
 use crate::io::write_atomic;
-use crate::{backend, distill, mortality};
+use crate::{backend, mortality};
 use anyhow::{Context, Result};
 use bedside::bundle::WEIGHTS_FILE;
 use bedside_cohort as cohort;
@@ -105,7 +105,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             format!("model-seed-{}.safetensors", member.seed)
         };
-        distill::save_weights(model, &out.join(name))?;
+        crate::fit::save_weights(model, &out.join(name))?;
     }
     write_atomic(
         &out.join("report.json"),

@@ -1,0 +1,235 @@
+//! What a run reads, prepared once: each admission tokenized for every stage, the batches
+//! of a stage, the split, the tokenizer and the diagnosis grammar.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, ensure};
+use bedside::constrained::DiagnosisGrammar;
+use bedside::findings::Findings;
+use bedside::grounded::{RationaleVocab, picks_from_text};
+use bedside::knowledge::PHENOTYPES;
+use bedside::model::ClinicalInput;
+use bedside::model::clinical::{length_mask, pad_ids};
+use bedside::model::knowledge_attention::knowledge_token_ids;
+use bedside::prompt::{clinical_prompt, target_text};
+use bedside::record::{PatientRecord, SeriesGrid};
+use bedside::tokenizer::TextTokenizer;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::pretrained::Pretrained;
+use super::{Run, RunConfig};
+use crate::io::write_atomic;
+use crate::teach::{self, Rationale};
+
+/// One admission, tokenized for every stage.
+pub(crate) struct Example {
+    notes_prompt: Vec<u32>,
+    pub(crate) both_prompt: Vec<u32>,
+    pub(crate) grid: SeriesGrid,
+    targets: [Vec<u32>; 3],
+    pub(crate) phenotypes: Vec<bool>,
+}
+
+pub(crate) fn example(
+    record: &PatientRecord,
+    rationale: Option<&Rationale>,
+    tok: &TextTokenizer,
+    config: &RunConfig,
+) -> Result<Example> {
+    let labels: Vec<&str> = record
+        .labels
+        .as_ref()
+        .map(|l| l.phenotypes.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let generated;
+    let r = match rationale {
+        Some(r) => r,
+        None => {
+            generated = teach::knowledge_teacher(record, config.hours);
+            &generated
+        }
+    };
+    let enc = |text: &str, max| tok.encode_at_most(text, max);
+    let p = config.max_prompt_tokens;
+    let t = config.max_target_tokens;
+    let findings = Findings::of(record, config.hours);
+    let notes_prompt = enc(&clinical_prompt(record, &findings, true, false), p)?;
+    let both_prompt = enc(&clinical_prompt(record, &findings, true, true), p)?;
+    // the teacher's statements as the record's findings, each only where the model can see it
+    let vocab = RationaleVocab::new(tok)
+        .context("the tokenizer lacks the grounded rationale's reserved tokens")?;
+    let (notes, _) = picks_from_text(record, &findings, &r.note_rationale, "");
+    let (labs, _) = picks_from_text(record, &findings, "", &r.lab_rationale);
+    let note_choices = vocab.choices(
+        &Findings {
+            labs: Vec::new(),
+            ..findings.clone()
+        },
+        &notes_prompt,
+    );
+    let lab_choices = vocab.choices(
+        &Findings {
+            sentences: Vec::new(),
+            ..findings.clone()
+        },
+        &[],
+    );
+    let both: Vec<u32> = note_choices.iter().chain(&lab_choices).copied().collect();
+    let all: Vec<_> = notes.iter().chain(&labs).copied().collect();
+    Ok(Example {
+        notes_prompt,
+        both_prompt,
+        grid: SeriesGrid::from_record(record, config.hours),
+        targets: [
+            enc(
+                &target_text(&labels, &vocab.target(&notes, &note_choices)),
+                t,
+            )?,
+            enc(&target_text(&labels, &vocab.target(&labs, &lab_choices)), t)?,
+            enc(&target_text(&labels, &vocab.target(&all, &both)), t)?,
+        ],
+        phenotypes: PHENOTYPES
+            .iter()
+            .map(|p| labels.contains(&p.name))
+            .collect(),
+    })
+}
+
+pub(crate) struct Batch {
+    pub input: ClinicalInput,
+    pub targets: Tensor<2, Int>,
+    pub target_mask: Tensor<2>,
+    pub phenotypes: Tensor<2, Int>,
+}
+
+pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Batch {
+    let prompts: Vec<Vec<u32>> = examples
+        .iter()
+        .map(|e| match stage {
+            0 => e.notes_prompt.clone(),
+            _ => e.both_prompt.clone(),
+        })
+        .collect();
+    let grids: Vec<&SeriesGrid> = examples.iter().map(|e| &e.grid).collect();
+    let series = (stage > 0).then(|| SeriesGrid::tensors(&grids, device));
+    // stage 2 reads the channel tokens alone, as in ClinRaGen
+    let text = (stage != 1).then(|| pad_ids(&prompts, device));
+    let targets: Vec<Vec<u32>> = examples.iter().map(|e| e.targets[stage].clone()).collect();
+    let (targets, lengths) = pad_ids(&targets, device);
+    let target_mask = length_mask(&lengths, lengths.len(), targets.dims()[1], device);
+    let labels: Vec<i64> = examples
+        .iter()
+        .flat_map(|e| e.phenotypes.iter().map(|&b| i64::from(b)))
+        .collect();
+    let phenotypes = Tensor::<1, Int>::from_data(
+        TensorData::new(labels, [examples.len() * PHENOTYPES.len()]),
+        device,
+    )
+    .reshape([examples.len(), PHENOTYPES.len()]);
+    Batch {
+        input: ClinicalInput { text, series },
+        targets,
+        target_mask,
+        phenotypes,
+    }
+}
+
+/// Everything a run reads, prepared once.
+pub(super) struct Data {
+    /// Tokens needed to write the longest validation diagnosis list and the rationale marker.
+    pub(super) diagnosis_tokens: usize,
+    pub(super) grammar: Option<DiagnosisGrammar>,
+    pub(super) tokenizer: TextTokenizer,
+    pub(super) knowledge_ids: Vec<u32>,
+    pub(super) examples: Vec<Example>,
+    pub(super) train: Vec<usize>,
+    pub(super) validation: Vec<usize>,
+}
+
+impl Run {
+    pub(super) fn data(
+        &self,
+        records: &[PatientRecord],
+        pretrained: Option<&Pretrained>,
+    ) -> Result<Data> {
+        let config = &self.config;
+        let rationales: BTreeMap<String, Rationale> = match self.resolve(&config.rationales) {
+            Some(path) => teach::read_jsonl(&path)?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let run_tokenizer = self.dir.join("tokenizer.json");
+        let json = match self.resolve(&config.tokenizer) {
+            _ if let Some(pretrained) = pretrained => pretrained.tokenizer.clone(),
+            Some(path) => {
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+            None if run_tokenizer.exists() => std::fs::read(&run_tokenizer)?,
+            None => {
+                let texts: Vec<String> = records
+                    .iter()
+                    .map(|r| teach::knowledge_teacher(r, config.hours))
+                    .flat_map(|r| [r.note_rationale, r.lab_rationale])
+                    .chain(
+                        rationales
+                            .values()
+                            .flat_map(|r| [r.note_rationale.clone(), r.lab_rationale.clone()]),
+                    )
+                    .collect();
+                crate::tokenizer::train(
+                    crate::tokenizer::corpus(records, &texts),
+                    config.vocab_size,
+                )?
+                .into_bytes()
+            }
+        };
+        write_atomic(&run_tokenizer, &json)?;
+        let tokenizer = TextTokenizer::from_bytes(&json)?;
+        let knowledge_ids = knowledge_token_ids(&tokenizer)?;
+        let examples = records
+            .iter()
+            .map(|r| {
+                example(r, rationales.get(&r.id), &tokenizer, config)
+                    .with_context(|| format!("admission {}", r.id))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(config.seed));
+        let held_out = ((examples.len() as f64) * config.validation_fraction).round() as usize;
+        let (validation, train) = order.split_at(held_out.min(examples.len().saturating_sub(1)));
+        ensure!(!train.is_empty(), "no admissions to train on");
+        let diagnosis_tokens = records
+            .iter()
+            .map(|r| {
+                let labels: Vec<&str> = r
+                    .labels
+                    .as_ref()
+                    .map(|l| l.phenotypes.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                tokenizer
+                    .encode(&target_text(&labels, ""))
+                    .map(|ids| ids.len())
+            })
+            .collect::<bedside::Result<Vec<_>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            + 4;
+        let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
+        let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
+        Ok(Data {
+            diagnosis_tokens,
+            grammar,
+            tokenizer,
+            knowledge_ids,
+            examples,
+            train: train.to_vec(),
+            validation: validation.to_vec(),
+        })
+    }
+}
