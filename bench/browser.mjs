@@ -54,7 +54,8 @@ try {
       await page.waitForFunction(() => window.benchReady === true);
       const adapter = await page.evaluate(async () => {
         const a = await navigator.gpu?.requestAdapter();
-        return a ? (a.info?.description || a.info?.vendor || "unnamed adapter") : null;
+        const info = a?.info ?? {};
+        return a ? ([info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter") : null;
       });
       const options = { backend, record: Array.isArray(record) ? record[0] : record, repeats: Number(values.repeats), tokens: Number(values.tokens) };
       const result = await page.evaluate((o) => window.runBench(o), options);
