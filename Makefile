@@ -175,9 +175,10 @@ browser-test:
 # --- benchmarks (not part of make test) --------------------------------------------------
 # Everything timed in one run on this machine: native CPU (the release build with burn-flex's
 # threads, at 1 and 2 threads) and wgpu; the PyTorch reference at the same thread counts and its
-# ONNX export (installed into target/pyref); wasm in Node (CPU, WebGPU) and in Chromium, each
-# with the onnxruntime-web peer on the same model (installed into target/ortweb) and the WebGPU
-# calls counted; then bench/results.json and BENCHMARKS.md. About 25 min on 2 cores once built.
+# ONNX export (installed into target/pyref); wasm in Node (CPU, WebGPU) and in Chromium, with the
+# onnxruntime-web peer on the same model beside the Node CPU run and both Chromium runs
+# (installed into target/ortweb) and the WebGPU calls counted; then bench/results.json and
+# BENCHMARKS.md. About 15 min on 2 cores once built.
 BENCH := $(CURDIR)/target/bench
 PYREF ?= $(CURDIR)/target/pyref
 ORT_WEB_VERSION := 1.30.0

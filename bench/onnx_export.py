@@ -15,13 +15,15 @@ The step is transformers' T5 decoder written out with its own modules so that th
 tensors; before export it must generate the same tokens as transformers' own cached greedy search
 (`reference.generate`) with logits within --tolerance, and onnxruntime (Python) must give the
 PyTorch numbers within --tolerance on both graphs. The inputs of the first timed admission and
-the expected outputs go to inputs.json for bench/ort.mjs, which checks them again in the browser.
+the expected outputs go to inputs.json for bench/ort-measure.js, which checks them again in Node
+and the browser (with the weights' sha256, so that bench/gpu.sh re-exports a changed model).
 
 Run (make bench does): python bench/onnx_export.py --bundle models/demo
       --inputs target/bench/inputs.safetensors --out target/bench/onnx
 Needs torch, transformers<5, safetensors, onnx, onnxscript, onnxruntime.
 """
 import argparse
+import hashlib
 import json
 import pathlib
 import sys
@@ -189,6 +191,7 @@ def main():
         "values_shape": list(inputs[2].shape), "start_token": start, "layers": layers,
         "heads": model.t5.config.num_heads, "d_kv": model.t5.config.d_kv,
         "expected": {"probabilities": flat(probabilities), "tokens": expected, "tolerance": args.tolerance},
+        "model_sha256": hashlib.sha256((args.bundle / "model.safetensors").read_bytes()).hexdigest(),
     }))
     print(f"onnx: graphs and inputs written to {args.out}")
 

@@ -25,6 +25,10 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
   const encode = await ort.InferenceSession.create(await fetchBytes("encode.onnx"), { ...options, ...onDevice(["cross"]) });
   const step = await ort.InferenceSession.create(await fetchBytes("decoder_step.onnx"), { ...options, ...onDevice(["present"]) });
   const t1 = performance.now();
+  // an encoding's outputs on the device are freed once a newer one replaces them
+  const release = (outputs) => {
+    if (provider === "webgpu") for (const name of names("cross")) outputs[name].dispose();
+  };
   const int64 = (values, dims) => new ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
   const feeds = {
     ids: int64(inputs.ids, [1, inputs.ids.length]),
@@ -61,13 +65,19 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
   const produced = await decode(inputs.expected.tokens.length);
   if (produced.join() !== inputs.expected.tokens.join()) throw new Error(`onnxruntime-web (${provider}) decodes other tokens than PyTorch`);
 
-  for (let i = 0; i < 2; i++) await (await encode.run(feeds)).probabilities.getData();
+  for (let i = 0; i < 2; i++) {
+    const warm = await encode.run(feeds);
+    await warm.probabilities.getData();
+    release(warm);
+  }
   const encodeTimes = [];
   for (let i = 0; i < repeats; i++) {
     const start = performance.now();
-    encoded = await encode.run(feeds);
-    await encoded.probabilities.getData();
+    const next = await encode.run(feeds);
+    await next.probabilities.getData();
     encodeTimes.push(performance.now() - start);
+    release(encoded);
+    encoded = next;
   }
   const decodeTimes = [];
   for (let i = 0; i < decodeRuns; i++) {
@@ -83,11 +93,17 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
       await f();
       return since(before, count.snapshot());
     };
-    const encodeCounts = await counted(async () => (await encode.run(feeds)).probabilities.getData());
+    const encodeCounts = await counted(async () => {
+      const outputs = await encode.run(feeds);
+      await outputs.probabilities.getData();
+      release(outputs);
+    });
     const short = await counted(() => decode(16));
     const long = await counted(() => decode(tokens));
-    counts = { encode: encodeCounts, per_token: Object.fromEntries(Object.keys(long).map((k) => [k, (long[k] - short[k]) / (tokens - 16)])) };
+    const span = tokens - 16;
+    counts = { encode: encodeCounts, per_token: span > 0 ? Object.fromEntries(Object.keys(long).map((k) => [k, (long[k] - short[k]) / span])) : null };
   }
+  release(encoded);
   await encode.release();
   await step.release();
   return {

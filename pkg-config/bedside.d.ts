@@ -46,8 +46,9 @@ export interface LoadOptions {
   backend?: BackendChoice;
   /**
    * "auto" on a hardware WebGPU adapter times the self-test on WebGPU and on the CPU once per
-   * adapter and bundle (remembered in localStorage, or for the page's lifetime) and keeps the
-   * faster; `false` takes WebGPU without timing. Default true.
+   * adapter, browser and bundle and keeps the CPU only where it is at least 20% faster (WebGPU
+   * leaves the page's thread free). The verdict is kept in localStorage on a page, and for the
+   * worker's lifetime in a worker. `false` takes WebGPU without timing. Default true.
    */
   probe?: boolean;
   onProgress?: (progress: LoadProgress) => void;
@@ -202,8 +203,8 @@ export class Bedside {
    * records no answer, so the test was not run. */
   readonly selfTestDifference: number | null;
   /** Why the model runs on the CPU, in words (no WebGPU adapter, a software adapter that "auto"
-   * passes over, the CPU asked for, WebGPU lost earlier, or how WebGPU failed, e.g. its
-   * self-test); `null` on WebGPU. */
+   * passes over, the CPU asked for, WebGPU lost earlier, "auto"'s timed probe finding the CPU
+   * faster, or how WebGPU failed, e.g. its self-test); `null` on WebGPU. */
   readonly fallbackReason: string | null;
   /** Why this backend runs, on either: the CPU's `fallbackReason`, WebGPU asked for by name, or
    * what "auto"'s timed probe measured on this adapter. */

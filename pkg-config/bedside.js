@@ -226,8 +226,8 @@ async function webgpuAdapter() {
 }
 
 /**
- * What "auto" measured, per adapter and bundle, so that the timed probe runs once: in
- * localStorage where a page has it, else in this module's memory (Node, workers).
+ * What "auto" measured (see [`probeKey`]), so that the timed probe runs once: in localStorage
+ * where a page has it, else in this module's memory (Node, and a worker for its lifetime).
  */
 const PROBE_KEY = "bedside.backendProbe";
 const probeMemory = new Map();
@@ -268,36 +268,45 @@ async function timedSelfTest(engine, runs = 2) {
 }
 
 /**
- * "auto"'s timed probe: `webgpu` (an engine that passed its self-test on a hardware adapter)
- * against the CPU, each timed on the self-test, once per adapter and bundle (remembered). Returns
- * the faster `{ engine, difference, backend, reason }` and frees the other engine.
+ * Where "auto" keeps what it measured: per adapter, browser and bundle (the weights' hash), so
+ * that a new browser or model is timed again; none for a bundle without hashes.
  */
-async function probeBackends(webgpu, adapter, manifest, loadEngine) {
-  if (webgpu.difference === undefined || webgpu.difference === null) {
-    return { ...webgpu, backend: "webgpu", reason: `WebGPU on ${adapter.name}, not timed: the bundle records no self-test` };
-  }
-  const key = `${adapter.name}|${listedSha256(manifest, "model.safetensors") ?? "unhashed bundle"}`;
-  const known = probeRecall(key);
-  if (known?.backend === "webgpu") return { ...webgpu, backend: "webgpu", reason: `${known.reason} (measured earlier on this adapter)` };
+function probeKey(adapter, manifest) {
+  const weights = listedSha256(manifest, "model.safetensors");
+  return weights ? `${adapter.name}|${globalThis.navigator?.userAgent ?? ""}|${weights}` : undefined;
+}
+
+/**
+ * "auto"'s timed probe: `webgpu` (an engine that passed its self-test on a hardware adapter)
+ * against the CPU, each timed on the self-test; the CPU is kept only when it is at least 20%
+ * faster, since WebGPU leaves the page's thread free. The verdict is remembered under `key`.
+ * Returns `{ engine, difference, backend, reason }` and frees the other engine; when the CPU
+ * cannot be loaded or timed, WebGPU is kept and the reason says why.
+ */
+async function probeBackends(webgpu, adapter, key, loadEngine) {
+  const instance = wasmInstance;
   let gpuMs, cpu;
   try {
-    if (known?.backend !== "cpu") gpuMs = await timedSelfTest(webgpu.engine);
-    cpu = await loadEngine("cpu");
+    gpuMs = await timedSelfTest(webgpu.engine);
   } catch (e) {
-    if (!wasmTrapped) webgpu.engine.free();
-    throw e;
+    if (liveIn(instance)) webgpu.engine.free();
+    throw e; // WebGPU failed: the load tries the CPU
   }
-  if (known?.backend === "cpu") {
-    webgpu.engine.free();
-    return { ...cpu, backend: "cpu", reason: `the CPU is faster here: ${known.reason} (measured earlier on this adapter)` };
+  try {
+    cpu = await loadEngine("cpu");
+    const cpuMs = await timedSelfTest(cpu.engine);
+    const faster = cpuMs * 1.2 < gpuMs ? "cpu" : "webgpu";
+    const measured = `the self-test took ${gpuMs.toFixed(1)} ms on WebGPU (${adapter.name}) and ${cpuMs.toFixed(1)} ms on the CPU`;
+    if (key) probeRemember(key, { backend: faster, reason: measured });
+    const [kept, freed] = faster === "cpu" ? [cpu, webgpu] : [webgpu, cpu];
+    freed.engine.free();
+    return { ...kept, backend: faster, reason: `${faster === "cpu" ? "the CPU is faster here" : "WebGPU is as fast or faster here"}: ${measured}` };
+  } catch (e) {
+    if (!liveIn(instance)) throw e; // a trap: both engines went with the instance
+    cpu?.engine.free();
+    const error = asBedsideError(e);
+    return { ...webgpu, backend: "webgpu", reason: `WebGPU on ${adapter.name}; the CPU could not be timed (${error.code}: ${error.message})` };
   }
-  const cpuMs = await timedSelfTest(cpu.engine);
-  const faster = cpuMs < gpuMs ? "cpu" : "webgpu";
-  const measured = `the self-test took ${gpuMs.toFixed(1)} ms on WebGPU (${adapter.name}) and ${cpuMs.toFixed(1)} ms on the CPU`;
-  probeRemember(key, { backend: faster, reason: measured });
-  const [kept, freed] = faster === "cpu" ? [cpu, webgpu] : [webgpu, cpu];
-  freed.engine.free();
-  return { ...kept, backend: faster, reason: `${faster === "cpu" ? "the CPU" : "WebGPU"} is faster here: ${measured}` };
 }
 
 async function readBytes(url, file, onProgress, init) {
@@ -551,8 +560,9 @@ export class Bedside {
    *   signal, integrity }`; `cache: false` keeps the bundle out of the Cache API; `signal` (an
    *   AbortSignal) stops the downloads and the load with `ABORTED`; `integrity` ("sha256-…")
    *   pins the manifest, and through its hashes every file. On a hardware adapter "auto" times
-   *   the self-test on WebGPU and on the CPU once per adapter and bundle and keeps the faster
-   *   (`backendReason` says what it measured); `probe: false` takes WebGPU without timing.
+   *   the self-test on WebGPU and on the CPU once per adapter, browser and bundle and keeps the
+   *   faster ([`probeBackends`]; `backendReason` says what it measured); `probe: false` takes
+   *   WebGPU without timing.
    */
   static async load(source, options = {}) {
     const { backend = "auto", probe = true, onProgress, wasm, cache = true, signal, integrity } = options;
@@ -614,8 +624,13 @@ export class Bedside {
             : adapter
               ? `the WebGPU adapter (${adapter.name}) is a software renderer, slower than the CPU`
               : "this browser or runtime has no WebGPU adapter";
+    // "auto" on a hardware adapter: the faster of WebGPU and the CPU here, timed once
+    const key = webgpu && backend === "auto" && probe ? probeKey(adapter, manifest) : undefined;
+    const known = key && probeRecall(key);
+    if (known?.backend === "cpu") fallbackReason = `the CPU is faster here: ${known.reason} (measured earlier)`;
     let lastError;
     const loadEngine = async (candidate) => {
+      const instance = wasmInstance;
       progress.phase("verify", 0.8, { backend: candidate });
       const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
       const engine = await watched(candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
@@ -625,11 +640,11 @@ export class Bedside {
         progress.phase("self-test", 0.9, { backend: candidate });
         return { engine, difference: await watched(engine.selfTest(SELF_TEST_TOLERANCE)) };
       } catch (e) {
-        if (!wasmTrapped) engine.free(); // a dead instance's memory went with it
+        if (liveIn(instance)) engine.free(); // a dead instance's memory went with it
         throw e;
       }
     };
-    for (const candidate of backend === "webgpu" ? ["webgpu"] : candidates) {
+    for (const candidate of backend === "webgpu" ? ["webgpu"] : known?.backend === "cpu" ? ["cpu"] : candidates) {
       checkSignal(signal, "load");
       if (wasmTrapped) await resetWasm(); // a trap on WebGPU leaves a dead instance, not one to retry in
       const instance = wasmInstance;
@@ -637,7 +652,13 @@ export class Bedside {
       try {
         loaded = await loadEngine(candidate);
         // "auto" on a hardware adapter: the faster of WebGPU and the CPU on this device
-        if (candidate === "webgpu" && backend === "auto" && probe) loaded = await probeBackends(loaded, adapter, manifest, loadEngine);
+        if (candidate === "webgpu" && backend === "auto" && probe) {
+          loaded = known?.backend === "webgpu"
+            ? { ...loaded, reason: `WebGPU is as fast or faster here: ${known.reason} (measured earlier)` }
+            : loaded.difference === undefined || loaded.difference === null
+              ? { ...loaded, reason: `WebGPU on ${adapter.name}, not timed: the bundle records no self-test` }
+              : await probeBackends(loaded, adapter, key, loadEngine);
+        }
       } catch (e) {
         lastError = asBedsideError(e);
         if (lastError.code.startsWith("BUNDLE_")) {

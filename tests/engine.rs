@@ -28,7 +28,7 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     let manifest = Manifest::new(
         ModelSpec::LabPhenotype(config),
         &[(WEIGHTS_FILE, &weights)],
-        bedside::bundle::WeightsDtype::F32,
+        WeightsDtype::F32,
         0.5,
     );
     (serde_json::to_string(&manifest).unwrap(), weights)

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(bytes) = medrec {
             engine.load_medications(bytes)?;
         }
-        engine.diagnose(&bedside::engine::self_test_record()).await?;
+        engine.diagnose(&bedside::self_test::self_test_record()).await?;
         Ok::<_, BedsideError>(())
     });
 });

@@ -22,11 +22,17 @@ let testDevice;
 // Dawn's adapter here is SwiftShader, a software renderer that "auto" passes over; where a test
 // needs "auto" to try WebGPU, the adapter describes itself as a hardware GPU
 let pretendHardware = false;
+let devicesRequested = 0;
 const requestAdapter = navigator.gpu.requestAdapter.bind(navigator.gpu);
 navigator.gpu.requestAdapter = async (...args) => {
   const adapter = await requestAdapter(...args);
   const requestDevice = adapter?.requestDevice.bind(adapter);
-  if (adapter) adapter.requestDevice = async (...o) => (testDevice = await requestDevice(...o));
+  if (adapter) {
+    adapter.requestDevice = async (...o) => {
+      devicesRequested += 1;
+      return (testDevice = await requestDevice(...o));
+    };
+  }
   if (adapter && pretendHardware) {
     const { vendor } = adapter.info;
     Object.defineProperty(adapter, "info", { value: { vendor, architecture: "test", device: "test", description: "a hardware GPU, as the test pretends", isFallbackAdapter: false } });
@@ -84,10 +90,12 @@ test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster 
     assert.ok(Number(cpuMs) < Number(gpuMs));
     assert.equal(first.fallbackReason, first.backendReason);
     assert.ok((await first.diagnose(samples[0])).phenotypes.length > 0);
-    // once per adapter and bundle: the second load goes to the CPU without timing WebGPU again
+    // once per adapter and bundle: the second load goes to the CPU without starting WebGPU
+    const devices = devicesRequested;
     const second = await Bedside.load(bundleDir, { backend: "auto" });
     assert.equal(second.backend, "cpu");
-    assert.match(second.backendReason, /\(measured earlier on this adapter\)$/);
+    assert.equal(devicesRequested, devices, "WebGPU was started again");
+    assert.match(second.backendReason, /\(measured earlier\)$/);
     assert.match(second.backendReason, measured);
     for (const m of [first, second]) m.dispose();
   } finally {
@@ -115,7 +123,8 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
       assert.match(e.message, /self-test failed: probabilities differ from the recorded answer/);
       return true;
     });
-    const auto = await Bedside.load(bundleDir, { backend: "auto" });
+    // untimed, so that the earlier test's remembered verdict does not skip WebGPU
+    const auto = await Bedside.load(bundleDir, { backend: "auto", probe: false });
     assert.equal(auto.backend, "cpu");
     assert.match(auto.fallbackReason, /^WebGPU failed \(BACKEND_FAILED: backend webgpu: self-test failed/);
     assert.ok((await auto.diagnose(samples[0])).phenotypes.length > 0);

@@ -6,13 +6,12 @@ use crate::fit;
 use crate::io::write_atomic;
 use crate::metrics::{Metrics, evaluate};
 use anyhow::{Context, Result};
-use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE};
+use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{PatientRecord, SeriesGrid};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -261,17 +260,11 @@ pub fn export(
     report: &TrainReport,
     dir: &Path,
 ) -> Result<Manifest> {
-    let mut store = SafetensorsStore::from_bytes(None);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
-    let weights = store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("serialising weights: {e}"))?;
+    let weights = fit::weights_bytes(model, "weights")?;
     let mut manifest = Manifest::new(
         ModelSpec::LabPhenotype(config),
         &[(WEIGHTS_FILE, &weights)],
-        bedside::bundle::WeightsDtype::F32,
+        WeightsDtype::F32,
         0.5,
     );
     manifest.training = Some(serde_json::to_value(report)?);
