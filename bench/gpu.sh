@@ -67,7 +67,7 @@ timeout "$t" node bench/browser.mjs --record "$out/record.json" --repeats "$repe
 echo "bench-gpu: measured in $(( $(date +%s) - start )) s"
 
 python3 bench/report.py --dir "$out" --results "$out/results.json" --markdown "$out/BENCHMARKS.md" \
-  --title "Benchmarks on the GPU" --command "make bench-gpu"
+  --title "Benchmarks on the GPU" --command "make bench-gpu" --notes ""
 python3 - "$out" "${BENCH_GPU_SOFTWARE:-0}" <<'EOF'
 import json, re, sys
 out, software = sys.argv[1], sys.argv[2] == "1"

@@ -99,6 +99,8 @@ def main():
     parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--markdown", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--title", default="Benchmarks")
+    parser.add_argument("--notes", type=pathlib.Path, default=ROOT / "bench" / "NOTES.md",
+                        help="findings appended verbatim (make bench-gpu leaves them out: they describe this machine)")
     parser.add_argument("--command", default="make bench")
     parser.add_argument("--commit", help="the commit the figures were measured at (default: HEAD and the working tree)")
     args = parser.parse_args()
@@ -303,23 +305,25 @@ def main():
         lines += ["", f"onnxruntime-web {version}. Cold start: bedside from wasm instantiation to the first answer (bundle fetched, "
                   "hashed, self-tested); ORT from session creation (graph parsed and optimised) to the first encoding.", ""]
 
-    # training
-    lines += ["## Training (one AdamW step, CPU)", "",
-              f"Batch of {get(training, 'training_config', 'batch_size') or '—'} synthetic admissions, prompts ≤ "
-              f"{get(training, 'training_config', 'max_prompt_tokens') or '—'} tokens, targets ≤ {get(training, 'training_config', 'max_target_tokens') or '—'}; "
-              "each stage with ClinRaGen's freezing; PyTorch does the same step on the same tensors.", "",
-              "| stage | bedside | PyTorch | bedside examples/s | PyTorch examples/s | bedside / PyTorch (time) |", "|---|---|---|---|---|---|"]
-    names = {"stage1": "1: notes → diagnoses + rationale", "stage2": "2: lab channels (LM frozen)", "stage3": "3: notes + channels (series frozen)"}
-    for key, label in names.items():
-        a, b = get(training, "training", key), get(torch, "training", key)
-        if a or b:
-            lines.append(f"| {label} | {ms(get(a, 'timing'))} | {ms(get(b, 'timing'))} | "
-                         f"{get(a, 'examples_per_s') or 0:.1f} | {get(b, 'examples_per_s') or 0:.1f} | "
-                         f"{ratio(get(a, 'timing', 'median_ms'), get(b, 'timing', 'median_ms'))} |")
-    lines.append("")
+    # training (make bench; bench-gpu measures inference only)
+    if get(training, "training") or get(torch, "training"):
+        lines += ["## Training (one AdamW step, CPU)", "",
+                  f"Batch of {get(training, 'training_config', 'batch_size') or '—'} synthetic admissions, prompts ≤ "
+                  f"{get(training, 'training_config', 'max_prompt_tokens') or '—'} tokens, targets ≤ {get(training, 'training_config', 'max_target_tokens') or '—'}; "
+                  "each stage with ClinRaGen's freezing; PyTorch does the same step on the same tensors.", "",
+                  "| stage | bedside | PyTorch | bedside examples/s | PyTorch examples/s | bedside / PyTorch (time) |", "|---|---|---|---|---|---|"]
+        names = {"stage1": "1: notes → diagnoses + rationale", "stage2": "2: lab channels (LM frozen)", "stage3": "3: notes + channels (series frozen)"}
+        for key, label in names.items():
+            a, b = get(training, "training", key), get(torch, "training", key)
+            if a or b:
+                lines.append(f"| {label} | {ms(get(a, 'timing'))} | {ms(get(b, 'timing'))} | "
+                             f"{get(a, 'examples_per_s') or 0:.1f} | {get(b, 'examples_per_s') or 0:.1f} | "
+                             f"{ratio(get(a, 'timing', 'median_ms'), get(b, 'timing', 'median_ms'))} |")
+        lines.append("")
 
     # scaling
-    lines += ["## Scaling", ""]
+    if get(native, "scaling"):  # every table below is keyed by the native CPU run
+        lines += ["## Scaling", ""]
     hours = get(native, "scaling", "record_hours") or []
     if hours:
         lines += ["`diagnose` against the record's length (hourly observations of every channel). The model reads a fixed "
@@ -373,9 +377,8 @@ def main():
     if parity:
         lines += [f"The PyTorch reference is the same model: on the {parity['rows']} benchmark admissions its phenotype probabilities "
                   f"are within {parity['max_abs_difference']:.1e} of bedside's (tolerance {parity['tolerance']:.0e}).", ""]
-    notes = ROOT / "bench" / "NOTES.md"
-    if notes.exists():
-        lines += [notes.read_text().rstrip(), ""]
+    if args.notes and args.notes.is_file():
+        lines += [args.notes.read_text().rstrip(), ""]
     args.markdown.write_text("\n".join(lines))
     print(f"wrote {args.results} and {args.markdown}")
 
