@@ -52,15 +52,9 @@ try {
       const page = await browser.newPage();
       await page.goto(`${origin}/bench/page.html`);
       await page.waitForFunction(() => window.benchReady === true);
-      const adapter = await page.evaluate(async () => {
-        const a = await navigator.gpu?.requestAdapter();
-        const info = a?.info ?? {};
-        return a ? ([info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter") : null;
-      });
       const options = { backend, record: Array.isArray(record) ? record[0] : record, repeats: Number(values.repeats), tokens: Number(values.tokens) };
       const result = await page.evaluate((o) => window.runBench(o), options);
       result.browser = `chromium ${browser.version()}`;
-      result.adapter = backend === "webgpu" ? adapter : null;
       results[backend] = result;
       console.log(`chromium ${backend}: cold start ${JSON.stringify(result.cold_start)}; diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms; explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
       if (values.ort) {

@@ -5,7 +5,7 @@
 // (bench/webgpu-count.js) it also counts the GPU work of each step: at load, per `diagnose`, in
 // the first `explain` and per generated token (the difference between a long and a short
 // `explain`, divided by the tokens between them, so the prompt's encoding cancels out).
-import { byFamily, since } from "./webgpu-count.js";
+import { adapterName, byFamily, perToken, since } from "./webgpu-count.js";
 
 export function timing(samples) {
   const s = [...samples].sort((a, b) => a - b);
@@ -45,10 +45,10 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
     const short = await explainCounted(16);
     const long = await explainCounted(tokens);
     const span = long.tokens - short.tokens;
-    const slope = (a, b) => (span > 0 ? Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v - (a[k] ?? 0)) / span])) : null);
     counts = {
       load_and_first_diagnose: since(c0, c1), diagnose, first_explain: first.counts,
-      per_token: slope(short.counts, long.counts), per_token_by_kernel: slope(short.kernels, long.kernels), tokens_span: [short.tokens, long.tokens],
+      per_token: perToken(short.counts, long.counts, span), per_token_by_kernel: perToken(short.kernels, long.kernels, span),
+      tokens_span: [short.tokens, long.tokens],
     };
   }
   const diagnose = [];
@@ -82,6 +82,7 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
       tokens_per_s: produced / (explainTiming.median_ms / 1e3),
     },
     webgpu_counts: counts,
+    adapter: backend === "webgpu" ? adapterName(await globalThis.navigator?.gpu?.requestAdapter()) : null,
   };
   model.dispose();
   return result;

@@ -5,7 +5,7 @@
 // `diagnose`) and greedy decoding with the key/value cache, the next token chosen on the host as
 // bedside does. The answers are checked against PyTorch's first (inputs.json).
 import { timing } from "./measure.js";
-import { since } from "./webgpu-count.js";
+import { perToken, since } from "./webgpu-count.js";
 
 /**
  * @param ort the onnxruntime-web module
@@ -43,10 +43,11 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
   const difference = Math.max(...inputs.expected.probabilities.map((p, i) => Math.abs(p - probabilities[i])));
   if (!(difference <= inputs.expected.tolerance)) throw new Error(`onnxruntime-web (${provider}) differs from PyTorch by ${difference}`);
 
+  const [pastNames, presentNames] = [names("past"), names("present")];
   const decode = async (n) => {
     const cross = Object.fromEntries(names("cross").map((name) => [name, encoded[name]]));
     const empty = new ort.Tensor("float32", new Float32Array(0), [1, inputs.heads, 0, inputs.d_kv]);
-    let past = Object.fromEntries(names("past").map((name) => [name, empty]));
+    let past = Object.fromEntries(pastNames.map((name) => [name, empty]));
     let token = inputs.start_token;
     const out = [];
     for (let i = 0; i < n; i++) {
@@ -57,7 +58,7 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
       token = best;
       out.push(best);
       if (i > 0) for (const tensor of Object.values(past)) tensor.dispose();
-      past = Object.fromEntries(names("past").map((name, j) => [name, result[names("present")[j]]]));
+      past = Object.fromEntries(pastNames.map((name, j) => [name, result[presentNames[j]]]));
     }
     for (const tensor of Object.values(past)) tensor.dispose();
     return out;
@@ -100,8 +101,7 @@ export async function measureOrt({ ort, fetchBytes, provider, repeats = 15, toke
     });
     const short = await counted(() => decode(16));
     const long = await counted(() => decode(tokens));
-    const span = tokens - 16;
-    counts = { encode: encodeCounts, per_token: span > 0 ? Object.fromEntries(Object.keys(long).map((k) => [k, (long[k] - short[k]) / span])) : null };
+    counts = { encode: encodeCounts, per_token: perToken(short, long, tokens - 16) };
   }
   release(encoded);
   await encode.release();

@@ -45,10 +45,6 @@ const result = await measure({
   count,
 });
 result.runtime = `node ${process.version}`;
-if (values.backend === "webgpu") {
-  const info = (await navigator.gpu.requestAdapter())?.info ?? {};
-  result.adapter = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
-}
 result.peak_rss_mib = process.resourceUsage().maxRSS / 1024;
 if (values.ort && values.backend === "cpu") {
   const { measureOrt } = await import("./ort-measure.js");

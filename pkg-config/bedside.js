@@ -279,11 +279,16 @@ function probeKey(adapter, manifest) {
 /**
  * "auto"'s timed probe: `webgpu` (an engine that passed its self-test on a hardware adapter)
  * against the CPU, each timed on the self-test; the CPU is kept only when it is at least 20%
- * faster, since WebGPU leaves the page's thread free. The verdict is remembered under `key`.
- * Returns `{ engine, difference, backend, reason }` and frees the other engine; when the CPU
- * cannot be loaded or timed, WebGPU is kept and the reason says why.
+ * faster, since WebGPU leaves the page's thread free. The verdict is remembered under `key`; a
+ * `known` WebGPU verdict, or a bundle without a self-test, keeps WebGPU untimed. Returns
+ * `{ engine, difference, backend, reason }` and frees the other engine; when the CPU cannot be
+ * loaded or timed, WebGPU is kept and the reason says why.
  */
-async function probeBackends(webgpu, adapter, key, loadEngine) {
+async function probeBackends(webgpu, adapter, key, known, loadEngine) {
+  if (known?.backend === "webgpu") return { ...webgpu, backend: "webgpu", reason: `WebGPU is as fast or faster here: ${known.reason} (measured earlier)` };
+  if (webgpu.difference === undefined || webgpu.difference === null) {
+    return { ...webgpu, backend: "webgpu", reason: `WebGPU on ${adapter.name}, not timed: the bundle records no self-test` };
+  }
   const instance = wasmInstance;
   let gpuMs, cpu;
   try {
@@ -652,13 +657,7 @@ export class Bedside {
       try {
         loaded = await loadEngine(candidate);
         // "auto" on a hardware adapter: the faster of WebGPU and the CPU on this device
-        if (candidate === "webgpu" && backend === "auto" && probe) {
-          loaded = known?.backend === "webgpu"
-            ? { ...loaded, reason: `WebGPU is as fast or faster here: ${known.reason} (measured earlier)` }
-            : loaded.difference === undefined || loaded.difference === null
-              ? { ...loaded, reason: `WebGPU on ${adapter.name}, not timed: the bundle records no self-test` }
-              : await probeBackends(loaded, adapter, key, loadEngine);
-        }
+        if (candidate === "webgpu" && backend === "auto" && probe) loaded = await probeBackends(loaded, adapter, key, known, loadEngine);
       } catch (e) {
         lastError = asBedsideError(e);
         if (lastError.code.startsWith("BUNDLE_")) {

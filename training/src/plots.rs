@@ -54,6 +54,19 @@ pub fn padded(values: impl IntoIterator<Item = f64>) -> Range<f64> {
     lo - pad..hi + pad
 }
 
+/// The unlabelled value axis of `lines`: their points' range, stretched to take in `include`.
+pub fn value_axis(lines: &[Line], include: &[f64]) -> Axis<'static> {
+    Axis {
+        label: "",
+        range: padded(
+            lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.1))
+                .chain(include.iter().copied()),
+        ),
+    }
+}
+
 /// Draws `lines` into a 720×480 PNG at `path` (written to a temporary file, then renamed);
 /// `diagonal` adds the y = x reference of ROC and calibration plots.
 pub fn line_chart(

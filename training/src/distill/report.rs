@@ -96,7 +96,7 @@ impl Run {
 /// The run's curves by epoch across the three stages: training loss, and on the validation split
 /// the micro-F1 of the written diagnoses and the head's macro AUROC.
 pub(super) fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
-    use crate::plots::{Axis, Line, line_chart, padded};
+    use crate::plots::{Axis, Line, line_chart, padded, value_axis};
     let series = |value: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> {
         history
             .iter()
@@ -116,15 +116,7 @@ pub(super) fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
         label: "epoch (stages 1, 2, 3 in turn)",
         range: padded((1..=history.len().max(1)).map(|i| i as f64)),
     };
-    let y = Axis {
-        label: "",
-        range: padded(
-            lines
-                .iter()
-                .flat_map(|l| l.points.iter().map(|p| p.1))
-                .chain([0.0, 1.0]),
-        ),
-    };
+    let y = value_axis(&lines, &[0.0, 1.0]);
     line_chart(
         path,
         "Distillation: training and validation",

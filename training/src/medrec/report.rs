@@ -85,7 +85,7 @@ pub struct MedRecReport {
 
 /// training.png: each model's training loss and validation PRAUC by epoch.
 pub(super) fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
-    use crate::plots::{Axis, Line, line_chart, padded};
+    use crate::plots::{Axis, Line, line_chart, padded, value_axis};
     let mut lines = Vec::new();
     for model in ["teacher", "student"] {
         let epochs: Vec<&EpochRecord> = history.iter().filter(|e| e.model == model).collect();
@@ -110,15 +110,7 @@ pub(super) fn plot_history(history: &[EpochRecord], path: &Path) -> Result<()> {
         label: "epoch",
         range: padded(history.iter().map(|e| (e.epoch + 1) as f64)),
     };
-    let y = Axis {
-        label: "",
-        range: padded(
-            lines
-                .iter()
-                .flat_map(|l| l.points.iter().map(|p| p.1))
-                .chain([0.0]),
-        ),
-    };
+    let y = value_axis(&lines, &[0.0]);
     line_chart(
         path,
         "Medication recommendation: training and validation",
