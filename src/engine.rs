@@ -25,6 +25,11 @@ use burn::prelude::*;
 use serde::Serialize;
 use std::sync::Mutex;
 
+/// Kernels recorded before wgpu submits them (cubecl's default is 32). A decoding step is about
+/// 130 kernels and ends in a read-back, which submits anyway, so a step goes to the GPU in one
+/// submit instead of five; queue submits cost tens of microseconds each in a browser.
+const GPU_TASKS_PER_SUBMIT: usize = 256;
+
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,6 +61,7 @@ impl Backend {
                     return Ok(device);
                 }
                 let device = Device::wgpu_options()
+                    .tasks_max(GPU_TASKS_PER_SUBMIT)
                     .init_async()
                     .await
                     .map_err(|e| BedsideError::backend(self.name(), e))?;

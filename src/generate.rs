@@ -1,8 +1,11 @@
 //! Decoding for the T5 decoder: greedy and beam search, with the key/value cache, a maximum
 //! length, a stop at EOS, a per-token callback for streaming, and an optional constraint on the
-//! next token (constrained decoding of label names). Logits are read back asynchronously and the
-//! next token is chosen on the host: sorting is not available on WebGPU in burn on wasm, and
-//! synchronous readback panics there.
+//! next token (constrained decoding of label names). Read-backs are asynchronous (synchronous
+//! read-back panics on wasm). Greedy decoding without a constraint picks the next token on the
+//! device and reads back one id per row; with the cache, the next step reads those ids where they
+//! are, so a step uploads nothing and maps one small buffer. Constrained decoding and beam
+//! search read the logits back and choose on the host: sorting is not available on WebGPU in burn
+//! on wasm.
 
 use burn::prelude::*;
 
@@ -65,11 +68,10 @@ fn argmax(values: &[f32]) -> Option<u32> {
         .map(|(i, _)| i as u32)
 }
 
-/// Reads the last position's logits `[rows, vocab]` back to the host.
-async fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
-    let [rows, len, vocab] = logits.dims();
-    let last = logits.narrow(1, len - 1, 1).reshape([rows, vocab]);
-    let data = last
+/// Reads logits `[rows, vocab]` back to the host.
+async fn read_logits(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, vocab] = logits.dims();
+    let data = logits
         .into_data_async()
         .await
         .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
@@ -77,6 +79,20 @@ async fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
         .try_to_vec::<f32>()
         .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
     Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
+}
+
+/// Reads token ids `[rows, 1]` back to the host.
+async fn read_ids(ids: Tensor<2, Int>) -> Result<Vec<u32>> {
+    let data = ids
+        .into_data_async()
+        .await
+        .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
+    data.iter::<i64>()
+        .map(|id| {
+            u32::try_from(id)
+                .map_err(|_| BedsideError::backend("readback", format!("token id {id}")))
+        })
+        .collect()
 }
 
 /// The decoder's logits for the next position of every row of `tokens` (start token first).
@@ -89,8 +105,9 @@ struct Stepper<'a> {
 }
 
 impl Stepper<'_> {
-    async fn next(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        let device = self.encoder.device();
+    /// The ids `[rows, width]` the next step reads: each row's last token with the cache, all of
+    /// them without.
+    fn ids(&self, tokens: &[Vec<u32>]) -> Tensor<2, Int> {
         let width = if self.use_cache {
             1
         } else {
@@ -100,9 +117,15 @@ impl Stepper<'_> {
             .iter()
             .flat_map(|row| row[row.len() - width..].iter().map(|t| *t as i64))
             .collect();
-        let ids =
-            Tensor::<1, Int>::from_data(TensorData::new(ids, [tokens.len() * width]), &device)
-                .reshape([tokens.len(), width]);
+        Tensor::<1, Int>::from_data(
+            TensorData::new(ids, [tokens.len() * width]),
+            &self.encoder.device(),
+        )
+        .reshape([tokens.len(), width])
+    }
+
+    /// The logits `[rows, vocab]` of the next position, on the device.
+    fn logits(&mut self, ids: Tensor<2, Int>) -> Tensor<2> {
         let logits = if self.use_cache {
             self.model
                 .decode(ids, &self.encoder, &self.mask, &mut self.cache)
@@ -110,7 +133,14 @@ impl Stepper<'_> {
             self.model
                 .decode(ids, &self.encoder, &self.mask, &mut DecoderCache::default())
         };
-        last_logits(logits).await
+        let [rows, len, vocab] = logits.dims();
+        logits.narrow(1, len - 1, 1).reshape([rows, vocab])
+    }
+
+    /// The next position's logits of every row of `tokens` (start token first), on the host.
+    async fn next(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.ids(tokens);
+        read_logits(self.logits(ids)).await
     }
 }
 
@@ -144,15 +174,36 @@ pub async fn greedy(
     let mut tokens = vec![vec![start]; rows];
     let mut done = vec![false; rows];
     let mut stopped = false;
+    // the ids chosen on the device at the previous step, which the next one reads with the cache
+    let mut chosen: Option<Tensor<2, Int>> = None;
     for _ in 0..options.max_new_tokens {
         yield_to_host().await;
-        let logits = stepper.next(&tokens).await?;
-        for (row, row_logits) in logits.iter().enumerate() {
+        let next: Vec<u32> = match constraint {
+            None => {
+                let ids = match chosen.take() {
+                    Some(ids) if options.use_cache => ids,
+                    _ => stepper.ids(&tokens),
+                };
+                let best = stepper.logits(ids).argmax(1);
+                let next = read_ids(best.clone()).await?;
+                chosen = Some(best);
+                next
+            }
+            Some(c) => stepper
+                .next(&tokens)
+                .await?
+                .iter()
+                .enumerate()
+                .map(|(row, logits)| {
+                    argmax(&log_probs(logits, c(&tokens[row][1..]))).unwrap_or(eos)
+                })
+                .collect(),
+        };
+        for (row, token) in next.into_iter().enumerate() {
             // finished rows keep decoding (batch shapes stay fixed) but their tokens are dropped
-            let allowed = constraint.and_then(|c| c(&tokens[row][1..]));
             let token = match done[row] {
                 true => eos,
-                false => argmax(&log_probs(row_logits, allowed)).unwrap_or(eos),
+                false => token,
             };
             if !done[row] {
                 stopped |= !on_token(row, token);

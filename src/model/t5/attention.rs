@@ -7,8 +7,48 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-/// Keys and values of one attention, `[batch, heads, keys, d_kv]` each.
-pub type KeyValues = (Tensor<4>, Tensor<4>);
+/// Keys and values of one attention, laid out for the two products of [`T5Attention::attend`]:
+/// the keys already transposed, so that neither product has to copy a permuted operand.
+#[derive(Debug, Clone)]
+pub struct KeyValues {
+    /// `[batch, heads, d_kv, keys]`.
+    pub keys_t: Tensor<4>,
+    /// `[batch, heads, keys, d_kv]`.
+    pub values: Tensor<4>,
+}
+
+impl KeyValues {
+    /// Applies `f` to both tensors.
+    pub fn map(&self, f: impl Fn(Tensor<4>) -> Tensor<4>) -> Self {
+        Self {
+            keys_t: f(self.keys_t.clone()),
+            values: f(self.values.clone()),
+        }
+    }
+
+    /// Appends `new` after the keys and values held.
+    pub fn append(self, new: Self) -> Self {
+        Self {
+            keys_t: Tensor::cat(vec![self.keys_t, new.keys_t], 3),
+            values: Tensor::cat(vec![self.values, new.values], 2),
+        }
+    }
+
+    /// Both tensors copied into contiguous memory, for keys and values that every decoding step
+    /// reads (the encoder output's): the products then read them as they are instead of copying
+    /// a permuted view at each step. A reshape that merges permuted axes is what makes the copy
+    /// on every backend.
+    pub fn contiguous(self) -> Self {
+        fn copy(t: Tensor<4>) -> Tensor<4> {
+            let [a, b, c, d] = t.dims();
+            t.reshape([a, b, c * d]).reshape([a, b, c, d])
+        }
+        Self {
+            keys_t: copy(self.keys_t),
+            values: copy(self.values),
+        }
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct T5Attention {
@@ -106,34 +146,51 @@ impl T5Attention {
             .unsqueeze_dim(0)
     }
 
+    /// `[batch, len, heads · d_kv]` → `[batch, heads, len, d_kv]`. One position (a decoding
+    /// step) is a plain reshape, which keeps the tensor contiguous.
     fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
         let [batch, len, _] = x.dims();
         let g = self.geometry;
-        x.reshape([batch, len, g.heads, g.d_kv]).swap_dims(1, 2)
+        match len {
+            1 => x.reshape([batch, g.heads, 1, g.d_kv]),
+            _ => x.reshape([batch, len, g.heads, g.d_kv]).swap_dims(1, 2),
+        }
+    }
+
+    /// The inverse of [`Self::split_heads`].
+    fn merge_heads(&self, x: Tensor<4>) -> Tensor<3> {
+        let [batch, _, len, _] = x.dims();
+        let g = self.geometry;
+        match len {
+            1 => x.reshape([batch, 1, g.heads * g.d_kv]),
+            _ => x.swap_dims(1, 2).reshape([batch, len, g.heads * g.d_kv]),
+        }
     }
 
     /// Keys and values of `source` (`[batch, len, d_model]`).
     pub fn key_values(&self, source: Tensor<3>) -> KeyValues {
-        (
-            self.split_heads(self.k.forward(source.clone())),
-            self.split_heads(self.v.forward(source)),
-        )
+        let [batch, len, _] = source.dims();
+        let g = self.geometry;
+        let keys = self.k.forward(source.clone());
+        KeyValues {
+            keys_t: match len {
+                1 => keys.reshape([batch, g.heads, g.d_kv, 1]),
+                _ => keys
+                    .reshape([batch, len, g.heads, g.d_kv])
+                    .permute([0, 2, 3, 1]),
+            },
+            values: self.split_heads(self.v.forward(source)),
+        }
     }
 
     /// Attends from `x` (`[batch, queries, d_model]`) to the given keys and values with the
     /// additive `bias` (`[1 or batch, heads or 1, queries or 1, keys]`, masks included). Returns
     /// the output `[batch, queries, d_model]` and the weights `[batch, heads, queries, keys]`.
     pub fn attend(&self, x: Tensor<3>, kv: &KeyValues, bias: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
-        let [batch, queries, _] = x.dims();
-        let g = self.geometry;
         let q = self.split_heads(self.q.forward(x));
-        let scores = q.matmul(kv.0.clone().swap_dims(2, 3)) + bias;
+        let scores = q.matmul(kv.keys_t.clone()) + bias;
         let weights = softmax(scores, 3);
-        let context = weights
-            .clone()
-            .matmul(kv.1.clone())
-            .swap_dims(1, 2)
-            .reshape([batch, queries, g.heads * g.d_kv]);
+        let context = self.merge_heads(weights.clone().matmul(kv.values.clone()));
         (self.o.forward(context), weights)
     }
 }

@@ -373,12 +373,19 @@ impl T5 {
             .layers
             .resize_with(self.decoder.len(), LayerCache::default);
         let self_bias = match self.decoder.first() {
-            Some(layer) => layer
-                .self_attention
-                .position_bias(new, offset + new, offset, &device),
+            Some(layer) if new == 1 => cache.step_bias(&layer.self_attention, &device),
+            Some(layer) => {
+                layer
+                    .self_attention
+                    .position_bias(new, offset + new, offset, &device)
+                    + causal_bias(new, offset, &device)
+            }
             None => Tensor::zeros([1, 1, new, offset + new], &device),
-        } + causal_bias(new, offset, &device);
-        let cross_bias = padding_bias(encoder_mask.clone());
+        };
+        let cross_bias = cache
+            .cross_bias
+            .get_or_insert_with(|| padding_bias(encoder_mask.clone()))
+            .clone();
         let mut x = self.dropout.forward(self.embed(ids));
         for (layer, layer_cache) in self.decoder.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(
