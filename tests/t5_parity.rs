@@ -391,10 +391,11 @@ fn constrained_decoding_emits_only_allowed_tokens() {
     }
 }
 
-#[test]
-fn wgpu_matches_cpu() {
-    let gpu = match pollster::block_on(bedside::Backend::Gpu.device()) {
-        Ok(device) => device,
+/// The wgpu device, or `None` (the test then passes, saying so) where there is no adapter and
+/// BEDSIDE_REQUIRE_WGPU is not 1 (`make test` sets it).
+fn wgpu() -> Option<Device> {
+    match pollster::block_on(bedside::Backend::Gpu.device()) {
+        Ok(device) => Some(device),
         Err(e) => {
             assert_ne!(
                 std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
@@ -402,10 +403,62 @@ fn wgpu_matches_cpu() {
                 "no wgpu adapter: {e}"
             );
             eprintln!("skipped: no wgpu adapter here ({e})");
-            return;
+            None
         }
-    };
+    }
+}
+
+#[test]
+fn wgpu_matches_cpu() {
+    let Some(gpu) = wgpu() else { return };
     for name in ["v1_1", "original", "v5/v1_1", "v5/original"] {
         check_parity(name, &gpu);
     }
+}
+
+/// The fused GPU kernels give what burn's own operations give on the same device, with every
+/// broadcast of the attention bias the model uses, masked keys and GELU inputs far out in both
+/// tails (where tanh saturates).
+#[test]
+fn fused_kernels_match_burns_operations() {
+    use bedside::model::t5::fused;
+    use burn::tensor::Distribution;
+    let Some(gpu) = wgpu() else { return };
+    gpu.seed(11);
+    let normal = |shape: [usize; 4], std: f64| {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, std), &gpu)
+    };
+    let diff = |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).abs().max().into_scalar() };
+
+    let x = normal([2, 3, 5, 24], 2.0);
+    let mut norm = burn::nn::RmsNormConfig::new(24)
+        .with_epsilon(1e-6)
+        .init(&gpu);
+    norm.gamma = burn::module::Param::from_tensor(Tensor::random(
+        [24],
+        Distribution::Normal(1.0, 0.5),
+        &gpu,
+    ));
+    let d = diff(fused::rms_norm(&norm, x.clone()), norm.forward(x));
+    assert!(d < 1e-5, "rms norm differs by {d}");
+
+    let scores = normal([2, 3, 4, 7], 3.0);
+    let masked = normal([2, 1, 1, 7], 1.0).greater_elem(1.0).float() * -1e9;
+    for bias in [
+        normal([1, 3, 4, 7], 1.0),
+        normal([2, 1, 1, 7], 1.0) + masked,
+        normal([1, 3, 1, 7], 1.0),
+        normal([2, 3, 4, 7], 1.0),
+    ] {
+        let shape = bias.dims();
+        let expected = burn::tensor::activation::softmax(scores.clone() + bias.clone(), 3);
+        let d = diff(fused::softmax_with_bias(scores.clone(), bias), expected);
+        assert!(d < 1e-6, "softmax with a {shape:?} bias differs by {d}");
+    }
+
+    let gate = normal([2, 3, 5, 8], 6.0);
+    let linear = normal([2, 3, 5, 8], 1.0);
+    let expected = bedside::model::t5::layers::gelu_new(gate.clone()) * linear.clone();
+    let d = diff(fused::gated_gelu(gate, linear), expected);
+    assert!(d < 1e-5, "gated GELU differs by {d}");
 }

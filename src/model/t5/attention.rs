@@ -5,7 +5,8 @@
 
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+
+use super::fused::softmax_with_bias;
 
 /// Keys and values of one attention, laid out for the two products of [`T5Attention::attend`]:
 /// the keys already transposed, so that neither product has to copy a permuted operand.
@@ -188,8 +189,7 @@ impl T5Attention {
     /// the output `[batch, queries, d_model]` and the weights `[batch, heads, queries, keys]`.
     pub fn attend(&self, x: Tensor<3>, kv: &KeyValues, bias: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
         let q = self.split_heads(self.q.forward(x));
-        let scores = q.matmul(kv.keys_t.clone()) + bias;
-        let weights = softmax(scores, 3);
+        let weights = softmax_with_bias(q.matmul(kv.keys_t.clone()), bias);
         let context = self.merge_heads(weights.clone().matmul(kv.values.clone()));
         (self.o.forward(context), weights)
     }

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::attention::{KeyValues, T5Attention};
+use super::fused::{gated_gelu, rms_norm};
 
 #[derive(Module, Debug)]
 pub struct FeedForward {
@@ -21,7 +22,7 @@ pub struct FeedForward {
 impl FeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match &self.wi_linear {
-            Some(linear) => gelu_new(self.wi.forward(x.clone())) * linear.forward(x),
+            Some(linear) => gated_gelu(self.wi.forward(x.clone()), linear.forward(x)),
             None => relu(self.wi.forward(x)),
         };
         self.wo.forward(self.dropout.forward(hidden))
@@ -51,10 +52,10 @@ pub struct EncoderLayer {
 
 impl EncoderLayer {
     pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
-        let h = self.attention_norm.forward(x.clone());
+        let h = rms_norm(&self.attention_norm, x.clone());
         let kv = self.attention.key_values(h.clone());
         let x = x + self.dropout.forward(self.attention.attend(h, &kv, bias).0);
-        let h = self.ff.forward(self.ff_norm.forward(x.clone()));
+        let h = self.ff.forward(rms_norm(&self.ff_norm, x.clone()));
         x + self.dropout.forward(h)
     }
 }
@@ -100,7 +101,7 @@ impl DecoderLayer {
         cross_bias: Tensor<4>,
         cache: &mut LayerCache,
     ) -> Tensor<3> {
-        let h = self.self_attention_norm.forward(x.clone());
+        let h = rms_norm(&self.self_attention_norm, x.clone());
         let new = self.self_attention.key_values(h.clone());
         let kv = match cache.self_kv.take() {
             Some(past) => past.append(new),
@@ -110,7 +111,7 @@ impl DecoderLayer {
         cache.self_kv = Some(kv);
         let x = x + self.dropout.forward(out);
 
-        let h = self.cross_attention_norm.forward(x.clone());
+        let h = rms_norm(&self.cross_attention_norm, x.clone());
         let cross_kv = cache.cross_kv.get_or_insert_with(|| {
             self.cross_attention
                 .key_values(encoder.clone())
@@ -119,7 +120,7 @@ impl DecoderLayer {
         let out = self.cross_attention.attend(h, cross_kv, cross_bias).0;
         let x = x + self.dropout.forward(out);
 
-        let h = self.ff.forward(self.ff_norm.forward(x.clone()));
+        let h = self.ff.forward(rms_norm(&self.ff_norm, x.clone()));
         x + self.dropout.forward(h)
     }
 }

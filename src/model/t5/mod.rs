@@ -6,6 +6,7 @@
 //! RMS layer norm, and — with tied embeddings — decoder outputs scaled by `d_model^-0.5`.
 
 pub mod attention;
+pub mod fused;
 pub mod hf;
 pub mod layers;
 
@@ -18,6 +19,7 @@ use burn::nn::{
 use burn::prelude::*;
 
 pub use attention::{AttentionGeometry, T5Attention, relative_position_bucket};
+use fused::rms_norm;
 pub use layers::{DecoderCache, DecoderLayer, EncoderLayer, FeedForward, LayerCache};
 
 /// The feed-forward form: `relu` (original T5) or `gated-gelu` (T5 v1.1, Flan-T5).
@@ -348,13 +350,13 @@ impl T5 {
         let device = embeddings.device();
         let bias = match self.encoder.first() {
             Some(layer) => layer.attention.position_bias(len, len, 0, &device),
-            None => return self.encoder_norm.forward(embeddings),
+            None => return rms_norm(&self.encoder_norm, embeddings),
         } + padding_bias(mask);
         let mut x = self.dropout.forward(embeddings);
         for layer in &self.encoder {
             x = layer.forward(x, bias.clone());
         }
-        self.dropout.forward(self.encoder_norm.forward(x))
+        self.dropout.forward(rms_norm(&self.encoder_norm, x))
     }
 
     /// Decoder hidden states for the new target ids `[batch, new]`, continuing `cache` (empty for
@@ -397,7 +399,7 @@ impl T5 {
             );
         }
         cache.len += new;
-        self.dropout.forward(self.decoder_norm.forward(x))
+        self.dropout.forward(rms_norm(&self.decoder_norm, x))
     }
 
     /// Vocabulary logits of decoder hidden states.

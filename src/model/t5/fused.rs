@@ -1,0 +1,242 @@
+//! One GPU kernel each for the three chains of small operations that fill a T5 step on WebGPU:
+//! the RMS norm (six kernels as burn composes it), the attention softmax with its additive bias
+//! (six) and the gated GELU (nine). A decoding step of the two-layer decoder runs 7 norms, 4
+//! softmaxes and 2 GELUs, so these take it from about 127 dispatches to about 56: each dispatch
+//! costs tens of microseconds in a browser whatever the GPU.
+//!
+//! The kernels run on a cubecl device (WebGPU, wgpu, CUDA) without autodiff, on f32. Everywhere
+//! else — the CPU, training — burn's own operations run, and the tests hold the kernels to them.
+//! A kernel gives each row (or element) one GPU thread: the rows here are short (`d_model`, or a
+//! few hundred keys), and a launch, not the arithmetic, is what a step pays for.
+
+use burn::backend::{Cube, DispatchDevice};
+use burn::nn::RmsNorm;
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::activation::softmax;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::{CubeCount, CubeDim};
+
+use super::layers::gelu_new;
+use kernels::{gated_gelu_kernel, rms_norm_kernel, softmax_with_bias_kernel};
+
+/// The kernels, in cubecl's dialect of Rust (its prelude's names clash with burn's).
+mod kernels {
+    use cubecl::prelude::*;
+
+    /// `√(2/π)`, the scale of `gelu_new`'s argument.
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+    #[cube(launch_unchecked)]
+    pub fn rms_norm_kernel<F: Float>(
+        input: &[F],
+        gamma: &[F],
+        output: &mut [F],
+        rows: usize,
+        width: usize,
+        epsilon: f32,
+    ) {
+        let row = ABSOLUTE_POS;
+        if row >= rows {
+            terminate!();
+        }
+        let base = row * width;
+        let mut sum = F::new(0.0);
+        for i in 0..width {
+            let v = input[base + i];
+            sum += v * v;
+        }
+        let scale = F::new(1.0) / F::sqrt(sum / F::cast_from(width) + F::cast_from(epsilon));
+        for i in 0..width {
+            output[base + i] = input[base + i] * scale * gamma[i];
+        }
+    }
+
+    #[cube(launch_unchecked)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a kernel takes its shape as scalars"
+    )]
+    pub fn softmax_with_bias_kernel<F: Float>(
+        scores: &[F],
+        bias: &[F],
+        output: &mut [F],
+        rows: usize,
+        keys: usize,
+        heads: usize,
+        queries: usize,
+        bias_batch: usize,
+        bias_heads: usize,
+        bias_queries: usize,
+    ) {
+        let row = ABSOLUTE_POS;
+        if row >= rows {
+            terminate!();
+        }
+        let query = row % queries;
+        let head = (row / queries) % heads;
+        let batch = row / (queries * heads);
+        let bias_row = ((batch % bias_batch) * bias_heads + head % bias_heads) * bias_queries
+            + query % bias_queries;
+        let base = row * keys;
+        let bias_base = bias_row * keys;
+        let mut max = scores[base] + bias[bias_base];
+        for i in 1..keys {
+            max = F::max(max, scores[base + i] + bias[bias_base + i]);
+        }
+        let mut sum = F::new(0.0);
+        for i in 0..keys {
+            let e = F::exp(scores[base + i] + bias[bias_base + i] - max);
+            output[base + i] = e;
+            sum += e;
+        }
+        let inverse = F::new(1.0) / sum;
+        for i in 0..keys {
+            output[base + i] *= inverse;
+        }
+    }
+
+    #[cube(launch_unchecked)]
+    pub fn gated_gelu_kernel<F: Float>(gate: &[F], linear: &[F], output: &mut [F], len: usize) {
+        let i = ABSOLUTE_POS;
+        if i >= len {
+            terminate!();
+        }
+        let x = gate[i];
+        let inner =
+            x * (x * x * F::cast_from(0.044715f32 * SQRT_2_OVER_PI) + F::cast_from(SQRT_2_OVER_PI));
+        output[i] = x * (F::tanh(inner) + F::new(1.0)) * F::new(0.5) * linear[i];
+    }
+}
+
+/// The cubecl tensor behind `tensor` when the fused kernels apply to it: a cubecl device without
+/// autodiff, f32.
+fn on_gpu<const D: usize>(tensor: &Tensor<D>) -> Option<CubeTensor> {
+    if !matches!(tensor.device().as_dispatch(), DispatchDevice::Cube(_))
+        || tensor.dtype() != DType::F32
+    {
+        return None;
+    }
+    tensor
+        .clone()
+        .try_into_primitive::<Cube>()
+        .ok()
+        .map(into_contiguous)
+}
+
+/// An empty f32 tensor shaped like `like`, on its device.
+fn empty_like(like: &CubeTensor) -> CubeTensor {
+    empty_device_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        like.meta.shape().clone(),
+        like.dtype,
+    )
+}
+
+/// A launch of one thread per unit of `units`.
+fn grid(like: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
+    let dim = CubeDim::new(&like.client, units);
+    (calculate_cube_count_elemwise(&like.client, units, dim), dim)
+}
+
+/// `norm.forward(x)`: T5's RMS norm of the last axis.
+pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
+    let gamma = norm.gamma.val();
+    let (Some(input), Some(gamma_gpu)) = (on_gpu(&x), on_gpu(&gamma)) else {
+        return norm.forward(x);
+    };
+    let width = gamma.dims()[0];
+    let rows = input.meta.num_elements() / width.max(1);
+    let output = empty_like(&input);
+    let (count, dim) = grid(&input, rows);
+    // SAFETY: both inputs are contiguous f32 (on_gpu), the output has the input's shape, and the
+    // kernel reads and writes `rows · width` elements of each and `width` of gamma.
+    unsafe {
+        rms_norm_kernel::launch_unchecked::<f32>(
+            &input.client.clone(),
+            count,
+            dim,
+            input.into_buffer_arg(),
+            gamma_gpu.into_buffer_arg(),
+            output.clone().into_buffer_arg(),
+            rows,
+            width,
+            norm.epsilon as f32,
+        );
+    }
+    Tensor::from_primitive::<Cube>(output)
+}
+
+/// `softmax(scores + bias, 3)`, with `bias` broadcast over any of its first three axes of size 1.
+pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    let [batch, heads, queries, keys] = scores.dims();
+    let [bias_batch, bias_heads, bias_queries, bias_keys] = bias.dims();
+    let broadcasts = |n: usize, of: usize| n == of || n == 1;
+    let shapes_fit = bias_keys == keys
+        && broadcasts(bias_batch, batch)
+        && broadcasts(bias_heads, heads)
+        && broadcasts(bias_queries, queries)
+        && keys > 0;
+    let gpu = match shapes_fit {
+        true => on_gpu(&scores).zip(on_gpu(&bias)),
+        false => None,
+    };
+    let Some((scores_gpu, bias_gpu)) = gpu else {
+        return softmax(scores + bias, 3);
+    };
+    let rows = batch * heads * queries;
+    let output = empty_like(&scores_gpu);
+    let (count, dim) = grid(&scores_gpu, rows);
+    // SAFETY: contiguous f32 inputs (on_gpu); every row index the kernel forms is below `rows`
+    // for the scores and below `bias_batch · bias_heads · bias_queries` for the bias, whose
+    // shapes were checked above.
+    unsafe {
+        softmax_with_bias_kernel::launch_unchecked::<f32>(
+            &scores_gpu.client.clone(),
+            count,
+            dim,
+            scores_gpu.into_buffer_arg(),
+            bias_gpu.into_buffer_arg(),
+            output.clone().into_buffer_arg(),
+            rows,
+            keys,
+            heads,
+            queries,
+            bias_batch,
+            bias_heads,
+            bias_queries,
+        );
+    }
+    Tensor::from_primitive::<Cube>(output)
+}
+
+/// `gelu_new(gate) * linear`: the hidden layer of T5 v1.1's gated feed-forward network.
+pub fn gated_gelu<const D: usize>(gate: Tensor<D>, linear: Tensor<D>) -> Tensor<D> {
+    let gpu = match gate.dims() == linear.dims() {
+        true => on_gpu(&gate).zip(on_gpu(&linear)),
+        false => None,
+    };
+    let Some((gate_gpu, linear_gpu)) = gpu else {
+        return gelu_new(gate) * linear;
+    };
+    let len = gate_gpu.meta.num_elements();
+    let output = empty_like(&gate_gpu);
+    let (count, dim) = grid(&gate_gpu, len);
+    // SAFETY: contiguous f32 inputs of the same shape (checked), `len` elements each.
+    unsafe {
+        gated_gelu_kernel::launch_unchecked::<f32>(
+            &gate_gpu.client.clone(),
+            count,
+            dim,
+            gate_gpu.into_buffer_arg(),
+            linear_gpu.into_buffer_arg(),
+            output.clone().into_buffer_arg(),
+            len,
+        );
+    }
+    Tensor::from_primitive::<Cube>(output)
+}
