@@ -26,8 +26,8 @@ use serde::Serialize;
 use std::sync::Mutex;
 
 /// Kernels recorded before wgpu submits them (cubecl's default is 32). A decoding step is about
-/// 130 kernels and ends in a read-back, which submits anyway, so a step goes to the GPU in one
-/// submit instead of five; queue submits cost tens of microseconds each in a browser.
+/// 60 kernels and ends in a read-back, which submits anyway, so a step goes to the GPU in one
+/// submit instead of two or more; queue submits cost tens of microseconds each in a browser.
 const GPU_TASKS_PER_SUBMIT: usize = 256;
 
 /// Where the model runs.
