@@ -21,7 +21,7 @@ use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::{CubeCount, CubeDim};
 
 use super::layers::gelu_new;
-use kernels::{gated_gelu_kernel, rms_norm_kernel, softmax_with_bias_kernel};
+use kernels::{ROW_THREADS, gated_gelu_kernel, rms_norm_kernel, softmax_with_bias_kernel};
 
 /// The kernels, in cubecl's dialect of Rust (its prelude's names clash with burn's).
 mod kernels {
@@ -30,6 +30,50 @@ mod kernels {
     /// `√(2/π)`, the scale of `gelu_new`'s argument.
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
+    /// Threads per row of the row kernels: a power of two, as the tree reductions halve it.
+    pub const ROW_THREADS: usize = 64;
+
+    /// The row a workgroup of a row kernel works on: the launch spreads rows over two axes,
+    /// WebGPU allowing 65,535 workgroups along each.
+    #[cube]
+    fn row() -> usize {
+        (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize
+    }
+
+    /// The sum of `values` over the workgroup (one value per thread, `ROW_THREADS` of them).
+    #[cube]
+    fn cube_sum<F: Float>(values: &mut Shared<[F]>) -> F {
+        sync_cube();
+        let mut active = CUBE_DIM;
+        while active > 1 {
+            active /= 2;
+            if UNIT_POS < active {
+                let other = values[(UNIT_POS + active) as usize];
+                values[UNIT_POS as usize] += other;
+            }
+            sync_cube();
+        }
+        values[0]
+    }
+
+    /// The maximum of `values` over the workgroup, as [`cube_sum`].
+    #[cube]
+    fn cube_max<F: Float>(values: &mut Shared<[F]>) -> F {
+        sync_cube();
+        let mut active = CUBE_DIM;
+        while active > 1 {
+            active /= 2;
+            if UNIT_POS < active {
+                let other = values[(UNIT_POS + active) as usize];
+                values[UNIT_POS as usize] = F::max(values[UNIT_POS as usize], other);
+            }
+            sync_cube();
+        }
+        values[0]
+    }
+
+    /// One workgroup per row; its threads read the row in turn, so neighbours read neighbouring
+    /// elements.
     #[cube(launch_unchecked)]
     pub fn rms_norm_kernel<F: Float>(
         input: &[F],
@@ -39,22 +83,28 @@ mod kernels {
         width: usize,
         epsilon: f32,
     ) {
-        let row = ABSOLUTE_POS;
+        let row = row();
         if row >= rows {
             terminate!();
         }
         let base = row * width;
+        let unit = UNIT_POS as usize;
+        let step = CUBE_DIM as usize;
+        let mut partial = Shared::<[F]>::new_slice(ROW_THREADS);
         let mut sum = F::new(0.0);
-        for i in 0..width {
+        for i in range_stepped(unit, width, step) {
             let v = input[base + i];
             sum += v * v;
         }
+        partial[unit] = sum;
+        let sum = cube_sum::<F>(&mut partial);
         let scale = F::new(1.0) / F::sqrt(sum / F::cast_from(width) + F::cast_from(epsilon));
-        for i in 0..width {
+        for i in range_stepped(unit, width, step) {
             output[base + i] = input[base + i] * scale * gamma[i];
         }
     }
 
+    /// One workgroup per row of scores, as [`rms_norm_kernel`].
     #[cube(launch_unchecked)]
     #[expect(
         clippy::too_many_arguments,
@@ -72,7 +122,7 @@ mod kernels {
         bias_heads: usize,
         bias_queries: usize,
     ) {
-        let row = ABSOLUTE_POS;
+        let row = row();
         if row >= rows {
             terminate!();
         }
@@ -83,18 +133,26 @@ mod kernels {
             + query % bias_queries;
         let base = row * keys;
         let bias_base = bias_row * keys;
+        let unit = UNIT_POS as usize;
+        let step = CUBE_DIM as usize;
+        let mut maxima = Shared::<[F]>::new_slice(ROW_THREADS);
+        let mut sums = Shared::<[F]>::new_slice(ROW_THREADS);
+        // every thread starts from the row's first key, so an idle thread cannot win the max
         let mut max = scores[base] + bias[bias_base];
-        for i in 1..keys {
+        for i in range_stepped(unit, keys, step) {
             max = F::max(max, scores[base + i] + bias[bias_base + i]);
         }
+        maxima[unit] = max;
+        let max = cube_max::<F>(&mut maxima);
         let mut sum = F::new(0.0);
-        for i in 0..keys {
+        for i in range_stepped(unit, keys, step) {
             let e = F::exp(scores[base + i] + bias[bias_base + i] - max);
             output[base + i] = e;
             sum += e;
         }
-        let inverse = F::new(1.0) / sum;
-        for i in 0..keys {
+        sums[unit] = sum;
+        let inverse = F::new(1.0) / cube_sum::<F>(&mut sums);
+        for i in range_stepped(unit, keys, step) {
             output[base + i] *= inverse;
         }
     }
@@ -143,6 +201,17 @@ fn grid(like: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
     (calculate_cube_count_elemwise(&like.client, units, dim), dim)
 }
 
+/// A launch of one workgroup of `ROW_THREADS` per row, the rows spread over two axes.
+fn row_grid(rows: usize) -> (CubeCount, CubeDim) {
+    const MAX_PER_AXIS: usize = 65_535;
+    let x = rows.clamp(1, MAX_PER_AXIS);
+    let y = rows.div_ceil(x).max(1);
+    (
+        CubeCount::Static(x as u32, y as u32, 1),
+        CubeDim::new_1d(ROW_THREADS as u32),
+    )
+}
+
 /// `norm.forward(x)`: T5's RMS norm of the last axis.
 pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     let gamma = norm.gamma.val();
@@ -152,7 +221,7 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     let width = gamma.dims()[0];
     let rows = input.meta.num_elements() / width.max(1);
     let output = empty_like(&input);
-    let (count, dim) = grid(&input, rows);
+    let (count, dim) = row_grid(rows);
     // SAFETY: both inputs are contiguous f32 (on_gpu), the output has the input's shape, and the
     // kernel reads and writes `rows · width` elements of each and `width` of gamma.
     unsafe {
@@ -190,7 +259,7 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
     };
     let rows = batch * heads * queries;
     let output = empty_like(&scores_gpu);
-    let (count, dim) = grid(&scores_gpu, rows);
+    let (count, dim) = row_grid(rows);
     // SAFETY: contiguous f32 inputs (on_gpu); every row index the kernel forms is below `rows`
     // for the scores and below `bias_batch · bias_heads · bias_queries` for the bias, whose
     // shapes were checked above.
