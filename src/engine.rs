@@ -28,6 +28,7 @@ use std::sync::Mutex;
 /// Kernels recorded before wgpu submits them (cubecl's default is 32). A decoding step is about
 /// 60 kernels and ends in a read-back, which submits anyway, so a step goes to the GPU in one
 /// submit instead of two or more; queue submits cost tens of microseconds each in a browser.
+/// Natively it also overrides cubecl's `CUBECL_WGPU_MAX_TASKS` environment variable.
 const GPU_TASKS_PER_SUBMIT: usize = 256;
 
 /// Where the model runs.

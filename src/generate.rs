@@ -59,13 +59,15 @@ fn log_probs(logits: &[f32], allowed: Option<Vec<u32>>) -> Vec<f32> {
     out
 }
 
+/// The first of the largest finite values, as the device's argmax and transformers pick it.
 fn argmax(values: &[f32]) -> Option<u32> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.is_finite())
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i as u32)
+    let mut best: Option<(usize, f32)> = None;
+    for (i, v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+        if best.is_none_or(|(_, b)| *v > b) {
+            best = Some((i, *v));
+        }
+    }
+    best.map(|(i, _)| i as u32)
 }
 
 /// Reads logits `[rows, vocab]` back to the host.
@@ -393,6 +395,8 @@ mod tests {
         let total: f32 = lp.iter().filter(|v| v.is_finite()).map(|v| v.exp()).sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert_eq!(argmax(&lp), Some(1));
+        // ties go to the first, as on the device
+        assert_eq!(argmax(&[0.5, 2.0, 2.0, f32::NAN]), Some(1));
         // an out-of-vocabulary allowed token is ignored, not a panic
         assert_eq!(argmax(&log_probs(&[0.5], Some(vec![7]))), None);
     }

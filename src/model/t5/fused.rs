@@ -6,8 +6,10 @@
 //!
 //! The kernels run on a cubecl device (WebGPU, wgpu, CUDA) without autodiff, on f32. Everywhere
 //! else — the CPU, training — burn's own operations run, and the tests hold the kernels to them.
-//! A kernel gives each row (or element) one GPU thread: the rows here are short (`d_model`, or a
-//! few hundred keys), and a launch, not the arithmetic, is what a step pays for.
+//! The row kernels give each row a workgroup whose threads read it in turn (neighbours read
+//! neighbouring elements) and reduce through shared memory; the GELU gives each element a
+//! thread. They reach the cubecl tensors through burn's `extension` feature, which hands out a
+//! `CubeTensor` only while burn's `fusion` is off (as it is: see bench/NOTES.md).
 
 use burn::backend::{Cube, DispatchDevice};
 use burn::nn::RmsNorm;
@@ -185,6 +187,17 @@ fn on_gpu<const D: usize>(tensor: &Tensor<D>) -> Option<CubeTensor> {
         .map(into_contiguous)
 }
 
+/// `tensor` in contiguous memory on a GPU (one copy when it is a permuted or sliced view), as it
+/// is elsewhere: for a tensor that several kernels read, such as an attention bias that every
+/// layer adds, so that each of them does not make the copy again. On the CPU, burn's kernels
+/// read strided tensors as they are.
+pub fn contiguous<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
+    match on_gpu(&tensor) {
+        Some(gpu) => Tensor::from_primitive::<Cube>(gpu),
+        None => tensor,
+    }
+}
+
 /// An empty f32 tensor shaped like `like`, on its device.
 fn empty_like(like: &CubeTensor) -> CubeTensor {
     empty_device_dtype(
@@ -215,11 +228,15 @@ fn row_grid(rows: usize) -> (CubeCount, CubeDim) {
 /// `norm.forward(x)`: T5's RMS norm of the last axis.
 pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     let gamma = norm.gamma.val();
-    let (Some(input), Some(gamma_gpu)) = (on_gpu(&x), on_gpu(&gamma)) else {
+    let [width] = gamma.dims();
+    let rows = x.shape().num_elements() / width.max(1);
+    let gpu = match x.dims()[D - 1] == width && rows > 0 {
+        true => on_gpu(&x).zip(on_gpu(&gamma)),
+        false => None,
+    };
+    let Some((input, gamma_gpu)) = gpu else {
         return norm.forward(x);
     };
-    let width = gamma.dims()[0];
-    let rows = input.meta.num_elements() / width.max(1);
     let output = empty_like(&input);
     let (count, dim) = row_grid(rows);
     // SAFETY: both inputs are contiguous f32 (on_gpu), the output has the input's shape, and the

@@ -132,7 +132,8 @@ impl DecoderLayer {
 pub struct DecoderCache {
     pub layers: Vec<LayerCache>,
     pub len: usize,
-    /// `[batch, 1, 1, source]`: the encoder's padding bias, made at the first step.
+    /// `[batch, 1, 1, source]`: the encoder's padding bias, made at the first step (like
+    /// `cross_kv`, so a cache serves one encoder output and mask).
     pub cross_bias: Option<Tensor<4>>,
     /// `[1, heads, 1, capacity]`: the self-attention position bias of a query after
     /// `capacity - 1` keys. The decoder's buckets depend only on the distance back to a key, so

@@ -348,10 +348,13 @@ impl T5 {
     pub fn encode_embeddings(&self, embeddings: Tensor<3>, mask: Tensor<2>) -> Tensor<3> {
         let [_, len, _] = embeddings.dims();
         let device = embeddings.device();
-        let bias = match self.encoder.first() {
-            Some(layer) => layer.attention.position_bias(len, len, 0, &device),
-            None => return rms_norm(&self.encoder_norm, embeddings),
-        } + padding_bias(mask);
+        // every layer adds it: copied once into the order the softmax reads, not in each layer
+        let bias = fused::contiguous(
+            match self.encoder.first() {
+                Some(layer) => layer.attention.position_bias(len, len, 0, &device),
+                None => return rms_norm(&self.encoder_norm, embeddings),
+            } + padding_bias(mask),
+        );
         let mut x = self.dropout.forward(embeddings);
         for layer in &self.encoder {
             x = layer.forward(x, bias.clone());
@@ -376,12 +379,12 @@ impl T5 {
             .resize_with(self.decoder.len(), LayerCache::default);
         let self_bias = match self.decoder.first() {
             Some(layer) if new == 1 => cache.step_bias(&layer.self_attention, &device),
-            Some(layer) => {
+            Some(layer) => fused::contiguous(
                 layer
                     .self_attention
                     .position_bias(new, offset + new, offset, &device)
-                    + causal_bias(new, offset, &device)
-            }
+                    + causal_bias(new, offset, &device),
+            ),
             None => Tensor::zeros([1, 1, new, offset + new], &device),
         };
         let cross_bias = cache
