@@ -187,6 +187,19 @@ fn on_gpu<const D: usize>(tensor: &Tensor<D>) -> Option<CubeTensor> {
         .map(into_contiguous)
 }
 
+/// The cubecl tensors behind `a` and `b` when their shapes `fit` the kernel and the kernels
+/// apply to both.
+fn pair_on_gpu<const D: usize, const E: usize>(
+    fit: bool,
+    a: &Tensor<D>,
+    b: &Tensor<E>,
+) -> Option<(CubeTensor, CubeTensor)> {
+    match fit {
+        true => on_gpu(a).zip(on_gpu(b)),
+        false => None,
+    }
+}
+
 /// `tensor` in contiguous memory on a GPU (one copy when it is a permuted or sliced view), as it
 /// is elsewhere: for a tensor that several kernels read, such as an attention bias that every
 /// layer adds, so that each of them does not make the copy again. On the CPU, burn's kernels
@@ -230,11 +243,8 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     let gamma = norm.gamma.val();
     let [width] = gamma.dims();
     let rows = x.shape().num_elements() / width.max(1);
-    let gpu = match x.dims()[D - 1] == width && rows > 0 {
-        true => on_gpu(&x).zip(on_gpu(&gamma)),
-        false => None,
-    };
-    let Some((input, gamma_gpu)) = gpu else {
+    let fit = x.dims()[D - 1] == width && rows > 0;
+    let Some((input, gamma_gpu)) = pair_on_gpu(fit, &x, &gamma) else {
         return norm.forward(x);
     };
     let output = empty_like(&input);
@@ -262,16 +272,12 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
     let [batch, heads, queries, keys] = scores.dims();
     let [bias_batch, bias_heads, bias_queries, bias_keys] = bias.dims();
     let broadcasts = |n: usize, of: usize| n == of || n == 1;
-    let shapes_fit = bias_keys == keys
+    let fit = bias_keys == keys
         && broadcasts(bias_batch, batch)
         && broadcasts(bias_heads, heads)
         && broadcasts(bias_queries, queries)
         && keys > 0;
-    let gpu = match shapes_fit {
-        true => on_gpu(&scores).zip(on_gpu(&bias)),
-        false => None,
-    };
-    let Some((scores_gpu, bias_gpu)) = gpu else {
+    let Some((scores_gpu, bias_gpu)) = pair_on_gpu(fit, &scores, &bias) else {
         return softmax(scores + bias, 3);
     };
     let rows = batch * heads * queries;
@@ -302,11 +308,8 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
 
 /// `gelu_new(gate) * linear`: the hidden layer of T5 v1.1's gated feed-forward network.
 pub fn gated_gelu<const D: usize>(gate: Tensor<D>, linear: Tensor<D>) -> Tensor<D> {
-    let gpu = match gate.dims() == linear.dims() {
-        true => on_gpu(&gate).zip(on_gpu(&linear)),
-        false => None,
-    };
-    let Some((gate_gpu, linear_gpu)) = gpu else {
+    let fit = gate.dims() == linear.dims();
+    let Some((gate_gpu, linear_gpu)) = pair_on_gpu(fit, &gate, &linear) else {
         return gelu_new(gate) * linear;
     };
     let len = gate_gpu.meta.num_elements();
