@@ -237,7 +237,7 @@ pub async fn greedy(
 /// closed when the message arrives); where there is none, through `setTimeout`. Natively it does
 /// nothing.
 #[cfg(target_arch = "wasm32")]
-async fn yield_to_host() {
+pub(crate) async fn yield_to_host() {
     use wasm_bindgen::{JsCast, JsValue, closure::Closure};
     fn get(object: &JsValue, key: &str) -> Option<JsValue> {
         js_sys::Reflect::get(object, &JsValue::from_str(key))
@@ -280,7 +280,7 @@ async fn yield_to_host() {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-async fn yield_to_host() {}
+pub(crate) async fn yield_to_host() {}
 
 /// A beam hypothesis: tokens (start first) and summed log-probability.
 #[derive(Debug, Clone)]
