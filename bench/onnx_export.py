@@ -25,6 +25,7 @@ Needs torch, transformers<5, safetensors, onnx, onnxscript, onnxruntime.
 import argparse
 import hashlib
 import json
+import math
 import pathlib
 import sys
 
@@ -178,7 +179,9 @@ def main():
     for i in range(args.tokens):
         out = ort_step.run(None, {"token": [[token]], "mask": encoded[1], **dict(zip(names("past"), cache)),
                                   **dict(zip(names("cross"), encoded[2:]))})
-        worst = max(worst, float(abs(torch.from_numpy(out[0]) - logits[i]).max()))
+        step = abs(torch.from_numpy(out[0]) - logits[i])
+        # NaN anywhere is the worst difference (Python's max(0.0, nan) would drop it)
+        worst = math.inf if not bool(torch.isfinite(step).all()) else max(worst, float(step.max()))  # nan-ok: inf above
         cache, token = out[1:], int(out[0][0].argmax())
         ort_tokens.append(token)
     if ort_tokens != expected or not worst <= args.tolerance:

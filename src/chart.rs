@@ -60,8 +60,10 @@ pub(crate) fn channel_series(
             for (a, n) in attention.iter_mut().zip(&covering) {
                 *a /= (*n).max(1) as f32;
             }
-            let top = attention.iter().copied().fold(0f32, f32::max);
-            if top > 0.0 {
+            // scaled to the largest weight; a non-finite weight (a broken backend) leaves the
+            // series unscaled rather than hiding among the others
+            let top = attention.iter().copied().fold(0f32, f32::max); // nan-ok: see above
+            if top > 0.0 && attention.iter().all(|a| a.is_finite()) {
                 attention.iter_mut().for_each(|a| *a /= top);
             }
             Some(ChannelSeries {

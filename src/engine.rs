@@ -156,7 +156,7 @@ pub const MAX_PROMPT_TOKENS: usize = 512;
 
 /// What `explain` returns: the answer as text for people, its diagnoses, the rationale rendered
 /// from the record's findings with its evidence, and the knowledge attention.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Explanation {
     pub id: String,
     /// The diagnoses and the rationale as the stream wrote them: "A; B." then one sentence per
@@ -215,18 +215,12 @@ impl Engine {
         let tokenizer = match (&manifest.model, tokenizer) {
             (ModelSpec::Clinical(config), Some(bytes)) => {
                 manifest.verify(TOKENIZER_FILE, bytes)?;
-                let tokenizer = TextTokenizer::from_bytes(bytes)?;
-                if tokenizer.vocab_size() > config.t5.vocab_size {
-                    return Err(BedsideError::bundle(
-                        TOKENIZER_FILE,
-                        format!(
-                            "{} tokens, more than the model's vocab_size {}",
-                            tokenizer.vocab_size(),
-                            config.t5.vocab_size
-                        ),
-                    ));
-                }
-                Some(tokenizer)
+                let t5 = &config.t5;
+                Some(TextTokenizer::from_bytes(bytes)?.bound_to(
+                    t5.vocab_size,
+                    t5.pad_token_id,
+                    t5.eos_token_id,
+                )?)
             }
             (ModelSpec::Clinical(_), None) => {
                 return Err(BedsideError::bundle(
@@ -329,15 +323,9 @@ impl Engine {
                 ),
             ));
         }
-        let worst = actual
-            .iter()
-            .zip(expected)
-            .map(|(a, e)| (a - e).abs())
-            .fold(
-                0.0f32,
-                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-            );
-        if worst > tolerance {
+        // NaN anywhere (an infinite difference), or a NaN tolerance, fails the test
+        let worst = crate::compare::max_abs_diff(&actual, expected) as f32;
+        if !worst.is_finite() || tolerance.is_nan() || worst > tolerance {
             return Err(BedsideError::backend(
                 self.backend.name(),
                 format!(
@@ -549,6 +537,12 @@ impl Engine {
         let probabilities = self
             .read_back(self.calibrated(model.phenotype_logits(&encoded)))
             .await?;
+        if probabilities.len() != PHENOTYPES.len() || probabilities.iter().any(|p| !p.is_finite()) {
+            return Err(BedsideError::backend(
+                self.backend.name(),
+                "the model returned non-finite or mis-shaped probabilities",
+            ));
+        }
         let selected: Vec<bool> = probabilities
             .iter()
             .map(|p| *p >= self.manifest.threshold)
@@ -789,7 +783,7 @@ mod tests {
     /// Four first calls at once get the one runtime's device, none of them an error: the unit
     /// tests' process has no GPU device before this test (no other unit test makes one), and the
     /// threads start together while finding an adapter takes far longer. Needs a wgpu adapter;
-    /// without one it passes, saying so, unless BEDSIDE_REQUIRE_WGPU=1 (`make test` sets it).
+    /// without one it passes, saying so, unless the layer is required (`bedside::test_layers`).
     #[test]
     fn first_gpu_calls_at_once_share_one_device() {
         let start = std::sync::Arc::new(std::sync::Barrier::new(4));
@@ -806,10 +800,8 @@ mod tests {
             .into_iter()
             .map(|c| c.join().unwrap_or_else(|_| Err("panicked".into())))
             .collect();
-        if results.iter().all(Result::is_err)
-            && std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref() != Ok("1")
-        {
-            eprintln!("skipped: no wgpu adapter here ({:?})", results[0]);
+        if results.iter().all(Result::is_err) {
+            crate::test_layers::unavailable("wgpu", &format!("no wgpu adapter ({:?})", results[0]));
             return;
         }
         for result in &results {

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod chart;
+pub mod compare;
 pub mod constrained;
 pub mod engine;
 pub mod error;
@@ -18,6 +19,9 @@ pub mod prompt;
 pub mod recommend;
 pub mod record;
 pub mod self_test;
+#[doc(hidden)]
+#[cfg(not(target_family = "wasm"))]
+pub mod test_layers;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;

@@ -20,6 +20,9 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     pad: u32,
     eos: u32,
+    /// The vocabulary size of the model that reads the ids, once bound ([`Self::bound_to`]):
+    /// every id `encode` gives must be below it.
+    model_vocab: Option<usize>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -45,7 +48,44 @@ impl TextTokenizer {
                 .ok_or_else(|| error(format!("defines no {token} token")))
         };
         let (pad, eos) = (id(PAD)?, id(EOS)?);
-        Ok(Self { inner, pad, eos })
+        Ok(Self {
+            inner,
+            pad,
+            eos,
+            model_vocab: None,
+        })
+    }
+
+    /// Binds the tokenizer to the model that reads its ids: the largest id of its vocabulary must
+    /// be below the model's `vocab_size`, and its `<pad>` and `</s>` must be the model's pad and
+    /// eos ids; from then on `encode` refuses any id past the model's vocabulary (a special token
+    /// the post-processor adds included). An id past the embedding would reach a gather that
+    /// panics natively and traps in wasm; a sparse or edited `tokenizer.json` is refused here,
+    /// naming the file, before any tensor is built.
+    pub fn bound_to(mut self, vocab_size: usize, pad_id: usize, eos_id: usize) -> Result<Self> {
+        let vocab = self.inner.get_vocab(true);
+        if let Some((token, &largest)) = vocab.iter().max_by_key(|(_, id)| **id)
+            && largest as usize >= vocab_size
+        {
+            return Err(error(format!(
+                "token {token:?} has id {largest}, outside the model's vocabulary \
+                 (vocab_size {vocab_size})"
+            )));
+        }
+        for (token, id, model_id, field) in [
+            (PAD, self.pad, pad_id, "pad_token_id"),
+            (EOS, self.eos, eos_id, "eos_token_id"),
+        ] {
+            if id as usize != model_id {
+                return Err(error(format!(
+                    "{token} has id {id}, but the model's {field} is {model_id}"
+                )));
+            }
+        }
+        self.model_vocab = Some(vocab_size);
+        // the post-processor's special tokens carry ids of their own: an empty text gives them
+        self.encode("")?;
+        Ok(self)
     }
 
     pub fn inner(&self) -> &Tokenizer {
@@ -96,7 +136,15 @@ impl TextTokenizer {
             .inner
             .encode(text, true)
             .map_err(|e| error(format!("cannot encode: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        let ids = encoding.get_ids();
+        if let Some(vocab_size) = self.model_vocab
+            && let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size)
+        {
+            return Err(error(format!(
+                "gives id {id}, outside the model's vocabulary (vocab_size {vocab_size})"
+            )));
+        }
+        Ok(ids.to_vec())
     }
 
     /// Text of `ids`, special tokens skipped.

@@ -71,6 +71,19 @@ fn record(id: &str, fever: f64) -> PatientRecord {
     PatientRecord::from_json(&json.to_string()).unwrap()
 }
 
+/// The largest difference between the phenotype probabilities of two lists of diagnoses, group by
+/// group; infinite where a group or a diagnosis is missing on one side, or a value is NaN.
+fn max_probability_diff(a: &[bedside::Diagnosis], b: &[bedside::Diagnosis]) -> f64 {
+    let flat = |d: &[bedside::Diagnosis]| -> (Vec<&str>, Vec<f32>) {
+        d.iter().flat_map(probabilities).unzip()
+    };
+    let ((names_a, a), (names_b, b)) = (flat(a), flat(b));
+    if names_a != names_b {
+        return f64::INFINITY;
+    }
+    bedside::compare::max_abs_diff(&a, &b)
+}
+
 fn probabilities(d: &bedside::Diagnosis) -> Vec<(&'static str, f32)> {
     let mut p: Vec<_> = d
         .phenotypes
@@ -230,19 +243,13 @@ fn an_f16_bundle_round_trips_within_tolerance() {
     let half = pollster::block_on(Engine::load(&m.to_string(), &f16, Backend::Cpu)).unwrap();
     let full = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.5), record("b", 2.5)];
-    let mut worst = 0f32;
-    for (h, f) in pollster::block_on(half.diagnose_batch(&records))
-        .unwrap()
-        .iter()
-        .zip(pollster::block_on(full.diagnose_batch(&records)).unwrap())
-    {
-        for ((_, a), (_, b)) in probabilities(h).iter().zip(probabilities(&f)) {
-            worst = worst.max((a - b).abs());
-        }
-    }
+    let worst = max_probability_diff(
+        &pollster::block_on(half.diagnose_batch(&records)).unwrap(),
+        &pollster::block_on(full.diagnose_batch(&records)).unwrap(),
+    );
     eprintln!("f16 vs f32: max |Δ probability| = {worst:e}");
-    // f16 keeps about 3 significant digits of each weight
-    assert!(worst < 1e-2, "{worst}");
+    // f16 keeps about 3 significant digits of each weight: 5.2e-5 measured, 10× that allowed
+    assert!(worst < 5e-4, "{worst}");
     // and back: f16 → f32 → f16 is lossless
     assert_eq!(
         convert_weights(
@@ -256,20 +263,16 @@ fn an_f16_bundle_round_trips_within_tolerance() {
 }
 
 /// wgpu natively (Vulkan; lavapipe here) must give the CPU's numbers. Without a Vulkan driver the
-/// test says so and passes, unless BEDSIDE_REQUIRE_WGPU=1 (set by `make test`).
+/// test says so and passes, unless the layer is required (`bedside::test_layers`).
 #[test]
 fn wgpu_gives_the_cpu_numbers() {
     let (manifest, weights) = random_bundle(4);
     let gpu = match pollster::block_on(Engine::load(&manifest, &weights, Backend::Gpu)) {
         Ok(engine) => engine,
         Err(e) => {
-            assert_ne!(
-                std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
-                Ok("1"),
-                "no wgpu adapter: {e}"
-            );
-            eprintln!(
-                "skipped: no wgpu adapter here ({e}); install mesa-vulkan-drivers for lavapipe"
+            bedside::test_layers::unavailable(
+                "wgpu",
+                &format!("no wgpu adapter ({e}); install mesa-vulkan-drivers for lavapipe"),
             );
             return;
         }
@@ -278,15 +281,9 @@ fn wgpu_gives_the_cpu_numbers() {
     let records = [record("a", 0.0), record("b", 1.5), record("c", 3.0)];
     let on_gpu = pollster::block_on(gpu.diagnose_batch(&records)).unwrap();
     let on_cpu = pollster::block_on(cpu.diagnose_batch(&records)).unwrap();
-    let mut worst = 0f32;
-    for (g, c) in on_gpu.iter().zip(&on_cpu) {
-        assert_eq!(g.backend, "wgpu");
-        for ((n1, p1), (n2, p2)) in probabilities(g).iter().zip(probabilities(c)) {
-            assert_eq!(*n1, n2);
-            worst = worst.max((p1 - p2).abs());
-        }
-    }
+    assert!(on_gpu.iter().all(|g| g.backend == "wgpu"));
+    let worst = max_probability_diff(&on_gpu, &on_cpu);
     eprintln!("max |wgpu - cpu| probability difference: {worst:e}");
-    // GPU reductions sum in another order; 1e-4 on probabilities is far below what matters.
-    assert!(worst < 1e-4, "wgpu and CPU differ by {worst}");
+    // GPU reductions sum in another order: 1.8e-7 measured on lavapipe, about 10× that allowed
+    assert!(worst < 2e-6, "wgpu and CPU differ by {worst}");
 }

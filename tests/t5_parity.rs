@@ -13,7 +13,7 @@ use bedside::model::t5::{DecoderCache, T5, T5Config, hf};
 use burn::prelude::*;
 use safetensors::SafeTensors;
 
-const TOLERANCE: f32 = 1e-4;
+const TOLERANCE: f64 = 1e-4;
 
 struct Fixture {
     config: T5Config,
@@ -71,14 +71,10 @@ impl Fixture {
     }
 }
 
-fn max_diff(actual: Tensor<3>, expected: &[f32]) -> f32 {
+/// The largest difference, NaN and a length mismatch counting as infinite (`bedside::compare`).
+fn max_diff(actual: Tensor<3>, expected: &[f32]) -> f64 {
     let actual = actual.into_data().try_to_vec::<f32>().unwrap();
-    assert_eq!(actual.len(), expected.len());
-    actual
-        .iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    bedside::compare::max_abs_diff(&actual, expected)
 }
 
 fn check_parity(name: &str, device: &Device) {
@@ -161,7 +157,10 @@ fn a_grown_vocabulary_keeps_the_checkpoint_s_numbers() {
             for row in used..v {
                 let new = logits.clone().slice([0..b, 0..t, row..row + 1]);
                 let diff = (new - mean.clone()).abs().max().into_scalar::<f32>();
-                assert!(diff < TOLERANCE, "{name}: row {row} is off by {diff}");
+                assert!(
+                    f64::from(diff) < TOLERANCE,
+                    "{name}: row {row} is off by {diff}"
+                );
             }
         }
         let err = hf::load_with_vocab(
@@ -392,17 +391,12 @@ fn constrained_decoding_emits_only_allowed_tokens() {
 }
 
 /// The wgpu device, or `None` (the test then passes, saying so) where there is no adapter and
-/// BEDSIDE_REQUIRE_WGPU is not 1 (`make test` sets it).
+/// the layer is not required (`bedside::test_layers`).
 fn wgpu() -> Option<Device> {
     match pollster::block_on(bedside::Backend::Gpu.device()) {
         Ok(device) => Some(device),
         Err(e) => {
-            assert_ne!(
-                std::env::var("BEDSIDE_REQUIRE_WGPU").as_deref(),
-                Ok("1"),
-                "no wgpu adapter: {e}"
-            );
-            eprintln!("skipped: no wgpu adapter here ({e})");
+            bedside::test_layers::unavailable("wgpu", &format!("no wgpu adapter ({e})"));
             None
         }
     }

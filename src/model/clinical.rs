@@ -439,11 +439,7 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
-        let diff = pa
-            .iter()
-            .zip(&pb)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let diff = crate::compare::max_abs_diff(&pa, &pb);
         assert!(
             diff < 1e-5,
             "padding changed the phenotype logits by {diff}"
@@ -460,11 +456,7 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
-        let diff = la
-            .iter()
-            .zip(&lb)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let diff = crate::compare::max_abs_diff(&la, &lb);
         assert!(diff < 1e-4, "padding changed the decoder logits by {diff}");
         Ok(())
     }

@@ -323,11 +323,7 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let diff = crate::compare::max_abs_diff(&a, &b);
         assert!(
             diff < 1e-4,
             "a longer patient in the batch changed another's logits by {diff}"

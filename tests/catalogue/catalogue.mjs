@@ -8,6 +8,14 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const demo = path.resolve(here, "../../models/demo");
 
+/**
+ * The one refusal `recommend` may give an accepted record: it has no visits, so no current visit's
+ * codes (`$.visits: empty: …`). A record with visits must get its recommendation, as in the Rust
+ * harness (tests/catalogue.rs). Kept as source so the browser test can run it inside the page.
+ */
+export const NO_VISITS = "$.visits: empty:";
+export const refusedForNoVisits = (e) => e.code === "RECORD_INVALID" && String(e.message).includes(NO_VISITS);
+
 export function cases(file) {
   return readFileSync(path.join(here, file), "utf8")
     .split("\n")

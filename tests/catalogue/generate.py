@@ -423,6 +423,17 @@ for name, edit_, mentions in [
     bundle(name, [{"file": W, **edit_}, {"file": M, "rehash": W}], "BUNDLE_INVALID", *mentions)
 for name, edit_ in [("tokenizer empty", {"truncate": 0}), ("tokenizer cut", {"truncate_fraction": 0.5}), ("tokenizer not JSON", {"text": "vocab"}), ("tokenizer of another kind", {"text": '{"model": {"type": "Unigram"}}'})]:
     bundle(name, [{"file": "tokenizer.json", **edit_}, {"file": M, "rehash": "tokenizer.json"}], "BUNDLE_INVALID", "tokenizer.json")
+# ids past the model's vocabulary (1512 tokens), the count unchanged: in the vocabulary, as the
+# pad or eos token, only in the post-processor's template; and a pad that is not the model's
+T = "tokenizer.json"
+for name, path, value in [
+    ("tokenizer id beyond the model's vocabulary", ["model", "vocab", "<note:17>"], 99999),
+    ("tokenizer pad id beyond the model's vocabulary", ["model", "vocab", "<pad>"], 1512),
+    ("tokenizer eos id beyond the model's vocabulary", ["model", "vocab", "</s>"], 1 << 31),
+    ("tokenizer pad id not the model's", ["model", "vocab", "<pad>"], 5),
+    ("tokenizer post-processor id beyond the model's vocabulary", ["post_processor", "special_tokens", "</s>", "ids"], [4000]),
+]:
+    bundle(name, [{"file": T, "json_set": [path, value]}, {"file": M, "rehash": T}], "BUNDLE_INVALID", T)
 for name, edit_ in [("medication weights cut", {"truncate_fraction": 0.5}), ("medication weights header not JSON", {"header_replace": ["{", "["]})]:
     bundle(name, [{"file": "medrec.safetensors", **edit_}, {"file": M, "rehash": "medrec.safetensors"}], "BUNDLE_INVALID", "medrec.safetensors")
 bundle("medication weights flipped byte", [{"file": "medrec.safetensors", "flip": 5000}], "BUNDLE_HASH_MISMATCH", "medrec.safetensors")

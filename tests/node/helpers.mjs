@@ -2,7 +2,7 @@
 // diagnoses are compared.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,17 +24,56 @@ export function nativePredict(record, backend = "cpu", bundle = bundleDir, extra
   return JSON.parse(out);
 }
 
+/**
+ * The largest absolute difference between two arrays of numbers, element by element (0 for two
+ * empty arrays): Infinity when the lengths differ or any element is not a finite number on either
+ * side — NaN, an infinity, or `null` (how JSON writes NaN), which JavaScript's arithmetic would
+ * read as 0. The JavaScript twin of `bedside::compare::max_abs_diff`; every numeric check of the
+ * Node and browser tests goes through it.
+ */
+export function maxAbsDiff(a, b) {
+  if (a.length !== b.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return Infinity;
+    worst = Math.max(worst, Math.abs(a[i] - b[i])); // nan-ok: both finite
+  }
+  return worst;
+}
+
+/**
+ * How far two backends' probabilities may differ (RESULTS.md, "Numerical agreement"): about 10×
+ * the largest difference measured. wasm on the CPU against the native CLI, and Chromium's CPU
+ * fallback against it: 7.4e-8 – 1.5e-7 measured. WebGPU (Dawn in Node, Chromium; SwiftShader)
+ * against the CPU: 1.0e-7 – 3.0e-7 measured.
+ */
+export const CPU_TOLERANCE = 2e-6;
+export const GPU_TOLERANCE = 3e-6;
+
 /** Asserts that two diagnoses give every phenotype the same probability within `tolerance`. */
 export function assertSameProbabilities(actual, expected, tolerance) {
   const byName = new Map(expected.phenotypes.map((p) => [p.name, p.probability]));
   assert.equal(actual.phenotypes.length, byName.size);
-  let worst = 0;
-  for (const p of actual.phenotypes) {
-    assert.ok(byName.has(p.name), `unexpected phenotype ${p.name}`);
-    worst = Math.max(worst, Math.abs(p.probability - byName.get(p.name)));
-  }
+  for (const p of actual.phenotypes) assert.ok(byName.has(p.name), `unexpected phenotype ${p.name}`);
+  const worst = maxAbsDiff(
+    actual.phenotypes.map((p) => p.probability),
+    actual.phenotypes.map((p) => byName.get(p.name)),
+  );
   assert.ok(worst <= tolerance, `largest probability difference ${worst} exceeds ${tolerance}`);
   return worst;
+}
+
+/**
+ * A test could not run the part that needs `layer` ("webgpu", "chromium"), because of `why`. Under
+ * CI (`CI=true`) or with `BEDSIDE_REQUIRE_<LAYER>=1` that fails the test; elsewhere the test is
+ * marked skipped and the layer is appended to the file `BEDSIDE_SKIPPED` names, which `make test`
+ * prints at its end. The rule of `bedside::test_layers` in Rust.
+ */
+export function layerUnavailable(t, layer, why) {
+  const required = process.env.CI === "true" || process.env[`BEDSIDE_REQUIRE_${layer.toUpperCase()}`] === "1";
+  assert.ok(!required, `${layer} layer required here but missing: ${why}`);
+  if (process.env.BEDSIDE_SKIPPED) appendFileSync(process.env.BEDSIDE_SKIPPED, `${layer}: ${why}\n`);
+  t.skip(why);
 }
 
 export function bundleFiles() {

@@ -5,10 +5,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Bedside } from "../../pkg/bedside.js";
-import { assertSameProbabilities, bundleDir, bundleFiles, nativePredict, root, samples } from "./helpers.mjs";
+import { CPU_TOLERANCE, assertSameProbabilities, bundleDir, bundleFiles, nativePredict, root, samples } from "./helpers.mjs";
 
 // flex in wasm and flex natively run the same Rust code; only float summation order may differ.
-const TOLERANCE = 1e-5;
+const TOLERANCE = CPU_TOLERANCE;
 
 test("wasm on the CPU gives the native CLI's probabilities", async () => {
   const model = await Bedside.load(bundleDir, { backend: "cpu" });

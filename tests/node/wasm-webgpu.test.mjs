@@ -3,14 +3,14 @@
 //
 // Dawn needs Vulkan features that Debian 12's lavapipe (Mesa 22.3) lacks, so the tests point it
 // at the SwiftShader Vulkan driver that Debian's chromium ships (VK_ICD_FILENAMES, set by
-// `make test`). Where neither gives an adapter, the test says so and skips, unless
-// BEDSIDE_REQUIRE_WEBGPU=1 (as in `make test`), where it fails.
+// `make test`). Where neither gives an adapter, the test says so and skips, unless the layer is
+// required (`layerUnavailable` in helpers.mjs: under CI), where it fails.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, globals } from "webgpu";
 import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
 import path from "node:path";
-import { assertSameProbabilities, bundleDir, root, samples } from "./helpers.mjs";
+import { GPU_TOLERANCE, assertSameProbabilities, bundleDir, layerUnavailable, root, samples } from "./helpers.mjs";
 
 Object.assign(globalThis, globals);
 globalThis.navigator ??= {};
@@ -41,12 +41,11 @@ navigator.gpu.requestAdapter = async (...args) => {
 };
 
 // GPU float reductions run in another order than the CPU's.
-const TOLERANCE = 1e-4;
+const TOLERANCE = GPU_TOLERANCE;
 
 test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
   if (!(await webgpuAvailable())) {
-    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
-    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
     return;
   }
   const gpu = await Bedside.load(bundleDir, { backend: "webgpu" });
@@ -75,8 +74,7 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
 
 test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster and remembers", async (t) => {
   if (!(await webgpuAvailable())) {
-    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
-    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
     return;
   }
   // SwiftShader dressed as a GPU: tens of times slower than the CPU on this model, so the probe
@@ -105,8 +103,7 @@ test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster 
 
 test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the CPU and says why", async (t) => {
   if (!(await webgpuAvailable())) {
-    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
-    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
     return;
   }
   // every mapped GPU buffer reads as zeros (and takes no writes), as from a broken driver: the
@@ -143,8 +140,7 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
 // Last in this file: it destroys the instance's one device.
 test("a device destroyed while explain streams fails that call with WEBGPU_LOST; auto then gives the CPU", async (t) => {
   if (!(await webgpuAvailable())) {
-    assert.notEqual(process.env.BEDSIDE_REQUIRE_WEBGPU, "1", "no WebGPU adapter in Node (Dawn)");
-    t.skip("no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
     return;
   }
   const clinical = path.join(root, "models/demo"); // explain needs the clinical bundle

@@ -197,21 +197,18 @@ mod tests {
                 .try_to_vec::<f32>()
                 .unwrap();
             let coef = rows(&reference["coef"]);
-            let worst = (0..labels)
+            let (ours, theirs): (Vec<f32>, Vec<f64>) = (0..labels)
                 .flat_map(|j| (0..d).map(move |k| (j, k)))
-                .map(|(j, k)| (f64::from(weight[k * labels + j]) - coef[j][k]).abs())
-                .fold(0.0, f64::max);
+                .map(|(j, k)| (weight[k * labels + j], coef[j][k]))
+                .unzip();
+            let worst = bedside::compare::max_abs_diff(&ours, &theirs);
             let probabilities: Vec<f32> =
                 burn::tensor::activation::sigmoid(model.forward(xt.clone()))
                     .into_data()
                     .try_to_vec::<f32>()
                     .unwrap();
             let expected: Vec<f64> = rows(&reference["probabilities"]).concat();
-            let worst_p = probabilities
-                .iter()
-                .zip(&expected)
-                .map(|(&p, &e)| (f64::from(p) - e).abs())
-                .fold(0.0, f64::max);
+            let worst_p = bedside::compare::max_abs_diff(&probabilities, &expected);
             eprintln!(
                 "C {c}: largest difference of a weight {worst:.1e}, of a probability {worst_p:.1e}"
             );

@@ -121,7 +121,7 @@ pub fn calibration_chart(
     let top = points
         .iter()
         .flat_map(|&(x, y)| [x, y])
-        .fold(0.0f64, f64::max)
+        .fold(0.0f64, f64::max) // nan-ok: an axis's extent
         .mul_add(1.1, 0.01)
         .min(1.0);
     let axis = |label| Axis {
