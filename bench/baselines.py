@@ -14,9 +14,11 @@ and writes as JSON, with 95% bootstrap intervals (200 resamples of test admissio
   score min(Se, +P) and the Hosmer-Lemeshow H statistic (bedside's mortality report computes the
   same, `training/src/mortality.rs`).
 Usage:
-  baselines.py --train train.jsonl --test test.jsonl --out baselines.json
-  baselines.py --cohort mimic4.jsonl --split run/split.json --out baselines.json
-  baselines.py --task mortality --cohort physionet.jsonl --split mortality/split.json --out m.json
+  baselines.py --train train.jsonl --test test.jsonl --split-name NAME --out baselines.json
+  baselines.py --cohort mimic4.jsonl --split run/split.json --split-name NAME --out baselines.json
+  baselines.py --task mortality --cohort physionet.jsonl --split mortality/split.json --split-name NAME --out m.json
+--split-name says which split of the protocol is scored (RESULTS.md, "How the figures are made");
+it is printed first and written into the JSON.
 """
 
 import argparse
@@ -165,7 +167,10 @@ def main():
     parser.add_argument("--task", choices=["phenotypes", "mortality"], default="phenotypes")
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--split-name", required=True,
+                        help="which split of the protocol the test side is (RESULTS.md, 'How the figures are made')")
     args = parser.parse_args()
+    print(f"baselines: scoring {args.split_name}", flush=True)
     if args.split:
         records = {r["id"]: r for r in read(args.cohort)}
         with open(args.split, encoding="utf-8") as f:
@@ -198,6 +203,7 @@ def main():
     p_gb = fit_predict(lambda: HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=0), t_train, y_train, t_test)
 
     out = {
+        "split": args.split_name,
         "train_admissions": len(train),
         "test_admissions": len(test),
         "labels": len(names),

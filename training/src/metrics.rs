@@ -274,6 +274,51 @@ pub fn roc_curve(pairs: &[(f32, bool)], points: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A share with its 95% bootstrap interval and its denominator.
+#[derive(Debug, Clone, Serialize)]
+pub struct Share {
+    pub value: f64,
+    pub ci95: (f64, f64),
+    pub of: usize,
+}
+
+impl Share {
+    /// `part(row)` gives each row's `[numerator, denominator]`; the share is micro-averaged
+    /// (NaN without a denominator), its interval from 200 resamples of the rows.
+    pub fn of<T>(rows: &[T], part: impl Fn(&T) -> [usize; 2]) -> Self {
+        let ratio = |rows: &mut dyn Iterator<Item = &T>| {
+            let (num, den) = rows
+                .map(&part)
+                .fold((0, 0), |a, b| (a.0 + b[0], a.1 + b[1]));
+            if den == 0 {
+                f64::NAN
+            } else {
+                num as f64 / den as f64
+            }
+        };
+        let ci95 = bootstrap_ci95(rows.len(), 200, 1, |sample| {
+            ratio(&mut sample.iter().map(|&r| &rows[r]))
+        });
+        Self {
+            value: ratio(&mut rows.iter()),
+            ci95,
+            of: rows.iter().map(|r| part(r)[1]).sum(),
+        }
+    }
+
+    /// "0.912 of 340 (0.880–0.940)", or "— (none)" without a denominator.
+    pub fn cell(&self) -> String {
+        if self.of == 0 {
+            "— (none)".into()
+        } else {
+            format!(
+                "{:.3} of {} ({:.3}–{:.3})",
+                self.value, self.of, self.ci95.0, self.ci95.1
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,11 @@ pub struct MortalityReport {
     /// Each seed's training; the model is their mean logit.
     pub members: Vec<Member>,
     pub test: BinaryMetrics,
+    /// AUROC on the test set of each part's own logit: the linear part alone, and the encoder's
+    /// contribution alone (the model's logit less the linear part's). The linear part alone
+    /// already ranks far above chance, so this is how a broken encoder shows.
+    pub test_linear_part_auroc: f64,
+    pub test_encoder_part_auroc: f64,
     /// Brier score of the model's probabilities on the test set.
     pub test_brier: f64,
     /// The 2012 challenge's scores on the test set: Event 1, min(Se, +P) with the training death
@@ -264,6 +269,23 @@ pub fn predict(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Resu
         logits.extend(
             model
                 .forward(values, mask, statics)
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?,
+        );
+    }
+    Ok(logits)
+}
+
+/// The linear part's death logit alone for each of `stays`, in order.
+fn linear_logits(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
+    let mut logits = Vec::with_capacity(stays.len());
+    for chunk in stays.chunks(128) {
+        let (values, mask, statics, _) = tensors(chunk, device);
+        logits.extend(
+            model
+                .linear
+                .forward(model.features(values, mask, statics))
                 .into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?,
@@ -502,6 +524,22 @@ pub fn run(
     let test_refs: Vec<&Stay> = test_stays.iter().collect();
     let logits = ensemble(&members, &test_refs, &base)?;
     let uncalibrated = recalibrated(&logits, &test_refs, (1.0, 0.0));
+    // each part's own ranking: the members share the linear part, so the encoders' mean
+    // contribution is the mean logit less it
+    let linear_part = linear_logits(&members[0], &test_refs, &base)?;
+    let part_auroc = |logits: &[f32]| {
+        let pairs: Vec<(f32, bool)> = logits
+            .iter()
+            .zip(&test_refs)
+            .map(|(&z, s)| (z, s.died))
+            .collect();
+        auroc(&pairs).unwrap_or(f64::NAN)
+    };
+    let encoder_part: Vec<f32> = logits
+        .iter()
+        .zip(&linear_part)
+        .map(|(z, l)| z - l)
+        .collect();
     let pairs = recalibrated(&logits, &test_refs, recalibration);
     let saps: Vec<(f32, bool)> = test
         .iter()
@@ -523,6 +561,8 @@ pub fn run(
         best_epoch,
         members: logs,
         test: binary_metrics(&pairs, options.resamples, options.seed),
+        test_linear_part_auroc: part_auroc(&linear_part),
+        test_encoder_part_auroc: part_auroc(&encoder_part),
         test_brier: crate::metrics::brier(&pairs),
         test_event1: crate::metrics::event1(&pairs, train_death_rate),
         test_hosmer_lemeshow: crate::metrics::hosmer_lemeshow(&pairs, 10),

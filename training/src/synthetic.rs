@@ -7,6 +7,7 @@
 //! patient gets their own severity; measurement schedules differ between vitals (hourly, with
 //! gaps), blood gases and panels (every 6–24 h, more often when clinically indicated).
 
+use bedside::findings::Direction;
 use bedside::knowledge::{
     CHANNELS, IcdVersion, PHENOTYPES, PhenotypeKind, channel_index, codes_for_phenotype,
 };
@@ -539,13 +540,42 @@ fn channel(name: &str) -> usize {
     channel_index(name).unwrap_or_else(|| unreachable!("{name} is a channel"))
 }
 
+/// The synthetic cohort's split protocol (RESULTS.md, "How the figures are made"): committed
+/// models train on seed 7; every choice is scored on the development seed; the final-test seed is
+/// scored once per committed model.
+pub const DEVELOPMENT_SEED: u64 = 2025;
+pub const FINAL_TEST_SEED: u64 = 4051;
+
 /// Generates `n` admissions of `hours` hours; the same seed gives the same cohort.
 pub fn cohort(n: usize, hours: usize, seed: u64) -> Vec<PatientRecord> {
     (0..n).map(|i| admission(i, hours, seed)).collect()
 }
 
-fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
-    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+/// What the generator gave one admission, which the record alone does not say: each phenotype it
+/// has, how severe, and which channels it shifted in which direction. `eval` scores the evidence
+/// the model cites against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    pub phenotypes: Vec<TruePhenotype>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruePhenotype {
+    /// Index into [`PHENOTYPES`].
+    pub phenotype: usize,
+    /// The factor (0.6–1.3) that scaled its shifts.
+    pub severity: f64,
+    /// The channels (indices into [`CHANNELS`]) it shifted, and the side it shifted them to.
+    pub shifts: Vec<(usize, Direction)>,
+}
+
+fn rng_of(i: usize, seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64))
+}
+
+/// The admission's phenotypes and severities: the generator's first draws, before any that
+/// depends on the window, so [`truth`] can redraw them from the id alone.
+fn draw_truth(rng: &mut StdRng) -> Truth {
     let mut has = vec![false; PHENOTYPES.len()];
     for (short, prevalence, _) in SIGNATURES {
         has[phenotype_index(short)] = rng.random_bool(*prevalence);
@@ -555,23 +585,64 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
             has[phenotype_index(to)] = true;
         }
     }
-
-    // shift[c] for acute phenotypes ramps up over the first day; chronic ones are there from h0
-    let mut acute = vec![0.0; CHANNELS.len()];
-    let mut chronic = vec![0.0; CHANNELS.len()];
+    let mut phenotypes = Vec::new();
     for (short, _, effects) in SIGNATURES {
         let p = phenotype_index(short);
         if !has[p] {
             continue;
         }
         let severity = rng.random_range(0.6..1.3);
-        let target = if PHENOTYPES[p].kind == PhenotypeKind::Acute {
+        let shifts = effects
+            .iter()
+            .map(|(name, shift)| {
+                let side = if *shift > 0.0 {
+                    Direction::High
+                } else {
+                    Direction::Low
+                };
+                (channel(name), side)
+            })
+            .collect();
+        phenotypes.push(TruePhenotype {
+            phenotype: p,
+            severity,
+            shifts,
+        });
+    }
+    Truth { phenotypes }
+}
+
+/// The truth behind a record of [`cohort`], from its id (`synthetic-<seed>-<index>`); `None`
+/// for any other id.
+pub fn truth(id: &str) -> Option<Truth> {
+    let (seed, i) = id.strip_prefix("synthetic-")?.split_once('-')?;
+    Some(draw_truth(&mut rng_of(i.parse().ok()?, seed.parse().ok()?)))
+}
+
+fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
+    let mut rng = rng_of(i, seed);
+    let truth = draw_truth(&mut rng);
+    let mut has = vec![false; PHENOTYPES.len()];
+    truth
+        .phenotypes
+        .iter()
+        .for_each(|t| has[t.phenotype] = true);
+
+    // shift[c] for acute phenotypes ramps up over the first day; chronic ones are there from h0
+    let mut acute = vec![0.0; CHANNELS.len()];
+    let mut chronic = vec![0.0; CHANNELS.len()];
+    for t in &truth.phenotypes {
+        let target = if PHENOTYPES[t.phenotype].kind == PhenotypeKind::Acute {
             &mut acute
         } else {
             &mut chronic
         };
+        let (_, _, effects) = SIGNATURES
+            .iter()
+            .find(|(short, _, _)| *short == PHENOTYPES[t.phenotype].short)
+            .unwrap_or_else(|| unreachable!("every true phenotype has a signature"));
         for (name, shift) in *effects {
-            target[channel(name)] += shift * severity;
+            target[channel(name)] += shift * t.severity;
         }
     }
     let baseline: Vec<f64> = (0..CHANNELS.len())
@@ -702,6 +773,43 @@ fn normal(rng: &mut StdRng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The truth redrawn from an id is the record's: its phenotypes are the labels, and a strong
+    /// shift shows in the record as a finding on its side.
+    #[test]
+    fn the_truth_behind_each_record() {
+        let records = cohort(60, 48, 11);
+        let (mut shifts, mut shown) = (0, 0);
+        for r in &records {
+            let truth = truth(&r.id).unwrap();
+            let names: Vec<&str> = truth
+                .phenotypes
+                .iter()
+                .map(|t| PHENOTYPES[t.phenotype].name)
+                .collect();
+            assert_eq!(names, r.labels.as_ref().unwrap().phenotypes, "{}", r.id);
+            let findings = bedside::findings::Findings::of(r, 48);
+            for t in &truth.phenotypes {
+                assert!((0.6..1.3).contains(&t.severity));
+                for &(c, side) in &t.shifts {
+                    shifts += 1;
+                    shown += usize::from(
+                        findings
+                            .labs
+                            .iter()
+                            .any(|f| f.channel == c && f.direction == side),
+                    );
+                }
+            }
+        }
+        // most shifts (≥ 1.5 half-widths, most of them) push the channel past its normal range
+        assert!(
+            shifts > 100 && shown * 10 > shifts * 6,
+            "{shown} of {shifts}"
+        );
+        assert_eq!(truth("synthetic-x-1"), None);
+        assert_eq!(truth("mimic4-123"), None);
+    }
 
     #[test]
     fn same_seed_same_cohort_and_records_are_valid() {

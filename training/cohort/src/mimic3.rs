@@ -415,9 +415,7 @@ mod tests {
     }
 
     fn atc() -> Option<std::path::PathBuf> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
-        path.exists().then_some(path)
+        bedside::test_layers::shared_data("medrec/gsn_atc_ndc_mapping.csv.gz")
     }
 
     fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
@@ -654,10 +652,10 @@ mod fhir_equivalence {
                 .unwrap();
         let fhir = PatientRecord::from_json_or_fhir(&text).unwrap();
         let mut summary = Summary::new("mimic3");
-        let atc = root.join("../shared/data/medrec/gsn_atc_ndc_mapping.csv.gz");
+        let atc = bedside::test_layers::shared_data("medrec/gsn_atc_ndc_mapping.csv.gz");
         let records = read(
             &root.join("tests/fixtures/mimic3"),
-            atc.exists().then_some(atc.as_path()),
+            atc.as_deref(),
             48,
             &mut summary,
         )
@@ -672,7 +670,7 @@ mod fhir_equivalence {
         let (f, m) = (fhir.visits.last().unwrap(), mimic.visits.last().unwrap());
         assert_eq!(f.diagnoses, m.diagnoses);
         assert_eq!(f.procedures, m.procedures);
-        if atc.exists() {
+        if atc.is_some() {
             assert_eq!(f.medications, m.medications);
         }
         assert_eq!(

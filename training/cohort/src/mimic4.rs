@@ -237,15 +237,10 @@ mod tests {
 
     #[test]
     fn the_mimic_iv_demo() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-        let dir = data.join("mimic-iv-demo");
-        if !dir.exists() {
-            eprintln!(
-                "skipped: {} is absent (the real data lives in ../shared/data)",
-                dir.display()
-            );
+        let Some(dir) = bedside::test_layers::shared_data("mimic-iv-demo") else {
             return;
-        }
+        };
+        let data = dir.parent().unwrap().to_path_buf();
         let mut summary = Summary::new("mimic4");
         let records = read(
             &dir,

@@ -414,14 +414,9 @@ mod tests {
 
     #[test]
     fn the_real_challenge_data() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/physionet2012");
-        if !dir.exists() {
-            eprintln!(
-                "skipped: {} is absent (the real data lives in ../shared/data)",
-                dir.display()
-            );
+        let Some(dir) = bedside::test_layers::shared_data("physionet2012") else {
             return;
-        }
+        };
         let mut summary = Summary::new("physionet2012");
         let records = read(&dir, &mut summary).unwrap();
         assert_eq!(records.len(), 8000, "{}", summary.table());

@@ -9,12 +9,16 @@ use std::path::PathBuf;
 pub struct Args {
     #[arg(long)]
     bundle: PathBuf,
-    /// Cohort JSONL with labels; without it, a built-in synthetic cohort (seed 2025, not a
-    /// training seed) of --synthetic admissions.
+    /// Cohort JSONL with labels; without it, --synthetic admissions of the synthetic split
+    /// --split names.
     #[arg(long)]
     cohort: Option<PathBuf>,
     #[arg(long, default_value_t = 100)]
     synthetic: usize,
+    /// Which synthetic split to score: `development` (every choice is made on it) or
+    /// `final-test` (scored once per committed model; RESULTS.md, "How the figures are made").
+    #[arg(long, value_enum, default_value_t = Split::Development)]
+    split: Split,
     /// Teacher rationale JSONL to compare with; without it, the knowledge teacher's.
     #[arg(long)]
     rationales: Option<PathBuf>,
@@ -25,19 +29,57 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
+/// The synthetic splits of the protocol; neither seed trains a committed model.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Split {
+    Development,
+    FinalTest,
+}
+
+impl Split {
+    pub fn seed(self) -> u64 {
+        match self {
+            Split::Development => synthetic::DEVELOPMENT_SEED,
+            Split::FinalTest => synthetic::FINAL_TEST_SEED,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Development => "development",
+            Split::FinalTest => "final test",
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let Args {
         bundle,
         cohort,
         synthetic,
+        split,
         rationales,
         max_tokens,
         out,
     } = args;
-    let records = match &cohort {
-        Some(path) => read_cohort(path)?,
-        None => synthetic::cohort(synthetic, 48, 2025),
+    let (records, split) = match &cohort {
+        Some(path) => (
+            read_cohort(path)?,
+            format!(
+                "the cohort file {} (its split is what made it)",
+                path.display()
+            ),
+        ),
+        None => (
+            synthetic::cohort(synthetic, 48, split.seed()),
+            format!(
+                "synthetic {} split (seed {}, {synthetic} admissions)",
+                split.name(),
+                split.seed()
+            ),
+        ),
     };
+    eprintln!("eval: scoring {split}");
     let rationales = match &rationales {
         Some(path) => teach::read_jsonl(path)?
             .into_iter()
@@ -47,6 +89,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = eval::evaluate(
         &bundle,
+        &split,
         &records,
         &rationales,
         max_tokens,
