@@ -32,9 +32,11 @@ demo: setup-rust setup-node pkg model
 # every layer it could not run, and why, at its end (bedside::test_layers, tests/node/helpers.mjs).
 export BEDSIDE_SKIPPED ?= $(CARGO_TARGET_DIR)/skipped-layers.txt
 REQUIRED := $(filter true,$(CI))
-# $(call skip,LAYER,WHY): records a layer this machine lacks; fails under CI
+# $(call skip,LAYER,WHY): records a layer this machine lacks; under CI, says so and fails
 define skip
-{ [ -z "$(REQUIRED)" ] && echo "$(1): $(2)" >> $(BEDSIDE_SKIPPED); }
+{ echo "make test: no $(1) layer here: $(2)" >&2; \
+  [ -z "$(REQUIRED)" ] && echo "$(1): $(2)" >> $(BEDSIDE_SKIPPED) || \
+  { echo "make test: CI=true requires the $(1) layer" >&2; false; }; }
 endef
 
 test: test-start setup-rust setup-node setup-system setup-llm lint native model native-test pkg node-test browser-test
@@ -172,7 +174,7 @@ baselines: release mortality $(PYBASE)/bin/sklearn
 # 1,200 admissions (seed 7) scored on the same admissions; into target/results/final-test
 # (about 3 min with the debug build).
 FINAL := $(CURDIR)/target/results/final-test
-final-test: $(TRAIN) $(PYBASE)/bin/sklearn
+final-test: native $(PYBASE)/bin/sklearn
 	mkdir -p $(FINAL)
 	$(TRAIN) eval --bundle models/demo --synthetic 300 --split final-test --out $(FINAL)/bedside
 	$(TRAIN) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(FINAL)/train.jsonl
@@ -213,7 +215,7 @@ node-test: $(NODE22)
 	else $(call skip,chromium,no /usr/bin/chromium: the Vite/webpack/Next.js app tests); fi
 
 browser-test:
-	if [ -x /usr/bin/chromium ] || [ -n "$(REQUIRED)" ]; then \
+	if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ] || [ -n "$(REQUIRED)" ]; then \
 	  BEDSIDE_TRAIN=$(TRAIN) node --test --test-concurrency=1 tests/browser/; \
 	else $(call skip,chromium,no /usr/bin/chromium: the demo page's browser tests); fi
 

@@ -156,7 +156,7 @@ pub const MAX_PROMPT_TOKENS: usize = 512;
 
 /// What `explain` returns: the answer as text for people, its diagnoses, the rationale rendered
 /// from the record's findings with its evidence, and the knowledge attention.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub id: String,
     /// The diagnoses and the rationale as the stream wrote them: "A; B." then one sentence per

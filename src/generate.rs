@@ -51,9 +51,8 @@ fn log_probs(logits: &[f32], allowed: Option<Vec<u32>>) -> Vec<f32> {
         Some(tokens) => tokens.iter().for_each(|t| keep(*t as usize)),
         None => (0..logits.len()).for_each(&mut keep),
     }
-    // nan-ok: a NaN logit is left out of the maximum here and never chosen (`argmax` keeps
-    // finite values only)
-    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max); // nan-ok: above
+    // the logits are finite (`read_logits` refuses any other); -inf marks a disallowed token
+    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max); // nan-ok: finite or -inf
     if max.is_finite() {
         let log_sum = out.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
         out.iter_mut().for_each(|v| *v -= log_sum);
@@ -82,6 +81,13 @@ async fn read_logits(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let values = data
         .try_to_vec::<f32>()
         .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
+    // a NaN or infinite logit is a broken backend: said, never decoded around
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(BedsideError::backend(
+            "readback",
+            "the model returned a non-finite logit",
+        ));
+    }
     Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
 }
 

@@ -421,7 +421,7 @@ fn find_word(haystack: &str, needle: &str) -> Option<usize> {
 /// hours, normal range, trend; `text` the sentence the rationale states) or "note" (`note`
 /// indexes its `notes`; `start..end` is the quoted span in UTF-16 code units, as JavaScript's
 /// `String.prototype.slice` takes it; `text` is the quote).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     /// The diagnosis it supports (a phenotype name); `None` for a fact the rationale states that
     /// the knowledge base links to none of the written diagnoses.

@@ -11,7 +11,8 @@ const demo = path.resolve(here, "../../models/demo");
 /**
  * The one refusal `recommend` may give an accepted record: it has no visits, so no current visit's
  * codes (`$.visits: empty: …`). A record with visits must get its recommendation, as in the Rust
- * harness (tests/catalogue.rs). Kept as source so the browser test can run it inside the page.
+ * harness (tests/catalogue.rs). The browser test passes NO_VISITS into the page and checks the
+ * same there.
  */
 export const NO_VISITS = "$.visits: empty:";
 export const refusedForNoVisits = (e) => e.code === "RECORD_INVALID" && String(e.message).includes(NO_VISITS);

@@ -9,6 +9,6 @@ const record = { id: "webpack", observations: [{ channel: "lactate", hours: 1, v
 const [main, off] = [await model.diagnose(record), await worker.diagnose(record)];
 document.getElementById("out").textContent = JSON.stringify({
   backend: model.backend,
-  same: main.phenotypes.every((p, i) => Math.abs(p.probability - off.phenotypes[i].probability) < 1e-6),
+  same: main.phenotypes.length > 0 && main.phenotypes.length === off.phenotypes.length && main.phenotypes.every((p, i) => Math.abs(p.probability - off.phenotypes[i].probability) < 1e-6),
   first: main.phenotypes[0].name,
 });

@@ -1,13 +1,17 @@
-//! Whether the lab evidence the model cites for a diagnosis is true, scored against what the
-//! model did not learn from. Faithfulness (`eval`'s other rationale figures) holds by
-//! construction — the record renders every value — so it checks the renderer; what the model
-//! decides is *which* finding it cites for *which* diagnosis, and that is scored here:
+//! Whether the lab facts the model states are true support for what it diagnosed, scored against
+//! what the model did not learn from. Faithfulness (`eval`'s other rationale figures) holds by
+//! construction — the record renders every value — so it checks the renderer. What the model
+//! decides is *which* of the record's findings it states; the knowledge base then files each
+//! stated fact under the written diagnoses it links. So the unit scored here is the stated fact
+//! (channel and side, once per admission, whatever it is filed under):
 //!
 //! - on synthetic records, against the generator's truth ([`crate::synthetic::truth`]): the
 //!   phenotypes the patient has and the channels each shifted, in which direction;
-//! - on any labelled cohort, real ones included, against clinical criteria that do not come from
-//!   bedside's knowledge base: KDIGO's creatinine rule for acute kidney failure, and a lactate
-//!   above 2 mmol/L (Sepsis-3's septic-shock threshold) for shock and sepsis.
+//! - on any labelled cohort, real ones included, against clinical rules that do not come from
+//!   bedside's knowledge base nor from its normal ranges: KDIGO's creatinine rule for acute kidney
+//!   failure, and Sepsis-3's septic shock (lactate above 2 mmol/L with hypotension, a mean
+//!   pressure below 65 mmHg standing for the vasopressors a record may not show) for shock and
+//!   sepsis.
 
 use bedside::PatientRecord;
 use bedside::engine::Explanation;
@@ -41,11 +45,12 @@ pub const CRITERIA: &[Criterion] = &[
         holds: kdigo_creatinine,
     },
     Criterion {
-        name: "lactate above 2 mmol/L",
+        name: "Sepsis-3 septic shock: lactate above 2 mmol/L and a mean arterial pressure below \
+               65 mmHg",
         phenotypes: &["Shock", "Septicemia (except in labor)"],
         channel: "lactate",
         side: Direction::High,
-        holds: lactate_above_2,
+        holds: septic_shock,
     },
 ];
 
@@ -82,44 +87,50 @@ pub fn kdigo_creatinine(record: &PatientRecord, hours: usize) -> bool {
         })
 }
 
-pub fn lactate_above_2(record: &PatientRecord, hours: usize) -> bool {
+/// Sepsis-3's septic shock as a record's window can show it: a lactate above 2 mmol/L and a
+/// mean arterial pressure below 65 mmHg (the definition's vasopressors, which a record of labs
+/// and vitals does not carry, stand in as the hypotension they treat). Stricter than a "lactate
+/// high" finding (above the normal limit, 2.0), so the rule can refuse what the model states.
+pub fn septic_shock(record: &PatientRecord, hours: usize) -> bool {
     series(record, hours, "lactate")
         .iter()
         .any(|&(_, v)| v > 2.0)
+        && series(record, hours, "mean_bp")
+            .iter()
+            .any(|&(_, v)| v < 65.0)
 }
 
 /// One admission's counts, each `[numerator, denominator]`.
 #[derive(Debug, Clone, Default)]
 pub struct CitationCounts {
-    /// Synthetic truth: cited lab facts that are a real shift of a phenotype the patient has,
-    /// of all cited lab facts.
+    /// Synthetic truth: stated lab facts that are a real shift of a phenotype the patient has and
+    /// the model wrote, of all stated lab facts (those filed under no diagnosis included).
     pub precision: [usize; 2],
-    /// Synthetic truth: realised shifts (a true phenotype the model wrote, a channel it shifted,
-    /// and the record's finding on that channel on that side) cited for that diagnosis.
+    /// Synthetic truth: realised shifts (of a true phenotype the model wrote, the record's finding
+    /// on a channel it shifted, on the side it shifted it to) that the model states.
     pub recall: [usize; 2],
-    /// Synthetic truth: correct written diagnoses with at least one true cited fact.
+    /// Synthetic truth: correct written diagnoses for which the model states at least one fact
+    /// their phenotype truly shifted.
     pub supported: [usize; 2],
-    /// Per criterion: cited facts it speaks to that it confirms `[0..2]`, and correct written
-    /// diagnoses whose record meets it that cite its finding `[2..4]`.
+    /// Per criterion: admissions where the model wrote one of its diagnoses and stated its
+    /// finding, and the rule confirms it `[0..2]`; correct written diagnoses of its groups whose
+    /// record meets the rule, with its finding stated `[2..4]`.
     pub criteria: Vec<[usize; 4]>,
 }
 
-/// The lab facts `explanation` cites: `(diagnosis index, channel index, side)`, each once.
-fn cited(explanation: &Explanation) -> Vec<(usize, usize, Direction)> {
+/// The lab facts `explanation` states: `(channel index, side)`, each once, whatever the
+/// knowledge base files them under.
+fn stated(explanation: &Explanation) -> Vec<(usize, Direction)> {
     let mut facts = Vec::new();
     for e in explanation
         .evidence
         .iter()
         .filter(|e| e.source == "observation")
     {
-        let diagnosis = e
-            .diagnosis
-            .and_then(|d| PHENOTYPES.iter().position(|p| p.name == d));
-        let channel = e.channel.and_then(channel_index);
-        if let (Some(d), Some(c), Some(side)) = (diagnosis, channel, e.direction)
-            && !facts.contains(&(d, c, side))
+        if let (Some(c), Some(side)) = (e.channel.and_then(channel_index), e.direction)
+            && !facts.contains(&(c, side))
         {
-            facts.push((d, c, side));
+            facts.push((c, side));
         }
     }
     facts
@@ -133,7 +144,7 @@ pub fn counts(
     explanation: &Explanation,
     truth: Option<&Truth>,
 ) -> CitationCounts {
-    let cited = cited(explanation);
+    let stated = stated(explanation);
     let written: Vec<usize> = explanation
         .diagnoses
         .iter()
@@ -151,66 +162,51 @@ pub fn counts(
         .collect();
     let mut out = CitationCounts::default();
     if let Some(truth) = truth {
-        let shifted = |d: usize, c: usize, side: Direction| {
-            truth
-                .phenotypes
-                .iter()
-                .any(|t| t.phenotype == d && t.shifts.contains(&(c, side)))
-        };
-        let findings = Findings::of(record, hours);
-        out.precision = [
-            cited.iter().filter(|&&(d, c, s)| shifted(d, c, s)).count(),
-            cited.len(),
-        ];
-        for t in truth
+        // the true phenotypes the model wrote, with what each shifted
+        let diagnosed: Vec<_> = truth
             .phenotypes
             .iter()
             .filter(|t| written.contains(&t.phenotype))
-        {
-            let mut any = false;
+            .collect();
+        let findings = Findings::of(record, hours);
+        out.precision = [
+            stated
+                .iter()
+                .filter(|fact| diagnosed.iter().any(|t| t.shifts.contains(fact)))
+                .count(),
+            stated.len(),
+        ];
+        for t in &diagnosed {
             for &(c, side) in &t.shifts {
-                let is_cited = cited.contains(&(t.phenotype, c, side));
-                any |= is_cited;
                 if findings
                     .labs
                     .iter()
                     .any(|f| f.channel == c && f.direction == side)
                 {
-                    out.recall[0] += usize::from(is_cited);
+                    out.recall[0] += usize::from(stated.contains(&(c, side)));
                     out.recall[1] += 1;
                 }
             }
-            out.supported[0] += usize::from(any);
+            out.supported[0] += usize::from(t.shifts.iter().any(|f| stated.contains(f)));
             out.supported[1] += 1;
         }
     }
     for criterion in CRITERIA {
-        let Some(c) = channel_index(criterion.channel) else {
-            out.criteria.push([0; 4]);
-            continue;
-        };
         let groups: Vec<usize> = criterion
             .phenotypes
             .iter()
             .filter_map(|n| PHENOTYPES.iter().position(|p| p.name == *n))
             .collect();
-        let speaks = cited
-            .iter()
-            .filter(|&&(d, ch, s)| groups.contains(&d) && ch == c && s == criterion.side)
-            .count();
+        let finding =
+            channel_index(criterion.channel).is_some_and(|c| stated.contains(&(c, criterion.side)));
+        let speaks = finding && written.iter().any(|d| groups.contains(d));
         let holds = (criterion.holds)(record, hours);
-        let due: Vec<usize> = correct
-            .iter()
-            .copied()
-            .filter(|d| groups.contains(d) && holds)
-            .collect();
+        let due = usize::from(holds) * correct.iter().filter(|d| groups.contains(d)).count();
         out.criteria.push([
-            if holds { speaks } else { 0 },
-            speaks,
-            due.iter()
-                .filter(|&&d| cited.contains(&(d, c, criterion.side)))
-                .count(),
-            due.len(),
+            usize::from(speaks && holds),
+            usize::from(speaks),
+            due * usize::from(finding),
+            due,
         ]);
     }
     out
@@ -220,9 +216,10 @@ pub fn counts(
 pub struct CriterionMetrics {
     pub criterion: &'static str,
     pub phenotypes: &'static [&'static str],
-    /// Cited findings of the criterion's channel and side, for its groups, that its rule confirms.
+    /// Admissions where the model wrote one of its groups and stated its finding, that its rule
+    /// confirms.
     pub precision: Share,
-    /// Correct written diagnoses of its groups whose record meets it, citing its finding.
+    /// Correct written diagnoses of its groups whose record meets it, with its finding stated.
     pub recall: Share,
 }
 
@@ -267,20 +264,20 @@ impl CitationMetrics {
             }
         };
         row(
-            "evidence vs the generator's truth: citation precision (95% CI)",
+            "stated lab facts vs the generator's truth: precision (95% CI)",
             &self.precision,
         );
         row(
-            "evidence vs the generator's truth: citation recall of realised shifts (95% CI)",
+            "stated lab facts vs the generator's truth: recall of realised shifts (95% CI)",
             &self.recall,
         );
         row(
-            "correct diagnoses with at least one true supporting fact (95% CI)",
+            "correct diagnoses with at least one true supporting fact stated (95% CI)",
             &self.supported,
         );
         for k in &self.criteria {
             out += &format!(
-                "| evidence vs {}: cited facts it confirms / correct diagnoses meeting it that cite it | {} / {} |\n",
+                "| stated facts vs {}: its finding stated with its diagnosis, confirmed / correct diagnoses meeting it, with its finding stated | {} / {} |\n",
                 k.criterion,
                 k.precision.cell(),
                 k.recall.cell()
@@ -293,6 +290,7 @@ impl CitationMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bedside::grounded::Evidence;
     use bedside::record::Observation;
 
     fn record(channel: &str, points: &[(f64, f64)]) -> PatientRecord {
@@ -309,17 +307,42 @@ mod tests {
         r
     }
 
-    /// A record of the synthetic cohort, cited by hand: a true shift, the same finding under a
-    /// phenotype that did not shift it, and a phenotype the patient does not have.
+    fn observation_fact(
+        diagnosis: Option<usize>,
+        channel: &'static str,
+        side: Direction,
+    ) -> Evidence {
+        Evidence {
+            diagnosis: diagnosis.map(|d| PHENOTYPES[d].name),
+            source: "observation",
+            channel: Some(channel),
+            label: None,
+            direction: Some(side),
+            value: None,
+            unit: None,
+            hours: None,
+            normal: None,
+            trend: None,
+            observation: None,
+            note: None,
+            start: None,
+            end: None,
+            text: None,
+        }
+    }
+
+    /// A record of the synthetic cohort, its facts stated by hand: a true shift filed under two
+    /// diagnoses (counted once), a finding of the record no written true phenotype shifted, and
+    /// one filed under no diagnosis.
     #[test]
-    fn citations_scored_against_the_generator() {
+    fn stated_facts_scored_against_the_generator() {
         let records = crate::synthetic::cohort(80, 48, 3);
-        // a patient with acute kidney failure whose record shows creatinine high
         let aki = PHENOTYPES
             .iter()
             .position(|p| p.short == "Acute kidney failure")
             .unwrap();
         let creatinine = channel_index("creatinine").unwrap();
+        // a patient with acute kidney failure and another phenotype, creatinine high on record
         let (record, truth) = records
             .iter()
             .find_map(|r| {
@@ -337,40 +360,58 @@ mod tests {
             .iter()
             .find(|p| p.phenotype != aki)
             .unwrap();
-        let absent = (0..PHENOTYPES.len())
-            .find(|&p| truth.phenotypes.iter().all(|t| t.phenotype != p))
-            .unwrap();
-        let cite = |d: usize| bedside::grounded::Evidence {
-            diagnosis: Some(PHENOTYPES[d].name),
-            source: "observation",
-            channel: Some("creatinine"),
-            direction: Some(Direction::High),
-            ..Default::default()
-        };
+        // a finding of the record that neither written phenotype shifted to its side
+        let findings = Findings::of(record, 48);
+        let untrue = findings
+            .labs
+            .iter()
+            .find(|f| {
+                truth
+                    .phenotypes
+                    .iter()
+                    .filter(|t| t.phenotype == aki || t.phenotype == other.phenotype)
+                    .all(|t| !t.shifts.contains(&(f.channel, f.direction)))
+            })
+            .map(|f| (bedside::knowledge::CHANNELS[f.channel].name, f.direction));
+        let mut evidence = vec![
+            observation_fact(Some(aki), "creatinine", Direction::High),
+            observation_fact(Some(other.phenotype), "creatinine", Direction::High),
+        ];
+        if let Some((channel, side)) = untrue {
+            evidence.push(observation_fact(None, channel, side));
+        }
         let explanation = Explanation {
-            diagnoses: [aki, other.phenotype, absent]
+            id: record.id.clone(),
+            text: String::new(),
+            diagnoses: [aki, other.phenotype]
                 .iter()
                 .map(|&d| PHENOTYPES[d].name.to_string())
                 .collect(),
-            evidence: vec![cite(aki), cite(aki), cite(other.phenotype), cite(absent)],
-            ..Default::default()
+            rationale: String::new(),
+            evidence,
+            tokens: 0,
+            channels: Vec::new(),
+            knowledge_attention: Vec::new(),
+            series: Vec::new(),
+            backend: "cpu",
         };
         let c = counts(record, 48, &explanation, Some(&truth));
-        let shifts_creatinine_up = other.shifts.contains(&(creatinine, Direction::High));
-        // the duplicate counts once; under the other phenotype it is true only if that one
-        // shifted creatinine up too; never under an absent one
-        assert_eq!(c.precision, [1 + usize::from(shifts_creatinine_up), 3]);
-        // AKI and the other phenotype are true and written; the absent one is not correct
-        assert_eq!(c.supported, [1 + usize::from(shifts_creatinine_up), 2]);
+        let n_untrue = usize::from(untrue.is_some());
+        // creatinine high once (filed twice), true; the other finding untrue
+        assert_eq!(c.precision, [1, 1 + n_untrue]);
+        // AKI is supported by a true fact; the other only if it shifted creatinine up too
+        let other_creatinine = other.shifts.contains(&(creatinine, Direction::High));
+        assert_eq!(c.supported, [1 + usize::from(other_creatinine), 2]);
+        // AKI shifts several channels the record shows; one of them is stated
         assert!(
             c.recall[0] >= 1 && c.recall[1] > c.recall[0],
             "{:?}",
             c.recall
         );
-        // the criteria see the same citation: it speaks to KDIGO's creatinine for AKI
+        // KDIGO: creatinine stated with AKI written
         assert_eq!(c.criteria[0][1], 1);
         assert_eq!(c.criteria[0][0], usize::from(kdigo_creatinine(record, 48)));
-        // no truth: nothing against the generator, the criteria still scored
+        // without the truth: nothing against the generator, the criteria still scored
         let c = counts(record, 48, &explanation, None);
         assert_eq!(
             (c.precision, c.recall, c.supported),
@@ -416,11 +457,13 @@ mod tests {
     }
 
     #[test]
-    fn lactate_strictly_above_2() {
-        assert!(lactate_above_2(
-            &record("lactate", &[(3.0, 1.1), (9.0, 2.4)]),
-            48
-        ));
-        assert!(!lactate_above_2(&record("lactate", &[(3.0, 2.0)]), 48));
+    fn septic_shock_needs_lactate_and_hypotension() {
+        let mut r = record("lactate", &[(3.0, 1.1), (9.0, 2.4)]);
+        assert!(!septic_shock(&r, 48), "a high lactate alone is not shock");
+        r.observations
+            .extend(record("mean_bp", &[(10.0, 62.0)]).observations);
+        assert!(septic_shock(&r, 48));
+        let r = record("lactate", &[(3.0, 2.0)]);
+        assert!(!septic_shock(&r, 48));
     }
 }

@@ -261,14 +261,17 @@ fn tensors(stays: &[&Stay], device: &Device) -> (Tensor<3>, Tensor<3>, Tensor<2>
     (values, mask, statics, targets)
 }
 
-/// Death logits for `stays`, in order.
-pub fn predict(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
+/// Death logits of `stays`, in order, as `logit` computes them from a batch's tensors.
+fn logits_of(
+    stays: &[&Stay],
+    device: &Device,
+    logit: impl Fn(Tensor<3>, Tensor<3>, Tensor<2>) -> Tensor<2>,
+) -> Result<Vec<f32>> {
     let mut logits = Vec::with_capacity(stays.len());
     for chunk in stays.chunks(128) {
         let (values, mask, statics, _) = tensors(chunk, device);
         logits.extend(
-            model
-                .forward(values, mask, statics)
+            logit(values, mask, statics)
                 .into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?,
@@ -277,21 +280,16 @@ pub fn predict(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Resu
     Ok(logits)
 }
 
+/// Death logits for `stays`, in order.
+pub fn predict(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
+    logits_of(stays, device, |v, m, s| model.forward(v, m, s))
+}
+
 /// The linear part's death logit alone for each of `stays`, in order.
 fn linear_logits(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Result<Vec<f32>> {
-    let mut logits = Vec::with_capacity(stays.len());
-    for chunk in stays.chunks(128) {
-        let (values, mask, statics, _) = tensors(chunk, device);
-        logits.extend(
-            model
-                .linear
-                .forward(model.features(values, mask, statics))
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?,
-        );
-    }
-    Ok(logits)
+    logits_of(stays, device, |v, m, s| {
+        model.linear.forward(model.features(v, m, s))
+    })
 }
 
 /// Platt scaling: the scale and shift of the logits that minimise the BCE on `stays` (the

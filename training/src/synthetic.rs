@@ -808,6 +808,14 @@ mod tests {
             "{shown} of {shifts}"
         );
         assert_eq!(truth("synthetic-x-1"), None);
+        // `admission` labels what `draw_truth` draws: every phenotype has a signature
+        for p in PHENOTYPES {
+            assert!(
+                SIGNATURES.iter().any(|(short, _, _)| *short == p.short),
+                "{}",
+                p.short
+            );
+        }
         assert_eq!(truth("mimic4-123"), None);
     }
 

@@ -1,7 +1,7 @@
 //! Both language-model paths against a real model: Gemma 3 270M served by llama-cpp-python
 //! (`tools/llm-server.sh run`, which `make test` wraps around the native tests and which sets
-//! BEDSIDE_LLM_URL). Without a server the tests say so and pass, unless BEDSIDE_REQUIRE_LLM=1
-//! (set by `make test`).
+//! BEDSIDE_LLM_URL). Without a server the tests say so and pass, unless the layer is required
+//! (`bedside::test_layers`: under CI, or with BEDSIDE_REQUIRE_LLM=1).
 //!
 //! - `teach --teacher endpoint` on the completions API (the few-shot prompt for a base model)
 //!   writes a rationale per admission; what the grounding filter keeps passes the filter again
@@ -180,7 +180,17 @@ fn llm_features_teach_the_medication_student() {
     let drugs = report["vocabulary"][2].as_u64().unwrap();
     assert_eq!(report["teacher_parameters"], 641 * drugs, "{report}");
     let teacher = &report["teacher"]["overall"];
-    assert!(teacher["prauc"].as_f64().unwrap() > 0.0, "{report}");
-    assert!(report["student"]["overall"]["jaccard"].as_f64().is_some());
+    eprintln!(
+        "LLM-feature teacher: {teacher}; student: {}",
+        report["student"]["overall"]
+    );
+    // the regression on Gemma's features ranks the 5 test admissions' drugs at PRAUC 0.53
+    // (measured); a random ranking scores about the share of the vocabulary given (~0.17)
+    let prauc = teacher["prauc"].as_f64().unwrap_or(f64::NAN);
+    assert!(prauc > 0.35, "teacher PRAUC {prauc}: {report}");
+    let jaccard = report["student"]["overall"]["jaccard"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!((0.0..=1.0).contains(&jaccard), "student Jaccard {jaccard}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -14,7 +14,7 @@ export default function Page() {
       const model = await Bedside.load(bundle, { backend: "cpu" });
       const worker = await BedsideWorker.load(bundle.href, { backend: "cpu" });
       const [main, off] = [await model.diagnose(record), await worker.diagnose(record)];
-      const same = main.phenotypes.every((p, i) => Math.abs(p.probability - off.phenotypes[i].probability) < 1e-6);
+      const same = main.phenotypes.length > 0 && main.phenotypes.length === off.phenotypes.length && main.phenotypes.every((p, i) => Math.abs(p.probability - off.phenotypes[i].probability) < 1e-6);
       setOut(JSON.stringify({ backend: model.backend, same, first: main.phenotypes[0].name }));
     })().catch((e) => setOut(`error ${e.code}: ${e.message}`));
   }, []);

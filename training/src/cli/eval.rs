@@ -17,7 +17,7 @@ pub struct Args {
     synthetic: usize,
     /// Which synthetic split to score: `development` (every choice is made on it) or
     /// `final-test` (scored once per committed model; RESULTS.md, "How the figures are made").
-    #[arg(long, value_enum, default_value_t = Split::Development)]
+    #[arg(long, value_enum, default_value_t = Split::Development, conflicts_with = "cohort")]
     split: Split,
     /// Teacher rationale JSONL to compare with; without it, the knowledge teacher's.
     #[arg(long)]
