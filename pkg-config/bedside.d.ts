@@ -111,8 +111,19 @@ export interface GridNotice {
     | "no_observations"
     | "no_notes"
     | "age_outside_training"
-    | "setting_outside_training";
+    | "setting_outside_training"
+    | "few_channels";
   message: string;
+}
+
+/**
+ * Why a record is outside the model's range: a child (under 18), a setting outside the hospital,
+ * no observations, or fewer than 3 of the model's channels in its window. Then `diagnose` marks
+ * nothing diagnosed and gives no evidence, `explain` writes only the reasons, and `recommend`
+ * recommends nothing; the probabilities and drug scores are still computed.
+ */
+export interface OutOfRange {
+  reasons: GridNotice[];
 }
 
 /**
@@ -157,6 +168,8 @@ export interface Diagnosis {
   /** The record's findings that the knowledge base links to each diagnosed phenotype. */
   evidence: Evidence[];
   notices: GridNotice[];
+  /** Set when the record is outside the model's range; `diagnosed` and `evidence` are then empty. */
+  out_of_range: OutOfRange | null;
   backend: "webgpu" | "cpu";
 }
 
@@ -246,6 +259,8 @@ export interface Recommendation {
   ddi_warnings: DdiWarning[];
   /** Codes of the record that the recommender does not know (not used). */
   unknown_codes: string[];
+  /** Set when the record is outside the model's range; `medications` and `ddi_warnings` are then empty. */
+  out_of_range: OutOfRange | null;
   backend: "webgpu" | "cpu";
 }
 
@@ -267,6 +282,8 @@ export interface Explanation {
   knowledge_attention: number[][];
   /** The observed lab and vital channels as the model read them, for charts. */
   series: ChannelSeries[];
+  /** Set when the record is outside the model's range; then `text` gives only the reasons. */
+  out_of_range: OutOfRange | null;
   backend: "webgpu" | "cpu";
 }
 

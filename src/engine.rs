@@ -16,6 +16,7 @@ use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
 use crate::model::{ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel};
+use crate::out_of_range::OutOfRange;
 use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
 use crate::recommend::{MEDREC_FILE, MedicationSpec, Recommendation};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
@@ -123,6 +124,9 @@ pub struct Diagnosis {
     pub evidence: Vec<Evidence>,
     /// Observations that could not be used, and why.
     pub notices: Vec<GridNotice>,
+    /// Why the record is outside the model's range, when it is (then nothing is diagnosed and
+    /// no evidence given; the probabilities are still computed): [`crate::out_of_range`].
+    pub out_of_range: Option<OutOfRange>,
     pub backend: &'static str,
 }
 
@@ -176,6 +180,9 @@ pub struct Explanation {
     pub knowledge_attention: Vec<Vec<f32>>,
     /// The observed lab and vital channels as the model read them, with where in time it looked.
     pub series: Vec<ChannelSeries>,
+    /// Why the record is outside the model's range, when it is: then nothing is written but the
+    /// reasons ([`crate::out_of_range`]).
+    pub out_of_range: Option<OutOfRange>,
     pub backend: &'static str,
 }
 
@@ -365,7 +372,15 @@ impl Engine {
                 "the recommender returned non-finite or mis-shaped probabilities",
             ));
         }
-        Ok(spec.rank(record, probs, unknown_codes, self.backend.name()))
+        let mut recommendation = spec.rank(record, probs, unknown_codes, self.backend.name());
+        // out of range: the scores stay, nothing is recommended
+        let grid = SeriesGrid::from_record(record, self.manifest.model.hours());
+        if let Some(out) = OutOfRange::of(record, &grid) {
+            recommendation.medications.clear();
+            recommendation.ddi_warnings.clear();
+            recommendation.out_of_range = Some(out);
+        }
+        Ok(recommendation)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -529,6 +544,23 @@ impl Engine {
         record.validate()?;
         let hours = self.manifest.model.hours();
         let grid = SeriesGrid::from_record(record, hours);
+        if let Some(out) = OutOfRange::of(record, &grid) {
+            let text = out.text();
+            on_piece(&text);
+            return Ok(Explanation {
+                id: record.id.clone(),
+                text,
+                diagnoses: Vec::new(),
+                rationale: String::new(),
+                evidence: Vec::new(),
+                tokens: 0,
+                channels: CHANNELS.iter().map(|c| c.name).collect(),
+                knowledge_attention: Vec::new(),
+                series: Vec::new(),
+                out_of_range: Some(out),
+                backend: self.backend.name(),
+            });
+        }
         let findings = Findings::of(record, hours);
         let prompt = self.prompt_ids(tokenizer, record, &findings)?;
         let input = self.input_of(std::slice::from_ref(&prompt), std::slice::from_ref(&grid));
@@ -642,6 +674,7 @@ impl Engine {
             channels: CHANNELS.iter().map(|c| c.name).collect(),
             knowledge_attention,
             series,
+            out_of_range: None,
             backend: self.backend.name(),
         })
     }
@@ -658,9 +691,10 @@ impl Engine {
             })
             .collect();
         phenotypes.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        let out_of_range = OutOfRange::of(record, &grid);
         let diagnosed: Vec<&'static str> = phenotypes
             .iter()
-            .filter(|p| p.probability >= self.manifest.threshold)
+            .filter(|p| out_of_range.is_none() && p.probability >= self.manifest.threshold)
             .map(|p| p.name)
             .collect();
         let facts: Vec<Fact> = findings
@@ -687,6 +721,7 @@ impl Engine {
             notices,
             phenotypes,
             diagnosed,
+            out_of_range,
             backend: self.backend.name(),
         }
     }

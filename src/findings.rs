@@ -98,6 +98,7 @@ impl Findings {
             .flat_map(|(n, note)| {
                 sentence_spans(&note.text)
                     .into_iter()
+                    .filter(|&(start, end)| is_statement(&note.text[start..end]))
                     .map(move |(start, end)| NoteSentence {
                         note: n,
                         start,
@@ -169,6 +170,25 @@ fn lab_finding(channel: usize, values: &mut [(f64, f64, usize)]) -> Option<LabFi
         trend,
         severity: ch.deviation(value).abs(),
     })
+}
+
+/// Whether a note sentence states something bedside may quote as a fact: not a heading
+/// ("# Chief Complaint", "HISTORY OF PRESENT ILLNESS", "Plan:"), not a line without a word (a
+/// date, a bullet), not a bare negation of nothing ("No complaints.", "No Known Allergies.",
+/// "None."). Charts from EHRs are full of these; none says anything about a diagnosis.
+pub fn is_statement(sentence: &str) -> bool {
+    let text = sentence.trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let heading = text.starts_with('#')
+        || text.ends_with(':')
+        || (!text.chars().any(char::is_lowercase) && words.len() <= 6);
+    let has_word = words
+        .iter()
+        .any(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 3);
+    let first = words.first().map(|w| w.to_lowercase()).unwrap_or_default();
+    let bare_negation = words.len() <= 3
+        && ["no", "none", "none.", "nil", "nil.", "denies"].contains(&first.as_str());
+    !heading && has_word && !bare_negation
 }
 
 /// Byte spans of the sentences of `text`: a sentence ends at `.`, `;`, `!` or `?` followed by
@@ -349,6 +369,45 @@ mod tests {
     }
 
     #[test]
+    fn headings_dates_and_bare_negations_are_not_statements() {
+        for not in [
+            "# Chief Complaint",
+            "## Plan",
+            "HISTORY OF PRESENT ILLNESS",
+            "Assessment and Plan:",
+            "2018-05-16",
+            "- 1",
+            "No complaints.",
+            "No Known Allergies.",
+            "None.",
+        ] {
+            assert!(!is_statement(not), "{not}");
+        }
+        for yes in [
+            "Troponins negative.",
+            "Elevated cholesterol.",
+            "No signs of bleeding.",
+            "Brief Hospital Course: admitted with sepsis.",
+            "Creatinine 1.5 on admission.",
+            "CXR: bilateral infiltrates.",
+        ] {
+            assert!(is_statement(yes), "{yes}");
+        }
+        // a chart's note: only what it states becomes a sentence to quote
+        let r = record(
+            Vec::new(),
+            &[
+                "2018-05-16\n\n# Chief Complaint\nNo complaints.\n\n# History of Present Illness\nShe has had a cough for two days.",
+            ],
+        );
+        let f = Findings::of(&r, 48);
+        assert_eq!(
+            f.sentences.iter().map(|s| s.text(&r)).collect::<Vec<_>>(),
+            ["She has had a cough for two days."]
+        );
+    }
+
+    #[test]
     fn sentences_are_exact_spans_and_decimals_do_not_split_them() {
         let text = "  Creatinine 1.5 on admission. Fever;\nno rash!  ok. Lactate rose";
         let spans = sentence_spans(text);
@@ -362,11 +421,14 @@ mod tests {
                 "Lactate rose"
             ]
         );
-        let r = record(Vec::new(), &["Ça va. Très bien.", "Second note here."]);
+        let r = record(
+            Vec::new(),
+            &["Ça va très bien. Très bien aussi.", "Second note here."],
+        );
         let f = Findings::of(&r, 48);
         assert_eq!(
             f.sentences.iter().map(|s| s.text(&r)).collect::<Vec<_>>(),
-            ["Ça va.", "Très bien.", "Second note here."]
+            ["Ça va très bien.", "Très bien aussi.", "Second note here."]
         );
         assert_eq!(f.sentences[2].note, 1);
     }

@@ -130,6 +130,7 @@ impl MedicationSpec {
             scores,
             current,
             unknown_codes,
+            out_of_range: None,
             backend,
         }
     }
@@ -231,6 +232,9 @@ pub struct Recommendation {
     pub ddi_warnings: Vec<DdiWarning>,
     /// Codes of the record's visits that the recommender does not know (not used).
     pub unknown_codes: Vec<String>,
+    /// Why the record is outside the model's range, when it is: then `medications` and
+    /// `ddi_warnings` are empty and only `scores` is given ([`crate::out_of_range`]).
+    pub out_of_range: Option<crate::out_of_range::OutOfRange>,
     pub backend: &'static str,
 }
 

@@ -127,6 +127,92 @@ fn every_bad_record_is_refused_or_reported_without_a_panic() {
     report("record", cases.len(), failures);
 }
 
+/// Records unlike what the model was trained on get the reasons, not an answer: the shape of a
+/// real Synthea chart of a healthy five-year-old at a well-child visit (ambulatory, no
+/// observation, a note of headings and boilerplate; `tests/fixtures/fhir/healthy-child-bundle.json`),
+/// and an adult ICU record whose observations cover too few channels. An adult record with labs
+/// stays in range. The probabilities are still computed.
+#[test]
+fn out_of_range_records_get_reasons_not_answers() {
+    let engine = pollster::block_on(load(&demo_files())).unwrap();
+    let child =
+        std::fs::read_to_string(root().join("tests/fixtures/fhir/healthy-child-bundle.json"))
+            .unwrap();
+    let child = PatientRecord::from_json_or_fhir(&child).unwrap();
+    let adult: PatientRecord = serde_json::from_value(serde_json::json!({
+        "id": "adult",
+        "demographics": {"age": 67, "sex": "male", "care_unit": "MICU"},
+        "observations": [
+            {"channel": "creatinine", "hours": 2, "value": 2.9},
+            {"channel": "lactate", "hours": 3, "value": 4.4},
+            {"channel": "mean_bp", "hours": 3, "value": 58},
+            {"channel": "heart_rate", "hours": 3, "value": 124}
+        ],
+        "visits": [{"diagnoses": ["icd9:038.9"]}]
+    }))
+    .unwrap();
+    let mut sparse = adult.clone();
+    sparse.id = "sparse".into();
+    sparse.observations.truncate(2);
+    let explain = |r: &PatientRecord| {
+        pollster::block_on(engine.explain(r, &Default::default(), &mut |_| true)).unwrap()
+    };
+    for (record, kinds) in [
+        (
+            &child,
+            vec![
+                "no_observations",
+                "age_outside_training",
+                "setting_outside_training",
+            ],
+        ),
+        (&sparse, vec!["few_channels"]),
+    ] {
+        let d = pollster::block_on(engine.diagnose(record)).unwrap();
+        let out = d
+            .out_of_range
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} in range", record.id));
+        let said: Vec<&str> = out.reasons.iter().map(|r| r.kind).collect();
+        assert_eq!(said, kinds, "{}", record.id);
+        assert!(
+            d.diagnosed.is_empty() && d.evidence.is_empty(),
+            "{}: {d:?}",
+            record.id
+        );
+        assert_eq!(
+            d.phenotypes.len(),
+            25,
+            "the probabilities are still computed"
+        );
+        let e = explain(record);
+        assert!(e.diagnoses.is_empty() && e.evidence.is_empty() && e.rationale.is_empty());
+        assert!(e.text.starts_with("Out of the model's range"), "{}", e.text);
+        assert_eq!(e.out_of_range.as_ref(), Some(out));
+        let r = pollster::block_on(engine.recommend(record)).unwrap();
+        assert!(r.medications.is_empty() && r.ddi_warnings.is_empty());
+        assert!(!r.scores.is_empty(), "the scores are still computed");
+        assert_eq!(r.out_of_range.as_ref(), Some(out));
+    }
+    // the note's headings, date and boilerplate are no facts to quote
+    let findings = bedside::findings::Findings::of(&child, 48);
+    let quoted: Vec<&str> = findings.sentences.iter().map(|s| s.text(&child)).collect();
+    assert!(
+        quoted
+            .iter()
+            .all(|s| !s.starts_with('#') && *s != "No complaints."),
+        "{quoted:?}"
+    );
+    assert!(
+        quoted.iter().any(|s| s.contains("well-child visit")),
+        "{quoted:?}"
+    );
+    // in range: four channels, an adult in an ICU
+    let d = pollster::block_on(engine.diagnose(&adult)).unwrap();
+    assert_eq!(d.out_of_range, None);
+    assert!(explain(&adult).out_of_range.is_none());
+}
+
 #[test]
 fn every_damaged_bundle_is_refused_before_use_without_a_panic() {
     let demo = demo_files();

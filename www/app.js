@@ -302,7 +302,7 @@ async function analyse(record) {
 
 /** Hides what an earlier run showed, so that a run stopped early never shows another patient's results. */
 function clearResults() {
-  for (const id of ["phenotypes", "medications-section", "rationale-section", "charts-section", "attention"]) $(id).hidden = true;
+  for (const id of ["phenotypes", "medications-section", "rationale-section", "charts-section", "attention", "out-of-range"]) $(id).hidden = true;
   for (const id of ["diagnosed", "rationale", "rationale-timing"]) $(id).textContent = "";
   $("evidence").replaceChildren();
 }
@@ -315,7 +315,23 @@ async function analyseRun(record, run) {
   stillCurrent(run);
   const ms = performance.now() - started;
   showNotices(result.notices);
+  if (result.out_of_range) {
+    // the reasons instead of bars: no number is shown under a warning
+    $("out-of-range-reasons").replaceChildren(
+      ...result.out_of_range.reasons.map((r) => {
+        const li = document.createElement("li");
+        li.dataset.kind = r.kind;
+        li.textContent = r.message;
+        return li;
+      }),
+    );
+    $("out-of-range").hidden = false;
+    $("diagnosed").textContent = `Out of the model's range (${ms.toFixed(0)} ms on ${result.backend}).`;
+    document.body.dataset.state = "done";
+    return;
+  }
   const labelled = new Set(record.labels?.phenotypes ?? []);
+  const evidenced = new Set(result.evidence.map((e) => e.diagnosis));
   const body = $("phenotypes").querySelector("tbody");
   body.replaceChildren(
     ...result.phenotypes.map((p) => {
@@ -334,9 +350,10 @@ async function analyseRun(record, run) {
         name.append(full);
       }
       if (diagnosed) {
+        // supported: above the threshold with a finding of the record linked to it
         const mark = document.createElement("span");
-        mark.className = "supported";
-        mark.textContent = " ✔ supported";
+        mark.className = evidenced.has(p.name) ? "supported" : "unsupported";
+        mark.textContent = evidenced.has(p.name) ? " ✔ supported" : " above threshold, no supporting finding";
         name.append(mark);
       }
       name.title = p.name;
@@ -354,7 +371,7 @@ async function analyseRun(record, run) {
   );
   $("phenotypes").hidden = false;
   $("diagnosed").textContent = result.diagnosed.length
-    ? `Supported (probability at least ${model.manifest.threshold}): ${result.diagnosed.length} phenotype group(s), ${ms.toFixed(0)} ms on ${result.backend}.`
+    ? `At or above the threshold of ${model.manifest.threshold}: ${result.diagnosed.length} phenotype group(s), ${evidenced.size} with a supporting finding; ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group reaches the threshold of ${model.manifest.threshold} (${ms.toFixed(0)} ms on ${result.backend}).`;
   if (model.manifest.medications) await recommend(record, run);
   if (model.manifest.model?.kind === "clinical") await explain(record, result, run);

@@ -41,7 +41,7 @@ pub fn record_notices(record: &PatientRecord) -> Vec<GridNotice> {
         })
     };
     if record.observations.is_empty() {
-        notice("$.observations", "no_observations", "no lab or vital-sign observations: the answer rests on the notes and history, and states no lab finding".into());
+        notice("$.observations", "no_observations", "no lab or vital-sign observations: the model reads none of its time series, and no lab finding can be stated".into());
     }
     if record.notes.iter().all(|n| n.text.trim().is_empty()) {
         notice("$.notes", "no_notes", "no clinical notes: the answer rests on the observations and history, and quotes no note".into());
@@ -215,5 +215,13 @@ impl SeriesGrid {
     /// How many cells hold a measurement.
     pub fn observed(&self) -> usize {
         self.mask.iter().filter(|&&m| m > 0.0).count()
+    }
+
+    /// Channels with at least one measurement in the window.
+    pub fn observed_channels(&self) -> usize {
+        self.mask
+            .chunks(self.hours.max(1))
+            .filter(|row| row.iter().any(|&m| m > 0.0))
+            .count()
     }
 }

@@ -125,7 +125,7 @@ async function runPage(args, screenshot, query = "") {
     );
     // a supported group is said in words, not only set in bold
     const supported = await page.$$eval("#phenotypes tbody tr", (rows) =>
-      rows.map((r) => [r.classList.contains("diagnosed"), r.querySelector(".supported")?.textContent.trim() ?? null]),
+      rows.map((r) => [r.classList.contains("diagnosed"), r.querySelector(".supported, .unsupported")?.textContent.trim() ?? null, r.dataset.name]),
     );
     const drugs = await page.$$eval("#medications tbody tr", (rows) => rows.map((r) => r.dataset.code));
     const warnings = await page.$$eval(".ddi-warning", (items) => items.map((li) => li.textContent));
@@ -244,8 +244,14 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   assert.match(page.statuses[5], /^Model loaded on CPU in \d+ ms\./);
   assert.deepEqual(page.bar, { value: 1, hidden: true });
   assert.ok(page.supported.some(([diagnosed]) => diagnosed), "the sample has a supported group");
-  assert.deepEqual(page.supported.filter(([d, word]) => d !== (word === "✔ supported")), [], "supported rows say so, the others do not");
   const expected = native();
+  // a diagnosed group is "supported" exactly when the record holds a finding linked to it
+  const evidenced = new Set(expected.diagnosis.evidence.map((e) => e.diagnosis));
+  assert.deepEqual(
+    page.supported.filter(([d, word, name]) => (d && evidenced.has(name)) !== (word === "✔ supported") || d !== (word !== null)),
+    [],
+    "supported rows say so, diagnosed rows without a finding say that, the others say nothing",
+  );
   const worst = check(page, expected, CPU_TOLERANCE);
   assert.equal(page.rationale, expected.explanation.text, "the CPU in the browser writes the native text");
   console.log(`# browser CPU: max |wasm cpu - native cpu| = ${worst.toExponential(2)}; rationale identical`);
@@ -262,6 +268,15 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     assert.match(await page.textContent("#patient-summary"), /FHIR Bundle/);
     assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
     await page.screenshot({ path: path.join(shots, "demo-fhir.png"), fullPage: true });
+    // a healthy child's outpatient chart (no observation; a note of headings and boilerplate):
+    // the reasons instead of bars, no drug, no rationale
+    const child = readFileSync(path.join(root, "tests/fixtures/fhir/healthy-child-bundle.json"), "utf8");
+    assert.equal(await open("child.json", "application/fhir+json", child), "done", await page.textContent("#error"));
+    assert.equal(await page.isVisible("#out-of-range"), true);
+    const reasons = await page.$$eval("#out-of-range-reasons li", (items) => items.map((li) => li.dataset.kind));
+    assert.deepEqual(reasons, ["no_observations", "age_outside_training", "setting_outside_training"]);
+    for (const id of ["#phenotypes", "#medications-section", "#rationale-section"]) assert.equal(await page.isHidden(id), true, id);
+    await page.screenshot({ path: path.join(shots, "demo-out-of-range.png"), fullPage: true });
 
     const bad = [
       ["broken.json", "{ not json", "RECORD_JSON"],

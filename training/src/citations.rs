@@ -393,6 +393,7 @@ mod tests {
             channels: Vec::new(),
             knowledge_attention: Vec::new(),
             series: Vec::new(),
+            out_of_range: None,
             backend: "cpu",
         };
         let c = counts(record, 48, &explanation, Some(&truth));

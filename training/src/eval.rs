@@ -42,6 +42,9 @@ pub struct EvalReport {
     /// The cited lab evidence against the truth: the generator's (synthetic records) and clinical
     /// criteria from outside the knowledge base (any labelled record).
     pub citations: CitationMetrics,
+    /// Share of admissions outside the model's range (`bedside::out_of_range`): they write no
+    /// diagnosis, and the head's figures still count their probabilities.
+    pub abstained: f64,
     pub seconds_per_admission: f64,
 }
 
@@ -298,6 +301,7 @@ pub fn evaluate(
     let mut counts: Vec<RationaleCounts> = Vec::new();
     let mut cited = Vec::new();
     let mut with_truth = false;
+    let mut abstained = 0usize;
     let hours = engine.manifest().model.hours();
     let vocab = engine
         .clinical_model()
@@ -321,6 +325,7 @@ pub fn evaluate(
                 .map_or(0.0, |s| s.probability)
         }));
         let explanation = pollster::block_on(engine.explain(record, &options, &mut |_| true))?;
+        abstained += usize::from(explanation.out_of_range.is_some());
         written.push(
             PHENOTYPES
                 .iter()
@@ -448,6 +453,7 @@ pub fn evaluate(
                 .collect(),
         },
         citations: CitationMetrics::of(&cited, with_truth),
+        abstained: abstained as f64 / n as f64,
         seconds_per_admission: started.elapsed().as_secs_f64() / n as f64,
     })
 }
@@ -502,6 +508,7 @@ impl EvalReport {
              | rationale: note quotes exact (95% CI) | {:.3} of {} ({:.3}–{:.3}) |\n\
              | rationale: facts vs teacher: precision / recall / F1 (95% CI) | {:.3} / {:.3} / {:.3} ({:.3}–{:.3}) |\n\
              | written diagnoses with evidence (95% CI) | {:.3} ({:.3}–{:.3}) |\n\
+             | admissions outside the model's range (abstained; the head counts them) | {:.3} |\n\
              | seconds per admission (CPU, diagnose + explain) | {:.2} |\n",
                 self.admissions,
                 g.micro_f1,
@@ -536,6 +543,7 @@ impl EvalReport {
                 r.diagnoses_with_evidence,
                 r.diagnoses_with_evidence_ci95.0,
                 r.diagnoses_with_evidence_ci95.1,
+                self.abstained,
                 self.seconds_per_admission
             )
             + &self.citations.markdown()
