@@ -290,7 +290,7 @@ impl CitationMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bedside::grounded::Evidence;
+    use bedside::grounded::{Fact, Pick};
     use bedside::record::Observation;
 
     fn record(channel: &str, points: &[(f64, f64)]) -> PatientRecord {
@@ -307,33 +307,9 @@ mod tests {
         r
     }
 
-    fn observation_fact(
-        diagnosis: Option<usize>,
-        channel: &'static str,
-        side: Direction,
-    ) -> Evidence {
-        Evidence {
-            diagnosis: diagnosis.map(|d| PHENOTYPES[d].name),
-            source: "observation",
-            channel: Some(channel),
-            label: None,
-            direction: Some(side),
-            value: None,
-            unit: None,
-            hours: None,
-            normal: None,
-            trend: None,
-            observation: None,
-            note: None,
-            start: None,
-            end: None,
-            text: None,
-        }
-    }
-
-    /// A record of the synthetic cohort, its facts stated by hand: a true shift filed under two
-    /// diagnoses (counted once), a finding of the record no written true phenotype shifted, and
-    /// one filed under no diagnosis.
+    /// A record of the synthetic cohort, its facts picked by hand and filed by the knowledge base:
+    /// a true shift (counted once however often it is filed), and a finding of the record that no
+    /// written true phenotype shifted.
     #[test]
     fn stated_facts_scored_against_the_generator() {
         let records = crate::synthetic::cohort(80, 48, 3);
@@ -372,21 +348,23 @@ mod tests {
                     .filter(|t| t.phenotype == aki || t.phenotype == other.phenotype)
                     .all(|t| !t.shifts.contains(&(f.channel, f.direction)))
             })
-            .map(|f| (bedside::knowledge::CHANNELS[f.channel].name, f.direction));
-        let mut evidence = vec![
-            observation_fact(Some(aki), "creatinine", Direction::High),
-            observation_fact(Some(other.phenotype), "creatinine", Direction::High),
-        ];
+            .map(|f| (f.channel, f.direction));
+        // the facts the model would pick, filed by the knowledge base as `explain` files them:
+        // creatinine high under every written diagnosis it links (a duplicate when both do)
+        let mut picks = vec![Pick::Lab(creatinine, Direction::High)];
         if let Some((channel, side)) = untrue {
-            evidence.push(observation_fact(None, channel, side));
+            picks.push(Pick::Lab(channel, side));
         }
+        let facts: Vec<Fact> = picks
+            .iter()
+            .filter_map(|p| Fact::of(*p, &findings))
+            .collect();
+        let written = [PHENOTYPES[aki].name, PHENOTYPES[other.phenotype].name];
+        let evidence = bedside::grounded::evidence(record, &facts, &written);
         let explanation = Explanation {
             id: record.id.clone(),
             text: String::new(),
-            diagnoses: [aki, other.phenotype]
-                .iter()
-                .map(|&d| PHENOTYPES[d].name.to_string())
-                .collect(),
+            diagnoses: written.iter().map(|d| d.to_string()).collect(),
             rationale: String::new(),
             evidence,
             tokens: 0,
