@@ -20,7 +20,7 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage baselines native release final-test native-test node-test browser-test \
+.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage baselines native release final-test card native-test node-test browser-test \
         setup-rust setup-node setup-system setup-llm clean
 
 demo: setup-rust setup-node pkg model
@@ -123,6 +123,17 @@ SHARED ?= $(CURDIR)/../shared
 train: release medrec
 	$(RELEASE) distill --config training/demo-run.toml --out $(DEMO)/clinical-run --resume
 	$(RELEASE) export --run $(DEMO)/clinical-run --medrec $(DEMO)/medrec-run --out models/demo --dtype f16
+	$(MAKE) card
+
+# The committed bundle's model card (training/demo-card.toml): its evaluations on the synthetic
+# development and final-test splits and on the MIMIC-IV demo, written into models/demo/manifest.json
+# (a few minutes with the debug build).
+RESULTS_DIR := $(CURDIR)/target/results
+card: final-test
+	$(TRAIN) eval --bundle models/demo --synthetic 300 --split development --out $(RESULTS_DIR)/eval-dev
+	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo --out $(RESULTS_DIR)/mimic4.jsonl
+	$(TRAIN) eval --bundle models/demo --cohort $(RESULTS_DIR)/mimic4.jsonl --out $(RESULTS_DIR)/eval-mimic4
+	$(TRAIN) card --bundle models/demo --card training/demo-card.toml
 
 # PhysioNet 2012 in-hospital mortality: train on set-a, test on set-b (about 9 min on 2 cores;
 # `--seeds 3` averages three encoders, three times as long); the report goes to

@@ -1,4 +1,4 @@
-import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, PatientRecord, Recommendation } from "./bedside.js";
+import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, ModelCard, PatientRecord, Recommendation } from "./bedside.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
   /** The worker script's URL, where a bundler moved the package's `worker.js`. */
@@ -20,6 +20,8 @@ export class BedsideWorker {
   readonly restarts: number;
   readonly backend: "webgpu" | "cpu";
   readonly manifest: Record<string, unknown>;
+  /** As `Bedside.card`. */
+  readonly card: ModelCard | null;
   readonly selfTestDifference: number | null;
   /** As `Bedside.fallbackReason`. */
   readonly fallbackReason: string | null;

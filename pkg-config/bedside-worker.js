@@ -23,6 +23,11 @@ export class BedsideWorker {
   /** How many times the worker was replaced after its wasm instance died or its GPU was lost. */
   restarts = 0;
 
+  /** As `Bedside.card`. */
+  get card() {
+    return this.manifest?.model_card ?? null;
+  }
+
   constructor(url) {
     this.#url = url;
     this.#spawn();

@@ -126,6 +126,22 @@ export interface OutOfRange {
   reasons: GridNotice[];
 }
 
+/** A bundle's model card, written by `bedside-train card`. */
+export interface ModelCard {
+  trained_on: { part: string; cohort: string; admissions: number; licence: string }[];
+  evaluations: {
+    cohort: string;
+    /** Which split: development, final test, external real data. */
+    split: string;
+    admissions: number;
+    measures: Record<string, { value: number; ci95?: [number, number] }>;
+  }[];
+  /** The out-of-range rule, in words. */
+  out_of_range: string;
+  intended_use: string;
+  limits: string[];
+}
+
 /**
  * One fact of the record that supports a diagnosis. Every number and quote comes from the record,
  * never from the model: an observation fact names a real observation (`observation` indexes the
@@ -212,6 +228,9 @@ export class Bedside {
   static clearCache(source?: string | URL): Promise<boolean>;
   readonly backend: "webgpu" | "cpu" | "disposed";
   readonly manifest: Record<string, unknown>;
+  /** What the model was trained on and how it did on held-out data (`manifest.model_card`);
+   * `null` for a bundle without one, which loads all the same: say so where it is shown. */
+  readonly card: ModelCard | null;
   /** Largest difference of the known-answer self-test on this backend; `null` when the bundle
    * records no answer, so the test was not run. */
   readonly selfTestDifference: number | null;

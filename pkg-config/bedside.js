@@ -744,6 +744,11 @@ export class Bedside {
     return this.#manifest;
   }
 
+  /** What the model was trained on and how it did (`manifest.model_card`); null without one. */
+  get card() {
+    return this.#manifest?.model_card ?? null;
+  }
+
   /**
    * Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text).
    * `options.signal`: an aborted signal gives `ABORTED` before the model runs or once its one

@@ -52,6 +52,10 @@ pub struct Manifest {
     /// What training measured, as `bedside-train` wrote it (free-form, for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
+    /// What the model was trained on and how it did on held-out data, for people
+    /// ([`crate::model_card`]); a bundle without one loads, and the page says it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_card: Option<crate::model_card::ModelCard>,
 }
 
 /// The element type of a bundle's weights, as the manifest's `dtype` spells it ("f32", "f16").
@@ -196,6 +200,7 @@ impl Manifest {
             max_prompt_tokens: None,
             self_test: None,
             training: None,
+            model_card: None,
         }
     }
 
@@ -321,6 +326,10 @@ impl Manifest {
             // attention (and the wide head's repeat check) hold len × len values per row
             bounds::size("max_prompt_tokens", tokens, 4096)
                 .map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
+        }
+        if let Some(card) = &self.model_card {
+            card.check()
+                .map_err(|m| BedsideError::bundle(MANIFEST_FILE, format!("model_card.{m}")))?;
         }
         if let Some(spec) = &self.medications {
             spec.check(MANIFEST_FILE)?;

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod grounded;
 pub mod knowledge;
 pub mod model;
+pub mod model_card;
 pub mod out_of_range;
 pub mod prompt;
 pub mod recommend;

@@ -92,7 +92,42 @@ async function loadModel(backend) {
   $("status").textContent =
     `Model loaded on ${model.backend === "webgpu" ? "WebGPU" : "CPU"} in ${ms.toFixed(0)} ms.` +
     (model.fallbackReason ? ` Running on the CPU: ${model.fallbackReason}.` : "");
+  showCard(model.card);
   $("run").disabled = false;
+}
+
+/** The bundle's model card, or that it has none; every text set as text, never as markup. */
+function showCard(card) {
+  const element = (tag, text) => {
+    const e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const list = (items) => {
+    const ul = element("ul");
+    ul.append(...items.map((item) => element("li", item)));
+    return ul;
+  };
+  const body = $("model-card-body");
+  if (!card) {
+    body.replaceChildren(element("p", "This bundle has no model card: what it was trained on and how it does on held-out patients are not stated."));
+    $("model-card").hidden = false;
+    return;
+  }
+  const figure = ([name, m]) => `${name} ${m.value.toFixed(3)}${m.ci95 ? ` (${m.ci95[0].toFixed(3)}–${m.ci95[1].toFixed(3)})` : ""}`;
+  body.replaceChildren(
+    element("h3", "Intended use"),
+    element("p", card.intended_use),
+    element("h3", "Trained on"),
+    list(card.trained_on.map((t) => `${t.part}: ${t.cohort}, ${t.admissions} admissions (${t.licence})`)),
+    element("h3", "How it does on data it did not learn from"),
+    list(card.evaluations.map((e) => `${e.split} — ${e.cohort}, ${e.admissions} admissions: ${Object.entries(e.measures).map(figure).join("; ")}`)),
+    element("h3", "When it gives no answer"),
+    element("p", card.out_of_range),
+    element("h3", "Limits"),
+    list(card.limits),
+  );
+  $("model-card").hidden = false;
 }
 
 function describe(record) {

@@ -173,7 +173,8 @@ async function runPage(args, screenshot, query = "") {
     // the backend selector waits, closed, under "Advanced"
     assert.equal(await page.evaluate(() => document.querySelector("#backend").closest("details#advanced")?.open), false);
     assert.equal(await page.isVisible("#backend"), false, "the backend selector is under Advanced");
-    return { backend, status, statuses, bar, supported, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups };
+    const card = { shown: await page.isVisible("#model-card"), text: await page.textContent("#model-card-body") };
+    return { backend, status, statuses, bar, supported, phenotypes, drugs, warnings, rationale, charts, evidence, selected, groups, card };
   } finally {
     await browser.close();
   }
@@ -244,6 +245,11 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   assert.match(page.statuses[5], /^Model loaded on CPU in \d+ ms\./);
   assert.deepEqual(page.bar, { value: 1, hidden: true });
   assert.ok(page.supported.some(([diagnosed]) => diagnosed), "the sample has a supported group");
+  // the committed bundle's model card: its data and licence, its final test and a real cohort
+  assert.ok(page.card.shown, "the model card is shown");
+  for (const words of ["MIMIC-IV", "ODbL", "final test", "external real data", "under 18"]) {
+    assert.ok(page.card.text.includes(words), `the model card says ${words}: ${page.card.text}`);
+  }
   const expected = native();
   // a diagnosed group is "supported" exactly when the record holds a finding linked to it
   const evidenced = new Set(expected.diagnosis.evidence.map((e) => e.diagnosis));

@@ -434,6 +434,9 @@ for name, path, value in [
     ("tokenizer post-processor id beyond the model's vocabulary", ["post_processor", "special_tokens", "</s>", "ids"], [4000]),
 ]:
     bundle(name, [{"file": T, "json_set": [path, value]}, {"file": M, "rehash": T}], "BUNDLE_INVALID", T)
+# the model card is for people, but bounded and typed like the rest
+bundle("model card text too long", [{"file": M, "json_set": [["model_card", "intended_use"], "x" * 5000]}], "BUNDLE_INVALID", M, "model_card.intended_use")
+bundle("model card of another shape", [{"file": M, "json_set": [["model_card", "limits"], "not a list"]}], "BUNDLE_INVALID", M, "model_card")
 for name, edit_ in [("medication weights cut", {"truncate_fraction": 0.5}), ("medication weights header not JSON", {"header_replace": ["{", "["]})]:
     bundle(name, [{"file": "medrec.safetensors", **edit_}, {"file": M, "rehash": "medrec.safetensors"}], "BUNDLE_INVALID", "medrec.safetensors")
 bundle("medication weights flipped byte", [{"file": "medrec.safetensors", "flip": 5000}], "BUNDLE_HASH_MISMATCH", "medrec.safetensors")

@@ -13,6 +13,7 @@ const TOLERANCE = CPU_TOLERANCE;
 test("wasm on the CPU gives the native CLI's probabilities", async () => {
   const model = await Bedside.load(bundleDir, { backend: "cpu" });
   assert.equal(model.backend, "cpu");
+  assert.equal(model.card, null, "a bundle without a model card loads, and says it has none");
   for (const record of samples.slice(0, 3)) {
     const wasm = await model.diagnose(record);
     assert.equal(wasm.backend, "cpu");
@@ -23,6 +24,16 @@ test("wasm on the CPU gives the native CLI's probabilities", async () => {
   model.dispose();
   assert.equal(model.backend, "disposed");
   await assert.rejects(model.diagnose(samples[0]), { code: "DISPOSED" });
+});
+
+test("the committed bundle carries its model card", async () => {
+  const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu" });
+  const card = model.card;
+  assert.ok(card, "models/demo has a model card");
+  assert.deepEqual(card.evaluations.map((e) => e.admissions), [300, 300, 275]);
+  assert.ok(card.trained_on.some((t) => t.licence.includes("ODbL")), "the MIMIC-IV demo's licence is stated");
+  assert.match(card.out_of_range, /under 18/);
+  model.dispose();
 });
 
 test("the self-test runs where the bundle records an answer, and says so where it does not", async () => {

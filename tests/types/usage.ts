@@ -1,6 +1,6 @@
 // Type-checked with `tsc --noEmit` against the built package (tests/types/tsconfig.json): every
 // call of the public API as a TypeScript user writes it.
-import { Bedside, BedsideError, Tokenizer, webgpuAvailable, type Diagnosis, type Explanation, type Recommendation } from "bedside";
+import { Bedside, BedsideError, Tokenizer, webgpuAvailable, type Diagnosis, type Explanation, type ModelCard, type Recommendation } from "bedside";
 import { BedsideWorker } from "bedside/worker";
 
 export async function usage(record: object): Promise<string[]> {
@@ -18,6 +18,9 @@ export async function usage(record: object): Promise<string[]> {
   const cleared: boolean = (await Bedside.clearCache("https://example.org/bundle/")) || (await BedsideWorker.clearCache());
   const controller = new AbortController();
   const d: Diagnosis = await model.diagnose({ id: "x", observations: [{ channel: "lactate", hours: 1, value: 4.2 }] }, { signal: controller.signal });
+  const card: ModelCard | null = model.card;
+  const trainedOn: string = card?.trained_on.map((t) => `${t.cohort} (${t.admissions})`).join("; ") ?? "no model card";
+  const reasons: string[] = d.out_of_range?.reasons.map((r) => r.message) ?? [];
   const r: Recommendation = await model.recommend({ resourceType: "Bundle", entry: [] });
   const warnings: string[] = r.ddi_warnings.map((w) => `${w.drug} × ${w.with}${w.with_current ? " (current)" : ""}`);
   let text = "";
@@ -37,6 +40,7 @@ export async function usage(record: object): Promise<string[]> {
   const w: Diagnosis = await worker.diagnose({ id: "y" });
   const restarts: number = worker.restarts;
   const workerWhy: string | null = worker.fallbackReason;
+  const workerCard: ModelCard | null = worker.card;
   worker.dispose();
   const tokenizer = await Tokenizer.load("tokenizer.json");
   const ids: number[] = tokenizer.encode("Lactate 4.2 mmol/L");
@@ -45,5 +49,5 @@ export async function usage(record: object): Promise<string[]> {
   } catch (e) {
     if (e instanceof BedsideError && e.code === "BUNDLE_INVALID") text += e.message;
   }
-  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), ...warnings];
+  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), trainedOn, String(workerCard === null), ...reasons, ...warnings];
 }

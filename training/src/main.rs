@@ -69,6 +69,9 @@ enum Command {
     Eval(cli::eval::Args),
     /// Export a finished distillation run as a browser bundle.
     Export(cli::export::Args),
+    /// Write a bundle's model card (training data, evaluations, out-of-range rule, use, limits)
+    /// into its manifest.
+    Card(cli::card::Args),
     /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
     Tokenizer(cli::tokenizer::Args),
     /// Print the token ids of texts: reads a JSON array of strings on stdin, writes an array of
@@ -119,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Features(args) => cli::features::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),
+        Command::Card(args) => cli::card::run(args),
         Command::Tokenizer(args) => cli::tokenizer::run(args),
         Command::Tokenize(args) => cli::tokenize::run(args),
         Command::Predict(args) => cli::predict::run(args),

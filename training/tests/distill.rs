@@ -641,6 +641,51 @@ fn eval_writes_its_report_and_plots() {
         let image = image::open(out.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
         assert_eq!((image.width(), image.height()), (720, 480), "{plot}");
     }
+
+    // `card` writes the model card from that report into a copy of the bundle, which still loads
+    let copy = out.join("bundle");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&bundle).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let card = |extra: &str| {
+        let text = format!(
+            "intended_use = \"research\"\nlimits = [\"not a medical device\"]\n{extra}\n\
+             [[trained_on]]\npart = \"clinical\"\ncohort = \"synthetic\"\nadmissions = 1200\n\
+             licence = \"generated\"\n[[evaluations]]\nreport = \"report.json\"\n\
+             cohort = \"synthetic, seed 2025\"\nsplit = \"development\"\n"
+        );
+        std::fs::write(out.join("card.toml"), text).unwrap();
+        bin()
+            .args(["card", "--bundle"])
+            .arg(&copy)
+            .arg("--card")
+            .arg(out.join("card.toml"))
+            .output()
+            .unwrap()
+    };
+    let written = card("");
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.join("manifest.json")).unwrap()).unwrap();
+    let evaluation = &manifest["model_card"]["evaluations"][0];
+    assert_eq!(evaluation["admissions"], 12);
+    assert_eq!(
+        evaluation["measures"]["head: macro AUROC"]["value"], report["head"]["macro_auroc"],
+        "the card's figure is the report's"
+    );
+    assert!(load(&copy).manifest().model_card.is_some());
+    // a card file with a field it does not know is refused, naming the file; the bundle stays
+    let before = std::fs::read(copy.join("manifest.json")).unwrap();
+    let refused = card("typo = 1");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("card.toml"));
+    assert_eq!(std::fs::read(copy.join("manifest.json")).unwrap(), before);
 }
 
 /// An export onto a full disk: a tmpfs with room for the previous bundle and half of it again,

@@ -3,6 +3,7 @@
 //! dispatches; the work itself lives in the crate's other modules.
 
 pub mod bench;
+pub mod card;
 pub mod cohort;
 pub mod distill;
 pub mod eval;
