@@ -129,7 +129,8 @@ train: release medrec
 # development and final-test splits and on the MIMIC-IV demo, written into models/demo/manifest.json
 # (a few minutes with the debug build).
 RESULTS_DIR := $(CURDIR)/target/results
-card: final-test
+card: native
+	$(TRAIN) eval --bundle models/demo --synthetic 300 --split final-test --out $(FINAL)/bedside
 	$(TRAIN) eval --bundle models/demo --synthetic 300 --split development --out $(RESULTS_DIR)/eval-dev
 	$(TRAIN) cohort --source mimic4 --input $(SHARED)/data/mimic-iv-demo --out $(RESULTS_DIR)/mimic4.jsonl
 	$(TRAIN) eval --bundle models/demo --cohort $(RESULTS_DIR)/mimic4.jsonl --out $(RESULTS_DIR)/eval-mimic4

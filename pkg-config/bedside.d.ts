@@ -119,8 +119,9 @@ export interface GridNotice {
 /**
  * Why a record is outside the model's range: a child (under 18), a setting outside the hospital,
  * no observations, or fewer than 3 of the model's channels in its window. Then `diagnose` marks
- * nothing diagnosed and gives no evidence, `explain` writes only the reasons, and `recommend`
- * recommends nothing; the probabilities and drug scores are still computed.
+ * nothing diagnosed and gives no evidence and `explain` writes only the reasons. `recommend`,
+ * which reads the coded visits and no observation, abstains for a child or a setting outside the
+ * hospital and then recommends nothing. The probabilities and drug scores are still computed.
  */
 export interface OutOfRange {
   reasons: GridNotice[];
@@ -278,7 +279,7 @@ export interface Recommendation {
   ddi_warnings: DdiWarning[];
   /** Codes of the record that the recommender does not know (not used). */
   unknown_codes: string[];
-  /** Set when the record is outside the model's range; `medications` and `ddi_warnings` are then empty. */
+  /** Set for a child or a setting outside the hospital; `medications` and `ddi_warnings` are then empty. */
   out_of_range: OutOfRange | null;
   backend: "webgpu" | "cpu";
 }

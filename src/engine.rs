@@ -115,7 +115,8 @@ pub struct Diagnosis {
     pub id: String,
     /// Every phenotype, most probable first.
     pub phenotypes: Vec<PhenotypeScore>,
-    /// Names of the phenotypes at or above the bundle's threshold.
+    /// Names of the phenotypes at or above the bundle's threshold; none when the record is out
+    /// of range.
     pub diagnosed: Vec<&'static str>,
     /// Grid cells (channel × hour) that held a measurement.
     pub observed_cells: usize,
@@ -374,8 +375,7 @@ impl Engine {
         }
         let mut recommendation = spec.rank(record, probs, unknown_codes, self.backend.name());
         // out of range: the scores stay, nothing is recommended
-        let grid = SeriesGrid::from_record(record, self.manifest.model.hours());
-        if let Some(out) = OutOfRange::of(record, &grid) {
+        if let Some(out) = OutOfRange::for_recommender(record) {
             recommendation.medications.clear();
             recommendation.ddi_warnings.clear();
             recommendation.out_of_range = Some(out);
@@ -546,7 +546,9 @@ impl Engine {
         let grid = SeriesGrid::from_record(record, hours);
         if let Some(out) = OutOfRange::of(record, &grid) {
             let text = out.text();
-            on_piece(&text);
+            if !on_piece(&text) {
+                return Err(BedsideError::Aborted("explain"));
+            }
             return Ok(Explanation {
                 id: record.id.clone(),
                 text,

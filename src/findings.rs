@@ -173,22 +173,34 @@ fn lab_finding(channel: usize, values: &mut [(f64, f64, usize)]) -> Option<LabFi
 }
 
 /// Whether a note sentence states something bedside may quote as a fact: not a heading
-/// ("# Chief Complaint", "HISTORY OF PRESENT ILLNESS", "Plan:"), not a line without a word (a
-/// date, a bullet), not a bare negation of nothing ("No complaints.", "No Known Allergies.",
-/// "None."). Charts from EHRs are full of these; none says anything about a diagnosis.
+/// ("# Chief Complaint", "Plan:", a capitalised line without a full stop such as
+/// "HISTORY OF PRESENT ILLNESS"), not a line without a letter (a date, a bullet), not chart
+/// boilerplate ("No complaints.", "No Known Allergies.", "None."). Charts from EHRs are full of
+/// these; none says anything about a diagnosis. Short findings ("NSTEMI.", "Cr 2.3.", "No urine
+/// output.") and scripts without case are statements.
 pub fn is_statement(sentence: &str) -> bool {
     let text = sentence.trim();
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let cased = text.chars().any(char::is_uppercase);
+    let stops = text.ends_with(['.', '!', '?', ';']);
     let heading = text.starts_with('#')
         || text.ends_with(':')
-        || (!text.chars().any(char::is_lowercase) && words.len() <= 6);
-    let has_word = words
-        .iter()
-        .any(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 3);
-    let first = words.first().map(|w| w.to_lowercase()).unwrap_or_default();
-    let bare_negation = words.len() <= 3
-        && ["no", "none", "none.", "nil", "nil.", "denies"].contains(&first.as_str());
-    !heading && has_word && !bare_negation
+        || (cased && !text.chars().any(char::is_lowercase) && !stops);
+    let has_letter = text.chars().any(char::is_alphabetic);
+    let words: String = text
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let boilerplate = [
+        "no complaints",
+        "no known allergies",
+        "no known drug allergies",
+        "nkda",
+        "none",
+        "nil",
+    ]
+    .contains(&words.trim_end_matches(['.', '!', ';']));
+    !heading && has_letter && !boilerplate
 }
 
 /// Byte spans of the sentences of `text`: a sentence ends at `.`, `;`, `!` or `?` followed by
@@ -378,12 +390,19 @@ mod tests {
             "2018-05-16",
             "- 1",
             "No complaints.",
+            "NKDA",
             "No Known Allergies.",
             "None.",
         ] {
             assert!(!is_statement(not), "{not}");
         }
         for yes in [
+            "NSTEMI.",
+            "Cr 2.3.",
+            "No urine output.",
+            "no rash!",
+            "CT HEAD: NO ACUTE PROCESS.",
+            "患者发热三天。",
             "Troponins negative.",
             "Elevated cholesterol.",
             "No signs of bleeding.",
@@ -421,14 +440,11 @@ mod tests {
                 "Lactate rose"
             ]
         );
-        let r = record(
-            Vec::new(),
-            &["Ça va très bien. Très bien aussi.", "Second note here."],
-        );
+        let r = record(Vec::new(), &["Ça va. Très bien.", "Second note here."]);
         let f = Findings::of(&r, 48);
         assert_eq!(
             f.sentences.iter().map(|s| s.text(&r)).collect::<Vec<_>>(),
-            ["Ça va très bien.", "Très bien aussi.", "Second note here."]
+            ["Ça va.", "Très bien.", "Second note here."]
         );
         assert_eq!(f.sentences[2].note, 1);
     }

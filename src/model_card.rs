@@ -2,7 +2,8 @@
 //! cohorts, their sizes and licences), how it did on held-out data (cohort, split, size, figures
 //! with their intervals), the out-of-range rule it abstains by, its intended use and its limits.
 //! `bedside-train card` writes it into the manifest from `eval` reports; the page shows it. For
-//! people only: nothing is computed from it, and it is bounded in size when read.
+//! people only: nothing is computed from it, it is bounded in size when read, and fields it does
+//! not know are passed over (a newer card does not make an older library refuse the bundle).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::out_of_range::MIN_CHANNELS;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ModelCard {
     pub trained_on: Vec<TrainingData>,
     pub evaluations: Vec<Evaluation>,
@@ -22,7 +22,6 @@ pub struct ModelCard {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrainingData {
     /// What of the bundle learned from it ("clinical model", "medication recommender").
     pub part: String,
@@ -32,7 +31,6 @@ pub struct TrainingData {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Evaluation {
     pub cohort: String,
     /// Which split of the protocol (RESULTS.md): development or final test.
@@ -43,7 +41,6 @@ pub struct Evaluation {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Measure {
     pub value: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

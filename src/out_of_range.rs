@@ -2,8 +2,9 @@
 //! out-of-range answer — its reasons, nothing diagnosed, no drug recommended — never a confident
 //! number under a warning. The rule, as every bundle's model card states it: a child (under 18),
 //! a setting outside the hospital (outpatient, clinic, home, virtual), no observations, or fewer
-//! than [`MIN_CHANNELS`] of the model's channels observed in its window. The probabilities are
-//! still computed and returned, so held-out figures count every admission.
+//! than [`MIN_CHANNELS`] of the model's channels observed in its window. The recommender, which
+//! reads the coded visits and no observation, abstains by the first two alone. The probabilities
+//! are still computed and returned, so held-out figures count every admission.
 
 use serde::Serialize;
 
@@ -22,15 +23,14 @@ pub struct OutOfRange {
 impl OutOfRange {
     /// The rule applied to `record`, whose window `grid` reads; `None` when it is in range.
     pub fn of(record: &PatientRecord, grid: &SeriesGrid) -> Option<Self> {
-        let mut reasons: Vec<GridNotice> = record_notices(record)
-            .into_iter()
-            .filter(|n| {
-                matches!(
-                    n.kind,
-                    "no_observations" | "age_outside_training" | "setting_outside_training"
-                )
-            })
-            .collect();
+        let mut reasons = reasons(
+            record,
+            &[
+                "no_observations",
+                "age_outside_training",
+                "setting_outside_training",
+            ],
+        );
         let channels = grid.observed_channels();
         if !record.observations.is_empty() && channels < MIN_CHANNELS {
             reasons.push(GridNotice {
@@ -46,6 +46,16 @@ impl OutOfRange {
         (!reasons.is_empty()).then_some(Self { reasons })
     }
 
+    /// The recommender's rule: a child or a setting outside the hospital (it reads the coded
+    /// visits, not the observations).
+    pub fn for_recommender(record: &PatientRecord) -> Option<Self> {
+        let reasons = reasons(
+            record,
+            &["age_outside_training", "setting_outside_training"],
+        );
+        (!reasons.is_empty()).then_some(Self { reasons })
+    }
+
     /// The answer as text for people.
     pub fn text(&self) -> String {
         let reasons: Vec<&str> = self.reasons.iter().map(|r| r.message.as_str()).collect();
@@ -54,4 +64,12 @@ impl OutOfRange {
             reasons.join("; ")
         )
     }
+}
+
+/// The record-level notices of `kinds`, as reasons.
+fn reasons(record: &PatientRecord, kinds: &[&str]) -> Vec<GridNotice> {
+    record_notices(record)
+        .into_iter()
+        .filter(|n| kinds.contains(&n.kind))
+        .collect()
 }

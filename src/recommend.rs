@@ -232,8 +232,9 @@ pub struct Recommendation {
     pub ddi_warnings: Vec<DdiWarning>,
     /// Codes of the record's visits that the recommender does not know (not used).
     pub unknown_codes: Vec<String>,
-    /// Why the record is outside the model's range, when it is: then `medications` and
-    /// `ddi_warnings` are empty and only `scores` is given ([`crate::out_of_range`]).
+    /// Why the record is outside the recommender's range (a child, a setting outside the
+    /// hospital), when it is: then `medications` and `ddi_warnings` are empty and only `scores` is
+    /// given ([`crate::out_of_range::OutOfRange::for_recommender`]).
     pub out_of_range: Option<crate::out_of_range::OutOfRange>,
     pub backend: &'static str,
 }

@@ -135,10 +135,20 @@ fn every_bad_record_is_refused_or_reported_without_a_panic() {
 #[test]
 fn out_of_range_records_get_reasons_not_answers() {
     let engine = pollster::block_on(load(&demo_files())).unwrap();
-    let child =
+    let text =
         std::fs::read_to_string(root().join("tests/fixtures/fhir/healthy-child-bundle.json"))
             .unwrap();
-    let child = PatientRecord::from_json_or_fhir(&child).unwrap();
+    let child = PatientRecord::from_json_or_fhir(&text).unwrap();
+    // an ambulatory encounter stays outpatient when it names its place (Synthea's do)
+    let mut fhir: Value = serde_json::from_str(&text).unwrap();
+    fhir["entry"][1]["resource"]["location"] =
+        serde_json::json!([{"location": {"display": "NEWMAN MEMORIAL COUNTY HOSPITAL"}}]);
+    let named = PatientRecord::from_json_or_fhir(&fhir.to_string()).unwrap();
+    let unit = named.demographics.care_unit.as_deref().unwrap_or("");
+    assert!(
+        unit.starts_with("outpatient") && unit.ends_with("HOSPITAL"),
+        "{unit}"
+    );
     let adult: PatientRecord = serde_json::from_value(serde_json::json!({
         "id": "adult",
         "demographics": {"age": 67, "sex": "male", "care_unit": "MICU"},
@@ -189,10 +199,23 @@ fn out_of_range_records_get_reasons_not_answers() {
         assert!(e.diagnoses.is_empty() && e.evidence.is_empty() && e.rationale.is_empty());
         assert!(e.text.starts_with("Out of the model's range"), "{}", e.text);
         assert_eq!(e.out_of_range.as_ref(), Some(out));
+        // the recommender reads the coded visits: it abstains for a child or a setting only
         let r = pollster::block_on(engine.recommend(record)).unwrap();
-        assert!(r.medications.is_empty() && r.ddi_warnings.is_empty());
         assert!(!r.scores.is_empty(), "the scores are still computed");
-        assert_eq!(r.out_of_range.as_ref(), Some(out));
+        let setting: Vec<&str> = said
+            .iter()
+            .copied()
+            .filter(|k| *k == "age_outside_training" || *k == "setting_outside_training")
+            .collect();
+        let kinds: Vec<&str> = r
+            .out_of_range
+            .iter()
+            .flat_map(|o| o.reasons.iter().map(|r| r.kind))
+            .collect();
+        assert_eq!(kinds, setting, "{}", record.id);
+        if r.out_of_range.is_some() {
+            assert!(r.medications.is_empty() && r.ddi_warnings.is_empty());
+        }
     }
     // the note's headings, date and boilerplate are no facts to quote
     let findings = bedside::findings::Findings::of(&child, 48);

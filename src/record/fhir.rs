@@ -136,7 +136,8 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
         }
     }
     if let Some((_, e)) = encounter {
-        // the ward where the encounter names one, else its class where that is outside hospital
+        // the ward where the encounter names one; a class outside the hospital is said whatever
+        // the location's name (an outpatient visit at "… County Hospital" is still outpatient)
         let class = match e["class"]["code"]
             .as_str()
             .or(e["class"][0]["coding"][0]["code"].as_str())
@@ -146,10 +147,11 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
             Some("HH") => Some("home health encounter"),
             _ => None,
         };
-        demographics.care_unit = e["location"][0]["location"]["display"]
-            .as_str()
-            .or(class)
-            .map(str::to_string);
+        let location = e["location"][0]["location"]["display"].as_str();
+        demographics.care_unit = match (class, location) {
+            (Some(class), Some(location)) => Some(format!("{class} at {location}")),
+            (class, location) => class.or(location).map(str::to_string),
+        };
     }
 
     let mut observations = Vec::new();

@@ -30,9 +30,24 @@ test("the committed bundle carries its model card", async () => {
   const model = await Bedside.load(path.join(root, "models/demo"), { backend: "cpu" });
   const card = model.card;
   assert.ok(card, "models/demo has a model card");
-  assert.deepEqual(card.evaluations.map((e) => e.admissions), [300, 300, 275]);
+  assert.deepEqual(card.evaluations.map((e) => e.admissions), [300, 300, 275, 126]);
   assert.ok(card.trained_on.some((t) => t.licence.includes("ODbL")), "the MIMIC-IV demo's licence is stated");
   assert.match(card.out_of_range, /under 18/);
+  // a healthy child's outpatient chart: reasons, not answers, in wasm as natively
+  const child = JSON.parse(readFileSync(path.join(root, "tests/fixtures/fhir/healthy-child-bundle.json"), "utf8"));
+  const diagnosis = await model.diagnose(child);
+  assert.deepEqual(diagnosis.out_of_range?.reasons.map((r) => r.kind), ["no_observations", "age_outside_training", "setting_outside_training"]);
+  assert.deepEqual([diagnosis.diagnosed, diagnosis.evidence], [[], []]);
+  let explanation;
+  for await (const piece of model.explain(child)) if (typeof piece !== "string") explanation = piece;
+  assert.deepEqual([explanation.diagnoses, explanation.evidence], [[], []]);
+  const drugs = await model.recommend(child);
+  assert.deepEqual([drugs.medications, drugs.ddi_warnings], [[], []]);
+  assert.ok(drugs.out_of_range && drugs.scores.length > 0);
+  const native = nativePredict(child, "cpu", path.join(root, "models/demo"), ["--explain", "--recommend"]);
+  assert.deepEqual(diagnosis.out_of_range, native.diagnosis.out_of_range);
+  assert.equal(explanation.text, native.explanation.text);
+  assert.deepEqual(drugs.out_of_range, native.recommendation.out_of_range);
   model.dispose();
 });
 

@@ -27,6 +27,8 @@ use crate::text_metrics::{bleu4, rouge_l};
 
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
+    /// The bundle scored: the sha256 of its weights (`card` refuses a report of another bundle).
+    pub weights_sha256: String,
     /// Which split was scored (RESULTS.md, "How the figures are made").
     pub split: String,
     pub admissions: usize,
@@ -410,6 +412,7 @@ pub fn evaluate(
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
+        weights_sha256: bedside::bundle::sha256_hex(&weights),
         split: split.to_string(),
         admissions: n,
         head,

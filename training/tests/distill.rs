@@ -686,6 +686,14 @@ fn eval_writes_its_report_and_plots() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("card.toml"));
     assert_eq!(std::fs::read(copy.join("manifest.json")).unwrap(), before);
+    // so is a report of other weights (a stale one)
+    let mut stale = report.clone();
+    stale["weights_sha256"] = "0".repeat(64).into();
+    std::fs::write(out.join("report.json"), stale.to_string()).unwrap();
+    let refused = card("");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("other weights"));
+    assert_eq!(std::fs::read(copy.join("manifest.json")).unwrap(), before);
 }
 
 /// An export onto a full disk: a tmpfs with room for the previous bundle and half of it again,

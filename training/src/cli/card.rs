@@ -3,7 +3,7 @@
 //! names; the out-of-range rule is the library's own. Only `manifest.json` changes.
 
 use anyhow::{Context, Result};
-use bedside::bundle::{MANIFEST_FILE, Manifest};
+use bedside::bundle::{MANIFEST_FILE, Manifest, WEIGHTS_FILE};
 use bedside::model_card::{Evaluation, Measure, ModelCard, TrainingData, out_of_range_rule};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -28,12 +28,16 @@ struct CardFile {
     evaluations: Vec<EvaluationFile>,
 }
 
+/// An evaluation: an `eval` report.json of this very bundle, or (`admissions` and `measures`)
+/// figures measured by another command (the recommender's `medrec` report), with their source.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EvaluationFile {
-    report: PathBuf,
+    report: Option<PathBuf>,
     cohort: String,
     split: String,
+    admissions: Option<usize>,
+    measures: Option<std::collections::BTreeMap<String, Measure>>,
 }
 
 /// The figures of an `eval` report a card shows: the head's ranking and calibration, the written
@@ -54,6 +58,11 @@ fn evaluation(report: &serde_json::Value, cohort: String, split: String) -> Resu
         "head: macro AUROC",
         &head["macro_auroc"],
         &head["macro_auroc_ci95"],
+    );
+    put(
+        "head: macro AUPRC",
+        &report["head_macro_auprc"],
+        &serde_json::Value::Null,
     );
     put(
         "head: calibration error (ECE)",
@@ -93,17 +102,46 @@ pub fn run(args: Args) -> Result<()> {
     let text = std::fs::read_to_string(&card).with_context(|| card.display().to_string())?;
     let file: CardFile = toml::from_str(&text).with_context(|| card.display().to_string())?;
     let base = card.parent().unwrap_or(Path::new("."));
+    let path = bundle.join(MANIFEST_FILE);
+    let manifest_text =
+        std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let weights = Manifest::from_json(&manifest_text)?
+        .files
+        .get(WEIGHTS_FILE)
+        .map(|f| f.sha256.clone())
+        .with_context(|| format!("{}: lists no {WEIGHTS_FILE}", path.display()))?;
     let mut evaluations = Vec::new();
     for e in file.evaluations {
-        let path = base.join(&e.report);
-        let report: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&path)
-                .with_context(|| format!("{}: run `eval` first", path.display()))?,
-        )
-        .with_context(|| path.display().to_string())?;
-        evaluations.push(
-            evaluation(&report, e.cohort, e.split).with_context(|| path.display().to_string())?,
-        );
+        let evaluation = match (e.report, e.admissions, e.measures) {
+            (Some(report), None, None) => {
+                let report_path = base.join(&report);
+                let report: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(&report_path)
+                        .with_context(|| format!("{}: run `eval` first", report_path.display()))?,
+                )
+                .with_context(|| report_path.display().to_string())?;
+                // the figures must be this bundle's, not a stale report's
+                anyhow::ensure!(
+                    report["weights_sha256"].as_str() == Some(weights.as_str()),
+                    "{}: a report of other weights than {}'s; run `eval` on this bundle",
+                    report_path.display(),
+                    bundle.display()
+                );
+                evaluation(&report, e.cohort, e.split)
+                    .with_context(|| report_path.display().to_string())?
+            }
+            (None, Some(admissions), Some(measures)) => Evaluation {
+                cohort: e.cohort,
+                split: e.split,
+                admissions,
+                measures,
+            },
+            _ => anyhow::bail!(
+                "{}: an evaluation names either a report, or admissions and measures",
+                card.display()
+            ),
+        };
+        evaluations.push(evaluation);
     }
     let model_card = ModelCard {
         trained_on: file.trained_on,
@@ -115,24 +153,17 @@ pub fn run(args: Args) -> Result<()> {
     model_card
         .check()
         .map_err(|m| anyhow::anyhow!("{}: {m}", card.display()))?;
-    let path = bundle.join(MANIFEST_FILE);
-    let mut manifest = Manifest::from_json(
-        &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
-    )?;
-    manifest.model_card = Some(model_card);
+    // into the manifest, its other fields as the library writes them (in their order), checked
+    // as a loader reads it before anything is written
+    let mut manifest = Manifest::from_json(&manifest_text)?;
+    manifest.model_card = Some(model_card.clone());
     let text = serde_json::to_string_pretty(&manifest)?;
-    Manifest::from_json(&text)?; // as a loader reads it, before anything is written
+    Manifest::from_json(&text)?;
     crate::io::write_atomic(&path, format!("{text}\n").as_bytes())?;
     println!(
         "card: {} evaluations, {} training cohorts → {}",
-        manifest
-            .model_card
-            .as_ref()
-            .map_or(0, |c| c.evaluations.len()),
-        manifest
-            .model_card
-            .as_ref()
-            .map_or(0, |c| c.trained_on.len()),
+        model_card.evaluations.len(),
+        model_card.trained_on.len(),
         path.display()
     );
     Ok(())
