@@ -215,6 +215,18 @@ fn distill_export_and_explain() {
     );
     let n = online["student"]["overall"]["n"].as_u64().unwrap();
     assert_eq!(n, online["admissions"][2].as_u64().unwrap());
+    // the most-frequent-drugs baseline, on the same admissions
+    let baseline = &online["most_frequent"]["overall"];
+    eprintln!(
+        "most-frequent baseline: {baseline}; student: {}",
+        online["student"]["overall"]
+    );
+    assert_eq!(baseline["n"].as_u64(), Some(n));
+    let jaccard = baseline["jaccard"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        jaccard > 0.05 && jaccard < 1.0,
+        "baseline Jaccard {jaccard}"
+    );
     for dtype in ["f32", "f16"] {
         let status = bin()
             .args(["export", "--run"])

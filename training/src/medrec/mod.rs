@@ -394,6 +394,30 @@ pub fn run(
         &test,
     );
 
+    // the baseline a user tries first: every admission gets each drug's share of the training
+    // admissions as its score (the most frequent drugs first), cut where validation says
+    let frequency: Vec<f32> = (0..m)
+        .map(|j| {
+            let given = train.iter().filter(|&&i| examples[i].target[j]).count();
+            given as f32 / train.len().max(1) as f32
+        })
+        .collect();
+    let repeated = |rows: usize| -> Vec<f32> { frequency.repeat(rows) };
+    let baseline_threshold = best_threshold(
+        &repeated(validation.len()),
+        &truth,
+        &drugs,
+        &(0..validation.len()).collect::<Vec<_>>(),
+    );
+    let baseline = grouped(
+        &repeated(test.len()),
+        &test_truth,
+        &drugs,
+        baseline_threshold,
+        &examples,
+        &test,
+    );
+
     // the teacher on the same test admissions
     let (teacher_metrics, teacher_threshold) = match &features {
         Some(f) if !f.logits.is_empty() => {
@@ -455,6 +479,7 @@ pub fn run(
         teacher_mode: config.teacher.mode,
         threshold: spec.threshold,
         student: student_metrics,
+        most_frequent: baseline,
         teacher: teacher_metrics,
         teacher_threshold,
         student_parameters: model.num_params(),

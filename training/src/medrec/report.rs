@@ -72,6 +72,9 @@ pub struct MedRecReport {
     pub teacher_mode: TeacherMode,
     pub threshold: f32,
     pub student: GroupMetrics,
+    /// The most-frequent-drugs baseline on the same test admissions: each drug scored by its
+    /// share of the training admissions, the cut chosen on validation.
+    pub most_frequent: GroupMetrics,
     /// The teacher on the same test admissions, where it has logits over the same drugs.
     pub teacher: Option<GroupMetrics>,
     pub teacher_threshold: Option<f32>,
@@ -149,6 +152,7 @@ pub(super) fn markdown(report: &MedRecReport) -> String {
         }
     };
     groups("student", &report.student);
+    groups("most frequent", &report.most_frequent);
     if let Some(t) = &report.teacher {
         groups("teacher", t);
     }
