@@ -62,8 +62,13 @@ pub(crate) fn channel_series(
             }
             // scaled to the largest weight; a non-finite weight (a broken backend) leaves the
             // series unscaled rather than hiding among the others
-            let top = attention.iter().copied().fold(0f32, f32::max); // nan-ok: see above
-            if top > 0.0 && attention.iter().all(|a| a.is_finite()) {
+            if attention.iter().all(|a| a.is_finite())
+                && let Some(top) = attention
+                    .iter()
+                    .copied()
+                    .max_by(f32::total_cmp)
+                    .filter(|t| *t > 0.0)
+            {
                 attention.iter_mut().for_each(|a| *a /= top);
             }
             Some(ChannelSeries {
