@@ -16,6 +16,7 @@ and writes as JSON, with 95% bootstrap intervals (200 resamples of test admissio
 Usage:
   baselines.py --train train.jsonl --test test.jsonl --split-name NAME --out baselines.json
   baselines.py --cohort mimic4.jsonl --split run/split.json --split-name NAME --out baselines.json
+    (a split.json of `bedside-train split`, with validation ids: the baselines train on those too)
   baselines.py --task mortality --cohort physionet.jsonl --split mortality/split.json --split-name NAME --out m.json
 --split-name says which split of the protocol is scored (RESULTS.md, "How the figures are made");
 it is printed first and written into the JSON.
@@ -175,7 +176,10 @@ def main():
         records = {r["id"]: r for r in read(args.cohort)}
         with open(args.split, encoding="utf-8") as f:
             split = json.load(f)
-        train, test = [records[i] for i in split["train"]], [records[i] for i in split["test"]]
+        # `bedside-train split` also lists validation patients: the baselines choose nothing on
+        # them (fixed settings), so they train on them too
+        train = [records[i] for i in split["train"] + split.get("validation", [])]
+        test = [records[i] for i in split["test"]]
     else:
         train, test = read(args.train), read(args.test)
     if args.task == "mortality":

@@ -35,6 +35,11 @@ pub struct Manifest {
     /// data by `bedside-train distill`; absent in older bundles: 1). In [0.05, 20].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// The temperature for records without notes (labs alone, as most real feeds are), fitted on
+    /// the validation admissions without notes (real ones, in the committed bundle); absent: the
+    /// one `temperature` for every record. In [0.05, 20].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_without_notes: Option<f32>,
     pub files: BTreeMap<String, FileEntry>,
     pub created_by: String,
     /// The medication recommender (LEADER's student), where the bundle has one: its weights are
@@ -194,6 +199,7 @@ impl Manifest {
             dtype: dtype.name().into(),
             threshold,
             temperature: None,
+            temperature_without_notes: None,
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
@@ -314,13 +320,18 @@ impl Manifest {
                 "threshold must be within 0..=1",
             ));
         }
-        if let Some(t) = self.temperature
-            && !(t.is_finite() && (0.05..=20.0).contains(&t))
-        {
-            return Err(BedsideError::bundle(
-                MANIFEST_FILE,
-                format!("temperature = {t} is outside [0.05, 20]"),
-            ));
+        for (field, t) in [
+            ("temperature", self.temperature),
+            ("temperature_without_notes", self.temperature_without_notes),
+        ] {
+            if let Some(t) = t
+                && !(t.is_finite() && (0.05..=20.0).contains(&t))
+            {
+                return Err(BedsideError::bundle(
+                    MANIFEST_FILE,
+                    format!("{field} = {t} is outside [0.05, 20]"),
+                ));
+            }
         }
         if let Some(tokens) = self.max_prompt_tokens {
             // attention (and the wide head's repeat check) hold len × len values per row

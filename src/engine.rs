@@ -491,7 +491,7 @@ impl Engine {
                 model.phenotype_logits(&model.encode(&input))
             }
         };
-        let probs = self.read_back(self.calibrated(logits)).await?;
+        let probs = self.read_back(self.calibrated(logits, records)).await?;
         if probs.len() != grids.len() * PHENOTYPES.len() || probs.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(
                 self.backend.name(),
@@ -501,13 +501,32 @@ impl Engine {
         Ok(probs)
     }
 
-    /// The head's probabilities of its logits: the sigmoid after the bundle's temperature.
-    fn calibrated(&self, logits: Tensor<2>) -> Tensor<2> {
-        match self.manifest.temperature {
+    /// The head's probabilities of its logits: the sigmoid after the bundle's temperature, the
+    /// one fitted on records like each row's (with notes, or labs alone:
+    /// [`Manifest::temperature_without_notes`]).
+    fn calibrated(&self, logits: Tensor<2>, records: &[PatientRecord]) -> Tensor<2> {
+        let with_notes = self.manifest.temperature.unwrap_or(1.0);
+        let logits = match self.manifest.temperature_without_notes {
+            Some(without) if records.iter().any(|r| r.notes.is_empty()) => {
+                let scales: Vec<f32> = records
+                    .iter()
+                    .map(|r| {
+                        1.0 / if r.notes.is_empty() {
+                            without
+                        } else {
+                            with_notes
+                        }
+                    })
+                    .collect();
+                let rows = scales.len();
+                logits
+                    * Tensor::<1>::from_floats(scales.as_slice(), &self.device).reshape([rows, 1])
+            }
             // one operation (a GPU dispatch) only where the bundle has a temperature
-            Some(temperature) => burn::tensor::activation::sigmoid(logits / temperature),
-            None => burn::tensor::activation::sigmoid(logits),
-        }
+            _ if self.manifest.temperature.is_some() => logits / with_notes,
+            _ => logits,
+        };
+        burn::tensor::activation::sigmoid(logits)
     }
 
     /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained
@@ -569,7 +588,10 @@ impl Engine {
         let encoded = model.encode(&input);
         // one answer: the list is exactly the head's selection, in the order the decoder writes it
         let probabilities = self
-            .read_back(self.calibrated(model.phenotype_logits(&encoded)))
+            .read_back(self.calibrated(
+                model.phenotype_logits(&encoded),
+                std::slice::from_ref(record),
+            ))
             .await?;
         if probabilities.len() != PHENOTYPES.len() || probabilities.iter().any(|p| !p.is_finite()) {
             return Err(BedsideError::backend(

@@ -121,23 +121,58 @@ fn a_bundle_round_trips_and_batches_agree_with_single_records() {
     );
 }
 
-/// The manifest's temperature divides the logits: p' = σ(logit(p) / T), the order kept.
+/// The manifest's temperature divides the logits: p' = σ(logit(p) / T), the order kept; a record
+/// without notes takes `temperature_without_notes` where the bundle has one, in the same batch as
+/// a record with notes that keeps `temperature`.
 #[test]
 fn the_temperature_scales_the_logits() {
     let (manifest, weights) = random_bundle(3);
     let mut hot: Manifest = serde_json::from_str(&manifest).unwrap();
     hot.temperature = Some(2.5);
-    let hot = serde_json::to_string(&hot).unwrap();
     let plain = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
-    let scaled = pollster::block_on(Engine::load(&hot, &weights, Backend::Cpu)).unwrap();
-    let r = record("t", 1.5);
-    let a = probabilities(&pollster::block_on(plain.diagnose(&r)).unwrap());
-    let b = probabilities(&pollster::block_on(scaled.diagnose(&r)).unwrap());
-    for ((name, p), (_, q)) in a.iter().zip(&b) {
-        let logit = (p / (1.0 - p)).ln();
-        let want = 1.0 / (1.0 + (-logit / 2.5).exp());
-        assert!((q - want).abs() < 1e-5, "{name}: {q} vs {want} (from {p})");
-    }
+    let load = |m: &Manifest| {
+        let m = serde_json::to_string(m).unwrap();
+        pollster::block_on(Engine::load(&m, &weights, Backend::Cpu)).unwrap()
+    };
+    let scaled = load(&hot);
+    hot.temperature_without_notes = Some(4.0);
+    let grouped = load(&hot);
+    let bare = record("t", 1.5);
+    let mut noted = bare.clone();
+    noted.notes = vec![serde_json::from_value(serde_json::json!({ "text": "Febrile." })).unwrap()];
+    let check = |engine: &Engine, r: &PatientRecord, t: f64| {
+        let a = probabilities(&pollster::block_on(plain.diagnose(r)).unwrap());
+        let b = probabilities(&pollster::block_on(engine.diagnose(r)).unwrap());
+        let batch = pollster::block_on(engine.diagnose_batch(&[bare.clone(), noted.clone()]));
+        let in_batch = probabilities(&batch.unwrap()[usize::from(!r.notes.is_empty())]);
+        for (((name, p), (_, q)), (_, q_batch)) in a.iter().zip(&b).zip(&in_batch) {
+            let logit = (p / (1.0 - p)).ln();
+            let want = 1.0 / (1.0 + (-logit / t as f32).exp());
+            assert!(
+                (q - want).abs() < 1e-5,
+                "{name}: {q} vs {want} (T {t}, from {p})"
+            );
+            assert!(
+                (q_batch - want).abs() < 1e-5,
+                "{name} in a batch: {q_batch} vs {want}"
+            );
+        }
+    };
+    check(&scaled, &bare, 2.5);
+    check(&scaled, &noted, 2.5);
+    check(&grouped, &bare, 4.0);
+    check(&grouped, &noted, 2.5);
+    // out of its bounds, named
+    hot.temperature_without_notes = Some(0.0);
+    let message = pollster::block_on(Engine::load(
+        &serde_json::to_string(&hot).unwrap(),
+        &weights,
+        Backend::Cpu,
+    ))
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(message.contains("temperature_without_notes"), "{message}");
 }
 
 #[test]

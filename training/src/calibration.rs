@@ -4,7 +4,9 @@
 //! diagnoses at threshold 0.5 (the bundles' threshold) and every AUROC are unchanged; only the
 //! probabilities move.
 //! `distill` fits it at the end of a run (`calibration.json`), `export` writes it into the
-//! manifest, and the library divides by it (`Manifest::temperature`).
+//! manifest, and the library divides by it (`Manifest::temperature`). Admissions without notes
+//! (labs alone, as most real feeds are) get a temperature of their own where a run validates on
+//! some (`Manifest::temperature_without_notes`): one number per group, as few as the data allow.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,11 @@ pub struct Calibration {
     pub ece_after: f64,
     pub brier_before: f64,
     pub brier_after: f64,
+    /// The validation admissions without notes fitted apart (`temperature_without_notes` in the
+    /// manifest), where a run has any: they are the real ones in the committed bundle, whose
+    /// labs alone must carry the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_notes: Option<Box<Calibration>>,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -88,6 +95,7 @@ pub fn calibrate(logits: &[f32], targets: &[bool]) -> Calibration {
         ece_after: crate::metrics::expected_calibration_error(&after, 10),
         brier_before: crate::metrics::brier(&before),
         brier_after: crate::metrics::brier(&after),
+        without_notes: None,
     }
 }
 

@@ -65,6 +65,8 @@ pub fn export(
         let calibration: crate::calibration::Calibration =
             serde_json::from_slice(&bytes).context(CALIBRATION_FILE)?;
         manifest.temperature = Some(calibration.temperature as f32);
+        manifest.temperature_without_notes =
+            calibration.without_notes.map(|c| c.temperature as f32);
     }
     manifest.training = progress
         .map(|p| serde_json::json!({ "wide_fit": p.wide_fit, "validation_history": p.history }));

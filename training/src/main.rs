@@ -19,6 +19,7 @@ mod medrec_metrics;
 mod metrics;
 mod mortality;
 mod plots;
+mod split;
 mod synthetic;
 mod teach;
 mod text_metrics;
@@ -55,6 +56,9 @@ enum Command {
     /// model.safetensors (and model-seed-S.safetensors for each further seed) and the plots
     /// roc.png, calibration.png and training.png into --out.
     Mortality(cli::mortality::Args),
+    /// Write the patient split of a cohort (the one `distill`, `medrec` and `eval --side` use):
+    /// the admission ids of its training, validation and test patients.
+    Split(cli::split::Args),
     /// Write teacher rationales (JSONL) for a cohort.
     Teach(cli::teach::Args),
     /// ClinRaGen's three-stage rationale distillation into the multimodal model.
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Cohort(args) => cli::cohort::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Mortality(args) => cli::mortality::run(args),
+        Command::Split(args) => cli::split::run(args),
         Command::Teach(args) => cli::teach::run(args),
         Command::Distill(args) => cli::distill::run(args),
         Command::Medrec(args) => cli::medrec::run(args),

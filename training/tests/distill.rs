@@ -59,7 +59,11 @@ epochs = 1
 "#;
 
 fn distill(dir: &Path, resume: bool) -> std::process::Child {
-    std::fs::write(dir.join("run.toml.in"), TINY).unwrap();
+    distill_with(dir, TINY, resume)
+}
+
+fn distill_with(dir: &Path, config: &str, resume: bool) -> std::process::Child {
+    std::fs::write(dir.join("run.toml.in"), config).unwrap();
     let mut command = bin();
     command
         .args(["distill", "--config"])
@@ -148,10 +152,47 @@ fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// A "real" cohort beside the synthetic one: 24 admissions of 12 patients without notes (labs
+/// alone, as the MIMIC-IV demo's), and the ids of its training and validation patients
+/// (`bedside-train split`, the split `distill` cuts it by).
+fn real_cohort(dir: &Path) -> usize {
+    let path = dir.join("real.jsonl");
+    synthetic_cohort(&path, 24, 5);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut r: serde_json::Value = serde_json::from_str(line).unwrap();
+            r["id"] = format!("real-{i}").into();
+            r["patient"] = format!("p{}", i / 2).into();
+            r["notes"] = serde_json::json!([]);
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = bin()
+        .args(["split", "--cohort"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("split.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("split.json")).unwrap()).unwrap();
+    let count = |side: &str| split[side].as_array().unwrap().len();
+    assert_eq!(count("train") + count("validation") + count("test"), 24);
+    assert!(count("test") > 0 && count("validation") > 0, "{split}");
+    count("train") + count("validation")
+}
+
 #[test]
 fn distill_export_and_explain() {
     let dir = scratch("distill");
-    assert!(distill(&dir, false).wait().unwrap().success());
+    let real = real_cohort(&dir);
+    let config = format!("cohorts = [\"real.jsonl\"]\nnote_dropout = 0.5\n{TINY}");
+    assert!(distill_with(&dir, &config, false).wait().unwrap().success());
     assert!(
         std::fs::read(dir.join("run/training.png"))
             .unwrap()
@@ -184,14 +225,25 @@ fn distill_export_and_explain() {
         "{}",
         state["wide_fit"]
     );
-    // C chosen on the validation fifth among the 9 tried, then refitted on all 40 admissions
+    // C chosen on the validation patients among the 9 tried, then refitted on every admission
+    // but the real cohort's test patients
     assert_eq!(state["wide_fit"]["tried"].as_array().unwrap().len(), 9);
-    assert_eq!(state["wide_fit"]["rows"], 40, "{}", state["wide_fit"]);
-    // the head's temperature, fitted on the validation split (export must carry it, below)
+    assert_eq!(
+        state["wide_fit"]["rows"],
+        40 + real,
+        "{}",
+        state["wide_fit"]
+    );
+    // the head's temperatures, fitted on the validation split with notes and without (the real
+    // validation patients); export must carry both, below
     let calibration: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
             .unwrap();
     let temperature = calibration["temperature"].as_f64().unwrap();
+    let without_notes = calibration["without_notes"]["temperature"]
+        .as_f64()
+        .unwrap();
+    assert!(calibration["without_notes"]["pairs"].as_u64().unwrap() > 0);
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
     let online = medrec(&dir, "medrec", TINY_MEDREC);
@@ -296,6 +348,11 @@ fn distill_export_and_explain() {
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap())
             .unwrap();
+    assert!(
+        (manifest["temperature_without_notes"].as_f64().unwrap() - without_notes).abs() < 1e-6,
+        "{}",
+        manifest["temperature_without_notes"]
+    );
     // export carries the run's temperature into the manifest
     assert!(
         (manifest["temperature"].as_f64().unwrap() - temperature).abs() < 1e-6,

@@ -1,7 +1,6 @@
 //! `distill`: runs ClinRaGen's three-stage rationale distillation into the multimodal model.
 
-use crate::io::read_cohort;
-use crate::{distill, synthetic};
+use crate::distill;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -41,10 +40,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(dir) = init_from {
         run.init_from(&dir)?;
     }
-    let records = match run.resolve(&run.config.cohort) {
-        Some(path) => read_cohort(&path)?,
-        None => synthetic::cohort(run.config.synthetic, run.config.hours, run.config.seed),
-    };
+    let admissions = run.admissions()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -54,7 +50,7 @@ pub fn run(args: Args) -> Result<()> {
     .context("installing the Ctrl-C handler")?;
     let started = std::time::Instant::now();
     let (_, progress, _) = run.execute(
-        &records,
+        &admissions,
         resume,
         stop,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -62,7 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     let last = progress.history.last();
     println!(
         "distill: {} admissions, {} epochs in {:.0} s; last validation micro-F1 of the written diagnoses {} → {}",
-        records.len(),
+        admissions.len(),
         progress.history.len(),
         started.elapsed().as_secs_f64(),
         last.map_or("n/a".into(), |h| format!("{:.3}", h.generated_micro_f1)),

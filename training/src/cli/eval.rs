@@ -1,6 +1,7 @@
 //! `eval`: measures a clinical bundle on a labelled cohort and writes the report.
 
 use crate::io::read_cohort;
+use crate::split::{PatientSplit, Side, patient_key};
 use crate::{eval, synthetic, teach};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ pub struct Args {
     /// --split names.
     #[arg(long)]
     cohort: Option<PathBuf>,
+    /// Only the admissions of the cohort's patients on this side of the patient split (the one
+    /// `distill` and `medrec` train by): `test` scores a real cohort's test patients.
+    #[arg(long, value_enum, requires = "cohort")]
+    side: Option<Side>,
     #[arg(long, default_value_t = 100)]
     synthetic: usize,
     /// Which synthetic split to score: `development` (every choice is made on it) or
@@ -56,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     let Args {
         bundle,
         cohort,
+        side,
         synthetic,
         split,
         rationales,
@@ -63,13 +69,24 @@ pub fn run(args: Args) -> Result<()> {
         out,
     } = args;
     let (records, split) = match &cohort {
-        Some(path) => (
-            read_cohort(path)?,
-            format!(
-                "the cohort file {} (its split is what made it)",
-                path.display()
+        Some(path) => match side {
+            Some(side) => {
+                let split = PatientSplit::default();
+                let records: Vec<_> = read_cohort(path)?
+                    .into_iter()
+                    .filter(|r| split.side(patient_key(r)) == side)
+                    .collect();
+                let name = format!("the {side:?} patients of {}", path.display()).to_lowercase();
+                (records, name)
+            }
+            None => (
+                read_cohort(path)?,
+                format!(
+                    "the cohort file {} (its split is what made it)",
+                    path.display()
+                ),
             ),
-        ),
+        },
         None => (
             synthetic::cohort(synthetic, 48, split.seed()),
             format!(

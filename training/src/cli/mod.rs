@@ -12,6 +12,7 @@ pub mod features;
 pub mod medrec;
 pub mod mortality;
 pub mod predict;
+pub mod split;
 pub mod teach;
 pub mod tokenize;
 pub mod tokenizer;

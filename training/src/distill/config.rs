@@ -2,6 +2,7 @@
 //! before anything runs.
 
 use crate::backend::TrainingBackend;
+use crate::split::PatientSplit;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, ensure};
@@ -14,10 +15,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
-    /// Cohort JSONL with labels; unset: the built-in synthetic cohort of `synthetic` admissions.
-    pub cohort: Option<PathBuf>,
-    /// Size of the built-in synthetic cohort.
+    /// Cohort JSONL files with labels (real admissions, e.g. `cohort --source mimic4`), split
+    /// by patient ([`PatientSplit`]): their test patients are never read.
+    pub cohorts: Vec<PathBuf>,
+    /// Admissions of the built-in synthetic cohort added to the cohorts (0: none). It has no
+    /// test side: its test admissions are other seeds (`eval --split`).
     pub synthetic: usize,
+    /// Share of the training admissions with notes whose notes are dropped (seeded, once per
+    /// run), so that the model learns to answer from the labs alone, as it must for a record
+    /// without notes.
+    pub note_dropout: f64,
     /// Teacher rationale JSONL (`bedside-train teach`); unset: the built-in knowledge teacher.
     pub rationales: Option<PathBuf>,
     /// A `tokenizer.json`; unset: one is trained on the cohort with `vocab_size` tokens.
@@ -35,8 +42,6 @@ pub struct RunConfig {
     pub max_prompt_tokens: usize,
     /// Longest target in tokens.
     pub max_target_tokens: usize,
-    /// Share of admissions held out for validation (split by admission, seeded).
-    pub validation_fraction: f64,
     pub seed: u64,
     pub batch_size: usize,
     /// Peak learning rate of AdamW, reached after `warmup_steps`, then cosine decay to 5 %.
@@ -58,6 +63,8 @@ pub struct RunConfig {
     /// with `--features bedside-train/cuda`). Validation (generation, one token at a time) runs
     /// on the CPU either way.
     pub backend: TrainingBackend,
+    /// The patient split (shares of validation and test patients), the one `medrec` uses.
+    pub split: PatientSplit,
     pub model: ModelConfig,
 }
 
@@ -105,8 +112,9 @@ impl Default for ModelConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
-            cohort: None,
+            cohorts: Vec::new(),
             synthetic: 400,
+            note_dropout: 0.0,
             rationales: None,
             tokenizer: None,
             init_from: None,
@@ -114,7 +122,6 @@ impl Default for RunConfig {
             hours: 48,
             max_prompt_tokens: 256,
             max_target_tokens: 128,
-            validation_fraction: 0.2,
             seed: 7,
             batch_size: 16,
             learning_rate: 1e-3,
@@ -125,6 +132,7 @@ impl Default for RunConfig {
             epochs: [4, 4, 4],
             patience: 3,
             backend: TrainingBackend::Cpu,
+            split: PatientSplit::default(),
             model: ModelConfig::default(),
         }
     }
@@ -145,9 +153,14 @@ impl RunConfig {
             self.init_from.is_none() || self.tokenizer.is_none(),
             "init_from brings its own tokenizer.json; unset tokenizer"
         );
+        self.split.check()?;
         ensure!(
-            (0.0..0.9).contains(&self.validation_fraction),
-            "validation_fraction must be in [0, 0.9)"
+            (0.0..=1.0).contains(&self.note_dropout),
+            "note_dropout must be in [0, 1]"
+        );
+        ensure!(
+            self.synthetic > 0 || !self.cohorts.is_empty(),
+            "no admissions: set cohorts or synthetic"
         );
         ensure!(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),

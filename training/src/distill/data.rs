@@ -15,9 +15,8 @@ use bedside::prompt::{clinical_prompt, target_text};
 use bedside::record::{PatientRecord, SeriesGrid};
 use bedside::tokenizer::TextTokenizer;
 use burn::prelude::*;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use super::pretrained::Pretrained;
 use super::{Run, RunConfig};
@@ -31,6 +30,8 @@ pub(crate) struct Example {
     pub(crate) grid: SeriesGrid,
     targets: [Vec<u32>; 3],
     pub(crate) phenotypes: Vec<bool>,
+    /// Whether the admission has notes (its probabilities take the matching temperature).
+    pub(crate) has_notes: bool,
 }
 
 pub(crate) fn example(
@@ -95,6 +96,7 @@ pub(crate) fn example(
             .iter()
             .map(|p| labels.contains(&p.name))
             .collect(),
+        has_notes: !record.notes.is_empty(),
     })
 }
 
@@ -137,6 +139,45 @@ pub(crate) fn batch(examples: &[&Example], stage: usize, device: &Device) -> Bat
     }
 }
 
+/// The admissions a run reads: those of its cohort files, split three ways by patient (the
+/// test side is never read), and the built-in synthetic ones (no test side: its test admissions
+/// are other seeds).
+pub struct Admissions {
+    pub cohorts: Vec<PatientRecord>,
+    pub synthetic: Vec<PatientRecord>,
+}
+
+impl Admissions {
+    /// The admissions a run trains and validates on, with the indexes of each side; the notes
+    /// of `note_dropout` of the training admissions with notes dropped (seeded).
+    fn split(&self, config: &RunConfig) -> (Vec<PatientRecord>, Vec<usize>, Vec<usize>) {
+        let (mut records, mut train, mut validation) = (Vec::new(), Vec::new(), Vec::new());
+        for (source, split) in [
+            (&self.cohorts, config.split),
+            (&self.synthetic, config.split.without_test()),
+        ] {
+            let [on_train, on_validation, _test] = split.sides(source);
+            for (side, rows) in [(&mut train, on_train), (&mut validation, on_validation)] {
+                for i in rows {
+                    side.push(records.len());
+                    records.push(source[i].clone());
+                }
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(config.seed ^ 0x6e6f_7465);
+        for &i in &train {
+            if !records[i].notes.is_empty() && rng.random::<f64>() < config.note_dropout {
+                records[i].notes.clear();
+            }
+        }
+        (records, train, validation)
+    }
+
+    pub fn len(&self) -> usize {
+        self.cohorts.len() + self.synthetic.len()
+    }
+}
+
 /// Everything a run reads, prepared once.
 pub(super) struct Data {
     /// Tokens needed to write the longest validation diagnosis list and the rationale marker.
@@ -152,10 +193,12 @@ pub(super) struct Data {
 impl Run {
     pub(super) fn data(
         &self,
-        records: &[PatientRecord],
+        admissions: &Admissions,
         pretrained: Option<&Pretrained>,
     ) -> Result<Data> {
         let config = &self.config;
+        let (records, train, validation) = admissions.split(config);
+        let records = records.as_slice();
         let rationales: BTreeMap<String, Rationale> = match self.resolve(&config.rationales) {
             Some(path) => teach::read_jsonl(&path)?
                 .into_iter()
@@ -198,10 +241,6 @@ impl Run {
                     .with_context(|| format!("admission {}", r.id))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut order: Vec<usize> = (0..examples.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(config.seed));
-        let held_out = ((examples.len() as f64) * config.validation_fraction).round() as usize;
-        let (validation, train) = order.split_at(held_out.min(examples.len().saturating_sub(1)));
         ensure!(!train.is_empty(), "no admissions to train on");
         let diagnosis_tokens = records
             .iter()
@@ -228,8 +267,8 @@ impl Run {
             tokenizer,
             knowledge_ids,
             examples,
-            train: train.to_vec(),
-            validation: validation.to_vec(),
+            train,
+            validation,
         })
     }
 }

@@ -27,6 +27,7 @@ pub(crate) use checkpoint::CHECKPOINT;
 use checkpoint::IdSetter;
 pub use checkpoint::{EpochRecord, Progress};
 pub use config::RunConfig;
+pub use data::Admissions;
 pub(crate) use data::{Example, batch, example};
 use pretrained::Pretrained;
 use report::{Validation, plot_history};
@@ -40,7 +41,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bedside::model::{ClinicalModel, Part, sequence_loss};
-use bedside::record::PatientRecord;
 use bedside::tokenizer::TextTokenizer;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::prelude::*;
@@ -105,6 +105,19 @@ impl Run {
         path.as_ref().map(|p| self.base.join(p))
     }
 
+    /// Reads the run's admissions: its cohort files and the built-in synthetic cohort.
+    pub fn admissions(&self) -> Result<Admissions> {
+        let c = &self.config;
+        let mut cohorts = Vec::new();
+        for path in &c.cohorts {
+            cohorts.extend(crate::io::read_cohort(&self.base.join(path))?);
+        }
+        Ok(Admissions {
+            cohorts,
+            synthetic: crate::synthetic::cohort(c.synthetic, c.hours, c.seed),
+        })
+    }
+
     fn learning_rate(&self, step: usize, total: usize) -> f64 {
         let c = &self.config;
         fit::warmup_cosine(c.learning_rate, step, c.warmup_steps, total)
@@ -113,7 +126,7 @@ impl Run {
     /// Runs (or, with `resume`, continues) every stage. `stop` is set by Ctrl-C.
     pub fn execute(
         &self,
-        records: &[PatientRecord],
+        admissions: &Admissions,
         resume: bool,
         stop: Arc<AtomicBool>,
         show: bool,
@@ -123,13 +136,8 @@ impl Run {
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // the run's own copy, with paths resolved so that it reads the same from anywhere
         let mut saved = config.clone();
-        (
-            saved.cohort,
-            saved.rationales,
-            saved.tokenizer,
-            saved.init_from,
-        ) = (
-            self.resolve(&config.cohort),
+        saved.cohorts = config.cohorts.iter().map(|p| self.base.join(p)).collect();
+        (saved.rationales, saved.tokenizer, saved.init_from) = (
             self.resolve(&config.rationales),
             self.resolve(&config.tokenizer),
             self.resolve(&config.init_from),
@@ -142,7 +150,7 @@ impl Run {
             .resolve(&config.init_from)
             .map(|dir| Pretrained::read(&dir))
             .transpose()?;
-        let data = self.data(records, pretrained.as_ref())?;
+        let data = self.data(admissions, pretrained.as_ref())?;
         let device = config.backend.device()?.autodiff();
         let mut model_config =
             config.model_config(data.tokenizer.vocab_size(), data.knowledge_ids.len());
@@ -384,14 +392,48 @@ impl Run {
         }
         let model = model.valid();
         save_weights(&model, &self.dir.join("model.safetensors"))?;
-        // the head's temperature, fitted on the validation split with both inputs (as served)
+        // the head's temperatures, fitted on the validation split with both inputs (as served):
+        // one for admissions with notes, one for those without (labs alone) where there are any
         let rows = if data.validation.is_empty() {
             &data.train
         } else {
             &data.validation
         };
         let validation = self.validate(&model, held_out_wide.as_ref(), &data, 2, rows)?;
-        let calibration = crate::calibration::calibrate(&validation.logits, &validation.truth);
+        let labels = bedside::knowledge::PHENOTYPES.len();
+        let group = |notes: bool| -> (Vec<f32>, Vec<bool>) {
+            let rows = rows.iter().enumerate();
+            let mine: Vec<usize> = rows
+                .filter(|&(_, &i)| data.examples[i].has_notes == notes)
+                .map(|(k, _)| k)
+                .collect();
+            let pick = |k: &usize| k * labels..(k + 1) * labels;
+            (
+                mine.iter()
+                    .flat_map(|k| validation.logits[pick(k)].to_vec())
+                    .collect(),
+                mine.iter()
+                    .flat_map(|k| validation.truth[pick(k)].to_vec())
+                    .collect(),
+            )
+        };
+        let (with_logits, with_truth) = group(true);
+        let (without_logits, without_truth) = group(false);
+        let mut calibration = match with_logits.is_empty() {
+            true => crate::calibration::calibrate(&validation.logits, &validation.truth),
+            false => crate::calibration::calibrate(&with_logits, &with_truth),
+        };
+        if !without_logits.is_empty() {
+            let without = crate::calibration::calibrate(&without_logits, &without_truth);
+            tracing::info!(
+                "calibration without notes ({} admissions): temperature {:.3}; ECE {:.4} → {:.4}",
+                without_logits.len() / labels,
+                without.temperature,
+                without.ece_before,
+                without.ece_after
+            );
+            calibration.without_notes = Some(Box::new(without));
+        }
         tracing::info!(
             "calibration: temperature {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",
             calibration.temperature,

@@ -19,13 +19,13 @@ pub struct MedRecRunConfig {
     pub diagnosis_names: Option<PathBuf>,
     pub procedure_names: Option<PathBuf>,
     pub seed: u64,
-    /// Shares of patients held out for validation (early stopping, threshold) and test.
-    pub validation_fraction: f64,
-    pub test_fraction: f64,
     /// Most codes of one type read per visit.
     pub max_codes: usize,
     /// Codes seen fewer times than this in the training split get no vocabulary entry.
     pub min_code_count: usize,
+    /// The patient split, the one `distill` uses: validation patients (early stopping, the
+    /// threshold) and test patients, the same MIMIC-IV patients as the clinical model's.
+    pub split: crate::split::PatientSplit,
     pub student: StudentConfig,
     pub teacher: TeacherConfig,
     pub epochs: usize,
@@ -102,10 +102,9 @@ impl Default for MedRecRunConfig {
             diagnosis_names: None,
             procedure_names: None,
             seed: 7,
-            validation_fraction: 0.1,
-            test_fraction: 0.2,
             max_codes: 64,
             min_code_count: 1,
+            split: Default::default(),
             student: StudentConfig::default(),
             teacher: TeacherConfig::default(),
             epochs: 40,
@@ -191,10 +190,7 @@ impl MedRecRunConfig {
             self.teacher.d_model.is_multiple_of(self.teacher.heads),
             "teacher.d_model must be divisible by teacher.heads"
         );
-        ensure!(
-            (0.0..0.9).contains(&(self.validation_fraction + self.test_fraction)),
-            "validation_fraction + test_fraction must be below 0.9"
-        );
+        self.split.check()?;
         ensure!(
             self.max_codes > 0 && self.student.max_visits > 0 && self.teacher.max_prompt_tokens > 8,
             "max_codes, student.max_visits must be positive, teacher.max_prompt_tokens above 8"

@@ -1,16 +1,13 @@
 //! What a run reads: the cohorts' admissions split by patient, the code vocabularies of the
 //! training split, and each admission ready for both models.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use bedside::knowledge::atc3_of;
 use bedside::model::medrec::Patient;
 use bedside::record::PatientRecord;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 use super::*;
 
@@ -36,42 +33,6 @@ pub(super) fn drug_labels(record: &PatientRecord) -> BTreeSet<String> {
         .filter_map(|m| atc3_of(m))
         .map(str::to_string)
         .collect()
-}
-
-/// Patients split into train / validation / test by a seeded shuffle of their keys.
-pub(super) fn split(records: &[PatientRecord], config: &MedRecRunConfig) -> [Vec<usize>; 3] {
-    let key = |r: &PatientRecord| r.patient.clone().unwrap_or_else(|| r.id.clone());
-    let mut keys: Vec<String> = records
-        .iter()
-        .map(key)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    keys.shuffle(&mut StdRng::seed_from_u64(config.seed));
-    let n = keys.len() as f64;
-    let test = (n * config.test_fraction).round() as usize;
-    let validation = (n * config.validation_fraction).round() as usize;
-    let side: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            (
-                k.as_str(),
-                if i < test {
-                    2
-                } else if i < test + validation {
-                    1
-                } else {
-                    0
-                },
-            )
-        })
-        .collect();
-    let mut out = [Vec::new(), Vec::new(), Vec::new()];
-    for (i, r) in records.iter().enumerate() {
-        out[side.get(key(r).as_str()).copied().unwrap_or(0)].push(i);
-    }
-    out
 }
 
 /// The code vocabularies of the training split.

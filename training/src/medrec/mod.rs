@@ -108,7 +108,7 @@ pub fn run(
             total - records.len()
         );
     }
-    let [train, validation, test] = split(&records, config);
+    let [train, validation, test] = config.split.sides(&records);
     ensure!(
         !train.is_empty() && !validation.is_empty() && !test.is_empty(),
         "too few patients to split into train, validation and test"
@@ -619,24 +619,5 @@ mod tests {
         assert_eq!(f.hidden["b"], [4.0, 5.0, 6.0]);
         assert_eq!(f.logits["a"]["C03C"], -0.5);
         std::fs::remove_dir_all(dir).ok();
-    }
-
-    #[test]
-    fn the_split_keeps_a_patients_admissions_together() {
-        let mut records = crate::synthetic::cohort(40, 48, 3);
-        for (i, r) in records.iter_mut().enumerate() {
-            r.patient = Some(format!("p{}", i / 4));
-        }
-        let config = MedRecRunConfig::default();
-        let [train, validation, test] = split(&records, &config);
-        let side = |rows: &[usize]| {
-            rows.iter()
-                .map(|&i| records[i].patient.clone().unwrap())
-                .collect::<BTreeSet<_>>()
-        };
-        let (a, b, c) = (side(&train), side(&validation), side(&test));
-        assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
-        assert_eq!(train.len() + validation.len() + test.len(), 40);
-        assert_eq!(c.len(), 2, "20% of 10 patients");
     }
 }
