@@ -178,7 +178,11 @@ fn real_cohort(dir: &Path) -> usize {
         .arg(dir.join("split.json"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let split: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("split.json")).unwrap()).unwrap();
     let count = |side: &str| split[side].as_array().unwrap().len();
