@@ -247,7 +247,7 @@ test("without WebGPU the demo falls back to the CPU", async () => {
   assert.ok(page.supported.some(([diagnosed]) => diagnosed), "the sample has a supported group");
   // the committed bundle's model card: its data and licence, its final test and a real cohort
   assert.ok(page.card.shown, "the model card is shown");
-  for (const words of ["MIMIC-IV", "ODbL", "final test", "external real data", "under 18"]) {
+  for (const words of ["MIMIC-IV", "ODbL", "final test", "final test of the real data", "under 18"]) {
     assert.ok(page.card.text.includes(words), `the model card says ${words}: ${page.card.text}`);
   }
   const expected = native();
