@@ -99,6 +99,28 @@ pub fn calibrate(logits: &[f32], targets: &[bool]) -> Calibration {
     }
 }
 
+/// One temperature for the rows with notes (all rows where none has notes) and, where some rows
+/// have none, one for those (`without_notes`). `logits` and `targets` are row-major, as many
+/// values per row as `logits.len() / has_notes.len()`.
+pub fn calibrate_by_notes(logits: &[f32], targets: &[bool], has_notes: &[bool]) -> Calibration {
+    let width = logits.len() / has_notes.len().max(1);
+    let group = |notes: bool| -> (Vec<f32>, Vec<bool>) {
+        let rows = (0..has_notes.len()).filter(|&r| has_notes[r] == notes);
+        rows.flat_map(|r| (r * width..(r + 1) * width).map(|k| (logits[k], targets[k])))
+            .unzip()
+    };
+    let (with_logits, with_targets) = group(true);
+    let mut calibration = match with_logits.is_empty() {
+        true => calibrate(logits, targets),
+        false => calibrate(&with_logits, &with_targets),
+    };
+    let (without_logits, without_targets) = group(false);
+    if !without_logits.is_empty() && !with_logits.is_empty() {
+        calibration.without_notes = Some(Box::new(calibrate(&without_logits, &without_targets)));
+    }
+    calibration
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +146,30 @@ mod tests {
         let calibrated: Vec<f32> = logits.iter().map(|z| z / 3.0).collect();
         let t = fit_temperature(&calibrated, &targets);
         assert!((t - 1.0).abs() < 0.05, "{t}");
+    }
+
+    /// Rows with notes shown at 3z, rows without at 0.5z: each group gets its own temperature.
+    #[test]
+    fn rows_with_and_without_notes_are_fitted_apart() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let (mut logits, mut targets, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        for row in 0..8_000 {
+            let with = row % 3 != 0;
+            notes.push(with);
+            for _ in 0..2 {
+                let z: f64 = rng.random_range(-4.0..4.0);
+                targets.push(rng.random::<f64>() < sigmoid(z));
+                logits.push((if with { 3.0 } else { 0.5 } * z) as f32);
+            }
+        }
+        let c = calibrate_by_notes(&logits, &targets, &notes);
+        assert!((c.temperature - 3.0).abs() < 0.2, "{c:?}");
+        let without = c.without_notes.expect("a group without notes");
+        assert!((without.temperature - 0.5).abs() < 0.05, "{without:?}");
+        assert_eq!(without.pairs, 2 * notes.iter().filter(|&&n| !n).count());
+        // one group only: one temperature
+        let all = calibrate_by_notes(&logits, &targets, &vec![false; 8_000]);
+        assert!(all.without_notes.is_none());
     }
 
     #[test]

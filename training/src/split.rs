@@ -10,8 +10,7 @@ use bedside::record::PatientRecord;
 use serde::{Deserialize, Serialize};
 
 /// A side of the split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Side {
     Train,
     Validation,

@@ -76,7 +76,8 @@ pub fn run(args: Args) -> Result<()> {
                     .into_iter()
                     .filter(|r| split.side(patient_key(r)) == side)
                     .collect();
-                let name = format!("the {side:?} patients of {}", path.display()).to_lowercase();
+                let side = format!("{side:?}").to_lowercase();
+                let name = format!("the {side} patients of {}", path.display());
                 (records, name)
             }
             None => (

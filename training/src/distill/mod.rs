@@ -400,39 +400,20 @@ impl Run {
             &data.validation
         };
         let validation = self.validate(&model, held_out_wide.as_ref(), &data, 2, rows)?;
-        let labels = bedside::knowledge::PHENOTYPES.len();
-        let group = |notes: bool| -> (Vec<f32>, Vec<bool>) {
-            let rows = rows.iter().enumerate();
-            let mine: Vec<usize> = rows
-                .filter(|&(_, &i)| data.examples[i].has_notes == notes)
-                .map(|(k, _)| k)
-                .collect();
-            let pick = |k: &usize| k * labels..(k + 1) * labels;
-            (
-                mine.iter()
-                    .flat_map(|k| validation.logits[pick(k)].to_vec())
-                    .collect(),
-                mine.iter()
-                    .flat_map(|k| validation.truth[pick(k)].to_vec())
-                    .collect(),
-            )
-        };
-        let (with_logits, with_truth) = group(true);
-        let (without_logits, without_truth) = group(false);
-        let mut calibration = match with_logits.is_empty() {
-            true => crate::calibration::calibrate(&validation.logits, &validation.truth),
-            false => crate::calibration::calibrate(&with_logits, &with_truth),
-        };
-        if !without_logits.is_empty() {
-            let without = crate::calibration::calibrate(&without_logits, &without_truth);
+        let has_notes: Vec<bool> = rows.iter().map(|&i| data.examples[i].has_notes).collect();
+        let calibration = crate::calibration::calibrate_by_notes(
+            &validation.logits,
+            &validation.truth,
+            &has_notes,
+        );
+        if let Some(without) = &calibration.without_notes {
             tracing::info!(
-                "calibration without notes ({} admissions): temperature {:.3}; ECE {:.4} → {:.4}",
-                without_logits.len() / labels,
+                "calibration without notes ({} pairs): temperature {:.3}; ECE {:.4} → {:.4}",
+                without.pairs,
                 without.temperature,
                 without.ece_before,
                 without.ece_after
             );
-            calibration.without_notes = Some(Box::new(without));
         }
         tracing::info!(
             "calibration: temperature {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",
