@@ -3,6 +3,7 @@
 //! manifest is of a format this library reads, that it was made against the same knowledge base,
 //! and that every file hashes to the sha256 the manifest records.
 
+use crate::calibration::{HeadCalibration, LogitMap};
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
 use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, bounds};
@@ -31,15 +32,15 @@ pub struct Manifest {
     pub dtype: String,
     /// Probability at or above which a phenotype is reported as diagnosed.
     pub threshold: f32,
-    /// The head's temperature: logits are divided by it before the sigmoid (fitted on validation
-    /// data by `bedside-train distill`; absent in older bundles: 1). In [0.05, 20].
+    /// The head's temperature: logits are divided by it before the sigmoid. Bundles from before
+    /// [`Manifest::calibration`] carry it; absent with it: 1. In [0.05, 20].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    /// The temperature for records without notes (labs alone, as most real feeds are), fitted on
-    /// the validation admissions without notes (real ones, in the committed bundle); absent: the
-    /// one `temperature` for every record. In [0.05, 20].
+    /// The head's calibration, fitted on validation records by `bedside-train distill`: a map
+    /// of the logits for records with notes and one for records without (labs alone, as most
+    /// real feeds are). It replaces `temperature` where both are present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature_without_notes: Option<f32>,
+    pub calibration: Option<HeadCalibration>,
     pub files: BTreeMap<String, FileEntry>,
     pub created_by: String,
     /// The medication recommender (LEADER's student), where the bundle has one: its weights are
@@ -171,6 +172,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
+    /// The head's calibration as the engine applies it: [`Manifest::calibration`], else the
+    /// older bundles' `temperature` for every record, else none.
+    pub fn head_calibration(&self) -> Option<HeadCalibration> {
+        self.calibration.clone().or_else(|| {
+            self.temperature.map(|t| HeadCalibration {
+                with_notes: LogitMap::temperature(t),
+                without_notes: None,
+            })
+        })
+    }
+
     /// A manifest for a freshly trained model over the current knowledge base. `files`: every
     /// file of the bundle but the manifest (weights in `dtype`).
     pub fn new(
@@ -199,7 +211,7 @@ impl Manifest {
             dtype: dtype.name().into(),
             threshold,
             temperature: None,
-            temperature_without_notes: None,
+            calibration: None,
             files,
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
@@ -320,18 +332,18 @@ impl Manifest {
                 "threshold must be within 0..=1",
             ));
         }
-        for (field, t) in [
-            ("temperature", self.temperature),
-            ("temperature_without_notes", self.temperature_without_notes),
-        ] {
-            if let Some(t) = t
-                && !(t.is_finite() && (0.05..=20.0).contains(&t))
-            {
-                return Err(BedsideError::bundle(
-                    MANIFEST_FILE,
-                    format!("{field} = {t} is outside [0.05, 20]"),
-                ));
-            }
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && (0.05..=20.0).contains(&t))
+        {
+            return Err(BedsideError::bundle(
+                MANIFEST_FILE,
+                format!("temperature = {t} is outside [0.05, 20]"),
+            ));
+        }
+        if let Some(calibration) = &self.calibration {
+            calibration
+                .check(self.labels.len())
+                .map_err(|m| BedsideError::bundle(MANIFEST_FILE, m))?;
         }
         if let Some(tokens) = self.max_prompt_tokens {
             // attention (and the wide head's repeat check) hold len × len values per row

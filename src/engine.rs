@@ -501,32 +501,27 @@ impl Engine {
         Ok(probs)
     }
 
-    /// The head's probabilities of its logits: the sigmoid after the bundle's temperature, the
-    /// one fitted on records like each row's (with notes, or labs alone:
-    /// [`Manifest::temperature_without_notes`]).
+    /// The head's probabilities of its logits: the sigmoid after the bundle's calibration, the
+    /// map fitted on records like each row's (with notes, or labs alone:
+    /// [`crate::calibration::HeadCalibration`]), for the whole batch in two operations.
     fn calibrated(&self, logits: Tensor<2>, records: &[PatientRecord]) -> Tensor<2> {
-        let with_notes = self.manifest.temperature.unwrap_or(1.0);
-        let logits = match self.manifest.temperature_without_notes {
-            Some(without) if records.iter().any(|r| r.notes.is_empty()) => {
-                let scales: Vec<f32> = records
-                    .iter()
-                    .map(|r| {
-                        1.0 / if r.notes.is_empty() {
-                            without
-                        } else {
-                            with_notes
-                        }
-                    })
-                    .collect();
-                let rows = scales.len();
-                logits
-                    * Tensor::<1>::from_floats(scales.as_slice(), &self.device).reshape([rows, 1])
-            }
-            // one operation (a GPU dispatch) only where the bundle has a temperature
-            _ if self.manifest.temperature.is_some() => logits / with_notes,
-            _ => logits,
+        let Some(calibration) = self.manifest.head_calibration() else {
+            return burn::tensor::activation::sigmoid(logits);
         };
-        burn::tensor::activation::sigmoid(logits)
+        let [rows, labels] = logits.dims();
+        let maps: Vec<_> = records
+            .iter()
+            .map(|r| calibration.for_record(!r.notes.is_empty()))
+            .collect();
+        let scales: Vec<f32> = maps.iter().map(|m| m.scale).collect();
+        let shifts: Vec<f32> = maps
+            .iter()
+            .flat_map(|m| (0..labels).map(|label| m.shift_of(label)))
+            .collect();
+        let scales = Tensor::<1>::from_floats(scales.as_slice(), &self.device).reshape([rows, 1]);
+        let shifts =
+            Tensor::<1>::from_floats(shifts.as_slice(), &self.device).reshape([rows, labels]);
+        burn::tensor::activation::sigmoid(logits * scales + shifts)
     }
 
     /// Generates the diagnoses and rationale for a record (greedy; the diagnosis list constrained

@@ -5,6 +5,7 @@
 //! from the same source. Training lives in the `bedside-train` binary.
 
 pub mod bundle;
+pub mod calibration;
 pub mod chart;
 pub mod compare;
 pub mod constrained;

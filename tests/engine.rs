@@ -4,6 +4,7 @@
 use bedside::bundle::{
     Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, convert_weights, sha256_hex,
 };
+use bedside::calibration::{HeadCalibration, LogitMap};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{Observation, PatientRecord};
@@ -121,13 +122,15 @@ fn a_bundle_round_trips_and_batches_agree_with_single_records() {
     );
 }
 
-/// The manifest's temperature divides the logits: p' = σ(logit(p) / T), the order kept; a record
-/// without notes takes `temperature_without_notes` where the bundle has one, in the same batch as
-/// a record with notes that keeps `temperature`.
+/// The manifest's calibration maps the logits: p' = σ(a·logit(p) + b + c_label), the order
+/// kept; a record without notes takes the map `without_notes` where the bundle has one, in the
+/// same batch as a record with notes that keeps `with_notes`. Older bundles' `temperature`
+/// divides the logits.
 #[test]
-fn the_temperature_scales_the_logits() {
+fn the_calibration_maps_the_logits() {
     let (manifest, weights) = random_bundle(3);
     let mut hot: Manifest = serde_json::from_str(&manifest).unwrap();
+    let (names, labels) = (hot.labels.clone(), hot.labels.len());
     hot.temperature = Some(2.5);
     let plain = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
     let load = |m: &Manifest| {
@@ -135,22 +138,36 @@ fn the_temperature_scales_the_logits() {
         pollster::block_on(Engine::load(&m, &weights, Backend::Cpu)).unwrap()
     };
     let scaled = load(&hot);
-    hot.temperature_without_notes = Some(4.0);
+    let with_notes = LogitMap {
+        scale: 0.4,
+        shift: -0.3,
+        label_shifts: (0..labels).map(|i| 0.1 * i as f32 - 0.5).collect(),
+    };
+    let without_notes = LogitMap {
+        scale: 0.25,
+        shift: 0.5,
+        label_shifts: (0..labels).map(|i| 0.4 - 0.07 * i as f32).collect(),
+    };
+    hot.calibration = Some(HeadCalibration {
+        with_notes: with_notes.clone(),
+        without_notes: Some(without_notes.clone()),
+    });
     let grouped = load(&hot);
     let bare = record("t", 1.5);
     let mut noted = bare.clone();
     noted.notes = vec![serde_json::from_value(serde_json::json!({ "text": "Febrile." })).unwrap()];
-    let check = |engine: &Engine, r: &PatientRecord, t: f64| {
+    let check = |engine: &Engine, r: &PatientRecord, map: &LogitMap| {
         let a = probabilities(&pollster::block_on(plain.diagnose(r)).unwrap());
         let b = probabilities(&pollster::block_on(engine.diagnose(r)).unwrap());
         let batch = pollster::block_on(engine.diagnose_batch(&[bare.clone(), noted.clone()]));
         let in_batch = probabilities(&batch.unwrap()[usize::from(!r.notes.is_empty())]);
+        assert_eq!(a.len(), labels);
         for (((name, p), (_, q)), (_, q_batch)) in a.iter().zip(&b).zip(&in_batch) {
-            let logit = (p / (1.0 - p)).ln();
-            let want = 1.0 / (1.0 + (-logit / t as f32).exp());
+            let label = names.iter().position(|n| n == name).unwrap();
+            let want = map.probability((p / (1.0 - p)).ln(), label);
             assert!(
                 (q - want).abs() < 1e-5,
-                "{name}: {q} vs {want} (T {t}, from {p})"
+                "{name}: {q} vs {want} ({map:?}, from {p})"
             );
             assert!(
                 (q_batch - want).abs() < 1e-5,
@@ -158,12 +175,16 @@ fn the_temperature_scales_the_logits() {
             );
         }
     };
-    check(&scaled, &bare, 2.5);
-    check(&scaled, &noted, 2.5);
-    check(&grouped, &bare, 4.0);
-    check(&grouped, &noted, 2.5);
+    let temperature = LogitMap::temperature(2.5);
+    check(&scaled, &bare, &temperature);
+    check(&scaled, &noted, &temperature);
+    check(&grouped, &bare, &without_notes);
+    check(&grouped, &noted, &with_notes);
     // out of its bounds, named
-    hot.temperature_without_notes = Some(0.0);
+    hot.calibration.as_mut().unwrap().without_notes = Some(LogitMap {
+        scale: 0.0,
+        ..without_notes
+    });
     let message = pollster::block_on(Engine::load(
         &serde_json::to_string(&hot).unwrap(),
         &weights,
@@ -172,7 +193,10 @@ fn the_temperature_scales_the_logits() {
     .err()
     .unwrap()
     .to_string();
-    assert!(message.contains("temperature_without_notes"), "{message}");
+    assert!(
+        message.contains("calibration.without_notes.scale"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -60,13 +60,11 @@ pub fn export(
         Err(_) => RunConfig::default(),
     };
     manifest.max_prompt_tokens = Some(run_config.max_prompt_tokens);
-    // the head's temperature (runs from before it was fitted: none)
+    // the head's calibration (runs from before it was fitted: none)
     if let Ok(bytes) = std::fs::read(run.join(CALIBRATION_FILE)) {
         let calibration: crate::calibration::Calibration =
             serde_json::from_slice(&bytes).context(CALIBRATION_FILE)?;
-        manifest.temperature = Some(calibration.temperature as f32);
-        manifest.temperature_without_notes =
-            calibration.without_notes.map(|c| c.temperature as f32);
+        manifest.calibration = Some(calibration.head_calibration());
     }
     manifest.training = progress
         .map(|p| serde_json::json!({ "wide_fit": p.wide_fit, "validation_history": p.history }));

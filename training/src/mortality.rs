@@ -17,8 +17,8 @@ use bedside::model::{
     LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig, lab_summaries,
 };
 use bedside::record::{PatientRecord, SeriesGrid, Sex};
+use burn::nn::Linear;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
-use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -292,22 +292,6 @@ fn linear_logits(model: &MortalityModel, stays: &[&Stay], device: &Device) -> Re
     })
 }
 
-/// Platt scaling: the scale and shift of the logits that minimise the BCE on `stays` (the
-/// validation fifth), scikit-learn's logistic regression on one feature, all but unpenalised.
-fn platt(logits: &[f32], died: &[bool], device: &Device) -> (f32, f32) {
-    let n = logits.len();
-    let x = Tensor::<1>::from_floats(logits, device).reshape([n, 1]);
-    let y: Vec<i64> = died.iter().map(|&d| i64::from(d)).collect();
-    let y = Tensor::<1, Int>::from_ints(y.as_slice(), device).reshape([n, 1]);
-    let start = LinearConfig::new(1, 1)
-        .with_initializer(Initializer::Ones)
-        .init(device);
-    let fitted = crate::logistic::l2_logistic(start, &x, &y, 1e4);
-    let scale = fitted.weight.val().into_scalar::<f32>();
-    let shift = fitted.bias.map_or(0.0, |b| b.val().into_scalar::<f32>());
-    (scale, shift)
-}
-
 /// (probability, died) of each stay, logits recalibrated by `(scale, shift)`.
 fn recalibrated(logits: &[f32], stays: &[&Stay], (scale, shift): (f32, f32)) -> Vec<(f32, bool)> {
     logits
@@ -514,11 +498,13 @@ pub fn run(
     // Platt scaling on the validation fifth: early stopping picks the epoch by ranking, which
     // leaves the probabilities' level wherever that epoch had it
     let died: Vec<bool> = validation.iter().map(|s| s.died).collect();
-    let recalibration = platt(
+    let map = crate::calibration::fit_map(
         &ensemble(&members, &validation_refs, &base)?,
         &died,
-        &device,
+        1,
+        None,
     );
+    let recalibration = (map.scale, map.shift);
     let test_refs: Vec<&Stay> = test_stays.iter().collect();
     let logits = ensemble(&members, &test_refs, &base)?;
     let uncalibrated = recalibrated(&logits, &test_refs, (1.0, 0.0));
@@ -730,25 +716,6 @@ impl MortalityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_distr::{Distribution, Normal};
-
-    /// Outcomes drawn at σ(2z − 1) from logits z: Platt scaling recovers the 2 and the −1.
-    #[test]
-    fn platt_scaling_recovers_the_miscalibration() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let normal = Normal::new(0.0, 1.5).unwrap();
-        let logits: Vec<f32> = (0..20_000).map(|_| normal.sample(&mut rng)).collect();
-        let died: Vec<bool> = logits
-            .iter()
-            .map(|z| rng.random::<f32>() < 1.0 / (1.0 + (1.0 - 2.0 * z).exp()))
-            .collect();
-        let (scale, shift) = platt(&logits, &died, &Device::flex().autodiff());
-        // 20,000 draws: standard errors near 0.03
-        assert!(
-            (scale - 2.0).abs() < 0.1 && (shift + 1.0).abs() < 0.1,
-            "{scale} {shift}"
-        );
-    }
 
     #[test]
     fn bootstrap_interval_contains_the_estimate() {

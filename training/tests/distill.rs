@@ -238,15 +238,18 @@ fn distill_export_and_explain() {
         "{}",
         state["wide_fit"]
     );
-    // the head's temperatures, fitted on the validation split with notes and without (the real
-    // validation patients); export must carry both, below
+    // the head's calibration, fitted on the validation split with notes and without (the real
+    // validation patients); export must carry both maps, below
     let calibration: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/calibration.json")).unwrap())
             .unwrap();
-    let temperature = calibration["temperature"].as_f64().unwrap();
-    let without_notes = calibration["without_notes"]["temperature"]
-        .as_f64()
-        .unwrap();
+    let with_notes = calibration["map"].clone();
+    let without_notes = calibration["without_notes"]["map"].clone();
+    assert!(with_notes["scale"].as_f64().unwrap() > 0.0, "{with_notes}");
+    assert!(
+        without_notes["scale"].as_f64().unwrap() > 0.0,
+        "{without_notes}"
+    );
     assert!(calibration["without_notes"]["pairs"].as_u64().unwrap() > 0);
     // LEADER: the online teacher writes its features; a student distilled offline from that file
     // is the same student, number for number
@@ -352,17 +355,9 @@ fn distill_export_and_explain() {
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("f32/manifest.json")).unwrap())
             .unwrap();
-    assert!(
-        (manifest["temperature_without_notes"].as_f64().unwrap() - without_notes).abs() < 1e-6,
-        "{}",
-        manifest["temperature_without_notes"]
-    );
-    // export carries the run's temperature into the manifest
-    assert!(
-        (manifest["temperature"].as_f64().unwrap() - temperature).abs() < 1e-6,
-        "{}",
-        manifest["temperature"]
-    );
+    // export carries the run's two maps into the manifest
+    assert_eq!(manifest["calibration"]["with_notes"], with_notes);
+    assert_eq!(manifest["calibration"]["without_notes"], without_notes);
     manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
     let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
     let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();

@@ -57,6 +57,8 @@ const HELD_OUT_WIDE: &str = "wide-held-out.safetensors";
 
 /// The head's temperature and calibration in a run directory ([`crate::calibration`]).
 pub const CALIBRATION_FILE: &str = "calibration.json";
+/// The validation logits the calibration was fitted on, with the truth and each row's notes.
+pub const VALIDATION_LOGITS_FILE: &str = "validation-logits.json";
 
 pub struct Run {
     pub dir: PathBuf,
@@ -392,7 +394,7 @@ impl Run {
         }
         let model = model.valid();
         save_weights(&model, &self.dir.join("model.safetensors"))?;
-        // the head's temperatures, fitted on the validation split with both inputs (as served):
+        // the head's calibration, fitted on the validation split with both inputs (as served):
         // one for admissions with notes, one for those without (labs alone) where there are any
         let rows = if data.validation.is_empty() {
             &data.train
@@ -401,6 +403,18 @@ impl Run {
         };
         let validation = self.validate(&model, held_out_wide.as_ref(), &data, 2, rows)?;
         let has_notes: Vec<bool> = rows.iter().map(|&i| data.examples[i].has_notes).collect();
+        // what the calibration was fitted on, for those who would compare other calibrations
+        // (bench/calibration_cv.py)
+        let fitted_on = serde_json::json!({
+            "labels": bedside::knowledge::PHENOTYPES.len(),
+            "logits": validation.logits,
+            "truth": validation.truth,
+            "has_notes": has_notes,
+        });
+        write_atomic(
+            &self.dir.join(VALIDATION_LOGITS_FILE),
+            serde_json::to_string(&fitted_on)?.as_bytes(),
+        )?;
         let calibration = crate::calibration::calibrate_by_notes(
             &validation.logits,
             &validation.truth,
@@ -408,16 +422,18 @@ impl Run {
         );
         if let Some(without) = &calibration.without_notes {
             tracing::info!(
-                "calibration without notes ({} pairs): temperature {:.3}; ECE {:.4} → {:.4}",
+                "calibration without notes ({} pairs): scale {:.3}, shift {:.3}; ECE {:.4} → {:.4}",
                 without.pairs,
-                without.temperature,
+                without.map.scale,
+                without.map.shift,
                 without.ece_before,
                 without.ece_after
             );
         }
         tracing::info!(
-            "calibration: temperature {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",
-            calibration.temperature,
+            "calibration: scale {:.3}, shift {:.3}; validation ECE {:.4} → {:.4}, Brier {:.4} → {:.4}",
+            calibration.map.scale,
+            calibration.map.shift,
             calibration.ece_before,
             calibration.ece_after,
             calibration.brier_before,
