@@ -549,7 +549,9 @@ fn a_killed_run_resumes_to_the_same_numbers() {
 fn a_run_trains_on_wgpu() {
     // two epochs of stage 1 on each backend, the same data and seed, without dropout (a GPU
     // draws other dropout masks): the initial weights come from the CPU on every backend, so
-    // wgpu must follow the CPU's losses (measured: equal to the last printed digit)
+    // wgpu must follow the CPU's losses (measured: within 1.5e-4 relative under parallel tests,
+    // float sums in another order compounding over the steps; a wrong kernel or gradient is off
+    // by percents)
     let run = |name: &str, backend: &str| {
         let dir = scratch(name);
         let config = TINY
@@ -609,7 +611,7 @@ fn a_run_trains_on_wgpu() {
     );
     for (g, c) in on_gpu.iter().zip(&on_cpu) {
         assert!(
-            (g - c).abs() < 1e-4 * c,
+            (g - c).abs() < 1e-3 * c,
             "wgpu {on_gpu:?} vs CPU {on_cpu:?}"
         );
     }
