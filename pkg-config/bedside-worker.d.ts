@@ -1,4 +1,4 @@
-import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, ModelCard, PatientRecord, Recommendation } from "./bedside.js";
+import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, ModelCard, PatientRecord, Recommendation, Risk } from "./bedside.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
   /** The worker script's URL, where a bundler moved the package's `worker.js`. */
@@ -29,6 +29,7 @@ export class BedsideWorker {
   readonly backendReason: string;
   diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
   recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
+  risk(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Risk>;
   explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;
   dispose(): void;
 }

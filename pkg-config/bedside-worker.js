@@ -134,6 +134,10 @@ export class BedsideWorker {
     return this.#call("recommend", [record, options]);
   }
 
+  risk(record, options = {}) {
+    return this.#call("risk", [record, options]);
+  }
+
   /**
    * Text pieces as they are decoded, then the whole explanation (as `Bedside.explain`: an aborted
    * `options.signal`, or leaving the loop, stops the decoding in the worker).

@@ -190,6 +190,31 @@ export interface Diagnosis {
   backend: "webgpu" | "cpu";
 }
 
+/** One of the record's findings with how much it moved the risk. */
+export type RiskFinding = Extract<Evidence, { source: "observation" }> & {
+  /** The risk less the risk without this channel's observations (occlusion): positive where the
+   * finding raised it. Taking the channel out of the record moves the risk by exactly this. */
+  effect: number;
+};
+
+/** What `risk` returns (mortality bundles). */
+export interface Risk {
+  id: string;
+  /** What the probability is of, e.g. "In-hospital death". */
+  outcome: string;
+  /** Calibrated (the bundle's Platt scaling). */
+  probability: number;
+  /** The record's findings, the largest effect either way first; empty when out of range. */
+  findings: RiskFinding[];
+  observed_cells: number;
+  notices: GridNotice[];
+  /** Set when the record is outside the model's range: the probability is shown with the reasons. */
+  out_of_range: OutOfRange | null;
+  /** The observed channels on the hourly grid, for a chart (attention is 0: none is computed). */
+  series: ChannelSeries[];
+  backend: "webgpu" | "cpu";
+}
+
 export type ErrorCode =
   | "RECORD_JSON"
   | "RECORD_INVALID"
@@ -248,6 +273,8 @@ export class Bedside {
   explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;
   /** Bundles with a medication recommender: ATC-3 drugs for the current visit, with DDI warnings. */
   recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
+  /** Mortality bundles: the calibrated risk and the findings that moved it. */
+  risk(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Risk>;
   dispose(): void;
 }
 

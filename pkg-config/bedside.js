@@ -768,7 +768,16 @@ export class Bedside {
     return this.#once("recommend", record, options.signal);
   }
 
-  /** One engine call, `diagnose` or `recommend`, under `signal`. */
+  /**
+   * The calibrated risk of a mortality bundle's outcome (in-hospital death) for a PatientRecord
+   * or a FHIR R4 Bundle, with the record's findings ordered by how much each moved it (occlusion:
+   * the risk without that channel's observations), the notices and the out-of-range state.
+   */
+  async risk(record, options = {}) {
+    return this.#once("risk", record, options.signal);
+  }
+
+  /** One engine call, `diagnose`, `recommend` or `risk`, under `signal`. */
   async #once(method, record, signal) {
     checkSignal(signal, method);
     const json = this.#ready(record);

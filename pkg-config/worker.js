@@ -35,7 +35,7 @@ self.onmessage = async ({ data }) => {
       for await (const item of model.explain(first, { ...options, signal })) {
         reply(typeof item === "string" ? { piece: item } : { result: item });
       }
-    } else if (method === "diagnose" || method === "recommend") {
+    } else if (method === "diagnose" || method === "recommend" || method === "risk") {
       reply({ result: await model[method](first, { ...options, signal }) });
     } else {
       reply({ error: { code: "BAD_OPTION", message: `unknown method ${method}` } });

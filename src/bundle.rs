@@ -6,7 +6,8 @@
 use crate::calibration::{HeadCalibration, LogitMap};
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
-use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, bounds};
+use crate::model::mortality::MORTALITY_LABEL;
+use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, MortalityModelConfig, bounds};
 use crate::recommend::{MEDREC_FILE, MedicationSpec};
 use crate::tokenizer::TOKENIZER_FILE;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -113,6 +114,10 @@ pub enum ModelSpec {
     /// also carries `tokenizer.json`.
     #[serde(rename = "clinical")]
     Clinical(ClinicalModelConfig),
+    /// In-hospital mortality (PhysioNet 2012): the time-series encoder with one output and a
+    /// linear part over the stay's statics and summaries; answers `risk`.
+    #[serde(rename = "mortality")]
+    Mortality(MortalityModelConfig),
 }
 
 /// Read by hand so that an error inside `config` names its field (`config.t5.d_model`): serde's
@@ -136,8 +141,9 @@ impl<'de> Deserialize<'de> for ModelSpec {
         match tagged.kind.as_str() {
             "lab-phenotype" => read(tagged.config).map(Self::LabPhenotype),
             "clinical" => read(tagged.config).map(Self::Clinical),
+            "mortality" => read(tagged.config).map(Self::Mortality),
             other => Err(format!(
-                "kind {other:?} is not \"lab-phenotype\" or \"clinical\""
+                "kind {other:?} is not \"lab-phenotype\", \"clinical\" or \"mortality\""
             )),
         }
         .map_err(serde::de::Error::custom)
@@ -149,6 +155,15 @@ impl ModelSpec {
         match self {
             Self::LabPhenotype(_) => "lab-phenotype",
             Self::Clinical(_) => "clinical",
+            Self::Mortality(_) => "mortality",
+        }
+    }
+
+    /// What the model's outputs are, in order: the phenotypes, or the one outcome.
+    pub fn labels(&self) -> Vec<String> {
+        match self {
+            Self::Mortality(_) => vec![MORTALITY_LABEL.to_string()],
+            _ => PHENOTYPES.iter().map(|p| p.name.to_string()).collect(),
         }
     }
 
@@ -157,6 +172,7 @@ impl ModelSpec {
         match self {
             Self::LabPhenotype(c) => c.series.hours,
             Self::Clinical(c) => c.series.hours,
+            Self::Mortality(c) => c.series.series.hours,
         }
     }
 }
@@ -204,8 +220,8 @@ impl Manifest {
         Self {
             format: BUNDLE_FORMAT.into(),
             format_version: BUNDLE_FORMAT_VERSION,
+            labels: model.labels(),
             model,
-            labels: PHENOTYPES.iter().map(|p| p.name.to_string()).collect(),
             channels: CHANNELS.iter().map(|c| c.name.to_string()).collect(),
             knowledge_hash: knowledge_hash(),
             dtype: dtype.name().into(),
@@ -268,9 +284,11 @@ impl Manifest {
         let (labels, series) = match &self.model {
             ModelSpec::LabPhenotype(c) => (c.labels, &c.series),
             ModelSpec::Clinical(c) => (c.phenotypes, &c.series),
+            ModelSpec::Mortality(c) => (c.series.labels, &c.series.series),
         };
+        let known_labels = self.model.labels();
         let expected = [
-            ("labels", self.labels.len(), labels, PHENOTYPES.len()),
+            ("labels", self.labels.len(), labels, known_labels.len()),
             (
                 "channels",
                 self.channels.len(),
@@ -289,7 +307,7 @@ impl Manifest {
             }
         }
         if self.channels.iter().zip(CHANNELS).any(|(a, b)| a != b.name)
-            || self.labels.iter().zip(PHENOTYPES).any(|(a, b)| a != b.name)
+            || self.labels != known_labels
         {
             return Err(BedsideError::bundle(
                 MANIFEST_FILE,
@@ -304,6 +322,16 @@ impl Manifest {
         match &self.model {
             ModelSpec::LabPhenotype(c) => {
                 bounds::size("head_hidden", c.head_hidden, 16384).map_err(field(""))?
+            }
+            ModelSpec::Mortality(c) => {
+                bounds::size("series.head_hidden", c.series.head_hidden, 16384)
+                    .map_err(field(""))?;
+                if c.series.wide == Some(true) {
+                    return Err(BedsideError::bundle(
+                        MANIFEST_FILE,
+                        "model.config.series.wide: a mortality model's linear part is its own",
+                    ));
+                }
             }
             ModelSpec::Clinical(c) => {
                 c.t5.check().map_err(field("t5."))?;

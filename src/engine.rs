@@ -15,11 +15,14 @@ use crate::generate::{self, GenerateOptions};
 use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
 use crate::model::clinical::pad_ids;
-use crate::model::{ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel};
+use crate::model::{
+    ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel, MortalityModel,
+};
 use crate::out_of_range::OutOfRange;
 use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
 use crate::recommend::{MEDREC_FILE, MedicationSpec, Recommendation};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
+use crate::risk::Risk;
 use crate::self_test::self_test_record;
 use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
 use burn::prelude::*;
@@ -138,6 +141,7 @@ pub struct Diagnosis {
 )]
 enum Loaded {
     LabPhenotype(LabPhenotypeModel),
+    Mortality(MortalityModel),
     Clinical {
         model: ClinicalModel,
         tokenizer: TextTokenizer,
@@ -236,7 +240,7 @@ impl Engine {
                     "missing: a clinical bundle needs its tokenizer",
                 ));
             }
-            (ModelSpec::LabPhenotype(_), _) => None,
+            (ModelSpec::LabPhenotype(_) | ModelSpec::Mortality(_), _) => None,
         };
         let weights = match dtype {
             WeightsDtype::F32 => weights.to_vec(),
@@ -249,6 +253,11 @@ impl Engine {
                 let mut model = config.init(&device);
                 apply_weights(&mut model, weights, WEIGHTS_FILE)?;
                 Loaded::LabPhenotype(model)
+            }
+            (ModelSpec::Mortality(config), _) => {
+                let mut model = config.init(&device);
+                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
+                Loaded::Mortality(model)
             }
             (ModelSpec::Clinical(config), Some(tokenizer)) => {
                 let mut model = config.init_empty(&device);
@@ -302,16 +311,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the known-answer self-test: the phenotype probabilities of [`self_test_record`] must
-    /// match those the manifest recorded at export within `tolerance`. On wasm a shader that
-    /// fails WebGPU validation can silently return wrong numbers; this catches it. Returns the
-    /// largest difference, or `None` when the bundle records no answer (the test was not run).
-    pub async fn self_test(&self, tolerance: f32) -> Result<Option<f32>> {
-        let Some(expected) = &self.manifest.self_test else {
-            return Ok(None);
-        };
-        let diagnosis = self.diagnose(&self_test_record()).await?;
-        let actual: Vec<f32> = PHENOTYPES
+    /// The known answer of this bundle's model: the probabilities of [`self_test_record`], in the
+    /// order of the manifest's `labels` (the phenotypes, or the one risk of a mortality bundle).
+    /// `export` records it; [`Engine::self_test`] checks it.
+    pub async fn self_test_answer(&self) -> Result<Vec<f32>> {
+        let record = self_test_record();
+        if let Loaded::Mortality(_) = &self.model {
+            return Ok(vec![self.risk(&record).await?.probability]);
+        }
+        let diagnosis = self.diagnose(&record).await?;
+        Ok(PHENOTYPES
             .iter()
             .map(|p| {
                 diagnosis
@@ -320,7 +329,18 @@ impl Engine {
                     .find(|s| s.name == p.name)
                     .map_or(f32::NAN, |s| s.probability)
             })
-            .collect();
+            .collect())
+    }
+
+    /// Runs the known-answer self-test: [`Engine::self_test_answer`] must match the answer the
+    /// manifest recorded at export within `tolerance`. On wasm a shader that
+    /// fails WebGPU validation can silently return wrong numbers; this catches it. Returns the
+    /// largest difference, or `None` when the bundle records no answer (the test was not run).
+    pub async fn self_test(&self, tolerance: f32) -> Result<Option<f32>> {
+        let Some(expected) = &self.manifest.self_test else {
+            return Ok(None);
+        };
+        let actual = self.self_test_answer().await?;
         if actual.len() != expected.len() {
             return Err(BedsideError::bundle(
                 MANIFEST_FILE,
@@ -420,8 +440,63 @@ impl Engine {
             Loaded::Clinical {
                 model, tokenizer, ..
             } => Some((model, tokenizer, &self.device)),
-            Loaded::LabPhenotype(_) => None,
+            Loaded::LabPhenotype(_) | Loaded::Mortality(_) => None,
         }
+    }
+
+    /// The calibrated risk of a mortality bundle's outcome for `record`, with the record's
+    /// findings ordered by how much each moved it (occlusion: [`crate::risk`]). Out of range
+    /// (the clinical model's rule, [`crate::out_of_range`]): the risk is still computed, and
+    /// given with the reasons and no findings.
+    pub async fn risk(&self, record: &PatientRecord) -> Result<Risk> {
+        let Loaded::Mortality(model) = &self.model else {
+            return Err(BedsideError::Incompatible {
+                file: MANIFEST_FILE.into(),
+                message: format!(
+                    "a {} bundle does not answer risk: load a mortality bundle",
+                    self.manifest.model.kind()
+                ),
+            });
+        };
+        record.validate()?;
+        let hours = self.manifest.model.hours();
+        let grid = SeriesGrid::from_record(record, hours);
+        let out_of_range = OutOfRange::of(record, &grid);
+        let findings = match out_of_range {
+            None => Findings::of(record, hours),
+            Some(_) => Findings::default(),
+        };
+        let records = crate::risk::occlusions(record, &findings, hours);
+        let grids: Vec<SeriesGrid> = records
+            .iter()
+            .map(|r| SeriesGrid::from_record(r, hours))
+            .collect();
+        let (values, mask) = SeriesGrid::tensors(&grids.iter().collect::<Vec<_>>(), &self.device);
+        let statics =
+            MortalityModel::statics_tensor(&records.iter().collect::<Vec<_>>(), &self.device);
+        let logits = model.forward(values, mask, statics);
+        let risks = self.read_back(self.calibrated(logits, &records)).await?;
+        if risks.len() != records.len() || risks.iter().any(|p| !p.is_finite()) {
+            return Err(BedsideError::backend(
+                self.backend.name(),
+                "the model returned non-finite or mis-shaped risks",
+            ));
+        }
+        let mut notices = crate::record::record_notices(record);
+        let observed_cells = grid.observed();
+        let series = channel_series(&grid, &[], &[]);
+        notices.extend(grid.notices);
+        Ok(Risk {
+            id: record.id.clone(),
+            outcome: self.manifest.labels.first().cloned().unwrap_or_default(),
+            probability: risks[0],
+            findings: crate::risk::ranked_findings(record, &findings, &risks),
+            observed_cells,
+            notices,
+            out_of_range,
+            series,
+            backend: self.backend.name(),
+        })
     }
 
     /// A record's prompt ids, cut at the length the model was trained with (the manifest's
@@ -489,6 +564,12 @@ impl Engine {
             } => {
                 let input = self.clinical_input(tokenizer, records, grids)?;
                 model.phenotype_logits(&model.encode(&input))
+            }
+            Loaded::Mortality(_) => {
+                return Err(BedsideError::Incompatible {
+                    file: MANIFEST_FILE.into(),
+                    message: "a mortality bundle answers risk, not diagnose".into(),
+                });
             }
         };
         let probs = self.read_back(self.calibrated(logits, records)).await?;

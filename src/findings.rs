@@ -69,7 +69,7 @@ pub struct NoteSentence {
 }
 
 /// A record's findings inside a `hours`-hour window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Findings {
     /// At most one per channel, in channel order.
     pub labs: Vec<LabFinding>,

@@ -495,7 +495,8 @@ impl<'a> Fact<'a> {
         }
     }
 
-    fn evidence(self, record: &PatientRecord, diagnosis: Option<&'static str>) -> Evidence {
+    /// The fact as evidence, rendered from the record, filed under `diagnosis`.
+    pub fn evidence(self, record: &PatientRecord, diagnosis: Option<&'static str>) -> Evidence {
         let mut e = Evidence {
             diagnosis,
             source: "observation",

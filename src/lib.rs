@@ -21,6 +21,7 @@ pub mod out_of_range;
 pub mod prompt;
 pub mod recommend;
 pub mod record;
+pub mod risk;
 pub mod self_test;
 #[doc(hidden)]
 #[cfg(not(target_family = "wasm"))]

@@ -107,6 +107,13 @@ impl BedsideEngine {
         to_js(&diagnosis)
     }
 
+    /// The calibrated risk with the findings behind it (mortality bundles).
+    pub async fn risk(&self, record_json: String) -> Result<JsValue, JsValue> {
+        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+        let risk = self.engine.risk(&record).await.map_err(js_error)?;
+        to_js(&risk)
+    }
+
     /// Recommended ATC-3 drugs with DDI warnings (bundles with a medication recommender).
     pub async fn recommend(&self, record_json: String) -> Result<JsValue, JsValue> {
         let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;

@@ -1,7 +1,8 @@
-// The demo page: load the bundled model, pick a sample patient or open a file, show phenotype
-// probabilities, and — where the bundle has them — the streamed rationale with the knowledge
-// attention, charts of the labs and vitals with the model's attention over time, and recommended
-// medications with drug–drug-interaction warnings.
+// The demo page: load a bundled model (the clinical one, or the mortality one trained on real ICU
+// stays), pick a sample patient or open a file, and show its answer: phenotype probabilities and —
+// where the bundle has them — the streamed rationale with the knowledge attention, charts of the
+// labs and vitals with the model's attention over time, and recommended medications with
+// drug–drug-interaction warnings; or the risk of death with the findings that moved it.
 import { Bedside } from "./pkg/bedside.js";
 import { drawCharts, highlight } from "./charts.js";
 
@@ -69,7 +70,8 @@ async function loadModel(backend) {
   let said;
   const started = performance.now();
   try {
-    model = await Bedside.load(new URL("model/", location.href), {
+    const directory = $("model-choice").value === "mortality" ? "mortality/" : "model/";
+    model = await Bedside.load(new URL(directory, location.href), {
       backend,
       onProgress: (progress) => {
         bar.value = progress.fraction;
@@ -337,14 +339,80 @@ async function analyse(record) {
 
 /** Hides what an earlier run showed, so that a run stopped early never shows another patient's results. */
 function clearResults() {
-  for (const id of ["phenotypes", "medications-section", "rationale-section", "charts-section", "attention", "out-of-range"]) $(id).hidden = true;
-  for (const id of ["diagnosed", "rationale", "rationale-timing"]) $(id).textContent = "";
+  for (const id of ["phenotypes", "medications-section", "rationale-section", "charts-section", "attention", "out-of-range", "risk-section"]) $(id).hidden = true;
+  for (const id of ["diagnosed", "rationale", "rationale-timing", "risk"]) $(id).textContent = "";
   $("evidence").replaceChildren();
+  $("risk-findings").replaceChildren();
+}
+
+/** The reasons a record is out of the model's range, in the alert box. */
+function showOutOfRange(outOfRange) {
+  $("out-of-range-reasons").replaceChildren(
+    ...outOfRange.reasons.map((r) => {
+      const li = document.createElement("li");
+      li.dataset.kind = r.kind;
+      li.textContent = r.message;
+      return li;
+    }),
+  );
+  $("out-of-range").hidden = false;
+}
+
+/** A finding's effect in percentage points, signed. */
+const points = (effect) => `${effect >= 0 ? "+" : "−"}${Math.abs(effect * 100).toFixed(1)} points`;
+
+/** The mortality bundle's answer: the risk, the findings that moved it (each a button marking its chart), the charts. */
+async function showRisk(record, run) {
+  const started = performance.now();
+  const result = await model.risk(record, { signal: controller.signal });
+  stillCurrent(run);
+  const ms = performance.now() - started;
+  showNotices(result.notices);
+  $("phenotypes-section").hidden = true;
+  $("risk-section").hidden = false;
+  const outcome = record.labels?.outcomes?.in_hospital_death;
+  const known = outcome === undefined || outcome === null ? "" : ` Recorded outcome: ${outcome ? "died in hospital" : "survived"}.`;
+  if (result.out_of_range) {
+    // the reasons instead of the number: no number is shown under a warning
+    showOutOfRange(result.out_of_range);
+    $("risk").textContent = `Out of the model's range (${ms.toFixed(0)} ms on ${result.backend}).${known}`;
+    return;
+  }
+  $("risk").textContent = `${(result.probability * 100).toFixed(1)} % (${ms.toFixed(0)} ms on ${result.backend}).${known}`;
+  $("risk").dataset.probability = String(result.probability);
+  $("risk-findings").replaceChildren(
+    ...result.findings.map((f) => {
+      const li = document.createElement("li");
+      li.dataset.effect = String(f.effect);
+      li.className = f.effect >= 0 ? "raises" : "lowers";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "fact";
+      button.dataset.channel = f.channel;
+      button.textContent = `${f.text} ${f.effect >= 0 ? "Raised" : "Lowered"} the risk by ${points(f.effect).slice(1)}.`;
+      button.addEventListener("click", () => {
+        for (const b of document.querySelectorAll("button.fact[aria-pressed]")) b.removeAttribute("aria-pressed");
+        button.setAttribute("aria-pressed", "true");
+        highlight($("charts"), f)?.scrollIntoView({ block: "nearest" });
+      });
+      li.append(button);
+      return li;
+    }),
+  );
+  if (!result.findings.length) $("risk-findings").append(Object.assign(document.createElement("li"), { textContent: "No finding outside its normal range in the window." }));
+  drawCharts($("charts"), result.series);
+  $("charts-section").hidden = result.series.length === 0;
 }
 
 async function analyseRun(record, run) {
   clearResults();
   describe(record);
+  if (model.manifest.model?.kind === "mortality") {
+    await showRisk(record, run);
+    document.body.dataset.state = "done";
+    return;
+  }
+  $("phenotypes-section").hidden = false;
   const started = performance.now();
   const result = await model.diagnose(record, { signal: controller.signal });
   stillCurrent(run);
@@ -352,15 +420,7 @@ async function analyseRun(record, run) {
   showNotices(result.notices);
   if (result.out_of_range) {
     // the reasons instead of bars: no number is shown under a warning
-    $("out-of-range-reasons").replaceChildren(
-      ...result.out_of_range.reasons.map((r) => {
-        const li = document.createElement("li");
-        li.dataset.kind = r.kind;
-        li.textContent = r.message;
-        return li;
-      }),
-    );
-    $("out-of-range").hidden = false;
+    showOutOfRange(result.out_of_range);
     $("diagnosed").textContent = `Out of the model's range (${ms.toFixed(0)} ms on ${result.backend}).`;
     document.body.dataset.state = "done";
     return;
@@ -442,6 +502,7 @@ async function openFile(file) {
 async function main() {
   const backend = params.get("backend") ?? "auto";
   $("backend").value = backend;
+  if (params.get("model") === "mortality") $("model-choice").value = "mortality";
   try {
     const response = await fetch("samples/samples.json");
     if (!response.ok) throw Object.assign(new Error(`samples: HTTP ${response.status}`), { code: "SAMPLES" });
@@ -469,6 +530,9 @@ $("backend").addEventListener("change", () => {
   loadModel($("backend").value).then(diagnose).catch(fail);
 });
 $("sample").addEventListener("change", () => diagnose().catch(fail));
+$("model-choice").addEventListener("change", () => {
+  loadModel($("backend").value).then(diagnose).catch(fail);
+});
 $("upload").addEventListener("change", () => {
   const file = $("upload").files?.[0];
   if (file) openFile(file).catch(fail);

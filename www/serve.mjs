@@ -1,5 +1,6 @@
 // Serves the demo on 127.0.0.1 only: www/ at /, the npm package at /pkg, the bundled model
-// (models/demo, committed; `make train` remakes it) at /model and the sample patients at /samples.
+// (models/demo, committed; `make train` remakes it) at /model, the mortality bundle
+// (models/mortality) at /mortality and the sample patients at /samples.
 // Usage: node www/serve.mjs [--port 8080] [--pkg DIR] [--model DIR] [--samples DIR]
 import http from "node:http";
 import path from "node:path";
@@ -23,11 +24,12 @@ export const HEADERS = {
   "Referrer-Policy": "no-referrer",
 };
 
-export function createServer({ pkg = "pkg", model = "models/demo", samples = "target/demo/samples" } = {}) {
+export function createServer({ pkg = "pkg", model = "models/demo", mortality = "models/mortality", samples = "target/demo/samples" } = {}) {
   const options = { dev: true, etag: true };
   const mounts = [
     ["/pkg/", sirv(path.resolve(root, pkg), options)],
     ["/model/", sirv(path.resolve(root, model), options)],
+    ["/mortality/", sirv(path.resolve(root, mortality), options)],
     ["/samples/", sirv(path.resolve(root, samples), options)],
     ["/", sirv(here, options)],
   ];

@@ -3,7 +3,7 @@
 // the copy kept here; the page's own files are kept at install. The bundle's large files are
 // also kept by the bedside package itself (Cache API), which serves them without asking.
 // Bump with every change to the page's files; activation deletes the caches of other versions.
-const CACHE = "bedside-demo-v8";
+const CACHE = "bedside-demo-v9";
 const SHELL = [
   "./",
   "index.html",
@@ -12,6 +12,7 @@ const SHELL = [
   "style.css",
   "samples/samples.json",
   "model/manifest.json",
+  "mortality/manifest.json",
   "pkg/bedside.js",
   "pkg/wasm/bedside.js",
   "pkg/wasm/bedside_bg.wasm",

@@ -7,6 +7,7 @@ pub mod clinical;
 pub mod knowledge_attention;
 pub mod lab_phenotype;
 pub mod medrec;
+pub mod mortality;
 pub mod phenotype_head;
 pub mod series;
 pub mod t5;
@@ -18,6 +19,7 @@ pub use clinical::{
 pub use knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};
+pub use mortality::{MortalityModel, MortalityModelConfig};
 pub use phenotype_head::{PhenotypeHead, PhenotypeHeadConfig};
 pub use series::{SeriesEncoder, SeriesEncoderConfig, patchify};
 pub use wide::{WideHead, WideHeadConfig, lab_summaries};

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { HEADERS, createServer } from "../../www/serve.mjs";
-import { CPU_TOLERANCE, GPU_TOLERANCE, assertSameProbabilities, nativePredict, root, samples } from "../node/helpers.mjs";
+import { CPU_TOLERANCE, GPU_TOLERANCE, assertSameProbabilities, assertSameRisk, mortalityDir, nativePredict, root, samples } from "../node/helpers.mjs";
 import { NO_VISITS, cases, demoFiles, edited, mismatch } from "../catalogue/catalogue.mjs";
 
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -42,7 +42,7 @@ after(() => server?.close());
  * What a page may ask for: the demo page's own files, the package, the bundle and the samples,
  * the routes the tests serve (/swap/, /catalogue/, /trap-worker.js), and data:/blob: URLs.
  */
-const ALLOWED = /^\/(|index\.html|app\.js|charts\.js|style\.css|sw\.js|favicon\.ico|trap-worker\.js|(pkg|model|samples|swap|catalogue)\/.*)(\?.*)?$/;
+const ALLOWED = /^\/(|index\.html|app\.js|charts\.js|style\.css|sw\.js|favicon\.ico|trap-worker\.js|(pkg|model|mortality|samples|swap|catalogue)\/.*)(\?.*)?$/;
 
 /**
  * Chromium with every request of every context it opens watched (pages, workers and, where
@@ -226,6 +226,51 @@ test("the demo runs on WebGPU and matches the native CPU numbers", async () => {
   assert.doesNotMatch(page.status, /Running on the CPU/);
   const worst = check(page, native(), GPU_TOLERANCE);
   console.log(`# browser WebGPU: max |webgpu - native cpu| = ${worst.toExponential(2)}; ${page.drugs.length} drugs, ${page.warnings.length} DDI warnings`);
+});
+
+test("the mortality model on the page: its risk and findings as natively, on WebGPU and the CPU", async () => {
+  const browser = await launch(["--enable-unsafe-webgpu"]);
+  const expected = nativePredict(samples[0], "cpu", mortalityDir);
+  assert.equal(expected.out_of_range, null, "the first sample is in range");
+  try {
+    for (const [backend, tolerance] of [["webgpu", GPU_TOLERANCE], ["cpu", CPU_TOLERANCE]]) {
+      const page = await browser.newPage();
+      const problems = [];
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      await page.goto(`${origin}/?model=mortality&backend=${backend}`);
+      await page.waitForSelector(settled, { timeout: 300_000 });
+      assert.equal(await page.getAttribute("body", "data-state"), "done", await page.textContent("#error"));
+      assert.equal(await page.getAttribute("#status", "data-backend"), backend);
+      assert.equal(await page.isVisible("#phenotypes-section"), false, "no phenotype table for the mortality model");
+      const findings = await page.$$eval("#risk-findings li[data-effect]", (items) =>
+        items.map((li) => ({ channel: li.querySelector("button").dataset.channel, effect: Number(li.dataset.effect), text: li.textContent })),
+      );
+      const shown = { probability: Number(await page.getAttribute("#risk", "data-probability")), findings };
+      const worst = assertSameRisk(shown, expected, tolerance);
+      // the largest effect first, each said in words with its direction
+      assert.deepEqual(findings.map((f) => f.channel), expected.findings.map((f) => f.channel));
+      for (const f of findings) assert.match(f.text, f.effect >= 0 ? /Raised the risk by \d+\.\d points\.$/ : /Lowered the risk by \d+\.\d points\.$/);
+      // a finding chosen from the keyboard marks its own channel's chart
+      await page.focus("#risk-findings button.fact");
+      await page.keyboard.press("Enter");
+      assert.equal(await page.$eval("#charts figure.selected", (f) => f.dataset.channel), findings[0].channel);
+      const card = await page.textContent("#model-card-body");
+      for (const words of ["PhysioNet", "ODC-By", "final test", "Not for triage"]) assert.ok(card.includes(words), `the card says ${words}: ${card}`);
+      await page.screenshot({ path: path.join(shots, `mortality-${backend}.png`), fullPage: true });
+      await page.evaluate(readFileSync(path.join(root, "node_modules/axe-core/axe.min.js"), "utf8"));
+      const accessibility = await page.evaluate(async () =>
+        (await globalThis.axe.run(document, { resultTypes: ["violations"] })).violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => `${v.id}: ${v.help}`),
+      );
+      assert.deepEqual(accessibility, [], "axe-core: serious or critical accessibility violations");
+      assert.deepEqual(problems, []);
+      console.log(`# browser ${backend}, mortality: max |page - native cpu| = ${worst.toExponential(2)}; ${findings.length} findings`);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
 });
 
 test("without WebGPU the demo falls back to the CPU", async () => {

@@ -63,6 +63,22 @@ export function assertSameProbabilities(actual, expected, tolerance) {
   return worst;
 }
 
+/** The committed mortality bundle (PhysioNet 2012), which answers `risk`. */
+export const mortalityDir = path.join(root, "models/mortality");
+
+/**
+ * Asserts that two risks agree within `tolerance`: the probability, and each finding's effect
+ * (matched by channel; the same findings on both sides).
+ */
+export function assertSameRisk(actual, expected, tolerance) {
+  const byChannel = (r) => [...r.findings].sort((a, b) => a.channel.localeCompare(b.channel));
+  const [a, b] = [byChannel(actual), byChannel(expected)];
+  assert.deepEqual(a.map((f) => f.channel), b.map((f) => f.channel));
+  const worst = maxAbsDiff([actual.probability, ...a.map((f) => f.effect)], [expected.probability, ...b.map((f) => f.effect)]);
+  assert.ok(worst <= tolerance, `largest risk difference ${worst} exceeds ${tolerance}`);
+  return worst;
+}
+
 /**
  * A test could not run the part that needs `layer` ("webgpu", "chromium"), because of `why`. Under
  * CI (`CI=true`) or with `BEDSIDE_REQUIRE_<LAYER>=1` that fails the test; elsewhere the test is

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Bedside } from "../../pkg/bedside.js";
-import { CPU_TOLERANCE, assertSameProbabilities, bundleDir, bundleFiles, nativePredict, root, samples } from "./helpers.mjs";
+import { CPU_TOLERANCE, assertSameProbabilities, assertSameRisk, bundleDir, bundleFiles, mortalityDir, nativePredict, root, samples } from "./helpers.mjs";
 
 // flex in wasm and flex natively run the same Rust code; only float summation order may differ.
 const TOLERANCE = CPU_TOLERANCE;
@@ -24,6 +24,29 @@ test("wasm on the CPU gives the native CLI's probabilities", async () => {
   model.dispose();
   assert.equal(model.backend, "disposed");
   await assert.rejects(model.diagnose(samples[0]), { code: "DISPOSED" });
+});
+
+test("wasm on the CPU gives the native CLI's risk with the mortality bundle", async () => {
+  const model = await Bedside.load(mortalityDir, { backend: "cpu" });
+  assert.equal(model.manifest.model.kind, "mortality");
+  assert.ok(model.card.trained_on[0].cohort.includes("PhysioNet"), "the card names the data");
+  for (const record of samples.slice(0, 3)) {
+    const wasm = await model.risk(record);
+    assert.equal(wasm.outcome, "In-hospital death");
+    assert.ok(wasm.probability > 0 && wasm.probability < 1);
+    assert.ok(wasm.findings.length > 0, "a sample stay has findings");
+    const sizes = wasm.findings.map((f) => Math.abs(f.effect));
+    assert.deepEqual(sizes, [...sizes].sort((x, y) => y - x), "largest effect first");
+    for (const f of wasm.findings) assert.equal(record.observations[f.observation].channel, f.channel);
+    const worst = assertSameRisk(wasm, nativePredict(record, "cpu", mortalityDir), TOLERANCE);
+    console.log(`# ${record.id}: max |wasm - native| risk = ${worst.toExponential(2)}`);
+  }
+  // it answers risk only, and the clinical bundle does not answer risk
+  await assert.rejects(model.diagnose(samples[0]), { code: "BUNDLE_INCOMPATIBLE" });
+  model.dispose();
+  const clinical = await Bedside.load(bundleDir, { backend: "cpu" });
+  await assert.rejects(clinical.risk(samples[0]), { code: "BUNDLE_INCOMPATIBLE" });
+  clinical.dispose();
 });
 
 test("the committed bundle carries its model card", async () => {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { create, globals } from "webgpu";
 import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
 import path from "node:path";
-import { GPU_TOLERANCE, assertSameProbabilities, bundleDir, layerUnavailable, root, samples } from "./helpers.mjs";
+import { GPU_TOLERANCE, assertSameProbabilities, assertSameRisk, bundleDir, layerUnavailable, mortalityDir, root, samples } from "./helpers.mjs";
 
 Object.assign(globalThis, globals);
 globalThis.navigator ??= {};
@@ -70,6 +70,21 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
     pretendHardware = false;
   }
   for (const m of [gpu, cpu, software]) m.dispose();
+});
+
+test("the mortality bundle's risk on WebGPU is the CPU's", async (t) => {
+  if (!(await webgpuAvailable())) {
+    layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
+    return;
+  }
+  const gpu = await Bedside.load(mortalityDir, { backend: "webgpu" });
+  const cpu = await Bedside.load(mortalityDir, { backend: "cpu" });
+  assert.equal(gpu.backend, "webgpu");
+  for (const record of samples.slice(0, 3)) {
+    const worst = assertSameRisk(await gpu.risk(record), await cpu.risk(record), TOLERANCE);
+    console.log(`# ${record.id}: max |webgpu - cpu| risk = ${worst.toExponential(2)}`);
+  }
+  for (const m of [gpu, cpu]) m.dispose();
 });
 
 test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster and remembers", async (t) => {

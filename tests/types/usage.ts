@@ -1,6 +1,6 @@
 // Type-checked with `tsc --noEmit` against the built package (tests/types/tsconfig.json): every
 // call of the public API as a TypeScript user writes it.
-import { Bedside, BedsideError, Tokenizer, webgpuAvailable, type Diagnosis, type Explanation, type ModelCard, type Recommendation } from "bedside";
+import { Bedside, BedsideError, Tokenizer, webgpuAvailable, type Diagnosis, type Explanation, type ModelCard, type Recommendation, type Risk } from "bedside";
 import { BedsideWorker } from "bedside/worker";
 
 export async function usage(record: object): Promise<string[]> {
@@ -22,6 +22,8 @@ export async function usage(record: object): Promise<string[]> {
   const trainedOn: string = card?.trained_on.map((t) => `${t.cohort} (${t.admissions})`).join("; ") ?? "no model card";
   const reasons: string[] = d.out_of_range?.reasons.map((r) => r.message) ?? [];
   const r: Recommendation = await model.recommend({ resourceType: "Bundle", entry: [] });
+  const risk: Risk = await model.risk({ id: "z", demographics: { age: 70 }, observations: [] });
+  const moved: string[] = risk.findings.map((f) => `${f.label} ${f.direction} ${f.value} ${f.unit} at ${f.hours} h: ${f.effect > 0 ? "+" : ""}${f.effect} (${risk.outcome} ${risk.probability})`);
   const warnings: string[] = r.ddi_warnings.map((w) => `${w.drug} × ${w.with}${w.with_current ? " (current)" : ""}`);
   let text = "";
   for await (const item of model.explain(JSON.stringify(record), { maxTokens: 32, signal: AbortSignal.timeout(10_000) })) {
@@ -49,5 +51,5 @@ export async function usage(record: object): Promise<string[]> {
   } catch (e) {
     if (e instanceof BedsideError && e.code === "BUNDLE_INVALID") text += e.message;
   }
-  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), trainedOn, String(workerCard === null), ...reasons, ...warnings];
+  return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), trainedOn, String(workerCard === null), ...reasons, ...warnings, ...moved];
 }

@@ -18,6 +18,7 @@ mod medrec;
 mod medrec_metrics;
 mod metrics;
 mod mortality;
+mod mortality_bundle;
 mod plots;
 mod split;
 mod synthetic;

@@ -12,12 +12,11 @@ use crate::logistic::{Scaling, regularisation_path};
 use crate::metrics::{CalibrationBin, auroc, calibration, roc_curve};
 use anyhow::{Context, Result};
 use bedside::knowledge::CHANNELS;
-use bedside::model::wide::SUMMARIES;
+use bedside::model::mortality::{STATICS, statics};
 use bedside::model::{
-    LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig, lab_summaries,
+    LabPhenotypeModelConfig, MortalityModel, MortalityModelConfig, SeriesEncoderConfig,
 };
-use bedside::record::{PatientRecord, SeriesGrid, Sex};
-use burn::nn::Linear;
+use bedside::record::{PatientRecord, SeriesGrid};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -117,36 +116,6 @@ pub struct MortalityReport {
     pub split: crate::train::Split,
 }
 
-/// The static descriptors the challenge ships with each stay, as the model reads them: age in
-/// centuries (0 where unknown), age unknown, male, female, and the ICU type one-hot (coronary
-/// care, cardiac surgery recovery, medical, surgical). Age and ICU type are among the strongest
-/// predictors of ICU death, and the grid has neither.
-pub const STATICS: usize = 8;
-
-fn statics(record: &PatientRecord) -> [f32; STATICS] {
-    let d = &record.demographics;
-    let mut out = [0.0; STATICS];
-    match d.age {
-        Some(age) if age.is_finite() => out[0] = (age / 100.0) as f32,
-        _ => out[1] = 1.0,
-    }
-    match d.sex {
-        Some(Sex::Male) => out[2] = 1.0,
-        Some(Sex::Female) => out[3] = 1.0,
-        _ => {}
-    }
-    let units = [
-        "coronary care unit",
-        "cardiac surgery recovery unit",
-        "medical ICU",
-        "surgical ICU",
-    ];
-    if let Some(i) = units.iter().position(|u| d.care_unit.as_deref() == Some(u)) {
-        out[4 + i] = 1.0;
-    }
-    out
-}
-
 /// One ICU stay with a known outcome.
 pub struct Stay {
     grid: SeriesGrid,
@@ -169,55 +138,6 @@ fn labelled(records: &[PatientRecord]) -> (Vec<Stay>, usize) {
         }
     }
     (out, missing)
-}
-
-#[derive(Config, Debug)]
-pub struct MortalityModelConfig {
-    /// The encoder with its one-output head (no wide half of its own).
-    pub series: LabPhenotypeModelConfig,
-    /// Whether the linear part reads the channels' summaries beside the statics.
-    pub summaries: bool,
-}
-
-impl MortalityModelConfig {
-    pub fn init(&self, device: &Device) -> MortalityModel {
-        let summaries = if self.summaries {
-            self.series.series.channels * SUMMARIES
-        } else {
-            0
-        };
-        MortalityModel {
-            series: self.series.init(device),
-            linear: crate::logistic::zeros(summaries + STATICS, 1, device),
-        }
-    }
-}
-
-/// A wide-and-deep mortality model: the time-series encoder with its one-output head, plus a
-/// logistic regression over the stay's [`STATICS`] (and, with `summaries`, the channels'
-/// summaries), fitted first and then frozen (as `distill`'s stage 0 fits the phenotype head's
-/// wide half).
-#[derive(Module, Debug)]
-pub struct MortalityModel {
-    pub series: LabPhenotypeModel,
-    pub linear: Linear,
-}
-
-impl MortalityModel {
-    /// The linear part's inputs `[batch, summaries? + STATICS]`.
-    fn features(&self, values: Tensor<3>, mask: Tensor<3>, statics: Tensor<2>) -> Tensor<2> {
-        if self.linear.weight.dims()[0] > STATICS {
-            Tensor::cat(vec![lab_summaries(values, mask), statics], 1)
-        } else {
-            statics
-        }
-    }
-
-    /// The death logits `[batch, 1]`.
-    pub fn forward(&self, values: Tensor<3>, mask: Tensor<3>, statics: Tensor<2>) -> Tensor<2> {
-        let linear = self.features(values.clone(), mask.clone(), statics);
-        self.series.forward(values, mask) + self.linear.forward(linear)
-    }
 }
 
 pub fn model_config(options: &MortalityOptions) -> MortalityModelConfig {

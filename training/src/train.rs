@@ -284,7 +284,7 @@ pub fn export(
 }
 
 /// Records in `manifest` the known answer every loaded engine checks its backend against: the
-/// phenotype probabilities of [`bedside::self_test::self_test_record`] on the native CPU.
+/// probabilities of [`bedside::self_test::self_test_record`] on the native CPU.
 pub fn record_self_test(
     manifest: &mut Manifest,
     weights: &[u8],
@@ -292,20 +292,12 @@ pub fn record_self_test(
 ) -> Result<()> {
     let draft = serde_json::to_string(manifest)?;
     let answer = pollster::block_on(async {
-        let engine =
-            bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu).await?;
-        engine
-            .diagnose(&bedside::self_test::self_test_record())
+        bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu)
+            .await?
+            .self_test_answer()
             .await
     })?;
-    let probability = |name: &str| {
-        answer
-            .phenotypes
-            .iter()
-            .find(|s| s.name == name)
-            .map_or(0.0, |s| s.probability)
-    };
-    manifest.self_test = Some(PHENOTYPES.iter().map(|p| probability(p.name)).collect());
+    manifest.self_test = Some(answer);
     Ok(())
 }
 

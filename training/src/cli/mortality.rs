@@ -48,6 +48,10 @@ pub struct Args {
     backend: backend::TrainingBackend,
     #[arg(long)]
     out: PathBuf,
+    /// Also write the model as a browser bundle (kind "mortality", f16) into this directory:
+    /// weights, Platt scaling, self-test and a model card from this run's report (one seed).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -67,7 +71,11 @@ pub fn run(args: Args) -> Result<()> {
         resamples,
         backend,
         out,
+        bundle,
     } = args;
+    if bundle.is_some() && seeds != 1 {
+        anyhow::bail!("--bundle holds one model: train it with --seeds 1 (not {seeds})");
+    }
     let mut summary = cohort::Summary::new("physionet2012");
     let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
     let mut take = |name: &str| {
@@ -132,6 +140,25 @@ pub fn run(args: Args) -> Result<()> {
         format!("stays,mean_predicted,observed\n{calibration}").as_bytes(),
     )?;
     report.plot(&out)?;
+    if let (Some(dir), Some(model)) = (&bundle, members.first()) {
+        let manifest = crate::mortality_bundle::write(
+            dir,
+            model,
+            &mortality::model_config(&options),
+            &report,
+            &crate::mortality_bundle::Provenance {
+                train_set: &train_set,
+                test_set: &test_set,
+            },
+            bedside::bundle::WeightsDtype::F16,
+        )?;
+        let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+        eprintln!(
+            "mortality: bundle ({:.2} MB) → {}",
+            bytes as f64 / 1e6,
+            dir.display()
+        );
+    }
     print!("{}", report.markdown());
     eprintln!(
         "mortality: trained on {} stays of {train_set}, tested on {} of {test_set}: AUROC {:.3} ({:.3}–{:.3}); report in {}",

@@ -52,9 +52,21 @@ pub fn run(args: Args) -> Result<()> {
         true => Some(read(bedside::recommend::MEDREC_FILE)?),
         false => None,
     };
+    let mut engine = pollster::block_on(Engine::load_bundle(
+        &manifest,
+        &weights,
+        tokenizer.as_deref(),
+        backend,
+    ))?;
+    let mut stdout = std::io::stdout().lock();
+    // a mortality bundle's one answer: the risk and the findings that moved it
+    if let bedside::bundle::ModelSpec::Mortality(_) = engine.manifest().model {
+        let risk = pollster::block_on(engine.risk(&record))?;
+        serde_json::to_writer_pretty(&mut stdout, &risk)?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
     let (diagnosis, explanation, recommendation) = pollster::block_on(async {
-        let mut engine =
-            Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend).await?;
         if let Some(bytes) = &medrec {
             engine.load_medications(bytes)?;
         }
@@ -81,7 +93,6 @@ pub fn run(args: Args) -> Result<()> {
         };
         Ok::<_, bedside::BedsideError>((diagnosis, explanation, recommendation))
     })?;
-    let mut stdout = std::io::stdout().lock();
     match (explain, recommend) {
         (false, false) => serde_json::to_writer_pretty(&mut stdout, &diagnosis)?,
         _ => serde_json::to_writer_pretty(

@@ -1,0 +1,116 @@
+//! A `mortality` run as a browser bundle (`"mortality"` kind): the model's weights, its Platt
+//! scaling as the manifest's calibration, the known answer every engine checks, and a model card
+//! built from the run's own report (the data and its licence, the held-out set's figures with
+//! their intervals, the out-of-range rule, intended use and limits).
+
+use std::path::Path;
+
+use anyhow::Result;
+use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype};
+use bedside::calibration::{HeadCalibration, LogitMap};
+use bedside::model::MortalityModel;
+use bedside::model::MortalityModelConfig;
+use bedside::model_card::{Evaluation, Measure, ModelCard, TrainingData, out_of_range_rule};
+
+use crate::mortality::MortalityReport;
+
+/// What the bundle says of where its data came from.
+pub struct Provenance<'a> {
+    pub train_set: &'a str,
+    pub test_set: &'a str,
+}
+
+/// Writes the bundle of `model` (configured by `config`, trained and tested as `report` says)
+/// into `dir` at `dtype`; returns its manifest.
+pub fn write(
+    dir: &Path,
+    model: &MortalityModel,
+    config: &MortalityModelConfig,
+    report: &MortalityReport,
+    provenance: &Provenance,
+    dtype: WeightsDtype,
+) -> Result<Manifest> {
+    let weights =
+        bedside::bundle::convert_weights(&crate::fit::weights_bytes(model, WEIGHTS_FILE)?, dtype)?;
+    let files: Vec<(&str, &[u8])> = vec![(WEIGHTS_FILE, &weights)];
+    let mut manifest = Manifest::new(ModelSpec::Mortality(config.clone()), &files, dtype, 0.5);
+    let (scale, shift) = report.recalibration;
+    manifest.calibration = Some(HeadCalibration {
+        with_notes: LogitMap {
+            scale,
+            shift,
+            label_shifts: Vec::new(),
+        },
+        without_notes: None,
+    });
+    manifest.model_card = Some(card(report, provenance));
+    crate::train::record_self_test(&mut manifest, &weights, None)?;
+    let text = serde_json::to_string_pretty(&manifest)?;
+    // check it as a loader would before anything is written
+    Manifest::from_json(&text)?;
+    let mut files = files;
+    files.push((MANIFEST_FILE, text.as_bytes()));
+    crate::train::write_bundle(dir, &files)?;
+    Ok(manifest)
+}
+
+fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
+    let measure = |value: f64, ci95: Option<(f64, f64)>| Measure { value, ci95 };
+    let test = &report.test;
+    let measures = [
+        ("AUROC", measure(test.auroc, Some(test.auroc_ci95))),
+        ("AUPRC", measure(test.auprc, Some(test.auprc_ci95))),
+        (
+            "Hosmer–Lemeshow H",
+            measure(report.test_hosmer_lemeshow, None),
+        ),
+        ("Brier", measure(report.test_brier, None)),
+        ("Event 1, min(Se, +P)", measure(report.test_event1, None)),
+        ("deaths", measure(test.positives as f64, None)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    ModelCard {
+        trained_on: vec![TrainingData {
+            part: "mortality model (time-series encoder + linear part, Platt scaling)".into(),
+            cohort: format!(
+                "PhysioNet/CinC Challenge 2012 {}: ICU stays, first 48 hours, 37 labs and vitals \
+                 with age, sex and ICU type; four fifths for training, one fifth for C, early \
+                 stopping and Platt scaling",
+                p.train_set
+            ),
+            admissions: report.train_stays + report.validation_stays,
+            licence: "PhysioNet open access: Open Data Commons Attribution License (ODC-By) 1.0"
+                .into(),
+        }],
+        evaluations: vec![Evaluation {
+            cohort: format!(
+                "PhysioNet/CinC Challenge 2012 {}: ICU stays from the same hospitals, never \
+                 trained on",
+                p.test_set
+            ),
+            split: "final test (scored once for this model)".into(),
+            admissions: test.n,
+            measures,
+        }],
+        out_of_range: out_of_range_rule(),
+        intended_use: "Research and demonstration: how a wide-and-deep model over the first 48 \
+                       hours of an ICU stay estimates the risk of death in hospital, and which \
+                       findings move it, on the user's own device. Not for triage, prognosis or \
+                       any decision about a patient."
+            .into(),
+        limits: vec![
+            "Learned from 4,000 stays of the 2012 challenge (US ICUs, 2001–2008): risk in another \
+             population, era or practice is not measured here."
+                .into(),
+            "The effect of a finding is what removing that channel's observations does to this \
+             model's risk: it explains the model, not the patient's physiology."
+                .into(),
+            "A record with only a few of the model's 37 channels reads the rest as unmeasured, \
+             which the training stays rarely were."
+                .into(),
+            "Research software, not a medical device.".into(),
+        ],
+    }
+}
