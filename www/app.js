@@ -95,6 +95,7 @@ async function loadModel(backend) {
     `Model loaded on ${model.backend === "webgpu" ? "WebGPU" : "CPU"} in ${ms.toFixed(0)} ms.` +
     (model.fallbackReason ? ` Running on the CPU: ${model.fallbackReason}.` : "");
   showCard(model.card);
+  $("run").textContent = model.manifest.model?.kind === "mortality" ? "Estimate risk" : "Diagnose";
   $("run").disabled = false;
 }
 
