@@ -355,28 +355,49 @@ fn ensemble(members: &[MortalityModel], stays: &[&Stay], device: &Device) -> Res
         .collect())
 }
 
-/// Trains on `train` (a fifth held out for early stopping) and tests on `test`.
-pub fn run(
-    train: &[PatientRecord],
-    test: &[PatientRecord],
-    options: &MortalityOptions,
-) -> Result<(Vec<MortalityModel>, MortalityReport)> {
+/// What [`fit`] learned and how: the model (one member per seed), its Platt scaling, and the
+/// stays it read.
+pub struct Fitted {
+    pub members: Vec<MortalityModel>,
+    pub logs: Vec<Member>,
+    /// The stays trained on, and the fifth held out for C, early stopping and Platt scaling.
+    stays: Vec<Stay>,
+    validation: Vec<Stay>,
+    /// Stays left out because their outcome is unknown.
+    pub without_outcome: usize,
+    pub parameters: usize,
+    pub linear_c: f64,
+    pub linear_tried: Vec<(f64, f64)>,
+    /// Platt scaling: probability = σ(scale · logit + shift).
+    pub recalibration: (f32, f32),
+    pub train_seconds: f64,
+}
+
+impl Fitted {
+    /// The stays read: trained on, and held out for the choices.
+    pub fn stays(&self) -> (usize, usize) {
+        (self.stays.len(), self.validation.len())
+    }
+}
+
+/// Fits the model on `train` by the whole procedure: a fifth of it held out, the linear part
+/// fitted first with C chosen on that fifth, then the encoder(s) on top with early stopping on
+/// it, and Platt scaling on it. [`run`] tests what it fits; `mortality --refit` fits the shipped
+/// bundle by it on every stay.
+pub fn fit(train: &[PatientRecord], options: &MortalityOptions) -> Result<Fitted> {
     anyhow::ensure!(
         options.epochs > 0 && options.batch_size > 0 && options.seeds > 0,
         "--epochs, --batch-size and --seeds must be at least 1"
     );
-    let (mut stays, missing_train) = labelled(train);
-    let (test_stays, missing_test) = labelled(test);
+    let (mut stays, without_outcome) = labelled(train);
     anyhow::ensure!(
         stays.len() >= 20,
         "need at least 20 training stays with an outcome, got {}",
         stays.len()
     );
-    anyhow::ensure!(!test_stays.is_empty(), "no test stay has an outcome");
     let mut rng = StdRng::seed_from_u64(options.seed);
     stays.shuffle(&mut rng);
     let validation = stays.split_off(stays.len() * 4 / 5);
-
     let base = options.backend.device()?;
     let device = base.clone().autodiff();
     let mut model =
@@ -411,9 +432,6 @@ pub fn run(
         logs.push(log);
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    let Member {
-        epochs, best_epoch, ..
-    } = logs[0].clone();
 
     // Platt scaling on the validation fifth: early stopping picks the epoch by ranking, which
     // leaves the probabilities' level wherever that epoch had it
@@ -425,6 +443,44 @@ pub fn run(
         None,
     );
     let recalibration = (map.scale, map.shift);
+    Ok(Fitted {
+        members,
+        logs,
+        stays,
+        validation,
+        without_outcome,
+        parameters,
+        linear_c,
+        linear_tried,
+        recalibration,
+        train_seconds,
+    })
+}
+
+/// Fits on `train` ([`fit`]) and tests on `test`.
+pub fn run(
+    train: &[PatientRecord],
+    test: &[PatientRecord],
+    options: &MortalityOptions,
+) -> Result<(Vec<MortalityModel>, MortalityReport)> {
+    let (test_stays, missing_test) = labelled(test);
+    anyhow::ensure!(!test_stays.is_empty(), "no test stay has an outcome");
+    let Fitted {
+        members,
+        logs,
+        stays,
+        validation,
+        without_outcome: missing_train,
+        parameters,
+        linear_c,
+        linear_tried,
+        recalibration,
+        train_seconds,
+    } = fit(train, options)?;
+    let Member {
+        epochs, best_epoch, ..
+    } = logs[0].clone();
+    let base = options.backend.device()?;
     let test_refs: Vec<&Stay> = test_stays.iter().collect();
     let logits = ensemble(&members, &test_refs, &base)?;
     let uncalibrated = recalibrated(&logits, &test_refs, (1.0, 0.0));

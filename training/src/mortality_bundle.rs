@@ -18,14 +18,19 @@ use crate::mortality::MortalityReport;
 pub struct Provenance<'a> {
     pub train_set: &'a str,
     pub test_set: &'a str,
+    /// Where the bundle's model was refitted by the same procedure on both sets (`--refit`):
+    /// the stays it trained on and those it held out for its choices.
+    pub refit: Option<(usize, usize)>,
 }
 
-/// Writes the bundle of `model` (configured by `config`, trained and tested as `report` says)
-/// into `dir` at `dtype`; returns its manifest.
+/// Writes the bundle of `model` (configured by `config`, its logits recalibrated by
+/// `(scale, shift)`; the procedure tested as `report` says) into `dir` at `dtype`; returns its
+/// manifest.
 pub fn write(
     dir: &Path,
     model: &MortalityModel,
     config: &MortalityModelConfig,
+    (scale, shift): (f32, f32),
     report: &MortalityReport,
     provenance: &Provenance,
     dtype: WeightsDtype,
@@ -34,7 +39,6 @@ pub fn write(
         bedside::bundle::convert_weights(&crate::fit::weights_bytes(model, WEIGHTS_FILE)?, dtype)?;
     let files: Vec<(&str, &[u8])> = vec![(WEIGHTS_FILE, &weights)];
     let mut manifest = Manifest::new(ModelSpec::Mortality(config.clone()), &files, dtype, 0.5);
-    let (scale, shift) = report.recalibration;
     manifest.calibration = Some(HeadCalibration {
         with_notes: LogitMap {
             scale,
@@ -71,16 +75,31 @@ fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let (sets, admissions, split) = match p.refit {
+        None => (
+            p.train_set.to_string(),
+            report.train_stays + report.validation_stays,
+            "final test (scored once for this model)".to_string(),
+        ),
+        Some((trained, held)) => (
+            format!("{} and {}", p.train_set, p.test_set),
+            trained + held,
+            format!(
+                "final test of the procedure: the same procedure trained on {} alone, scored \
+                 once; this model then learned from {} too",
+                p.train_set, p.test_set
+            ),
+        ),
+    };
     ModelCard {
         trained_on: vec![TrainingData {
             part: "mortality model (time-series encoder + linear part, Platt scaling)".into(),
             cohort: format!(
-                "PhysioNet/CinC Challenge 2012 {}: ICU stays, first 48 hours, 37 labs and vitals \
-                 with age, sex and ICU type; four fifths for training, one fifth for C, early \
-                 stopping and Platt scaling",
-                p.train_set
+                "PhysioNet/CinC Challenge 2012 {sets}: ICU stays, first 48 hours, 37 labs and \
+                 vitals with age, sex and ICU type; four fifths for training, one fifth for C, \
+                 early stopping and Platt scaling"
             ),
-            admissions: report.train_stays + report.validation_stays,
+            admissions,
             licence: "PhysioNet open access: Open Data Commons Attribution License (ODC-By) 1.0"
                 .into(),
         }],
@@ -90,7 +109,7 @@ fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
                  trained on",
                 p.test_set
             ),
-            split: "final test (scored once for this model)".into(),
+            split,
             admissions: test.n,
             measures,
         }],
@@ -101,9 +120,10 @@ fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
                        any decision about a patient."
             .into(),
         limits: vec![
-            "Learned from 4,000 stays of the 2012 challenge (US ICUs, 2001–2008): risk in another \
-             population, era or practice is not measured here."
-                .into(),
+            format!(
+                "Learned from {admissions} stays of the 2012 challenge (US ICUs, 2001–2008): risk \
+                 in another population, era or practice is not measured here."
+            ),
             "The effect of a finding is what removing that channel's observations does to this \
              model's risk: it explains the model, not the patient's physiology."
                 .into(),
