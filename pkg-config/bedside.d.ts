@@ -4,7 +4,9 @@ export interface PatientRecord {
   id: string;
   /** Patient id: a patient's admissions share it. */
   patient?: string;
-  demographics?: { age?: number; sex?: "female" | "male" | "other" | "unknown" };
+  demographics?: { age?: number; sex?: "female" | "male" | "other" | "unknown"; care_unit?: string };
+  /** What hour 0 of the observations is: the hospital admission where absent, or the ICU admission. */
+  window_start?: "hospital_admission" | "icu_admission";
   notes?: { kind?: string; text: string; hours?: number }[];
   observations?: { channel: string; hours: number; value: number | null; unit?: string }[];
   visits?: { diagnoses?: string[]; procedures?: string[]; medications?: string[] }[];

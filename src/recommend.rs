@@ -305,6 +305,7 @@ mod tests {
 
     fn record(visits: Vec<Visit>) -> PatientRecord {
         PatientRecord {
+            window_start: None,
             format_version: 1,
             id: "x".into(),
             patient: None,

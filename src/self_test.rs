@@ -39,6 +39,7 @@ pub fn self_test_record() -> PatientRecord {
         });
     }
     PatientRecord {
+        window_start: None,
         format_version: crate::record::RECORD_FORMAT_VERSION,
         id: "bedside-self-test".into(),
         patient: None,

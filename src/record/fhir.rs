@@ -293,6 +293,7 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
     }
 
     let record = PatientRecord {
+        window_start: None,
         format_version: RECORD_FORMAT_VERSION,
         id,
         patient: patient_id,

@@ -44,6 +44,10 @@ pub struct PatientRecord {
     pub patient: Option<String>,
     #[serde(default)]
     pub demographics: Demographics,
+    /// What hour 0 of the observations is: the hospital admission where absent, or the ICU
+    /// admission where the record is an ICU stay (the cohort readers say which they used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<WindowStart>,
     #[serde(default)]
     pub notes: Vec<Note>,
     #[serde(default)]
@@ -53,6 +57,14 @@ pub struct PatientRecord {
     pub visits: Vec<Visit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
+}
+
+/// The moment a record's hours count from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowStart {
+    HospitalAdmission,
+    IcuAdmission,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

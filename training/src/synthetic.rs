@@ -743,6 +743,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
     }
     visits.push(current);
     PatientRecord {
+        window_start: None,
         format_version: RECORD_FORMAT_VERSION,
         id: format!("synthetic-{seed}-{i:05}"),
         patient: None,

@@ -3,8 +3,10 @@
 //! (the browser bundle stays small) nor of bedside-train (the CSV fuzz target links them without
 //! the training stack).
 
+pub mod events;
 pub mod mimic3;
 pub mod mimic4;
+pub mod notes;
 pub mod physionet2012;
 pub mod table;
 
@@ -32,6 +34,16 @@ pub struct Summary {
     pub prescription_rows_to_atc3: Option<f64>,
     /// Records or rows skipped, by reason, with a few examples naming file and line.
     pub skipped: BTreeMap<String, Skipped>,
+    /// Sections of discharge summaries cut because they list diagnoses (MIMIC-IV).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stripped_note_sections: usize,
+    /// Records by what hour 0 is (`window_start`), where the source says.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -63,6 +75,15 @@ impl Summary {
         self.patients = patients;
         self.admissions = records.len();
         self.observations = records.iter().map(|r| r.observations.len()).sum();
+        for r in records {
+            if let Some(start) = r.window_start {
+                let name = match start {
+                    bedside::record::WindowStart::HospitalAdmission => "hospital_admission",
+                    bedside::record::WindowStart::IcuAdmission => "icu_admission",
+                };
+                *self.windows.entry(name.to_string()).or_default() += 1;
+            }
+        }
         let mut with = vec![0usize; CHANNELS.len()];
         for r in records {
             let mut seen = vec![false; CHANNELS.len()];
@@ -119,6 +140,16 @@ impl Summary {
             out += &format!(
                 "prescription rows reaching an ATC-3 code {:.1}%\n",
                 100.0 * m
+            );
+        }
+        for (start, n) in &self.windows {
+            let start = start.replace('_', " ").replace("icu", "ICU");
+            out += &format!("windows starting at the {start}: {n}\n");
+        }
+        if self.stripped_note_sections > 0 {
+            out += &format!(
+                "discharge-summary sections listing diagnoses cut: {}\n",
+                self.stripped_note_sections
             );
         }
         out += "channel coverage (share of admissions with a value):\n";

@@ -9,12 +9,13 @@
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
 use super::Summary;
+use super::events::{Windows, chart_value, ventilated};
+use super::notes::brief_hospital_course;
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
 use anyhow::Result;
 use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
 use bedside::record::{
-    Demographics, Labels, Note, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex,
-    Visit,
+    Demographics, Labels, Note, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
 };
 use chrono::NaiveDateTime;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -26,68 +27,6 @@ struct Admission {
     admit: NaiveDateTime,
     discharge: Option<NaiveDateTime>,
     death: Option<bool>,
-}
-
-/// The number of a charted value: VALUENUM, else what the text says (CareVue charts GCS as
-/// "4 Spontaneously", capillary refill as "Normal <3 secs").
-fn chart_value(channel: &str, valuenum: &str, value: &str) -> Option<f64> {
-    if channel == "capillary_refill" {
-        let v = value.to_ascii_lowercase();
-        return if v.contains("abnormal") {
-            Some(1.0)
-        } else if v.contains("normal") {
-            Some(0.0)
-        } else {
-            None
-        };
-    }
-    let number = valuenum
-        .parse::<f64>()
-        .ok()
-        .or_else(|| value.split_whitespace().next()?.parse().ok())?;
-    match channel {
-        // FiO2 is charted as a fraction or as a percentage
-        "fio2" if number > 1.0 => Some(number / 100.0),
-        _ => Some(number),
-    }
-}
-
-/// Whether a CHARTEVENTS row of a ventilation item marks a ventilated hour, as mimic-code's
-/// `ventilation_classification` decides: a ventilator type other than "Other/Remarks" (720), a
-/// ventilator mode other than "Other" (223848), an oxygen delivery device that is the ventilator
-/// (467), and any other ventilation item (settings, pressures, volumes) by being charted.
-fn ventilated(item: u32, value: &str) -> bool {
-    let value = value.trim();
-    !value.is_empty()
-        && match item {
-            720 => value != "Other/Remarks",
-            223848 => value != "Other",
-            467 => value == "Ventilator",
-            _ => true,
-        }
-}
-
-/// The "Brief Hospital Course" section of a discharge summary, up to the next section header.
-pub fn brief_hospital_course(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let start = lower.find("brief hospital course")?;
-    let after = &text[start..];
-    let body = after.split_once(':').map_or("", |(_, rest)| rest);
-    let mut kept = Vec::new();
-    for line in body.lines() {
-        let t = line.trim();
-        let is_header = t.ends_with(':')
-            && t.split_whitespace().count() <= 6
-            && t.chars().next().is_some_and(char::is_uppercase);
-        if is_header {
-            break;
-        }
-        if !t.is_empty() {
-            kept.push(t);
-        }
-    }
-    let section = kept.join(" ");
-    (!section.is_empty()).then_some(section)
 }
 
 /// `dir`: the MIMIC-III directory; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
@@ -161,34 +100,8 @@ pub fn read(
         },
     )?;
 
-    let mut observations: HashMap<String, Vec<Observation>> = HashMap::new();
-    // one event → an observation of its admission's first `hours` hours
-    let mut add = |s: &mut Summary,
-                   at: &str,
-                   hadm: &str,
-                   chart: &str,
-                   channel: &str,
-                   value: Option<f64>,
-                   unit: &str| {
-        let (Some(admit), Some(chart)) = (admit_of.get(hadm), time(chart)) else {
-            return s.skip(
-                "event with an unknown HADM_ID or an unreadable CHARTTIME",
-                || at.to_string(),
-            );
-        };
-        let h = (chart - *admit).num_seconds() as f64 / 3600.0;
-        if (0.0..hours as f64).contains(&h) {
-            observations
-                .entry(hadm.to_string())
-                .or_default()
-                .push(Observation {
-                    channel: channel.to_string(),
-                    hours: h,
-                    value: value.filter(|v| v.is_finite()),
-                    unit: (!unit.is_empty()).then(|| unit.to_string()),
-                });
-        }
-    };
+    // each event: an observation of its admission's first `hours` hours
+    let mut windows = Windows::new(admit_of.clone(), hours);
     for_each_row(
         &table(dir, "LABEVENTS")?,
         &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUEUOM"],
@@ -203,7 +116,7 @@ pub fn read(
                     || at.to_string(),
                 );
             }
-            add(
+            windows.add(
                 s,
                 at,
                 f[0],
@@ -248,7 +161,7 @@ pub fn read(
                 chart_value(channel, f[3], f[4])
             };
             // the item's unit, not VALUEUOM: CareVue leaves it blank or writes "?F"
-            add(s, at, f[0], f[2], channel, value, unit);
+            windows.add(s, at, f[0], f[2], channel, value, unit);
         },
     )?;
     for_each_row(
@@ -263,7 +176,7 @@ pub fn read(
             if f[4] == "1" {
                 return s.skip("output marked as an error", || at.to_string());
             }
-            add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
+            windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
         },
     )?;
 
@@ -365,13 +278,13 @@ pub fn read(
             .flatten()
             .flat_map(|(_, code)| phenotypes_for_icd(code, IcdVersion::Icd9).iter().copied())
             .collect();
-        let mut obs = observations.remove(&a.hadm).unwrap_or_default();
-        obs.sort_by(|x, y| x.hours.total_cmp(&y.hours));
+        let obs = windows.take(&a.hadm);
         let length_of_stay_days = a
             .discharge
             .map(|d| (d - a.admit).num_seconds() as f64 / 86_400.0)
             .filter(|d| *d >= 0.0);
         records.push(PatientRecord {
+            window_start: None,
             format_version: RECORD_FORMAT_VERSION,
             id: format!("mimic3-{}", a.hadm),
             patient: Some(format!("mimic3-{}", a.subject)),
@@ -585,7 +498,7 @@ mod tests {
             "admission without HADM_ID or ADMITTIME",
             "charted value marked as an error",
             "output marked as an error",
-            "event with an unknown HADM_ID or an unreadable CHARTTIME",
+            "event with an unknown admission id or an unreadable chart time",
             "discharge summary without a Brief Hospital Course section",
             "diagnosis without an ICD9_CODE",
             "lab outside any admission (no HADM_ID; not an error)",
@@ -619,20 +532,6 @@ mod tests {
         // a short row is read with its missing columns empty, and skipped for its missing time
         assert!(value(&records[0], "creatinine").len() == 2);
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn sections_of_a_discharge_summary() {
-        let text = "Service: MEDICINE\n\nBrief Hospital Course:\n72M with CHF.\nDiuresed.\n\nDischarge Medications:\n1. Lasix";
-        assert_eq!(
-            brief_hospital_course(text).as_deref(),
-            Some("72M with CHF. Diuresed.")
-        );
-        assert_eq!(brief_hospital_course("no such section"), None);
-        assert_eq!(
-            brief_hospital_course("BRIEF HOSPITAL COURSE: Stable course.\n"),
-            Some("Stable course.".into())
-        );
     }
 }
 

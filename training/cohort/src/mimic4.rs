@@ -1,17 +1,25 @@
-//! MIMIC-IV reader (`hosp/`, lower-case headers, `.csv.gz` or `.csv`): one PatientRecord per
-//! admission with the labs of its first `hours` hours (by `d_labitems` item id, see
-//! [`MIMIC_IV_LAB_ITEMS`]), its ICD-9/ICD-10 diagnoses as phenotype labels (ICD-10 through the
-//! GEMs), procedures, and ATC-3 medications from prescriptions (GSN, else NDC, through
-//! `gsn_atc_ndc_mapping.csv.gz`); earlier admissions of the same patient come first as visits.
-//! Vital signs live in `icu/chartevents`, which the public demo lacks; they are not read yet.
+//! MIMIC-IV reader (`hosp/`, and `icu/` and MIMIC-IV-Note's `note/` where present; lower-case
+//! headers, `.csv.gz` or `.csv`): one PatientRecord per admission with the first `hours` hours of
+//! its window — from its first ICU stay's `intime` where it has one (`icu/icustays`; the record
+//! says so in `window_start`), else from `admittime` — holding its labs (by `d_labitems` item id,
+//! see [`MIMIC_IV_LAB_ITEMS`]), its charted vital signs (`icu/chartevents`, MetaVision item ids as
+//! the MIMIC-III reader reads them, units converted by the record reader: °F → °C, ...) and its
+//! urine output (`icu/outputevents`, the urine items); its discharge summaries (without the
+//! sections that list the diagnoses, which are the labels: [`crate::notes::without_diagnoses`])
+//! and the radiology reports of its window as notes; its ICD-9/ICD-10 diagnoses as phenotype
+//! labels (ICD-10 through the GEMs), procedures, and ATC-3 medications from prescriptions (GSN,
+//! else NDC, through `gsn_atc_ndc_mapping.csv.gz`); earlier admissions of the same patient come
+//! first as visits.
 
 use super::Summary;
+use super::events::{Windows, chart_value, ventilated};
 use anyhow::Result;
 use bedside::knowledge::{
-    IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, normalise_code, phenotypes_for_icd,
+    IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd,
 };
 use bedside::record::{
-    Demographics, Labels, Observation, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
+    Demographics, Labels, Note, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
+    WindowStart,
 };
 use chrono::NaiveDateTime;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -26,6 +34,20 @@ struct Admission {
     death: Option<bool>,
 }
 
+/// What [`read_with`] reads besides `hosp/`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `gsn_atc_ndc_mapping.csv.gz`, for the medications.
+    pub atc: Option<std::path::PathBuf>,
+    /// Hours of each window.
+    pub hours: usize,
+    /// MIMIC-IV-Note's `note/` directory (`discharge`, `radiology`); absent: `note/` beside
+    /// `hosp/`, where there is one.
+    pub notes: Option<std::path::PathBuf>,
+    /// Keep the discharge summaries' diagnosis sections (they name the labels).
+    pub keep_diagnoses: bool,
+}
+
 /// `dir`: the MIMIC-IV root (with `hosp/`) or `hosp/` itself; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
 pub fn read(
     dir: &Path,
@@ -33,11 +55,36 @@ pub fn read(
     hours: usize,
     summary: &mut Summary,
 ) -> Result<Vec<PatientRecord>> {
-    let hosp = if dir.join("hosp").is_dir() {
-        dir.join("hosp")
-    } else {
-        dir.to_path_buf()
+    let options = Options {
+        atc: atc.map(Path::to_path_buf),
+        hours,
+        ..Options::default()
     };
+    read_with(dir, &options, summary)
+}
+
+/// [`read`] with the notes' options.
+pub fn read_with(
+    dir: &Path,
+    options: &Options,
+    summary: &mut Summary,
+) -> Result<Vec<PatientRecord>> {
+    let hours = options.hours;
+    // `icu/` and `note/` sit beside `hosp/` (given the root, or `hosp/` by its name)
+    let (hosp, root) = if dir.join("hosp").is_dir() {
+        (dir.join("hosp"), Some(dir.to_path_buf()))
+    } else {
+        let root = (dir.file_name().is_some_and(|n| n == "hosp"))
+            .then(|| dir.parent().map(Path::to_path_buf))
+            .flatten();
+        (dir.to_path_buf(), root)
+    };
+    let icu = root.as_ref().map(|r| r.join("icu")).filter(|d| d.is_dir());
+    let notes_dir = options
+        .notes
+        .clone()
+        .or_else(|| root.as_ref().map(|r| r.join("note")))
+        .filter(|d| d.is_dir());
 
     // subject_id → (sex, anchor_age, anchor_year)
     type Patient = (Option<Sex>, Option<f64>, Option<i32>);
@@ -79,13 +126,38 @@ pub fn read(
             _ => s.skip("admission without hadm_id or admittime", || at.to_string()),
         },
     )?;
-    let admit_of: HashMap<String, NaiveDateTime> = admissions
+    // the first ICU stay of each admission: its care unit, and where its window starts
+    let mut first_stay: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
+    if let Some(icu) = &icu {
+        for_each_row(
+            &table(icu, "icustays")?,
+            &["hadm_id", "first_careunit", "intime"],
+            summary,
+            |f, at, s| match time(f[2]) {
+                Some(intime) => {
+                    let entry = first_stay
+                        .entry(f[0].to_string())
+                        .or_insert((intime, f[1].to_string()));
+                    if intime < entry.0 {
+                        *entry = (intime, f[1].to_string());
+                    }
+                }
+                None => s.skip("ICU stay without a readable intime", || at.to_string()),
+            },
+        )?;
+    }
+    let start: HashMap<String, NaiveDateTime> = admissions
         .iter()
-        .map(|a| (a.hadm.clone(), a.admit))
+        .map(|a| {
+            let start = first_stay
+                .get(&a.hadm)
+                .map_or(a.admit, |(intime, _)| *intime);
+            (a.hadm.clone(), start)
+        })
         .collect();
+    let mut windows = Windows::new(start, hours);
 
     let items: HashMap<u32, &str> = MIMIC_IV_LAB_ITEMS.iter().copied().collect();
-    let mut labs: HashMap<String, Vec<Observation>> = HashMap::new();
     for_each_row(
         &table(&hosp, "labevents")?,
         &["hadm_id", "itemid", "charttime", "valuenum", "valueuom"],
@@ -100,23 +172,95 @@ pub fn read(
                     || at.to_string(),
                 );
             }
-            let (Some(admit), Some(chart)) = (admit_of.get(f[0]), time(f[2])) else {
-                return s.skip(
-                    "lab with an unknown hadm_id or an unreadable charttime",
-                    || at.to_string(),
-                );
-            };
-            let h = (chart - *admit).num_seconds() as f64 / 3600.0;
-            if (0.0..hours as f64).contains(&h) {
-                labs.entry(f[0].to_string()).or_default().push(Observation {
-                    channel: channel.to_string(),
-                    hours: h,
-                    value: f[3].parse::<f64>().ok().filter(|v| v.is_finite()),
-                    unit: (!f[4].is_empty()).then(|| f[4].to_string()),
-                });
-            }
+            windows.add(s, at, f[0], f[2], channel, f[3].parse().ok(), f[4]);
         },
     )?;
+    if let Some(icu) = &icu {
+        // vital signs: absent from the public demo, present in credentialed MIMIC-IV
+        if let Ok(path) = table(icu, "chartevents") {
+            for_each_row(
+                &path,
+                &["hadm_id", "itemid", "charttime", "valuenum", "value"],
+                summary,
+                |f, at, s| {
+                    let Some((item, (channel, unit))) = f[1]
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|item| Some((item, mimic3_item(item)?)))
+                    else {
+                        return;
+                    };
+                    if channel == "urine_output" {
+                        return; // an outputevents item
+                    }
+                    let value = if channel == "mech_vent" {
+                        if !ventilated(item, f[4]) {
+                            return;
+                        }
+                        Some(1.0)
+                    } else {
+                        chart_value(channel, f[3], f[4])
+                    };
+                    // the item's unit (°F items say so), not valueuom
+                    windows.add(s, at, f[0], f[2], channel, value, unit);
+                },
+            )?;
+        }
+        for_each_row(
+            &table(icu, "outputevents")?,
+            &["hadm_id", "itemid", "charttime", "value"],
+            summary,
+            |f, at, s| {
+                let Some(("urine_output", unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item)
+                else {
+                    return;
+                };
+                windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
+            },
+        )?;
+    }
+
+    let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
+    if let Some(dir) = &notes_dir {
+        let columns = ["hadm_id", "charttime", "text"];
+        if let Ok(path) = table(dir, "discharge") {
+            for_each_row(&path, &columns, summary, |f, _, s| {
+                if f[0].is_empty() {
+                    return;
+                }
+                let text = match options.keep_diagnoses {
+                    true => f[2].to_string(),
+                    false => {
+                        let (text, cut) = crate::notes::without_diagnoses(f[2]);
+                        s.stripped_note_sections += cut;
+                        text
+                    }
+                };
+                notes.entry(f[0].to_string()).or_default().push(Note {
+                    kind: "discharge_summary".into(),
+                    text,
+                    hours: None,
+                });
+            })?;
+        }
+        if let Ok(path) = table(dir, "radiology") {
+            for_each_row(&path, &columns, summary, |f, at, s| {
+                let Some(h) = windows.hours_at(f[0], f[1]) else {
+                    return s.skip(
+                        "radiology report with an unknown hadm_id or an unreadable charttime",
+                        || at.to_string(),
+                    );
+                };
+                if (0.0..hours as f64).contains(&h) {
+                    notes.entry(f[0].to_string()).or_default().push(Note {
+                        kind: "radiology".into(),
+                        text: f[2].to_string(),
+                        hours: Some(h),
+                    });
+                }
+            })?;
+        }
+    }
 
     let mut diagnoses: HashMap<String, Vec<(u32, String, IcdVersion)>> = HashMap::new();
     for_each_row(
@@ -155,7 +299,7 @@ pub fn read(
         },
     )?;
 
-    let medications = match atc {
+    let medications = match &options.atc {
         Some(atc) => prescriptions_to_atc3(&table(&hosp, "prescriptions")?, atc, summary)?,
         None => HashMap::new(),
     };
@@ -196,18 +340,22 @@ pub fn read(
         for (_, code, version) in diagnoses.get(&a.hadm).into_iter().flatten() {
             phenotypes.extend(phenotypes_for_icd(code, *version));
         }
-        let mut observations = labs.remove(&a.hadm).unwrap_or_default();
-        observations.sort_by(|x, y| x.hours.total_cmp(&y.hours));
+        let observations = windows.take(&a.hadm);
+        let stay = first_stay.get(&a.hadm);
         records.push(PatientRecord {
+            window_start: Some(match stay {
+                Some(_) => WindowStart::IcuAdmission,
+                None => WindowStart::HospitalAdmission,
+            }),
             format_version: RECORD_FORMAT_VERSION,
             id: format!("mimic4-{}", a.hadm),
             patient: Some(format!("mimic4-{}", a.subject)),
             demographics: Demographics {
                 age: age.filter(|a| (0.0..=130.0).contains(a)),
                 sex,
-                care_unit: None,
+                care_unit: stay.map(|(_, unit)| unit.clone()),
             },
-            notes: Vec::new(),
+            notes: notes.remove(&a.hadm).unwrap_or_default(),
             observations,
             visits: history.clone(),
             labels: Some(Labels {
@@ -266,5 +414,122 @@ mod tests {
         assert!(summary.channel_coverage["creatinine"] > 0.5);
         let atc = summary.prescription_rows_to_atc3.unwrap();
         assert!(atc > 0.5, "only {atc} of prescription rows reach ATC-3");
+        // icu/: the admissions with an ICU stay are windowed from it and carry its care unit
+        // and urine output
+        let icu: Vec<&PatientRecord> = records
+            .iter()
+            .filter(|r| r.window_start == Some(WindowStart::IcuAdmission))
+            .collect();
+        assert_eq!(summary.windows["icu_admission"], icu.len());
+        assert!(icu.len() > 100, "{} ICU admissions", icu.len());
+        assert!(icu.iter().all(|r| r.demographics.care_unit.is_some()));
+        let urine = icu
+            .iter()
+            .filter(|r| r.observations.iter().any(|o| o.channel == "urine_output"))
+            .count();
+        assert!(
+            urine * 2 > icu.len(),
+            "urine output in {urine} of {} ICU admissions",
+            icu.len()
+        );
+    }
+
+    fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
+        r.observations
+            .iter()
+            .filter(|o| o.channel == channel)
+            .map(|o| (o.hours, o.value))
+            .collect()
+    }
+
+    /// `tests/fixtures/mimic4` follows MIMIC-IV's published column layouts (`hosp/`, `icu/` with
+    /// `chartevents`, MIMIC-IV-Note's `note/`): one admission with an ICU stay that starts 6 h
+    /// after it, one without.
+    #[test]
+    fn icu_stays_charts_urine_and_notes_in_the_published_layout() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mimic4");
+        let mut summary = Summary::new("mimic4");
+        let records = read(&dir, None, 48, &mut summary).unwrap();
+        let [icu, ward] = records.as_slice() else {
+            panic!("{} records", records.len())
+        };
+        assert_eq!(icu.window_start, Some(WindowStart::IcuAdmission));
+        assert_eq!(ward.window_start, Some(WindowStart::HospitalAdmission));
+        assert_eq!(
+            icu.demographics.care_unit.as_deref(),
+            Some("Medical Intensive Care Unit (MICU)")
+        );
+        // hours from the ICU's intime (14:00): the 09:00 lab and the 13:00 heart rate are before it
+        assert_eq!(value(icu, "creatinine"), [(1.0, Some(2.4))]);
+        assert_eq!(value(icu, "heart_rate"), [(1.0, Some(112.0))]);
+        assert_eq!(
+            value(icu, "mean_bp"),
+            [(2.0, Some(61.0))],
+            "a warning is not an error"
+        );
+        assert_eq!(
+            value(icu, "fio2"),
+            [(3.0, Some(0.5))],
+            "FiO2 charted in percent"
+        );
+        assert_eq!(
+            value(icu, "urine_output"),
+            [(3.0, Some(35.0))],
+            "urine, not a chest tube"
+        );
+        assert_eq!(value(ward, "creatinine"), [(2.0, Some(0.9))]);
+        // the temperature item is in °F: the record says so, and the model reads °C
+        let fever = icu
+            .observations
+            .iter()
+            .find(|o| o.channel == "temperature")
+            .unwrap();
+        assert_eq!(
+            (fever.value, fever.unit.as_deref()),
+            (Some(101.3), Some("[degF]"))
+        );
+        let (_, used) = bedside::record::read_observation(fever, 48);
+        assert!((used.unwrap().value - 38.5).abs() < 0.01);
+        // the discharge summary without its diagnosis list; the radiology report of the window
+        let text = |r: &PatientRecord, kind: &str| -> Vec<String> {
+            r.notes
+                .iter()
+                .filter(|n| n.kind == kind)
+                .map(|n| n.text.clone())
+                .collect()
+        };
+        let [discharge] = text(icu, "discharge_summary").try_into().unwrap();
+        assert!(
+            discharge.contains("broad-spectrum antibiotics"),
+            "{discharge}"
+        );
+        assert!(discharge.contains("Mental Status"), "{discharge}");
+        for label in ["Septic shock", "Acute kidney injury", "Discharge Diagnosis"] {
+            assert!(!discharge.contains(label), "{label} left in: {discharge}");
+        }
+        assert_eq!(
+            text(icu, "radiology"),
+            ["CHEST RADIOGRAPH: Right lower lobe opacity."]
+        );
+        assert!(ward.notes.is_empty());
+        assert_eq!(summary.stripped_note_sections, 1);
+        assert_eq!(summary.windows["icu_admission"], 1);
+        assert_eq!(summary.windows["hospital_admission"], 1);
+        for r in &records {
+            r.validate().unwrap();
+        }
+        // on request the list stays (for those who know why)
+        let options = Options {
+            hours: 48,
+            keep_diagnoses: true,
+            ..Options::default()
+        };
+        let kept = read_with(&dir, &options, &mut Summary::new("mimic4")).unwrap();
+        assert!(
+            kept[0]
+                .notes
+                .iter()
+                .any(|n| n.text.contains("Septic shock"))
+        );
     }
 }

@@ -258,6 +258,7 @@ fn parse_stay(
         });
     }
     Some(PatientRecord {
+        window_start: Some(bedside::record::WindowStart::IcuAdmission),
         format_version: RECORD_FORMAT_VERSION,
         id: format!("physionet2012-{record_id}"),
         patient: None,

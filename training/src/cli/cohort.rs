@@ -28,6 +28,13 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 48)]
     hours: usize,
+    /// MIMIC-IV-Note's `note/` directory (discharge, radiology) [default: `note/` beside `hosp/`].
+    #[arg(long)]
+    notes: Option<PathBuf>,
+    /// Keep the discharge summaries' sections that list diagnoses (MIMIC-IV): they name the
+    /// labels, so a model trained on them learns to read the answer.
+    #[arg(long)]
+    keep_diagnoses: bool,
     #[arg(long)]
     out: PathBuf,
 }
@@ -49,6 +56,8 @@ pub fn run(args: Args) -> Result<()> {
         n,
         seed,
         hours,
+        notes,
+        keep_diagnoses,
         out,
     } = args;
     let input = || {
@@ -72,8 +81,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         Source::Mimic4 => {
             let mut summary = cohort::Summary::new("mimic4");
+            let options = cohort::mimic4::Options {
+                atc: atc.clone(),
+                hours,
+                notes: notes.clone(),
+                keep_diagnoses,
+            };
             (
-                cohort::mimic4::read(&input()?, atc.as_deref(), hours, &mut summary)?,
+                cohort::mimic4::read_with(&input()?, &options, &mut summary)?,
                 summary,
             )
         }

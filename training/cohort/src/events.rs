@@ -1,0 +1,111 @@
+//! MIMIC chart events as the model's channels, shared by the MIMIC-III and MIMIC-IV readers
+//! (both chart with MetaVision's item ids; MIMIC-III's CareVue ids too): the number a charted
+//! value holds, and whether a ventilation item marks a ventilated hour.
+
+/// The number of a charted value: VALUENUM, else what the text says (CareVue charts GCS as
+/// "4 Spontaneously", capillary refill as "Normal <3 secs").
+pub fn chart_value(channel: &str, valuenum: &str, value: &str) -> Option<f64> {
+    if channel == "capillary_refill" {
+        let v = value.to_ascii_lowercase();
+        return if v.contains("abnormal") {
+            Some(1.0)
+        } else if v.contains("normal") {
+            Some(0.0)
+        } else {
+            None
+        };
+    }
+    let number = valuenum
+        .parse::<f64>()
+        .ok()
+        .or_else(|| value.split_whitespace().next()?.parse().ok())?;
+    match channel {
+        // FiO2 is charted as a fraction or as a percentage
+        "fio2" if number > 1.0 => Some(number / 100.0),
+        _ => Some(number),
+    }
+}
+
+/// Whether a CHARTEVENTS row of a ventilation item marks a ventilated hour, as mimic-code's
+/// `ventilation_classification` decides: a ventilator type other than "Other/Remarks" (720), a
+/// ventilator mode other than "Other" (223848), an oxygen delivery device that is the ventilator
+/// (467), and any other ventilation item (settings, pressures, volumes) by being charted.
+pub fn ventilated(item: u32, value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty()
+        && match item {
+            720 => value != "Other/Remarks",
+            223848 => value != "Other",
+            467 => value == "Ventilator",
+            _ => true,
+        }
+}
+
+/// Each admission's observations inside its window, keyed by admission id: an event's time
+/// becomes hours since its admission's window start, and events outside `0..hours` are left out.
+pub struct Windows {
+    start: std::collections::HashMap<String, chrono::NaiveDateTime>,
+    hours: usize,
+    pub observations: std::collections::HashMap<String, Vec<bedside::record::Observation>>,
+}
+
+impl Windows {
+    /// `start`: each admission's window start (its ICU admission, else its hospital admission).
+    pub fn new(
+        start: std::collections::HashMap<String, chrono::NaiveDateTime>,
+        hours: usize,
+    ) -> Self {
+        Self {
+            start,
+            hours,
+            observations: Default::default(),
+        }
+    }
+
+    /// One event of admission `admission` charted at `chart` (text as the tables write it); an
+    /// unknown admission or an unreadable time is counted in the summary.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        summary: &mut crate::Summary,
+        at: &str,
+        admission: &str,
+        chart: &str,
+        channel: &str,
+        value: Option<f64>,
+        unit: &str,
+    ) {
+        let (Some(start), Some(chart)) = (self.start.get(admission), crate::table::time(chart))
+        else {
+            return summary.skip(
+                "event with an unknown admission id or an unreadable chart time",
+                || at.to_string(),
+            );
+        };
+        let h = (chart - *start).num_seconds() as f64 / 3600.0;
+        if (0.0..self.hours as f64).contains(&h) {
+            self.observations
+                .entry(admission.to_string())
+                .or_default()
+                .push(bedside::record::Observation {
+                    channel: channel.to_string(),
+                    hours: h,
+                    value: value.filter(|v| v.is_finite()),
+                    unit: (!unit.is_empty()).then(|| unit.to_string()),
+                });
+        }
+    }
+
+    /// An admission's observations in time order (none: empty).
+    pub fn take(&mut self, admission: &str) -> Vec<bedside::record::Observation> {
+        let mut observations = self.observations.remove(admission).unwrap_or_default();
+        observations.sort_by(|x, y| x.hours.total_cmp(&y.hours));
+        observations
+    }
+
+    /// Hours since an admission's window start at `time`, where both are known.
+    pub fn hours_at(&self, admission: &str, time: &str) -> Option<f64> {
+        let (start, time) = (self.start.get(admission)?, crate::table::time(time)?);
+        Some((time - *start).num_seconds() as f64 / 3600.0)
+    }
+}
