@@ -210,7 +210,8 @@ export interface Risk {
   findings: RiskFinding[];
   observed_cells: number;
   notices: GridNotice[];
-  /** Set when the record is outside the model's range: the probability is shown with the reasons. */
+  /** Set when the record is outside the model's range: the probability is still computed (the demo
+   * page shows the reasons instead of it), and `findings` is empty. */
   out_of_range: OutOfRange | null;
   /** The observed channels on the hourly grid, for a chart (attention is 0: none is computed). */
   series: ChannelSeries[];

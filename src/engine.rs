@@ -482,7 +482,10 @@ impl Engine {
                 "the model returned non-finite or mis-shaped risks",
             ));
         }
+        // the model reads no notes; what it does read unlike its training stays is said
         let mut notices = crate::record::record_notices(record);
+        notices.retain(|n| n.kind != "no_notes");
+        notices.extend(crate::risk::unlike_training(record));
         let observed_cells = grid.observed();
         let series = channel_series(&grid, &[], &[]);
         notices.extend(grid.notices);

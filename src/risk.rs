@@ -51,6 +51,38 @@ pub struct Risk {
     pub backend: &'static str,
 }
 
+/// What a mortality model trained on PhysioNet 2012 (the first 48 hours of ICU stays, with the
+/// ICU type) reads differently in `record`: hours that count from the hospital admission rather
+/// than the ICU's, and a care unit that is not one of the four ICU types it knows (the ICU type
+/// then reads as unknown). Notices, not reasons to abstain: the risk is still an estimate.
+pub fn unlike_training(record: &PatientRecord) -> Vec<GridNotice> {
+    use crate::model::mortality::ICU_TYPES;
+    use crate::record::WindowStart;
+    let mut notices = Vec::new();
+    if record.window_start != Some(WindowStart::IcuAdmission) {
+        notices.push(GridNotice {
+            path: "$.window_start".into(),
+            kind: "window_start",
+            message: "the hours count from the hospital admission, not from an ICU admission as \
+                      in the stays the mortality model learned from"
+                .into(),
+        });
+    }
+    let unit = record.demographics.care_unit.as_deref();
+    if !unit.is_some_and(|u| ICU_TYPES.contains(&u)) {
+        notices.push(GridNotice {
+            path: "$.demographics.care_unit".into(),
+            kind: "care_unit",
+            message: format!(
+                "{}: the model knows the ICU types {}; it reads this one as unknown",
+                unit.map_or("no care unit".to_string(), |u| format!("care unit {u:?}")),
+                ICU_TYPES.join(", ")
+            ),
+        });
+    }
+    notices
+}
+
 /// `record` with every observation of `channel` (an index into
 /// [`crate::knowledge::CHANNELS`]) inside the `hours`-hour window taken out.
 pub fn without_channel(record: &PatientRecord, channel: usize, hours: usize) -> PatientRecord {

@@ -105,6 +105,25 @@ fn a_mortality_bundle_answers_risk_and_only_risk() {
     assert!((0.0..=1.0).contains(&answer.probability));
     assert!(answer.out_of_range.is_none());
     assert!(!answer.findings.is_empty() && !answer.series.is_empty());
+    // what it reads unlike its training stays is said: hours from the hospital admission here,
+    // not an unknown care unit (a medical ICU), and not the notes it never reads
+    let kinds =
+        |r: &bedside::risk::Risk| -> Vec<&str> { r.notices.iter().map(|n| n.kind).collect() };
+    assert!(
+        kinds(&answer).contains(&"window_start"),
+        "{:?}",
+        answer.notices
+    );
+    assert!(
+        !kinds(&answer)
+            .iter()
+            .any(|k| ["care_unit", "no_notes"].contains(k))
+    );
+    let mut icu = stay("a", 70.0, 1.0);
+    icu.window_start = Some(bedside::record::WindowStart::IcuAdmission);
+    icu.demographics.care_unit = Some("Medical Intensive Care Unit (MICU)".into());
+    let icu = risk(&engine, &icu);
+    assert_eq!(kinds(&icu), ["care_unit"], "{:?}", icu.notices);
     // ordered by the size of their effect
     let sizes: Vec<f32> = answer.findings.iter().map(|f| f.effect.abs()).collect();
     assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
@@ -141,7 +160,8 @@ fn the_top_finding_moves_the_risk_as_stated() {
         .iter()
         .position(|c| Some(c.name) == top.evidence.channel)
         .unwrap();
-    let without = risk(&engine, &without_channel(&record, channel, 48));
+    let hours = manifest.model.hours();
+    let without = risk(&engine, &without_channel(&record, channel, hours));
     assert!(
         (answer.probability - without.probability - top.effect).abs() < 1e-6,
         "risk {} without {:?} {} vs effect {}",

@@ -344,6 +344,7 @@ function clearResults() {
   for (const id of ["diagnosed", "rationale", "rationale-timing", "risk"]) $(id).textContent = "";
   $("evidence").replaceChildren();
   $("risk-findings").replaceChildren();
+  delete $("risk").dataset.probability;
 }
 
 /** The reasons a record is out of the model's range, in the alert box. */

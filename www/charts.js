@@ -21,6 +21,9 @@ function el(name, attributes = {}, parent) {
 
 const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
 
+/** Whether the series carries the encoder's attention (all zeros: none was computed). */
+const hasAttention = (series) => series.attention.some((a) => a > 0);
+
 /** Hours outside the normal range, and the attended hours (attention ≥ 0.8), for the summary. */
 export function summarise(series) {
   const observed = series.values.map((v, h) => [h, v]).filter(([, v]) => v !== null);
@@ -28,11 +31,13 @@ export function summarise(series) {
   const low = observed.filter(([, v]) => v < series.normal_low).length;
   const attended = series.attention.map((a, h) => [h, a]).filter(([, a]) => a >= 0.8).map(([h]) => h);
   const span = attended.length ? `hours ${attended[0]}–${attended[attended.length - 1] + 1}` : "no hour in particular";
+  // a model that computes no attention (the mortality model) says nothing of it
+  const attention = hasAttention(series) ? `; the model attended most to ${span}` : "";
   return {
     high,
     low,
     text: `${series.label} (${series.unit}): ${observed.length} hourly values, ${high} above and ${low} below the normal range ` +
-      `${fmt(series.normal_low)}–${fmt(series.normal_high)}; the model attended most to ${span}.`,
+      `${fmt(series.normal_low)}–${fmt(series.normal_high)}${attention}.`,
   };
 }
 
@@ -61,7 +66,7 @@ export function chart(series) {
   // ranges; stretched between the channel's least and most attended hours
   const lowest = Math.min(...series.attention);
   const spread = 1 - lowest;
-  series.attention.forEach((a, h) => {
+  if (hasAttention(series)) series.attention.forEach((a, h) => {
     const shade = spread > 1e-3 ? (a - lowest) / spread : 1;
     el("rect", { x: x(h), y: 0, width: x(h + 1) - x(h), height: STRIP, class: "attention", "fill-opacity": (0.1 + 0.9 * shade).toFixed(3) }, svg);
   });

@@ -1,7 +1,7 @@
 // Serves the demo on 127.0.0.1 only: www/ at /, the npm package at /pkg, the bundled model
 // (models/demo, committed; `make train` remakes it) at /model, the mortality bundle
 // (models/mortality) at /mortality and the sample patients at /samples.
-// Usage: node www/serve.mjs [--port 8080] [--pkg DIR] [--model DIR] [--samples DIR]
+// Usage: node www/serve.mjs [--port 8080] [--pkg DIR] [--model DIR] [--mortality DIR] [--samples DIR]
 import http from "node:http";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -46,9 +46,9 @@ export function createServer({ pkg = "pkg", model = "models/demo", mortality = "
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
-    options: { port: { type: "string", default: "8080" }, pkg: { type: "string" }, model: { type: "string" }, samples: { type: "string" } },
+    options: { port: { type: "string", default: "8080" }, pkg: { type: "string" }, model: { type: "string" }, mortality: { type: "string" }, samples: { type: "string" } },
   });
-  const server = createServer({ pkg: values.pkg, model: values.model, samples: values.samples });
+  const server = createServer({ pkg: values.pkg, model: values.model, mortality: values.mortality, samples: values.samples });
   server.listen(Number(values.port), "127.0.0.1", () => {
     console.log(`bedside demo: http://127.0.0.1:${server.address().port}/`);
   });

@@ -557,7 +557,7 @@ def replace_header(file, old, new):
     return lambda tables: tables[file].__setitem__(0, tables[file][0].replace(old, new))
 
 
-LAB_SKIP = "lab with an unknown hadm_id or an unreadable charttime"
+LAB_SKIP = "event with an unknown admission id or an unreadable chart time"
 mimic_case("untouched", "mimic4", lambda t: None, 3)
 for name, row, more, skip in [
     ("lab of an unknown admission", "5,10001,99999,4,50912,2180-05-07 03:00:00,2.0,2.0,mg/dL,", 0, LAB_SKIP),
@@ -670,20 +670,20 @@ mimic_case("diagnoses_icd missing", "mimic4", lambda t: t.__setitem__("diagnoses
 mimic_case("untouched", "mimic3", lambda t: None, 3)
 for name, file, row, more, skip in [
     ("LABEVENTS row of an unknown admission", "LABEVENTS.csv", "9,101,9999,50912,2150-03-01 12:00:00,2.0,2.0,mg/dL,", 0,
-     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+     "event with an unknown admission id or an unreadable chart time"),
     ("LABEVENTS VALUENUM NaN (kept without a value)", "LABEVENTS.csv", "9,101,1001,50912,2150-03-01 12:00:00,NaN,NaN,mg/dL,", 1, None),
     ("CHARTEVENTS heart rate marked as an error", "CHARTEVENTS.csv",
      "11,101,1001,5001,211,2150-03-01 12:00:00,2150-03-01 12:10:00,1,300,300,BPM,,1,,NotStopd", 0, "charted value marked as an error"),
     ("CHARTEVENTS CHARTTIME as text", "CHARTEVENTS.csv",
      "11,101,1001,5001,211,noon,2150-03-01 12:10:00,1,90,90,BPM,,,,NotStopd", 0,
-     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+     "event with an unknown admission id or an unreadable chart time"),
     ("CHARTEVENTS ventilator mode (ventilated, value 1)", "CHARTEVENTS.csv",
      "18,101,1001,5001,223849,2150-03-01 12:00:00,2150-03-01 12:10:00,1,PCV+,,,0,0,,", 1, None),
     ("CHARTEVENTS O2 delivery by nasal cannula (not ventilation)", "CHARTEVENTS.csv",
      "18,101,1001,5001,467,2150-03-01 12:00:00,2150-03-01 12:10:00,1,Nasal cannula,,,,,,NotStopd", 0, None),
     ("OUTPUTEVENTS urine of an unknown admission", "OUTPUTEVENTS.csv",
      "7,101,9999,5004,2151-06-10 14:00:00,40055,100,ml,2151-06-10 14:05:00,3,,,", 0,
-     "event with an unknown HADM_ID or an unreadable CHARTTIME"),
+     "event with an unknown admission id or an unreadable chart time"),
     ("OUTPUTEVENTS urine marked as an error", "OUTPUTEVENTS.csv",
      "7,101,1001,5001,2150-03-01 12:00:00,40055,100,ml,2150-03-01 12:05:00,3,,,1", 0, "output marked as an error"),
     ("OUTPUTEVENTS urine as text (kept without a value)", "OUTPUTEVENTS.csv",

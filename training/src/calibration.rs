@@ -134,7 +134,10 @@ pub fn fit_map(
     // a fit the library would refuse (a scale at or below zero: logits that do not rank) is none
     match map.check("map", labels) {
         Ok(()) => map,
-        Err(_) => identity,
+        Err(why) => {
+            tracing::warn!("calibration: the fitted map is out of bounds ({why}); none applied");
+            identity
+        }
     }
 }
 

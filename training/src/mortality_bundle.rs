@@ -95,20 +95,27 @@ fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
         trained_on: vec![TrainingData {
             part: "mortality model (time-series encoder + linear part, Platt scaling)".into(),
             cohort: format!(
-                "PhysioNet/CinC Challenge 2012 {sets}: ICU stays, first 48 hours, 37 labs and \
-                 vitals with age, sex and ICU type; four fifths for training, one fifth for C, \
-                 early stopping and Platt scaling"
+                "PhysioNet/CinC Challenge 2012 {sets}: ICU stays, first 48 hours, the 37 labs \
+                 and vitals the challenge records with age, sex and ICU type; four fifths for \
+                 training, one fifth for C, early stopping and Platt scaling"
             ),
             admissions,
             licence: "PhysioNet open access: Open Data Commons Attribution License (ODC-By) 1.0"
                 .into(),
         }],
         evaluations: vec![Evaluation {
-            cohort: format!(
-                "PhysioNet/CinC Challenge 2012 {}: ICU stays from the same hospitals, never \
-                 trained on",
-                p.test_set
-            ),
+            cohort: match p.refit {
+                None => format!(
+                    "PhysioNet/CinC Challenge 2012 {}: ICU stays from the same hospitals, never \
+                     trained on",
+                    p.test_set
+                ),
+                Some(_) => format!(
+                    "PhysioNet/CinC Challenge 2012 {}: ICU stays from the same hospitals, held \
+                     out from the model the procedure fitted on {} alone",
+                    p.test_set, p.train_set
+                ),
+            },
             split,
             admissions: test.n,
             measures,
@@ -127,8 +134,8 @@ fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {
             "The effect of a finding is what removing that channel's observations does to this \
              model's risk: it explains the model, not the patient's physiology."
                 .into(),
-            "A record with only a few of the model's 37 channels reads the rest as unmeasured, \
-             which the training stays rarely were."
+            "A record with only a few of the 37 variables the challenge records reads the rest \
+             as unmeasured, which the training stays rarely were."
                 .into(),
             "Research software, not a medical device.".into(),
         ],

@@ -41,6 +41,33 @@ pub fn ventilated(item: u32, value: &str) -> bool {
         }
 }
 
+/// A chart event as the model reads it: `(channel, value, unit)` for a row of an item the
+/// readers know, the item's unit (not the row's: CareVue leaves it blank or writes "?F"); `None`
+/// for other items, for urine items (read from the output events) and for a ventilation item
+/// that does not mark a ventilated hour.
+pub fn chart_event(
+    item: &str,
+    valuenum: &str,
+    value: &str,
+) -> Option<(&'static str, Option<f64>, &'static str)> {
+    let item = item.parse::<u32>().ok()?;
+    let (channel, unit) = bedside::knowledge::mimic3_item(item)?;
+    let value = match channel {
+        "urine_output" => return None,
+        "mech_vent" => ventilated(item, value).then_some(Some(1.0))?,
+        _ => chart_value(channel, valuenum, value),
+    };
+    Some((channel, value, unit))
+}
+
+/// The unit of an output event's item where it is urine output; `None` for other items.
+pub fn urine_item(item: &str) -> Option<&'static str> {
+    match bedside::knowledge::mimic3_item(item.parse().ok()?)? {
+        ("urine_output", unit) => Some(unit),
+        _ => None,
+    }
+}
+
 /// Each admission's observations inside its window, keyed by admission id: an event's time
 /// becomes hours since its admission's window start, and events outside `0..hours` are left out.
 pub struct Windows {

@@ -9,7 +9,7 @@
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
 use super::Summary;
-use super::events::{Windows, chart_value, ventilated};
+use super::events::{Windows, chart_event, urine_item};
 use super::notes::brief_hospital_course;
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
 use anyhow::Result;
@@ -139,28 +139,12 @@ pub fn read(
         ],
         summary,
         |f, at, s| {
-            let Some((item, (channel, unit))) = f[1]
-                .parse::<u32>()
-                .ok()
-                .and_then(|item| Some((item, mimic3_item(item)?)))
-            else {
+            let Some((channel, value, unit)) = chart_event(f[1], f[3], f[4]) else {
                 return;
             };
-            if channel == "urine_output" {
-                return; // an OUTPUTEVENTS item
-            }
             if f[5] == "1" {
                 return s.skip("charted value marked as an error", || at.to_string());
             }
-            let value = if channel == "mech_vent" {
-                if !ventilated(item, f[4]) {
-                    return;
-                }
-                Some(1.0)
-            } else {
-                chart_value(channel, f[3], f[4])
-            };
-            // the item's unit, not VALUEUOM: CareVue leaves it blank or writes "?F"
             windows.add(s, at, f[0], f[2], channel, value, unit);
         },
     )?;
@@ -169,8 +153,7 @@ pub fn read(
         &["HADM_ID", "ITEMID", "CHARTTIME", "VALUE", "ISERROR"],
         summary,
         |f, at, s| {
-            let Some(("urine_output", unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item)
-            else {
+            let Some(unit) = urine_item(f[1]) else {
                 return;
             };
             if f[4] == "1" {

@@ -12,10 +12,10 @@
 //! first as visits.
 
 use super::Summary;
-use super::events::{Windows, chart_value, ventilated};
+use super::events::{Windows, chart_event, urine_item};
 use anyhow::Result;
 use bedside::knowledge::{
-    IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd,
+    IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, normalise_code, phenotypes_for_icd,
 };
 use bedside::record::{
     Demographics, Labels, Note, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
@@ -183,50 +183,37 @@ pub fn read_with(
                 &["hadm_id", "itemid", "charttime", "valuenum", "value"],
                 summary,
                 |f, at, s| {
-                    let Some((item, (channel, unit))) = f[1]
-                        .parse::<u32>()
-                        .ok()
-                        .and_then(|item| Some((item, mimic3_item(item)?)))
-                    else {
-                        return;
-                    };
-                    if channel == "urine_output" {
-                        return; // an outputevents item
+                    if let Some((channel, value, unit)) = chart_event(f[1], f[3], f[4]) {
+                        windows.add(s, at, f[0], f[2], channel, value, unit);
                     }
-                    let value = if channel == "mech_vent" {
-                        if !ventilated(item, f[4]) {
-                            return;
-                        }
-                        Some(1.0)
-                    } else {
-                        chart_value(channel, f[3], f[4])
-                    };
-                    // the item's unit (°F items say so), not valueuom
-                    windows.add(s, at, f[0], f[2], channel, value, unit);
                 },
             )?;
         }
-        for_each_row(
-            &table(icu, "outputevents")?,
-            &["hadm_id", "itemid", "charttime", "value"],
-            summary,
-            |f, at, s| {
-                let Some(("urine_output", unit)) = f[1].parse::<u32>().ok().and_then(mimic3_item)
-                else {
-                    return;
-                };
-                windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
-            },
-        )?;
+        if let Ok(path) = table(icu, "outputevents") {
+            for_each_row(
+                &path,
+                &["hadm_id", "itemid", "charttime", "value"],
+                summary,
+                |f, at, s| {
+                    let Some(unit) = urine_item(f[1]) else {
+                        return;
+                    };
+                    windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
+                },
+            )?;
+        }
     }
 
     let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
     if let Some(dir) = &notes_dir {
         let columns = ["hadm_id", "charttime", "text"];
         if let Ok(path) = table(dir, "discharge") {
-            for_each_row(&path, &columns, summary, |f, _, s| {
-                if f[0].is_empty() {
-                    return;
+            for_each_row(&path, &columns, summary, |f, at, s| {
+                if windows.hours_at(f[0], f[1]).is_none() {
+                    return s.skip(
+                        "discharge summary with an unknown hadm_id or an unreadable charttime",
+                        || at.to_string(),
+                    );
                 }
                 let text = match options.keep_diagnoses {
                     true => f[2].to_string(),

@@ -37,8 +37,29 @@ fn header(line: &str) -> Option<&str> {
 /// Whether a header opens a list of diagnoses or codes, which are the labels.
 fn names_diagnoses(head: &str) -> bool {
     let lower = head.to_ascii_lowercase();
-    lower.contains("diagnos") || lower.contains("icd")
+    (lower.contains("diagnos") && !lower.contains("diagnostic")) || lower.contains("icd")
 }
+
+/// The sections of a MIMIC-IV discharge summary that may follow a diagnosis list without a blank
+/// line before them.
+const SECTIONS: &[&str] = &[
+    "allergies",
+    "attending",
+    "brief hospital course",
+    "chief complaint",
+    "discharge condition",
+    "discharge disposition",
+    "discharge instructions",
+    "discharge medications",
+    "facility",
+    "followup instructions",
+    "history of present illness",
+    "major surgical or invasive procedure",
+    "medications on admission",
+    "past medical history",
+    "pertinent results",
+    "physical exam",
+];
 
 /// Whether a header inside a diagnosis section is one of its parts ("Primary:", "Secondary
 /// diagnoses:", "Active issues:"), so that the section goes on.
@@ -56,18 +77,24 @@ fn part_of_a_diagnosis_list(head: &str) -> bool {
     .any(|p| lower.starts_with(p))
 }
 
-/// `text` without its sections that list diagnoses or codes (a header naming diagnoses or ICD
-/// codes, through its "Primary:" / "Secondary:" parts, up to the next other header), and how
-/// many such sections it cut.
+/// `text` without its sections that list diagnoses or codes, and how many such sections it cut.
+/// A section opens with a header naming diagnoses or ICD codes and runs through its "Primary:" /
+/// "Secondary:" parts and any line that looks like a header ("Sepsis: due to UTI"), up to a
+/// header after a blank line or a known section's header ([`SECTIONS`]).
 pub fn without_diagnoses(text: &str) -> (String, usize) {
-    let (mut kept, mut cut, mut stripping) = (Vec::new(), 0, false);
+    let (mut kept, mut cut, mut stripping, mut blank_before) = (Vec::new(), 0, false, true);
     for line in text.lines() {
-        match header(line) {
-            Some(head) if names_diagnoses(head) => {
+        let head = header(line);
+        let ends = head.is_some_and(|h| {
+            (blank_before && !part_of_a_diagnosis_list(h))
+                || SECTIONS.contains(&h.trim().to_ascii_lowercase().as_str())
+        });
+        match head {
+            Some(h) if names_diagnoses(h) => {
                 cut += usize::from(!stripping);
                 stripping = true;
             }
-            Some(head) if stripping && part_of_a_diagnosis_list(head) => {}
+            Some(_) if stripping && !ends => {}
             Some(_) => {
                 stripping = false;
                 kept.push(line);
@@ -75,6 +102,7 @@ pub fn without_diagnoses(text: &str) -> (String, usize) {
             None if !stripping => kept.push(line),
             None => {}
         }
+        blank_before = line.trim().is_empty();
     }
     (kept.join("\n"), cut)
 }
@@ -102,12 +130,13 @@ mod tests {
     #[test]
     fn diagnosis_sections_are_cut_and_counted() {
         let text = "Chief Complaint:\nfever\n\nBrief Hospital Course:\nTreated for pneumonia.\n\n\
-                    Discharge Diagnosis:\nPrimary:\n- Septic shock\nSecondary:\n- CKD stage 3\n\n\
+                    Discharge Diagnosis:\nPrimary:\n- Septic shock\nSepsis: due to UTI\nSecondary:\n- CKD stage 3\n\n\
                     Discharge Condition:\nStable.\nICD-10 codes: A41.9, N18.3\nFollowup Instructions:\n___";
         let (kept, cut) = without_diagnoses(text);
         assert_eq!(cut, 2, "{kept}");
         for gone in [
             "Septic shock",
+            "due to UTI",
             "CKD stage 3",
             "A41.9",
             "Discharge Diagnosis",
@@ -129,8 +158,9 @@ mod tests {
             ("No sections here.\nAt all.".into(), 0)
         );
         assert_eq!(
-            without_diagnoses("DISCHARGE DIAGNOSES: sepsis\nPlan: home").0,
-            "Plan: home"
+            without_diagnoses("DISCHARGE DIAGNOSES: sepsis\nurosepsis\n\nPlan: home").0,
+            "Plan: home",
+            "an inline header opens a section too; a blank line and a header end it"
         );
     }
 }
