@@ -27,4 +27,11 @@ node -e '
   fs.writeFileSync(process.argv[3], JSON.stringify(pkg, null, 2) + "\n");
 ' pkg-config/package.json "$version" "$out/package.json"
 wasm="$out/wasm/bedside_bg.wasm"
-echo "pkg: $(stat -c %s "$wasm") bytes wasm, $(gzip -9c "$wasm" | wc -c) gzip → $out"
+gzipped=$(gzip -9c "$wasm" | wc -c)
+echo "pkg: $(stat -c %s "$wasm") bytes wasm, $gzipped gzip → $out"
+# the package budget (what a page downloads before its first answer): 3.3 MB gzip
+budget=3300000
+if [ "$gzipped" -gt "$budget" ]; then
+  echo "pkg: the wasm module is $gzipped bytes gzip, over the budget of $budget" >&2
+  exit 1
+fi
