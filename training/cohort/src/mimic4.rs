@@ -127,14 +127,17 @@ pub fn read_with(
         },
     )?;
     // the first ICU stay of each admission: its care unit, and where its window starts
+    // (and each stay's admission, for events charted with a stay_id but no hadm_id)
     let mut first_stay: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
+    let mut admission_of_stay: HashMap<String, String> = HashMap::new();
     if let Some(icu) = &icu {
         for_each_row(
             &table(icu, "icustays")?,
-            &["hadm_id", "first_careunit", "intime"],
+            &["hadm_id", "first_careunit", "intime", "stay_id"],
             summary,
             |f, at, s| match time(f[2]) {
                 Some(intime) => {
+                    admission_of_stay.insert(f[3].to_string(), f[0].to_string());
                     let entry = first_stay
                         .entry(f[0].to_string())
                         .or_insert((intime, f[1].to_string()));
@@ -175,16 +178,31 @@ pub fn read_with(
             windows.add(s, at, f[0], f[2], channel, f[3].parse().ok(), f[4]);
         },
     )?;
+    // an ICU event's admission: its hadm_id, else its stay's
+    let admission = |hadm: &'_ str, stay: &str| -> String {
+        match hadm.is_empty() {
+            true => admission_of_stay.get(stay).cloned().unwrap_or_default(),
+            false => hadm.to_string(),
+        }
+    };
     if let Some(icu) = &icu {
         // vital signs: absent from the public demo, present in credentialed MIMIC-IV
         if let Ok(path) = table(icu, "chartevents") {
             for_each_row(
                 &path,
-                &["hadm_id", "itemid", "charttime", "valuenum", "value"],
+                &[
+                    "hadm_id",
+                    "itemid",
+                    "charttime",
+                    "valuenum",
+                    "value",
+                    "stay_id",
+                ],
                 summary,
                 |f, at, s| {
                     if let Some((channel, value, unit)) = chart_event(f[1], f[3], f[4]) {
-                        windows.add(s, at, f[0], f[2], channel, value, unit);
+                        let admission = admission(f[0], f[5]);
+                        windows.add(s, at, &admission, f[2], channel, value, unit);
                     }
                 },
             )?;
@@ -192,13 +210,22 @@ pub fn read_with(
         if let Ok(path) = table(icu, "outputevents") {
             for_each_row(
                 &path,
-                &["hadm_id", "itemid", "charttime", "value"],
+                &["hadm_id", "itemid", "charttime", "value", "stay_id"],
                 summary,
                 |f, at, s| {
                     let Some(unit) = urine_item(f[1]) else {
                         return;
                     };
-                    windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
+                    let admission = admission(f[0], f[4]);
+                    windows.add(
+                        s,
+                        at,
+                        &admission,
+                        f[2],
+                        "urine_output",
+                        f[3].parse().ok(),
+                        unit,
+                    );
                 },
             )?;
         }
@@ -230,20 +257,39 @@ pub fn read_with(
                 });
             })?;
         }
+        // a report without hadm_id (many are: outpatient imaging) belongs to the patient's
+        // admission whose window holds its time, where one does
+        let mut admissions_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for a in &admissions {
+            admissions_of.entry(&a.subject).or_default().push(&a.hadm);
+        }
         if let Ok(path) = table(dir, "radiology") {
+            let columns = ["hadm_id", "charttime", "text", "subject_id"];
             for_each_row(&path, &columns, summary, |f, at, s| {
-                let Some(h) = windows.hours_at(f[0], f[1]) else {
-                    return s.skip(
-                        "radiology report with an unknown hadm_id or an unreadable charttime",
-                        || at.to_string(),
-                    );
+                let inside = |hadm: &str| {
+                    windows
+                        .hours_at(hadm, f[1])
+                        .filter(|h| (0.0..hours as f64).contains(h))
                 };
-                if (0.0..hours as f64).contains(&h) {
-                    notes.entry(f[0].to_string()).or_default().push(Note {
+                let placed = match f[0].is_empty() {
+                    false => inside(f[0]).map(|h| (f[0], h)),
+                    true => admissions_of
+                        .get(f[3])
+                        .into_iter()
+                        .flatten()
+                        .find_map(|hadm| inside(hadm).map(|h| (*hadm, h))),
+                };
+                match placed {
+                    Some((hadm, h)) => notes.entry(hadm.to_string()).or_default().push(Note {
                         kind: "radiology".into(),
                         text: f[2].to_string(),
                         hours: Some(h),
-                    });
+                    }),
+                    None if !f[0].is_empty() && windows.hours_at(f[0], f[1]).is_none() => s.skip(
+                        "radiology report with an unknown hadm_id or an unreadable charttime",
+                        || at.to_string(),
+                    ),
+                    None => {} // outside every window of the patient's admissions
                 }
             })?;
         }
@@ -465,6 +511,8 @@ mod tests {
             "urine, not a chest tube"
         );
         assert_eq!(value(ward, "creatinine"), [(2.0, Some(0.9))]);
+        // a chart event with a stay_id and no hadm_id belongs to its stay's admission
+        assert_eq!(value(icu, "resp_rate"), [(1.0, Some(24.0))]);
         // the temperature item is in °F: the record says so, and the model reads °C
         let fever = icu
             .observations
@@ -494,9 +542,14 @@ mod tests {
         for label in ["Septic shock", "Acute kidney injury", "Discharge Diagnosis"] {
             assert!(!discharge.contains(label), "{label} left in: {discharge}");
         }
+        // the report without hadm_id joins the admission whose window holds it; the outpatient
+        // one months later joins none
         assert_eq!(
             text(icu, "radiology"),
-            ["CHEST RADIOGRAPH: Right lower lobe opacity."]
+            [
+                "CHEST RADIOGRAPH: Right lower lobe opacity.",
+                "CT HEAD: No acute process."
+            ]
         );
         assert!(ward.notes.is_empty());
         assert_eq!(summary.stripped_note_sections, 1);
