@@ -16,22 +16,13 @@ import sys
 import numpy as np
 from scipy.optimize import minimize
 
+from baselines import ece
+
 LAMBDAS = [0.1, 0.3, 1.0, 2.0, 3.0, 10.0, 30.0]
 
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def ece(p, t, bins=10):
-    p, t = p.ravel(), t.ravel()
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for k in range(bins):
-        m = index == k
-        if m.any():
-            total += abs(p[m].mean() - t[m].mean()) * m.sum()
-    return total / len(p)
 
 
 def bce(p, t):
@@ -68,7 +59,7 @@ def cross_validated(kind, z, y, folds, lam=None):
     for held in np.array_split(np.arange(n), folds):
         rest = np.setdiff1d(np.arange(n), held)
         p[held] = fit(kind, z[rest], y[rest], lam)(z[held])
-    return ece(p, y), bce(p, y)
+    return ece(y, p), bce(p, y)
 
 
 def main(path):

@@ -136,3 +136,17 @@ impl Windows {
         Some((time - *start).num_seconds() as f64 / 3600.0)
     }
 }
+
+/// A record's (hours, value) of one channel, in order: what the readers' tests compare.
+#[cfg(test)]
+pub(crate) fn values(
+    record: &bedside::record::PatientRecord,
+    channel: &str,
+) -> Vec<(f64, Option<f64>)> {
+    record
+        .observations
+        .iter()
+        .filter(|o| o.channel == channel)
+        .map(|o| (o.hours, o.value))
+        .collect()
+}

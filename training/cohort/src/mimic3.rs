@@ -304,6 +304,7 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::values as value;
     use bedside::record::SeriesGrid;
 
     fn fixtures() -> std::path::PathBuf {
@@ -312,14 +313,6 @@ mod tests {
 
     fn atc() -> Option<std::path::PathBuf> {
         bedside::test_layers::shared_data("medrec/gsn_atc_ndc_mapping.csv.gz")
-    }
-
-    fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
-        r.observations
-            .iter()
-            .filter(|o| o.channel == channel)
-            .map(|o| (o.hours, o.value))
-            .collect()
     }
 
     #[test]

@@ -415,6 +415,7 @@ pub fn read_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::values as value;
 
     #[test]
     fn the_mimic_iv_demo() {
@@ -465,14 +466,6 @@ mod tests {
             "urine output in {urine} of {} ICU admissions",
             icu.len()
         );
-    }
-
-    fn value(r: &PatientRecord, channel: &str) -> Vec<(f64, Option<f64>)> {
-        r.observations
-            .iter()
-            .filter(|o| o.channel == channel)
-            .map(|o| (o.hours, o.value))
-            .collect()
     }
 
     /// `tests/fixtures/mimic4` follows MIMIC-IV's published column layouts (`hosp/`, `icu/` with
