@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use bedside::PatientRecord;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn read_cohort(path: &PathBuf) -> Result<Vec<PatientRecord>> {
@@ -40,15 +41,38 @@ pub fn read_rationale_texts(path: &PathBuf) -> Result<Vec<String>> {
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// [`write_atomic`] for output written piece by piece: `write` fills the file; where it fails,
+/// the old file stays and the partial one is removed.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let written = std::fs::File::create(&tmp)
+        .map(std::io::BufWriter::new)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut file| {
+            let value = write(&mut file)?;
+            file.into_inner().map_err(|e| e.into_error())?;
+            Ok(value)
+        });
+    let value = match written {
+        Ok(value) => value,
+        Err(e) => {
+            std::fs::remove_file(&tmp).ok();
+            return Err(e.context(format!("cannot write {}", tmp.display())));
+        }
+    };
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
+    Ok(value)
 }
 
 pub(crate) fn bar(len: usize, show: bool, message: String) -> ProgressBar {

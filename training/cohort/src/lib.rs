@@ -3,7 +3,9 @@
 //! (the browser bundle stays small) nor of bedside-train (the CSV fuzz target links them without
 //! the training stack).
 
+pub mod admissions;
 pub mod events;
+pub mod items;
 pub mod mimic3;
 pub mod mimic4;
 pub mod notes;
@@ -14,6 +16,37 @@ use bedside::PatientRecord;
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// What a MIMIC reader reads besides the tables it always reads, and where it may spill.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `gsn_atc_ndc_mapping.csv.gz`, for the medications.
+    pub atc: Option<std::path::PathBuf>,
+    /// Hours of each window.
+    pub hours: usize,
+    /// MIMIC-IV-Note's `note/` directory (`discharge`, `radiology`); absent: `note/` beside
+    /// `hosp/`, where there is one.
+    pub notes: Option<std::path::PathBuf>,
+    /// Keep MIMIC-IV discharge summaries' diagnosis sections (they name the labels).
+    pub keep_diagnoses: bool,
+    /// Where a cohort too large for memory spills (default: the system's temporary directory).
+    pub spill: Option<std::path::PathBuf>,
+    /// Admissions held in memory at once (see [`items::BUCKET_ADMISSIONS`]).
+    pub bucket_admissions: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            atc: None,
+            hours: 48,
+            notes: None,
+            keep_diagnoses: false,
+            spill: None,
+            bucket_admissions: items::BUCKET_ADMISSIONS,
+        }
+    }
+}
 
 /// What a cohort run produced and what it had to skip.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,6 +73,18 @@ pub struct Summary {
     /// Records by what hour 0 is (`window_start`), where the source says.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub windows: BTreeMap<String, usize>,
+    #[serde(skip)]
+    tally: Tally,
+}
+
+/// Counts over the records seen so far, for the shares [`Summary::finish`] fills.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    with_channel: Vec<usize>,
+    with_label: Vec<usize>,
+    labelled: bool,
+    deaths: usize,
+    outcomes: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -71,59 +116,65 @@ impl Summary {
 
     /// Fills the counts and shares from the records.
     pub fn describe(&mut self, records: &[PatientRecord], patients: usize) {
-        let n = records.len().max(1) as f64;
+        records.iter().for_each(|r| self.add(r));
+        self.finish(patients);
+    }
+
+    /// Counts one record (records stream through: a cohort need not fit in memory).
+    pub fn add(&mut self, r: &PatientRecord) {
+        let t = &mut self.tally;
+        t.with_channel.resize(CHANNELS.len(), 0);
+        t.with_label.resize(PHENOTYPES.len(), 0);
+        self.admissions += 1;
+        self.observations += r.observations.len();
+        if let Some(start) = r.window_start {
+            let name = match start {
+                bedside::record::WindowStart::HospitalAdmission => "hospital_admission",
+                bedside::record::WindowStart::IcuAdmission => "icu_admission",
+            };
+            *self.windows.entry(name.to_string()).or_default() += 1;
+        }
+        let mut seen = vec![false; CHANNELS.len()];
+        for o in r.observations.iter().filter(|o| o.value.is_some()) {
+            if let Some(c) = channel_index(&o.channel) {
+                seen[c] = true;
+            }
+        }
+        t.with_channel
+            .iter_mut()
+            .zip(seen)
+            .for_each(|(w, s)| *w += s as usize);
+        if let Some(labels) = &r.labels {
+            t.labelled |= !labels.phenotypes.is_empty();
+            for (p, with) in PHENOTYPES.iter().zip(&mut t.with_label) {
+                *with += labels.phenotypes.iter().any(|x| x == p.name) as usize;
+            }
+            if let Some(death) = labels.outcomes.as_ref().and_then(|o| o.in_hospital_death) {
+                t.outcomes += 1;
+                t.deaths += death as usize;
+            }
+        }
+    }
+
+    /// The shares, from the records counted by [`Summary::add`].
+    pub fn finish(&mut self, patients: usize) {
+        self.tally.with_channel.resize(CHANNELS.len(), 0);
+        self.tally.with_label.resize(PHENOTYPES.len(), 0);
+        let t = &self.tally;
+        let n = self.admissions.max(1) as f64;
         self.patients = patients;
-        self.admissions = records.len();
-        self.observations = records.iter().map(|r| r.observations.len()).sum();
-        for r in records {
-            if let Some(start) = r.window_start {
-                let name = match start {
-                    bedside::record::WindowStart::HospitalAdmission => "hospital_admission",
-                    bedside::record::WindowStart::IcuAdmission => "icu_admission",
-                };
-                *self.windows.entry(name.to_string()).or_default() += 1;
-            }
-        }
-        let mut with = vec![0usize; CHANNELS.len()];
-        for r in records {
-            let mut seen = vec![false; CHANNELS.len()];
-            for o in r.observations.iter().filter(|o| o.value.is_some()) {
-                if let Some(c) = channel_index(&o.channel) {
-                    seen[c] = true;
-                }
-            }
-            with.iter_mut()
-                .zip(seen)
-                .for_each(|(w, s)| *w += s as usize);
-        }
-        for (channel, with) in CHANNELS.iter().zip(with) {
+        for (channel, with) in CHANNELS.iter().zip(&t.with_channel) {
             self.channel_coverage
-                .insert(channel.name.to_string(), with as f64 / n);
+                .insert(channel.name.to_string(), *with as f64 / n);
         }
-        if records
-            .iter()
-            .any(|r| r.labels.as_ref().is_some_and(|l| !l.phenotypes.is_empty()))
-        {
-            for p in PHENOTYPES {
-                let with = records
-                    .iter()
-                    .filter(|r| {
-                        r.labels
-                            .as_ref()
-                            .is_some_and(|l| l.phenotypes.iter().any(|x| x == p.name))
-                    })
-                    .count();
+        if t.labelled {
+            for (p, with) in PHENOTYPES.iter().zip(&t.with_label) {
                 self.label_prevalence
-                    .insert(p.name.to_string(), with as f64 / n);
+                    .insert(p.name.to_string(), *with as f64 / n);
             }
         }
-        let deaths: Vec<bool> = records
-            .iter()
-            .filter_map(|r| r.labels.as_ref()?.outcomes.as_ref()?.in_hospital_death)
-            .collect();
-        if !deaths.is_empty() {
-            self.in_hospital_mortality =
-                Some(deaths.iter().filter(|d| **d).count() as f64 / deaths.len() as f64);
+        if t.outcomes > 0 {
+            self.in_hospital_mortality = Some(t.deaths as f64 / t.outcomes as f64);
         }
     }
 

@@ -2,32 +2,26 @@
 //! PatientRecord per admission with the first `hours` hours of vitals (CHARTEVENTS, CareVue and
 //! MetaVision item ids of the MIMIC-III benchmark), labs (LABEVENTS), urine output (OUTPUTEVENTS,
 //! the benchmark map's urine items) and mechanical ventilation (CHARTEVENTS, as mimic-code's
-//! ventilation classification marks a ventilated hour), times from ADMITTIME;
+//! ventilation classification marks a ventilated hour), hours from the first ICU stay's INTIME
+//! where the admission has one, else from ADMITTIME (as MIMIC-IV; the record's `window_start`
+//! says which);
 //! DIAGNOSES_ICD (ICD-9-CM) → phenotype labels; PROCEDURES_ICD; PRESCRIPTIONS (GSN, else NDC,
 //! → ATC-3 through `gsn_atc_ndc_mapping.csv.gz`); the discharge summary's "Brief Hospital Course"
 //! (NOTEEVENTS; the rest of the summary names the discharge diagnoses, which would leak the
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
-use super::Summary;
-use super::events::{Windows, chart_event, urine_item};
+use super::admissions::{Admission, Admissions};
+use super::events::{chart_event, urine_item};
+use super::items::{Item, Items, record};
 use super::notes::brief_hospital_course;
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
+use super::{Options, Summary};
 use anyhow::Result;
-use bedside::knowledge::{IcdVersion, PHENOTYPES, mimic3_item, normalise_code, phenotypes_for_icd};
-use bedside::record::{
-    Demographics, Labels, Note, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
-};
+use bedside::knowledge::{mimic3_item, normalise_code};
+use bedside::record::{Note, PatientRecord, Sex};
 use chrono::NaiveDateTime;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-
-struct Admission {
-    hadm: String,
-    subject: String,
-    admit: NaiveDateTime,
-    discharge: Option<NaiveDateTime>,
-    death: Option<bool>,
-}
 
 /// `dir`: the MIMIC-III directory; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
 pub fn read(
@@ -36,6 +30,27 @@ pub fn read(
     hours: usize,
     summary: &mut Summary,
 ) -> Result<Vec<PatientRecord>> {
+    let options = Options {
+        atc: atc.map(Path::to_path_buf),
+        hours,
+        ..Options::default()
+    };
+    let mut records = Vec::new();
+    stream(dir, &options, summary, |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Reads the cohort and hands each record to `sink`, in patient and time order, holding at most
+/// [`Options::bucket_admissions`] admissions' rows in memory ([`crate::items`]).
+pub fn stream(
+    dir: &Path,
+    options: &Options,
+    summary: &mut Summary,
+    sink: impl FnMut(PatientRecord) -> Result<()>,
+) -> Result<()> {
     let mut patients: HashMap<String, (Option<Sex>, Option<NaiveDateTime>)> = HashMap::new();
     for_each_row(
         &table(dir, "PATIENTS")?,
@@ -51,7 +66,7 @@ pub fn read(
         },
     )?;
 
-    let mut admissions = Vec::new();
+    let mut list = Vec::new();
     let mut seen = HashSet::new();
     for_each_row(
         &table(dir, "ADMISSIONS")?,
@@ -68,40 +83,36 @@ pub fn read(
                 .skip("admission listed twice (the first row kept)", || {
                     at.to_string()
                 }),
-            Some(admit) if !f[1].is_empty() => admissions.push(Admission {
+            Some(admit) if !f[1].is_empty() => list.push(Admission {
                 hadm: f[1].to_string(),
                 subject: f[0].to_string(),
                 admit,
                 discharge: time(f[3]),
                 death: f[4].parse::<u8>().ok().map(|d| d == 1),
+                icu: None,
             }),
             _ => s.skip("admission without HADM_ID or ADMITTIME", || at.to_string()),
         },
     )?;
-    let admit_of: HashMap<String, NaiveDateTime> = admissions
-        .iter()
-        .map(|a| (a.hadm.clone(), a.admit))
-        .collect();
-
-    let mut care_unit: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
+    drop(seen);
+    let mut admissions = Admissions::new(list, options.hours);
     for_each_row(
         &table(dir, "ICUSTAYS")?,
-        &["HADM_ID", "FIRST_CAREUNIT", "INTIME"],
+        &["HADM_ID", "FIRST_CAREUNIT", "INTIME", "ICUSTAY_ID"],
         summary,
-        |f, _, _| {
-            if let Some(intime) = time(f[2]) {
-                let entry = care_unit
-                    .entry(f[0].to_string())
-                    .or_insert((intime, f[1].to_string()));
-                if intime < entry.0 {
-                    *entry = (intime, f[1].to_string());
-                }
-            }
+        |f, at, s| match time(f[2]) {
+            Some(intime) => admissions.add_stay(f[0], f[3], intime, f[1]),
+            None => s.skip("ICU stay without a readable INTIME", || at.to_string()),
         },
     )?;
+    let admissions = admissions;
+    let mut items = Items::new(
+        &admissions,
+        options.bucket_admissions,
+        options.spill.as_deref(),
+    )?;
 
-    // each event: an observation of its admission's first `hours` hours
-    let mut windows = Windows::new(admit_of.clone(), hours);
+    // each event: an observation of its admission's window
     for_each_row(
         &table(dir, "LABEVENTS")?,
         &["HADM_ID", "ITEMID", "CHARTTIME", "VALUENUM", "VALUEUOM"],
@@ -116,15 +127,13 @@ pub fn read(
                     || at.to_string(),
                 );
             }
-            windows.add(
-                s,
-                at,
-                f[0],
-                f[2],
-                channel,
-                f[3].parse().ok(),
-                if unit.is_empty() { f[4] } else { unit },
-            );
+            if let Some((a, hours)) = admissions.place(s, at, admissions.find(f[0], ""), f[2]) {
+                let unit = if unit.is_empty() { f[4] } else { unit };
+                items.push(
+                    a,
+                    Item::observation(channel, hours, f[3].parse().ok(), unit),
+                );
+            }
         },
     )?;
     for_each_row(
@@ -136,6 +145,7 @@ pub fn read(
             "VALUENUM",
             "VALUE",
             "ERROR",
+            "ICUSTAY_ID",
         ],
         summary,
         |f, at, s| {
@@ -145,12 +155,22 @@ pub fn read(
             if f[5] == "1" {
                 return s.skip("charted value marked as an error", || at.to_string());
             }
-            windows.add(s, at, f[0], f[2], channel, value, unit);
+            let a = admissions.find(f[0], f[6]);
+            if let Some((a, hours)) = admissions.place(s, at, a, f[2]) {
+                items.push(a, Item::observation(channel, hours, value, unit));
+            }
         },
     )?;
     for_each_row(
         &table(dir, "OUTPUTEVENTS")?,
-        &["HADM_ID", "ITEMID", "CHARTTIME", "VALUE", "ISERROR"],
+        &[
+            "HADM_ID",
+            "ITEMID",
+            "CHARTTIME",
+            "VALUE",
+            "ISERROR",
+            "ICUSTAY_ID",
+        ],
         summary,
         |f, at, s| {
             let Some(unit) = urine_item(f[1]) else {
@@ -159,11 +179,14 @@ pub fn read(
             if f[4] == "1" {
                 return s.skip("output marked as an error", || at.to_string());
             }
-            windows.add(s, at, f[0], f[2], "urine_output", f[3].parse().ok(), unit);
+            let a = admissions.find(f[0], f[5]);
+            if let Some((a, hours)) = admissions.place(s, at, a, f[2]) {
+                let value = f[3].parse().ok();
+                items.push(a, Item::observation("urine_output", hours, value, unit));
+            }
         },
     )?;
 
-    let mut diagnoses: HashMap<String, Vec<(u32, String)>> = HashMap::new();
     for_each_row(
         &table(dir, "DIAGNOSES_ICD")?,
         &["HADM_ID", "SEQ_NUM", "ICD9_CODE"],
@@ -172,13 +195,12 @@ pub fn read(
             if f[2].is_empty() {
                 return s.skip("diagnosis without an ICD9_CODE", || at.to_string());
             }
-            diagnoses
-                .entry(f[0].to_string())
-                .or_default()
-                .push((f[1].parse().unwrap_or(u32::MAX), normalise_code(f[2])));
+            if let Some(a) = admissions.find(f[0], "") {
+                let seq = f[1].parse().unwrap_or(u32::MAX);
+                items.push(a, Item::Diagnosis(seq, normalise_code(f[2]), 9));
+            }
         },
     )?;
-    let mut procedures: HashMap<String, Vec<(u32, String)>> = HashMap::new();
     for_each_row(
         &table(dir, "PROCEDURES_ICD")?,
         &["HADM_ID", "SEQ_NUM", "ICD9_CODE"],
@@ -187,19 +209,20 @@ pub fn read(
             if f[2].is_empty() {
                 return s.skip("procedure without an ICD9_CODE", || at.to_string());
             }
-            procedures.entry(f[0].to_string()).or_default().push((
-                f[1].parse().unwrap_or(u32::MAX),
-                format!("icd9:{}", normalise_code(f[2])),
-            ));
+            if let Some(a) = admissions.find(f[0], "") {
+                let code = format!("icd9:{}", normalise_code(f[2]));
+                items.push(a, Item::Procedure(f[1].parse().unwrap_or(u32::MAX), code));
+            }
         },
     )?;
+    if let Some(atc) = &options.atc {
+        prescriptions_to_atc3(&table(dir, "PRESCRIPTIONS")?, atc, summary, |hadm, atc3| {
+            if let Some(a) = admissions.find(hadm, "") {
+                items.push(a, Item::Medication(atc3.to_string()));
+            }
+        })?;
+    }
 
-    let medications = match atc {
-        Some(atc) => prescriptions_to_atc3(&table(dir, "PRESCRIPTIONS")?, atc, summary)?,
-        None => HashMap::new(),
-    };
-
-    let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
     if let Ok(path) = table(dir, "NOTEEVENTS") {
         for_each_row(
             &path,
@@ -210,12 +233,19 @@ pub fn read(
                 {
                     return;
                 }
+                let Some(a) = admissions.find(f[0], "") else {
+                    return;
+                };
                 match brief_hospital_course(f[3]) {
-                    Some(text) => notes.entry(f[0].to_string()).or_default().push(Note {
-                        kind: "discharge_summary".into(),
-                        text,
-                        hours: None,
-                    }),
+                    Some(text) => items.push(
+                        a,
+                        Item::Note(Note {
+                            reference: None,
+                            kind: "discharge_summary".into(),
+                            text,
+                            hours: None,
+                        }),
+                    ),
                     None => s.skip(
                         "discharge summary without a Brief Hospital Course section",
                         || at.to_string(),
@@ -225,80 +255,19 @@ pub fn read(
         )?;
     }
 
-    admissions.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));
-    let visit = |hadm: &str| {
-        let mut dx = diagnoses.get(hadm).cloned().unwrap_or_default();
-        dx.sort();
-        let mut px = procedures.get(hadm).cloned().unwrap_or_default();
-        px.sort();
-        Visit {
-            diagnoses: dx
-                .into_iter()
-                .map(|(_, code)| format!("icd9:{code}"))
-                .collect(),
-            procedures: px.into_iter().map(|(_, code)| code).collect(),
-            medications: medications
-                .get(hadm)
-                .map(|m| m.iter().cloned().collect())
-                .unwrap_or_default(),
-        }
-    };
-    let mut records = Vec::with_capacity(admissions.len());
-    let mut history: Vec<Visit> = Vec::new();
-    for (i, a) in admissions.iter().enumerate() {
-        if i > 0 && admissions[i - 1].subject != a.subject {
-            history.clear();
-        }
-        history.push(visit(&a.hadm));
-        let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
-        // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
-        let age = dob
-            .map(|dob| (a.admit - dob).num_days() as f64 / 365.25)
-            .map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
-        let phenotypes: BTreeSet<usize> = diagnoses
-            .get(&a.hadm)
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, code)| phenotypes_for_icd(code, IcdVersion::Icd9).iter().copied())
-            .collect();
-        let obs = windows.take(&a.hadm);
-        let length_of_stay_days = a
-            .discharge
-            .map(|d| (d - a.admit).num_seconds() as f64 / 86_400.0)
-            .filter(|d| *d >= 0.0);
-        records.push(PatientRecord {
-            window_start: None,
-            format_version: RECORD_FORMAT_VERSION,
-            id: format!("mimic3-{}", a.hadm),
-            patient: Some(format!("mimic3-{}", a.subject)),
-            demographics: Demographics {
-                age: age.filter(|a| (0.0..=130.0).contains(a)),
-                sex,
-                care_unit: care_unit.get(&a.hadm).map(|(_, unit)| unit.clone()),
-            },
-            notes: notes.remove(&a.hadm).unwrap_or_default(),
-            observations: obs,
-            visits: history.clone(),
-            labels: Some(Labels {
-                phenotypes: phenotypes
-                    .iter()
-                    .map(|&p| PHENOTYPES[p].name.to_string())
-                    .collect(),
-                medications: history
-                    .last()
-                    .map(|v| v.medications.clone())
-                    .unwrap_or_default(),
-                outcomes: Some(Outcomes {
-                    in_hospital_death: a.death,
-                    length_of_stay_days,
-                    ..Outcomes::default()
-                }),
-            }),
-        });
-    }
-    let subjects: BTreeSet<&str> = admissions.iter().map(|a| a.subject.as_str()).collect();
-    summary.describe(&records, subjects.len());
-    Ok(records)
+    items.records(
+        &admissions,
+        summary,
+        |a, gathered, history| {
+            let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
+            // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
+            let age = dob
+                .map(|dob| (a.admit - dob).num_days() as f64 / 365.25)
+                .map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
+            record("mimic3", a, gathered, history, age, sex)
+        },
+        sink,
+    )
 }
 
 #[cfg(test)]
@@ -413,25 +382,31 @@ mod tests {
             "only the Brief Hospital Course: {note}"
         );
 
+        // admissions 1002 and 2001 reach the ICU an hour after the hospital: their hours count
+        // from the ICU's INTIME, as MIMIC-IV's do
+        assert_eq!(
+            b.window_start,
+            Some(bedside::record::WindowStart::IcuAdmission)
+        );
         assert_eq!(
             value(b, "urine_output"),
-            [(2.0, Some(350.0)), (3.0, None)],
+            [(1.0, Some(350.0)), (2.0, None)],
             "OUTPUTEVENTS urine items; a chest tube's output is not urine"
         );
         assert_eq!(
             value(b, "mech_vent"),
-            [(4.0, Some(1.0)), (5.0, Some(1.0)), (7.0, Some(1.0))],
+            [(3.0, Some(1.0)), (4.0, Some(1.0)), (6.0, Some(1.0))],
             "a ventilator type, a tidal volume (1, not 450 ml) and the ventilator as O2 device; \
              neither \"Other/Remarks\" nor a nasal cannula"
         );
         assert_eq!(
             value(c, "mech_vent"),
-            [(1.0, Some(1.0))],
+            [(0.0, Some(1.0))],
             "mode, not \"Other\""
         );
         assert_eq!(
             value(c, "urine_output"),
-            [(2.0, Some(40.0))],
+            [(1.0, Some(40.0))],
             "ISERROR=1 dropped, day 60 outside 48 h"
         );
         assert_eq!(b.visits.len(), 2, "the earlier admission comes first");
@@ -456,10 +431,14 @@ mod tests {
                 .in_hospital_death,
             Some(true)
         );
-        assert_eq!(value(c, "heart_rate"), [(0.5, Some(95.0))]);
+        assert_eq!(
+            value(c, "heart_rate"),
+            [],
+            "charted half an hour before the ICU's INTIME: outside the window"
+        );
         assert_eq!(
             value(c, "bun"),
-            [(3.0, None)],
+            [(2.0, None)],
             "a missing value is kept as null"
         );
         assert!(c.notes.is_empty());

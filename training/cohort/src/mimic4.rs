@@ -11,42 +11,16 @@
 //! else NDC, through `gsn_atc_ndc_mapping.csv.gz`); earlier admissions of the same patient come
 //! first as visits.
 
-use super::Summary;
-use super::events::{Windows, chart_event, urine_item};
-use anyhow::Result;
-use bedside::knowledge::{
-    IcdVersion, MIMIC_IV_LAB_ITEMS, PHENOTYPES, normalise_code, phenotypes_for_icd,
-};
-use bedside::record::{
-    Demographics, Labels, Note, Outcomes, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
-    WindowStart,
-};
-use chrono::NaiveDateTime;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
-
+use super::admissions::{Admission, Admissions};
+use super::events::{chart_event, urine_item};
+use super::items::{Item, Items, record};
 use super::table::{for_each_row, prescriptions_to_atc3, table, time};
-
-struct Admission {
-    hadm: String,
-    subject: String,
-    admit: NaiveDateTime,
-    death: Option<bool>,
-}
-
-/// What [`read_with`] reads besides `hosp/`.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// `gsn_atc_ndc_mapping.csv.gz`, for the medications.
-    pub atc: Option<std::path::PathBuf>,
-    /// Hours of each window.
-    pub hours: usize,
-    /// MIMIC-IV-Note's `note/` directory (`discharge`, `radiology`); absent: `note/` beside
-    /// `hosp/`, where there is one.
-    pub notes: Option<std::path::PathBuf>,
-    /// Keep the discharge summaries' diagnosis sections (they name the labels).
-    pub keep_diagnoses: bool,
-}
+use super::{Options, Summary};
+use anyhow::Result;
+use bedside::knowledge::{MIMIC_IV_LAB_ITEMS, normalise_code};
+use bedside::record::{Note, PatientRecord, Sex};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 /// `dir`: the MIMIC-IV root (with `hosp/`) or `hosp/` itself; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
 pub fn read(
@@ -63,13 +37,28 @@ pub fn read(
     read_with(dir, &options, summary)
 }
 
-/// [`read`] with the notes' options.
+/// [`stream`] into a vector.
 pub fn read_with(
     dir: &Path,
     options: &Options,
     summary: &mut Summary,
 ) -> Result<Vec<PatientRecord>> {
-    let hours = options.hours;
+    let mut records = Vec::new();
+    stream(dir, options, summary, |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Reads the cohort and hands each record to `sink`, in patient and time order, holding at most
+/// [`Options::bucket_admissions`] admissions' rows in memory ([`crate::items`]).
+pub fn stream(
+    dir: &Path,
+    options: &Options,
+    summary: &mut Summary,
+    sink: impl FnMut(PatientRecord) -> Result<()>,
+) -> Result<()> {
     // `icu/` and `note/` sit beside `hosp/` (given the root, or `hosp/` by its name)
     let (hosp, root) = if dir.join("hosp").is_dir() {
         (dir.join("hosp"), Some(dir.to_path_buf()))
@@ -106,67 +95,60 @@ pub fn read_with(
         },
     )?;
 
-    let mut admissions = Vec::new();
+    let mut list = Vec::new();
     let mut seen = HashSet::new();
     for_each_row(
         &table(&hosp, "admissions")?,
-        &["subject_id", "hadm_id", "admittime", "hospital_expire_flag"],
+        &[
+            "subject_id",
+            "hadm_id",
+            "admittime",
+            "hospital_expire_flag",
+            "dischtime",
+        ],
         summary,
         |f, at, s| match time(f[2]) {
             Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s
                 .skip("admission listed twice (the first row kept)", || {
                     at.to_string()
                 }),
-            Some(admit) if !f[1].is_empty() => admissions.push(Admission {
+            Some(admit) if !f[1].is_empty() => list.push(Admission {
                 hadm: f[1].to_string(),
                 subject: f[0].to_string(),
                 admit,
+                discharge: time(f[4]),
                 death: f[3].parse::<u8>().ok().map(|d| d == 1),
+                icu: None,
             }),
             _ => s.skip("admission without hadm_id or admittime", || at.to_string()),
         },
     )?;
-    // the first ICU stay of each admission: its care unit, and where its window starts
-    // (and each stay's admission, for events charted with a stay_id but no hadm_id)
-    let mut first_stay: HashMap<String, (NaiveDateTime, String)> = HashMap::new();
-    let mut admission_of_stay: HashMap<String, String> = HashMap::new();
+    drop(seen);
+    let mut admissions = Admissions::new(list, options.hours);
     if let Some(icu) = &icu {
         for_each_row(
             &table(icu, "icustays")?,
             &["hadm_id", "first_careunit", "intime", "stay_id"],
             summary,
             |f, at, s| match time(f[2]) {
-                Some(intime) => {
-                    admission_of_stay.insert(f[3].to_string(), f[0].to_string());
-                    let entry = first_stay
-                        .entry(f[0].to_string())
-                        .or_insert((intime, f[1].to_string()));
-                    if intime < entry.0 {
-                        *entry = (intime, f[1].to_string());
-                    }
-                }
+                Some(intime) => admissions.add_stay(f[0], f[3], intime, f[1]),
                 None => s.skip("ICU stay without a readable intime", || at.to_string()),
             },
         )?;
     }
-    let start: HashMap<String, NaiveDateTime> = admissions
-        .iter()
-        .map(|a| {
-            let start = first_stay
-                .get(&a.hadm)
-                .map_or(a.admit, |(intime, _)| *intime);
-            (a.hadm.clone(), start)
-        })
-        .collect();
-    let mut windows = Windows::new(start, hours);
-
-    let items: HashMap<u32, &str> = MIMIC_IV_LAB_ITEMS.iter().copied().collect();
+    let admissions = admissions;
+    let mut items = Items::new(
+        &admissions,
+        options.bucket_admissions,
+        options.spill.as_deref(),
+    )?;
+    let lab_items: HashMap<u32, &str> = MIMIC_IV_LAB_ITEMS.iter().copied().collect();
     for_each_row(
         &table(&hosp, "labevents")?,
         &["hadm_id", "itemid", "charttime", "valuenum", "valueuom"],
         summary,
         |f, at, s| {
-            let Some(channel) = f[1].parse::<u32>().ok().and_then(|i| items.get(&i)) else {
+            let Some(channel) = f[1].parse::<u32>().ok().and_then(|i| lab_items.get(&i)) else {
                 return;
             };
             if f[0].is_empty() {
@@ -175,73 +157,63 @@ pub fn read_with(
                     || at.to_string(),
                 );
             }
-            windows.add(s, at, f[0], f[2], channel, f[3].parse().ok(), f[4]);
+            if let Some((a, hours)) = admissions.place(s, at, admissions.find(f[0], ""), f[2]) {
+                items.push(
+                    a,
+                    Item::observation(channel, hours, f[3].parse().ok(), f[4]),
+                );
+            }
         },
     )?;
-    // an ICU event's admission: its hadm_id, else its stay's
-    let admission = |hadm: &'_ str, stay: &str| -> String {
-        match hadm.is_empty() {
-            true => admission_of_stay.get(stay).cloned().unwrap_or_default(),
-            false => hadm.to_string(),
-        }
-    };
     if let Some(icu) = &icu {
         // vital signs: absent from the public demo, present in credentialed MIMIC-IV
         if let Ok(path) = table(icu, "chartevents") {
-            for_each_row(
-                &path,
-                &[
-                    "hadm_id",
-                    "itemid",
-                    "charttime",
-                    "valuenum",
-                    "value",
-                    "stay_id",
-                ],
-                summary,
-                |f, at, s| {
-                    if let Some((channel, value, unit)) = chart_event(f[1], f[3], f[4]) {
-                        let admission = admission(f[0], f[5]);
-                        windows.add(s, at, &admission, f[2], channel, value, unit);
-                    }
-                },
-            )?;
+            let columns = [
+                "hadm_id",
+                "itemid",
+                "charttime",
+                "valuenum",
+                "value",
+                "stay_id",
+            ];
+            for_each_row(&path, &columns, summary, |f, at, s| {
+                let Some((channel, value, unit)) = chart_event(f[1], f[3], f[4]) else {
+                    return;
+                };
+                let a = admissions.find(f[0], f[5]);
+                if let Some((a, hours)) = admissions.place(s, at, a, f[2]) {
+                    items.push(a, Item::observation(channel, hours, value, unit));
+                }
+            })?;
         }
         if let Ok(path) = table(icu, "outputevents") {
-            for_each_row(
-                &path,
-                &["hadm_id", "itemid", "charttime", "value", "stay_id"],
-                summary,
-                |f, at, s| {
-                    let Some(unit) = urine_item(f[1]) else {
-                        return;
-                    };
-                    let admission = admission(f[0], f[4]);
-                    windows.add(
-                        s,
-                        at,
-                        &admission,
-                        f[2],
-                        "urine_output",
-                        f[3].parse().ok(),
-                        unit,
-                    );
-                },
-            )?;
+            let columns = ["hadm_id", "itemid", "charttime", "value", "stay_id"];
+            for_each_row(&path, &columns, summary, |f, at, s| {
+                let Some(unit) = urine_item(f[1]) else {
+                    return;
+                };
+                let a = admissions.find(f[0], f[4]);
+                if let Some((a, hours)) = admissions.place(s, at, a, f[2]) {
+                    let value = f[3].parse().ok();
+                    items.push(a, Item::observation("urine_output", hours, value, unit));
+                }
+            })?;
         }
     }
 
-    let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
     if let Some(dir) = &notes_dir {
-        let columns = ["hadm_id", "charttime", "text"];
         if let Ok(path) = table(dir, "discharge") {
+            let columns = ["hadm_id", "charttime", "text"];
             for_each_row(&path, &columns, summary, |f, at, s| {
-                if windows.hours_at(f[0], f[1]).is_none() {
+                let Some(a) = admissions
+                    .find(f[0], "")
+                    .filter(|&a| admissions.hours_at(a, f[1]).is_some())
+                else {
                     return s.skip(
                         "discharge summary with an unknown hadm_id or an unreadable charttime",
                         || at.to_string(),
                     );
-                }
+                };
                 let text = match options.keep_diagnoses {
                     true => f[2].to_string(),
                     false => {
@@ -250,172 +222,125 @@ pub fn read_with(
                         text
                     }
                 };
-                notes.entry(f[0].to_string()).or_default().push(Note {
-                    kind: "discharge_summary".into(),
-                    text,
-                    hours: None,
-                });
+                items.push(
+                    a,
+                    Item::Note(Note {
+                        reference: None,
+                        kind: "discharge_summary".into(),
+                        text,
+                        hours: None,
+                    }),
+                );
             })?;
         }
         // a report without hadm_id (many are: outpatient imaging) belongs to the patient's
         // admission whose window holds its time, where one does
-        let mut admissions_of: HashMap<&str, Vec<&str>> = HashMap::new();
-        for a in &admissions {
-            admissions_of.entry(&a.subject).or_default().push(&a.hadm);
-        }
         if let Ok(path) = table(dir, "radiology") {
             let columns = ["hadm_id", "charttime", "text", "subject_id"];
             for_each_row(&path, &columns, summary, |f, at, s| {
-                let inside = |hadm: &str| {
-                    windows
-                        .hours_at(hadm, f[1])
-                        .filter(|h| (0.0..hours as f64).contains(h))
+                let inside = |a: u32| {
+                    admissions
+                        .hours_at(a, f[1])
+                        .filter(|&h| admissions.inside(h))
+                        .map(|h| (a, h))
                 };
+                let known = admissions.find(f[0], "");
                 let placed = match f[0].is_empty() {
-                    false => inside(f[0]).map(|h| (f[0], h)),
-                    true => admissions_of
-                        .get(f[3])
-                        .into_iter()
-                        .flatten()
-                        .find_map(|hadm| inside(hadm).map(|h| (*hadm, h))),
+                    false => known.and_then(inside),
+                    true => admissions.of_subject(f[3]).find_map(inside),
                 };
                 match placed {
-                    Some((hadm, h)) => notes.entry(hadm.to_string()).or_default().push(Note {
-                        kind: "radiology".into(),
-                        text: f[2].to_string(),
-                        hours: Some(h),
-                    }),
-                    None if !f[0].is_empty() && windows.hours_at(f[0], f[1]).is_none() => s.skip(
-                        "radiology report with an unknown hadm_id or an unreadable charttime",
-                        || at.to_string(),
+                    Some((a, h)) => items.push(
+                        a,
+                        Item::Note(Note {
+                            reference: None,
+                            kind: "radiology".into(),
+                            text: f[2].to_string(),
+                            hours: Some(h),
+                        }),
                     ),
+                    None if !f[0].is_empty()
+                        && known.and_then(|a| admissions.hours_at(a, f[1])).is_none() =>
+                    {
+                        s.skip(
+                            "radiology report with an unknown hadm_id or an unreadable charttime",
+                            || at.to_string(),
+                        )
+                    }
                     None => {} // outside every window of the patient's admissions
                 }
             })?;
         }
     }
 
-    let mut diagnoses: HashMap<String, Vec<(u32, String, IcdVersion)>> = HashMap::new();
     for_each_row(
         &table(&hosp, "diagnoses_icd")?,
         &["hadm_id", "seq_num", "icd_code", "icd_version"],
         summary,
         |f, at, s| {
             let version = match f[3] {
-                "9" => IcdVersion::Icd9,
-                "10" => IcdVersion::Icd10,
+                "9" => 9,
+                "10" => 10,
                 _ => return s.skip("diagnosis with an unknown icd_version", || at.to_string()),
             };
             if f[2].is_empty() {
                 return s.skip("diagnosis without an icd_code", || at.to_string());
             }
-            diagnoses.entry(f[0].to_string()).or_default().push((
-                f[1].parse().unwrap_or(u32::MAX),
-                normalise_code(f[2]),
-                version,
-            ));
+            if let Some(a) = admissions.find(f[0], "") {
+                let seq = f[1].parse().unwrap_or(u32::MAX);
+                items.push(a, Item::Diagnosis(seq, normalise_code(f[2]), version));
+            }
         },
     )?;
-    let mut procedures: HashMap<String, Vec<String>> = HashMap::new();
     for_each_row(
         &table(&hosp, "procedures_icd")?,
-        &["hadm_id", "icd_code", "icd_version"],
+        &["hadm_id", "icd_code", "icd_version", "seq_num"],
         summary,
         |f, at, s| {
             if f[1].is_empty() {
                 return s.skip("procedure without an icd_code", || at.to_string());
             }
-            procedures
-                .entry(f[0].to_string())
-                .or_default()
-                .push(format!("icd{}:{}", f[2], normalise_code(f[1])));
+            if let Some(a) = admissions.find(f[0], "") {
+                let code = format!("icd{}:{}", f[2], normalise_code(f[1]));
+                items.push(a, Item::Procedure(f[3].parse().unwrap_or(u32::MAX), code));
+            }
         },
     )?;
-
-    let medications = match &options.atc {
-        Some(atc) => prescriptions_to_atc3(&table(&hosp, "prescriptions")?, atc, summary)?,
-        None => HashMap::new(),
-    };
-
-    admissions.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));
-    let visit = |hadm: &str| {
-        let mut dx = diagnoses.get(hadm).cloned().unwrap_or_default();
-        dx.sort();
-        Visit {
-            diagnoses: dx
-                .iter()
-                .map(|(_, code, v)| {
-                    format!("icd{}:{code}", if *v == IcdVersion::Icd9 { 9 } else { 10 })
-                })
-                .collect(),
-            procedures: procedures.get(hadm).cloned().unwrap_or_default(),
-            medications: medications
-                .get(hadm)
-                .map(|m| m.iter().cloned().collect())
-                .unwrap_or_default(),
-        }
-    };
-    let mut records = Vec::with_capacity(admissions.len());
-    let mut history: Vec<Visit> = Vec::new();
-    for (i, a) in admissions.iter().enumerate() {
-        if i > 0 && admissions[i - 1].subject != a.subject {
-            history.clear();
-        }
-        history.push(visit(&a.hadm));
-        let (sex, anchor_age, anchor_year) = patients
-            .get(&a.subject)
-            .cloned()
-            .unwrap_or((None, None, None));
-        let age = anchor_age
-            .zip(anchor_year)
-            .map(|(age, year)| age + (chrono::Datelike::year(&a.admit) - year) as f64);
-        let mut phenotypes: BTreeSet<usize> = BTreeSet::new();
-        for (_, code, version) in diagnoses.get(&a.hadm).into_iter().flatten() {
-            phenotypes.extend(phenotypes_for_icd(code, *version));
-        }
-        let observations = windows.take(&a.hadm);
-        let stay = first_stay.get(&a.hadm);
-        records.push(PatientRecord {
-            window_start: Some(match stay {
-                Some(_) => WindowStart::IcuAdmission,
-                None => WindowStart::HospitalAdmission,
-            }),
-            format_version: RECORD_FORMAT_VERSION,
-            id: format!("mimic4-{}", a.hadm),
-            patient: Some(format!("mimic4-{}", a.subject)),
-            demographics: Demographics {
-                age: age.filter(|a| (0.0..=130.0).contains(a)),
-                sex,
-                care_unit: stay.map(|(_, unit)| unit.clone()),
+    if let Some(atc) = &options.atc {
+        prescriptions_to_atc3(
+            &table(&hosp, "prescriptions")?,
+            atc,
+            summary,
+            |hadm, atc3| {
+                if let Some(a) = admissions.find(hadm, "") {
+                    items.push(a, Item::Medication(atc3.to_string()));
+                }
             },
-            notes: notes.remove(&a.hadm).unwrap_or_default(),
-            observations,
-            visits: history.clone(),
-            labels: Some(Labels {
-                phenotypes: phenotypes
-                    .iter()
-                    .map(|&p| PHENOTYPES[p].name.to_string())
-                    .collect(),
-                medications: history
-                    .last()
-                    .map(|v| v.medications.clone())
-                    .unwrap_or_default(),
-                outcomes: Some(Outcomes {
-                    in_hospital_death: a.death,
-                    ..Outcomes::default()
-                }),
-            }),
-        });
+        )?;
     }
-    let subjects: BTreeSet<&str> = admissions.iter().map(|a| a.subject.as_str()).collect();
-    summary.describe(&records, subjects.len());
-    Ok(records)
+
+    items.records(
+        &admissions,
+        summary,
+        |a, gathered, history| {
+            let (sex, anchor_age, anchor_year) = patients
+                .get(&a.subject)
+                .cloned()
+                .unwrap_or((None, None, None));
+            let age = anchor_age
+                .zip(anchor_year)
+                .map(|(age, year)| age + (chrono::Datelike::year(&a.admit) - year) as f64);
+            record("mimic4", a, gathered, history, age, sex)
+        },
+        sink,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::values as value;
+    use bedside::record::WindowStart;
 
     #[test]
     fn the_mimic_iv_demo() {

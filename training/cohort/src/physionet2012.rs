@@ -239,6 +239,7 @@ fn parse_stay(
                     });
                 }
                 observations.push(Observation {
+                    reference: None,
                     channel: channel.unwrap_or(parameter).to_string(),
                     hours,
                     value: Some(value),
@@ -258,6 +259,7 @@ fn parse_stay(
         });
     }
     Some(PatientRecord {
+        skipped: Vec::new(),
         window_start: Some(bedside::record::WindowStart::IcuAdmission),
         format_version: RECORD_FORMAT_VERSION,
         id: format!("physionet2012-{record_id}"),

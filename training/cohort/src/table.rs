@@ -6,7 +6,7 @@ use super::Summary;
 use anyhow::{Context, Result};
 use chrono::NaiveDateTime;
 use flate2::read::GzDecoder;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -89,13 +89,14 @@ pub fn time(text: &str) -> Option<NaiveDateTime> {
 
 /// The ATC-3 classes of each admission's prescriptions (MIMIC-III and MIMIC-IV share the columns
 /// `hadm_id`, `gsn`, `ndc`): GSN first (a row may list several), else NDC, through
-/// `gsn_atc_ndc_mapping.csv.gz`; codes compared without leading zeros. Records in the summary the
-/// share of prescription rows that reach a class.
+/// `gsn_atc_ndc_mapping.csv.gz`; codes compared without leading zeros. `each(hadm_id, atc3)` is
+/// called for every row that reaches a class; the summary records the share that do.
 pub fn prescriptions_to_atc3(
     prescriptions: &Path,
     atc: &Path,
     summary: &mut Summary,
-) -> Result<HashMap<String, BTreeSet<String>>> {
+    mut each: impl FnMut(&str, &str),
+) -> Result<()> {
     let (mut by_gsn, mut by_ndc) = (HashMap::new(), HashMap::new());
     for_each_row(atc, &["gsn", "atc", "ndc"], summary, |f, _, _| {
         if let Some(atc3) = f[1].get(..4) {
@@ -106,7 +107,6 @@ pub fn prescriptions_to_atc3(
             }
         }
     })?;
-    let mut medications: HashMap<String, BTreeSet<String>> = HashMap::new();
     let (mut rows, mut mapped) = (0usize, 0usize);
     for_each_row(
         prescriptions,
@@ -120,13 +120,10 @@ pub fn prescriptions_to_atc3(
                 .or_else(|| by_ndc.get(f[2].trim_start_matches('0')));
             if let Some(atc3) = atc3 {
                 mapped += 1;
-                medications
-                    .entry(f[0].to_string())
-                    .or_default()
-                    .insert(atc3.clone());
+                each(f[0], atc3);
             }
         },
     )?;
     summary.prescription_rows_to_atc3 = Some(mapped as f64 / rows.max(1) as f64);
-    Ok(medications)
+    Ok(())
 }

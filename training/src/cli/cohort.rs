@@ -1,9 +1,10 @@
 //! `cohort`: reads a source (synthetic, MIMIC-III, MIMIC-IV, PhysioNet 2012) into PatientRecords
 //! and writes them with a summary.
 
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_atomic_with};
 use crate::synthetic;
 use anyhow::{Context, Result};
+use bedside::PatientRecord;
 use bedside_cohort as cohort;
 use clap::ValueEnum;
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ pub struct Args {
     /// labels, so a model trained on them learns to read the answer.
     #[arg(long)]
     keep_diagnoses: bool,
+    /// Where a MIMIC cohort too large for memory spills while it is read (temporary files,
+    /// removed at the end) [default: the directory of OUT].
+    #[arg(long)]
+    spill: Option<PathBuf>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -58,6 +63,7 @@ pub fn run(args: Args) -> Result<()> {
         hours,
         notes,
         keep_diagnoses,
+        spill,
         out,
     } = args;
     let input = || {
@@ -65,53 +71,60 @@ pub fn run(args: Args) -> Result<()> {
             .clone()
             .context("--input DIR is required for this source")
     };
-    let (records, summary) = match source {
-        Source::Synthetic => {
-            let records = synthetic::cohort(n, hours, seed);
-            let mut summary = cohort::Summary::new("synthetic");
-            summary.describe(&records, records.len());
-            (records, summary)
-        }
-        Source::Mimic3 => {
-            let mut summary = cohort::Summary::new("mimic3");
-            (
-                cohort::mimic3::read(&input()?, atc.as_deref(), hours, &mut summary)?,
-                summary,
-            )
-        }
-        Source::Mimic4 => {
-            let mut summary = cohort::Summary::new("mimic4");
-            let options = cohort::mimic4::Options {
-                atc: atc.clone(),
-                hours,
-                notes: notes.clone(),
-                keep_diagnoses,
-            };
-            (
-                cohort::mimic4::read_with(&input()?, &options, &mut summary)?,
-                summary,
-            )
-        }
-        Source::Physionet2012 => {
-            let mut summary = cohort::Summary::new("physionet2012");
-            (
-                cohort::physionet2012::read(&input()?, &mut summary)?,
-                summary,
-            )
-        }
+    let options = cohort::Options {
+        atc,
+        hours,
+        notes,
+        keep_diagnoses,
+        spill: spill.or_else(|| out.parent().map(PathBuf::from)),
+        ..cohort::Options::default()
     };
-    // `.json`: one JSON array (what the demo page fetches); anything else: JSONL
-    let text = if out.extension().is_some_and(|e| e == "json") {
-        serde_json::to_string(&records)?
-    } else {
-        records
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()?
-            .join("\n")
-            + "\n"
-    };
-    write_atomic(&out, text.as_bytes())?;
+    // `.json`: one JSON array (what the demo page fetches); anything else: JSONL. Records are
+    // written as they are read: a MIMIC cohort need not fit in memory.
+    let array = out.extension().is_some_and(|e| e == "json");
+    let mut written = 0usize;
+    let summary = write_atomic_with(&out, |w| {
+        let mut sink = |r: PatientRecord| -> Result<()> {
+            if array {
+                w.write_all(if written == 0 { b"[" } else { b"," })?;
+            }
+            serde_json::to_writer(&mut *w, &r)?;
+            if !array {
+                w.write_all(b"\n")?;
+            }
+            written += 1;
+            Ok(())
+        };
+        let summary = match source {
+            Source::Synthetic => {
+                let records = synthetic::cohort(n, hours, seed);
+                let mut summary = cohort::Summary::new("synthetic");
+                summary.describe(&records, records.len());
+                records.into_iter().try_for_each(&mut sink)?;
+                summary
+            }
+            Source::Mimic3 => {
+                let mut summary = cohort::Summary::new("mimic3");
+                cohort::mimic3::stream(&input()?, &options, &mut summary, &mut sink)?;
+                summary
+            }
+            Source::Mimic4 => {
+                let mut summary = cohort::Summary::new("mimic4");
+                cohort::mimic4::stream(&input()?, &options, &mut summary, &mut sink)?;
+                summary
+            }
+            Source::Physionet2012 => {
+                let mut summary = cohort::Summary::new("physionet2012");
+                let records = cohort::physionet2012::read(&input()?, &mut summary)?;
+                records.into_iter().try_for_each(&mut sink)?;
+                summary
+            }
+        };
+        if array {
+            w.write_all(if written == 0 { b"[]" } else { b"]" })?;
+        }
+        Ok(summary)
+    })?;
     let summary_path = summary_path.unwrap_or_else(|| out.with_extension("summary.json"));
     write_atomic(
         &summary_path,
@@ -119,8 +132,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     eprint!("{}", summary.table());
     eprintln!(
-        "wrote {} admissions to {}, summary to {}",
-        records.len(),
+        "wrote {written} admissions to {}, summary to {}",
         out.display(),
         summary_path.display()
     );
