@@ -7,10 +7,13 @@ export interface PatientRecord {
   demographics?: { age?: number; sex?: "female" | "male" | "other" | "unknown"; care_unit?: string };
   /** What hour 0 of the observations is: the hospital admission where absent, or the ICU admission. */
   window_start?: "hospital_admission" | "icu_admission";
-  notes?: { kind?: string; text: string; hours?: number }[];
-  observations?: { channel: string; hours: number; value: number | null; unit?: string }[];
+  /** `reference`: the resource the note or value came from (`DocumentReference/abc`), where the source names one. */
+  notes?: { kind?: string; text: string; hours?: number; reference?: string }[];
+  observations?: { channel: string; hours: number; value: number | null; unit?: string; reference?: string }[];
   visits?: { diagnoses?: string[]; procedures?: string[]; medications?: string[] }[];
   labels?: { phenotypes?: string[]; medications?: string[] };
+  /** What the source held that the reader could not place (a FHIR Observation without a time, ...); each is also a `resource_skipped` notice. */
+  skipped?: { path: string; reference?: string; reason: string }[];
 }
 
 /** A FHIR R4 resource, usually a `Bundle` of Patient, Encounter, Observation, Condition, ... */
@@ -114,6 +117,7 @@ export interface GridNotice {
     | "no_notes"
     | "age_outside_training"
     | "setting_outside_training"
+    | "resource_skipped"
     | "few_channels";
   message: string;
 }
@@ -167,6 +171,8 @@ export type Evidence =
       normal: [number, number];
       trend?: "rising" | "falling";
       observation: number;
+      /** The source resource of the observation (`Observation/123`), where the record names one. */
+      reference?: string;
       /** The sentence the rationale states, e.g. "Lactate was high at 4.20 mmol/L at hour 1 (normal 0.50-2)." */
       text: string;
     }
@@ -174,6 +180,8 @@ export type Evidence =
       diagnosis: string | null;
       source: "note";
       note: number;
+      /** The source resource of the note (`DocumentReference/abc`), where the record names one. */
+      reference?: string;
       start: number;
       end: number;
       text: string;

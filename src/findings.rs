@@ -295,6 +295,7 @@ mod tests {
         r.notes = notes
             .iter()
             .map(|t| Note {
+                reference: None,
                 kind: String::new(),
                 text: (*t).into(),
                 hours: None,
@@ -305,6 +306,7 @@ mod tests {
 
     fn obs(channel: &str, hours: f64, value: f64) -> Observation {
         Observation {
+            reference: None,
             channel: channel.into(),
             hours,
             value: Some(value),

@@ -453,6 +453,10 @@ pub struct Evidence {
     pub end: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The source resource of the observation or note (`Observation/123`), where the record
+    /// names one (a FHIR chart does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// A pick resolved against the record's findings.
@@ -513,6 +517,7 @@ impl<'a> Fact<'a> {
             start: None,
             end: None,
             text: None,
+            reference: None,
         };
         match self {
             Self::Lab(f) => {
@@ -526,6 +531,10 @@ impl<'a> Fact<'a> {
                 e.normal = Some([ch.normal_low, ch.normal_high]);
                 e.trend = f.trend;
                 e.observation = Some(f.observation);
+                e.reference = record
+                    .observations
+                    .get(f.observation)
+                    .and_then(|o| o.reference.clone());
                 e.text = Some(f.statement());
             }
             Self::Note(s) => {
@@ -533,6 +542,7 @@ impl<'a> Fact<'a> {
                 let utf16 = |byte: usize| text.get(..byte).map_or(0, |t| t.encode_utf16().count());
                 e.source = "note";
                 e.note = Some(s.note);
+                e.reference = record.notes.get(s.note).and_then(|n| n.reference.clone());
                 e.start = Some(utf16(s.start));
                 e.end = Some(utf16(s.end));
                 e.text = Some(s.text(record).to_string());
@@ -576,11 +586,13 @@ mod tests {
     fn record() -> PatientRecord {
         let mut r = crate::self_test::self_test_record();
         r.notes = vec![Note {
+            reference: None,
             kind: String::new(),
             text: "Admitted with fever. Sepsis from a urinary source; lactate 4.2.".into(),
             hours: None,
         }];
         r.observations.push(Observation {
+            reference: None,
             channel: "sodium".into(),
             hours: 2.0,
             value: Some(140.0),
@@ -738,6 +750,7 @@ mod tests {
     fn markers_precede_sentences_and_stop_at_the_limit() {
         let mut r = record();
         r.notes.push(Note {
+            reference: None,
             kind: String::new(),
             text: (0..40)
                 .map(|i| format!("Sentence number {i}."))

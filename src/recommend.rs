@@ -305,6 +305,7 @@ mod tests {
 
     fn record(visits: Vec<Visit>) -> PatientRecord {
         PatientRecord {
+            skipped: Vec::new(),
             window_start: None,
             format_version: 1,
             id: "x".into(),

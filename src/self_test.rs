@@ -18,6 +18,7 @@ pub fn self_test_record() -> PatientRecord {
             ("spo2", 93.0),
         ] {
             observations.push(Observation {
+                reference: None,
                 channel: channel.into(),
                 hours: t,
                 value: Some(value),
@@ -32,19 +33,20 @@ pub fn self_test_record() -> PatientRecord {
         ("platelets", 98.0),
     ] {
         observations.push(Observation {
+            reference: None,
             channel: channel.into(),
             hours: 1.0,
             value: Some(value),
             unit: None,
         });
     }
-    PatientRecord {
+    PatientRecord { skipped: Vec::new(),
         window_start: None,
         format_version: crate::record::RECORD_FORMAT_VERSION,
         id: "bedside-self-test".into(),
         patient: None,
         demographics: Demographics { age: Some(67.0), sex: Some(Sex::Female), care_unit: None },
-        notes: vec![Note {
+        notes: vec![Note { reference: None,
             kind: "discharge summary".into(),
             text: "Admitted with fever, hypotension and a rising lactate; treated for sepsis from a urinary source.".into(),
             hours: None,

@@ -47,6 +47,7 @@ fn record(id: &str, fever: f64) -> PatientRecord {
             ("spo2", 97.0),
         ] {
             observations.push(Observation {
+                reference: None,
                 channel: channel.into(),
                 hours: t,
                 value: Some(value),
@@ -60,6 +61,7 @@ fn record(id: &str, fever: f64) -> PatientRecord {
                 ("creatinine", 1.0),
             ] {
                 observations.push(Observation {
+                    reference: None,
                     channel: channel.into(),
                     hours: t,
                     value: Some(value),

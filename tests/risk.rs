@@ -65,6 +65,7 @@ fn stay(id: &str, age: f64, shock: f64) -> PatientRecord {
         let t = h as f64 + 0.5;
         let mut add = |channel: &str, value: f64| {
             observations.push(Observation {
+                reference: None,
                 channel: channel.into(),
                 hours: t,
                 value: Some(value),

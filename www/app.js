@@ -262,6 +262,13 @@ function showEvidence(result, diagnosis) {
           quote.textContent = factText(e);
           item.append(quote);
         }
+        if (e.reference) {
+          // the FHIR resource the fact came from, for the clinician to look up in the chart
+          const source = document.createElement("cite");
+          source.className = "reference";
+          source.textContent = ` (${e.reference})`;
+          item.append(source);
+        }
         list.append(item);
       }
       li.append(title, list);

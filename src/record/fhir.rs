@@ -9,7 +9,8 @@
 //! (`loinc:…`, `rxnorm:…`, `snomed:…`) so the record reports it rather than dropping it.
 
 use super::{
-    Demographics, Labels, Note, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Visit,
+    Demographics, Labels, Note, Observation, PatientRecord, RECORD_FORMAT_VERSION, Sex, Skipped,
+    Visit,
 };
 use crate::error::{BedsideError, Result};
 use crate::knowledge::{IcdVersion, LOINC_CODES, PHENOTYPES, normalise_code, phenotypes_for_icd};
@@ -64,221 +65,640 @@ fn short_system(system: &str) -> &str {
     }
 }
 
+/// What the reader is told besides the chart.
+#[derive(Debug, Clone, Default)]
+pub struct FhirOptions {
+    /// The encounter to read (`Encounter/123` or `123`), as a SMART launch names it; absent: the
+    /// latest inpatient encounter, else the latest.
+    pub encounter: Option<String>,
+}
+
+/// One resource of the input: where it sits, and its reference (`Observation/123`) where it has
+/// an id.
+struct Resource<'a> {
+    path: String,
+    value: &'a Value,
+    reference: Option<String>,
+}
+
+impl Resource<'_> {
+    fn skip(&self, reason: impl Into<String>) -> Skipped {
+        Skipped {
+            path: self.path.clone(),
+            reference: self.reference.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The encounter the resource names (`encounter`, or a note's `context.encounter`).
+    fn encounter(&self) -> Option<&str> {
+        let v = self.value;
+        v["encounter"]["reference"]
+            .as_str()
+            .or_else(|| v["context"]["encounter"][0]["reference"].as_str())
+            .or_else(|| v["context"]["encounter"]["reference"].as_str())
+    }
+
+    fn status(&self) -> Option<&str> {
+        self.value["status"].as_str()
+    }
+}
+
+/// The chosen encounter: hour 0 at its start, its end where it has one.
+struct Window {
+    encounter: Option<String>,
+    care_unit: Option<String>,
+    start: Option<DateTime<FixedOffset>>,
+    end: Option<DateTime<FixedOffset>>,
+}
+
+impl Window {
+    fn hours(&self, t: DateTime<FixedOffset>) -> f64 {
+        self.start
+            .map_or(0.0, |s| (t - s).num_seconds() as f64 / 3600.0)
+    }
+
+    /// Where a dated resource falls: before the encounter, in it, or after it.
+    fn place(&self, t: DateTime<FixedOffset>) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        match (self.start, self.end) {
+            (Some(s), _) if t < s => Less,
+            (_, Some(e)) if t > e => Greater,
+            _ => Equal,
+        }
+    }
+
+    /// Whether a resource linked to `encounter` belongs to the chosen one (a resource linked to
+    /// none is placed by its time).
+    fn is_other(&self, encounter: Option<&str>) -> bool {
+        match (encounter, &self.encounter) {
+            (Some(e), Some(chosen)) => !same_reference(e, chosen),
+            _ => false,
+        }
+    }
+}
+
+/// `Encounter/1`, `urn:…/Encounter/1` and `1` name the same resource.
+fn same_reference(a: &str, b: &str) -> bool {
+    let id = |r: &str| r.rsplit('/').next().unwrap_or(r).to_string();
+    id(a) == id(b)
+}
+
 /// Reads a FHIR R4 Bundle (or one resource) as a PatientRecord.
 pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
-    let resources: Vec<(String, &Value)> = match value["resourceType"].as_str() {
-        Some("Bundle") => value["entry"]
+    from_fhir_with(value, &FhirOptions::default())
+}
+
+/// [`from_fhir`] of the encounter `options` names. A real chart holds years: the record is the
+/// chosen encounter — its observations (components too), its conditions as the current visit
+/// and the labels, the patient's earlier conditions and medications as earlier visits, the
+/// medications active in it, its notes — and every resource it cannot place is reported in the
+/// record's `skipped`, never silently dropped. Each observation and note keeps its `reference`.
+pub fn from_fhir_with(value: &Value, options: &FhirOptions) -> Result<PatientRecord> {
+    let resources = resources(value)?;
+    let of = |kind: &'static str| {
+        resources
+            .iter()
+            .filter(move |r| r.value["resourceType"] == kind)
+    };
+    let patient = of("Patient").next();
+    let id = patient
+        .and_then(|r| r.value["id"].as_str())
+        .or_else(|| value["id"].as_str())
+        .unwrap_or("fhir-patient")
+        .to_string();
+    let mut skipped = Vec::new();
+    let window = window(&resources, options)?;
+    let mut demographics = match patient {
+        Some(p) => demographics(p, window.start)?,
+        None => Demographics::default(),
+    };
+    demographics.care_unit = window.care_unit.clone();
+    let observations = observations(of("Observation"), &window, &mut skipped);
+    let (mut visits, mut current, phenotypes) = visits(
+        of("Condition").collect(),
+        of("MedicationRequest")
+            .chain(of("MedicationStatement"))
+            .collect(),
+        &resources,
+        &window,
+        &mut skipped,
+    );
+    current.procedures = of("Procedure")
+        .filter(|p| !window.is_other(p.encounter()))
+        .flat_map(|p| codings(&p.value["code"]).map(procedure_code))
+        .collect();
+    visits.push(current);
+    let mut notes = notes(of("DocumentReference"), &window, &mut skipped)?;
+    notes.extend(compositions(of("Composition")));
+
+    let record = PatientRecord {
+        window_start: None,
+        format_version: RECORD_FORMAT_VERSION,
+        id,
+        patient: patient
+            .and_then(|r| r.value["id"].as_str())
+            .map(str::to_string),
+        demographics,
+        notes,
+        observations,
+        visits,
+        labels: (!phenotypes.is_empty()).then(|| Labels {
+            phenotypes: phenotypes
+                .iter()
+                .map(|&p| PHENOTYPES[p].name.to_string())
+                .collect(),
+            ..Labels::default()
+        }),
+        skipped,
+    };
+    record.validate()?;
+    Ok(record)
+}
+
+/// The resources of a Bundle (or the one resource given), with their paths and references.
+fn resources(value: &Value) -> Result<Vec<Resource<'_>>> {
+    let reference = |r: &Value| {
+        Some(format!(
+            "{}/{}",
+            r["resourceType"].as_str()?,
+            r["id"].as_str()?
+        ))
+    };
+    match value["resourceType"].as_str() {
+        Some("Bundle") => Ok(value["entry"]
             .as_array()
             .ok_or_else(|| invalid("$.entry", "a Bundle needs an entry array"))?
             .iter()
             .enumerate()
-            .map(|(i, e)| (format!("$.entry[{i}].resource"), &e["resource"]))
-            .collect(),
-        Some("Patient") => vec![("$".to_string(), value)],
-        Some(other) => {
-            return Err(invalid(
-                "$.resourceType",
-                format!("{other:?}: a Bundle of the patient's resources (or a Patient) expected"),
-            ));
-        }
-        None => return Err(invalid("$.resourceType", "missing; not a FHIR resource")),
+            .map(|(i, e)| Resource {
+                path: format!("$.entry[{i}].resource"),
+                value: &e["resource"],
+                reference: reference(&e["resource"]),
+            })
+            .collect()),
+        Some("Patient") => Ok(vec![Resource {
+            path: "$".to_string(),
+            value,
+            reference: reference(value),
+        }]),
+        Some(other) => Err(invalid(
+            "$.resourceType",
+            format!("{other:?}: a Bundle of the patient's resources (or a Patient) expected"),
+        )),
+        None => Err(invalid("$.resourceType", "missing; not a FHIR resource")),
+    }
+}
+
+/// The encounter named in `options`, else the latest inpatient one, else the latest; hour 0 at
+/// its start (no encounter: at the first observation).
+fn window<'a>(resources: &'a [Resource<'a>], options: &FhirOptions) -> Result<Window> {
+    let encounters: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| r.value["resourceType"] == "Encounter")
+        .filter(|r| r.status() != Some("entered-in-error"))
+        .collect();
+    let start_of = |e: &Resource| parse_time(e.value["period"]["start"].as_str()?);
+    let chosen = match &options.encounter {
+        Some(named) => Some(
+            *encounters
+                .iter()
+                .find(|e| {
+                    e.reference
+                        .as_deref()
+                        .is_some_and(|r| same_reference(r, named))
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        "encounter",
+                        format!("{named}: no such Encounter in the chart"),
+                    )
+                })?,
+        ),
+        None => encounters
+            .iter()
+            .copied()
+            .filter(|e| inpatient(e.value))
+            .max_by_key(|e| start_of(e))
+            .or_else(|| encounters.iter().copied().max_by_key(|e| start_of(e))),
     };
-    let of = |kind: &'static str| {
+    let first_observation = || {
         resources
             .iter()
-            .filter(move |(_, r)| r["resourceType"] == kind)
+            .filter(|r| r.value["resourceType"] == "Observation")
+            .filter_map(|o| effective(o.value).and_then(parse_time))
+            .min()
     };
+    Ok(Window {
+        encounter: chosen.and_then(|e| e.reference.clone()),
+        care_unit: chosen.and_then(|e| care_unit(e.value)),
+        start: chosen.and_then(start_of).or_else(first_observation),
+        end: chosen.and_then(|e| parse_time(e.value["period"]["end"].as_str()?)),
+    })
+}
 
-    let patient = of("Patient").next();
-    let id = patient
-        .and_then(|(_, p)| p["id"].as_str())
-        .or_else(|| value["id"].as_str())
-        .unwrap_or("fhir-patient")
-        .to_string();
-    let patient_id = patient
-        .and_then(|(_, p)| p["id"].as_str())
-        .map(str::to_string);
-    let encounter = of("Encounter").next();
-    let start = encounter
-        .and_then(|(_, e)| parse_time(e["period"]["start"].as_str()?))
-        .or_else(|| {
-            of("Observation")
-                .filter_map(|(_, o)| parse_time(o["effectiveDateTime"].as_str()?))
-                .min()
-        });
+/// An inpatient encounter (class `IMP`, `ACUTE` or `NONAC`, as R4 or R5 writes the class).
+fn inpatient(e: &Value) -> bool {
+    let class = e["class"]["code"]
+        .as_str()
+        .or(e["class"][0]["coding"][0]["code"].as_str());
+    matches!(class, Some("IMP" | "ACUTE" | "NONAC"))
+}
 
-    let mut demographics = Demographics::default();
-    if let Some((path, p)) = patient {
-        demographics.sex = match &p["gender"] {
-            Value::String(g) if g == "female" => Some(Sex::Female),
-            Value::String(g) if g == "male" => Some(Sex::Male),
-            Value::String(g) if g == "other" => Some(Sex::Other),
-            Value::Null => None,
-            Value::String(g) if g == "unknown" => None,
-            other => {
-                return Err(invalid(
-                    &format!("{path}.gender"),
-                    format!("{other} is not a FHIR gender"),
-                ));
-            }
-        };
-        let birth = match &p["birthDate"] {
-            Value::Null => None,
-            value => Some(value.as_str().and_then(parse_time).ok_or_else(|| {
-                invalid(
-                    &format!("{path}.birthDate"),
-                    format!("{value} is not a FHIR date"),
-                )
-            })?),
-        };
-        if let (Some(birth), Some(start)) = (birth, start) {
-            demographics.age = Some(((start - birth).num_days() as f64 / 365.25).floor());
-        }
-    }
-    if let Some((_, e)) = encounter {
-        // the ward where the encounter names one; a class outside the hospital is said whatever
-        // the location's name (an outpatient visit at "… County Hospital" is still outpatient)
-        let class = match e["class"]["code"]
-            .as_str()
-            .or(e["class"][0]["coding"][0]["code"].as_str())
-        {
-            Some("AMB") => Some("outpatient (ambulatory encounter)"),
-            Some("VR") => Some("virtual encounter"),
-            Some("HH") => Some("home health encounter"),
-            _ => None,
-        };
-        let location = e["location"][0]["location"]["display"].as_str();
-        demographics.care_unit = match (class, location) {
-            (Some(class), Some(location)) => Some(format!("{class} at {location}")),
-            (class, location) => class.or(location).map(str::to_string),
-        };
-    }
+/// A resource's clinical time: `effective[x]`, else its other dates.
+fn effective(v: &Value) -> Option<&str> {
+    v["effectiveDateTime"]
+        .as_str()
+        .or_else(|| v["effectiveInstant"].as_str())
+        .or_else(|| v["effectivePeriod"]["start"].as_str())
+}
 
-    let mut observations = Vec::new();
-    for (path, o) in of("Observation") {
-        let Some(time) = o["effectiveDateTime"]
-            .as_str()
-            .or_else(|| o["effectivePeriod"]["start"].as_str())
-        else {
+fn demographics(p: &Resource, start: Option<DateTime<FixedOffset>>) -> Result<Demographics> {
+    let path = &p.path;
+    let p = p.value;
+    let sex = match &p["gender"] {
+        Value::String(g) if g == "female" => Some(Sex::Female),
+        Value::String(g) if g == "male" => Some(Sex::Male),
+        Value::String(g) if g == "other" => Some(Sex::Other),
+        Value::Null => None,
+        Value::String(g) if g == "unknown" => None,
+        other => {
             return Err(invalid(
-                &format!("{path}.effectiveDateTime"),
-                "an Observation needs a time",
+                &format!("{path}.gender"),
+                format!("{other} is not a FHIR gender"),
             ));
-        };
-        let time = parse_time(time).ok_or_else(|| {
+        }
+    };
+    let birth = match &p["birthDate"] {
+        Value::Null => None,
+        value => Some(value.as_str().and_then(parse_time).ok_or_else(|| {
             invalid(
-                &format!("{path}.effectiveDateTime"),
-                format!("{time:?} is not a FHIR dateTime"),
+                &format!("{path}.birthDate"),
+                format!("{value} is not a FHIR date"),
             )
-        })?;
-        let hours = start.map_or(0.0, |s| (time - s).num_seconds() as f64 / 3600.0);
-        let code = &o["code"];
-        let channel = codings(code)
-            .find_map(|(system, c)| {
-                (system == LOINC)
-                    .then(|| LOINC_CODES.iter().find(|(l, _)| *l == c))
-                    .flatten()
-                    .map(|(_, ch)| ch.to_string())
-            })
-            .or_else(|| {
-                codings(code)
-                    .next()
-                    .map(|(system, c)| format!("{}:{c}", short_system(system)))
-            })
-            .ok_or_else(|| invalid(&format!("{path}.code"), "an Observation needs a coded code"))?;
-        let quantity = &o["valueQuantity"];
-        observations.push(Observation {
-            channel,
-            hours,
-            value: quantity["value"].as_f64(),
-            unit: quantity["code"]
-                .as_str()
-                .or_else(|| quantity["unit"].as_str())
-                .map(str::to_string),
-        });
-    }
-    observations.sort_by(|a, b| a.hours.total_cmp(&b.hours));
+        })?),
+    };
+    Ok(Demographics {
+        age: birth
+            .zip(start)
+            .map(|(birth, start)| ((start - birth).num_days() as f64 / 365.25).floor()),
+        sex,
+        care_unit: None,
+    })
+}
 
-    let mut visit = Visit::default();
-    let mut phenotypes = BTreeSet::new();
-    for (_, c) in of("Condition") {
-        for (system, code) in codings(&c["code"]) {
-            let version = if ICD9.contains(&system) {
-                Some(IcdVersion::Icd9)
-            } else if ICD10.contains(&system) {
-                Some(IcdVersion::Icd10)
-            } else {
-                None
-            };
-            match version {
-                Some(v) => {
-                    phenotypes.extend(phenotypes_for_icd(code, v).iter().copied());
-                    let n = if v == IcdVersion::Icd9 { 9 } else { 10 };
-                    visit
-                        .diagnoses
-                        .push(format!("icd{n}:{}", normalise_code(code)));
-                }
-                None => visit
-                    .diagnoses
-                    .push(format!("{}:{code}", short_system(system))),
+/// The ward where the encounter names one; a class outside the hospital is said whatever the
+/// location's name (an outpatient visit at "… County Hospital" is still outpatient).
+fn care_unit(e: &Value) -> Option<String> {
+    let class = match e["class"]["code"]
+        .as_str()
+        .or(e["class"][0]["coding"][0]["code"].as_str())
+    {
+        Some("AMB") => Some("outpatient (ambulatory encounter)"),
+        Some("VR") => Some("virtual encounter"),
+        Some("HH") => Some("home health encounter"),
+        _ => None,
+    };
+    let location = e["location"][0]["location"]["display"].as_str();
+    match (class, location) {
+        (Some(class), Some(location)) => Some(format!("{class} at {location}")),
+        (class, location) => class.or(location).map(str::to_string),
+    }
+}
+
+/// The channel of a coded concept: its LOINC code where bedside knows it, else the first coding
+/// with its system.
+fn channel_of(code: &Value) -> Option<String> {
+    codings(code)
+        .find_map(|(system, c)| {
+            (system == LOINC)
+                .then(|| LOINC_CODES.iter().find(|(l, _)| *l == c))
+                .flatten()
+                .map(|(_, ch)| ch.to_string())
+        })
+        .or_else(|| {
+            codings(code)
+                .next()
+                .map(|(system, c)| format!("{}:{c}", short_system(system)))
+        })
+}
+
+/// The observations of the chosen encounter in time order, each panel's components as
+/// observations of their own (a US Core blood-pressure panel gives systolic and diastolic).
+fn observations<'a>(
+    list: impl Iterator<Item = &'a Resource<'a>>,
+    window: &Window,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let mut outside = 0usize;
+    for o in list {
+        if matches!(o.status(), Some("entered-in-error" | "cancelled")) {
+            skipped.push(o.skip(format!("status {}", o.status().unwrap_or(""))));
+            continue;
+        }
+        let Some(time) = effective(o.value) else {
+            skipped.push(
+                o.skip("an Observation without effectiveDateTime: it cannot be placed in time"),
+            );
+            continue;
+        };
+        let Some(time) = parse_time(time) else {
+            skipped.push(o.skip(format!("effective time {time:?} is not a FHIR dateTime")));
+            continue;
+        };
+        if window.is_other(o.encounter()) || window.place(time).is_ne() {
+            outside += 1;
+            continue;
+        }
+        let observation = |code: &Value, quantity: &Value| {
+            Some(Observation {
+                channel: channel_of(code)?,
+                hours: window.hours(time),
+                value: quantity["value"].as_f64(),
+                unit: quantity["code"]
+                    .as_str()
+                    .or_else(|| quantity["unit"].as_str())
+                    .map(str::to_string),
+                reference: o.reference.clone(),
+            })
+        };
+        let components: Vec<&Value> = o.value["component"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        let before = out.len();
+        // a panel's own value, where it has one; else the panel is its components
+        if components.is_empty() || !o.value["valueQuantity"].is_null() {
+            match observation(&o.value["code"], &o.value["valueQuantity"]) {
+                Some(obs) => out.push(obs),
+                None => skipped.push(o.skip("an Observation without a coded code")),
             }
         }
-    }
-    for (_, p) in of("Procedure") {
-        visit
-            .procedures
-            .extend(codings(&p["code"]).map(|(system, code)| match system {
-                s if s.ends_with("icd-9-cm") => format!("icd9:{}", normalise_code(code)),
-                s if s.ends_with("icd-10-pcs") => format!("icd10:{}", normalise_code(code)),
-                s => format!("{}:{code}", short_system(s)),
-            }));
-    }
-    let mut medications = BTreeSet::new();
-    for (_, m) in of("MedicationRequest").chain(of("MedicationStatement")) {
-        for (system, code) in codings(&m["medicationCodeableConcept"]) {
-            match (
-                system,
-                code.get(..4),
-                crate::knowledge::atc3_of_rxnorm(code),
-            ) {
-                (ATC, Some(atc3), _) => medications.insert(atc3.to_ascii_uppercase()),
-                (RXNORM, _, Some(atc3)) => medications.insert(atc3.to_string()),
-                _ => medications.insert(format!("{}:{code}", short_system(system))),
-            };
+        out.extend(
+            components
+                .iter()
+                .filter_map(|c| observation(&c["code"], &c["valueQuantity"])),
+        );
+        if out.len() == before && !components.is_empty() {
+            skipped.push(o.skip("a panel without a coded component"));
         }
     }
-    visit.medications = medications.into_iter().collect();
+    if outside > 0 {
+        skipped.push(Skipped {
+            path: "$.entry".into(),
+            reference: None,
+            reason: format!("{outside} observations outside the encounter read: not used"),
+        });
+    }
+    out.sort_by(|a, b| a.hours.total_cmp(&b.hours));
+    out
+}
 
+fn procedure_code((system, code): (&str, &str)) -> String {
+    match system {
+        s if s.ends_with("icd-9-cm") => format!("icd9:{}", normalise_code(code)),
+        s if s.ends_with("icd-10-pcs") => format!("icd10:{}", normalise_code(code)),
+        s => format!("{}:{code}", short_system(s)),
+    }
+}
+
+/// A condition's code as a visit diagnosis, and its phenotypes.
+fn diagnosis((system, code): (&str, &str)) -> (String, &'static [usize]) {
+    let version = if ICD9.contains(&system) {
+        Some(IcdVersion::Icd9)
+    } else if ICD10.contains(&system) {
+        Some(IcdVersion::Icd10)
+    } else {
+        None
+    };
+    match version {
+        Some(v) => {
+            let n = if v == IcdVersion::Icd9 { 9 } else { 10 };
+            (
+                format!("icd{n}:{}", normalise_code(code)),
+                phenotypes_for_icd(code, v),
+            )
+        }
+        None => (format!("{}:{code}", short_system(system)), &[]),
+    }
+}
+
+/// The medication a request or statement names: its own concept, or the Medication resource
+/// its `medicationReference` points to (in the Bundle, or contained).
+fn resolve_medication<'v>(r: &Resource<'v>, all: &[Resource<'v>]) -> Option<&'v Value> {
+    let v = r.value;
+    if !v["medicationCodeableConcept"].is_null() {
+        return Some(&v["medicationCodeableConcept"]);
+    }
+    let target = v["medicationReference"]["reference"].as_str()?;
+    if let Some(local) = target.strip_prefix('#') {
+        return v["contained"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"].as_str() == Some(local))
+            .map(|c| &c["code"]);
+    }
+    all.iter()
+        .find(|m| {
+            m.value["resourceType"] == "Medication"
+                && m.reference
+                    .as_deref()
+                    .is_some_and(|r| same_reference(r, target))
+        })
+        .map(|m| &m.value["code"])
+}
+
+fn medication_code((system, code): (&str, &str)) -> String {
+    match (
+        system,
+        code.get(..4),
+        crate::knowledge::atc3_of_rxnorm(code),
+    ) {
+        (ATC, Some(atc3), _) => atc3.to_ascii_uppercase(),
+        (RXNORM, _, Some(atc3)) => atc3.to_string(),
+        _ => format!("{}:{code}", short_system(system)),
+    }
+}
+
+/// The visits: the patient's earlier conditions and medications as earlier visits (one per
+/// earlier encounter, in time order; undated items of no encounter in one visit first), the
+/// chosen encounter's as the current visit, and the current conditions' phenotypes (the labels).
+/// Medications count as current where active or on hold, or completed or stopped during the
+/// encounter, and dated; conditions where linked to the encounter, or unlinked and dated in it
+/// or undated.
+fn visits(
+    conditions: Vec<&Resource>,
+    medications: Vec<&Resource>,
+    resources: &[Resource],
+    window: &Window,
+    skipped: &mut Vec<Skipped>,
+) -> (Vec<Visit>, Visit, BTreeSet<usize>) {
+    use std::cmp::Ordering::*;
+    // earlier items by (time of their encounter or their own, encounter)
+    let mut earlier: std::collections::BTreeMap<(Option<String>, String), Visit> =
+        Default::default();
+    let encounter_start = |e: Option<&str>| {
+        let e = e?;
+        resources
+            .iter()
+            .find(|r| r.reference.as_deref().is_some_and(|x| same_reference(x, e)))
+            .and_then(|r| r.value["period"]["start"].as_str())
+            .map(str::to_string)
+    };
+    let mut current = Visit::default();
+    let mut phenotypes = BTreeSet::new();
+    for c in conditions {
+        let status = c.value["verificationStatus"]["coding"][0]["code"].as_str();
+        if matches!(status, Some("refuted" | "entered-in-error")) {
+            continue;
+        }
+        let time = c.value["onsetDateTime"]
+            .as_str()
+            .or_else(|| c.value["recordedDate"].as_str())
+            .and_then(parse_time);
+        let when = match (window.is_other(c.encounter()), time) {
+            (true, Some(t)) if window.place(t) != Greater => Less,
+            (true, _) => Greater, // another encounter, later or undated: not this admission's
+            (false, Some(t)) if c.encounter().is_none() => window.place(t),
+            (false, _) => Equal,
+        };
+        let codes = codings(&c.value["code"]).map(diagnosis);
+        match when {
+            Equal => {
+                for (code, groups) in codes {
+                    phenotypes.extend(groups.iter().copied());
+                    current.diagnoses.push(code);
+                }
+            }
+            Less => {
+                let key = (
+                    encounter_start(c.encounter()).or_else(|| time.map(|t| t.to_rfc3339())),
+                    c.encounter().unwrap_or("").to_string(),
+                );
+                earlier
+                    .entry(key)
+                    .or_default()
+                    .diagnoses
+                    .extend(codes.map(|(code, _)| code));
+            }
+            Greater => {}
+        }
+    }
+    for m in medications {
+        let status = m.status().unwrap_or("");
+        let date = m.value["authoredOn"]
+            .as_str()
+            .or_else(|| effective(m.value))
+            .or_else(|| m.value["dateAsserted"].as_str())
+            .and_then(parse_time);
+        let Some(concept) = resolve_medication(m, resources) else {
+            skipped.push(m.skip("no medication code (medicationCodeableConcept, or a medicationReference in the Bundle)"));
+            continue;
+        };
+        let Some(date) = date else {
+            if matches!(status, "active" | "on-hold" | "completed" | "stopped") {
+                skipped.push(m.skip("an undated medication: whether it is current cannot be told"));
+            }
+            continue;
+        };
+        let codes = codings(concept).map(medication_code);
+        let place = if window.is_other(m.encounter()) && window.place(date) == Equal {
+            Less
+        } else {
+            window.place(date)
+        };
+        match (status, place) {
+            ("active" | "on-hold" | "intended", Less | Equal)
+            | ("completed" | "stopped", Equal) => current.medications.extend(codes),
+            ("completed" | "stopped", Less) => {
+                let key = (
+                    encounter_start(m.encounter()).or_else(|| Some(date.to_rfc3339())),
+                    m.encounter().unwrap_or("").to_string(),
+                );
+                earlier.entry(key).or_default().medications.extend(codes);
+            }
+            _ => {} // draft, cancelled, entered-in-error, unknown; or after the encounter
+        }
+    }
+    let tidy = |v: &mut Visit| {
+        v.medications.sort();
+        v.medications.dedup();
+    };
+    tidy(&mut current);
+    let history = earlier
+        .into_values()
+        .map(|mut v| {
+            tidy(&mut v);
+            v
+        })
+        .collect();
+    (history, current, phenotypes)
+}
+
+/// The notes of the encounter: DocumentReference text (base64 `data`; `text/html` without its
+/// tags); a note at a `url` (the SMART client fetches those first), a note of another encounter
+/// or from before this one, and an entered-in-error one are reported.
+fn notes<'a>(
+    list: impl Iterator<Item = &'a Resource<'a>>,
+    window: &Window,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Note>> {
     let mut notes = Vec::new();
-    for (path, d) in of("DocumentReference") {
-        for (i, content) in d["content"].as_array().into_iter().flatten().enumerate() {
+    for d in list {
+        if matches!(d.status(), Some("entered-in-error" | "superseded")) {
+            continue;
+        }
+        let date = d.value["date"]
+            .as_str()
+            .or_else(|| d.value["context"]["period"]["start"].as_str())
+            .and_then(parse_time);
+        if window.is_other(d.encounter()) || date.is_some_and(|t| window.place(t).is_lt()) {
+            skipped.push(d.skip("a note of another encounter: not read"));
+            continue;
+        }
+        for (i, content) in d.value["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let attachment = &content["attachment"];
+            let at = format!("{}.content[{i}].attachment", d.path);
             let Some(data) = attachment["data"].as_str() else {
+                if attachment["url"].is_string() {
+                    skipped.push(d.skip(format!("{at}.url: a note at a URL is read once fetched")));
+                }
                 continue;
             };
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
-                .map_err(|e| {
-                    invalid(
-                        &format!("{path}.content[{i}].attachment.data"),
-                        format!("not base64: {e}"),
-                    )
-                })?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                invalid(
-                    &format!("{path}.content[{i}].attachment.data"),
-                    "not UTF-8 text",
-                )
-            })?;
+                .map_err(|e| invalid(&format!("{at}.data"), format!("not base64: {e}")))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| invalid(&format!("{at}.data"), "not UTF-8 text"))?;
+            let html = attachment["contentType"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("text/html"));
             notes.push(Note {
-                kind: d["type"]["text"].as_str().unwrap_or("document").to_string(),
-                text,
-                hours: None,
+                kind: d.value["type"]["text"]
+                    .as_str()
+                    .unwrap_or("document")
+                    .to_string(),
+                text: if html { strip_tags(&text) } else { text },
+                hours: date.map(|t| window.hours(t)).filter(|h| *h >= 0.0),
+                reference: d.reference.clone(),
             });
         }
     }
-    for (_, c) in of("Composition") {
-        for section in c["section"].as_array().into_iter().flatten() {
+    Ok(notes)
+}
+
+/// Composition section narratives as notes.
+fn compositions<'a>(list: impl Iterator<Item = &'a Resource<'a>>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for c in list {
+        for section in c.value["section"].as_array().into_iter().flatten() {
             if let Some(div) = section["text"]["div"].as_str() {
                 notes.push(Note {
                     kind: section["title"]
@@ -287,30 +707,12 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
                         .to_string(),
                     text: strip_tags(div),
                     hours: None,
+                    reference: c.reference.clone(),
                 });
             }
         }
     }
-
-    let record = PatientRecord {
-        window_start: None,
-        format_version: RECORD_FORMAT_VERSION,
-        id,
-        patient: patient_id,
-        demographics,
-        notes,
-        observations,
-        visits: vec![visit],
-        labels: (!phenotypes.is_empty()).then(|| Labels {
-            phenotypes: phenotypes
-                .iter()
-                .map(|&p| PHENOTYPES[p].name.to_string())
-                .collect(),
-            ..Labels::default()
-        }),
-    };
-    record.validate()?;
-    Ok(record)
+    notes
 }
 
 /// The text of a FHIR narrative (`<div xmlns=…>…</div>`), tags removed.

@@ -53,6 +53,16 @@ pub fn record_notices(record: &PatientRecord) -> Vec<GridNotice> {
             format!("age {age} y: the model was trained on adult admissions (18 y and older)"),
         );
     }
+    for skipped in &record.skipped {
+        let what = skipped.reference.as_deref().unwrap_or("");
+        notice(
+            &skipped.path,
+            "resource_skipped",
+            format!("{what} not read: {}", skipped.reason)
+                .trim()
+                .to_string(),
+        );
+    }
     if let Some(unit) = &record.demographics.care_unit {
         let lower = unit.to_lowercase();
         if ["outpatient", "ambulatory", "clinic", "virtual", "home"]

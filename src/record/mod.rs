@@ -57,6 +57,22 @@ pub struct PatientRecord {
     pub visits: Vec<Visit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
+    /// What the source held that the reader could not place in this record (an Observation
+    /// without a time, a note at a URL, ...): reported with every answer, never silently dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A part of the source a reader did not read into the record, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    /// Where it sits in the source (`$.entry[3].resource`).
+    pub path: String,
+    /// The FHIR resource (`Observation/123`), where it has an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub reason: String,
 }
 
 /// The moment a record's hours count from.
@@ -97,6 +113,9 @@ pub struct Note {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<f64>,
+    /// The resource the note came from (`DocumentReference/abc`), where the source names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// One time-stamped measurement. `value` may be null (charted but missing); such values are
@@ -111,6 +130,10 @@ pub struct Observation {
     pub value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The resource the value came from (`Observation/123`), where the source names one:
+    /// evidence built on it carries the same reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -196,6 +219,13 @@ const RECORD_SHAPE: Shape = Shape {
             Shape {
                 fields: &[("outcomes", LEAF)],
                 array: false,
+            },
+        ),
+        (
+            "skipped",
+            Shape {
+                fields: &[],
+                array: true,
             },
         ),
     ],
@@ -322,6 +352,12 @@ impl PatientRecord {
             bad(
                 "$.observations".into(),
                 &too_many("observations", self.observations.len(), MAX_OBSERVATIONS),
+            );
+        }
+        if self.skipped.len() > MAX_OBSERVATIONS {
+            bad(
+                "$.skipped".into(),
+                &too_many("skipped items", self.skipped.len(), MAX_OBSERVATIONS),
             );
         }
         if self.visits.len() > MAX_VISITS {

@@ -292,6 +292,7 @@ kinds = [e["resource"]["resourceType"] for e in FHIR["entry"]]
 OBS = kinds.index("Observation")
 PATIENT = kinds.index("Patient")
 DOC = kinds.index("DocumentReference")
+MED = kinds.index("MedicationRequest")
 
 
 # the fixture's temperature is in °F ([degF]), converted to °C: every case built on it says so
@@ -316,13 +317,22 @@ at = lambda i, field: f"$.entry[{i}].resource.{field}"
 fhir_refused("entry is an object", lambda b: b.__setitem__("entry", {}), "$.entry")
 fhir_refused("entry is missing", lambda b: b.pop("entry"), "$.entry")
 fhir_refused("entry is a string", lambda b: b.__setitem__("entry", "Observation"), "$.entry")
-fhir_refused("Observation without a time", lambda b: b["entry"][OBS]["resource"].pop("effectiveDateTime"), at(OBS, "effectiveDateTime"))
-fhir_refused("Observation time is not a dateTime", lambda b: set_in(b, OBS, "effectiveDateTime", "yesterday"), at(OBS, "effectiveDateTime"))
-fhir_refused("Observation time is a number", lambda b: set_in(b, OBS, "effectiveDateTime", 20500301), at(OBS, "effectiveDateTime"))
-fhir_refused("Observation time month 13", lambda b: set_in(b, OBS, "effectiveDateTime", "2150-13-01T09:00:00Z"), at(OBS, "effectiveDateTime"))
-fhir_refused("Observation without a code", lambda b: b["entry"][OBS]["resource"].pop("code"), at(OBS, "code"))
-fhir_refused("Observation code without codings", lambda b: set_in(b, OBS, "code", {"coding": []}), at(OBS, "code"))
-fhir_refused("Observation code is text", lambda b: set_in(b, OBS, "code", "heart rate"), at(OBS, "code"))
+# an Observation the reader cannot place (no time, no code) is skipped and reported with the
+# answer (`resource_skipped`); the rest of the chart is read
+for name, fn in [
+    ("Observation without a time", lambda b: b["entry"][OBS]["resource"].pop("effectiveDateTime")),
+    ("Observation time is not a dateTime", lambda b: set_in(b, OBS, "effectiveDateTime", "yesterday")),
+    ("Observation time is a number", lambda b: set_in(b, OBS, "effectiveDateTime", 20500301)),
+    ("Observation time month 13", lambda b: set_in(b, OBS, "effectiveDateTime", "2150-13-01T09:00:00Z")),
+    ("Observation without a code", lambda b: b["entry"][OBS]["resource"].pop("code")),
+    ("Observation code without codings", lambda b: set_in(b, OBS, "code", {"coding": []})),
+    ("Observation code is text", lambda b: set_in(b, OBS, "code", "heart rate")),
+    ("Observation entered in error", lambda b: set_in(b, OBS, "status", "entered-in-error")),
+    ("MedicationRequest without a date", lambda b: b["entry"][MED]["resource"].pop("authoredOn")),
+    ("DocumentReference at a URL", lambda b: b["entry"][DOC]["resource"]["content"][0].__setitem__("attachment", {"url": "Binary/1"})),
+]:
+    accepted(f"FHIR: {name}", fhir(fn), "resource_skipped",
+             also=FHIR_NOTICES + (["no_notes"] if "URL" in name else []))
 fhir_refused("Patient gender unknown to FHIR", lambda b: set_in(b, PATIENT, "gender", "robot"), at(PATIENT, "gender"))
 fhir_refused("Patient gender is a number", lambda b: set_in(b, PATIENT, "gender", 1), at(PATIENT, "gender"))
 fhir_refused("Patient birthDate is not a date", lambda b: set_in(b, PATIENT, "birthDate", "in the spring"), at(PATIENT, "birthDate"))
