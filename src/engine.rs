@@ -14,7 +14,7 @@ use crate::findings::Findings;
 use crate::generate::{self, GenerateOptions};
 use crate::grounded::{Evidence, Fact, RationaleVocab, evidence};
 use crate::knowledge::{CHANNELS, PHENOTYPES};
-use crate::model::clinical::pad_ids;
+use crate::model::input::pad_ids;
 use crate::model::{
     ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel, MortalityModel,
 };
@@ -362,11 +362,6 @@ impl Engine {
             ));
         }
         Ok(Some(worst))
-    }
-
-    /// Whether `recommend` can answer (the bundle has a recommender and it is loaded).
-    pub fn has_medications(&self) -> bool {
-        self.medrec.is_some()
     }
 
     /// Recommends ATC-3 drugs for a record's current visit from its coded history, with the

@@ -14,6 +14,7 @@ pub mod error;
 pub mod findings;
 pub mod generate;
 pub mod grounded;
+pub mod kernels;
 pub mod knowledge;
 pub mod model;
 pub mod model_card;

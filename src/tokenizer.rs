@@ -153,13 +153,4 @@ impl TextTokenizer {
             .decode(ids, true)
             .map_err(|e| error(format!("cannot decode: {e}")))
     }
-
-    /// The text of one token as it reads inside a decoded sequence (a leading space when it
-    /// starts a word), for streaming.
-    pub fn piece(&self, id: u32) -> String {
-        match self.inner.id_to_token(id) {
-            Some(token) if id != self.pad && id != self.eos => token.replace('\u{2581}', " "),
-            _ => String::new(),
-        }
-    }
 }

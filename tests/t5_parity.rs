@@ -416,7 +416,7 @@ fn wgpu_matches_cpu() {
 /// tails (where tanh saturates).
 #[test]
 fn fused_kernels_match_burns_operations() {
-    use bedside::model::t5::fused;
+    use bedside::kernels;
     use burn::tensor::Distribution;
     let Some(gpu) = wgpu() else { return };
     gpu.seed(11);
@@ -442,7 +442,7 @@ fn fused_kernels_match_burns_operations() {
             Distribution::Normal(1.0, 0.5),
             &gpu,
         ));
-        let d = diff(fused::rms_norm(&norm, x.clone()), norm.forward(x));
+        let d = diff(kernels::rms_norm(&norm, x.clone()), norm.forward(x));
         assert!(d < 1e-5, "rms norm of {width} differs by {d}");
     }
 
@@ -457,18 +457,18 @@ fn fused_kernels_match_burns_operations() {
         ] {
             let shape = bias.dims();
             let expected = burn::tensor::activation::softmax(scores.clone() + bias.clone(), 3);
-            let d = diff(fused::softmax_with_bias(scores.clone(), bias), expected);
+            let d = diff(kernels::softmax_with_bias(scores.clone(), bias), expected);
             assert!(d < 1e-6, "softmax with a {shape:?} bias differs by {d}");
         }
     }
     let (scores, bias) = (normal([1, 1, 70_000, 3], 3.0), normal([1, 1, 1, 3], 1.0));
     let expected = burn::tensor::activation::softmax(scores.clone() + bias.clone(), 3);
-    let d = diff(fused::softmax_with_bias(scores, bias), expected);
+    let d = diff(kernels::softmax_with_bias(scores, bias), expected);
     assert!(d < 1e-6, "softmax of 70,000 rows differs by {d}");
 
     let gate = normal([2, 3, 5, 8], 6.0);
     let linear = normal([2, 3, 5, 8], 1.0);
-    let expected = bedside::model::t5::layers::gelu_new(gate.clone()) * linear.clone();
-    let d = diff(fused::gated_gelu(gate, linear), expected);
+    let expected = kernels::gelu_new(gate.clone()) * linear.clone();
+    let d = diff(kernels::gated_gelu(gate, linear), expected);
     assert!(d < 1e-5, "gated GELU differs by {d}");
 }

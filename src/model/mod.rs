@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod clinical;
+pub mod input;
 pub mod knowledge_attention;
 pub mod lab_phenotype;
 pub mod medrec;
@@ -13,9 +14,8 @@ pub mod series;
 pub mod t5;
 pub mod wide;
 
-pub use clinical::{
-    ClinicalInput, ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss,
-};
+pub use clinical::{ClinicalModel, ClinicalModelConfig, Encoded, Part, sequence_loss};
+pub use input::ClinicalInput;
 pub use knowledge_attention::{KnowledgeAttention, KnowledgeAttentionConfig};
 pub use lab_phenotype::{LabPhenotypeModel, LabPhenotypeModelConfig};
 pub use medrec::{MedRecBatch, MedRecConfig, MedRecModel, MedRecOutput, Patient};

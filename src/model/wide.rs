@@ -9,7 +9,7 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::clinical::{ClinicalInput, length_mask};
+use super::input::{ClinicalInput, length_mask};
 
 /// The summaries of one channel, in this order: min, max, mean, last value, share of hours
 /// observed. Values are the grid's standardised values, clipped to ±[`SUMMARY_CLIP`].

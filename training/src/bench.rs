@@ -458,7 +458,7 @@ fn scaling(
     for len in [128usize, 256, 512, 1024, 1600] {
         let ids: Vec<u32> = (0..len).map(|_| rng.random_range(2..vocab)).collect();
         let input = ClinicalInput {
-            text: Some(bedside::model::clinical::pad_ids(&[ids], device)),
+            text: Some(bedside::model::input::pad_ids(&[ids], device)),
             series: Some(SeriesGrid::tensors(&[grid], device)),
         };
         let timing = time(warmup, repeats, || probabilities(model, &input))?;

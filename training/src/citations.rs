@@ -298,6 +298,7 @@ mod tests {
         r.observations = points
             .iter()
             .map(|&(hours, value)| Observation {
+                reference: None,
                 channel: channel.into(),
                 hours,
                 value: Some(value),

@@ -1,7 +1,7 @@
 //! L2-regularised logistic regression with scikit-learn's objective, solved by burn's L-BFGS, with
 //! what fitting one well takes: standardised columns (folded back into the weights afterwards, so
 //! the fitted model reads raw features) and C chosen on validation rows. Stage 0 of `distill` fits
-//! the wide half of the phenotype head with it ([`crate::wide_fit`]); `mortality` fits its linear
+//! the wide half of the phenotype head with it ([`crate::distill::wide_fit`]); `mortality` fits its linear
 //! part and recalibrates its probabilities (Platt scaling). Tested against scikit-learn's own fit
 //! (tools/logistic_reference.py).
 

@@ -27,7 +27,6 @@ mod text_metrics;
 mod tokenizer;
 mod train;
 mod usage;
-mod wide_fit;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -663,6 +663,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
             value = value.round();
         }
         observations.push(Observation {
+            reference: None,
             channel: ch.name.to_string(),
             hours: hour,
             value: Some((value * 1000.0).round() / 1000.0),
@@ -743,6 +744,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
     }
     visits.push(current);
     PatientRecord {
+        skipped: Vec::new(),
         window_start: None,
         format_version: RECORD_FORMAT_VERSION,
         id: format!("synthetic-{seed}-{i:05}"),
@@ -753,6 +755,7 @@ fn admission(i: usize, hours: usize, seed: u64) -> PatientRecord {
             care_unit: None,
         },
         notes: vec![Note {
+            reference: None,
             kind: "discharge_summary".into(),
             text,
             hours: Some(hours as f64),

@@ -444,6 +444,7 @@ mod tests {
             .contains(&o.channel.as_str())
         });
         record.observations.push(bedside::record::Observation {
+            reference: None,
             channel: "creatinine".into(),
             hours: 50.0,
             value: Some(6.0),

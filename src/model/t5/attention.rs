@@ -6,7 +6,7 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
-use super::fused::softmax_with_bias;
+use crate::kernels::softmax_with_bias;
 
 /// Keys and values of one attention, laid out for the two products of [`T5Attention::attend`]:
 /// the keys already transposed, so that neither product has to copy a permuted operand.

@@ -6,7 +6,6 @@
 //! RMS layer norm, and — with tied embeddings — decoder outputs scaled by `d_model^-0.5`.
 
 pub mod attention;
-pub mod fused;
 pub mod hf;
 pub mod layers;
 
@@ -18,8 +17,8 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
+use crate::kernels::{self, rms_norm};
 pub use attention::{AttentionGeometry, T5Attention, relative_position_bucket};
-use fused::rms_norm;
 pub use layers::{DecoderCache, DecoderLayer, EncoderLayer, FeedForward, LayerCache};
 
 /// The feed-forward form: `relu` (original T5) or `gated-gelu` (T5 v1.1, Flan-T5).
@@ -349,7 +348,7 @@ impl T5 {
         let [_, len, _] = embeddings.dims();
         let device = embeddings.device();
         // every layer adds it: copied once into the order the softmax reads, not in each layer
-        let bias = fused::contiguous(
+        let bias = kernels::contiguous(
             match self.encoder.first() {
                 Some(layer) => layer.attention.position_bias(len, len, 0, &device),
                 None => return rms_norm(&self.encoder_norm, embeddings),
@@ -379,7 +378,7 @@ impl T5 {
             .resize_with(self.decoder.len(), LayerCache::default);
         let self_bias = match self.decoder.first() {
             Some(layer) if new == 1 => cache.step_bias(&layer.self_attention, &device),
-            Some(layer) => fused::contiguous(
+            Some(layer) => kernels::contiguous(
                 layer
                     .self_attention
                     .position_bias(new, offset + new, offset, &device)

@@ -10,7 +10,7 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Run;
+use super::run::Run;
 use crate::fit::save_weights;
 use crate::io::write_atomic;
 
@@ -29,9 +29,9 @@ pub struct Progress {
     pub best_f1: f64,
     pub epochs_without_improvement: usize,
     pub done: bool,
-    /// Stage 0, once it ran (models with a wide head: [`crate::wide_fit`]).
+    /// Stage 0, once it ran (models with a wide head: [`crate::distill::wide_fit`]).
     #[serde(default)]
-    pub wide_fit: Option<crate::wide_fit::WideFit>,
+    pub wide_fit: Option<crate::distill::wide_fit::WideFit>,
     /// What every finished epoch measured on the validation split.
     pub history: Vec<EpochRecord>,
 }

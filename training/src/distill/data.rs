@@ -9,7 +9,7 @@ use bedside::findings::Findings;
 use bedside::grounded::{RationaleVocab, picks_from_text};
 use bedside::knowledge::PHENOTYPES;
 use bedside::model::ClinicalInput;
-use bedside::model::clinical::{length_mask, pad_ids};
+use bedside::model::input::{length_mask, pad_ids};
 use bedside::model::knowledge_attention::knowledge_token_ids;
 use bedside::prompt::{clinical_prompt, target_text};
 use bedside::record::{PatientRecord, SeriesGrid};
@@ -18,8 +18,9 @@ use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::RunConfig;
 use super::pretrained::Pretrained;
-use super::{Run, RunConfig};
+use super::run::Run;
 use crate::io::write_atomic;
 use crate::teach::{self, Rationale};
 

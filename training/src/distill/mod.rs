@@ -22,6 +22,8 @@ mod config;
 mod data;
 mod pretrained;
 mod report;
+mod run;
+pub(crate) mod wide_fit;
 
 pub(crate) use checkpoint::CHECKPOINT;
 use checkpoint::IdSetter;
@@ -31,11 +33,11 @@ pub use data::Admissions;
 pub(crate) use data::{Example, batch, example};
 use pretrained::Pretrained;
 use report::{Validation, plot_history};
+pub use run::Run;
 
 use crate::backend::initialised;
 use crate::usage::Meter;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,20 +54,13 @@ use crate::fit::{self, load_weights, save_weights};
 use crate::io::{bar, write_atomic};
 
 /// Stage 0's wide half fitted on the training split alone, in a run directory: validation reads
-/// it in place of the wide half refitted on both splits ([`crate::wide_fit`]).
+/// it in place of the wide half refitted on both splits ([`crate::distill::wide_fit`]).
 const HELD_OUT_WIDE: &str = "wide-held-out.safetensors";
 
 /// The head's temperature and calibration in a run directory ([`crate::calibration`]).
 pub const CALIBRATION_FILE: &str = "calibration.json";
 /// The validation logits the calibration was fitted on, with the truth and each row's notes.
 pub const VALIDATION_LOGITS_FILE: &str = "validation-logits.json";
-
-pub struct Run {
-    pub dir: PathBuf,
-    pub config: RunConfig,
-    /// The directory of the run.toml, which relative paths in it are relative to.
-    base: PathBuf,
-}
 
 /// The trained-part setting of each stage (ClinRaGen's freezing), plus E_K always frozen.
 pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel {
@@ -82,31 +77,6 @@ pub(crate) fn prepare_stage(model: ClinicalModel, stage: usize) -> ClinicalModel
 }
 
 impl Run {
-    pub fn new(config_path: Option<&Path>, dir: PathBuf) -> Result<Self> {
-        let config = match config_path {
-            Some(path) => RunConfig::read(path)?,
-            None => RunConfig::default(),
-        };
-        let base = config_path
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let base = std::path::absolute(&base).unwrap_or(base);
-        Ok(Self { dir, config, base })
-    }
-
-    /// Starts the language model from the checkpoint in `dir` (`--init-from`, relative to the
-    /// working directory), in place of the config's `init_from`.
-    pub fn init_from(&mut self, dir: &Path) -> Result<()> {
-        self.config.init_from = Some(std::path::absolute(dir)?);
-        self.config.check()
-    }
-
-    /// A path of the configuration, resolved against the run.toml's directory.
-    pub fn resolve(&self, path: &Option<PathBuf>) -> Option<PathBuf> {
-        path.as_ref().map(|p| self.base.join(p))
-    }
-
     /// Reads the run's admissions: its cohort files and the built-in synthetic cohort.
     pub fn admissions(&self) -> Result<Admissions> {
         let c = &self.config;
@@ -221,8 +191,13 @@ impl Run {
             && let Some(wide) = model.wide.take()
         {
             let meter = Meter::start();
-            let (wide, held_out, fit) =
-                crate::wide_fit::fit(wide, &data.examples, &data.train, &data.validation, &device)?;
+            let (wide, held_out, fit) = crate::distill::wide_fit::fit(
+                wide,
+                &data.examples,
+                &data.train,
+                &data.validation,
+                &device,
+            )?;
             model.wide = Some(wide);
             // (a previous run's file in the same directory must not stand in for this run's)
             match &held_out {

@@ -10,8 +10,9 @@ use bedside::model::{ClinicalModel, WideHead};
 use bedside::prompt::parse_target;
 use burn::prelude::*;
 
+use super::EpochRecord;
 use super::data::{Data, Example, batch};
-use super::{EpochRecord, Run};
+use super::run::Run;
 
 /// What one validation pass measured, with the head's logits for calibration.
 pub(super) struct Validation {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use bedside::model::clinical::{length_mask, pad_ids};
+use bedside::model::input::{length_mask, pad_ids};
 use bedside::model::t5::{FeedForwardKind, T5, T5Config};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};

@@ -20,7 +20,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::distill::Example;
+use super::data::Example;
 use crate::logistic::{Chosen, Scaling, l2_logistic, leaf, regularisation_path, zeros};
 
 /// What stage 0 did, kept in the run's progress and `training` history.
