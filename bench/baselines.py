@@ -12,7 +12,7 @@ and writes as JSON, with 95% bootstrap intervals (200 resamples of test admissio
 - phenotypes: micro-F1 at 0.5, macro AUROC, calibration error (ECE, 10 bins), Brier score;
 - mortality (--task mortality, in-hospital death): AUROC, AUPRC, the 2012 challenge's Event 1
   score min(Se, +P) and the Hosmer-Lemeshow H statistic (bedside's mortality report computes the
-  same, `training/src/mortality.rs`).
+  same, `training/src/pipelines/mortality/mod.rs`).
 Usage:
   baselines.py --train train.jsonl --test test.jsonl --split-name NAME --out baselines.json
   baselines.py --cohort mimic4.jsonl --split run/split.json --split-name NAME --out baselines.json

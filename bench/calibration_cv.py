@@ -1,6 +1,6 @@
 """Which calibration map for the phenotype head: cross-validated on the validation logits a
 `distill` run was calibrated on (`<run>/validation-logits.json`), per group (records with notes,
-records without). It chose the map `training/src/calibration.rs` fits: Platt scaling with a shift
+records without). It chose the map `training/src/measure/calibration.rs` fits: Platt scaling with a shift
 per label under a Gaussian prior of weight LAMBDA (RESULTS.md, "Real patients").
 
     target/pybase/bin/python bench/calibration_cv.py target/demo/clinical-run/validation-logits.json

@@ -1,4 +1,4 @@
-"""Reference fixture for stage 0 of `distill` (training/src/wide_fit.rs): the coefficients that
+"""Reference fixture for stage 0 of `distill` (training/src/pipelines/distill/wide_fit.rs): the coefficients that
 scikit-learn's LogisticRegression(C) (lbfgs, L2 on the weights, the intercept unpenalised) fits,
 one model per label, on a small fixed multi-label problem. bedside solves the same objective with
 burn's L-BFGS and must land on the same weights.

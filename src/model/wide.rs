@@ -4,7 +4,7 @@
 //! deep head on every measure (RESULTS.md): words that name a condition and a channel's extremes
 //! are linear evidence, and a small transformer trained on a thousand admissions learns them
 //! slower than a linear model does. It starts at zero; `bedside-train distill` fits it alone first
-//! (stage 0, `training/src/wide_fit.rs`) and keeps it fixed while the deep half trains on top.
+//! (stage 0, `training/src/pipelines/distill/wide_fit.rs`) and keeps it fixed while the deep half trains on top.
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;

@@ -1,8 +1,8 @@
 //! `bench`: times a clinical bundle on one backend and writes the figures as JSON.
 
 use super::BackendArg;
-use crate::bench;
-use crate::io::write_atomic;
+use crate::measure::bench;
+use crate::shared::io::write_atomic;
 use anyhow::Result;
 use clap::ValueEnum;
 use std::path::PathBuf;

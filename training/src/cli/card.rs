@@ -159,7 +159,7 @@ pub fn run(args: Args) -> Result<()> {
     manifest.model_card = Some(model_card.clone());
     let text = serde_json::to_string_pretty(&manifest)?;
     Manifest::from_json(&text)?;
-    crate::io::write_atomic(&path, format!("{text}\n").as_bytes())?;
+    crate::shared::io::write_atomic(&path, format!("{text}\n").as_bytes())?;
     println!(
         "card: {} evaluations, {} training cohorts → {}",
         model_card.evaluations.len(),

@@ -1,8 +1,8 @@
 //! `cohort`: reads a source (synthetic, MIMIC-III, MIMIC-IV, PhysioNet 2012) into PatientRecords
 //! and writes them with a summary.
 
-use crate::io::{write_atomic, write_atomic_with};
-use crate::synthetic;
+use crate::shared::io::{write_atomic, write_atomic_with};
+use crate::shared::synthetic;
 use anyhow::{Context, Result};
 use bedside::PatientRecord;
 use bedside_cohort as cohort;

@@ -1,6 +1,6 @@
 //! `distill`: runs ClinRaGen's three-stage rationale distillation into the multimodal model.
 
-use crate::distill;
+use crate::pipelines::distill;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 

@@ -1,8 +1,10 @@
 //! `eval`: measures a clinical bundle on a labelled cohort and writes the report.
 
-use crate::io::read_cohort;
-use crate::split::{PatientSplit, Side, patient_key};
-use crate::{eval, synthetic, teach};
+use crate::measure::eval;
+use crate::shared::io::read_cohort;
+use crate::shared::split::{PatientSplit, Side, patient_key};
+use crate::shared::synthetic;
+use crate::teachers;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -99,7 +101,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     eprintln!("eval: scoring {split}");
     let rationales = match &rationales {
-        Some(path) => teach::read_jsonl(path)?
+        Some(path) => teachers::read_jsonl(path)?
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect(),

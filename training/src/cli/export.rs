@@ -37,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
         DtypeArg::F32 => WeightsDtype::F32,
         DtypeArg::F16 => WeightsDtype::F16,
     };
-    let manifest = crate::export::export(&run, medrec.as_deref(), &out, dtype)?;
+    let manifest = crate::pipelines::export::export(&run, medrec.as_deref(), &out, dtype)?;
     let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
     println!(
         "export: {} bundle ({dtype}), {:.1} MB → {}",

@@ -4,8 +4,9 @@
 //! A `medrec` run with `teacher.mode = "offline"` and `teacher.features` set to the file fits a
 //! logistic regression on them as the teacher and distils the student from it.
 
-use crate::io::read_cohort;
-use crate::{endpoint, medrec};
+use crate::pipelines::medrec;
+use crate::shared::io::read_cohort;
+use crate::teachers::endpoint;
 use anyhow::{Result, bail, ensure};
 use std::path::PathBuf;
 

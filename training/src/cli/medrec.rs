@@ -1,7 +1,7 @@
 //! `medrec`: LEADER, the medication teacher distilled into the student, both measured.
 
-use crate::io::read_cohort;
-use crate::medrec;
+use crate::pipelines::medrec;
+use crate::shared::io::read_cohort;
 use anyhow::Result;
 use std::path::PathBuf;
 

@@ -1,8 +1,9 @@
 //! `mortality`: PhysioNet/CinC 2012 in-hospital mortality, trained on one set and tested on
 //! another; writes the report, the weights and the plots.
 
-use crate::io::write_atomic;
-use crate::{backend, mortality};
+use crate::pipelines::mortality;
+use crate::shared::backend;
+use crate::shared::io::write_atomic;
 use anyhow::{Context, Result};
 use bedside::bundle::WEIGHTS_FILE;
 use bedside_cohort as cohort;
@@ -119,7 +120,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             format!("model-seed-{}.safetensors", member.seed)
         };
-        crate::fit::save_weights(model, &out.join(name))?;
+        crate::shared::fit::save_weights(model, &out.join(name))?;
     }
     write_atomic(
         &out.join("report.json"),
@@ -174,13 +175,13 @@ pub fn run(args: Args) -> Result<()> {
             None => (members.first(), report.recalibration),
         };
         let model = model.context("no model was trained")?;
-        let manifest = crate::mortality_bundle::write(
+        let manifest = crate::pipelines::mortality::bundle::write(
             dir,
             model,
             &mortality::model_config(&options),
             recalibration,
             &report,
-            &crate::mortality_bundle::Provenance {
+            &crate::pipelines::mortality::bundle::Provenance {
                 train_set: &train_set,
                 test_set: &test_set,
                 refit: refitted.as_ref().map(|f| f.stays()),

@@ -1,8 +1,8 @@
 //! `split`: writes the patient split of a cohort (the admission ids on each side), for tools
 //! outside bedside that must train and test on the same patients (`bench/baselines.py`).
 
-use crate::io::{read_cohort, write_atomic};
-use crate::split::PatientSplit;
+use crate::shared::io::{read_cohort, write_atomic};
+use crate::shared::split::PatientSplit;
 use anyhow::Result;
 use std::path::PathBuf;
 

@@ -1,10 +1,11 @@
 //! `teach`: writes teacher rationales for a cohort (the knowledge teacher, an imported JSONL file
 //! or an OpenAI-compatible endpoint). Rationales from outside bedside pass the grounding filter
-//! ([`teach::ground`]): what contradicts the record or cannot be tied to it is dropped, counted
+//! ([`teachers::ground`]): what contradicts the record or cannot be tied to it is dropped, counted
 //! and listed in `OUT` with extension `grounding.json`.
 
-use crate::io::{read_cohort, write_atomic};
-use crate::{endpoint, teach};
+use crate::shared::io::{read_cohort, write_atomic};
+use crate::teachers;
+use crate::teachers::endpoint;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use std::path::PathBuf;
@@ -50,11 +51,11 @@ pub fn run(args: Args) -> Result<()> {
     let rationales = match teacher {
         TeacherArg::Knowledge => records
             .iter()
-            .map(|r| teach::knowledge_teacher(r, hours))
+            .map(|r| teachers::knowledge_teacher(r, hours))
             .collect::<Vec<_>>(),
         TeacherArg::Jsonl => {
             let input = input.context("--input FILE is required with --teacher jsonl")?;
-            let imported = teach::read_jsonl(&input)?;
+            let imported = teachers::read_jsonl(&input)?;
             let ids: std::collections::BTreeSet<&str> =
                 records.iter().map(|r| r.id.as_str()).collect();
             let unknown = imported
@@ -105,17 +106,17 @@ pub fn run(args: Args) -> Result<()> {
 fn grounded(
     records: &[bedside::PatientRecord],
     hours: usize,
-    rationales: Vec<teach::Rationale>,
+    rationales: Vec<teachers::Rationale>,
     out: &std::path::Path,
-) -> Result<Vec<teach::Rationale>> {
+) -> Result<Vec<teachers::Rationale>> {
     let by_id: std::collections::HashMap<&str, &bedside::PatientRecord> =
         records.iter().map(|r| (r.id.as_str(), r)).collect();
-    let mut total = teach::Grounding::default();
+    let mut total = teachers::Grounding::default();
     let kept = rationales
         .into_iter()
         .map(|r| match by_id.get(r.id.as_str()) {
             Some(record) => {
-                let (kept, counts) = teach::ground(record, hours, &r);
+                let (kept, counts) = teachers::ground(record, hours, &r);
                 total.add(counts);
                 kept
             }

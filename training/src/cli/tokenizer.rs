@@ -1,7 +1,8 @@
 //! `tokenizer`: trains the text tokenizer on cohort notes, rationales and the knowledge base.
 
-use crate::io::{read_cohort, read_rationale_texts, write_atomic};
-use crate::{synthetic, tokenizer};
+use crate::pipelines::tokenizer;
+use crate::shared::io::{read_cohort, read_rationale_texts, write_atomic};
+use crate::shared::synthetic;
 use anyhow::Result;
 use std::path::PathBuf;
 

@@ -1,7 +1,8 @@
 //! `train`: trains the lab-phenotype model and exports it as a bundle.
 
-use crate::io::read_cohort;
-use crate::{synthetic, train};
+use crate::pipelines::lab_phenotype;
+use crate::shared::io::read_cohort;
+use crate::shared::synthetic;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -57,7 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     if batch_size == 0 || epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
-    let options = train::TrainOptions {
+    let options = lab_phenotype::TrainOptions {
         epochs,
         batch_size,
         learning_rate,
@@ -68,8 +69,8 @@ pub fn run(args: Args) -> Result<()> {
         wide,
         progress: true,
     };
-    let (model, report) = train::train(&records, &options)?;
-    train::export(&model, train::model_config(&options), &report, &out)?;
+    let (model, report) = lab_phenotype::train(&records, &options)?;
+    lab_phenotype::export(&model, lab_phenotype::model_config(&options), &report, &out)?;
     let t = &report.test;
     eprintln!(
         "trained on {} admissions, tested on {}: macro AUROC {:.3} (95% CI {:.3}–{:.3}), micro F1 {:.3}; bundle in {}",
