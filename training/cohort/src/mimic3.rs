@@ -51,7 +51,39 @@ pub fn stream(
     summary: &mut Summary,
     sink: impl FnMut(PatientRecord) -> Result<()>,
 ) -> Result<()> {
-    let mut patients: HashMap<String, (Option<Sex>, Option<NaiveDateTime>)> = HashMap::new();
+    let patients = patients(dir, summary)?;
+    let admissions = admissions(dir, options.hours, summary)?;
+    let mut items = Items::new(
+        &admissions,
+        options.bucket_admissions,
+        options.spill.as_deref(),
+    )?;
+
+    events(dir, &admissions, &mut items, summary)?;
+    codes(dir, options, &admissions, &mut items, summary)?;
+    notes(dir, &admissions, &mut items, summary)?;
+
+    items.records(
+        &admissions,
+        summary,
+        |a, gathered, history| {
+            let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
+            // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
+            let age = dob
+                .map(|dob| (a.admit - dob).num_days() as f64 / 365.25)
+                .map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
+            record("mimic3", a, gathered, history, age, sex)
+        },
+        sink,
+    )
+}
+
+/// subject_id → (sex, date of birth)
+type Patient = (Option<Sex>, Option<NaiveDateTime>);
+
+/// PATIENTS.
+fn patients(dir: &Path, summary: &mut Summary) -> Result<HashMap<String, Patient>> {
+    let mut patients: HashMap<String, Patient> = HashMap::new();
     for_each_row(
         &table(dir, "PATIENTS")?,
         &["SUBJECT_ID", "GENDER", "DOB"],
@@ -65,7 +97,11 @@ pub fn stream(
             patients.insert(f[0].to_string(), (sex, time(f[2])));
         },
     )?;
+    Ok(patients)
+}
 
+/// ADMISSIONS, windowed from each one's first ICU stay (ICUSTAYS) where it has one.
+fn admissions(dir: &Path, hours: usize, summary: &mut Summary) -> Result<Admissions> {
     let mut list = Vec::new();
     let mut seen = HashSet::new();
     for_each_row(
@@ -95,7 +131,7 @@ pub fn stream(
         },
     )?;
     drop(seen);
-    let mut admissions = Admissions::new(list, options.hours);
+    let mut admissions = Admissions::new(list, hours);
     for_each_row(
         &table(dir, "ICUSTAYS")?,
         &["HADM_ID", "FIRST_CAREUNIT", "INTIME", "ICUSTAY_ID"],
@@ -105,13 +141,17 @@ pub fn stream(
             None => s.skip("ICU stay without a readable INTIME", || at.to_string()),
         },
     )?;
-    let admissions = admissions;
-    let mut items = Items::new(
-        &admissions,
-        options.bucket_admissions,
-        options.spill.as_deref(),
-    )?;
+    Ok(admissions)
+}
 
+/// The observations of every window: LABEVENTS, CHARTEVENTS (vital signs, ventilation) and
+/// OUTPUTEVENTS (urine).
+fn events(
+    dir: &Path,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
     // each event: an observation of its admission's window
     for_each_row(
         &table(dir, "LABEVENTS")?,
@@ -186,7 +226,17 @@ pub fn stream(
             }
         },
     )?;
+    Ok(())
+}
 
+/// Diagnoses (the labels), procedures and, given the ATC table, medications.
+fn codes(
+    dir: &Path,
+    options: &Options,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
     for_each_row(
         &table(dir, "DIAGNOSES_ICD")?,
         &["HADM_ID", "SEQ_NUM", "ICD9_CODE"],
@@ -222,7 +272,16 @@ pub fn stream(
             }
         })?;
     }
+    Ok(())
+}
 
+/// The discharge summaries' Brief Hospital Course (NOTEEVENTS).
+fn notes(
+    dir: &Path,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
     if let Ok(path) = table(dir, "NOTEEVENTS") {
         for_each_row(
             &path,
@@ -254,20 +313,7 @@ pub fn stream(
             },
         )?;
     }
-
-    items.records(
-        &admissions,
-        summary,
-        |a, gathered, history| {
-            let (sex, dob) = patients.get(&a.subject).cloned().unwrap_or((None, None));
-            // MIMIC-III shifts the birth dates of patients older than 89 by 300 years
-            let age = dob
-                .map(|dob| (a.admit - dob).num_days() as f64 / 365.25)
-                .map(|age| if age >= 200.0 { 90.0 } else { age.floor() });
-            record("mimic3", a, gathered, history, age, sex)
-        },
-        sink,
-    )
+    Ok(())
 }
 
 #[cfg(test)]

@@ -75,11 +75,44 @@ pub fn stream(
         .or_else(|| root.as_ref().map(|r| r.join("note")))
         .filter(|d| d.is_dir());
 
-    // subject_id → (sex, anchor_age, anchor_year)
-    type Patient = (Option<Sex>, Option<f64>, Option<i32>);
+    let patients = patients(&hosp, summary)?;
+    let admissions = admissions(&hosp, icu.as_deref(), options.hours, summary)?;
+    let mut items = Items::new(
+        &admissions,
+        options.bucket_admissions,
+        options.spill.as_deref(),
+    )?;
+    events(&hosp, icu.as_deref(), &admissions, &mut items, summary)?;
+    if let Some(dir) = &notes_dir {
+        notes(dir, options, &admissions, &mut items, summary)?;
+    }
+    codes(&hosp, options, &admissions, &mut items, summary)?;
+
+    items.records(
+        &admissions,
+        summary,
+        |a, gathered, history| {
+            let (sex, anchor_age, anchor_year) = patients
+                .get(&a.subject)
+                .cloned()
+                .unwrap_or((None, None, None));
+            let age = anchor_age
+                .zip(anchor_year)
+                .map(|(age, year)| age + (chrono::Datelike::year(&a.admit) - year) as f64);
+            record("mimic4", a, gathered, history, age, sex)
+        },
+        sink,
+    )
+}
+
+/// subject_id → (sex, anchor_age, anchor_year)
+type Patient = (Option<Sex>, Option<f64>, Option<i32>);
+
+/// `hosp/patients`.
+fn patients(hosp: &Path, summary: &mut Summary) -> Result<HashMap<String, Patient>> {
     let mut patients: HashMap<String, Patient> = HashMap::new();
     for_each_row(
-        &table(&hosp, "patients")?,
+        &table(hosp, "patients")?,
         &["subject_id", "gender", "anchor_age", "anchor_year"],
         summary,
         |f, _, _| {
@@ -94,11 +127,20 @@ pub fn stream(
             );
         },
     )?;
+    Ok(patients)
+}
 
+/// `hosp/admissions`, windowed from each one's first ICU stay (`icu/icustays`) where it has one.
+fn admissions(
+    hosp: &Path,
+    icu: Option<&Path>,
+    hours: usize,
+    summary: &mut Summary,
+) -> Result<Admissions> {
     let mut list = Vec::new();
     let mut seen = HashSet::new();
     for_each_row(
-        &table(&hosp, "admissions")?,
+        &table(hosp, "admissions")?,
         &[
             "subject_id",
             "hadm_id",
@@ -124,8 +166,8 @@ pub fn stream(
         },
     )?;
     drop(seen);
-    let mut admissions = Admissions::new(list, options.hours);
-    if let Some(icu) = &icu {
+    let mut admissions = Admissions::new(list, hours);
+    if let Some(icu) = icu {
         for_each_row(
             &table(icu, "icustays")?,
             &["hadm_id", "first_careunit", "intime", "stay_id"],
@@ -136,15 +178,21 @@ pub fn stream(
             },
         )?;
     }
-    let admissions = admissions;
-    let mut items = Items::new(
-        &admissions,
-        options.bucket_admissions,
-        options.spill.as_deref(),
-    )?;
+    Ok(admissions)
+}
+
+/// The observations of every window: labs (`hosp/labevents`), charted vital signs
+/// (`icu/chartevents`) and urine output (`icu/outputevents`).
+fn events(
+    hosp: &Path,
+    icu: Option<&Path>,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
     let lab_items: HashMap<u32, &str> = MIMIC_IV_LAB_ITEMS.iter().copied().collect();
     for_each_row(
-        &table(&hosp, "labevents")?,
+        &table(hosp, "labevents")?,
         &["hadm_id", "itemid", "charttime", "valuenum", "valueuom"],
         summary,
         |f, at, s| {
@@ -165,7 +213,7 @@ pub fn stream(
             }
         },
     )?;
-    if let Some(icu) = &icu {
+    if let Some(icu) = icu {
         // vital signs: absent from the public demo, present in credentialed MIMIC-IV
         if let Ok(path) = table(icu, "chartevents") {
             let columns = [
@@ -200,81 +248,100 @@ pub fn stream(
             })?;
         }
     }
+    Ok(())
+}
 
-    if let Some(dir) = &notes_dir {
-        if let Ok(path) = table(dir, "discharge") {
-            let columns = ["hadm_id", "charttime", "text"];
-            for_each_row(&path, &columns, summary, |f, at, s| {
-                let Some(a) = admissions
-                    .find(f[0], "")
-                    .filter(|&a| admissions.hours_at(a, f[1]).is_some())
-                else {
-                    return s.skip(
-                        "discharge summary with an unknown hadm_id or an unreadable charttime",
-                        || at.to_string(),
-                    );
-                };
-                let text = match options.keep_diagnoses {
-                    true => f[2].to_string(),
-                    false => {
-                        let (text, cut) = crate::notes::without_diagnoses(f[2]);
-                        s.stripped_note_sections += cut;
-                        text
-                    }
-                };
-                items.push(
+/// MIMIC-IV-Note: discharge summaries (without their diagnosis sections unless kept) and the
+/// radiology reports of each window.
+fn notes(
+    dir: &Path,
+    options: &Options,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
+    if let Ok(path) = table(dir, "discharge") {
+        let columns = ["hadm_id", "charttime", "text"];
+        for_each_row(&path, &columns, summary, |f, at, s| {
+            let Some(a) = admissions
+                .find(f[0], "")
+                .filter(|&a| admissions.hours_at(a, f[1]).is_some())
+            else {
+                return s.skip(
+                    "discharge summary with an unknown hadm_id or an unreadable charttime",
+                    || at.to_string(),
+                );
+            };
+            let text = match options.keep_diagnoses {
+                true => f[2].to_string(),
+                false => {
+                    let (text, cut) = crate::notes::without_diagnoses(f[2]);
+                    s.stripped_note_sections += cut;
+                    text
+                }
+            };
+            items.push(
+                a,
+                Item::Note(Note {
+                    reference: None,
+                    kind: "discharge_summary".into(),
+                    text,
+                    hours: None,
+                }),
+            );
+        })?;
+    }
+    // a report without hadm_id (many are: outpatient imaging) belongs to the patient's
+    // admission whose window holds its time, where one does
+    if let Ok(path) = table(dir, "radiology") {
+        let columns = ["hadm_id", "charttime", "text", "subject_id"];
+        for_each_row(&path, &columns, summary, |f, at, s| {
+            let inside = |a: u32| {
+                admissions
+                    .hours_at(a, f[1])
+                    .filter(|&h| admissions.inside(h))
+                    .map(|h| (a, h))
+            };
+            let known = admissions.find(f[0], "");
+            let placed = match f[0].is_empty() {
+                false => known.and_then(inside),
+                true => admissions.of_subject(f[3]).find_map(inside),
+            };
+            match placed {
+                Some((a, h)) => items.push(
                     a,
                     Item::Note(Note {
                         reference: None,
-                        kind: "discharge_summary".into(),
-                        text,
-                        hours: None,
+                        kind: "radiology".into(),
+                        text: f[2].to_string(),
+                        hours: Some(h),
                     }),
-                );
-            })?;
-        }
-        // a report without hadm_id (many are: outpatient imaging) belongs to the patient's
-        // admission whose window holds its time, where one does
-        if let Ok(path) = table(dir, "radiology") {
-            let columns = ["hadm_id", "charttime", "text", "subject_id"];
-            for_each_row(&path, &columns, summary, |f, at, s| {
-                let inside = |a: u32| {
-                    admissions
-                        .hours_at(a, f[1])
-                        .filter(|&h| admissions.inside(h))
-                        .map(|h| (a, h))
-                };
-                let known = admissions.find(f[0], "");
-                let placed = match f[0].is_empty() {
-                    false => known.and_then(inside),
-                    true => admissions.of_subject(f[3]).find_map(inside),
-                };
-                match placed {
-                    Some((a, h)) => items.push(
-                        a,
-                        Item::Note(Note {
-                            reference: None,
-                            kind: "radiology".into(),
-                            text: f[2].to_string(),
-                            hours: Some(h),
-                        }),
-                    ),
-                    None if !f[0].is_empty()
-                        && known.and_then(|a| admissions.hours_at(a, f[1])).is_none() =>
-                    {
-                        s.skip(
-                            "radiology report with an unknown hadm_id or an unreadable charttime",
-                            || at.to_string(),
-                        )
-                    }
-                    None => {} // outside every window of the patient's admissions
+                ),
+                None if !f[0].is_empty()
+                    && known.and_then(|a| admissions.hours_at(a, f[1])).is_none() =>
+                {
+                    s.skip(
+                        "radiology report with an unknown hadm_id or an unreadable charttime",
+                        || at.to_string(),
+                    )
                 }
-            })?;
-        }
+                None => {} // outside every window of the patient's admissions
+            }
+        })?;
     }
+    Ok(())
+}
 
+/// Diagnoses (the labels), procedures and, given the ATC table, medications.
+fn codes(
+    hosp: &Path,
+    options: &Options,
+    admissions: &Admissions,
+    items: &mut Items,
+    summary: &mut Summary,
+) -> Result<()> {
     for_each_row(
-        &table(&hosp, "diagnoses_icd")?,
+        &table(hosp, "diagnoses_icd")?,
         &["hadm_id", "seq_num", "icd_code", "icd_version"],
         summary,
         |f, at, s| {
@@ -293,7 +360,7 @@ pub fn stream(
         },
     )?;
     for_each_row(
-        &table(&hosp, "procedures_icd")?,
+        &table(hosp, "procedures_icd")?,
         &["hadm_id", "icd_code", "icd_version", "seq_num"],
         summary,
         |f, at, s| {
@@ -308,7 +375,7 @@ pub fn stream(
     )?;
     if let Some(atc) = &options.atc {
         prescriptions_to_atc3(
-            &table(&hosp, "prescriptions")?,
+            &table(hosp, "prescriptions")?,
             atc,
             summary,
             |hadm, atc3| {
@@ -318,22 +385,7 @@ pub fn stream(
             },
         )?;
     }
-
-    items.records(
-        &admissions,
-        summary,
-        |a, gathered, history| {
-            let (sex, anchor_age, anchor_year) = patients
-                .get(&a.subject)
-                .cloned()
-                .unwrap_or((None, None, None));
-            let age = anchor_age
-                .zip(anchor_year)
-                .map(|(age, year)| age + (chrono::Datelike::year(&a.admit) - year) as f64);
-            record("mimic4", a, gathered, history, age, sex)
-        },
-        sink,
-    )
+    Ok(())
 }
 
 #[cfg(test)]
