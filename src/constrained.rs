@@ -10,6 +10,15 @@
 use crate::prompt::{DIAGNOSED, RATIONALE};
 use crate::tokenizer::TextTokenizer;
 
+/// What a diagnosis list has written ([`DiagnosisGrammar::written`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    /// Labels closed by a comma or the end marker, in the order written.
+    pub closed: Vec<usize>,
+    /// A label whose tokens are complete, not yet followed by a comma or the end marker.
+    pub pending: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DiagnosisGrammar {
     header: Vec<u32>,
@@ -87,6 +96,45 @@ impl DiagnosisGrammar {
             .windows(self.end.len())
             .position(|w| w == self.end.as_slice())?;
         Some(prefix.split_at(self.header.len() + at + self.end.len()))
+    }
+
+    /// The labels `prefix` has written so far, by index, read from the tokens alone (no text is
+    /// decoded and parsed back): those closed by a comma or the end marker in order, and a last one
+    /// whose tokens are complete but not yet followed by either (generation may stop there).
+    pub fn written(&self, prefix: &[u32]) -> Written {
+        let mut out = Written::default();
+        let Some(mut rest) = prefix.strip_prefix(self.header.as_slice()) else {
+            return out;
+        };
+        if rest.starts_with(&self.empty_end) {
+            return out;
+        }
+        loop {
+            let options = if out.closed.is_empty() {
+                &self.first
+            } else {
+                &self.later
+            };
+            let Some((i, seq)) = options
+                .iter()
+                .enumerate()
+                .filter(|(i, seq)| !out.closed.contains(i) && rest.starts_with(seq))
+                .max_by_key(|(_, seq)| seq.len())
+            else {
+                return out;
+            };
+            let after = &rest[seq.len()..];
+            if let Some(next) = after.strip_prefix(self.comma.as_slice()) {
+                out.closed.push(i);
+                rest = next;
+            } else if after.starts_with(&self.end) {
+                out.closed.push(i);
+                return out;
+            } else {
+                out.pending = Some(i);
+                return out;
+            }
+        }
     }
 
     /// The tokens allowed after `prefix` (generated tokens, start token excluded); `None` = any.
@@ -225,6 +273,24 @@ mod tests {
                 assert!(rest.is_empty());
                 let mut written =
                     crate::prompt::parse_target(&tokenizer.decode(list).unwrap()).diagnoses;
+                // the grammar reads the same list from the tokens alone, in the written order
+                let read = grammar.written(&tokens);
+                let names: Vec<String> =
+                    read.closed.iter().map(|&i| labels[i].to_string()).collect();
+                assert_eq!((names, read.pending), (written.clone(), None));
+                // and part-way: the labels closed so far, then the one just completed
+                if let Some(&first) = read.closed.first().filter(|_| chosen.len() > 1) {
+                    let one = &tokens[..grammar.header.len() + grammar.first[first].len()];
+                    assert_eq!(
+                        grammar.written(one),
+                        Written {
+                            closed: vec![],
+                            pending: Some(first)
+                        }
+                    );
+                    let two = &tokens[..one.len() + grammar.comma.len()];
+                    assert_eq!(grammar.written(two).closed, [first]);
+                }
                 written.sort();
                 let mut expected: Vec<String> =
                     chosen.iter().map(|&i| labels[i].to_string()).collect();

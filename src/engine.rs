@@ -19,7 +19,7 @@ use crate::model::{
     ClinicalInput, ClinicalModel, LabPhenotypeModel, MedRecBatch, MedRecModel, MortalityModel,
 };
 use crate::out_of_range::OutOfRange;
-use crate::prompt::{DIAGNOSED, clinical_prompt, parse_target};
+use crate::prompt::clinical_prompt;
 use crate::recommend::{MEDREC_FILE, MedicationSpec, Recommendation};
 use crate::record::{GridNotice, PatientRecord, SeriesGrid};
 use crate::risk::Risk;
@@ -690,7 +690,6 @@ impl Engine {
         let answer = Answer {
             record,
             findings: &findings,
-            tokenizer,
             grammar,
             vocab: vocab.as_ref(),
         };
@@ -837,33 +836,28 @@ struct Read<'a> {
 struct Answer<'a> {
     record: &'a PatientRecord,
     findings: &'a Findings,
-    tokenizer: &'a TextTokenizer,
     grammar: &'a DiagnosisGrammar,
     vocab: Option<&'a RationaleVocab>,
 }
 
 impl<'a> Answer<'a> {
-    /// Reads `tokens`. While decoding (`finished` false) a label is shown once the next one or
-    /// the end begins, so that the text only ever grows; at the end a last complete label counts
-    /// too (generation can stop inside the list).
+    /// Reads `tokens`: the labels the grammar says were written (no text parsed back), the
+    /// rationale's picks, and the text for people. `finished`: generation has ended (it can stop
+    /// inside the list).
     fn read(&self, tokens: &[u32], finished: bool) -> Result<Read<'a>> {
         let (list, rationale) = self
             .grammar
             .split(tokens)
             .map_or((tokens, None), |(l, r)| (l, Some(r)));
-        let decoded = self.tokenizer.decode(list)?;
-        let mut names = if decoded.contains(DIAGNOSED) {
-            parse_target(&decoded).diagnoses
-        } else {
-            Vec::new()
-        };
-        if rationale.is_none() && !finished {
-            names.pop();
+        let written = self.grammar.written(list);
+        let mut labels = written.closed;
+        // while decoding a label is shown once the next one or the end begins, so that the text
+        // only ever grows; at the end a last complete label counts too
+        if finished {
+            labels.extend(written.pending);
         }
-        let diagnoses: Vec<_> = names
-            .iter()
-            .filter_map(|n| PHENOTYPES.iter().find(|p| p.name == n))
-            .collect();
+        let diagnoses: Vec<&'static crate::knowledge::Phenotype> =
+            labels.iter().filter_map(|&i| PHENOTYPES.get(i)).collect();
         // every pick must be a fact of the record: the constraint allows no other, so one that is
         // not is a fault to report, never a sentence to drop quietly
         let picks = match (rationale, self.vocab) {
