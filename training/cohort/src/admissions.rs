@@ -4,10 +4,13 @@
 //! admission's window, or skipped with its reason, the moment it is read.
 
 use crate::Summary;
+use crate::table::{for_each_row, time};
+use anyhow::Result;
 use bedside::record::WindowStart;
 use chrono::NaiveDateTime;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::path::Path;
 
 /// One hospital admission, as the admissions and ICU stays tables give it.
 #[derive(Debug, Clone)]
@@ -45,6 +48,47 @@ pub struct Admissions {
 }
 
 impl Admissions {
+    /// Reads an admissions table (MIMIC-III's `ADMISSIONS`, MIMIC-IV's `hosp/admissions`) and,
+    /// where there is one, its ICU stays table; `columns` and `stay_columns` name the columns as
+    /// the source spells them: subject, admission, admit time, discharge time, death flag; and
+    /// admission, first care unit, intime, stay. An admission listed twice keeps its first row;
+    /// one without an id or a readable admit time is skipped, with the columns named.
+    pub fn read(
+        table: &Path,
+        columns: [&str; 5],
+        stays: Option<(&Path, [&str; 4])>,
+        hours: usize,
+        summary: &mut Summary,
+    ) -> Result<Self> {
+        let mut list = Vec::new();
+        let mut seen = HashSet::new();
+        let unusable = format!("admission without {} or {}", columns[1], columns[2]);
+        for_each_row(table, &columns, summary, |f, at, s| match time(f[2]) {
+            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s
+                .skip("admission listed twice (the first row kept)", || {
+                    at.to_string()
+                }),
+            Some(admit) if !f[1].is_empty() => list.push(Admission {
+                hadm: f[1].to_string(),
+                subject: f[0].to_string(),
+                admit,
+                discharge: time(f[3]),
+                death: f[4].parse::<u8>().ok().map(|d| d == 1),
+                icu: None,
+            }),
+            _ => s.skip(&unusable, || at.to_string()),
+        })?;
+        let mut admissions = Self::new(list, hours);
+        if let Some((path, columns)) = stays {
+            let unreadable = format!("ICU stay without a readable {}", columns[2]);
+            for_each_row(path, &columns, summary, |f, at, s| match time(f[2]) {
+                Some(intime) => admissions.add_stay(f[0], f[3], intime, f[1]),
+                None => s.skip(&unreadable, || at.to_string()),
+            })?;
+        }
+        Ok(admissions)
+    }
+
     /// `list` in any order; windows of `hours` hours.
     pub fn new(mut list: Vec<Admission>, hours: usize) -> Self {
         list.sort_by(|a, b| (&a.subject, a.admit).cmp(&(&b.subject, b.admit)));

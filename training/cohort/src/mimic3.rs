@@ -10,7 +10,7 @@
 //! (NOTEEVENTS; the rest of the summary names the discharge diagnoses, which would leak the
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
-use super::admissions::{Admission, Admissions};
+use super::admissions::Admissions;
 use super::events::{chart_event, urine_item};
 use super::items::{Item, Items, record};
 use super::notes::brief_hospital_course;
@@ -20,7 +20,7 @@ use anyhow::Result;
 use bedside::knowledge::{mimic3_item, normalise_code};
 use bedside::record::{Note, PatientRecord, Sex};
 use chrono::NaiveDateTime;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// `dir`: the MIMIC-III directory; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
@@ -52,7 +52,22 @@ pub fn stream(
     sink: impl FnMut(PatientRecord) -> Result<()>,
 ) -> Result<()> {
     let patients = patients(dir, summary)?;
-    let admissions = admissions(dir, options.hours, summary)?;
+    let admissions = Admissions::read(
+        &table(dir, "ADMISSIONS")?,
+        [
+            "SUBJECT_ID",
+            "HADM_ID",
+            "ADMITTIME",
+            "DISCHTIME",
+            "HOSPITAL_EXPIRE_FLAG",
+        ],
+        Some((
+            &table(dir, "ICUSTAYS")?,
+            ["HADM_ID", "FIRST_CAREUNIT", "INTIME", "ICUSTAY_ID"],
+        )),
+        options.hours,
+        summary,
+    )?;
     let mut items = Items::new(
         &admissions,
         options.bucket_admissions,
@@ -98,50 +113,6 @@ fn patients(dir: &Path, summary: &mut Summary) -> Result<HashMap<String, Patient
         },
     )?;
     Ok(patients)
-}
-
-/// ADMISSIONS, windowed from each one's first ICU stay (ICUSTAYS) where it has one.
-fn admissions(dir: &Path, hours: usize, summary: &mut Summary) -> Result<Admissions> {
-    let mut list = Vec::new();
-    let mut seen = HashSet::new();
-    for_each_row(
-        &table(dir, "ADMISSIONS")?,
-        &[
-            "SUBJECT_ID",
-            "HADM_ID",
-            "ADMITTIME",
-            "DISCHTIME",
-            "HOSPITAL_EXPIRE_FLAG",
-        ],
-        summary,
-        |f, at, s| match time(f[2]) {
-            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s
-                .skip("admission listed twice (the first row kept)", || {
-                    at.to_string()
-                }),
-            Some(admit) if !f[1].is_empty() => list.push(Admission {
-                hadm: f[1].to_string(),
-                subject: f[0].to_string(),
-                admit,
-                discharge: time(f[3]),
-                death: f[4].parse::<u8>().ok().map(|d| d == 1),
-                icu: None,
-            }),
-            _ => s.skip("admission without HADM_ID or ADMITTIME", || at.to_string()),
-        },
-    )?;
-    drop(seen);
-    let mut admissions = Admissions::new(list, hours);
-    for_each_row(
-        &table(dir, "ICUSTAYS")?,
-        &["HADM_ID", "FIRST_CAREUNIT", "INTIME", "ICUSTAY_ID"],
-        summary,
-        |f, at, s| match time(f[2]) {
-            Some(intime) => admissions.add_stay(f[0], f[3], intime, f[1]),
-            None => s.skip("ICU stay without a readable INTIME", || at.to_string()),
-        },
-    )?;
-    Ok(admissions)
 }
 
 /// The observations of every window: LABEVENTS, CHARTEVENTS (vital signs, ventilation) and

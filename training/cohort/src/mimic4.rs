@@ -11,15 +11,15 @@
 //! else NDC, through `gsn_atc_ndc_mapping.csv.gz`); earlier admissions of the same patient come
 //! first as visits.
 
-use super::admissions::{Admission, Admissions};
+use super::admissions::Admissions;
 use super::events::{chart_event, urine_item};
 use super::items::{Item, Items, record};
-use super::table::{for_each_row, prescriptions_to_atc3, table, time};
+use super::table::{for_each_row, prescriptions_to_atc3, table};
 use super::{Options, Summary};
 use anyhow::Result;
 use bedside::knowledge::{MIMIC_IV_LAB_ITEMS, normalise_code};
 use bedside::record::{Note, PatientRecord, Sex};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// `dir`: the MIMIC-IV root (with `hosp/`) or `hosp/` itself; `atc`: `gsn_atc_ndc_mapping.csv.gz`.
@@ -76,7 +76,25 @@ pub fn stream(
         .filter(|d| d.is_dir());
 
     let patients = patients(&hosp, summary)?;
-    let admissions = admissions(&hosp, icu.as_deref(), options.hours, summary)?;
+    let stays = icu
+        .as_deref()
+        .map(|icu| table(icu, "icustays"))
+        .transpose()?;
+    let admissions = Admissions::read(
+        &table(&hosp, "admissions")?,
+        [
+            "subject_id",
+            "hadm_id",
+            "admittime",
+            "dischtime",
+            "hospital_expire_flag",
+        ],
+        stays
+            .as_deref()
+            .map(|path| (path, ["hadm_id", "first_careunit", "intime", "stay_id"])),
+        options.hours,
+        summary,
+    )?;
     let mut items = Items::new(
         &admissions,
         options.bucket_admissions,
@@ -128,57 +146,6 @@ fn patients(hosp: &Path, summary: &mut Summary) -> Result<HashMap<String, Patien
         },
     )?;
     Ok(patients)
-}
-
-/// `hosp/admissions`, windowed from each one's first ICU stay (`icu/icustays`) where it has one.
-fn admissions(
-    hosp: &Path,
-    icu: Option<&Path>,
-    hours: usize,
-    summary: &mut Summary,
-) -> Result<Admissions> {
-    let mut list = Vec::new();
-    let mut seen = HashSet::new();
-    for_each_row(
-        &table(hosp, "admissions")?,
-        &[
-            "subject_id",
-            "hadm_id",
-            "admittime",
-            "hospital_expire_flag",
-            "dischtime",
-        ],
-        summary,
-        |f, at, s| match time(f[2]) {
-            Some(_) if !f[1].is_empty() && !seen.insert(f[1].to_string()) => s
-                .skip("admission listed twice (the first row kept)", || {
-                    at.to_string()
-                }),
-            Some(admit) if !f[1].is_empty() => list.push(Admission {
-                hadm: f[1].to_string(),
-                subject: f[0].to_string(),
-                admit,
-                discharge: time(f[4]),
-                death: f[3].parse::<u8>().ok().map(|d| d == 1),
-                icu: None,
-            }),
-            _ => s.skip("admission without hadm_id or admittime", || at.to_string()),
-        },
-    )?;
-    drop(seen);
-    let mut admissions = Admissions::new(list, hours);
-    if let Some(icu) = icu {
-        for_each_row(
-            &table(icu, "icustays")?,
-            &["hadm_id", "first_careunit", "intime", "stay_id"],
-            summary,
-            |f, at, s| match time(f[2]) {
-                Some(intime) => admissions.add_stay(f[0], f[3], intime, f[1]),
-                None => s.skip("ICU stay without a readable intime", || at.to_string()),
-            },
-        )?;
-    }
-    Ok(admissions)
 }
 
 /// The observations of every window: labs (`hosp/labevents`), charted vital signs
