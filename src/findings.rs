@@ -305,13 +305,7 @@ mod tests {
     }
 
     fn obs(channel: &str, hours: f64, value: f64) -> Observation {
-        Observation {
-            reference: None,
-            channel: channel.into(),
-            hours,
-            value: Some(value),
-            unit: None,
-        }
+        Observation::new(channel, hours, value)
     }
 
     #[test]

@@ -591,13 +591,7 @@ mod tests {
             text: "Admitted with fever. Sepsis from a urinary source; lactate 4.2.".into(),
             hours: None,
         }];
-        r.observations.push(Observation {
-            reference: None,
-            channel: "sodium".into(),
-            hours: 2.0,
-            value: Some(140.0),
-            unit: None,
-        });
+        r.observations.push(Observation::new("sodium", 2.0, 140.0));
         r
     }
 

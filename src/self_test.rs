@@ -17,13 +17,7 @@ pub fn self_test_record() -> PatientRecord {
             ("resp_rate", 26.0),
             ("spo2", 93.0),
         ] {
-            observations.push(Observation {
-                reference: None,
-                channel: channel.into(),
-                hours: t,
-                value: Some(value),
-                unit: None,
-            });
+            observations.push(Observation::new(channel, t, value));
         }
     }
     for (channel, value) in [
@@ -32,13 +26,7 @@ pub fn self_test_record() -> PatientRecord {
         ("creatinine", 2.1),
         ("platelets", 98.0),
     ] {
-        observations.push(Observation {
-            reference: None,
-            channel: channel.into(),
-            hours: 1.0,
-            value: Some(value),
-            unit: None,
-        });
+        observations.push(Observation::new(channel, 1.0, value));
     }
     PatientRecord { skipped: Vec::new(),
         window_start: None,

@@ -46,13 +46,7 @@ fn record(id: &str, fever: f64) -> PatientRecord {
             ("mean_bp", 85.0 - fever * 5.0),
             ("spo2", 97.0),
         ] {
-            observations.push(Observation {
-                reference: None,
-                channel: channel.into(),
-                hours: t,
-                value: Some(value),
-                unit: None,
-            });
+            observations.push(Observation::new(channel, t, value));
         }
         if h % 8 == 1 {
             for (channel, value) in [
@@ -60,13 +54,7 @@ fn record(id: &str, fever: f64) -> PatientRecord {
                 ("lactate", 1.0 + fever),
                 ("creatinine", 1.0),
             ] {
-                observations.push(Observation {
-                    reference: None,
-                    channel: channel.into(),
-                    hours: t,
-                    value: Some(value),
-                    unit: None,
-                });
+                observations.push(Observation::new(channel, t, value));
             }
         }
     }

@@ -63,15 +63,8 @@ fn stay(id: &str, age: f64, shock: f64) -> PatientRecord {
     let mut observations = Vec::new();
     for h in 0..40 {
         let t = h as f64 + 0.5;
-        let mut add = |channel: &str, value: f64| {
-            observations.push(Observation {
-                reference: None,
-                channel: channel.into(),
-                hours: t,
-                value: Some(value),
-                unit: None,
-            })
-        };
+        let mut add =
+            |channel: &str, value: f64| observations.push(Observation::new(channel, t, value));
         add("heart_rate", 80.0 + 25.0 * shock + (h % 5) as f64);
         add("mean_bp", 85.0 - 25.0 * shock);
         add("resp_rate", 16.0 + 8.0 * shock);

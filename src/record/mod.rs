@@ -136,6 +136,19 @@ pub struct Observation {
     pub reference: Option<String>,
 }
 
+impl Observation {
+    /// A value in the channel's own unit, from no named source.
+    pub fn new(channel: impl Into<String>, hours: f64, value: f64) -> Self {
+        Self {
+            channel: channel.into(),
+            hours,
+            value: Some(value),
+            unit: None,
+            reference: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Visit {

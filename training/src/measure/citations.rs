@@ -297,13 +297,7 @@ mod tests {
         let mut r: PatientRecord = serde_json::from_str(r#"{"id": "r"}"#).unwrap();
         r.observations = points
             .iter()
-            .map(|&(hours, value)| Observation {
-                reference: None,
-                channel: channel.into(),
-                hours,
-                value: Some(value),
-                unit: None,
-            })
+            .map(|&(hours, value)| Observation::new(channel, hours, value))
             .collect();
         r
     }

@@ -445,13 +445,9 @@ mod tests {
             ]
             .contains(&o.channel.as_str())
         });
-        record.observations.push(bedside::record::Observation {
-            reference: None,
-            channel: "creatinine".into(),
-            hours: 50.0,
-            value: Some(6.0),
-            unit: None,
-        });
+        record
+            .observations
+            .push(bedside::record::Observation::new("creatinine", 50.0, 6.0));
         assert!(
             !knowledge_teacher(&record, 48)
                 .lab_rationale
