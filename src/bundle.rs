@@ -8,8 +8,7 @@ use crate::error::{BedsideError, Result};
 use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
 use crate::model::mortality::MORTALITY_LABEL;
 use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, MortalityModelConfig, bounds};
-use crate::recommend::{MEDREC_FILE, MedicationSpec};
-use crate::tokenizer::TOKENIZER_FILE;
+use crate::recommend::MedicationSpec;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,8 +16,43 @@ use std::collections::BTreeMap;
 
 pub const BUNDLE_FORMAT: &str = "bedside-bundle";
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
-pub const MANIFEST_FILE: &str = "manifest.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub use crate::files::{MANIFEST_FILE, MEDREC_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+
+/// A bundle's files as bytes, as a directory, a fetch or a test holds them; checked against the
+/// manifest when an engine loads them ([`crate::Engine::from_files`]).
+#[derive(Debug, Clone)]
+pub struct BundleFiles {
+    pub manifest: String,
+    pub weights: Vec<u8>,
+    /// Required by a clinical bundle.
+    pub tokenizer: Option<Vec<u8>>,
+    /// Where the bundle has a recommender.
+    pub medications: Option<Vec<u8>>,
+}
+
+impl BundleFiles {
+    /// Reads a bundle directory: the manifest and the weights, and the tokenizer and the
+    /// recommender where they are there.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                BedsideError::bundle(name, format!("cannot read {}: {e}", dir.display()))
+            })
+        };
+        let optional = |name: &str| match dir.join(name).exists() {
+            true => read(name).map(Some),
+            false => Ok(None),
+        };
+        Ok(Self {
+            manifest: String::from_utf8(read(MANIFEST_FILE)?)
+                .map_err(|_| BedsideError::bundle(MANIFEST_FILE, "not UTF-8"))?,
+            weights: read(WEIGHTS_FILE)?,
+            tokenizer: optional(TOKENIZER_FILE)?,
+            medications: optional(MEDREC_FILE)?,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod constrained;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod findings;
 pub mod generate;
 pub mod grounded;

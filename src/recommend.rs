@@ -10,8 +10,7 @@ use crate::record::{PatientRecord, Sex};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
-/// The student's weights in a bundle.
-pub const MEDREC_FILE: &str = "medrec.safetensors";
+pub use crate::files::MEDREC_FILE;
 
 /// What a bundle says about its medication recommender.
 #[derive(Debug, Clone, Serialize, Deserialize)]

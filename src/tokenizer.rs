@@ -6,7 +6,7 @@ use tokenizers::Tokenizer;
 
 use crate::error::{BedsideError, Result};
 
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub use crate::files::TOKENIZER_FILE;
 /// T5's special tokens, which bedside's own tokenizers put at ids 0, 1, 2.
 pub const PAD: &str = "<pad>";
 pub const EOS: &str = "</s>";

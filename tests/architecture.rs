@@ -117,7 +117,25 @@ fn uses(code: &str) -> Vec<(String, bool)> {
         let statement = code[from..].split(';').next().unwrap_or("");
         out.extend(expand(statement).into_iter().map(|p| (p, public)));
     }
-    // paths written in place: `crate::a::b::f(...)`
+    // paths written in place, outside the `use` statements read above: `crate::a::b::f(...)`
+    let code: String = {
+        let mut kept = String::new();
+        let mut rest = code;
+        while let Some(i) = rest.find("use ") {
+            let starts_line = rest[..i].rsplit('\n').next().is_some_and(|l| {
+                let l = l.trim();
+                l.is_empty() || l.starts_with("pub")
+            });
+            let end = rest[i..].find(';').map_or(rest.len(), |e| i + e);
+            kept.push_str(&rest[..i]);
+            if !starts_line {
+                kept.push_str(&rest[i..end]);
+            }
+            rest = &rest[end..];
+        }
+        kept + rest
+    };
+    let code = code.as_str();
     for prefix in ["crate::", "super::"] {
         let mut rest = code;
         while let Some(i) = rest.find(prefix) {
@@ -269,8 +287,13 @@ fn graph(root: &Path) -> (Crate, BTreeMap<Module, BTreeSet<Module>>) {
     for (module, path) in &krate.files {
         let targets = edges.entry(module.clone()).or_default();
         for (p, public) in uses(&code(path)) {
-            if public {
-                continue; // a re-export names, it does not use
+            // a facade's re-export (lib.rs, mod.rs) names, it does not use; a leaf file's
+            // re-export keeps an old path and is used in the file itself
+            let facade = path
+                .file_name()
+                .is_some_and(|n| n == "lib.rs" || n == "main.rs" || n == "mod.rs");
+            if public && facade {
+                continue;
             }
             let Some(full) = absolute(module, &p, &krate.files) else {
                 continue;

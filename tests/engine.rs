@@ -252,6 +252,30 @@ fn bad_bundles_are_refused_with_the_file_named() {
 
 /// f32 → f16 gives numpy's bytes exactly (tools/f16_reference.py): rounding to nearest even,
 /// overflow to infinity, subnormals, signed zeros; and a tensor's shape survives.
+/// A bundle directory reads as one set of files: the committed demo loads with its tokenizer and
+/// recommender and answers; a directory without weights is an error naming the file.
+#[test]
+fn a_bundle_directory_loads_as_one_set_of_files() {
+    use bedside::bundle::{BundleFiles, WEIGHTS_FILE};
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
+    let files = BundleFiles::from_dir(&demo).unwrap();
+    assert!(files.tokenizer.is_some() && files.medications.is_some());
+    let engine = pollster::block_on(Engine::from_files(&files, Backend::Cpu)).unwrap();
+    let mut r = record("demo", 1.0);
+    r.visits = vec![bedside::record::Visit {
+        diagnoses: vec!["icd9:5849".into()],
+        ..Default::default()
+    }];
+    let recommended = pollster::block_on(engine.recommend(&r)).unwrap();
+    assert!(!recommended.scores.is_empty(), "the recommender was loaded");
+    let empty = std::env::temp_dir().join(format!("bedside-empty-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("manifest.json"), &files.manifest).unwrap();
+    let e = BundleFiles::from_dir(&empty).unwrap_err();
+    assert!(e.to_string().contains(WEIGHTS_FILE), "{e}");
+    std::fs::remove_dir_all(&empty).ok();
+}
+
 #[test]
 fn f16_conversion_matches_numpy_byte_for_byte() {
     use safetensors::SafeTensors;

@@ -151,6 +151,22 @@ impl Engine {
         Self::load_bundle(manifest_json, weights, None, backend).await
     }
 
+    /// Loads a bundle's files ([`crate::bundle::BundleFiles`]), the recommender too where the
+    /// bundle has one.
+    pub async fn from_files(files: &crate::bundle::BundleFiles, backend: Backend) -> Result<Self> {
+        let mut engine = Self::load_bundle(
+            &files.manifest,
+            &files.weights,
+            files.tokenizer.as_deref(),
+            backend,
+        )
+        .await?;
+        if let Some(weights) = &files.medications {
+            engine.load_medications(weights)?;
+        }
+        Ok(engine)
+    }
+
     /// Loads a bundle from its files' bytes onto `backend`; `tokenizer` is `tokenizer.json`,
     /// required by clinical bundles.
     pub async fn load_bundle(

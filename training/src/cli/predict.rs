@@ -3,7 +3,6 @@
 
 use super::BackendArg;
 use anyhow::{Context, Result};
-use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE};
 use bedside::{Engine, PatientRecord};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,28 +35,12 @@ pub fn run(args: Args) -> Result<()> {
         recommend,
         max_tokens,
     } = args;
-    let read = |name: &str| {
-        let path = bundle.join(name);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
-    let weights = read(WEIGHTS_FILE)?;
+    let files = bedside::bundle::BundleFiles::from_dir(&bundle)?;
     let text = std::fs::read_to_string(&record)
         .with_context(|| format!("cannot read {}", record.display()))?;
     let record =
         PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
-    let backend = backend.into();
-    let tokenizer = std::fs::read(bundle.join(bedside::tokenizer::TOKENIZER_FILE)).ok();
-    let medrec = match recommend {
-        true => Some(read(bedside::recommend::MEDREC_FILE)?),
-        false => None,
-    };
-    let mut engine = pollster::block_on(Engine::load_bundle(
-        &manifest,
-        &weights,
-        tokenizer.as_deref(),
-        backend,
-    ))?;
+    let engine = pollster::block_on(Engine::from_files(&files, backend.into()))?;
     let mut stdout = std::io::stdout().lock();
     // a mortality bundle's one answer: the risk and the findings that moved it
     if let bedside::bundle::ModelSpec::Mortality(_) = engine.manifest().model {
@@ -67,9 +50,6 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let (diagnosis, explanation, recommendation) = pollster::block_on(async {
-        if let Some(bytes) = &medrec {
-            engine.load_medications(bytes)?;
-        }
         let diagnosis = engine.diagnose(&record).await?;
         let explanation = match explain {
             true => {

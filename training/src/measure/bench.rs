@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bedside::bundle::{MANIFEST_FILE, ModelSpec, WEIGHTS_FILE};
+use bedside::bundle::ModelSpec;
 use bedside::generate::{self, GenerateOptions};
 use bedside::model::{ClinicalInput, ClinicalModel, Encoded, sequence_loss};
 use bedside::record::{PatientRecord, SeriesGrid};
-use bedside::tokenizer::TOKENIZER_FILE;
 use bedside::{Backend, Engine};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::prelude::*;
@@ -190,19 +189,8 @@ struct Loaded {
 }
 
 fn load(options: &BenchOptions) -> Result<Loaded> {
-    let read = |name: &str| {
-        let path = options.bundle.join(name);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let manifest = String::from_utf8(read(MANIFEST_FILE)?).context("manifest.json is not UTF-8")?;
-    let weights = read(WEIGHTS_FILE)?;
-    let tokenizer = read(TOKENIZER_FILE)?;
-    let engine = pollster::block_on(Engine::load_bundle(
-        &manifest,
-        &weights,
-        Some(&tokenizer),
-        options.backend,
-    ))?;
+    let files = bedside::bundle::BundleFiles::from_dir(&options.bundle)?;
+    let engine = pollster::block_on(Engine::from_files(&files, options.backend))?;
     let run = match &options.run_config {
         Some(path) => RunConfig::read(path)?,
         None => RunConfig::default(),

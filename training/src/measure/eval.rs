@@ -277,19 +277,8 @@ pub fn evaluate(
     show: bool,
 ) -> Result<EvalReport> {
     ensure!(!records.is_empty(), "no admissions to evaluate");
-    let read = |name: &str| {
-        std::fs::read(bundle.join(name))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", bundle.join(name).display()))
-    };
-    let manifest = String::from_utf8(read(bedside::bundle::MANIFEST_FILE)?)?;
-    let weights = read(bedside::bundle::WEIGHTS_FILE)?;
-    let tokenizer = read(bedside::tokenizer::TOKENIZER_FILE)?;
-    let engine = pollster::block_on(Engine::load_bundle(
-        &manifest,
-        &weights,
-        Some(&tokenizer),
-        Backend::Cpu,
-    ))?;
+    let files = bedside::bundle::BundleFiles::from_dir(bundle)?;
+    let engine = pollster::block_on(Engine::from_files(&files, Backend::Cpu))?;
     let options = GenerateOptions {
         max_new_tokens: max_tokens,
         ..Default::default()
@@ -414,7 +403,7 @@ pub fn evaluate(
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
-        weights_sha256: bedside::bundle::sha256_hex(&weights),
+        weights_sha256: bedside::bundle::sha256_hex(&files.weights),
         split: split.to_string(),
         admissions: n,
         head,
