@@ -17,7 +17,7 @@ use crate::knowledge::{IcdVersion, LOINC_CODES, PHENOTYPES, normalise_code, phen
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 const LOINC: &str = "http://loinc.org";
 const ICD9: &[&str] = &[
@@ -40,10 +40,34 @@ fn invalid(path: &str, message: impl std::fmt::Display) -> BedsideError {
 
 /// A FHIR instant, dateTime or date; a date alone is taken at midnight UTC.
 fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
-    DateTime::parse_from_rfc3339(text).ok().or_else(|| {
-        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-        Some(date.and_hms_opt(0, 0, 0)?.and_utc().fixed_offset())
-    })
+    parse_span(text).map(|(start, _)| start)
+}
+
+/// The time a FHIR instant, dateTime or date covers: an instant for the first two, the whole
+/// day (UTC) for a date, so that a condition recorded on the day of admission is of that day.
+type Span = (DateTime<FixedOffset>, DateTime<FixedOffset>);
+
+fn parse_span(text: &str) -> Option<Span> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some((t, t));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let start = date.and_hms_opt(0, 0, 0)?.and_utc().fixed_offset();
+    Some((start, start + chrono::Duration::seconds(86_399)))
+}
+
+/// A reference as `Type/id`: a Bundle entry's `fullUrl` (`urn:uuid:…`) by the resource it names,
+/// an absolute or versioned URL (`…/Encounter/1/_history/2`) by its last two segments.
+fn canonical(reference: &str, aliases: &HashMap<String, String>) -> String {
+    if let Some(alias) = aliases.get(reference) {
+        return alias.clone();
+    }
+    let plain = reference.split("/_history/").next().unwrap_or(reference);
+    let mut parts = plain.rsplit('/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(kind)) => format!("{kind}/{id}"),
+        _ => plain.to_string(),
+    }
 }
 
 fn codings(concept: &Value) -> impl Iterator<Item = (&str, &str)> {
@@ -104,12 +128,14 @@ impl Resource<'_> {
     }
 }
 
-/// The chosen encounter: hour 0 at its start, its end where it has one.
+/// The chosen encounter: hour 0 at its start, its end where it has one; and the Bundle's
+/// `fullUrl`s, by which its resources may reference each other.
 struct Window {
     encounter: Option<String>,
     care_unit: Option<String>,
     start: Option<DateTime<FixedOffset>>,
     end: Option<DateTime<FixedOffset>>,
+    aliases: HashMap<String, String>,
 }
 
 impl Window {
@@ -118,30 +144,55 @@ impl Window {
             .map_or(0.0, |s| (t - s).num_seconds() as f64 / 3600.0)
     }
 
-    /// Where a dated resource falls: before the encounter, in it, or after it.
-    fn place(&self, t: DateTime<FixedOffset>) -> std::cmp::Ordering {
+    /// Where a dated span falls: wholly before the encounter, overlapping it, or after it.
+    fn place(&self, (from, to): Span) -> std::cmp::Ordering {
         use std::cmp::Ordering::*;
         match (self.start, self.end) {
-            (Some(s), _) if t < s => Less,
-            (_, Some(e)) if t > e => Greater,
+            (Some(s), _) if to < s => Less,
+            (_, Some(e)) if from > e => Greater,
             _ => Equal,
         }
     }
 
-    /// Whether a resource linked to `encounter` belongs to the chosen one (a resource linked to
-    /// none is placed by its time).
+    /// Whether two references name the same resource.
+    fn same(&self, a: &str, b: &str) -> bool {
+        canonical(a, &self.aliases) == canonical(b, &self.aliases)
+    }
+
+    /// Whether a resource linked to `encounter` belongs to another one than the chosen (a
+    /// resource linked to none is placed by its time).
     fn is_other(&self, encounter: Option<&str>) -> bool {
         match (encounter, &self.encounter) {
-            (Some(e), Some(chosen)) => !same_reference(e, chosen),
+            (Some(e), Some(chosen)) => !self.same(e, chosen),
             _ => false,
         }
     }
-}
 
-/// `Encounter/1`, `urn:…/Encounter/1` and `1` name the same resource.
-fn same_reference(a: &str, b: &str) -> bool {
-    let id = |r: &str| r.rsplit('/').next().unwrap_or(r).to_string();
-    id(a) == id(b)
+    /// Where a resource falls by the encounter it is linked to (its start), else by its own time.
+    /// An undated resource linked to none is taken as the encounter's; one of another encounter
+    /// that cannot be dated, or that overlaps or follows this one, as not this admission's.
+    fn place_linked(
+        &self,
+        resources: &[Resource],
+        r: &Resource,
+        own: Option<Span>,
+    ) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        match r.encounter() {
+            Some(e) if !self.is_other(Some(e)) => Equal,
+            Some(e) => {
+                let start = resources
+                    .iter()
+                    .find(|x| x.reference.as_deref().is_some_and(|x| self.same(x, e)))
+                    .and_then(|x| parse_span(x.value["period"]["start"].as_str()?));
+                match start.or(own).map(|span| self.place(span)) {
+                    Some(Less) => Less,
+                    _ => Greater,
+                }
+            }
+            None => own.map_or(Equal, |span| self.place(span)),
+        }
+    }
 }
 
 /// Reads a FHIR R4 Bundle (or one resource) as a PatientRecord.
@@ -152,8 +203,12 @@ pub fn from_fhir(value: &Value) -> Result<PatientRecord> {
 /// [`from_fhir`] of the encounter `options` names. A real chart holds years: the record is the
 /// chosen encounter — its observations (components too), its conditions as the current visit
 /// and the labels, the patient's earlier conditions and medications as earlier visits, the
-/// medications active in it, its notes — and every resource it cannot place is reported in the
-/// record's `skipped`, never silently dropped. Each observation and note keeps its `reference`.
+/// medications active in it, its procedures and notes. Resources of other encounters or times are
+/// left out (observations counted in one `skipped` entry, notes named); what cannot be read or
+/// placed in time (no time, no code, entered in error, an undated medication, a note at a URL or
+/// not decodable) is named in the record's `skipped`, never silently dropped. References may be
+/// `Type/id`, absolute, versioned or an entry's `fullUrl`. Each observation and note keeps its
+/// `reference`.
 pub fn from_fhir_with(value: &Value, options: &FhirOptions) -> Result<PatientRecord> {
     let resources = resources(value)?;
     let of = |kind: &'static str| {
@@ -168,7 +223,7 @@ pub fn from_fhir_with(value: &Value, options: &FhirOptions) -> Result<PatientRec
         .unwrap_or("fhir-patient")
         .to_string();
     let mut skipped = Vec::new();
-    let window = window(&resources, options)?;
+    let window = window(value, &resources, options)?;
     let mut demographics = match patient {
         Some(p) => demographics(p, window.start)?,
         None => Demographics::default(),
@@ -184,13 +239,26 @@ pub fn from_fhir_with(value: &Value, options: &FhirOptions) -> Result<PatientRec
         &window,
         &mut skipped,
     );
+    // the encounter's procedures (linked to it, or dated in it, or undated and linked to none)
     current.procedures = of("Procedure")
-        .filter(|p| !window.is_other(p.encounter()))
+        .filter(|p| !matches!(p.status(), Some("entered-in-error" | "not-done")))
+        .filter(|p| {
+            let own = p.value["performedDateTime"]
+                .as_str()
+                .or_else(|| p.value["performedPeriod"]["start"].as_str())
+                .and_then(parse_span);
+            window.place_linked(&resources, p, own).is_eq()
+        })
         .flat_map(|p| codings(&p.value["code"]).map(procedure_code))
         .collect();
     visits.push(current);
-    let mut notes = notes(of("DocumentReference"), &window, &mut skipped)?;
-    notes.extend(compositions(of("Composition")));
+    let mut notes = notes(of("DocumentReference"), &resources, &window, &mut skipped);
+    notes.extend(compositions(
+        of("Composition"),
+        &resources,
+        &window,
+        &mut skipped,
+    ));
 
     let record = PatientRecord {
         window_start: None,
@@ -252,22 +320,39 @@ fn resources(value: &Value) -> Result<Vec<Resource<'_>>> {
 
 /// The encounter named in `options`, else the latest inpatient one, else the latest; hour 0 at
 /// its start (no encounter: at the first observation).
-fn window<'a>(resources: &'a [Resource<'a>], options: &FhirOptions) -> Result<Window> {
+fn window<'a>(
+    value: &Value,
+    resources: &'a [Resource<'a>],
+    options: &FhirOptions,
+) -> Result<Window> {
+    // a Bundle's resources may reference each other by their entries' fullUrl
+    let aliases: HashMap<String, String> = value["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(resources)
+        .filter_map(|(e, r)| Some((e["fullUrl"].as_str()?.to_string(), r.reference.clone()?)))
+        .collect();
+    // an encounter that has not taken place is no one's admission
     let encounters: Vec<&Resource> = resources
         .iter()
         .filter(|r| r.value["resourceType"] == "Encounter")
-        .filter(|r| r.status() != Some("entered-in-error"))
+        .filter(|r| {
+            !matches!(
+                r.status(),
+                Some("entered-in-error" | "planned" | "cancelled")
+            )
+        })
         .collect();
+    let named_is = |r: &str, named: &str| {
+        canonical(r, &aliases) == canonical(named, &aliases) || r.rsplit('/').next() == Some(named)
+    };
     let start_of = |e: &Resource| parse_time(e.value["period"]["start"].as_str()?);
     let chosen = match &options.encounter {
         Some(named) => Some(
             *encounters
                 .iter()
-                .find(|e| {
-                    e.reference
-                        .as_deref()
-                        .is_some_and(|r| same_reference(r, named))
-                })
+                .find(|e| e.reference.as_deref().is_some_and(|r| named_is(r, named)))
                 .ok_or_else(|| {
                     invalid(
                         "encounter",
@@ -293,7 +378,8 @@ fn window<'a>(resources: &'a [Resource<'a>], options: &FhirOptions) -> Result<Wi
         encounter: chosen.and_then(|e| e.reference.clone()),
         care_unit: chosen.and_then(|e| care_unit(e.value)),
         start: chosen.and_then(start_of).or_else(first_observation),
-        end: chosen.and_then(|e| parse_time(e.value["period"]["end"].as_str()?)),
+        end: chosen.and_then(|e| parse_span(e.value["period"]["end"].as_str()?).map(|s| s.1)),
+        aliases,
     })
 }
 
@@ -403,14 +489,15 @@ fn observations<'a>(
             );
             continue;
         };
-        let Some(time) = parse_time(time) else {
+        let Some(span) = parse_span(time) else {
             skipped.push(o.skip(format!("effective time {time:?} is not a FHIR dateTime")));
             continue;
         };
-        if window.is_other(o.encounter()) || window.place(time).is_ne() {
+        if window.is_other(o.encounter()) || window.place(span).is_ne() {
             outside += 1;
             continue;
         }
+        let time = span.0;
         let observation = |code: &Value, quantity: &Value| {
             Some(Observation {
                 channel: channel_of(code)?,
@@ -487,7 +574,11 @@ fn diagnosis((system, code): (&str, &str)) -> (String, &'static [usize]) {
 
 /// The medication a request or statement names: its own concept, or the Medication resource
 /// its `medicationReference` points to (in the Bundle, or contained).
-fn resolve_medication<'v>(r: &Resource<'v>, all: &[Resource<'v>]) -> Option<&'v Value> {
+fn resolve_medication<'v>(
+    r: &Resource<'v>,
+    all: &[Resource<'v>],
+    window: &Window,
+) -> Option<&'v Value> {
     let v = r.value;
     if !v["medicationCodeableConcept"].is_null() {
         return Some(&v["medicationCodeableConcept"]);
@@ -505,7 +596,7 @@ fn resolve_medication<'v>(r: &Resource<'v>, all: &[Resource<'v>]) -> Option<&'v 
             m.value["resourceType"] == "Medication"
                 && m.reference
                     .as_deref()
-                    .is_some_and(|r| same_reference(r, target))
+                    .is_some_and(|r| window.same(r, target))
         })
         .map(|m| &m.value["code"])
 }
@@ -523,11 +614,13 @@ fn medication_code((system, code): (&str, &str)) -> String {
 }
 
 /// The visits: the patient's earlier conditions and medications as earlier visits (one per
-/// earlier encounter, in time order; undated items of no encounter in one visit first), the
-/// chosen encounter's as the current visit, and the current conditions' phenotypes (the labels).
-/// Medications count as current where active or on hold, or completed or stopped during the
-/// encounter, and dated; conditions where linked to the encounter, or unlinked and dated in it
-/// or undated.
+/// earlier encounter, or per date for those linked to none, in time order; at most
+/// [`crate::record::MAX_VISITS`] in all, the latest kept), the chosen encounter's as the current
+/// visit, and the current conditions' phenotypes (the labels). A condition is current where
+/// linked to the encounter, or linked to none and dated in it (a date covers its whole day) or
+/// undated; a medication where active or on hold since before or during the encounter, or
+/// completed or stopped with its period overlapping it (or linked to it), and dated. Resources
+/// of later encounters and refuted or entered-in-error ones are not the patient's history here.
 fn visits(
     conditions: Vec<&Resource>,
     medications: Vec<&Resource>,
@@ -536,16 +629,25 @@ fn visits(
     skipped: &mut Vec<Skipped>,
 ) -> (Vec<Visit>, Visit, BTreeSet<usize>) {
     use std::cmp::Ordering::*;
-    // earlier items by (time of their encounter or their own, encounter)
-    let mut earlier: std::collections::BTreeMap<(Option<String>, String), Visit> =
-        Default::default();
-    let encounter_start = |e: Option<&str>| {
-        let e = e?;
-        resources
-            .iter()
-            .find(|r| r.reference.as_deref().is_some_and(|x| same_reference(x, e)))
-            .and_then(|r| r.value["period"]["start"].as_str())
-            .map(str::to_string)
+    type Key = (Option<DateTime<chrono::Utc>>, String);
+    let mut earlier: std::collections::BTreeMap<Key, Visit> = Default::default();
+    // an earlier item's visit: by the start of its encounter, else by its own time
+    let key = |r: &Resource, own: Option<Span>| -> Key {
+        let start = r
+            .encounter()
+            .and_then(|e| {
+                resources
+                    .iter()
+                    .find(|x| x.reference.as_deref().is_some_and(|x| window.same(x, e)))
+            })
+            .and_then(|x| parse_time(x.value["period"]["start"].as_str()?))
+            .or(own.map(|s| s.0));
+        (
+            start.map(|t| t.with_timezone(&chrono::Utc)),
+            r.encounter()
+                .map(|e| canonical(e, &window.aliases))
+                .unwrap_or_default(),
+        )
     };
     let mut current = Visit::default();
     let mut phenotypes = BTreeSet::new();
@@ -554,71 +656,57 @@ fn visits(
         if matches!(status, Some("refuted" | "entered-in-error")) {
             continue;
         }
-        let time = c.value["onsetDateTime"]
+        let own = c.value["onsetDateTime"]
             .as_str()
             .or_else(|| c.value["recordedDate"].as_str())
-            .and_then(parse_time);
-        let when = match (window.is_other(c.encounter()), time) {
-            (true, Some(t)) if window.place(t) != Greater => Less,
-            (true, _) => Greater, // another encounter, later or undated: not this admission's
-            (false, Some(t)) if c.encounter().is_none() => window.place(t),
-            (false, _) => Equal,
-        };
+            .and_then(parse_span);
         let codes = codings(&c.value["code"]).map(diagnosis);
-        match when {
+        match window.place_linked(resources, c, own) {
             Equal => {
                 for (code, groups) in codes {
                     phenotypes.extend(groups.iter().copied());
                     current.diagnoses.push(code);
                 }
             }
-            Less => {
-                let key = (
-                    encounter_start(c.encounter()).or_else(|| time.map(|t| t.to_rfc3339())),
-                    c.encounter().unwrap_or("").to_string(),
-                );
-                earlier
-                    .entry(key)
-                    .or_default()
-                    .diagnoses
-                    .extend(codes.map(|(code, _)| code));
-            }
+            Less => earlier
+                .entry(key(c, own))
+                .or_default()
+                .diagnoses
+                .extend(codes.map(|(code, _)| code)),
             Greater => {}
         }
     }
     for m in medications {
         let status = m.status().unwrap_or("");
-        let date = m.value["authoredOn"]
+        let from = m.value["authoredOn"]
             .as_str()
             .or_else(|| effective(m.value))
             .or_else(|| m.value["dateAsserted"].as_str())
-            .and_then(parse_time);
-        let Some(concept) = resolve_medication(m, resources) else {
+            .and_then(parse_span);
+        let until = m.value["effectivePeriod"]["end"]
+            .as_str()
+            .and_then(parse_span);
+        let Some(concept) = resolve_medication(m, resources, window) else {
             skipped.push(m.skip("no medication code (medicationCodeableConcept, or a medicationReference in the Bundle)"));
             continue;
         };
-        let Some(date) = date else {
+        let Some(from) = from else {
             if matches!(status, "active" | "on-hold" | "completed" | "stopped") {
                 skipped.push(m.skip("an undated medication: whether it is current cannot be told"));
             }
             continue;
         };
+        let span = (from.0, until.map_or(from.1, |u| u.1));
         let codes = codings(concept).map(medication_code);
-        let place = if window.is_other(m.encounter()) && window.place(date) == Equal {
-            Less
-        } else {
-            window.place(date)
-        };
+        let place = window.place_linked(resources, m, Some(span));
         match (status, place) {
             ("active" | "on-hold" | "intended", Less | Equal)
             | ("completed" | "stopped", Equal) => current.medications.extend(codes),
-            ("completed" | "stopped", Less) => {
-                let key = (
-                    encounter_start(m.encounter()).or_else(|| Some(date.to_rfc3339())),
-                    m.encounter().unwrap_or("").to_string(),
-                );
-                earlier.entry(key).or_default().medications.extend(codes);
-            }
+            ("completed" | "stopped", Less) => earlier
+                .entry(key(m, Some(span)))
+                .or_default()
+                .medications
+                .extend(codes),
             _ => {} // draft, cancelled, entered-in-error, unknown; or after the encounter
         }
     }
@@ -627,13 +715,17 @@ fn visits(
         v.medications.dedup();
     };
     tidy(&mut current);
-    let history = earlier
+    let mut history: Vec<Visit> = earlier
         .into_values()
         .map(|mut v| {
             tidy(&mut v);
             v
         })
         .collect();
+    let keep = crate::record::MAX_VISITS - 1;
+    if history.len() > keep {
+        history.drain(..history.len() - keep);
+    }
     (history, current, phenotypes)
 }
 
@@ -642,9 +734,10 @@ fn visits(
 /// or from before this one, and an entered-in-error one are reported.
 fn notes<'a>(
     list: impl Iterator<Item = &'a Resource<'a>>,
+    resources: &[Resource],
     window: &Window,
     skipped: &mut Vec<Skipped>,
-) -> Result<Vec<Note>> {
+) -> Vec<Note> {
     let mut notes = Vec::new();
     for d in list {
         if matches!(d.status(), Some("entered-in-error" | "superseded")) {
@@ -653,9 +746,9 @@ fn notes<'a>(
         let date = d.value["date"]
             .as_str()
             .or_else(|| d.value["context"]["period"]["start"].as_str())
-            .and_then(parse_time);
-        if window.is_other(d.encounter()) || date.is_some_and(|t| window.place(t).is_lt()) {
-            skipped.push(d.skip("a note of another encounter: not read"));
+            .and_then(parse_span);
+        if window.place_linked(resources, d, date).is_ne() {
+            skipped.push(d.skip("a note of another encounter or time: not read"));
             continue;
         }
         for (i, content) in d.value["content"]
@@ -672,11 +765,17 @@ fn notes<'a>(
                 }
                 continue;
             };
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .map_err(|e| invalid(&format!("{at}.data"), format!("not base64: {e}")))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| invalid(&format!("{at}.data"), "not UTF-8 text"))?;
+            let text = match base64::engine::general_purpose::STANDARD.decode(data) {
+                Ok(bytes) => String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string()),
+                Err(e) => Err(format!("not base64: {e}")),
+            };
+            let text = match text {
+                Ok(text) => text,
+                Err(why) => {
+                    skipped.push(d.skip(format!("{at}.data: {why}")));
+                    continue;
+                }
+            };
             let html = attachment["contentType"]
                 .as_str()
                 .is_some_and(|t| t.starts_with("text/html"));
@@ -686,18 +785,28 @@ fn notes<'a>(
                     .unwrap_or("document")
                     .to_string(),
                 text: if html { strip_tags(&text) } else { text },
-                hours: date.map(|t| window.hours(t)).filter(|h| *h >= 0.0),
+                hours: date.map(|t| window.hours(t.0)).filter(|h| *h >= 0.0),
                 reference: d.reference.clone(),
             });
         }
     }
-    Ok(notes)
+    notes
 }
 
-/// Composition section narratives as notes.
-fn compositions<'a>(list: impl Iterator<Item = &'a Resource<'a>>) -> Vec<Note> {
+/// Composition section narratives as notes, where the Composition is of the encounter.
+fn compositions<'a>(
+    list: impl Iterator<Item = &'a Resource<'a>>,
+    resources: &[Resource],
+    window: &Window,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Note> {
     let mut notes = Vec::new();
     for c in list {
+        let date = c.value["date"].as_str().and_then(parse_span);
+        if window.place_linked(resources, c, date).is_ne() {
+            skipped.push(c.skip("a document of another encounter or time: not read"));
+            continue;
+        }
         for section in c.value["section"].as_array().into_iter().flatten() {
             if let Some(div) = section["text"]["div"].as_str() {
                 notes.push(Note {

@@ -125,7 +125,7 @@ pub struct Note {
 pub struct Observation {
     /// Canonical channel name (see [`crate::knowledge::CHANNELS`]); aliases are accepted.
     pub channel: String,
-    /// Hours since admission.
+    /// Hours since the window's start (`window_start`: the hospital or the ICU admission).
     pub hours: f64,
     pub value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

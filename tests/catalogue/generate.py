@@ -330,15 +330,15 @@ for name, fn in [
     ("Observation entered in error", lambda b: set_in(b, OBS, "status", "entered-in-error")),
     ("MedicationRequest without a date", lambda b: b["entry"][MED]["resource"].pop("authoredOn")),
     ("DocumentReference at a URL", lambda b: b["entry"][DOC]["resource"]["content"][0].__setitem__("attachment", {"url": "Binary/1"})),
+    ("attachment data not base64", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "%%%")),
+    ("attachment data not UTF-8", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "//79")),
 ]:
     accepted(f"FHIR: {name}", fhir(fn), "resource_skipped",
-             also=FHIR_NOTICES + (["no_notes"] if "URL" in name else []))
+             also=FHIR_NOTICES + (["no_notes"] if "URL" in name or "attachment" in name else []))
 fhir_refused("Patient gender unknown to FHIR", lambda b: set_in(b, PATIENT, "gender", "robot"), at(PATIENT, "gender"))
 fhir_refused("Patient gender is a number", lambda b: set_in(b, PATIENT, "gender", 1), at(PATIENT, "gender"))
 fhir_refused("Patient birthDate is not a date", lambda b: set_in(b, PATIENT, "birthDate", "in the spring"), at(PATIENT, "birthDate"))
 fhir_refused("Patient birthDate is a number", lambda b: set_in(b, PATIENT, "birthDate", 1950), at(PATIENT, "birthDate"))
-fhir_refused("attachment data not base64", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "%%%"), at(DOC, "content[0].attachment.data"))
-fhir_refused("attachment data not UTF-8", lambda b: b["entry"][DOC]["resource"]["content"][0]["attachment"].__setitem__("data", "//79"), at(DOC, "content[0].attachment.data"))
 for kind in ["Observation", "Condition", "Encounter", "Medication", "Basic", "bundle", ""]:
     refused(f"FHIR: a lone {kind or 'empty'} resource", {"resourceType": kind, "id": "x"}, "RECORD_FHIR", "$.resourceType")
 refused("FHIR: resourceType is a number", {"resourceType": 7}, "RECORD_FHIR", "$.resourceType")
