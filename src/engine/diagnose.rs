@@ -64,13 +64,16 @@ impl Engine {
             .iter()
             .map(|r| r.validate().map(|()| SeriesGrid::from_record(r, hours)))
             .collect::<Result<_>>()?;
-        let probabilities = self.probabilities(records, &grids).await?;
+        // each record's findings once: its prompt states them, its evidence cites them
+        let findings: Vec<Findings> = records.iter().map(|r| Findings::of(r, hours)).collect();
+        let probabilities = self.probabilities(records, &grids, &findings).await?;
         let labels = PHENOTYPES.len();
         Ok(records
             .iter()
             .zip(grids)
+            .zip(&findings)
             .zip(probabilities.chunks(labels))
-            .map(|((record, grid), probs)| self.describe(record, grid, probs))
+            .map(|(((record, grid), findings), probs)| self.describe(record, grid, findings, probs))
             .collect())
     }
 
@@ -107,9 +110,22 @@ impl Engine {
         grids: &[SeriesGrid],
     ) -> Result<ClinicalInput> {
         let hours = self.manifest.model.hours();
+        let findings: Vec<Findings> = records.iter().map(|r| Findings::of(r, hours)).collect();
+        self.input_with(tokenizer, records, grids, &findings)
+    }
+
+    /// [`Self::clinical_input`] with each record's findings already made.
+    fn input_with(
+        &self,
+        tokenizer: &TextTokenizer,
+        records: &[PatientRecord],
+        grids: &[SeriesGrid],
+        findings: &[Findings],
+    ) -> Result<ClinicalInput> {
         let prompts = records
             .iter()
-            .map(|r| self.prompt_ids(tokenizer, r, &Findings::of(r, hours)))
+            .zip(findings)
+            .map(|(r, f)| self.prompt_ids(tokenizer, r, f))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.input_of(&prompts, grids))
     }
@@ -127,6 +143,7 @@ impl Engine {
         &self,
         records: &[PatientRecord],
         grids: &[SeriesGrid],
+        findings: &[Findings],
     ) -> Result<Vec<f32>> {
         let logits = match &self.model {
             Loaded::LabPhenotype(model) => {
@@ -137,7 +154,7 @@ impl Engine {
             Loaded::Clinical {
                 model, tokenizer, ..
             } => {
-                let input = self.clinical_input(tokenizer, records, grids)?;
+                let input = self.input_with(tokenizer, records, grids, findings)?;
                 model.phenotype_logits(&model.encode(&input))
             }
             Loaded::Mortality(_) => {
@@ -180,8 +197,13 @@ impl Engine {
         burn::tensor::activation::sigmoid(logits * scales + shifts)
     }
 
-    fn describe(&self, record: &PatientRecord, grid: SeriesGrid, probs: &[f32]) -> Diagnosis {
-        let findings = Findings::of(record, grid.hours);
+    fn describe(
+        &self,
+        record: &PatientRecord,
+        grid: SeriesGrid,
+        findings: &Findings,
+        probs: &[f32],
+    ) -> Diagnosis {
         let mut phenotypes: Vec<PhenotypeScore> = PHENOTYPES
             .iter()
             .zip(probs)
