@@ -136,6 +136,8 @@ struct Window {
     start: Option<DateTime<FixedOffset>>,
     end: Option<DateTime<FixedOffset>>,
     aliases: HashMap<String, String>,
+    /// Every encounter's start, by `Type/id`: where another encounter's items fall.
+    starts: HashMap<String, Span>,
 }
 
 impl Window {
@@ -163,33 +165,27 @@ impl Window {
     /// resource linked to none is placed by its time).
     fn is_other(&self, encounter: Option<&str>) -> bool {
         match (encounter, &self.encounter) {
-            (Some(e), Some(chosen)) => !self.same(e, chosen),
+            (Some(e), Some(chosen)) => canonical(e, &self.aliases) != *chosen,
             _ => false,
         }
+    }
+
+    /// The start of the encounter `e` names, where the chart has it.
+    fn start_of(&self, e: &str) -> Option<Span> {
+        self.starts.get(&canonical(e, &self.aliases)).copied()
     }
 
     /// Where a resource falls by the encounter it is linked to (its start), else by its own time.
     /// An undated resource linked to none is taken as the encounter's; one of another encounter
     /// that cannot be dated, or that overlaps or follows this one, as not this admission's.
-    fn place_linked(
-        &self,
-        resources: &[Resource],
-        r: &Resource,
-        own: Option<Span>,
-    ) -> std::cmp::Ordering {
+    fn place_linked(&self, r: &Resource, own: Option<Span>) -> std::cmp::Ordering {
         use std::cmp::Ordering::*;
         match r.encounter() {
             Some(e) if !self.is_other(Some(e)) => Equal,
-            Some(e) => {
-                let start = resources
-                    .iter()
-                    .find(|x| x.reference.as_deref().is_some_and(|x| self.same(x, e)))
-                    .and_then(|x| parse_span(x.value["period"]["start"].as_str()?));
-                match start.or(own).map(|span| self.place(span)) {
-                    Some(Less) => Less,
-                    _ => Greater,
-                }
-            }
+            Some(e) => match self.start_of(e).or(own).map(|span| self.place(span)) {
+                Some(Less) => Less,
+                _ => Greater,
+            },
             None => own.map_or(Equal, |span| self.place(span)),
         }
     }
@@ -247,18 +243,13 @@ pub fn from_fhir_with(value: &Value, options: &FhirOptions) -> Result<PatientRec
                 .as_str()
                 .or_else(|| p.value["performedPeriod"]["start"].as_str())
                 .and_then(parse_span);
-            window.place_linked(&resources, p, own).is_eq()
+            window.place_linked(p, own).is_eq()
         })
         .flat_map(|p| codings(&p.value["code"]).map(procedure_code))
         .collect();
     visits.push(current);
-    let mut notes = notes(of("DocumentReference"), &resources, &window, &mut skipped);
-    notes.extend(compositions(
-        of("Composition"),
-        &resources,
-        &window,
-        &mut skipped,
-    ));
+    let mut notes = notes(of("DocumentReference"), &window, &mut skipped);
+    notes.extend(compositions(of("Composition"), &window, &mut skipped));
 
     let record = PatientRecord {
         window_start: None,
@@ -379,6 +370,14 @@ fn window<'a>(
         care_unit: chosen.and_then(|e| care_unit(e.value)),
         start: chosen.and_then(start_of).or_else(first_observation),
         end: chosen.and_then(|e| parse_span(e.value["period"]["end"].as_str()?).map(|s| s.1)),
+        starts: resources
+            .iter()
+            .filter(|r| r.value["resourceType"] == "Encounter")
+            .filter_map(|e| {
+                let start = parse_span(e.value["period"]["start"].as_str()?)?;
+                Some((e.reference.clone()?, start))
+            })
+            .collect(),
         aliases,
     })
 }
@@ -635,13 +634,9 @@ fn visits(
     let key = |r: &Resource, own: Option<Span>| -> Key {
         let start = r
             .encounter()
-            .and_then(|e| {
-                resources
-                    .iter()
-                    .find(|x| x.reference.as_deref().is_some_and(|x| window.same(x, e)))
-            })
-            .and_then(|x| parse_time(x.value["period"]["start"].as_str()?))
-            .or(own.map(|s| s.0));
+            .and_then(|e| window.start_of(e))
+            .or(own)
+            .map(|s| s.0);
         (
             start.map(|t| t.with_timezone(&chrono::Utc)),
             r.encounter()
@@ -661,7 +656,7 @@ fn visits(
             .or_else(|| c.value["recordedDate"].as_str())
             .and_then(parse_span);
         let codes = codings(&c.value["code"]).map(diagnosis);
-        match window.place_linked(resources, c, own) {
+        match window.place_linked(c, own) {
             Equal => {
                 for (code, groups) in codes {
                     phenotypes.extend(groups.iter().copied());
@@ -698,7 +693,7 @@ fn visits(
         };
         let span = (from.0, until.map_or(from.1, |u| u.1));
         let codes = codings(concept).map(medication_code);
-        let place = window.place_linked(resources, m, Some(span));
+        let place = window.place_linked(m, Some(span));
         match (status, place) {
             ("active" | "on-hold" | "intended", Less | Equal)
             | ("completed" | "stopped", Equal) => current.medications.extend(codes),
@@ -734,7 +729,6 @@ fn visits(
 /// or from before this one, and an entered-in-error one are reported.
 fn notes<'a>(
     list: impl Iterator<Item = &'a Resource<'a>>,
-    resources: &[Resource],
     window: &Window,
     skipped: &mut Vec<Skipped>,
 ) -> Vec<Note> {
@@ -747,7 +741,7 @@ fn notes<'a>(
             .as_str()
             .or_else(|| d.value["context"]["period"]["start"].as_str())
             .and_then(parse_span);
-        if window.place_linked(resources, d, date).is_ne() {
+        if window.place_linked(d, date).is_ne() {
             skipped.push(d.skip("a note of another encounter or time: not read"));
             continue;
         }
@@ -796,14 +790,13 @@ fn notes<'a>(
 /// Composition section narratives as notes, where the Composition is of the encounter.
 fn compositions<'a>(
     list: impl Iterator<Item = &'a Resource<'a>>,
-    resources: &[Resource],
     window: &Window,
     skipped: &mut Vec<Skipped>,
 ) -> Vec<Note> {
     let mut notes = Vec::new();
     for c in list {
         let date = c.value["date"].as_str().and_then(parse_span);
-        if window.place_linked(resources, c, date).is_ne() {
+        if window.place_linked(c, date).is_ne() {
             skipped.push(c.skip("a document of another encounter or time: not read"));
             continue;
         }

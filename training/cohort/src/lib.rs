@@ -17,6 +17,18 @@ use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The records a streaming reader hands its sink, in a vector (for tests and cohorts that fit).
+pub fn collect(
+    read: impl FnOnce(&mut dyn FnMut(PatientRecord) -> anyhow::Result<()>) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<PatientRecord>> {
+    let mut records = Vec::new();
+    read(&mut |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
 /// What a MIMIC reader reads besides the tables it always reads, and where it may spill.
 #[derive(Debug, Clone)]
 pub struct Options {

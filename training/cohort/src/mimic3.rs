@@ -35,12 +35,7 @@ pub fn read(
         hours,
         ..Options::default()
     };
-    let mut records = Vec::new();
-    stream(dir, &options, summary, |r| {
-        records.push(r);
-        Ok(())
-    })?;
-    Ok(records)
+    crate::collect(|sink| stream(dir, &options, summary, sink))
 }
 
 /// Reads the cohort and hands each record to `sink`, in patient and time order, holding at most

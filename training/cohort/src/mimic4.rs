@@ -43,12 +43,7 @@ pub fn read_with(
     options: &Options,
     summary: &mut Summary,
 ) -> Result<Vec<PatientRecord>> {
-    let mut records = Vec::new();
-    stream(dir, options, summary, |r| {
-        records.push(r);
-        Ok(())
-    })?;
-    Ok(records)
+    crate::collect(|sink| stream(dir, options, summary, sink))
 }
 
 /// Reads the cohort and hands each record to `sink`, in patient and time order, holding at most
