@@ -36,6 +36,16 @@ pub struct Progress {
     pub history: Vec<EpochRecord>,
 }
 
+impl Progress {
+    /// Where a run without a checkpoint starts: the first stage, no best score yet.
+    pub fn fresh() -> Self {
+        Progress {
+            best_f1: -1.0,
+            ..Progress::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochRecord {
     pub stage: usize,

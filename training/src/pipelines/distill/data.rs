@@ -195,6 +195,18 @@ pub(super) struct Data {
     pub(super) validation: Vec<usize>,
 }
 
+impl Data {
+    /// The rows validation reads: the validation split, or the training split where a run has
+    /// too few admissions for one.
+    pub(super) fn validation_rows(&self) -> &[usize] {
+        if self.validation.is_empty() {
+            &self.train
+        } else {
+            &self.validation
+        }
+    }
+}
+
 impl Run {
     pub(super) fn data(
         &self,

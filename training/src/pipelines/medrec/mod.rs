@@ -13,15 +13,16 @@
 //! admission ids as JSON in the metadata key `ids`, from any external LLM). An online run writes
 //! its teacher's features in that same format. Admissions are split by patient.
 //!
-//! The training loop of the student is here; `config` (medrec.toml), `data` (the split by patient,
-//! vocabularies, examples), `prompt` (the teacher's visit prompt), `teacher` (the teacher, its
-//! training and its features) and `report` (metrics by group, report.json/.md, the curve) hold
-//! the rest.
+//! The run's steps are here; `config` (medrec.toml), `data` (the split by patient, vocabularies,
+//! examples), `prompt` (the teacher's visit prompt), `teacher` (the teacher, its training and its
+//! features), `student` (the student's training loop) and `report` (metrics by group,
+//! report.json/.md, the curve) hold the rest.
 
 mod config;
 mod data;
 mod prompt;
 mod report;
+mod student;
 mod teacher;
 
 pub use config::*;
@@ -34,47 +35,40 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use bedside::model::medrec::{MedRecBatch, MedRecConfig, MedRecModel, Patient};
+use bedside::model::medrec::MedRecConfig;
 use bedside::recommend::MedicationSpec;
 use bedside::record::PatientRecord;
 use bedside::tokenizer::TextTokenizer;
-use burn::nn::loss::BinaryCrossEntropyLossConfig;
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, sigmoid};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
-use crate::measure::medrec_metrics::{best_threshold, evaluate};
-use crate::measure::usage::Meter;
+use crate::measure::medrec_metrics::best_threshold;
+use crate::measure::usage::{Meter, Usage};
 use crate::shared::fit;
-use crate::shared::io::{bar, write_atomic};
+use crate::shared::io::write_atomic;
 
-/// The student with the projection that feature distillation trains alongside it.
-#[derive(Module, Debug)]
-pub struct Student {
-    pub model: MedRecModel,
-    pub projection: Linear,
+use student::{student_probs, train_student};
+
+/// The admissions a run uses, split by patient, and the bundle's medication spec built from the
+/// training side's vocabularies.
+struct Cohort {
+    records: Vec<PatientRecord>,
+    train: Vec<usize>,
+    validation: Vec<usize>,
+    test: Vec<usize>,
+    spec: MedicationSpec,
 }
 
-fn show_progress() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
+impl Cohort {
+    fn drugs(&self) -> &[String] {
+        &self.spec.medications
+    }
 
-fn floats_of(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow!("{e:?}"))
-}
-
-fn targets_tensor(examples: &[&Example], m: usize, device: &Device) -> Tensor<2> {
-    let values: Vec<f32> = examples
-        .iter()
-        .flat_map(|e| e.target.iter().map(|&t| f32::from(u8::from(t))))
-        .collect();
-    Tensor::<1>::from_data(TensorData::new(values, [examples.len() * m]), device)
-        .reshape([examples.len(), m])
+    /// The multi-hot targets of `rows`, one after another.
+    fn truth(examples: &[Example], rows: &[usize]) -> Vec<bool> {
+        rows.iter()
+            .flat_map(|&i| examples[i].target.clone())
+            .collect()
+    }
 }
 
 /// Runs LEADER end to end into `dir`: `medrec.json` (the bundle's medication spec),
@@ -92,364 +86,34 @@ pub fn run(
         &dir.join("medrec.toml"),
         toml::to_string(config)?.as_bytes(),
     )?;
-    let total = records.len();
-    let records: Vec<PatientRecord> = records
-        .into_iter()
-        .filter(|r| !r.visits.is_empty() && !drug_labels(r).is_empty())
-        .collect();
-    ensure!(
-        records.len() >= 10,
-        "only {} of {total} admissions have visits and ATC-3 drug labels; at least 10 are needed",
-        records.len()
-    );
-    if records.len() < total {
-        eprintln!(
-            "medrec: {} of {total} admissions have no visits or no ATC-3 drug labels; left out",
-            total - records.len()
-        );
-    }
-    let [train, validation, test] = config.split.sides(&records);
-    ensure!(
-        !train.is_empty() && !validation.is_empty() && !test.is_empty(),
-        "too few patients to split into train, validation and test"
-    );
-    let (diagnoses, procedures, drugs) = vocabulary(&records, &train, config);
-    let m = drugs.len();
-    let student_config = MedRecConfig::new(diagnoses.len(), procedures.len(), m)
-        .with_d_model(config.student.d_model)
-        .with_heads(config.student.heads)
-        .with_visit_layers(config.student.visit_layers)
-        .with_max_visits(config.student.max_visits)
-        .with_dropout(config.student.dropout);
-    let mut spec = MedicationSpec {
-        config: student_config.clone(),
-        diagnoses,
-        procedures,
-        medications: drugs.clone(),
-        threshold: 0.5,
-        max_codes: config.max_codes,
-    };
-    spec.check("medrec.json").map_err(|e| anyhow!("{e}"))?;
-    eprintln!(
-        "medrec: {} / {} / {} admissions (train / validation / test, split by patient); vocabulary {} diagnoses, {} procedures, {} drugs",
-        train.len(),
-        validation.len(),
-        test.len(),
-        spec.diagnoses.len(),
-        spec.procedures.len(),
-        m
-    );
-
-    // the teacher's prompts and tokenizer
-    let prompts: Vec<String> = visit_prompts(config, &records)?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    let online = config.teacher.mode == TeacherMode::Online;
-    let tokenizer = if online {
-        let texts: Vec<String> = train.iter().map(|&i| prompts[i].clone()).collect();
-        let json =
-            crate::pipelines::tokenizer::train(texts.into_iter(), config.teacher.vocab_size)?;
-        write_atomic(&dir.join("teacher-tokenizer.json"), json.as_bytes())?;
-        Some(TextTokenizer::from_bytes(json.as_bytes())?)
-    } else {
-        None
-    };
-    let drug_index: HashMap<&str, usize> = drugs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.as_str(), i))
-        .collect();
-    let offset = student_config.offsets()[2] as u32;
-    let mut unseen_test_drugs = 0;
-    let mut examples = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let labels = drug_labels(r);
-        let mut target = vec![false; m];
-        let mut target_ids = Vec::new();
-        for d in &labels {
-            match drug_index.get(d.as_str()) {
-                Some(&j) => {
-                    target[j] = true;
-                    target_ids.push(offset + j as u32);
-                }
-                None if test.contains(&i) => unseen_test_drugs += 1,
-                None => {}
-            }
-        }
-        let prompt = match &tokenizer {
-            Some(t) => t.encode_at_most(&prompts[i], config.teacher.max_prompt_tokens)?,
-            None => Vec::new(),
-        };
-        examples.push(Example {
-            id: r.id.clone(),
-            source: r.id.split('-').next().unwrap_or("unknown").to_string(),
-            patient: spec.patient(r).0,
-            prompt,
-            target,
-            target_ids,
-            multi_visit: r.visits.len() > 1,
-        });
-    }
+    let mut cohort = cohort(config, records)?;
+    let (examples, unseen_test_drugs) = examples(config, &cohort, dir)?;
     let (mut history, mut usage) = (Vec::new(), Vec::new());
 
     // 1. the teacher (online: trained here; offline: read, and where the file has no logits, a
     // logistic regression on its hidden states is the teacher)
-    let (features, teacher_parameters) = match config.teacher.mode {
-        TeacherMode::Online => {
-            let meter = Meter::start();
-            let (features, params) = train_teacher(
-                config,
-                &examples,
-                &train,
-                &validation,
-                &drugs,
-                dir,
-                &mut history,
-            )?;
-            usage.push(meter.finish("teacher (training and features)", history.len()));
-            (Some(features), Some(params))
-        }
-        TeacherMode::Offline => {
-            let path = config
-                .teacher
-                .features
-                .as_deref()
-                .context("teacher.features")?;
-            let mut features = read_features(path)?;
-            let missing: Vec<&str> = train
-                .iter()
-                .chain(&validation)
-                .chain(&test)
-                .map(|&i| examples[i].id.as_str())
-                .filter(|id| !features.hidden.contains_key(*id))
-                .collect();
-            ensure!(
-                missing.is_empty(),
-                "{}: no teacher features for {} admissions, e.g. {}",
-                path.display(),
-                missing.len(),
-                missing[0]
-            );
-            let ids = |rows: &[usize]| -> Vec<String> {
-                rows.iter().map(|&i| examples[i].id.clone()).collect()
-            };
-            // hidden states alone (a language model's, from `features`): standardised, and a
-            // logistic regression on them is the teacher
-            let parameters = if features.logits.is_empty() {
-                features.standardise(&ids(&train));
-                let meter = Meter::start();
-                let targets = |rows: &[usize]| -> Vec<Vec<bool>> {
-                    rows.iter().map(|&i| examples[i].target.clone()).collect()
-                };
-                let c = features.fit_head(
-                    (&ids(&train), &targets(&train)),
-                    (&ids(&validation), &targets(&validation)),
-                    &drugs,
-                )?;
-                eprintln!("medrec: the teacher is a logistic regression on the features (C = {c})");
-                usage.push(meter.finish("teacher (logistic regression on the features)", 0));
-                Some((features.width + 1) * drugs.len())
-            } else {
-                None
-            };
-            (Some(features), parameters)
-        }
-        TeacherMode::None => (None, None),
-    };
+    let (features, teacher_parameters) =
+        teacher(config, &cohort, &examples, dir, &mut history, &mut usage)?;
 
     // 2. the student
     let (meter, teacher_epochs) = (Meter::start(), history.len());
-    let device = Device::flex().autodiff();
-    device.seed(config.seed);
-    let width = features.as_ref().map_or(1, |f| f.width);
-    let mut student = Student {
-        model: student_config.init(&device),
-        projection: LinearConfig::new(2 * config.student.d_model, width).init(&device),
-    };
-    let mut optimizer = fit::adamw(config.weight_decay, config.grad_clip);
-    let bce = BinaryCrossEntropyLossConfig::new()
-        .with_logits(true)
-        .init(&device);
-    let (mut best, mut best_prauc, mut stale) = (student.valid(), -1.0, 0);
-    let per_epoch = train.len().div_ceil(config.batch_size);
-    let total_steps = per_epoch * config.epochs;
-    let mut step = 0;
-    for epoch in 0..config.epochs {
-        let mut order = train.clone();
-        order.shuffle(&mut StdRng::seed_from_u64(config.seed ^ (epoch as u64 + 1)));
-        let progress = bar(
-            per_epoch,
-            show_progress(),
-            format!("student epoch {}/{}", epoch + 1, config.epochs),
-        );
-        let (mut loss_sum, mut batches) = (0.0, 0);
-        for chunk in order.chunks(config.batch_size) {
-            let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-            let patients: Vec<Patient> = batch.iter().map(|e| e.patient.clone()).collect();
-            let input = MedRecBatch::new(
-                &patients,
-                config.student.max_visits,
-                config.max_codes,
-                &device,
-            );
-            let out = student.model.forward(&input);
-            let targets = targets_tensor(&batch, m, &device);
-            let mut loss = bce.forward(out.logits, targets.int());
-            if let (Some(f), true) = (&features, config.alpha > 0.0) {
-                let hidden: Vec<f32> = batch
-                    .iter()
-                    .flat_map(|e| {
-                        f.hidden
-                            .get(&e.id)
-                            .cloned()
-                            .unwrap_or_else(|| vec![0.0; f.width])
-                    })
-                    .collect();
-                let hidden = Tensor::<1>::from_data(
-                    TensorData::new(hidden, [batch.len() * f.width]),
-                    &device,
-                )
-                .reshape([batch.len(), f.width]);
-                let projected = student.projection.forward(out.mediator);
-                loss = loss + (projected - hidden).powi_scalar(2).mean() * config.alpha;
-            }
-            if config.beta > 0.0 && batch.len() > 1 {
-                loss = loss
-                    + profile_alignment(
-                        &student.model,
-                        out.profile,
-                        &batch,
-                        config.temperature,
-                        &device,
-                    ) * config.beta;
-            }
-            let value = loss.clone().into_scalar::<f64>();
-            ensure!(
-                value.is_finite(),
-                "student training diverged: loss {value} at epoch {}",
-                epoch + 1
-            );
-            student = fit::descend(
-                &mut optimizer,
-                student,
-                loss,
-                cosine(config.learning_rate, step, total_steps),
-            );
-            step += 1;
-            loss_sum += value;
-            batches += 1;
-            progress.inc(1);
-        }
-        progress.finish_and_clear();
-        let probs = student_probs(&student.valid().model, &examples, &validation, config)?;
-        let truth: Vec<bool> = validation
-            .iter()
-            .flat_map(|&i| examples[i].target.clone())
-            .collect();
-        let local: Vec<usize> = (0..validation.len()).collect();
-        // threshold-free, so that early epochs with low probabilities are compared fairly
-        let prauc = evaluate(&probs, &truth, &drugs, 0.5, &local).prauc;
-        let train_loss = loss_sum / f64::from(batches.max(1));
-        tracing::info!(
-            "student epoch {}: train loss {train_loss:.4}, validation PRAUC {prauc:.3}",
-            epoch + 1
-        );
-        history.push(EpochRecord {
-            model: "student",
-            epoch,
-            train_loss,
-            validation_prauc: prauc,
-        });
-        if fit::improved(prauc, &mut best_prauc, &mut stale) {
-            best = student.valid();
-        } else if stale >= config.patience {
-            eprintln!("student: no better validation PRAUC for {stale} epochs; stopping");
-            break;
-        }
-    }
-    let model = best.model;
+    let model = train_student(config, &cohort, &examples, features.as_ref(), &mut history)?;
     usage.push(meter.finish("student", history.len() - teacher_epochs));
-    let probs = student_probs(&model, &examples, &validation, config)?;
-    let truth: Vec<bool> = validation
-        .iter()
-        .flat_map(|&i| examples[i].target.clone())
-        .collect();
-    spec.threshold = best_threshold(
+    let probs = student_probs(&model, &examples, &cohort.validation, config)?;
+    let validation = 0..cohort.validation.len();
+    cohort.spec.threshold = best_threshold(
         &probs,
-        &truth,
-        &drugs,
-        &(0..validation.len()).collect::<Vec<_>>(),
+        &Cohort::truth(&examples, &cohort.validation),
+        cohort.drugs(),
+        &validation.collect::<Vec<_>>(),
     );
-    let test_probs = student_probs(&model, &examples, &test, config)?;
-    let test_truth: Vec<bool> = test
-        .iter()
-        .flat_map(|&i| examples[i].target.clone())
-        .collect();
-    let student_metrics = grouped(
-        &test_probs,
-        &test_truth,
-        &drugs,
-        spec.threshold,
-        &examples,
-        &test,
-    );
-
-    // the baseline a user tries first: every admission gets each drug's share of the training
-    // admissions as its score (the most frequent drugs first), cut where validation says
-    let frequency: Vec<f32> = (0..m)
-        .map(|j| {
-            let given = train.iter().filter(|&&i| examples[i].target[j]).count();
-            given as f32 / train.len().max(1) as f32
-        })
-        .collect();
-    let repeated = |rows: usize| -> Vec<f32> { frequency.repeat(rows) };
-    let baseline_threshold = best_threshold(
-        &repeated(validation.len()),
-        &truth,
-        &drugs,
-        &(0..validation.len()).collect::<Vec<_>>(),
-    );
-    let baseline = grouped(
-        &repeated(test.len()),
-        &test_truth,
-        &drugs,
-        baseline_threshold,
-        &examples,
-        &test,
-    );
-
-    // the teacher on the same test admissions
+    let test_probs = student_probs(&model, &examples, &cohort.test, config)?;
+    let student_metrics = score(&cohort, &examples, &test_probs, cohort.spec.threshold);
+    let (baseline, _) = most_frequent(&cohort, &examples);
     let (teacher_metrics, teacher_threshold) = match &features {
         Some(f) if !f.logits.is_empty() => {
-            let logits_of = |rows: &[usize]| -> Vec<f32> {
-                rows.iter()
-                    .flat_map(|&i| {
-                        let row = f.logits.get(&examples[i].id);
-                        drugs.iter().map(move |d| {
-                            row.and_then(|r| r.get(d))
-                                .map_or(0.0, |x| 1.0 / (1.0 + (-x).exp()))
-                        })
-                    })
-                    .collect()
-            };
-            let threshold = best_threshold(
-                &logits_of(&validation),
-                &truth,
-                &drugs,
-                &(0..validation.len()).collect::<Vec<_>>(),
-            );
-            (
-                Some(grouped(
-                    &logits_of(&test),
-                    &test_truth,
-                    &drugs,
-                    threshold,
-                    &examples,
-                    &test,
-                )),
-                Some(threshold),
-            )
+            let (metrics, threshold) = teacher_on_test(&cohort, &examples, f);
+            (Some(metrics), Some(threshold))
         }
         _ => (None, None),
     };
@@ -458,24 +122,32 @@ pub fn run(
         &dir.join("medrec.safetensors"),
         &fit::weights_bytes(&model, "the student")?,
     )?;
+    let spec = &cohort.spec;
     write_atomic(
         &dir.join("medrec.json"),
-        serde_json::to_string_pretty(&spec)?.as_bytes(),
+        serde_json::to_string_pretty(spec)?.as_bytes(),
     )?;
-    let patients_test = test
+    let patients_test = cohort
+        .test
         .iter()
         .map(|&i| {
-            records[i]
-                .patient
-                .clone()
-                .unwrap_or_else(|| records[i].id.clone())
+            let r = &cohort.records[i];
+            r.patient.clone().unwrap_or_else(|| r.id.clone())
         })
         .collect::<BTreeSet<_>>()
         .len();
     let report = MedRecReport {
-        admissions: [train.len(), validation.len(), test.len()],
+        admissions: [
+            cohort.train.len(),
+            cohort.validation.len(),
+            cohort.test.len(),
+        ],
         patients_test,
-        vocabulary: [spec.diagnoses.len(), spec.procedures.len(), m],
+        vocabulary: [
+            spec.diagnoses.len(),
+            spec.procedures.len(),
+            spec.medications.len(),
+        ],
         unseen_test_drugs,
         teacher_mode: config.teacher.mode,
         threshold: spec.threshold,
@@ -498,68 +170,274 @@ pub fn run(
     Ok(report)
 }
 
-/// Symmetric InfoNCE between profile embeddings and the embeddings of the prescribed drug sets.
-fn profile_alignment(
-    model: &MedRecModel,
-    profile: Tensor<2>,
-    batch: &[&Example],
-    temperature: f64,
-    device: &Device,
-) -> Tensor<1> {
-    let width = batch
-        .iter()
-        .map(|e| e.target_ids.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let ids: Vec<i64> = batch
-        .iter()
-        .flat_map(|e| (0..width).map(move |k| e.target_ids.get(k).map_or(0, |&x| i64::from(x))))
+/// The admissions with visits and drug labels, split by patient, and the medication spec of the
+/// training side's vocabularies.
+fn cohort(config: &MedRecRunConfig, records: Vec<PatientRecord>) -> Result<Cohort> {
+    let total = records.len();
+    let records: Vec<PatientRecord> = records
+        .into_iter()
+        .filter(|r| !r.visits.is_empty() && !drug_labels(r).is_empty())
         .collect();
-    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch.len() * width]), device)
-        .reshape([batch.len(), width]);
-    let drugs = model.drug_set_embedding(ids);
-    let normalise = |x: Tensor<2>| {
-        let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-6);
-        x / norm
-    };
-    let similarity = normalise(profile).matmul(normalise(drugs).transpose()) / temperature;
-    let n = batch.len();
-    let diagonal = Tensor::<1, Int>::arange(0..n as i64, device).reshape([n, 1]);
-    let forward = -log_softmax(similarity.clone(), 1)
-        .gather(1, diagonal.clone())
-        .mean();
-    let backward = -log_softmax(similarity.transpose(), 1)
-        .gather(1, diagonal)
-        .mean();
-    (forward + backward) / 2.0
-}
-
-/// Warm-up over the first 5 % of the steps, then cosine decay.
-fn cosine(peak: f64, step: usize, total: usize) -> f64 {
-    fit::warmup_cosine(peak, step, (total / 20).max(1), total)
-}
-
-fn student_probs(
-    model: &MedRecModel,
-    examples: &[Example],
-    rows: &[usize],
-    config: &MedRecRunConfig,
-) -> Result<Vec<f32>> {
-    let device = Device::flex();
-    let model = model.clone().to_device(&device);
-    let mut out = Vec::new();
-    for chunk in rows.chunks(64) {
-        let patients: Vec<Patient> = chunk.iter().map(|&i| examples[i].patient.clone()).collect();
-        let input = MedRecBatch::new(
-            &patients,
-            config.student.max_visits,
-            config.max_codes,
-            &device,
+    ensure!(
+        records.len() >= 10,
+        "only {} of {total} admissions have visits and ATC-3 drug labels; at least 10 are needed",
+        records.len()
+    );
+    if records.len() < total {
+        eprintln!(
+            "medrec: {} of {total} admissions have no visits or no ATC-3 drug labels; left out",
+            total - records.len()
         );
-        out.extend(floats_of(sigmoid(model.forward(&input).logits))?);
     }
-    Ok(out)
+    let [train, validation, test] = config.split.sides(&records);
+    ensure!(
+        !train.is_empty() && !validation.is_empty() && !test.is_empty(),
+        "too few patients to split into train, validation and test"
+    );
+    let (diagnoses, procedures, medications) = vocabulary(&records, &train, config);
+    let student_config = MedRecConfig::new(diagnoses.len(), procedures.len(), medications.len())
+        .with_d_model(config.student.d_model)
+        .with_heads(config.student.heads)
+        .with_visit_layers(config.student.visit_layers)
+        .with_max_visits(config.student.max_visits)
+        .with_dropout(config.student.dropout);
+    let spec = MedicationSpec {
+        config: student_config,
+        diagnoses,
+        procedures,
+        medications,
+        threshold: 0.5,
+        max_codes: config.max_codes,
+    };
+    spec.check("medrec.json").map_err(|e| anyhow!("{e}"))?;
+    eprintln!(
+        "medrec: {} / {} / {} admissions (train / validation / test, split by patient); vocabulary {} diagnoses, {} procedures, {} drugs",
+        train.len(),
+        validation.len(),
+        test.len(),
+        spec.diagnoses.len(),
+        spec.procedures.len(),
+        spec.medications.len()
+    );
+    Ok(Cohort {
+        records,
+        train,
+        validation,
+        test,
+        spec,
+    })
+}
+
+/// Every admission ready for both models (the teacher's prompt tokenised by a tokenizer trained
+/// here when the teacher runs online), and the count of test drugs outside the vocabulary.
+fn examples(
+    config: &MedRecRunConfig,
+    cohort: &Cohort,
+    dir: &Path,
+) -> Result<(Vec<Example>, usize)> {
+    let prompts: Vec<String> = visit_prompts(config, &cohort.records)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let tokenizer = if config.teacher.mode == TeacherMode::Online {
+        let texts: Vec<String> = cohort.train.iter().map(|&i| prompts[i].clone()).collect();
+        let json =
+            crate::pipelines::tokenizer::train(texts.into_iter(), config.teacher.vocab_size)?;
+        write_atomic(&dir.join("teacher-tokenizer.json"), json.as_bytes())?;
+        Some(TextTokenizer::from_bytes(json.as_bytes())?)
+    } else {
+        None
+    };
+    let drugs = cohort.drugs();
+    let drug_index: HashMap<&str, usize> = drugs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let offset = cohort.spec.config.offsets()[2] as u32;
+    let mut unseen_test_drugs = 0;
+    let mut examples = Vec::with_capacity(cohort.records.len());
+    for (i, r) in cohort.records.iter().enumerate() {
+        let mut target = vec![false; drugs.len()];
+        let mut target_ids = Vec::new();
+        for d in &drug_labels(r) {
+            match drug_index.get(d.as_str()) {
+                Some(&j) => {
+                    target[j] = true;
+                    target_ids.push(offset + j as u32);
+                }
+                None if cohort.test.contains(&i) => unseen_test_drugs += 1,
+                None => {}
+            }
+        }
+        let prompt = match &tokenizer {
+            Some(t) => t.encode_at_most(&prompts[i], config.teacher.max_prompt_tokens)?,
+            None => Vec::new(),
+        };
+        examples.push(Example {
+            id: r.id.clone(),
+            source: r.id.split('-').next().unwrap_or("unknown").to_string(),
+            patient: cohort.spec.patient(r).0,
+            prompt,
+            target,
+            target_ids,
+            multi_visit: r.visits.len() > 1,
+        });
+    }
+    Ok((examples, unseen_test_drugs))
+}
+
+/// The teacher's features and its parameter count: trained here (online), read from a file
+/// (offline), or none.
+fn teacher(
+    config: &MedRecRunConfig,
+    cohort: &Cohort,
+    examples: &[Example],
+    dir: &Path,
+    history: &mut Vec<EpochRecord>,
+    usage: &mut Vec<Usage>,
+) -> Result<(Option<TeacherFeatures>, Option<usize>)> {
+    match config.teacher.mode {
+        TeacherMode::Online => {
+            let meter = Meter::start();
+            let (features, params) = train_teacher(
+                config,
+                examples,
+                &cohort.train,
+                &cohort.validation,
+                cohort.drugs(),
+                dir,
+                history,
+            )?;
+            usage.push(meter.finish("teacher (training and features)", history.len()));
+            Ok((Some(features), Some(params)))
+        }
+        TeacherMode::Offline => {
+            let (features, parameters) = offline_teacher(config, cohort, examples, usage)?;
+            Ok((Some(features), parameters))
+        }
+        TeacherMode::None => Ok((None, None)),
+    }
+}
+
+/// An external teacher's features, read; where they hold hidden states alone (a language
+/// model's, from `features`), standardised, and a logistic regression on them is the teacher.
+fn offline_teacher(
+    config: &MedRecRunConfig,
+    cohort: &Cohort,
+    examples: &[Example],
+    usage: &mut Vec<Usage>,
+) -> Result<(TeacherFeatures, Option<usize>)> {
+    let path = config
+        .teacher
+        .features
+        .as_deref()
+        .context("teacher.features")?;
+    let mut features = read_features(path)?;
+    let missing: Vec<&str> = cohort
+        .train
+        .iter()
+        .chain(&cohort.validation)
+        .chain(&cohort.test)
+        .map(|&i| examples[i].id.as_str())
+        .filter(|id| !features.hidden.contains_key(*id))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "{}: no teacher features for {} admissions, e.g. {}",
+        path.display(),
+        missing.len(),
+        missing[0]
+    );
+    if !features.logits.is_empty() {
+        return Ok((features, None));
+    }
+    let ids =
+        |rows: &[usize]| -> Vec<String> { rows.iter().map(|&i| examples[i].id.clone()).collect() };
+    let targets = |rows: &[usize]| -> Vec<Vec<bool>> {
+        rows.iter().map(|&i| examples[i].target.clone()).collect()
+    };
+    features.standardise(&ids(&cohort.train));
+    let meter = Meter::start();
+    let c = features.fit_head(
+        (&ids(&cohort.train), &targets(&cohort.train)),
+        (&ids(&cohort.validation), &targets(&cohort.validation)),
+        cohort.drugs(),
+    )?;
+    eprintln!("medrec: the teacher is a logistic regression on the features (C = {c})");
+    usage.push(meter.finish("teacher (logistic regression on the features)", 0));
+    let parameters = (features.width + 1) * cohort.drugs().len();
+    Ok((features, Some(parameters)))
+}
+
+/// Test metrics by group of `test_probs` (the test admissions' scores) cut at `threshold`.
+fn score(
+    cohort: &Cohort,
+    examples: &[Example],
+    test_probs: &[f32],
+    threshold: f32,
+) -> GroupMetrics {
+    grouped(
+        test_probs,
+        &Cohort::truth(examples, &cohort.test),
+        cohort.drugs(),
+        threshold,
+        examples,
+        &cohort.test,
+    )
+}
+
+/// Scores on validation and test admissions, a threshold chosen on validation, test metrics.
+fn validated(
+    cohort: &Cohort,
+    examples: &[Example],
+    scores: impl Fn(&[usize]) -> Vec<f32>,
+) -> (GroupMetrics, f32) {
+    let threshold = best_threshold(
+        &scores(&cohort.validation),
+        &Cohort::truth(examples, &cohort.validation),
+        cohort.drugs(),
+        &(0..cohort.validation.len()).collect::<Vec<_>>(),
+    );
+    (
+        score(cohort, examples, &scores(&cohort.test), threshold),
+        threshold,
+    )
+}
+
+/// The baseline a user tries first: every admission gets each drug's share of the training
+/// admissions as its score (the most frequent drugs first), cut where validation says.
+fn most_frequent(cohort: &Cohort, examples: &[Example]) -> (GroupMetrics, f32) {
+    let frequency: Vec<f32> = (0..cohort.drugs().len())
+        .map(|j| {
+            let given = cohort
+                .train
+                .iter()
+                .filter(|&&i| examples[i].target[j])
+                .count();
+            given as f32 / cohort.train.len().max(1) as f32
+        })
+        .collect();
+    validated(cohort, examples, |rows| frequency.repeat(rows.len()))
+}
+
+/// The teacher's own logits on the same test admissions.
+fn teacher_on_test(
+    cohort: &Cohort,
+    examples: &[Example],
+    features: &TeacherFeatures,
+) -> (GroupMetrics, f32) {
+    validated(cohort, examples, |rows| {
+        rows.iter()
+            .flat_map(|&i| {
+                let row = features.logits.get(&examples[i].id);
+                cohort.drugs().iter().map(move |d| {
+                    row.and_then(|r| r.get(d))
+                        .map_or(0.0, |x| 1.0 / (1.0 + (-x).exp()))
+                })
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

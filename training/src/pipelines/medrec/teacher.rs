@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use super::student::{cosine, floats_of, show_progress, targets_tensor};
 use super::*;
 use crate::measure::medrec_metrics::evaluate;
 use crate::shared::fit;
