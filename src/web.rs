@@ -2,6 +2,7 @@
 //! the fetching and backend choice. Every failure becomes a JS `Error` with a stable `code`;
 //! nothing here may panic, since a panic kills the wasm instance.
 
+use crate::bundle::Bundle;
 use crate::engine::{Backend, Engine};
 use crate::error::BedsideError;
 use crate::record::PatientRecord;
@@ -65,19 +66,8 @@ impl BedsideEngine {
                 )));
             }
         };
-        let mut engine = Engine::load_bundle(&manifest, &weights, tokenizer.as_deref(), backend)
-            .await
-            .map_err(js_error)?;
-        match (engine.manifest().medications.is_some(), medrec) {
-            (true, Some(bytes)) => engine.load_medications(&bytes).map_err(js_error)?,
-            (true, None) => {
-                return Err(js_error(BedsideError::Bundle {
-                    file: crate::recommend::MEDREC_FILE.into(),
-                    message: "missing: the manifest lists a medication recommender".into(),
-                }));
-            }
-            (false, _) => {}
-        }
+        let bundle = Bundle::from_bytes(&manifest, weights, tokenizer, medrec).map_err(js_error)?;
+        let engine = Engine::load(&bundle, backend).await.map_err(js_error)?;
         Ok(Self { engine })
     }
 

@@ -3,7 +3,7 @@
 //! A refused input must give its stable code and a message naming the field or file at fault; an
 //! accepted one must give a diagnosis carrying exactly the expected kinds of notice. Zero panics.
 
-use bedside::bundle::{MANIFEST_FILE, WEIGHTS_FILE, sha256_hex};
+use bedside::bundle::{Bundle, MANIFEST_FILE, WEIGHTS_FILE, sha256_hex};
 use bedside::recommend::MEDREC_FILE;
 use bedside::tokenizer::TOKENIZER_FILE;
 use bedside::{Backend, BedsideError, Engine, PatientRecord};
@@ -37,20 +37,15 @@ fn demo_files() -> Files {
         .collect()
 }
 
-/// Loads a bundle from its files as the JS API does: the model, then the recommender.
+/// Loads a bundle from its files as the JS API does.
 async fn load(files: &Files) -> Result<Engine, BedsideError> {
-    let manifest = String::from_utf8_lossy(&files[MANIFEST_FILE]);
-    let mut engine = Engine::load_bundle(
-        &manifest,
-        &files[WEIGHTS_FILE],
-        Some(&files[TOKENIZER_FILE]),
-        Backend::Cpu,
-    )
-    .await?;
-    if engine.manifest().medications.is_some() {
-        engine.load_medications(&files[MEDREC_FILE])?;
-    }
-    Ok(engine)
+    let bundle = Bundle::from_bytes(
+        &String::from_utf8_lossy(&files[MANIFEST_FILE]),
+        files[WEIGHTS_FILE].clone(),
+        Some(files[TOKENIZER_FILE].clone()),
+        Some(files[MEDREC_FILE].clone()),
+    )?;
+    Engine::load(&bundle, Backend::Cpu).await
 }
 
 /// What a case expects, checked against what happened; `None` when it matches.

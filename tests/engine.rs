@@ -2,7 +2,7 @@
 //! (Vulkan; lavapipe on a CPU-only machine) giving the CPU's numbers.
 
 use bedside::bundle::{
-    Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, convert_weights, sha256_hex,
+    Bundle, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, convert_weights, sha256_hex,
 };
 use bedside::calibration::{HeadCalibration, LogitMap};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
@@ -26,13 +26,18 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
-    let manifest = Manifest::new(
-        ModelSpec::LabPhenotype(config),
-        &[(WEIGHTS_FILE, &weights)],
-        WeightsDtype::F32,
-        0.5,
-    );
-    (serde_json::to_string(&manifest).unwrap(), weights)
+    let manifest = Manifest::new(ModelSpec::LabPhenotype(config), WeightsDtype::F32, 0.5);
+    let bundle = Bundle::new(manifest, weights.clone(), None, None);
+    (serde_json::to_string(bundle.manifest()).unwrap(), weights)
+}
+
+/// An engine from a bundle's manifest and weights (lab-phenotype bundles: no other file).
+async fn load(manifest: &str, weights: &[u8], backend: Backend) -> bedside::Result<Engine> {
+    Engine::load(
+        &Bundle::from_bytes(manifest, weights.to_vec(), None, None)?,
+        backend,
+    )
+    .await
 }
 
 /// A record with a few hours of vitals and one lab panel, deterministic.
@@ -88,7 +93,7 @@ fn probabilities(d: &bedside::Diagnosis) -> Vec<(&'static str, f32)> {
 #[test]
 fn a_bundle_round_trips_and_batches_agree_with_single_records() {
     let (manifest, weights) = random_bundle(1);
-    let engine = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let engine = pollster::block_on(load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.0), record("b", 2.0)];
     let batch = pollster::block_on(engine.diagnose_batch(&records)).unwrap();
     assert_eq!(batch.len(), 2);
@@ -122,10 +127,10 @@ fn the_calibration_maps_the_logits() {
     let mut hot: Manifest = serde_json::from_str(&manifest).unwrap();
     let (names, labels) = (hot.labels.clone(), hot.labels.len());
     hot.temperature = Some(2.5);
-    let plain = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let plain = pollster::block_on(load(&manifest, &weights, Backend::Cpu)).unwrap();
     let load = |m: &Manifest| {
         let m = serde_json::to_string(m).unwrap();
-        pollster::block_on(Engine::load(&m, &weights, Backend::Cpu)).unwrap()
+        pollster::block_on(load(&m, &weights, Backend::Cpu)).unwrap()
     };
     let scaled = load(&hot);
     let with_notes = LogitMap {
@@ -175,7 +180,7 @@ fn the_calibration_maps_the_logits() {
         scale: 0.0,
         ..without_notes
     });
-    let message = pollster::block_on(Engine::load(
+    let message = pollster::block_on(self::load(
         &serde_json::to_string(&hot).unwrap(),
         &weights,
         Backend::Cpu,
@@ -193,7 +198,7 @@ fn the_calibration_maps_the_logits() {
 fn bad_bundles_are_refused_with_the_file_named() {
     let (manifest, weights) = random_bundle(2);
     let load = |m: &str, w: &[u8]| {
-        pollster::block_on(Engine::load(m, w, Backend::Cpu))
+        pollster::block_on(load(m, w, Backend::Cpu))
             .err()
             .map(|e| (e.code(), e.to_string()))
     };
@@ -250,17 +255,15 @@ fn bad_bundles_are_refused_with_the_file_named() {
     );
 }
 
-/// f32 → f16 gives numpy's bytes exactly (tools/f16_reference.py): rounding to nearest even,
-/// overflow to infinity, subnormals, signed zeros; and a tensor's shape survives.
 /// A bundle directory reads as one set of files: the committed demo loads with its tokenizer and
 /// recommender and answers; a directory without weights is an error naming the file.
 #[test]
 fn a_bundle_directory_loads_as_one_set_of_files() {
-    use bedside::bundle::{BundleFiles, WEIGHTS_FILE};
+    use bedside::bundle::MEDREC_FILE;
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
-    let files = BundleFiles::from_dir(&demo).unwrap();
-    assert!(files.tokenizer.is_some() && files.medications.is_some());
-    let engine = pollster::block_on(Engine::from_files(&files, Backend::Cpu)).unwrap();
+    let bundle = Bundle::from_dir(&demo).unwrap();
+    assert!(bundle.tokenizer().is_some() && bundle.medications().is_some());
+    let engine = pollster::block_on(Engine::load(&bundle, Backend::Cpu)).unwrap();
     let mut r = record("demo", 1.0);
     r.visits = vec![bedside::record::Visit {
         diagnoses: vec!["icd9:5849".into()],
@@ -270,12 +273,20 @@ fn a_bundle_directory_loads_as_one_set_of_files() {
     assert!(!recommended.scores.is_empty(), "the recommender was loaded");
     let empty = std::env::temp_dir().join(format!("bedside-empty-bundle-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(empty.join("manifest.json"), &files.manifest).unwrap();
-    let e = BundleFiles::from_dir(&empty).unwrap_err();
+    std::fs::copy(demo.join("manifest.json"), empty.join("manifest.json")).unwrap();
+    let e = Bundle::from_dir(&empty).unwrap_err();
     assert!(e.to_string().contains(WEIGHTS_FILE), "{e}");
+    // a directory whose manifest lists a recommender needs its weights
+    for name in [WEIGHTS_FILE, "tokenizer.json"] {
+        std::fs::copy(demo.join(name), empty.join(name)).unwrap();
+    }
+    let e = Bundle::from_dir(&empty).unwrap_err();
+    assert!(e.to_string().contains(MEDREC_FILE), "{e}");
     std::fs::remove_dir_all(&empty).ok();
 }
 
+/// f32 → f16 gives numpy's bytes exactly (tools/f16_reference.py): rounding to nearest even,
+/// overflow to infinity, subnormals, signed zeros; and a tensor's shape survives.
 #[test]
 fn f16_conversion_matches_numpy_byte_for_byte() {
     use safetensors::SafeTensors;
@@ -313,8 +324,8 @@ fn an_f16_bundle_round_trips_within_tolerance() {
     m["dtype"] = "f16".into();
     m["files"][WEIGHTS_FILE]["sha256"] = sha256_hex(&f16).into();
     m["files"][WEIGHTS_FILE]["bytes"] = f16.len().into();
-    let half = pollster::block_on(Engine::load(&m.to_string(), &f16, Backend::Cpu)).unwrap();
-    let full = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let half = pollster::block_on(load(&m.to_string(), &f16, Backend::Cpu)).unwrap();
+    let full = pollster::block_on(load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.5), record("b", 2.5)];
     let worst = max_probability_diff(
         &pollster::block_on(half.diagnose_batch(&records)).unwrap(),
@@ -340,7 +351,7 @@ fn an_f16_bundle_round_trips_within_tolerance() {
 #[test]
 fn wgpu_gives_the_cpu_numbers() {
     let (manifest, weights) = random_bundle(4);
-    let gpu = match pollster::block_on(Engine::load(&manifest, &weights, Backend::Gpu)) {
+    let gpu = match pollster::block_on(load(&manifest, &weights, Backend::Gpu)) {
         Ok(engine) => engine,
         Err(e) => {
             bedside::test_layers::unavailable(
@@ -350,7 +361,7 @@ fn wgpu_gives_the_cpu_numbers() {
             return;
         }
     };
-    let cpu = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let cpu = pollster::block_on(load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.0), record("b", 1.5), record("c", 3.0)];
     let on_gpu = pollster::block_on(gpu.diagnose_batch(&records)).unwrap();
     let on_cpu = pollster::block_on(cpu.diagnose_batch(&records)).unwrap();

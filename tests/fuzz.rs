@@ -4,7 +4,7 @@
 //! to the same entry points, each call inside `catch_unwind`. Errors are expected; a panic fails the test and prints the
 //! input (add it to tests/catalogue/). `make fuzz` runs libFuzzer on the same targets for longer.
 
-use bedside::bundle::{FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
+use bedside::bundle::{Bundle, FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
 use bedside::record::SeriesGrid;
 use bedside::{Backend, Engine, PatientRecord};
 use rand::rngs::StdRng;
@@ -160,12 +160,10 @@ fn weights() {
                 bytes: data.len() as u64,
             },
         );
-        pollster::block_on(Engine::load(
-            &serde_json::to_string(&manifest).unwrap(),
-            data,
-            Backend::Cpu,
-        ))
-        .is_ok()
+        let json = serde_json::to_string(&manifest).unwrap();
+        Bundle::from_bytes(&json, data.to_vec(), None, None)
+            .and_then(|bundle| pollster::block_on(Engine::load(&bundle, Backend::Cpu)))
+            .is_ok()
     });
 }
 
@@ -268,13 +266,14 @@ fn manifest_numbers_through_model_construction() {
             let text = serde_json::to_string(&edited).unwrap();
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 pollster::block_on(async {
-                    let mut engine =
-                        Engine::load_bundle(&text, &weights, tokenizer.as_deref(), Backend::Cpu)
-                            .await?;
-                    if let Some(bytes) = &medrec {
-                        engine.load_medications(bytes)?;
-                    }
-                    engine
+                    let bundle = Bundle::from_bytes(
+                        &text,
+                        weights.clone(),
+                        tokenizer.clone(),
+                        medrec.clone(),
+                    )?;
+                    Engine::load(&bundle, Backend::Cpu)
+                        .await?
                         .diagnose(&bedside::self_test::self_test_record())
                         .await?;
                     Ok::<_, bedside::BedsideError>(())

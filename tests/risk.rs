@@ -4,7 +4,7 @@
 //! out-of-range rule holds, wgpu gives the CPU's numbers, and the committed bundle reads a shock
 //! record as a physician would (the findings that raise the risk are the abnormal ones).
 
-use bedside::bundle::{Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype};
+use bedside::bundle::{Bundle, Manifest, ModelSpec, WeightsDtype};
 use bedside::calibration::{HeadCalibration, LogitMap};
 use bedside::knowledge::CHANNELS;
 use bedside::model::mortality::MORTALITY_LABEL;
@@ -40,21 +40,15 @@ fn random_bundle(seed: u64) -> (Manifest, Vec<u8>) {
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
-    let manifest = Manifest::new(
-        ModelSpec::Mortality(config),
-        &[(WEIGHTS_FILE, &weights)],
-        WeightsDtype::F32,
-        0.5,
-    );
-    (manifest, weights)
+    let manifest = Manifest::new(ModelSpec::Mortality(config), WeightsDtype::F32, 0.5);
+    let bundle = Bundle::new(manifest, weights.clone(), None, None);
+    (bundle.manifest().clone(), weights)
 }
 
 fn load(manifest: &Manifest, weights: &[u8], backend: Backend) -> bedside::Result<Engine> {
-    pollster::block_on(Engine::load(
-        &serde_json::to_string(manifest).unwrap(),
-        weights,
-        backend,
-    ))
+    let json = serde_json::to_string(manifest).unwrap();
+    let bundle = Bundle::from_bytes(&json, weights.to_vec(), None, None)?;
+    pollster::block_on(Engine::load(&bundle, backend))
 }
 
 /// An adult ICU stay: hourly vitals for 40 hours and labs every 8, with `shock` pushing lactate
@@ -241,9 +235,8 @@ fn wgpu_gives_the_cpu_risk() {
 #[test]
 fn the_committed_bundle_reads_shock_as_a_higher_risk() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models/mortality");
-    let manifest = std::fs::read_to_string(format!("{dir}/manifest.json")).unwrap();
-    let weights = std::fs::read(format!("{dir}/{WEIGHTS_FILE}")).unwrap();
-    let engine = pollster::block_on(Engine::load(&manifest, &weights, Backend::Cpu)).unwrap();
+    let bundle = Bundle::from_dir(std::path::Path::new(dir)).unwrap();
+    let engine = pollster::block_on(Engine::load(&bundle, Backend::Cpu)).unwrap();
     assert!(
         pollster::block_on(engine.self_test(1e-5))
             .unwrap()

@@ -4,7 +4,7 @@
 //! every number the fuzzer edits reaches module construction, weight loading and a forward pass.
 //! Errors are fine; panics and huge allocations are not.
 #![no_main]
-use bedside::bundle::{FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
+use bedside::bundle::{Bundle, FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
 use bedside::{Backend, BedsideError, Engine};
 use libfuzzer_sys::fuzz_target;
 
@@ -41,10 +41,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = pollster::block_on(async {
-        let mut engine = Engine::load_bundle(&json, weights, tokenizer, Backend::Cpu).await?;
-        if let Some(bytes) = medrec {
-            engine.load_medications(bytes)?;
-        }
+        let bundle = Bundle::from_bytes(
+            &json,
+            weights.to_vec(),
+            tokenizer.map(<[u8]>::to_vec),
+            medrec.map(<[u8]>::to_vec),
+        )?;
+        let engine = Engine::load(&bundle, Backend::Cpu).await?;
         engine.diagnose(&bedside::self_test::self_test_record()).await?;
         Ok::<_, BedsideError>(())
     });

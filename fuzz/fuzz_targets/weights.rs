@@ -1,7 +1,7 @@
 //! model.safetensors bytes under a manifest that lists them (so the hash check passes and the
 //! safetensors reader and the shape checks see every input): errors are fine, panics are not.
 #![no_main]
-use bedside::bundle::{FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
+use bedside::bundle::{Bundle, FileEntry, Manifest, WEIGHTS_FILE, sha256_hex};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let mut manifest = manifest.clone();
     manifest.files.insert(WEIGHTS_FILE.to_string(), FileEntry { sha256: sha256_hex(data), bytes: data.len() as u64 });
     if let Ok(json) = serde_json::to_string(&manifest) {
-        let _ = pollster::block_on(bedside::Engine::load(&json, data, bedside::Backend::Cpu));
+        if let Ok(bundle) = Bundle::from_bytes(&json, data.to_vec(), None, None) {
+            let _ = pollster::block_on(bedside::Engine::load(&bundle, bedside::Backend::Cpu));
+        }
     }
 });

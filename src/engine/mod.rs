@@ -11,17 +11,16 @@ pub use diagnose::{Diagnosis, PhenotypeScore};
 pub use explain::Explanation;
 
 use crate::bundle::{
-    MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, apply_weights,
-    check_weights_header, convert_weights,
+    Bundle, MANIFEST_FILE, MEDREC_FILE, Manifest, ModelSpec, TOKENIZER_FILE, WEIGHTS_FILE, Weights,
 };
 use crate::constrained::DiagnosisGrammar;
 use crate::error::{BedsideError, Result};
 use crate::grounded::RationaleVocab;
 use crate::knowledge::PHENOTYPES;
 use crate::model::{ClinicalModel, LabPhenotypeModel, MedRecModel, MortalityModel};
-use crate::recommend::{MEDREC_FILE, MedicationSpec};
+use crate::recommend::MedicationSpec;
 use crate::self_test::self_test_record;
-use crate::tokenizer::{TOKENIZER_FILE, TextTokenizer};
+use crate::tokenizer::TextTokenizer;
 use burn::prelude::*;
 use burn::tensor::wgpu::WgpuInitError;
 use serde::Serialize;
@@ -120,7 +119,7 @@ enum Loaded {
 
 pub struct Engine {
     model: Loaded,
-    /// The medication recommender, once [`Engine::load_medications`] has loaded it.
+    /// The medication recommender, where the bundle has one.
     medrec: Option<(MedRecModel, MedicationSpec)>,
     manifest: Manifest,
     device: Device,
@@ -146,77 +145,45 @@ impl Engine {
             .map_err(read_back_error(self.backend))
     }
 
-    /// Loads a bundle without a tokenizer (lab-phenotype models) onto `backend`.
-    pub async fn load(manifest_json: &str, weights: &[u8], backend: Backend) -> Result<Self> {
-        Self::load_bundle(manifest_json, weights, None, backend).await
-    }
-
-    /// Loads a bundle's files ([`crate::bundle::BundleFiles`]), the recommender too where the
-    /// bundle has one.
-    pub async fn from_files(files: &crate::bundle::BundleFiles, backend: Backend) -> Result<Self> {
-        let mut engine = Self::load_bundle(
-            &files.manifest,
-            &files.weights,
-            files.tokenizer.as_deref(),
-            backend,
-        )
-        .await?;
-        if let Some(weights) = &files.medications {
-            engine.load_medications(weights)?;
-        }
-        Ok(engine)
-    }
-
-    /// Loads a bundle from its files' bytes onto `backend`; `tokenizer` is `tokenizer.json`,
-    /// required by clinical bundles.
-    pub async fn load_bundle(
-        manifest_json: &str,
-        weights: &[u8],
-        tokenizer: Option<&[u8]>,
-        backend: Backend,
-    ) -> Result<Self> {
-        let manifest = Manifest::from_json(manifest_json)?;
-        manifest.verify(WEIGHTS_FILE, weights)?;
+    /// Loads a bundle onto `backend`: its weights parsed once and widened to f32, the
+    /// tokenizer bound to the model's vocabulary, the recommender where the bundle has one.
+    pub async fn load(bundle: &Bundle, backend: Backend) -> Result<Self> {
+        let manifest = bundle.manifest().clone();
         let dtype = manifest.weights_dtype()?;
-        check_weights_header(weights, dtype, WEIGHTS_FILE)?;
-        let tokenizer = match (&manifest.model, tokenizer) {
-            (ModelSpec::Clinical(config), Some(bytes)) => {
-                manifest.verify(TOKENIZER_FILE, bytes)?;
+        let weights = Weights::read(bundle.weights(), dtype, WEIGHTS_FILE)?;
+        let medications = match (&manifest.medications, bundle.medications()) {
+            (Some(spec), Some(bytes)) => {
+                Some((spec.clone(), Weights::read(bytes, dtype, MEDREC_FILE)?))
+            }
+            _ => None,
+        };
+        let device = backend.device().await?;
+        let model = match &manifest.model {
+            ModelSpec::LabPhenotype(config) => {
+                let mut model = config.init(&device);
+                weights.apply_to(&mut model)?;
+                Loaded::LabPhenotype(model)
+            }
+            ModelSpec::Mortality(config) => {
+                let mut model = config.init(&device);
+                weights.apply_to(&mut model)?;
+                Loaded::Mortality(model)
+            }
+            ModelSpec::Clinical(config) => {
+                let bytes = bundle.tokenizer().ok_or_else(|| {
+                    BedsideError::bundle(
+                        TOKENIZER_FILE,
+                        "missing: a clinical bundle needs its tokenizer",
+                    )
+                })?;
                 let t5 = &config.t5;
-                Some(TextTokenizer::from_bytes(bytes)?.bound_to(
+                let tokenizer = TextTokenizer::from_bytes(bytes)?.bound_to(
                     t5.vocab_size,
                     t5.pad_token_id,
                     t5.eos_token_id,
-                )?)
-            }
-            (ModelSpec::Clinical(_), None) => {
-                return Err(BedsideError::bundle(
-                    TOKENIZER_FILE,
-                    "missing: a clinical bundle needs its tokenizer",
-                ));
-            }
-            (ModelSpec::LabPhenotype(_) | ModelSpec::Mortality(_), _) => None,
-        };
-        let weights = match dtype {
-            WeightsDtype::F32 => weights.to_vec(),
-            other => convert_weights(weights, WeightsDtype::F32)
-                .map_err(|e| BedsideError::bundle(WEIGHTS_FILE, format!("{other} → f32: {e}")))?,
-        };
-        let device = backend.device().await?;
-        let model = match (&manifest.model, tokenizer) {
-            (ModelSpec::LabPhenotype(config), _) => {
-                let mut model = config.init(&device);
-                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
-                Loaded::LabPhenotype(model)
-            }
-            (ModelSpec::Mortality(config), _) => {
-                let mut model = config.init(&device);
-                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
-                Loaded::Mortality(model)
-            }
-            (ModelSpec::Clinical(config), Some(tokenizer)) => {
+                )?;
                 let mut model = config.init_empty(&device);
-                apply_weights(&mut model, weights, WEIGHTS_FILE)?;
+                weights.apply_to(&mut model)?;
                 let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
                 let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
                 let vocab = RationaleVocab::new(&tokenizer);
@@ -227,16 +194,18 @@ impl Engine {
                     vocab,
                 }
             }
-            (ModelSpec::Clinical(_), None) => {
-                return Err(BedsideError::bundle(
-                    TOKENIZER_FILE,
-                    "missing: a clinical bundle needs its tokenizer",
-                ));
+        };
+        let medrec = match medications {
+            Some((spec, weights)) => {
+                let mut model = spec.config.init(&device);
+                weights.apply_to(&mut model)?;
+                Some((model, spec))
             }
+            None => None,
         };
         Ok(Self {
             model,
-            medrec: None,
+            medrec,
             manifest,
             device,
             backend,
@@ -245,25 +214,6 @@ impl Engine {
 
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Loads the bundle's medication recommender from the bytes of `medrec.safetensors`.
-    pub fn load_medications(&mut self, weights: &[u8]) -> Result<()> {
-        let Some(spec) = self.manifest.medications.clone() else {
-            return Err(BedsideError::Incompatible {
-                file: MANIFEST_FILE.into(),
-                message: "this bundle has no medication recommender".into(),
-            });
-        };
-        self.manifest.verify(MEDREC_FILE, weights)?;
-        let dtype = self.manifest.weights_dtype()?;
-        check_weights_header(weights, dtype, MEDREC_FILE)?;
-        let weights = convert_weights(weights, WeightsDtype::F32)
-            .map_err(|e| BedsideError::bundle(MEDREC_FILE, format!("{dtype} → f32: {e}")))?;
-        let mut model = spec.config.init(&self.device);
-        apply_weights(&mut model, weights, MEDREC_FILE)?;
-        self.medrec = Some((model, spec));
-        Ok(())
     }
 
     /// The known answer of this bundle's model: the probabilities of [`self_test_record`], in the

@@ -109,20 +109,8 @@ fn synthetic_cohort(out: &Path, n: usize, seed: u64) {
 }
 
 fn load(bundle: &Path) -> Engine {
-    let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
-    let weights = std::fs::read(bundle.join("model.safetensors")).unwrap();
-    let tokenizer = std::fs::read(bundle.join("tokenizer.json")).unwrap();
-    let mut engine = pollster::block_on(Engine::load_bundle(
-        &manifest,
-        &weights,
-        Some(&tokenizer),
-        Backend::Cpu,
-    ))
-    .unwrap();
-    if let Ok(medrec) = std::fs::read(bundle.join("medrec.safetensors")) {
-        engine.load_medications(&medrec).unwrap();
-    }
-    engine
+    let bundle = bedside::bundle::Bundle::from_dir(bundle).unwrap();
+    pollster::block_on(Engine::load(&bundle, Backend::Cpu)).unwrap()
 }
 
 fn medrec(dir: &Path, name: &str, config: &str) -> serde_json::Value {
@@ -361,13 +349,10 @@ fn distill_export_and_explain() {
     manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
     let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
     let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();
-    let tampered = pollster::block_on(Engine::load_bundle(
-        &manifest.to_string(),
-        &weights,
-        Some(&tokenizer),
-        Backend::Cpu,
-    ))
-    .unwrap();
+    let tampered =
+        bedside::bundle::Bundle::from_bytes(&manifest.to_string(), weights, Some(tokenizer), None)
+            .unwrap();
+    let tampered = pollster::block_on(Engine::load(&tampered, Backend::Cpu)).unwrap();
     let error = pollster::block_on(tampered.self_test(1e-3)).unwrap_err();
     assert_eq!(error.code(), "BACKEND_FAILED");
     assert!(error.to_string().contains("self-test"), "{error}");

@@ -35,12 +35,12 @@ pub fn run(args: Args) -> Result<()> {
         recommend,
         max_tokens,
     } = args;
-    let files = bedside::bundle::BundleFiles::from_dir(&bundle)?;
+    let bundle = bedside::bundle::Bundle::from_dir(&bundle)?;
     let text = std::fs::read_to_string(&record)
         .with_context(|| format!("cannot read {}", record.display()))?;
     let record =
         PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
-    let engine = pollster::block_on(Engine::from_files(&files, backend.into()))?;
+    let engine = pollster::block_on(Engine::load(&bundle, backend.into()))?;
     let mut stdout = std::io::stdout().lock();
     // a mortality bundle's one answer: the risk and the findings that moved it
     if let bedside::bundle::ModelSpec::Mortality(_) = engine.manifest().model {

@@ -189,8 +189,8 @@ struct Loaded {
 }
 
 fn load(options: &BenchOptions) -> Result<Loaded> {
-    let files = bedside::bundle::BundleFiles::from_dir(&options.bundle)?;
-    let engine = pollster::block_on(Engine::from_files(&files, options.backend))?;
+    let bundle = bedside::bundle::Bundle::from_dir(&options.bundle)?;
+    let engine = pollster::block_on(Engine::load(&bundle, options.backend))?;
     let run = match &options.run_config {
         Some(path) => RunConfig::read(path)?,
         None => RunConfig::default(),

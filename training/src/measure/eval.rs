@@ -277,8 +277,8 @@ pub fn evaluate(
     show: bool,
 ) -> Result<EvalReport> {
     ensure!(!records.is_empty(), "no admissions to evaluate");
-    let files = bedside::bundle::BundleFiles::from_dir(bundle)?;
-    let engine = pollster::block_on(Engine::from_files(&files, Backend::Cpu))?;
+    let bundle = bedside::bundle::Bundle::from_dir(bundle)?;
+    let engine = pollster::block_on(Engine::load(&bundle, Backend::Cpu))?;
     let options = GenerateOptions {
         max_new_tokens: max_tokens,
         ..Default::default()
@@ -403,7 +403,7 @@ pub fn evaluate(
     let candidate_refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let reference_refs: Vec<&str> = references.iter().map(String::as_str).collect();
     Ok(EvalReport {
-        weights_sha256: bedside::bundle::sha256_hex(&files.weights),
+        weights_sha256: bedside::bundle::sha256_hex(bundle.weights()),
         split: split.to_string(),
         admissions: n,
         head,

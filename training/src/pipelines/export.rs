@@ -8,7 +8,11 @@ use bedside::model::ClinicalModelConfig;
 use bedside::tokenizer::TextTokenizer;
 
 use crate::pipelines::distill::{CALIBRATION_FILE, CHECKPOINT, Progress, RunConfig};
-use bedside::bundle::WeightsDtype;
+use bedside::bundle::{
+    Bundle, MEDREC_FILE, Manifest, ModelSpec, TOKENIZER_FILE, WEIGHTS_FILE, WeightsDtype,
+    convert_weights,
+};
+use bedside::recommend::MedicationSpec;
 
 /// `bedside-train export`: the browser bundle of a finished run — `manifest.json`,
 /// `model.safetensors` (f32 or f16) and `tokenizer.json`, each written atomically.
@@ -17,41 +21,29 @@ pub fn export(
     medrec: Option<&Path>,
     out: &Path,
     dtype: WeightsDtype,
-) -> Result<bedside::bundle::Manifest> {
-    use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, convert_weights};
-    use bedside::recommend::MEDREC_FILE;
-    use bedside::tokenizer::TOKENIZER_FILE;
-    let read = |name: &str| {
-        std::fs::read(run.join(name))
-            .with_context(|| format!("cannot read {}", run.join(name).display()))
+) -> Result<Manifest> {
+    let read = |dir: &Path, name: &str| {
+        std::fs::read(dir.join(name))
+            .with_context(|| format!("cannot read {}", dir.join(name).display()))
     };
     let config: ClinicalModelConfig =
-        serde_json::from_slice(&read("model.json")?).context("model.json")?;
-    let weights = convert_weights(&read("model.safetensors")?, dtype)?;
-    let tokenizer = read("tokenizer.json")?;
+        serde_json::from_slice(&read(run, "model.json")?).context("model.json")?;
+    let weights = convert_weights(&read(run, WEIGHTS_FILE)?, dtype)?;
+    let tokenizer = read(run, TOKENIZER_FILE)?;
     TextTokenizer::from_bytes(&tokenizer)?;
     let progress: Option<Progress> = std::fs::read(run.join(CHECKPOINT).join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut manifest = Manifest::new(ModelSpec::Clinical(config), dtype, 0.5);
     let medications = match medrec {
         Some(dir) => {
-            let read = |name: &str| {
-                std::fs::read(dir.join(name))
-                    .with_context(|| format!("cannot read {}", dir.join(name).display()))
-            };
-            let spec: bedside::recommend::MedicationSpec =
-                serde_json::from_slice(&read("medrec.json")?).context("medrec.json")?;
-            Some((spec, convert_weights(&read(MEDREC_FILE)?, dtype)?))
+            let spec: MedicationSpec =
+                serde_json::from_slice(&read(dir, "medrec.json")?).context("medrec.json")?;
+            manifest.medications = Some(spec);
+            Some(convert_weights(&read(dir, MEDREC_FILE)?, dtype)?)
         }
         None => None,
     };
-    let mut files: Vec<(&str, &[u8])> =
-        vec![(WEIGHTS_FILE, &weights), (TOKENIZER_FILE, &tokenizer)];
-    if let Some((_, bytes)) = &medications {
-        files.push((MEDREC_FILE, bytes));
-    }
-    let mut manifest = Manifest::new(ModelSpec::Clinical(config), &files, dtype, 0.5);
-    manifest.medications = medications.as_ref().map(|(spec, _)| spec.clone());
     // the prompt length the model was trained with (runs from before it was recorded: the default)
     let run_config: RunConfig = match std::fs::read_to_string(run.join("run.toml")) {
         Ok(text) => {
@@ -68,11 +60,21 @@ pub fn export(
     }
     manifest.training = progress
         .map(|p| serde_json::json!({ "wide_fit": p.wide_fit, "validation_history": p.history }));
-    crate::pipelines::lab_phenotype::record_self_test(&mut manifest, &weights, Some(&tokenizer))?;
-    let text = serde_json::to_string_pretty(&manifest)?;
-    // check it as a loader would before anything is written
-    Manifest::from_json(&text)?;
-    files.push((MANIFEST_FILE, text.as_bytes()));
-    crate::pipelines::lab_phenotype::write_bundle(out, &files)?;
-    Ok(manifest)
+    let mut bundle = Bundle::new(manifest, weights, Some(tokenizer), medications);
+    record_self_test(&mut bundle)?;
+    bundle.write_to(out)?;
+    Ok(bundle.manifest().clone())
+}
+
+/// Records in the bundle's manifest the known answer every loaded engine checks its backend
+/// against: the probabilities of [`bedside::self_test::self_test_record`] on the native CPU.
+pub fn record_self_test(bundle: &mut Bundle) -> Result<()> {
+    let answer = pollster::block_on(async {
+        bedside::Engine::load(bundle, bedside::Backend::Cpu)
+            .await?
+            .self_test_answer()
+            .await
+    })?;
+    bundle.set_self_test(answer);
+    Ok(())
 }

@@ -6,7 +6,7 @@ use crate::measure::metrics::{Metrics, evaluate};
 use crate::shared::fit;
 use crate::shared::io::write_atomic;
 use anyhow::{Context, Result};
-use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype};
+use bedside::bundle::{Bundle, Manifest, ModelSpec, WeightsDtype};
 use bedside::knowledge::{CHANNELS, PHENOTYPES};
 use bedside::model::{LabPhenotypeModel, LabPhenotypeModelConfig, SeriesEncoderConfig};
 use bedside::record::{PatientRecord, SeriesGrid};
@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -252,8 +252,8 @@ fn evaluate_split(
     Ok(evaluate(&probs, &truth, PHENOTYPES.len(), 0.5))
 }
 
-/// Writes `model.safetensors` + `manifest.json` into `dir` ([`write_bundle`]: an interrupted or
-/// failed export never leaves a half-written bundle behind).
+/// Writes `model.safetensors` + `manifest.json` into `dir` ([`Bundle::write_to`]: an
+/// interrupted or failed export never leaves a half-written bundle behind).
 pub fn export(
     model: &LabPhenotypeModel,
     config: LabPhenotypeModelConfig,
@@ -261,72 +261,11 @@ pub fn export(
     dir: &Path,
 ) -> Result<Manifest> {
     let weights = fit::weights_bytes(model, "weights")?;
-    let mut manifest = Manifest::new(
-        ModelSpec::LabPhenotype(config),
-        &[(WEIGHTS_FILE, &weights)],
-        WeightsDtype::F32,
-        0.5,
-    );
+    let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), WeightsDtype::F32, 0.5);
     manifest.training = Some(serde_json::to_value(report)?);
     report.split.write(dir)?;
-    record_self_test(&mut manifest, &weights, None)?;
-    write_bundle(
-        dir,
-        &[
-            (WEIGHTS_FILE, &weights),
-            (
-                MANIFEST_FILE,
-                serde_json::to_string_pretty(&manifest)?.as_bytes(),
-            ),
-        ],
-    )?;
-    Ok(manifest)
-}
-
-/// Records in `manifest` the known answer every loaded engine checks its backend against: the
-/// probabilities of [`bedside::self_test::self_test_record`] on the native CPU.
-pub fn record_self_test(
-    manifest: &mut Manifest,
-    weights: &[u8],
-    tokenizer: Option<&[u8]>,
-) -> Result<()> {
-    let draft = serde_json::to_string(manifest)?;
-    let answer = pollster::block_on(async {
-        bedside::Engine::load_bundle(&draft, weights, tokenizer, bedside::Backend::Cpu)
-            .await?
-            .self_test_answer()
-            .await
-    })?;
-    manifest.self_test = Some(answer);
-    Ok(())
-}
-
-/// Writes a bundle's files into `dir` so that a failure (a full disk, an unwritable directory)
-/// leaves the previous bundle there as it was: every file goes to a temporary name first, and
-/// only when all are written are they renamed into place, in order (the manifest last).
-pub fn write_bundle(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create bundle directory {}", dir.display()))?;
-    let staged: Vec<(PathBuf, PathBuf)> = files
-        .iter()
-        .map(|(name, _)| (dir.join(format!("{name}.tmp")), dir.join(name)))
-        .collect();
-    for ((name, bytes), (tmp, _)) in files.iter().zip(&staged) {
-        if let Err(e) = std::fs::write(tmp, bytes) {
-            for (tmp, _) in &staged {
-                std::fs::remove_file(tmp).ok();
-            }
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot write {name} into {} (the bundle there is unchanged)",
-                    dir.display()
-                )
-            });
-        }
-    }
-    for (tmp, path) in &staged {
-        std::fs::rename(tmp, path)
-            .with_context(|| format!("cannot move {} into place", path.display()))?;
-    }
-    Ok(())
+    let mut bundle = Bundle::new(manifest, weights, None, None);
+    crate::pipelines::export::record_self_test(&mut bundle)?;
+    bundle.write_to(dir)?;
+    Ok(bundle.manifest().clone())
 }

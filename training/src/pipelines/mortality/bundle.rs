@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use bedside::bundle::{MANIFEST_FILE, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype};
+use bedside::bundle::{Bundle, Manifest, ModelSpec, WEIGHTS_FILE, WeightsDtype, convert_weights};
 use bedside::calibration::{HeadCalibration, LogitMap};
 use bedside::model::MortalityModel;
 use bedside::model::MortalityModelConfig;
@@ -35,12 +35,11 @@ pub fn write(
     provenance: &Provenance,
     dtype: WeightsDtype,
 ) -> Result<Manifest> {
-    let weights = bedside::bundle::convert_weights(
+    let weights = convert_weights(
         &crate::shared::fit::weights_bytes(model, WEIGHTS_FILE)?,
         dtype,
     )?;
-    let files: Vec<(&str, &[u8])> = vec![(WEIGHTS_FILE, &weights)];
-    let mut manifest = Manifest::new(ModelSpec::Mortality(config.clone()), &files, dtype, 0.5);
+    let mut manifest = Manifest::new(ModelSpec::Mortality(config.clone()), dtype, 0.5);
     manifest.calibration = Some(HeadCalibration {
         with_notes: LogitMap {
             scale,
@@ -50,14 +49,10 @@ pub fn write(
         without_notes: None,
     });
     manifest.model_card = Some(card(report, provenance));
-    crate::pipelines::lab_phenotype::record_self_test(&mut manifest, &weights, None)?;
-    let text = serde_json::to_string_pretty(&manifest)?;
-    // check it as a loader would before anything is written
-    Manifest::from_json(&text)?;
-    let mut files = files;
-    files.push((MANIFEST_FILE, text.as_bytes()));
-    crate::pipelines::lab_phenotype::write_bundle(dir, &files)?;
-    Ok(manifest)
+    let mut bundle = Bundle::new(manifest, weights, None, None);
+    crate::pipelines::export::record_self_test(&mut bundle)?;
+    bundle.write_to(dir)?;
+    Ok(bundle.manifest().clone())
 }
 
 fn card(report: &MortalityReport, p: &Provenance) -> ModelCard {

@@ -1,7 +1,7 @@
-//! Weight bundles: `manifest.json` + `model.safetensors`, the one artefact that travels from
-//! `bedside-train export` to the browser. Loading checks, before any tensor is built, that the
-//! manifest is of a format this library reads, that it was made against the same knowledge base,
-//! and that every file hashes to the sha256 the manifest records.
+//! A bundle's `manifest.json`: what model it holds, against which knowledge base, in which
+//! dtype, and each file's size and sha256. Parsing checks, before any tensor is built, that the
+//! manifest is of a format this library reads and that it was made against the same knowledge
+//! base.
 
 use crate::calibration::{HeadCalibration, LogitMap};
 use crate::error::{BedsideError, Result};
@@ -9,50 +9,13 @@ use crate::knowledge::{CHANNELS, PHENOTYPES, knowledge_hash};
 use crate::model::mortality::MORTALITY_LABEL;
 use crate::model::{ClinicalModelConfig, LabPhenotypeModelConfig, MortalityModelConfig, bounds};
 use crate::recommend::MedicationSpec;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const BUNDLE_FORMAT: &str = "bedside-bundle";
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
-pub use crate::files::{MANIFEST_FILE, MEDREC_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
-
-/// A bundle's files as bytes, as a directory, a fetch or a test holds them; checked against the
-/// manifest when an engine loads them ([`crate::Engine::from_files`]).
-#[derive(Debug, Clone)]
-pub struct BundleFiles {
-    pub manifest: String,
-    pub weights: Vec<u8>,
-    /// Required by a clinical bundle.
-    pub tokenizer: Option<Vec<u8>>,
-    /// Where the bundle has a recommender.
-    pub medications: Option<Vec<u8>>,
-}
-
-impl BundleFiles {
-    /// Reads a bundle directory: the manifest and the weights, and the tokenizer and the
-    /// recommender where they are there.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|e| {
-                BedsideError::bundle(name, format!("cannot read {}: {e}", dir.display()))
-            })
-        };
-        let optional = |name: &str| match dir.join(name).exists() {
-            true => read(name).map(Some),
-            false => Ok(None),
-        };
-        Ok(Self {
-            manifest: String::from_utf8(read(MANIFEST_FILE)?)
-                .map_err(|_| BedsideError::bundle(MANIFEST_FILE, "not UTF-8"))?,
-            weights: read(WEIGHTS_FILE)?,
-            tokenizer: optional(TOKENIZER_FILE)?,
-            medications: optional(MEDREC_FILE)?,
-        })
-    }
-}
+use crate::files::{MANIFEST_FILE, MEDREC_FILE, TOKENIZER_FILE};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -123,7 +86,7 @@ impl WeightsDtype {
             .find(|d| d.name() == name)
     }
 
-    fn safetensors(self) -> safetensors::Dtype {
+    pub(super) fn safetensors(self) -> safetensors::Dtype {
         match self {
             Self::F32 => safetensors::Dtype::F32,
             Self::F16 => safetensors::Dtype::F16,
@@ -233,24 +196,9 @@ impl Manifest {
         })
     }
 
-    /// A manifest for a freshly trained model over the current knowledge base. `files`: every
-    /// file of the bundle but the manifest (weights in `dtype`).
-    pub fn new(
-        model: ModelSpec,
-        files: &[(&str, &[u8])],
-        dtype: WeightsDtype,
-        threshold: f32,
-    ) -> Self {
-        let files = files
-            .iter()
-            .map(|(name, bytes)| {
-                let entry = FileEntry {
-                    sha256: sha256_hex(bytes),
-                    bytes: bytes.len() as u64,
-                };
-                (name.to_string(), entry)
-            })
-            .collect();
+    /// A manifest for a freshly trained model over the current knowledge base, weights in
+    /// `dtype`; [`crate::bundle::Bundle::new`] lists its files.
+    pub fn new(model: ModelSpec, dtype: WeightsDtype, threshold: f32) -> Self {
         Self {
             format: BUNDLE_FORMAT.into(),
             format_version: BUNDLE_FORMAT_VERSION,
@@ -262,7 +210,7 @@ impl Manifest {
             threshold,
             temperature: None,
             calibration: None,
-            files,
+            files: BTreeMap::new(),
             created_by: concat!("bedside ", env!("CARGO_PKG_VERSION")).into(),
             medications: None,
             max_prompt_tokens: None,
@@ -453,90 +401,4 @@ impl Manifest {
         }
         Ok(())
     }
-}
-
-/// Rewrites an f32 or f16 safetensors file with every tensor in `dtype`.
-pub fn convert_weights(bytes: &[u8], dtype: WeightsDtype) -> Result<Vec<u8>> {
-    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-    let file = |e: safetensors::SafeTensorError| BedsideError::bundle(WEIGHTS_FILE, e);
-    let tensors = SafeTensors::deserialize(bytes).map_err(file)?;
-    let target = dtype.safetensors();
-    let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in tensors.tensors() {
-        let data = view.data();
-        let out = match (view.dtype(), target) {
-            (a, b) if a == b => data.to_vec(),
-            (Dtype::F32, Dtype::F16) => data
-                .chunks_exact(4)
-                .flat_map(|b| {
-                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
-                })
-                .collect(),
-            (Dtype::F16, Dtype::F32) => data
-                .chunks_exact(2)
-                .flat_map(|b| {
-                    half::f16::from_le_bytes([b[0], b[1]])
-                        .to_f32()
-                        .to_le_bytes()
-                })
-                .collect(),
-            (from, _) => {
-                return Err(BedsideError::bundle(
-                    WEIGHTS_FILE,
-                    format!("tensor {name} is {from:?}; f32 or f16 expected"),
-                ));
-            }
-        };
-        converted.push((name, view.shape().to_vec(), out));
-    }
-    let views: Vec<(String, TensorView<'_>)> = converted
-        .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(target, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-                .map_err(file)
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, None).map_err(file)
-}
-
-/// Refuses a weights file that is not a well-formed safetensors file in the manifest's dtype.
-pub(crate) fn check_weights_header(weights: &[u8], dtype: WeightsDtype, file: &str) -> Result<()> {
-    let tensors = safetensors::SafeTensors::deserialize(weights)
-        .map_err(|e| BedsideError::bundle(file, e))?;
-    let expected = dtype.safetensors();
-    for (name, view) in tensors.tensors() {
-        if view.dtype() != expected {
-            return Err(BedsideError::bundle(
-                file,
-                format!(
-                    "tensor {name} is {:?}, the manifest says {dtype}",
-                    view.dtype()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn apply_weights<M: ModuleSnapshot>(
-    model: &mut M,
-    weights: Vec<u8>,
-    file: &str,
-) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(Some(weights));
-    let applied = model
-        .load_from(&mut store)
-        .map_err(|e| BedsideError::bundle(file, e))?;
-    if !applied.errors.is_empty() || !applied.missing.is_empty() {
-        let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(BedsideError::bundle(
-            file,
-            format!(
-                "does not fit {}: missing {:?}, errors {:?}",
-                MANIFEST_FILE, missing, applied.errors
-            ),
-        ));
-    }
-    Ok(())
 }
