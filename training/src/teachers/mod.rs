@@ -10,11 +10,13 @@
 //! abnormal first.
 
 pub mod endpoint;
+pub mod grounding;
 
 use anyhow::{Context, Result, bail};
 use bedside::PatientRecord;
 use bedside::findings::{Findings, LabFinding};
-use bedside::grounded::{MAX_QUOTED_SENTENCES, Verdict, picks_from_text, verdict};
+use bedside::grounded::MAX_QUOTED_SENTENCES;
+use grounding::{Verdict, picks_from_text, verdict};
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -205,7 +207,7 @@ pub fn knowledge_teacher(record: &PatientRecord, hours: usize) -> Rationale {
     }
 }
 
-/// What the grounding check ([`bedside::grounded::verdict`]) found in a teacher's rationales.
+/// What the grounding check ([`grounding::verdict`]) found in a teacher's rationales.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Grounding {
     pub statements: usize,
@@ -341,7 +343,7 @@ mod tests {
             // what the teacher quotes is what distillation teaches as note picks
             let findings = Findings::of(&record, 48);
             let (picks, _) =
-                bedside::grounded::picks_from_text(&record, &findings, &r.note_rationale, "");
+                grounding::picks_from_text(&record, &findings, &r.note_rationale, "");
             let quoted: Vec<&str> = picks
                 .iter()
                 .map(|p| match p {
@@ -380,7 +382,7 @@ mod tests {
             // what is taught (the picks) is unchanged by the filter
             let findings = Findings::of(&record, 48);
             let picks = |r: &Rationale| {
-                bedside::grounded::picks_from_text(
+                grounding::picks_from_text(
                     &record,
                     &findings,
                     &r.note_rationale,
