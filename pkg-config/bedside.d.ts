@@ -118,7 +118,11 @@ export interface GridNotice {
     | "age_outside_training"
     | "setting_outside_training"
     | "resource_skipped"
-    | "few_channels";
+    | "few_channels"
+    /** `risk`: the hours count from the hospital admission, not from an ICU admission. */
+    | "window_start"
+    /** `risk`: a care unit that is none of the ICU types the mortality model knows. */
+    | "care_unit";
   message: string;
 }
 
@@ -254,6 +258,9 @@ export type ErrorCode =
 export class BedsideError extends Error {
   readonly code: ErrorCode;
 }
+
+/** Every code a BedsideError can carry (the engine's and the package's). */
+export const ERROR_CODES: readonly ErrorCode[];
 
 export function webgpuAvailable(): Promise<boolean>;
 

@@ -16,8 +16,7 @@ mkdir -p "$out/wasm"
 wasm-bindgen --target web --experimental-reset-state-function --remove-name-section --remove-producers-section \
   --out-dir "$out/wasm" --out-name bedside \
   "$target_dir/wasm32-unknown-unknown/wasm/bedside.wasm"
-cp pkg-config/bedside.js pkg-config/bedside.d.ts pkg-config/bedside-worker.js pkg-config/bedside-worker.d.ts \
-  pkg-config/worker.js LICENSE-MIT LICENSE-APACHE "$out/"
+cp pkg-config/*.js pkg-config/*.d.ts LICENSE-MIT LICENSE-APACHE "$out/"
 cp README.md "$out/README.md"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 node -e '

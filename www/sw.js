@@ -3,7 +3,7 @@
 // the copy kept here; the page's own files are kept at install. The bundle's large files are
 // also kept by the bedside package itself (Cache API), which serves them without asking.
 // Bump with every change to the page's files; activation deletes the caches of other versions.
-const CACHE = "bedside-demo-v9";
+const CACHE = "bedside-demo-v10";
 const SHELL = [
   "./",
   "index.html",
@@ -14,6 +14,11 @@ const SHELL = [
   "model/manifest.json",
   "mortality/manifest.json",
   "pkg/bedside.js",
+  "pkg/errors.js",
+  "pkg/instance.js",
+  "pkg/backend.js",
+  "pkg/download.js",
+  "pkg/cache.js",
   "pkg/wasm/bedside.js",
   "pkg/wasm/bedside_bg.wasm",
 ];

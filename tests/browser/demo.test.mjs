@@ -514,7 +514,7 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
     const page = await browser.newPage({ serviceWorkers: "block" });
     // the package's worker, except that the record "trap" first tears the instance's memory
     // (every byte zero), so that the call into it traps as a real bug would
-    const trapWorker = `import "/pkg/worker.js";
+    const trapWorker = `import "/pkg/worker-thread.js";
       import init from "/pkg/wasm/bedside.js";
       const handle = self.onmessage;
       self.onmessage = async (event) => {
@@ -527,7 +527,7 @@ test("bedside/worker runs the same model in a Web Worker and replaces a worker t
     await page.goto(`${origin}/?tokens=${TOKENS}`);
     await page.waitForSelector(settled, { timeout: 300_000 });
     const result = await page.evaluate(async ([record, tokens]) => {
-      const { BedsideWorker } = await import("/pkg/bedside-worker.js");
+      const { BedsideWorker } = await import("/pkg/worker-page.js");
       const model = await BedsideWorker.load("model/", { backend: "cpu" });
       const diagnosis = await model.diagnose(record);
       const drugs = await model.recommend(record);

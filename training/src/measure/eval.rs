@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::teachers::grounding::picks_from_text;
 use anyhow::{Result, ensure};
 use bedside::findings::Findings;
 use bedside::generate::GenerateOptions;
-use crate::teachers::grounding::picks_from_text;
 use bedside::grounded::{Pick, RationaleVocab};
 use bedside::knowledge::{PHENOTYPES, channel_index};
 use bedside::{Backend, Engine, PatientRecord};

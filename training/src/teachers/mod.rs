@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail};
 use bedside::PatientRecord;
 use bedside::findings::{Findings, LabFinding};
 use bedside::grounded::MAX_QUOTED_SENTENCES;
-use grounding::{Verdict, picks_from_text, verdict};
 use bedside::knowledge::{CHANNELS, PHENOTYPES, channel_index};
+use grounding::{Verdict, picks_from_text, verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -342,8 +342,7 @@ mod tests {
             }
             // what the teacher quotes is what distillation teaches as note picks
             let findings = Findings::of(&record, 48);
-            let (picks, _) =
-                grounding::picks_from_text(&record, &findings, &r.note_rationale, "");
+            let (picks, _) = grounding::picks_from_text(&record, &findings, &r.note_rationale, "");
             let quoted: Vec<&str> = picks
                 .iter()
                 .map(|p| match p {
@@ -382,13 +381,8 @@ mod tests {
             // what is taught (the picks) is unchanged by the filter
             let findings = Findings::of(&record, 48);
             let picks = |r: &Rationale| {
-                grounding::picks_from_text(
-                    &record,
-                    &findings,
-                    &r.note_rationale,
-                    &r.lab_rationale,
-                )
-                .0
+                grounding::picks_from_text(&record, &findings, &r.note_rationale, &r.lab_rationale)
+                    .0
             };
             assert_eq!(picks(&kept), picks(&r), "{}", record.id);
             // a value moved off the record is caught

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::teachers::grounding::picks_from_text;
 use anyhow::{Context, Result, ensure};
 use bedside::constrained::DiagnosisGrammar;
 use bedside::findings::Findings;
-use crate::teachers::grounding::picks_from_text;
 use bedside::grounded::RationaleVocab;
 use bedside::knowledge::PHENOTYPES;
 use bedside::model::ClinicalInput;

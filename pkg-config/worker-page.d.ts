@@ -1,7 +1,7 @@
 import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, ModelCard, PatientRecord, Recommendation, Risk } from "./bedside.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
-  /** The worker script's URL, where a bundler moved the package's `worker.js`. */
+  /** The worker script's URL, where a bundler moved the package's `worker-thread.js`. */
   worker?: string | URL;
 }
 

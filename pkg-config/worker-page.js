@@ -37,7 +37,7 @@ export class BedsideWorker {
     // the literal `new Worker(new URL(...))` is what bundlers (Vite, webpack) recognise and bundle
     const worker = this.#url
       ? new Worker(this.#url, { type: "module" })
-      : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+      : new Worker(new URL("./worker-thread.js", import.meta.url), { type: "module" });
     worker.onmessage = ({ data }) => this.#pending.get(data.id)?.(data);
     worker.onerror = (event) => this.#failPending(`the worker failed: ${event.message ?? "unknown error"}`);
     this.#worker = worker;
@@ -61,7 +61,7 @@ export class BedsideWorker {
 
   /**
    * As `Bedside.load`; `source` may be a relative URL (resolved against the page).
-   * `options.worker`: the URL of the worker script, where a bundler moved the package's worker.js.
+   * `options.worker`: the URL of the worker script, where a bundler moved the package's worker-thread.js.
    */
   static async load(source, options = {}) {
     const { onProgress, worker, signal, ...rest } = options;
