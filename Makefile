@@ -1,5 +1,6 @@
 # bedside — the two commands a newcomer needs:
-#   make demo   builds the wasm package and a demo model, serves the demo on http://127.0.0.1:8080
+#   make demo   builds the wasm package and the sample patients, serves the demo (with the committed
+#               bundles in models/) on http://127.0.0.1:8080
 #   make test   runs every test: native Rust (CPU + wgpu on lavapipe), Node (wasm on CPU and WebGPU),
 #               headless Chromium (WebGPU and the CPU fallback)
 # Both install what is missing: the wasm32 target, wasm-bindgen-cli (pinned to Cargo.lock),
@@ -20,10 +21,10 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg model train medrec mortality usage cohort-scale baselines native release final-test card native-test node-test browser-test \
+.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg samples lab-bundle train medrec mortality usage cohort-scale baselines native release final-test card native-test node-test browser-test \
         setup-rust setup-node setup-system setup-llm clean
 
-demo: setup-rust setup-node pkg model
+demo: setup-rust setup-node pkg samples
 	node www/serve.mjs --port $(PORT)
 
 # Layers a machine may lack: the real data (../shared/data), a wgpu/WebGPU adapter, root (the
@@ -39,7 +40,7 @@ define skip
   { echo "make test: CI=true requires the $(1) layer" >&2; false; }; }
 endef
 
-test: test-start setup-rust setup-node setup-system setup-llm lint native model native-test pkg node-test browser-test
+test: test-start setup-rust setup-node setup-system setup-llm lint native lab-bundle samples native-test pkg node-test browser-test
 	@if [ -s $(BEDSIDE_SKIPPED) ]; then \
 	  echo "make test: passed, but these layers did not run here (CI=true requires them):"; \
 	  sort $(BEDSIDE_SKIPPED) | uniq -c | sed 's/^ *\([0-9]*\) /  - (x\1) /'; \
@@ -102,11 +103,15 @@ release:
 pkg:
 	pkg-config/build.sh
 
-# The demo model: trained on the built-in synthetic cohort; sample patients from another seed.
-model: $(DEMO)/model/manifest.json $(DEMO)/samples/samples.json
+# The sample patients the page offers and the tests read: the synthetic cohort, its own seed.
+samples: $(DEMO)/samples/samples.json
 
-$(DEMO)/model/manifest.json: $(TRAIN)
-	$(TRAIN) train --synthetic 400 --epochs 8 --seed 7 --out $(DEMO)/model
+# The lab-phenotype bundle the Node and browser tests load (a small model trained on the
+# built-in synthetic cohort); the page serves the committed bundles in models/ instead.
+lab-bundle: $(DEMO)/lab-phenotype/manifest.json
+
+$(DEMO)/lab-phenotype/manifest.json: $(TRAIN)
+	$(TRAIN) train --synthetic 400 --epochs 8 --seed 7 --out $(DEMO)/lab-phenotype
 
 $(DEMO)/samples/samples.json: $(TRAIN)
 	mkdir -p $(DEMO)/samples

@@ -1,4 +1,4 @@
-import type { BundleFiles, CallOptions, Diagnosis, ExplainOptions, Explanation, FhirResource, LoadOptions, ModelCard, PatientRecord, Recommendation, Risk } from "./bedside.js";
+import type { Bedside, BundleFiles, LoadOptions } from "./bedside.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
   /** The worker script's URL, where a bundler moved the package's `worker-thread.js`. */
@@ -19,18 +19,19 @@ export class BedsideWorker {
   /** How many times the worker was replaced. */
   readonly restarts: number;
   readonly backend: "webgpu" | "cpu";
-  readonly manifest: Record<string, unknown>;
+  readonly manifest: Bedside["manifest"];
   /** As `Bedside.card`. */
-  readonly card: ModelCard | null;
-  readonly selfTestDifference: number | null;
+  readonly card: Bedside["card"];
+  readonly selfTestDifference: Bedside["selfTestDifference"];
   /** As `Bedside.fallbackReason`. */
-  readonly fallbackReason: string | null;
+  readonly fallbackReason: Bedside["fallbackReason"];
   /** As `Bedside.backendReason`. */
-  readonly backendReason: string;
-  diagnose(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Diagnosis>;
-  recommend(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Recommendation>;
-  risk(record: PatientRecord | FhirResource | string, options?: CallOptions): Promise<Risk>;
-  explain(record: PatientRecord | FhirResource | string, options?: ExplainOptions): AsyncGenerator<string | Explanation, void, unknown>;
+  readonly backendReason: Bedside["backendReason"];
+  /** As `Bedside.diagnose`, `recommend`, `risk` and `explain`, run in the worker. */
+  diagnose: Bedside["diagnose"];
+  recommend: Bedside["recommend"];
+  risk: Bedside["risk"];
+  explain: Bedside["explain"];
   dispose(): void;
 }
 

@@ -39,6 +39,21 @@ pub fn unavailable(layer: &str, why: &str) {
     }
 }
 
+/// An engine (or anything) loaded on wgpu, or, where that failed for want of an adapter, the
+/// wgpu layer [`unavailable`] and `None`.
+pub fn on_wgpu<T>(loaded: crate::Result<T>) -> Option<T> {
+    match loaded {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            unavailable(
+                "wgpu",
+                &format!("no wgpu adapter ({e}); install mesa-vulkan-drivers for lavapipe"),
+            );
+            None
+        }
+    }
+}
+
 /// `../shared/data/<part>` beside the repository (or under `BEDSIDE_SHARED_DATA`) when it exists;
 /// otherwise the data layer is [`unavailable`] and `None`.
 pub fn shared_data(part: &str) -> Option<PathBuf> {

@@ -56,16 +56,7 @@ impl BedsideEngine {
         medrec: Option<Vec<u8>>,
         backend: String,
     ) -> Result<BedsideEngine, JsValue> {
-        let backend = match backend.as_str() {
-            "cpu" => Backend::Cpu,
-            "webgpu" => Backend::Gpu,
-            other => {
-                return Err(js_error(BedsideError::backend(
-                    other,
-                    "unknown backend; use \"cpu\" or \"webgpu\"",
-                )));
-            }
-        };
+        let backend: Backend = backend.parse().map_err(js_error)?;
         let bundle = Bundle::from_bytes(&manifest, weights, tokenizer, medrec).map_err(js_error)?;
         let engine = Engine::load(&bundle, backend).await.map_err(js_error)?;
         Ok(Self { engine })

@@ -351,15 +351,9 @@ fn an_f16_bundle_round_trips_within_tolerance() {
 #[test]
 fn wgpu_gives_the_cpu_numbers() {
     let (manifest, weights) = random_bundle(4);
-    let gpu = match pollster::block_on(load(&manifest, &weights, Backend::Gpu)) {
-        Ok(engine) => engine,
-        Err(e) => {
-            bedside::test_layers::unavailable(
-                "wgpu",
-                &format!("no wgpu adapter ({e}); install mesa-vulkan-drivers for lavapipe"),
-            );
-            return;
-        }
+    let loaded = pollster::block_on(load(&manifest, &weights, Backend::Gpu));
+    let Some(gpu) = bedside::test_layers::on_wgpu(loaded) else {
+        return;
     };
     let cpu = pollster::block_on(load(&manifest, &weights, Backend::Cpu)).unwrap();
     let records = [record("a", 0.0), record("b", 1.5), record("c", 3.0)];

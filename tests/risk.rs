@@ -205,15 +205,8 @@ fn a_child_gets_the_risk_with_the_reasons_and_no_findings() {
 #[test]
 fn wgpu_gives_the_cpu_risk() {
     let (manifest, weights) = random_bundle(5);
-    let gpu = match load(&manifest, &weights, Backend::Gpu) {
-        Ok(engine) => engine,
-        Err(e) => {
-            bedside::test_layers::unavailable(
-                "wgpu",
-                &format!("no wgpu adapter ({e}); install mesa-vulkan-drivers for lavapipe"),
-            );
-            return;
-        }
+    let Some(gpu) = bedside::test_layers::on_wgpu(load(&manifest, &weights, Backend::Gpu)) else {
+        return;
     };
     let cpu = load(&manifest, &weights, Backend::Cpu).unwrap();
     let record = stay("e", 70.0, 1.0);

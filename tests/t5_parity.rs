@@ -393,13 +393,7 @@ fn constrained_decoding_emits_only_allowed_tokens() {
 /// The wgpu device, or `None` (the test then passes, saying so) where there is no adapter and
 /// the layer is not required (`bedside::test_layers`).
 fn wgpu() -> Option<Device> {
-    match pollster::block_on(bedside::Backend::Gpu.device()) {
-        Ok(device) => Some(device),
-        Err(e) => {
-            bedside::test_layers::unavailable("wgpu", &format!("no wgpu adapter ({e})"));
-            None
-        }
-    }
+    bedside::test_layers::on_wgpu(pollster::block_on(bedside::Backend::Gpu.device()))
 }
 
 #[test]

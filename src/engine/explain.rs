@@ -130,7 +130,7 @@ impl Engine {
             Some((_, rationale)) => Some(RationaleVocab::allowed(&choices, rationale, eos)),
             None => grammar.allowed_among(prefix, Some(&selected)),
         };
-        let answer = Answer {
+        let answer = ReadBack {
             record,
             findings: &findings,
             grammar,
@@ -242,14 +242,14 @@ struct Read<'a> {
 }
 
 /// What reads a generated target back for one record.
-struct Answer<'a> {
+struct ReadBack<'a> {
     record: &'a PatientRecord,
     findings: &'a Findings,
     grammar: &'a DiagnosisGrammar,
     vocab: Option<&'a RationaleVocab>,
 }
 
-impl<'a> Answer<'a> {
+impl<'a> ReadBack<'a> {
     /// Reads `tokens`: the labels the grammar says were written (no text parsed back), the
     /// rationale's picks, and the text for people. `finished`: generation has ended (it can stop
     /// inside the list).

@@ -91,6 +91,22 @@ impl Backend {
     }
 }
 
+/// A backend by any of its names: "cpu"; "wgpu", "webgpu" or "gpu" (the JS API, the CLI).
+impl std::str::FromStr for Backend {
+    type Err = BedsideError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" | "webgpu" | "gpu" => Ok(Self::Gpu),
+            other => Err(BedsideError::backend(
+                other,
+                "unknown backend; use \"cpu\" or \"webgpu\" (natively also \"wgpu\")",
+            )),
+        }
+    }
+}
+
 /// About 10 ms for another task: natively a sleep (the caller's thread waits for another
 /// thread), on wasm a turn of the event loop (the other task runs on the same thread).
 async fn pause() {

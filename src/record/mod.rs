@@ -293,6 +293,17 @@ fn require_objects(value: &serde_json::Value, path: &str, shape: &Shape) -> Resu
 }
 
 impl PatientRecord {
+    /// The record's phenotype labels as one flag per phenotype, in the order of
+    /// [`crate::knowledge::PHENOTYPES`] (all false without labels): what training and
+    /// evaluation compare the model's outputs with.
+    pub fn phenotype_truth(&self) -> Vec<bool> {
+        let labels = self.labels.as_ref().map_or(&[][..], |l| &l.phenotypes[..]);
+        crate::knowledge::PHENOTYPES
+            .iter()
+            .map(|p| labels.iter().any(|l| l == p.name))
+            .collect()
+    }
+
     /// Parses one record from JSON; an error names the JSON path of the field at fault. A leading
     /// byte-order mark (Windows editors write one) is skipped.
     pub fn from_json(text: &str) -> Result<Self> {

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Bedside } from "../../pkg/bedside.js";
-import { bundleDir } from "./helpers.mjs";
+import { labBundleDir } from "./helpers.mjs";
 import { cases } from "../catalogue/catalogue.mjs";
 
 const RUNS = 20_000;
@@ -39,7 +39,7 @@ function mutate(random, seeds) {
 }
 
 test(`${RUNS} mutated records through wasm diagnose: coded errors, no panic`, async () => {
-  const model = await Bedside.load(bundleDir, { backend: "cpu" });
+  const model = await Bedside.load(labBundleDir, { backend: "cpu" });
   const seeds = cases("records.jsonl").map((c) => c.input);
   const random = generator(0x62656473);
   const codes = new Map();

@@ -9,12 +9,13 @@ import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 const target = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
-export const bundleDir = process.env.BEDSIDE_BUNDLE ?? path.join(root, "target/demo/model");
+/** The lab-phenotype bundle `make lab-bundle` trains for the tests. */
+export const labBundleDir = process.env.BEDSIDE_BUNDLE ?? path.join(root, "target/demo/lab-phenotype");
 export const samples = JSON.parse(readFileSync(path.join(root, "target/demo/samples/samples.json"), "utf8"));
 export const train = process.env.BEDSIDE_TRAIN ?? path.join(target, "debug/bedside-train");
 
 /** What the native CLI predicts for a record. */
-export function nativePredict(record, backend = "cpu", bundle = bundleDir, extra = []) {
+export function nativePredict(record, backend = "cpu", bundle = labBundleDir, extra = []) {
   const dir = mkdtempSync(path.join(tmpdir(), "bedside-"));
   const file = path.join(dir, "record.json");
   writeFileSync(file, JSON.stringify(record));
@@ -94,10 +95,10 @@ export function layerUnavailable(t, layer, why) {
 
 export function bundleFiles() {
   const files = {
-    manifest: readFileSync(path.join(bundleDir, "manifest.json"), "utf8"),
-    weights: new Uint8Array(readFileSync(path.join(bundleDir, "model.safetensors"))),
+    manifest: readFileSync(path.join(labBundleDir, "manifest.json"), "utf8"),
+    weights: new Uint8Array(readFileSync(path.join(labBundleDir, "model.safetensors"))),
   };
-  const tokenizer = path.join(bundleDir, "tokenizer.json");
+  const tokenizer = path.join(labBundleDir, "tokenizer.json");
   if (existsSync(tokenizer)) files.tokenizer = new Uint8Array(readFileSync(tokenizer));
   return files;
 }

@@ -11,7 +11,7 @@ import { samples, train } from "./helpers.mjs";
 
 const dir = mkdtempSync(path.join(tmpdir(), "bedside-tok-"));
 const file = path.join(dir, "tokenizer.json");
-execFileSync(train, ["tokenizer", "--synthetic", "80", "--vocab-size", "1500", "--out", file]);
+execFileSync(train, ["train-tokenizer", "--synthetic", "80", "--vocab-size", "1500", "--out", file]);
 
 const texts = [
   "",

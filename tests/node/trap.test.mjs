@@ -6,12 +6,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import init from "../../pkg/wasm/bedside.js";
 import { Bedside, Tokenizer } from "../../pkg/bedside.js";
-import { assertSameProbabilities, bundleDir, root, samples } from "./helpers.mjs";
+import { assertSameProbabilities, labBundleDir, root, samples } from "./helpers.mjs";
 import path from "node:path";
 
 test("a trap fails the call, and the next load starts a fresh instance with the same numbers", async () => {
   const record = samples[0];
-  const model = await Bedside.load(bundleDir, { backend: "cpu" });
+  const model = await Bedside.load(labBundleDir, { backend: "cpu" });
   const tokenizer = await Tokenizer.load(path.join(root, "models/demo/tokenizer.json"));
   const before = await model.diagnose(record);
   const ids = tokenizer.encode("Lactate 4.2 mmol/L");
@@ -29,7 +29,7 @@ test("a trap fails the call, and the next load starts a fresh instance with the 
   model.dispose();
   tokenizer.dispose();
   // a fresh instance: the same answers
-  const fresh = await Bedside.load(bundleDir, { backend: "cpu" });
+  const fresh = await Bedside.load(labBundleDir, { backend: "cpu" });
   assertSameProbabilities(await fresh.diagnose(record), before, 0);
   const again = await Tokenizer.load(path.join(root, "models/demo/tokenizer.json"));
   assert.deepEqual(again.encode("Lactate 4.2 mmol/L"), ids);

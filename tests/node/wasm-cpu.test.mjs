@@ -5,13 +5,13 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Bedside } from "../../pkg/bedside.js";
-import { CPU_TOLERANCE, assertSameProbabilities, assertSameRisk, bundleDir, bundleFiles, mortalityDir, nativePredict, root, samples } from "./helpers.mjs";
+import { CPU_TOLERANCE, assertSameProbabilities, assertSameRisk, labBundleDir, bundleFiles, mortalityDir, nativePredict, root, samples } from "./helpers.mjs";
 
 // flex in wasm and flex natively run the same Rust code; only float summation order may differ.
 const TOLERANCE = CPU_TOLERANCE;
 
 test("wasm on the CPU gives the native CLI's probabilities", async () => {
-  const model = await Bedside.load(bundleDir, { backend: "cpu" });
+  const model = await Bedside.load(labBundleDir, { backend: "cpu" });
   assert.equal(model.backend, "cpu");
   assert.equal(model.card, null, "a bundle without a model card loads, and says it has none");
   for (const record of samples.slice(0, 3)) {
@@ -44,7 +44,7 @@ test("wasm on the CPU gives the native CLI's risk with the mortality bundle", as
   // it answers risk only, and the clinical bundle does not answer risk
   await assert.rejects(model.diagnose(samples[0]), { code: "BUNDLE_INCOMPATIBLE" });
   model.dispose();
-  const clinical = await Bedside.load(bundleDir, { backend: "cpu" });
+  const clinical = await Bedside.load(labBundleDir, { backend: "cpu" });
   await assert.rejects(clinical.risk(samples[0]), { code: "BUNDLE_INCOMPATIBLE" });
   clinical.dispose();
 });
@@ -75,7 +75,7 @@ test("the committed bundle carries its model card", async () => {
 });
 
 test("the self-test runs where the bundle records an answer, and says so where it does not", async () => {
-  const trained = await Bedside.load(bundleDir, { backend: "cpu" });
+  const trained = await Bedside.load(labBundleDir, { backend: "cpu" });
   assert.equal(trained.manifest.self_test.length, 25, "train records the known answer");
   assert.ok(trained.selfTestDifference !== null && trained.selfTestDifference <= 1e-5, `${trained.selfTestDifference}`);
   trained.dispose();

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { create, globals } from "webgpu";
 import { Bedside, webgpuAvailable } from "../../pkg/bedside.js";
 import path from "node:path";
-import { GPU_TOLERANCE, assertSameProbabilities, assertSameRisk, bundleDir, layerUnavailable, mortalityDir, root, samples } from "./helpers.mjs";
+import { GPU_TOLERANCE, assertSameProbabilities, assertSameRisk, labBundleDir, layerUnavailable, mortalityDir, root, samples } from "./helpers.mjs";
 
 Object.assign(globalThis, globals);
 globalThis.navigator ??= {};
@@ -48,20 +48,20 @@ test("wasm on WebGPU gives the CPU's probabilities", async (t) => {
     layerUnavailable(t, "webgpu", "no WebGPU adapter in Node: Dawn found no usable Vulkan driver");
     return;
   }
-  const gpu = await Bedside.load(bundleDir, { backend: "webgpu" });
-  const cpu = await Bedside.load(bundleDir, { backend: "cpu" });
+  const gpu = await Bedside.load(labBundleDir, { backend: "webgpu" });
+  const cpu = await Bedside.load(labBundleDir, { backend: "cpu" });
   assert.equal(gpu.backend, "webgpu");
   for (const record of samples.slice(0, 3)) {
     const worst = assertSameProbabilities(await gpu.diagnose(record), await cpu.diagnose(record), TOLERANCE);
     console.log(`# ${record.id}: max |webgpu - cpu| = ${worst.toExponential(2)}`);
   }
   // "auto" passes over a software renderer, and says so; on a hardware adapter it takes WebGPU
-  const software = await Bedside.load(bundleDir, { backend: "auto" });
+  const software = await Bedside.load(labBundleDir, { backend: "auto" });
   assert.equal(software.backend, "cpu");
   assert.match(software.fallbackReason, /^the WebGPU adapter \(google swiftshader.*\) is a software renderer, slower than the CPU$/);
   pretendHardware = true;
   try {
-    const auto = await Bedside.load(bundleDir, { backend: "auto", probe: false });
+    const auto = await Bedside.load(labBundleDir, { backend: "auto", probe: false });
     assert.equal(auto.backend, "webgpu");
     assert.equal(auto.fallbackReason, null, "no fallback reason on WebGPU");
     assert.match(auto.backendReason, /^WebGPU on .*a hardware GPU, as the test pretends, not timed \(probe: false\)$/);
@@ -96,7 +96,7 @@ test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster 
   // must pick the CPU however noisy the machine
   pretendHardware = true;
   try {
-    const first = await Bedside.load(bundleDir, { backend: "auto" });
+    const first = await Bedside.load(labBundleDir, { backend: "auto" });
     assert.equal(first.backend, "cpu");
     const measured = /^the CPU is faster here: the self-test took ([\d.]+) ms on WebGPU \(.*as the test pretends\) and ([\d.]+) ms on the CPU/;
     const [, gpuMs, cpuMs] = first.backendReason.match(measured) ?? assert.fail(`no probe in ${first.backendReason}`);
@@ -105,7 +105,7 @@ test("auto times WebGPU against the CPU on a hardware adapter, keeps the faster 
     assert.ok((await first.diagnose(samples[0])).phenotypes.length > 0);
     // once per adapter and bundle: the second load goes to the CPU without starting WebGPU
     const devices = devicesRequested;
-    const second = await Bedside.load(bundleDir, { backend: "auto" });
+    const second = await Bedside.load(labBundleDir, { backend: "auto" });
     assert.equal(second.backend, "cpu");
     assert.equal(devicesRequested, devices, "WebGPU was started again");
     assert.match(second.backendReason, /\(measured earlier\)$/);
@@ -130,20 +130,20 @@ test("a WebGPU that computes wrong numbers fails the self-test; auto runs on the
   };
   pretendHardware = true; // so that "auto" tries WebGPU first
   try {
-    await assert.rejects(Bedside.load(bundleDir, { backend: "webgpu" }), (e) => {
+    await assert.rejects(Bedside.load(labBundleDir, { backend: "webgpu" }), (e) => {
       assert.equal(e.code, "BACKEND_FAILED");
       assert.match(e.message, /self-test failed: probabilities differ from the recorded answer/);
       return true;
     });
     // untimed, so that the earlier test's remembered verdict does not skip WebGPU
-    const auto = await Bedside.load(bundleDir, { backend: "auto", probe: false });
+    const auto = await Bedside.load(labBundleDir, { backend: "auto", probe: false });
     assert.equal(auto.backend, "cpu");
     assert.match(auto.fallbackReason, /^WebGPU failed \(BACKEND_FAILED: backend webgpu: self-test failed/);
     assert.ok((await auto.diagnose(samples[0])).phenotypes.length > 0);
     auto.dispose();
     GPUBuffer.prototype.getMappedRange = getMappedRange;
     // the device is still good once the driver is: WebGPU loads again
-    const again = await Bedside.load(bundleDir, { backend: "auto", probe: false });
+    const again = await Bedside.load(labBundleDir, { backend: "auto", probe: false });
     assert.equal(again.backend, "webgpu");
     again.dispose();
   } finally {

@@ -1,6 +1,5 @@
 //! `bench`: times a clinical bundle on one backend and writes the figures as JSON.
 
-use super::BackendArg;
 use crate::measure::bench;
 use crate::shared::io::write_atomic;
 use anyhow::Result;
@@ -11,8 +10,9 @@ use std::path::PathBuf;
 pub struct Args {
     #[arg(long)]
     bundle: PathBuf,
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    backend: BackendArg,
+    /// "cpu" or "wgpu".
+    #[arg(long, default_value = "cpu")]
+    backend: bedside::Backend,
     /// Timed runs per figure (after warm-up runs); the median and the 10th/90th percentiles
     /// are reported.
     #[arg(long, default_value_t = 15)]
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
     } = args;
     let options = bench::BenchOptions {
         bundle,
-        backend: backend.into(),
+        backend,
         repeats,
         tokens,
         run_config: config,

@@ -67,7 +67,8 @@ enum Command {
     /// into its manifest.
     Card(card::Args),
     /// Train the text tokenizer (tokenizer.json) on cohort notes, rationales and the knowledge base.
-    Tokenizer(tokenizer::Args),
+    #[command(alias = "tokenizer")]
+    TrainTokenizer(tokenizer::Args),
     /// Print the token ids of texts: reads a JSON array of strings on stdin, writes an array of
     /// id arrays.
     Tokenize(tokenize::Args),
@@ -120,28 +121,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::Card(args) => card::run(args),
-        Command::Tokenizer(args) => tokenizer::run(args),
+        Command::TrainTokenizer(args) => tokenizer::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
-    }
-}
-
-use bedside::Backend;
-use clap::ValueEnum;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Wgpu,
-}
-
-impl From<BackendArg> for Backend {
-    fn from(arg: BackendArg) -> Self {
-        match arg {
-            BackendArg::Cpu => Backend::Cpu,
-            BackendArg::Wgpu => Backend::Gpu,
-        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! another; writes the report, the weights and the plots.
 
 use crate::pipelines::mortality;
-use crate::shared::backend;
 use crate::shared::io::write_atomic;
 use anyhow::{Context, Result};
 use bedside::bundle::WEIGHTS_FILE;
@@ -18,35 +17,8 @@ pub struct Args {
     train_set: String,
     #[arg(long, default_value = "set-b")]
     test_set: String,
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
-    /// Epochs without a better validation AUROC before stopping.
-    #[arg(long, default_value_t = 5)]
-    patience: usize,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    learning_rate: f64,
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    #[arg(long, default_value_t = 32)]
-    d_model: usize,
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
-    /// The linear part (fitted first, then frozen) reads the channels' summaries beside the
-    /// static descriptors (`--wide false`: the statics alone).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    wide: bool,
-    /// Encoders trained with seeds --seed, --seed + 1, …; the model averages their logits.
-    #[arg(long, default_value_t = 1)]
-    seeds: usize,
-    /// Bootstrap resamples for the 95% intervals.
-    #[arg(long, default_value_t = 1000)]
-    resamples: usize,
-    /// Train on the CPU, on a GPU through wgpu (Vulkan, Metal, DX12), or through CUDA (a
-    /// build with `--features bedside-train/cuda`).
-    #[arg(long, value_enum, default_value_t = backend::TrainingBackend::Cpu)]
-    backend: backend::TrainingBackend,
+    #[command(flatten)]
+    options: mortality::MortalityOptions,
     #[arg(long)]
     out: PathBuf,
     /// Also write the model as a browser bundle (kind "mortality", f16) into this directory:
@@ -65,23 +37,16 @@ pub fn run(args: Args) -> Result<()> {
         input,
         train_set,
         test_set,
-        epochs,
-        patience,
-        batch_size,
-        learning_rate,
-        seed,
-        d_model,
-        layers,
-        wide,
-        seeds,
-        resamples,
-        backend,
+        options,
         out,
         bundle,
         refit,
     } = args;
-    if bundle.is_some() && seeds != 1 {
-        anyhow::bail!("--bundle holds one model: train it with --seeds 1 (not {seeds})");
+    if bundle.is_some() && options.seeds != 1 {
+        anyhow::bail!(
+            "--bundle holds one model: train it with --seeds 1 (not {})",
+            options.seeds
+        );
     }
     let mut summary = cohort::Summary::new("physionet2012");
     let mut sets = cohort::physionet2012::read_sets(&input, &mut summary)?;
@@ -97,20 +62,6 @@ pub fn run(args: Args) -> Result<()> {
         })
     };
     let (train_records, test_records) = (take(&train_set)?, take(&test_set)?);
-    let options = mortality::MortalityOptions {
-        epochs,
-        patience,
-        batch_size,
-        learning_rate,
-        seed,
-        d_model,
-        layers,
-        wide,
-        seeds,
-        resamples,
-        backend,
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
     let (members, report) = mortality::run(&train_records, &test_records, &options)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     // the first seed's weights in model.safetensors, the others' in model-seed-S

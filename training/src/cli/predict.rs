@@ -1,7 +1,6 @@
 //! `predict`: diagnoses one record with a bundle natively, optionally with the rationale and
 //! the medication recommendation.
 
-use super::BackendArg;
 use anyhow::{Context, Result};
 use bedside::{Engine, PatientRecord};
 use std::io::Write;
@@ -13,8 +12,9 @@ pub struct Args {
     bundle: PathBuf,
     #[arg(long)]
     record: PathBuf,
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    backend: BackendArg,
+    /// "cpu" or "wgpu".
+    #[arg(long, default_value = "cpu")]
+    backend: bedside::Backend,
     /// Also generate the diagnoses and rationale (clinical bundles), streamed to stderr.
     #[arg(long)]
     explain: bool,
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot read {}", record.display()))?;
     let record =
         PatientRecord::from_json_or_fhir(&text).with_context(|| record.display().to_string())?;
-    let engine = pollster::block_on(Engine::load(&bundle, backend.into()))?;
+    let engine = pollster::block_on(Engine::load(&bundle, backend))?;
     let mut stdout = std::io::stdout().lock();
     // a mortality bundle's one answer: the risk and the findings that moved it
     if let bedside::bundle::ModelSpec::Mortality(_) = engine.manifest().model {

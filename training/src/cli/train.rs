@@ -14,24 +14,8 @@ pub struct Args {
     /// Size of the built-in synthetic cohort.
     #[arg(long, default_value_t = 400)]
     synthetic: usize,
-    #[arg(long, default_value_t = 12)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 2e-3)]
-    learning_rate: f64,
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    #[arg(long, default_value_t = 48)]
-    hours: usize,
-    #[arg(long, default_value_t = 64)]
-    d_model: usize,
-    #[arg(long, default_value_t = 2)]
-    layers: usize,
-    /// A linear model over the channels' summaries beside the head (`--wide true`). Off by
-    /// default: on the MIMIC-IV demo's five splits it lowered macro AUROC (0.663 vs 0.681).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
-    wide: bool,
+    #[command(flatten)]
+    options: lab_phenotype::TrainOptions,
     /// Bundle directory to write.
     #[arg(long)]
     out: PathBuf,
@@ -41,34 +25,16 @@ pub fn run(args: Args) -> Result<()> {
     let Args {
         cohort,
         synthetic,
-        epochs,
-        batch_size,
-        learning_rate,
-        seed,
-        hours,
-        d_model,
-        layers,
-        wide,
+        options,
         out,
     } = args;
     let records = match &cohort {
         Some(path) => read_cohort(path)?,
-        None => synthetic::cohort(synthetic, hours, seed),
+        None => synthetic::cohort(synthetic, options.hours, options.seed),
     };
-    if batch_size == 0 || epochs == 0 {
+    if options.batch_size == 0 || options.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
-    let options = lab_phenotype::TrainOptions {
-        epochs,
-        batch_size,
-        learning_rate,
-        seed,
-        hours,
-        d_model,
-        layers,
-        wide,
-        progress: true,
-    };
     let (model, report) = lab_phenotype::train(&records, &options)?;
     lab_phenotype::export(&model, lab_phenotype::model_config(&options), &report, &out)?;
     let t = &report.test;

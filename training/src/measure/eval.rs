@@ -301,15 +301,7 @@ pub fn evaluate(
         .clinical_model()
         .and_then(|(_, tok, _)| RationaleVocab::new(tok));
     for record in records {
-        let labels = record
-            .labels
-            .as_ref()
-            .map(|l| l.phenotypes.clone())
-            .unwrap_or_default();
-        let row_truth: Vec<bool> = PHENOTYPES
-            .iter()
-            .map(|p| labels.iter().any(|l| l == p.name))
-            .collect();
+        let row_truth = record.phenotype_truth();
         let diagnosis = pollster::block_on(engine.diagnose(record))?;
         probs.extend(PHENOTYPES.iter().map(|p| {
             diagnosis

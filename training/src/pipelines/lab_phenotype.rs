@@ -20,17 +20,27 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct TrainOptions {
+    #[arg(long, default_value_t = 12)]
     pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
     pub learning_rate: f64,
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    #[arg(long, default_value_t = 48)]
     pub hours: usize,
+    #[arg(long, default_value_t = 64)]
     pub d_model: usize,
+    #[arg(long, default_value_t = 2)]
     pub layers: usize,
-    /// The linear model over the channels' summaries beside the head.
+    /// A linear model over the channels' summaries beside the head (`--wide true`). Off by
+    /// default: on the MIMIC-IV demo's five splits it lowered macro AUROC (0.663 vs 0.681).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub wide: bool,
+    #[arg(skip = true)]
     pub progress: bool,
 }
 
@@ -79,18 +89,6 @@ struct Batch {
     values: Tensor<3>,
     mask: Tensor<3>,
     targets: Tensor<2, Int>,
-}
-
-fn targets_of(record: &PatientRecord) -> Vec<bool> {
-    let labels = record
-        .labels
-        .as_ref()
-        .map(|l| l.phenotypes.as_slice())
-        .unwrap_or(&[]);
-    PHENOTYPES
-        .iter()
-        .map(|p| labels.iter().any(|l| l == p.name))
-        .collect()
 }
 
 fn batch(grids: &[&SeriesGrid], targets: &[&Vec<bool>], device: &Device) -> Batch {
@@ -144,7 +142,7 @@ pub fn train(
         .iter()
         .map(|r| SeriesGrid::from_record(r, options.hours))
         .collect();
-    let targets: Vec<Vec<bool>> = records.iter().map(targets_of).collect();
+    let targets: Vec<Vec<bool>> = records.iter().map(PatientRecord::phenotype_truth).collect();
 
     let mut model = model_config(options).init(&device);
     let mut optimizer = fit::adamw(1e-4, 1.0);

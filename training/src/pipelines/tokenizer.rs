@@ -1,4 +1,4 @@
-//! `bedside-train tokenizer`: trains the HuggingFace BPE tokenizer of a bedside model on the
+//! `bedside-train train-tokenizer`: trains the HuggingFace BPE tokenizer of a bedside model on the
 //! cohort's notes, teacher rationales, the knowledge texts, label names and the prompt template.
 //! T5's conventions: `<pad>` = 0, `</s>` = 1, `<unk>` = 2, `</s>` appended to every encoding,
 //! SentencePiece-style word boundaries (`▁`), digits one token each so that lab values are read

@@ -279,16 +279,12 @@ mod tests {
     use super::*;
     use bedside::grounded::{Fact, marked_notes};
     use bedside::knowledge::channel_index;
-    use bedside::record::{Note, Observation};
+    use bedside::record::Observation;
 
     fn record() -> PatientRecord {
+        let note = "Admitted with fever. Sepsis from a urinary source; lactate 4.2.";
         let mut r = bedside::self_test::self_test_record();
-        r.notes = vec![Note {
-            reference: None,
-            kind: String::new(),
-            text: "Admitted with fever. Sepsis from a urinary source; lactate 4.2.".into(),
-            hours: None,
-        }];
+        r.notes = vec![serde_json::from_value(serde_json::json!({ "text": note })).unwrap()];
         r.observations.push(Observation::new("sodium", 2.0, 140.0));
         r
     }

@@ -36,17 +36,8 @@ const MAX_LAB_STATEMENTS: usize = 4;
 const MAX_NOTE_SENTENCES: usize = 3;
 
 fn labelled(record: &PatientRecord) -> Vec<usize> {
-    let names = record
-        .labels
-        .as_ref()
-        .map(|l| l.phenotypes.as_slice())
-        .unwrap_or(&[]);
-    PHENOTYPES
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| names.iter().any(|n| n == p.name))
-        .map(|(i, _)| i)
-        .collect()
+    let truth = record.phenotype_truth();
+    (0..truth.len()).filter(|&i| truth[i]).collect()
 }
 
 /// The note sentences that describe the labelled phenotypes, quoted verbatim.

@@ -31,24 +31,39 @@ use std::time::Instant;
 /// The challenge's window: the first 48 hours of the stay.
 pub const HOURS: usize = 48;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct MortalityOptions {
+    #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     /// Epochs without a better validation AUROC before training stops.
+    #[arg(long, default_value_t = 5)]
     pub patience: usize,
+    #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
     pub learning_rate: f64,
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    #[arg(long, default_value_t = 32)]
     pub d_model: usize,
+    #[arg(long, default_value_t = 1)]
     pub layers: usize,
-    /// The linear part reads the channels' summaries beside the statics.
+    /// The linear part (fitted first, then frozen) reads the channels' summaries beside the
+    /// static descriptors (`--wide false`: the statics alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub wide: bool,
-    /// Encoders trained with seeds `seed`, `seed + 1`, …, their logits averaged.
+    /// Encoders trained with seeds --seed, --seed + 1, …; the model averages their logits.
+    #[arg(long, default_value_t = 1)]
     pub seeds: usize,
-    /// Bootstrap resamples for the confidence intervals.
+    /// Bootstrap resamples for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
     pub resamples: usize,
-    /// Where training and evaluation run: the CPU, or wgpu (Vulkan, Metal, DX12) on a GPU.
+    /// Train on the CPU, on a GPU through wgpu (Vulkan, Metal, DX12), or through CUDA (a
+    /// build with `--features bedside-train/cuda`).
+    #[arg(long, value_enum, default_value_t = crate::shared::backend::TrainingBackend::Cpu)]
     pub backend: crate::shared::backend::TrainingBackend,
+    /// Progress bars (on where stderr is a terminal).
+    #[arg(skip = std::io::IsTerminal::is_terminal(&std::io::stderr()))]
     pub progress: bool,
 }
 
