@@ -203,3 +203,13 @@ impl MedRecRunConfig {
 pub fn default_config_toml() -> Result<String> {
     Ok(toml::to_string(&MedRecRunConfig::default())?)
 }
+
+/// Progress bars where stderr is a terminal.
+pub(super) fn show_progress() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Warm-up over the first 5 % of the steps, then cosine decay.
+pub(super) fn cosine(peak: f64, step: usize, total: usize) -> f64 {
+    crate::shared::fit::warmup_cosine(peak, step, (total / 20).max(1), total)
+}

@@ -9,7 +9,35 @@ use bedside::knowledge::atc3_of;
 use bedside::model::medrec::Patient;
 use bedside::record::PatientRecord;
 
-use super::*;
+use burn::prelude::*;
+
+use anyhow::anyhow;
+use bedside::recommend::MedicationSpec;
+
+use super::config::MedRecRunConfig;
+
+/// The admissions a run uses, split by patient, and the bundle's medication spec built from the
+/// training side's vocabularies.
+pub(super) struct Cohort {
+    pub(super) records: Vec<PatientRecord>,
+    pub(super) train: Vec<usize>,
+    pub(super) validation: Vec<usize>,
+    pub(super) test: Vec<usize>,
+    pub(super) spec: MedicationSpec,
+}
+
+impl Cohort {
+    pub(super) fn drugs(&self) -> &[String] {
+        &self.spec.medications
+    }
+
+    /// The multi-hot targets of `rows`, one after another.
+    pub(super) fn truth(examples: &[Example], rows: &[usize]) -> Vec<bool> {
+        rows.iter()
+            .flat_map(|&i| examples[i].target.clone())
+            .collect()
+    }
+}
 
 /// One admission, ready for both models.
 pub(super) struct Example {
@@ -88,4 +116,21 @@ pub fn records(
         bail!("the cohorts hold no admissions");
     }
     Ok(out)
+}
+
+/// The multi-hot drug targets of a batch as a `[batch, drugs]` tensor.
+pub(super) fn targets_tensor(examples: &[&Example], m: usize, device: &Device) -> Tensor<2> {
+    let values: Vec<f32> = examples
+        .iter()
+        .flat_map(|e| e.target.iter().map(|&t| f32::from(u8::from(t))))
+        .collect();
+    Tensor::<1>::from_data(TensorData::new(values, [examples.len() * m]), device)
+        .reshape([examples.len(), m])
+}
+
+/// A tensor's values on the host.
+pub(super) fn floats_of(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))
 }

@@ -48,29 +48,6 @@ use crate::shared::io::write_atomic;
 
 use student::{student_probs, train_student};
 
-/// The admissions a run uses, split by patient, and the bundle's medication spec built from the
-/// training side's vocabularies.
-struct Cohort {
-    records: Vec<PatientRecord>,
-    train: Vec<usize>,
-    validation: Vec<usize>,
-    test: Vec<usize>,
-    spec: MedicationSpec,
-}
-
-impl Cohort {
-    fn drugs(&self) -> &[String] {
-        &self.spec.medications
-    }
-
-    /// The multi-hot targets of `rows`, one after another.
-    fn truth(examples: &[Example], rows: &[usize]) -> Vec<bool> {
-        rows.iter()
-            .flat_map(|&i| examples[i].target.clone())
-            .collect()
-    }
-}
-
 /// Runs LEADER end to end into `dir`: `medrec.json` (the bundle's medication spec),
 /// `medrec.safetensors`, `teacher-features.safetensors` (online), `report.json`, `report.md`,
 /// `training.png`.

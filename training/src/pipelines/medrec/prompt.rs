@@ -8,7 +8,7 @@ use anyhow::Result;
 use bedside::knowledge::atc3_name;
 use bedside::record::{PatientRecord, Sex};
 
-use super::*;
+use super::config::MedRecRunConfig;
 
 /// ICD code names keyed as records write codes (`icd9:4280`), from a MIMIC dictionary.
 pub(super) fn read_code_names(path: &Path) -> Result<HashMap<String, String>> {

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::*;
+use super::config::TeacherMode;
+use super::data::Example;
 use crate::measure::medrec_metrics::{MedicationMetrics, evaluate};
 use crate::measure::usage::Usage;
 

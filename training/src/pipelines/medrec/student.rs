@@ -2,7 +2,7 @@
 //! layer and the teacher's hidden state + β·profile alignment, AdamW with warm-up and cosine
 //! decay, the best validation PRAUC kept.
 
-use anyhow::{Result, anyhow, ensure};
+use anyhow::{Result, ensure};
 use bedside::model::medrec::{MedRecBatch, MedRecModel, Patient};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
@@ -12,7 +12,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::{Cohort, EpochRecord, Example, MedRecRunConfig, TeacherFeatures};
+use super::config::{MedRecRunConfig, cosine, show_progress};
+use super::data::{Cohort, Example, floats_of, targets_tensor};
+use super::report::EpochRecord;
+use super::teacher::TeacherFeatures;
 use crate::measure::medrec_metrics::evaluate;
 use crate::shared::fit;
 use crate::shared::io::bar;
@@ -22,25 +25,6 @@ use crate::shared::io::bar;
 pub struct Student {
     pub model: MedRecModel,
     pub projection: Linear,
-}
-
-pub(super) fn show_progress() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
-pub(super) fn floats_of(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow!("{e:?}"))
-}
-
-pub(super) fn targets_tensor(examples: &[&Example], m: usize, device: &Device) -> Tensor<2> {
-    let values: Vec<f32> = examples
-        .iter()
-        .flat_map(|e| e.target.iter().map(|&t| f32::from(u8::from(t))))
-        .collect();
-    Tensor::<1>::from_data(TensorData::new(values, [examples.len() * m]), device)
-        .reshape([examples.len(), m])
 }
 
 /// Trains the student on the training admissions and returns the epoch with the best
@@ -205,11 +189,6 @@ fn profile_alignment(
         .gather(1, diagonal)
         .mean();
     (forward + backward) / 2.0
-}
-
-/// Warm-up over the first 5 % of the steps, then cosine decay.
-pub(super) fn cosine(peak: f64, step: usize, total: usize) -> f64 {
-    fit::warmup_cosine(peak, step, (total / 20).max(1), total)
 }
 
 pub(super) fn student_probs(

@@ -14,8 +14,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::student::{cosine, floats_of, show_progress, targets_tensor};
-use super::*;
+use super::config::{MedRecRunConfig, cosine, show_progress};
+use super::data::{Example, floats_of, targets_tensor};
+use super::report::EpochRecord;
 use crate::measure::medrec_metrics::evaluate;
 use crate::shared::fit;
 use crate::shared::io::{bar, write_atomic};
