@@ -264,6 +264,44 @@ export const ERROR_CODES: readonly ErrorCode[];
 
 export function webgpuAvailable(): Promise<boolean>;
 
+/** A FHIR reference: "Patient/123", or `{ reference }` / `{ display }`. */
+export type FhirReference = string | { reference?: string; display?: string };
+
+export interface ToFhirOptions {
+  /** The chart's Patient; without it the subject is the record's id as display text. */
+  patient?: FhirReference;
+  encounter?: FhirReference;
+  /** The loaded model's manifest (`model.manifest`): the Provenance names the bundle by its weights' sha256. */
+  manifest?: Bedside["manifest"];
+  /** ISO 8601; default now. */
+  date?: string;
+  /** "all": an assessment for every phenotype group the model scores, not only the diagnosed ones. */
+  groups?: "diagnosed" | "all";
+}
+
+/** One record's answers, any of them, to write as FHIR. */
+export interface FhirAnswer {
+  diagnosis?: Diagnosis;
+  explanation?: Explanation;
+  recommendation?: Recommendation;
+}
+
+/**
+ * A FHIR R4 Bundle as `toFhir` writes it: a transaction (every entry a POST of a
+ * RiskAssessment, MedicationRequest proposal, DetectedIssue or the Provenance), or, for an answer
+ * outside the model's range, a collection holding one OperationOutcome with the reasons. The
+ * `fhir/r4` types of `@types/fhir` describe each resource field by field.
+ */
+export interface FhirBundle {
+  resourceType: "Bundle";
+  type: "transaction" | "collection";
+  timestamp: string;
+  entry: { fullUrl: string; resource: FhirResource; request?: { method: "POST"; url: string } }[];
+}
+
+/** The answers as a FHIR R4 Bundle an EHR can store (see `FhirBundle`); pure, no I/O. */
+export function toFhir(answer: FhirAnswer, options?: ToFhirOptions): FhirBundle;
+
 export class Bedside {
   static load(source: string | URL | BundleFiles, options?: LoadOptions): Promise<Bedside>;
   /** Whether the bundle at this base URL loads from the Cache API alone (every file, hashes checked). */

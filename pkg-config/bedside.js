@@ -13,6 +13,7 @@ import { CACHE_NAME, forgetCached, listedSha256, openCache, pinnedSha256, readBu
 
 export { BedsideError, ERROR_CODES } from "./errors.js";
 export { webgpuAvailable } from "./backend.js";
+export { toFhir } from "./fhir.js";
 
 function recordJson(record) {
   let json;

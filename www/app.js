@@ -3,13 +3,15 @@
 // where the bundle has them — the streamed rationale with the knowledge attention, charts of the
 // labs and vitals with the model's attention over time, and recommended medications with
 // drug–drug-interaction warnings; or the risk of death with the findings that moved it.
-import { Bedside } from "./pkg/bedside.js";
+import { Bedside, toFhir } from "./pkg/bedside.js";
 import { drawCharts, highlight } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let model;
 let samples = [];
+/** The last complete answer (`{ record, diagnosis, recommendation, explanation }`), for the FHIR download. */
+let lastAnswer;
 
 /** What went wrong, in words a clinician reads first; the library's code and message follow in a detail. */
 const PLAIN = {
@@ -203,6 +205,7 @@ async function explain(record, diagnosis, run) {
   drawCharts($("charts"), result.series ?? []);
   $("charts-section").hidden = (result.series ?? []).length === 0;
   showEvidence(result, diagnosis);
+  return result;
 }
 
 /** One evidence item as a sentence: the library's statement of the record's value, or the quote. */
@@ -315,6 +318,7 @@ async function recommend(record, run) {
   $("current-medications").textContent = result.current.length
     ? `Current medications: ${result.current.join(", ")}.`
     : "No current medications listed.";
+  return result;
 }
 
 async function diagnose() {
@@ -351,6 +355,8 @@ function clearResults() {
   for (const id of ["diagnosed", "rationale", "rationale-timing", "risk"]) $(id).textContent = "";
   $("evidence").replaceChildren();
   $("risk-findings").replaceChildren();
+  $("fhir-section").hidden = true;
+  lastAnswer = undefined;
   delete $("risk").dataset.probability;
 }
 
@@ -477,9 +483,25 @@ async function analyseRun(record, run) {
   $("diagnosed").textContent = result.diagnosed.length
     ? `At or above the threshold of ${model.manifest.threshold}: ${result.diagnosed.length} phenotype group(s), ${evidenced.size} with a supporting finding; ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group reaches the threshold of ${model.manifest.threshold} (${ms.toFixed(0)} ms on ${result.backend}).`;
-  if (model.manifest.medications) await recommend(record, run);
-  if (model.manifest.model?.kind === "clinical") await explain(record, result, run);
+  const recommendation = model.manifest.medications ? await recommend(record, run) : undefined;
+  const explanation = model.manifest.model?.kind === "clinical" ? await explain(record, result, run) : undefined;
+  lastAnswer = { record, diagnosis: result, recommendation, explanation };
+  $("fhir-section").hidden = result.diagnosed.length === 0 && !recommendation?.medications.length;
   document.body.dataset.state = "done";
+}
+
+/** Downloads the last answer as a FHIR R4 Bundle (`toFhir`), made here from what the page shows. */
+function downloadFhir() {
+  const { record, ...answer } = lastAnswer;
+  const patient = record?.resourceType === "Bundle"
+    ? record.entry?.find((e) => e.resource?.resourceType === "Patient")?.resource?.id
+    : undefined;
+  const bundle = toFhir(answer, { patient: patient ? `Patient/${patient}` : undefined, manifest: model.manifest });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }));
+  link.download = `bedside-${answer.diagnosis.id || "record"}.fhir.json`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 0);
 }
 
 function fail(error) {
@@ -530,6 +552,13 @@ async function main() {
 }
 
 $("stop").addEventListener("click", () => controller?.abort());
+$("fhir-download").addEventListener("click", () => {
+  try {
+    downloadFhir();
+  } catch (error) {
+    fail(error);
+  }
+});
 
 $("controls").addEventListener("submit", (event) => {
   event.preventDefault();

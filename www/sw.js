@@ -19,6 +19,7 @@ const SHELL = [
   "pkg/backend.js",
   "pkg/download.js",
   "pkg/cache.js",
+  "pkg/fhir.js",
   "pkg/wasm/bedside.js",
   "pkg/wasm/bedside_bg.wasm",
 ];

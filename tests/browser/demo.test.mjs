@@ -321,6 +321,20 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     assert.match(await page.textContent("#patient-summary"), /FHIR Bundle/);
     assert.ok((await page.$$("#phenotypes tbody tr")).length > 0);
     await page.screenshot({ path: path.join(shots, "demo-fhir.png"), fullPage: true });
+    // the answer back as FHIR, by keyboard: a transaction for the chart's Patient, one
+    // RiskAssessment per diagnosed group, made in the page (no request leaves it: `problems`)
+    const diagnosed = await page.$$eval("#phenotypes tr.diagnosed", (rows) => rows.length);
+    assert.equal(await page.isVisible("#fhir-section"), diagnosed > 0);
+    if (diagnosed > 0) {
+      await page.focus("#fhir-download");
+      const [download] = await Promise.all([page.waitForEvent("download"), page.keyboard.press("Enter")]);
+      const written = JSON.parse(readFileSync(await download.path(), "utf8"));
+      const patient = JSON.parse(fhir).entry.find((e) => e.resource.resourceType === "Patient").resource.id;
+      assert.equal(written.type, "transaction");
+      const assessments = written.entry.filter((e) => e.resource.resourceType === "RiskAssessment");
+      assert.equal(assessments.length, diagnosed);
+      assert.ok(assessments.every((e) => e.resource.subject.reference === `Patient/${patient}`));
+    }
     // a healthy child's outpatient chart (no observation; a note of headings and boilerplate):
     // the reasons instead of bars, no drug, no rationale
     const child = readFileSync(path.join(root, "tests/fixtures/fhir/healthy-child-bundle.json"), "utf8");
@@ -328,7 +342,7 @@ test("a FHIR file opens, a broken file gives a coded error, and the page stays u
     assert.equal(await page.isVisible("#out-of-range"), true);
     const reasons = await page.$$eval("#out-of-range-reasons li", (items) => items.map((li) => li.dataset.kind));
     assert.deepEqual(reasons, ["no_observations", "age_outside_training", "setting_outside_training"]);
-    for (const id of ["#phenotypes", "#medications-section", "#rationale-section"]) assert.equal(await page.isHidden(id), true, id);
+    for (const id of ["#phenotypes", "#medications-section", "#rationale-section", "#fhir-section"]) assert.equal(await page.isHidden(id), true, id);
     await page.screenshot({ path: path.join(shots, "demo-out-of-range.png"), fullPage: true });
 
     const bad = [

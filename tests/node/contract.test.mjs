@@ -24,7 +24,7 @@ test("every error code comes from ERROR_CODES, the engine's among them", () => {
   const page = read("www/app.js").match(/const PLAIN = \{([^}]*)\}/)[1];
   for (const [, code] of page.matchAll(/^\s*([A-Z_]+):/gm)) assert.ok(ERROR_CODES.includes(code), `the page explains ${code}, which no error carries`);
   const thrown = new Set();
-  for (const file of ["bedside.js", "errors.js", "instance.js", "backend.js", "download.js", "cache.js", "worker-page.js"]) {
+  for (const file of ["bedside.js", "errors.js", "instance.js", "backend.js", "download.js", "cache.js", "fhir.js", "worker-page.js"]) {
     for (const [, code] of read(`pkg-config/${file}`).matchAll(/new BedsideError\(\s*"([A-Z_]+)"/g)) thrown.add(code);
   }
   for (const code of thrown) assert.ok(ERROR_CODES.includes(code), `the package throws ${code}, which is not in ERROR_CODES`);

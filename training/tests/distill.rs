@@ -349,9 +349,14 @@ fn distill_export_and_explain() {
     manifest["self_test"][0] = serde_json::json!(manifest["self_test"][0].as_f64().unwrap() + 0.1);
     let weights = std::fs::read(dir.join("f32/model.safetensors")).unwrap();
     let tokenizer = std::fs::read(dir.join("f32/tokenizer.json")).unwrap();
-    let tampered =
-        bedside::bundle::Bundle::from_bytes(&manifest.to_string(), weights, Some(tokenizer), None)
-            .unwrap();
+    let medrec = std::fs::read(dir.join("f32/medrec.safetensors")).ok();
+    let tampered = bedside::bundle::Bundle::from_bytes(
+        &manifest.to_string(),
+        weights,
+        Some(tokenizer),
+        medrec,
+    )
+    .unwrap();
     let tampered = pollster::block_on(Engine::load(&tampered, Backend::Cpu)).unwrap();
     let error = pollster::block_on(tampered.self_test(1e-3)).unwrap_err();
     assert_eq!(error.code(), "BACKEND_FAILED");
