@@ -144,7 +144,7 @@ card: native $(PYBASE)/bin/sklearn
 	  $(TRAIN) eval --bundle models/demo --cohort $(RESULTS_DIR)/mimic4.jsonl --side $$side \
 	    --out $(RESULTS_DIR)/eval-mimic4-$$side || exit 1; done
 	$(TRAIN) split --cohort $(RESULTS_DIR)/mimic4.jsonl --out $(RESULTS_DIR)/mimic4-split.json
-	$(PYBASE)/bin/python bench/baselines.py --cohort $(RESULTS_DIR)/mimic4.jsonl \
+	$(PYBASE)/bin/python experiments/baselines.py --cohort $(RESULTS_DIR)/mimic4.jsonl \
 	  --split $(RESULTS_DIR)/mimic4-split.json --split-name "MIMIC-IV demo, the test patients of the shared split" \
 	  --out $(RESULTS_DIR)/baselines-mimic4-test.json
 	$(TRAIN) card --bundle models/demo --card training/demo-card.toml
@@ -184,7 +184,7 @@ baselines: release mortality $(PYBASE)/bin/sklearn
 	mkdir -p $(BASE)
 	$(RELEASE) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(BASE)/train.jsonl
 	$(RELEASE) cohort --source synthetic --n 300 --seed 2025 --out $(BASE)/test.jsonl
-	$(PYBASE)/bin/python bench/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl \
+	$(PYBASE)/bin/python experiments/baselines.py --train $(BASE)/train.jsonl --test $(BASE)/test.jsonl \
 	  --split-name "synthetic development split (seed 2025)" --out $(BASE)/synthetic.json
 	# MIMIC-IV demo phenotypes: RESULTS.md's five patient splits, bedside without and with the wide
 	# half, the baselines on each split's split.json (about 12 min)
@@ -192,13 +192,13 @@ baselines: release mortality $(PYBASE)/bin/sklearn
 	for s in 1 2 3 4 5; do \
 	  $(RELEASE) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --out $(BASE)/mimic4/seed-$$s && \
 	  $(RELEASE) train --cohort $(BASE)/mimic4.jsonl --epochs 30 --d-model 32 --layers 1 --seed $$s --wide true --out $(BASE)/mimic4/seed-$$s-wide && \
-	  $(PYBASE)/bin/python bench/baselines.py --cohort $(BASE)/mimic4.jsonl --split $(BASE)/mimic4/seed-$$s/split.json \
+	  $(PYBASE)/bin/python experiments/baselines.py --cohort $(BASE)/mimic4.jsonl --split $(BASE)/mimic4/seed-$$s/split.json \
 	    --split-name "MIMIC-IV demo, patient split $$s (its test patients)" --out $(BASE)/mimic4/seed-$$s/baselines.json \
 	  || exit 1; done
-	python3 bench/compare.py $(BASE)/mimic4 | tee $(BASE)/mimic4.md
+	python3 experiments/compare.py $(BASE)/mimic4 | tee $(BASE)/mimic4.md
 	# PhysioNet 2012 mortality on the split of `make mortality` (set-a → set-b)
 	$(RELEASE) cohort --source physionet2012 --input $(SHARED)/data/physionet2012 --out $(BASE)/physionet2012.jsonl
-	$(PYBASE)/bin/python bench/baselines.py --task mortality --cohort $(BASE)/physionet2012.jsonl \
+	$(PYBASE)/bin/python experiments/baselines.py --task mortality --cohort $(BASE)/physionet2012.jsonl \
 	  --split $(CURDIR)/target/results/mortality/split.json --split-name "PhysioNet 2012 set-b (the final test)" \
 	  --out $(BASE)/physionet2012.json
 
@@ -212,7 +212,7 @@ final-test: native $(PYBASE)/bin/sklearn
 	$(TRAIN) eval --bundle models/demo --synthetic 300 --split final-test --out $(FINAL)/bedside
 	$(TRAIN) cohort --source synthetic --n $$(sed -n 's/^synthetic = //p' training/demo-run.toml) --seed 7 --out $(FINAL)/train.jsonl
 	$(TRAIN) cohort --source synthetic --n 300 --seed 4051 --out $(FINAL)/test.jsonl
-	$(PYBASE)/bin/python bench/baselines.py --train $(FINAL)/train.jsonl --test $(FINAL)/test.jsonl \
+	$(PYBASE)/bin/python experiments/baselines.py --train $(FINAL)/train.jsonl --test $(FINAL)/test.jsonl \
 	  --split-name "synthetic final-test split (seed 4051)" --out $(FINAL)/baselines.json
 
 # the MIMIC-IV demo cohort both models train on (by the one patient split, bedside-train split)

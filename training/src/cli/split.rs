@@ -1,5 +1,5 @@
 //! `split`: writes the patient split of a cohort (the admission ids on each side), for tools
-//! outside bedside that must train and test on the same patients (`bench/baselines.py`).
+//! outside bedside that must train and test on the same patients (`experiments/baselines.py`).
 
 use crate::shared::io::{read_cohort, write_atomic};
 use crate::shared::split::PatientSplit;

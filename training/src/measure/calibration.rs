@@ -7,7 +7,7 @@
 //! Why more than a temperature: on real admissions (labs alone) the model learnt mostly from
 //! synthetic ones, whose base rates differ, and a temperature can only flatten the logits towards
 //! 0.5. On the committed run's 41 real validation admissions, 5-fold cross-validated
-//! (`bench/calibration_cv.py` on the run's `validation-logits.json`), a temperature took the ECE
+//! (`experiments/calibration_cv.py` on the run's `validation-logits.json`), a temperature took the ECE
 //! from 0.115 to 0.134, Platt scaling to 0.047, Platt scaling with the label shifts to 0.029
 //! (leave-one-out 0.014; any prior weight from 1 to 3 stays under 0.03, RESULTS).
 //!

@@ -96,7 +96,7 @@ pub fn expected_calibration_error(pairs: &[(f32, bool)], bins: usize) -> f64 {
 
 /// The PhysioNet/CinC 2012 challenge's Event 1 score, min(sensitivity, positive predictive
 /// value), when the `rate` share of stays with the highest risk is called positive (`rate`: the
-/// training set's death rate, so that no test label picks the threshold; `bench/baselines.py`
+/// training set's death rate, so that no test label picks the threshold; `experiments/baselines.py`
 /// applies the same rule to the baselines).
 pub fn event1(pairs: &[(f32, bool)], rate: f64) -> f64 {
     let mut sorted: Vec<f32> = pairs.iter().map(|p| p.0).collect();
@@ -122,7 +122,7 @@ pub fn hosmer_lemeshow(pairs: &[(f32, bool)], groups: usize) -> f64 {
     let mut sorted = pairs.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (n, groups) = (sorted.len(), groups.max(1));
-    // numpy's array_split: the first n % groups groups hold one more (as bench/baselines.py)
+    // numpy's array_split: the first n % groups groups hold one more (as experiments/baselines.py)
     let start = |g: usize| g * (n / groups) + g.min(n % groups);
     (0..groups)
         .map(|g| &sorted[start(g)..start(g + 1)])

@@ -57,7 +57,7 @@ pub struct TrainReport {
 }
 
 /// The record ids a model trained and was tested on: `split.json` beside its report, so that
-/// `bench/baselines.py --split` trains and tests the baselines on exactly the same admissions.
+/// `experiments/baselines.py --split` trains and tests the baselines on exactly the same admissions.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Split {
     pub train: Vec<String>,

@@ -444,7 +444,7 @@ impl Run {
     /// The head's calibration, fitted on the validation split with both inputs (as served): one
     /// for admissions with notes, one for those without (labs alone) where there are any; the
     /// logits it was fitted on are written beside it, for those who would compare other
-    /// calibrations (bench/calibration_cv.py).
+    /// calibrations (experiments/calibration_cv.py).
     fn calibrate(
         &self,
         model: &ClinicalModel,

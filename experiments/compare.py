@@ -2,10 +2,10 @@
 """bedside beside the baselines on the MIMIC-IV demo's five patient splits (`make baselines`):
 reads, for each seed S, `seed-S/manifest.json` (bedside-train train), `seed-S-wide/manifest.json`
 (the same with the wide half, `--wide true`) and `seed-S/baselines.json`
-(bench/baselines.py on seed-S/split.json, the same admissions), and prints a markdown table of
+(experiments/baselines.py on seed-S/split.json, the same admissions), and prints a markdown table of
 macro AUROC and micro-F1 at 0.5 per split, with the mean and SD over splits.
 
-Run: python3 bench/compare.py target/results/baselines/mimic4   (standard library only)
+Run: python3 experiments/compare.py target/results/baselines/mimic4   (standard library only)
 """
 import json
 import pathlib

@@ -1,5 +1,5 @@
 """How far linear models get on the splits bedside is measured on, with richer inputs than
-bench/baselines.py gives its logistic regression: runs that ask whether the last gaps between
+experiments/baselines.py gives its logistic regression: runs that ask whether the last gaps between
 bedside and the baselines (RESULTS.md) are inputs a linear model lacks.
 
 - synthetic phenotypes (the demo model's 1,200 training and 300 test admissions): word unigrams
@@ -12,7 +12,7 @@ Every C is scored on the test split itself (nothing is chosen on validation), so
 each table flatters the linear model: an upper bound, which is what the question needs.
 
 Reads what `make baselines` writes (target/results/baselines) and `make mortality`'s split.json.
-Run:  target/pybase/bin/python -W ignore bench/linear_ceiling.py
+Run:  target/pybase/bin/python -W ignore experiments/linear_ceiling.py
 """
 import json
 import pathlib
@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import KBinsDiscretizer, StandardScaler
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "experiments"))
 import baselines as B  # noqa: E402
 
 RESULTS = ROOT / "target" / "results"
@@ -83,7 +83,7 @@ def mortality():
             lr = LogisticRegression(C=c, max_iter=3000).fit(q_train, y_train)
             print(f"| + {bins} quantile bins per feature | {c} | {auroc(lr.predict_proba(q_test)[:, 1]):.4f} |")
     trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=0).fit(t_train, y_train)
-    print(f"| gradient-boosted trees (bench/baselines.py) | | {auroc(trees.predict_proba(t_test)[:, 1]):.4f} |")
+    print(f"| gradient-boosted trees (experiments/baselines.py) | | {auroc(trees.predict_proba(t_test)[:, 1]):.4f} |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 records without). It chose the map `training/src/measure/calibration.rs` fits: Platt scaling with a shift
 per label under a Gaussian prior of weight LAMBDA (RESULTS.md, "Real patients").
 
-    target/pybase/bin/python bench/calibration_cv.py target/demo/clinical-run/validation-logits.json
+    target/pybase/bin/python experiments/calibration_cv.py target/demo/clinical-run/validation-logits.json
 
 Each fold's map is fitted on the other folds' rows and scores its own rows; the table gives the
 ECE (10 equal-width bins, eval's definition) and the mean binary cross-entropy of the pooled
