@@ -50,9 +50,20 @@ export function toFhir(answer, options = {}) {
   const id = scored?.id ?? recommendation.id;
   const subject = reference(options.patient, "patient") ?? { display: `bedside record ${id}` };
   const encounter = reference(options.encounter, "encounter");
-  const date = options.date ?? new Date().toISOString();
-  const outOfRange = diagnosis?.out_of_range ?? explanation?.out_of_range ?? recommendation?.out_of_range;
-  if (outOfRange) {
+  const when = new Date(options.date ?? Date.now());
+  if (Number.isNaN(when.getTime())) {
+    throw new BedsideError("BAD_OPTION", `options.date must be an ISO 8601 date, not ${JSON.stringify(options.date)}`);
+  }
+  // an R4 instant: seconds and a zone
+  const date = when.toISOString();
+  // each part stands on its own: an out-of-range diagnosis writes no assessment, and the
+  // recommender (which abstains only for a child or a setting outside the hospital) may still
+  // propose; only an answer with nothing in range is its reasons alone
+  const scoredOut = scored && (diagnosis?.out_of_range ?? explanation?.out_of_range);
+  const recommendedOut = recommendation?.out_of_range;
+  const reasons = (scoredOut ?? recommendedOut)?.reasons ?? [];
+  const inRange = { scored: scored && !scoredOut ? scored : undefined, recommendation: recommendedOut ? undefined : recommendation };
+  if (!inRange.scored && !inRange.recommendation) {
     return {
       resourceType: "Bundle",
       type: "collection",
@@ -61,7 +72,7 @@ export function toFhir(answer, options = {}) {
         fullUrl: urn(),
         resource: {
           resourceType: "OperationOutcome",
-          issue: outOfRange.reasons.map((r) => ({ severity: "information", code: "not-supported", diagnostics: r.message })),
+          issue: reasons.map((r) => ({ severity: "information", code: "not-supported", diagnostics: r.message })),
         },
       }],
     };
@@ -72,17 +83,20 @@ export function toFhir(answer, options = {}) {
     entries.push({ fullUrl, resource, request: { method: "POST", url: resource.resourceType } });
     return fullUrl;
   };
-  const evidence = [...(diagnosis?.evidence ?? []), ...(explanation?.evidence ?? [])];
-  const references = [...new Set(evidence.map((e) => e.reference).filter(Boolean))];
+  // the facts stated: the explanation's where there is one (what the rationale says), else the
+  // diagnosis's; the resources cited: both
+  const evidence = inRange.scored ? (explanation?.evidence ?? diagnosis.evidence) : [];
+  const cited = inRange.scored ? [...(diagnosis?.evidence ?? []), ...(explanation?.evidence ?? [])] : [];
+  const references = [...new Set(cited.map((e) => e.reference).filter(Boolean))];
   const rationale = explanation?.rationale;
   const context = { subject, ...(encounter ? { encounter } : {}) };
 
-  if (scored) {
+  if (inRange.scored) {
     const diagnosed = new Set(diagnosis?.diagnosed ?? explanation.diagnoses);
     const scores = diagnosis?.phenotypes ?? [...diagnosed].map((name) => ({ name, probability: undefined }));
     for (const { name, probability } of scores) {
       if (options.groups !== "all" && !diagnosed.has(name)) continue;
-      const basis = [...new Set(evidence.filter((e) => e.diagnosis === name && e.reference).map((e) => e.reference))];
+      const basis = [...new Set(cited.filter((e) => e.diagnosis === name && e.reference).map((e) => e.reference))];
       const stated = evidence.filter((e) => e.diagnosis === name).map((e) => e.text);
       const summary = `${name}: ${probability === undefined ? "written by the model" : `probability ${probability.toFixed(3)}`}${diagnosed.has(name) ? " (diagnosed)" : ""}.`;
       add({
@@ -99,7 +113,7 @@ export function toFhir(answer, options = {}) {
     }
   }
 
-  if (recommendation) {
+  if (inRange.recommendation) {
     const proposals = new Map();
     for (const drug of recommendation.medications) {
       proposals.set(drug.code, add({
@@ -141,6 +155,8 @@ export function toFhir(answer, options = {}) {
     resourceType: "Provenance",
     target: entries.map((e) => ({ reference: e.fullUrl })),
     recorded: date,
+    // why a part has no resource: an out-of-range diagnosis beside an in-range recommendation
+    ...(scoredOut ? { reason: reasons.map((r) => ({ text: r.message })) } : {}),
     agent: [{ type: { coding: [ASSEMBLER] }, who: { display: manifest?.created_by ?? "bedside" } }],
     entity: [
       ...(weights ? [{ role: "derivation", what: { identifier: { system: "urn:ietf:rfc:3986", value: `urn:sha256:${weights}` }, display: `bedside model bundle (${manifest.model?.kind ?? "model"}, model.safetensors)` } }] : []),

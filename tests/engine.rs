@@ -27,7 +27,7 @@ fn random_bundle(seed: u64) -> (String, Vec<u8>) {
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
     let manifest = Manifest::new(ModelSpec::LabPhenotype(config), WeightsDtype::F32, 0.5);
-    let bundle = Bundle::new(manifest, weights.clone(), None, None);
+    let bundle = Bundle::new(manifest, weights.clone(), None, None).unwrap();
     (serde_json::to_string(bundle.manifest()).unwrap(), weights)
 }
 

@@ -41,7 +41,7 @@ fn random_bundle(seed: u64) -> (Manifest, Vec<u8>) {
     model.save_into(&mut store).unwrap();
     let weights = store.get_bytes().unwrap();
     let manifest = Manifest::new(ModelSpec::Mortality(config), WeightsDtype::F32, 0.5);
-    let bundle = Bundle::new(manifest, weights.clone(), None, None);
+    let bundle = Bundle::new(manifest, weights.clone(), None, None).unwrap();
     (bundle.manifest().clone(), weights)
 }
 

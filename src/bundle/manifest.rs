@@ -238,7 +238,7 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let incompatible = |message: String| BedsideError::Incompatible {
             file: MANIFEST_FILE.into(),
             message,

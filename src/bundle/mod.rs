@@ -24,14 +24,15 @@ pub struct Bundle {
 
 impl Bundle {
     /// A freshly exported bundle: `manifest` (with no files yet) lists each file's size and
-    /// sha256. `tokenizer` for clinical models, `medications` where the manifest has a
+    /// sha256, and is then checked as a loader checks it (its bounds, the files its model
+    /// needs). `tokenizer` for clinical models, `medications` where the manifest has a
     /// recommender.
     pub fn new(
         manifest: Manifest,
         weights: Vec<u8>,
         tokenizer: Option<Vec<u8>>,
         medications: Option<Vec<u8>>,
-    ) -> Self {
+    ) -> Result<Self> {
         let mut bundle = Self {
             manifest,
             weights,
@@ -49,7 +50,8 @@ impl Bundle {
                 (name.to_string(), entry)
             })
             .collect();
-        bundle
+        bundle.manifest.check()?;
+        Ok(bundle)
     }
 
     /// A bundle from its files' bytes, as a fetch or a test holds them: the manifest parsed and
@@ -63,7 +65,8 @@ impl Bundle {
         medications: Option<Vec<u8>>,
     ) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
-        // a file the model does not read is left out, as the loader always has
+        // a file the model does not read is left out (the wasm façade always did; natively a
+        // recommender's weights beside a manifest without one were refused)
         let clinical = matches!(manifest.model, ModelSpec::Clinical(_));
         let recommends = manifest.medications.is_some();
         let bundle = Self {

@@ -44,6 +44,9 @@ test("toFhir writes the answer as R4 resources traced to the chart", async () =>
   let explanation;
   for await (const item of model.explain(chart, { maxTokens: 64 })) explanation = item;
   const child = await model.diagnose({ id: "child", demographics: { age: 6 }, observations: [{ channel: "heart_rate", hours: 1, value: 120 }] });
+  // coded visits and no observation: the diagnosis is out of range, the recommendation is not
+  const codedOnly = { id: "coded", observations: [], visits: [{ diagnoses: ["icd9:4280"], procedures: [], medications: ["C03C"] }, { diagnoses: ["icd9:5849"], procedures: [], medications: [] }] };
+  const codedAnswer = { diagnosis: await model.diagnose(codedOnly), recommendation: await model.recommend(codedOnly) };
   const manifest = model.manifest;
   model.dispose();
   assert.ok(diagnosis.diagnosed.length > 0, "the chart is diagnosed with something");
@@ -54,7 +57,8 @@ test("toFhir writes the answer as R4 resources traced to the chart", async () =>
   const written = toFhir({ diagnosis, explanation, recommendation }, { patient, encounter: "Encounter/enc-1", manifest, date });
   const all = toFhir({ diagnosis }, { patient, manifest, date, groups: "all" });
   const outside = toFhir({ diagnosis: child }, { patient, manifest, date });
-  typeCheck([written, all, outside]);
+  const partly = toFhir(codedAnswer, { patient, manifest, date: "2026-12-07" });
+  typeCheck([written, all, outside, partly]);
 
   const of = (bundle, type) => bundle.entry.filter((e) => e.resource.resourceType === type).map((e) => e.resource);
   const urls = new Set(written.entry.map((e) => e.fullUrl));
@@ -91,7 +95,7 @@ test("toFhir writes the answer as R4 resources traced to the chart", async () =>
   const issues = of(written, "DetectedIssue");
   assert.equal(issues.length, recommendation.ddi_warnings.length);
   for (const issue of issues) {
-    for (const r of issue.implicated.filter((r) => r.reference)) assert.ok(urls.has(r.reference), r.reference);
+    for (const implicated of issue.implicated.filter((i) => i.reference)) assert.ok(urls.has(implicated.reference), implicated.reference);
   }
 
   // the Provenance: every other entry its target; bedside's bundle and every evidence resource its entities
@@ -108,6 +112,20 @@ test("toFhir writes the answer as R4 resources traced to the chart", async () =>
   assert.deepEqual(outside.entry.map((e) => e.resource.resourceType), ["OperationOutcome"]);
   assert.deepEqual(outside.entry[0].resource.issue.map((i) => i.diagnostics), child.out_of_range.reasons.map((r) => r.message));
 
+  // an out-of-range diagnosis writes no assessment, the in-range recommendation still proposes,
+  // and the Provenance says why; a bare date becomes an R4 instant
+  assert.ok(codedAnswer.diagnosis.out_of_range && !codedAnswer.recommendation.out_of_range);
+  assert.equal(of(partly, "RiskAssessment").length, 0);
+  assert.equal(of(partly, "MedicationRequest").length, codedAnswer.recommendation.medications.length);
+  assert.deepEqual(of(partly, "Provenance")[0].reason.map((r) => r.text), codedAnswer.diagnosis.out_of_range.reasons.map((r) => r.message));
+  assert.equal(partly.timestamp, "2026-12-07T00:00:00.000Z");
+
+  // each stated fact once in an assessment's narrative
+  for (const a of assessments) {
+    const facts = explanation.evidence.filter((e) => e.diagnosis === a.prediction[0].outcome.text).map((e) => e.text);
+    for (const fact of facts) assert.equal(a.text.div.split(fact.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c])).length - 1, 1, fact);
+  }
+  assert.throws(() => toFhir({ diagnosis }, { date: "yesterday" }), (e) => e.code === "BAD_OPTION" && /options\.date/.test(e.message));
   assert.throws(() => toFhir({ diagnosis }, { patient: "not a reference" }), (e) => e.code === "BAD_OPTION" && /options\.patient/.test(e.message));
   assert.throws(() => toFhir({}), (e) => e.code === "BAD_OPTION");
 });

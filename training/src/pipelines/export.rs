@@ -60,7 +60,7 @@ pub fn export(
     }
     manifest.training = progress
         .map(|p| serde_json::json!({ "wide_fit": p.wide_fit, "validation_history": p.history }));
-    let mut bundle = Bundle::new(manifest, weights, Some(tokenizer), medications);
+    let mut bundle = Bundle::new(manifest, weights, Some(tokenizer), medications)?;
     record_self_test(&mut bundle)?;
     bundle.write_to(out)?;
     Ok(bundle.manifest().clone())

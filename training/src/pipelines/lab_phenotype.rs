@@ -262,7 +262,7 @@ pub fn export(
     let mut manifest = Manifest::new(ModelSpec::LabPhenotype(config), WeightsDtype::F32, 0.5);
     manifest.training = Some(serde_json::to_value(report)?);
     report.split.write(dir)?;
-    let mut bundle = Bundle::new(manifest, weights, None, None);
+    let mut bundle = Bundle::new(manifest, weights, None, None)?;
     crate::pipelines::export::record_self_test(&mut bundle)?;
     bundle.write_to(dir)?;
     Ok(bundle.manifest().clone())

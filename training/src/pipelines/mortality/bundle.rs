@@ -49,7 +49,7 @@ pub fn write(
         without_notes: None,
     });
     manifest.model_card = Some(card(report, provenance));
-    let mut bundle = Bundle::new(manifest, weights, None, None);
+    let mut bundle = Bundle::new(manifest, weights, None, None)?;
     crate::pipelines::export::record_self_test(&mut bundle)?;
     bundle.write_to(dir)?;
     Ok(bundle.manifest().clone())
