@@ -61,7 +61,7 @@ export class Bedside {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
     await initWasm(wasm);
-    const { manifest, weights, tokenizer, medrec, store } = await readBundle(source, { cache, signal, pinned, integrity, progress, watch: !!onProgress });
+    const { manifest, weights, tokenizer, medrec, digests, store } = await readBundle(source, { cache, signal, pinned, integrity, progress, watch: !!onProgress });
     checkSignal(signal, "load");
     const plan = await planBackends(backend, probe, manifest);
     const { adapter, key, known } = plan;
@@ -70,7 +70,7 @@ export class Bedside {
     const loadEngine = async (candidate) => {
       const instance = wasmInstance;
       progress.phase("verify", 0.8, { backend: candidate });
-      const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate);
+      const loadOn = () => glue.BedsideEngine.load(manifest, weights, tokenizer, medrec, candidate, digests);
       const engine = await watched(candidate === "webgpu" ? capturingDevice(loadOn) : loadOn());
       try {
         // the known answer recorded at export: a backend that computes wrong numbers (a shader

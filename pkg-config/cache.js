@@ -89,21 +89,30 @@ export async function manifestBytes(url, onProgress, cache, signal) {
  * as it is: the engine checks every hash again either way.
  */
 export async function cachedFetch(url, file, sha256, onProgress, cache, signal) {
-  if (!cache || sha256 === undefined) return readBytes(url, file, onProgress, { signal });
+  if (!cache || sha256 === undefined) return digested(await readBytes(url, file, onProgress, { signal }));
   const hit = await cache.match(url).catch(() => undefined);
   if (hit) {
-    const bytes = new Uint8Array(await hit.arrayBuffer());
-    if ((await sha256Hex(bytes)) === sha256) {
-      onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
-      return bytes;
+    const cached = await digested(new Uint8Array(await hit.arrayBuffer()));
+    if (cached.digest === sha256) {
+      onProgress?.({ file, loaded: cached.bytes.length, total: cached.bytes.length, cached: true });
+      return cached;
     }
   }
-  let bytes = await readBytes(url, file, onProgress, { signal });
-  if ((await sha256Hex(bytes)) !== sha256) bytes = await readBytes(url, file, onProgress, { cache: "reload", signal });
-  if ((await sha256Hex(bytes)) === sha256) {
-    await cache.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
+  let fetched = await digested(await readBytes(url, file, onProgress, { signal }));
+  if (fetched.digest !== sha256) fetched = await digested(await readBytes(url, file, onProgress, { cache: "reload", signal }));
+  if (fetched.digest === sha256) {
+    await cache.put(url, new Response(fetched.bytes, { headers: { "content-type": "application/octet-stream" } })).catch(() => {});
   }
-  return bytes;
+  return fetched;
+}
+
+/**
+ * `{ bytes, digest }`: the bytes with their hex sha256 where Web Crypto can compute it (browsers
+ * on secure pages, Node), once; the engine then compares that digest with the manifest instead
+ * of hashing the file again in wasm (several times slower than the platform's own).
+ */
+async function digested(bytes) {
+  return { bytes, digest: globalThis.crypto?.subtle ? await sha256Hex(bytes) : undefined };
 }
 
 export async function forgetCached(source) {
@@ -126,13 +135,14 @@ function listsFile(manifestJson, file) {
 
 
 /**
- * A bundle's files — `{ manifest, weights, tokenizer, medrec, store }` — from its base URL (the
+ * A bundle's files — `{ manifest, weights, tokenizer, medrec, digests, store }` — from its base URL (the
  * manifest network first, each other file from `store`, the bundle cache, where its hash is the
  * one the manifest names) or from the caller's `{ manifest, weights, tokenizer, medrec }`; a
  * pinned `integrity` checks the manifest's bytes before anything else is fetched. `watch`: the
  * caller watches the progress, so downloads stream chunk by chunk into `progress`.
  */
 export async function readBundle(source, { cache, signal, pinned, integrity, progress, watch }) {
+  const files = {};
   if (typeof source === "string" || source instanceof URL) {
     const store = cache ? await openCache() : undefined;
     const onBytes = watch ? progress.bytes : undefined;
@@ -140,11 +150,12 @@ export async function readBundle(source, { cache, signal, pinned, integrity, pro
     await checkIntegrity(bytes, pinned, integrity);
     const manifest = new TextDecoder().decode(bytes);
     progress.expect(manifest);
-    const get = (file) => cachedFetch(join(source, file), file, listedSha256(manifest, file), onBytes, store, signal);
-    const weights = await get("model.safetensors");
-    const tokenizer = listsFile(manifest, "tokenizer.json") ? await get("tokenizer.json") : undefined;
-    const medrec = listsFile(manifest, "medrec.safetensors") ? await get("medrec.safetensors") : undefined;
-    return { manifest, weights, tokenizer, medrec, store };
+    for (const [file, key] of [["model.safetensors", "weights"], ["tokenizer.json", "tokenizer"], ["medrec.safetensors", "medrec"]]) {
+      if (key === "weights" || listsFile(manifest, file)) {
+        files[file] = await cachedFetch(join(source, file), file, listedSha256(manifest, file), onBytes, store, signal);
+      }
+    }
+    return bundleOf(manifest, files, store);
   }
   if (source && source.manifest !== undefined && source.weights !== undefined) {
     const m = source.manifest;
@@ -154,12 +165,24 @@ export async function readBundle(source, { cache, signal, pinned, integrity, pro
     }
     await checkIntegrity(bytes, pinned, integrity);
     const text = (file) => (typeof file === "string" ? new TextEncoder().encode(file) : new Uint8Array(file));
-    return {
-      manifest: bytes ? new TextDecoder().decode(bytes) : JSON.stringify(m),
-      weights: source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights),
-      tokenizer: source.tokenizer === undefined ? undefined : text(source.tokenizer),
-      medrec: source.medrec === undefined ? undefined : new Uint8Array(source.medrec),
-    };
+    files["model.safetensors"] = await digested(source.weights instanceof Uint8Array ? source.weights : new Uint8Array(source.weights));
+    if (source.tokenizer !== undefined) files["tokenizer.json"] = await digested(text(source.tokenizer));
+    if (source.medrec !== undefined) files["medrec.safetensors"] = await digested(new Uint8Array(source.medrec));
+    return bundleOf(bytes ? new TextDecoder().decode(bytes) : JSON.stringify(m), files);
   }
   throw new BedsideError("BAD_OPTION", "source must be a bundle URL or { manifest, weights, tokenizer }");
+}
+
+/** A bundle's files as the engine takes them, with the digests the package computed. */
+function bundleOf(manifest, files, store) {
+  const digests = {};
+  for (const [file, { digest }] of Object.entries(files)) if (digest !== undefined) digests[file] = digest;
+  return {
+    manifest,
+    weights: files["model.safetensors"].bytes,
+    tokenizer: files["tokenizer.json"]?.bytes,
+    medrec: files["medrec.safetensors"]?.bytes,
+    digests,
+    store,
+  };
 }

@@ -48,16 +48,31 @@ pub struct BedsideEngine {
 impl BedsideEngine {
     /// `backend` is "cpu" or "webgpu"; the JS wrapper only asks for "webgpu" where
     /// `navigator.gpu` exists (wgpu panics without it). `tokenizer`: `tokenizer.json`, for
-    /// clinical bundles; `medrec`: `medrec.safetensors`, for bundles with a medication recommender.
+    /// clinical bundles; `medrec`: `medrec.safetensors`, for bundles with a medication recommender;
+    /// `digests`: `{ file: hex sha256 }` of files the caller hashed already (or undefined).
     pub async fn load(
         manifest: String,
         weights: Vec<u8>,
         tokenizer: Option<Vec<u8>>,
         medrec: Option<Vec<u8>>,
         backend: String,
+        digests: JsValue,
     ) -> Result<BedsideEngine, JsValue> {
         let backend: Backend = backend.parse().map_err(js_error)?;
-        let bundle = Bundle::from_bytes(&manifest, weights, tokenizer, medrec).map_err(js_error)?;
+        // `{ file: sha256 }` the package computed with Web Crypto; undefined: the engine hashes
+        let digests: std::collections::BTreeMap<String, String> =
+            if digests.is_undefined() || digests.is_null() {
+                Default::default()
+            } else {
+                serde_wasm_bindgen::from_value(digests).map_err(|e| {
+                    js_error(BedsideError::bundle(
+                        crate::bundle::MANIFEST_FILE,
+                        format!("digests: {e}"),
+                    ))
+                })?
+            };
+        let bundle = Bundle::from_hashed_bytes(&manifest, weights, tokenizer, medrec, &digests)
+            .map_err(js_error)?;
         let engine = Engine::load(&bundle, backend).await.map_err(js_error)?;
         Ok(Self { engine })
     }

@@ -213,6 +213,24 @@ fn bad_bundles_are_refused_with_the_file_named() {
     let mut flipped = weights.clone();
     flipped[weights.len() - 1] ^= 0xff;
     assert_eq!(load(&manifest, &flipped).unwrap().0, "BUNDLE_HASH_MISMATCH");
+    // a digest the caller computed stands for the hash: the file's own is accepted, another is a
+    // mismatch, and the size is still checked
+    let digests =
+        |digest: String| std::collections::BTreeMap::from([(WEIGHTS_FILE.to_string(), digest)]);
+    let hashed = |w: &[u8], digest: String| {
+        Bundle::from_hashed_bytes(&manifest, w.to_vec(), None, None, &digests(digest))
+            .err()
+            .map(|e| e.code())
+    };
+    assert_eq!(hashed(&weights, sha256_hex(&weights).to_uppercase()), None);
+    assert_eq!(
+        hashed(&weights, sha256_hex(&flipped)),
+        Some("BUNDLE_HASH_MISMATCH")
+    );
+    assert_eq!(
+        hashed(&weights[1..], sha256_hex(&weights)),
+        Some("BUNDLE_INVALID")
+    );
 
     let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     m["format_version"] = 2.into();

@@ -378,20 +378,32 @@ impl Manifest {
 
     /// Checks a file's bytes against the manifest's size and sha256.
     pub fn verify(&self, file: &str, bytes: &[u8]) -> Result<()> {
+        self.verify_digest(file, bytes.len(), None, || sha256_hex(bytes))
+    }
+
+    /// Checks a file's size and sha256 against the manifest, where the caller already has the
+    /// file's digest (`known`, hex: the JS package hashes with Web Crypto as it downloads); else
+    /// `hash` computes it.
+    pub fn verify_digest(
+        &self,
+        file: &str,
+        len: usize,
+        known: Option<&str>,
+        hash: impl FnOnce() -> String,
+    ) -> Result<()> {
         let entry = self.files.get(file).ok_or_else(|| {
             BedsideError::bundle(MANIFEST_FILE, format!("files lists no {file:?}"))
         })?;
-        if entry.bytes != bytes.len() as u64 {
+        if entry.bytes != len as u64 {
             return Err(BedsideError::bundle(
                 file,
                 format!(
-                    "{} bytes, the manifest says {} (truncated download?)",
-                    bytes.len(),
+                    "{len} bytes, the manifest says {} (truncated download?)",
                     entry.bytes
                 ),
             ));
         }
-        let actual = sha256_hex(bytes);
+        let actual = known.map_or_else(hash, str::to_ascii_lowercase);
         if actual != entry.sha256 {
             return Err(BedsideError::HashMismatch {
                 file: file.into(),

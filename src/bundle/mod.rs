@@ -12,6 +12,7 @@ pub use weights::{Weights, convert_weights};
 
 use crate::error::{BedsideError, Result};
 pub use crate::files::{MANIFEST_FILE, MEDREC_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use std::collections::BTreeMap;
 
 /// A bundle's manifest and files, checked against each other.
 #[derive(Debug, Clone)]
@@ -64,6 +65,26 @@ impl Bundle {
         tokenizer: Option<Vec<u8>>,
         medications: Option<Vec<u8>>,
     ) -> Result<Self> {
+        Self::from_hashed_bytes(
+            manifest_json,
+            weights,
+            tokenizer,
+            medications,
+            &BTreeMap::new(),
+        )
+    }
+
+    /// As [`Bundle::from_bytes`], where the caller has already hashed some of the files:
+    /// `digests` maps a file name to its hex sha256 (the JS package hashes each file with Web
+    /// Crypto as it arrives, natively and several times faster than sha2 in wasm), and those
+    /// files are checked by their size and that digest instead of being hashed again.
+    pub fn from_hashed_bytes(
+        manifest_json: &str,
+        weights: Vec<u8>,
+        tokenizer: Option<Vec<u8>>,
+        medications: Option<Vec<u8>>,
+        digests: &BTreeMap<String, String>,
+    ) -> Result<Self> {
         let manifest = Manifest::from_json(manifest_json)?;
         // a file the model does not read is left out (the wasm façade always did; natively a
         // recommender's weights beside a manifest without one were refused)
@@ -88,7 +109,10 @@ impl Bundle {
             ));
         }
         for (name, bytes) in bundle.files() {
-            bundle.manifest.verify(name, bytes)?;
+            let known = digests.get(name).map(String::as_str);
+            bundle
+                .manifest
+                .verify_digest(name, bytes.len(), known, || sha256_hex(bytes))?;
         }
         Ok(bundle)
     }
