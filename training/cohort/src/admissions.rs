@@ -6,11 +6,20 @@
 use crate::Summary;
 use crate::table::{for_each_row, time};
 use anyhow::Result;
-use bedside::record::WindowStart;
+use bedside::record::{Sex, WindowStart};
 use chrono::NaiveDateTime;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
+
+/// The sex a MIMIC `gender` column codes ("F", "M"; anything else unknown), in both versions.
+pub(crate) fn sex_of(gender: &str) -> Option<Sex> {
+    match gender {
+        "F" => Some(Sex::Female),
+        "M" => Some(Sex::Male),
+        _ => None,
+    }
+}
 
 /// One hospital admission, as the admissions and ICU stays tables give it.
 #[derive(Debug, Clone)]

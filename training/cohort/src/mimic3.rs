@@ -10,7 +10,7 @@
 //! (NOTEEVENTS; the rest of the summary names the discharge diagnoses, which would leak the
 //! labels); the first ICU stay's care unit; each patient's admissions in time order as visits.
 
-use super::admissions::Admissions;
+use super::admissions::{Admissions, sex_of};
 use super::events::{chart_event, urine_item};
 use super::items::{Item, Items, record};
 use super::notes::brief_hospital_course;
@@ -99,11 +99,7 @@ fn patients(dir: &Path, summary: &mut Summary) -> Result<HashMap<String, Patient
         &["SUBJECT_ID", "GENDER", "DOB"],
         summary,
         |f, _, _| {
-            let sex = match f[1] {
-                "F" => Some(Sex::Female),
-                "M" => Some(Sex::Male),
-                _ => None,
-            };
+            let sex = sex_of(f[1]);
             patients.insert(f[0].to_string(), (sex, time(f[2])));
         },
     )?;

@@ -11,7 +11,7 @@
 //! else NDC, through `gsn_atc_ndc_mapping.csv.gz`); earlier admissions of the same patient come
 //! first as visits.
 
-use super::admissions::Admissions;
+use super::admissions::{Admissions, sex_of};
 use super::events::{chart_event, urine_item};
 use super::items::{Item, Items, record};
 use super::table::{for_each_row, prescriptions_to_atc3, table};
@@ -129,11 +129,7 @@ fn patients(hosp: &Path, summary: &mut Summary) -> Result<HashMap<String, Patien
         &["subject_id", "gender", "anchor_age", "anchor_year"],
         summary,
         |f, _, _| {
-            let sex = match f[1] {
-                "F" => Some(Sex::Female),
-                "M" => Some(Sex::Male),
-                _ => None,
-            };
+            let sex = sex_of(f[1]);
             patients.insert(
                 f[0].to_string(),
                 (sex, f[2].parse().ok(), f[3].parse().ok()),

@@ -30,10 +30,15 @@ pub fn bootstrap_ci95(
     statistic: impl Fn(&[usize]) -> f64,
 ) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut values: Vec<f64> = (0..resamples)
+    let values: Vec<f64> = (0..resamples)
         .map(|_| statistic(&(0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>()))
         .filter(|v| v.is_finite())
         .collect();
+    percentile_ci95(values)
+}
+
+/// The 2.5th and 97.5th percentiles of bootstrap `values` (nearest rank; NaN for none).
+pub fn percentile_ci95(mut values: Vec<f64>) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
     let at = |q: f64| {
         values

@@ -9,7 +9,7 @@
 pub mod bundle;
 
 use crate::measure::eval::average_precision;
-use crate::measure::metrics::{CalibrationBin, auroc, calibration, roc_curve};
+use crate::measure::metrics::{CalibrationBin, auroc, calibration, percentile_ci95, roc_curve};
 use crate::shared::fit;
 use crate::shared::logistic::{Scaling, regularisation_path};
 use anyhow::{Context, Result};
@@ -580,21 +580,10 @@ pub fn binary_metrics(pairs: &[(f32, bool)], resamples: usize, seed: u64) -> Bin
         n: pairs.len(),
         positives: pairs.iter().filter(|p| p.1).count(),
         auroc: auroc(pairs).unwrap_or(f64::NAN),
-        auroc_ci95: percentile_interval(aurocs),
+        auroc_ci95: percentile_ci95(aurocs),
         auprc: average_precision(pairs).unwrap_or(f64::NAN),
-        auprc_ci95: percentile_interval(auprcs),
+        auprc_ci95: percentile_ci95(auprcs),
     }
-}
-
-fn percentile_interval(mut values: Vec<f64>) -> (f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        values
-            .get(((values.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    (at(0.025), at(0.975))
 }
 
 impl MortalityReport {
