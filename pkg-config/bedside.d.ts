@@ -79,6 +79,9 @@ export interface LoadOptions {
  * returns: a pass is not interrupted). */
 export interface CallOptions {
   signal?: AbortSignal;
+  /** For a FHIR chart: the encounter to read (`Encounter/123`), as a SMART launch names it;
+   * absent, the chart's latest inpatient encounter (else its latest). */
+  encounter?: string;
 }
 
 /** `signal` stops decoding at the next piece of text, and the iterator then throws `ABORTED`;
@@ -253,7 +256,18 @@ export type ErrorCode =
   | "DISPOSED"
   | "ABORTED"
   | "WORKER_FAILED"
-  | "INTERNAL";
+  | "INTERNAL"
+  /** A SMART launch could not start or finish: a FHIR server not on the allowlist, a state that
+   * does not match, a refused sign-in. */
+  | "SMART_LAUNCH"
+  /** The FHIR server refused the token (HTTP 401: expired or revoked): launch again. */
+  | "FHIR_UNAUTHORIZED"
+  /** The granted scopes do not allow a read or a write (HTTP 403, or checked before writing). */
+  | "FHIR_FORBIDDEN"
+  /** The FHIR server failed or could not be reached. */
+  | "FHIR_SERVER"
+  /** The patient's chart holds nothing the model reads. */
+  | "FHIR_EMPTY";
 
 export class BedsideError extends Error {
   readonly code: ErrorCode;

@@ -185,10 +185,11 @@ export class Bedside {
   /**
    * Phenotype probabilities for a PatientRecord or a FHIR R4 Bundle (object or JSON text).
    * `options.signal`: an aborted signal gives `ABORTED` before the model runs or once its one
-   * forward pass returns (a pass is not interrupted).
+   * forward pass returns (a pass is not interrupted). `options.encounter`: of a FHIR chart, the
+   * encounter to read (`Encounter/123`, as a SMART launch names it); every call takes it.
    */
   async diagnose(record, options = {}) {
-    return this.#once("diagnose", record, options.signal);
+    return this.#once("diagnose", record, options);
   }
 
   /**
@@ -198,7 +199,7 @@ export class Bedside {
    * the current medications.
    */
   async recommend(record, options = {}) {
-    return this.#once("recommend", record, options.signal);
+    return this.#once("recommend", record, options);
   }
 
   /**
@@ -207,16 +208,17 @@ export class Bedside {
    * the risk without that channel's observations), the notices and the out-of-range state.
    */
   async risk(record, options = {}) {
-    return this.#once("risk", record, options.signal);
+    return this.#once("risk", record, options);
   }
 
-  /** One engine call, `diagnose`, `recommend` or `risk`, under `signal`. */
-  async #once(method, record, signal) {
+  /** One engine call, `diagnose`, `recommend` or `risk`, under `options.signal`, of the FHIR
+   * chart's `options.encounter` where one is named. */
+  async #once(method, record, { signal, encounter } = {}) {
     checkSignal(signal, method);
     const json = this.#ready(record);
     let result;
     try {
-      result = await watched(this.#engine[method](json));
+      result = await watched(this.#engine[method](json, encounter));
     } catch (e) {
       throw await this.#failure(e);
     }
@@ -233,7 +235,7 @@ export class Bedside {
    * the caller leaves the loop (`break`, `return()`).
    */
   async *explain(record, options = {}) {
-    const { signal, maxTokens = 160 } = options;
+    const { signal, maxTokens = 160, encounter } = options;
     checkSignal(signal, "explain");
     const json = this.#ready(record);
     const pieces = [];
@@ -248,7 +250,7 @@ export class Bedside {
       pieces.push(piece);
       wake?.();
       return true;
-    }, maxTokens));
+    }, maxTokens, encounter));
     signal?.addEventListener("abort", onAbort, { once: true });
     let result, failure, done = false;
     finished.then((r) => { result = r; }, (e) => { failure = e; }).finally(() => { done = true; wake?.(); });

@@ -32,6 +32,12 @@ export const ERROR_CODES = Object.freeze([
   "DISPOSED",
   "WORKER_FAILED",
   "INTERNAL",
+  // the SMART on FHIR client's (smart.js)
+  "SMART_LAUNCH",
+  "FHIR_UNAUTHORIZED",
+  "FHIR_FORBIDDEN",
+  "FHIR_SERVER",
+  "FHIR_EMPTY",
 ]);
 
 /** Throws `ABORTED` where `signal` (an AbortSignal, or undefined) has aborted. */

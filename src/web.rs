@@ -15,6 +15,13 @@ fn js_error(error: BedsideError) -> JsValue {
     js.into()
 }
 
+/// The record a call reads: a PatientRecord, or a FHIR chart around `encounter` (`Encounter/123`,
+/// as a SMART launch names it; absent: the chart's latest inpatient encounter).
+fn read_record(record_json: &str, encounter: Option<String>) -> Result<PatientRecord, JsValue> {
+    let options = crate::record::fhir::FhirOptions { encounter };
+    PatientRecord::from_json_or_fhir_with(record_json, &options).map_err(js_error)
+}
+
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
@@ -96,23 +103,36 @@ impl BedsideEngine {
         to_js(self.engine.manifest())
     }
 
-    /// `record_json`: a PatientRecord or a FHIR R4 Bundle as JSON text.
-    pub async fn diagnose(&self, record_json: String) -> Result<JsValue, JsValue> {
-        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+    /// `record_json`: a PatientRecord or a FHIR R4 Bundle as JSON text; `encounter`: the FHIR
+    /// encounter to read (every call takes it).
+    pub async fn diagnose(
+        &self,
+        record_json: String,
+        encounter: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let record = read_record(&record_json, encounter)?;
         let diagnosis = self.engine.diagnose(&record).await.map_err(js_error)?;
         to_js(&diagnosis)
     }
 
     /// The calibrated risk with the findings behind it (mortality bundles).
-    pub async fn risk(&self, record_json: String) -> Result<JsValue, JsValue> {
-        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+    pub async fn risk(
+        &self,
+        record_json: String,
+        encounter: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let record = read_record(&record_json, encounter)?;
         let risk = self.engine.risk(&record).await.map_err(js_error)?;
         to_js(&risk)
     }
 
     /// Recommended ATC-3 drugs with DDI warnings (bundles with a medication recommender).
-    pub async fn recommend(&self, record_json: String) -> Result<JsValue, JsValue> {
-        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+    pub async fn recommend(
+        &self,
+        record_json: String,
+        encounter: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let record = read_record(&record_json, encounter)?;
         let recommendation = self.engine.recommend(&record).await.map_err(js_error)?;
         to_js(&recommendation)
     }
@@ -124,8 +144,9 @@ impl BedsideEngine {
         record_json: String,
         on_piece: js_sys::Function,
         max_tokens: usize,
+        encounter: Option<String>,
     ) -> Result<JsValue, JsValue> {
-        let record = PatientRecord::from_json_or_fhir(&record_json).map_err(js_error)?;
+        let record = read_record(&record_json, encounter)?;
         let options = crate::generate::GenerateOptions {
             max_new_tokens: max_tokens.clamp(1, 1024),
             ..Default::default()

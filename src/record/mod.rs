@@ -335,9 +335,15 @@ impl PatientRecord {
     /// Parses JSON that is either a PatientRecord or a FHIR R4 resource (a `Bundle`, usually):
     /// what `diagnose` accepts.
     pub fn from_json_or_fhir(text: &str) -> Result<Self> {
+        Self::from_json_or_fhir_with(text, &fhir::FhirOptions::default())
+    }
+
+    /// [`Self::from_json_or_fhir`], a FHIR chart read as `options` say (the encounter a SMART
+    /// launch names); a PatientRecord is one admission already and ignores them.
+    pub fn from_json_or_fhir_with(text: &str, options: &fhir::FhirOptions) -> Result<Self> {
         let value = parse_json(text)?;
         if value.get("resourceType").is_some() {
-            fhir::from_fhir(&value)
+            fhir::from_fhir_with(&value, options)
         } else {
             Self::from_parsed(text, &value)
         }
