@@ -3,15 +3,26 @@
 // where the bundle has them — the streamed rationale with the knowledge attention, charts of the
 // labs and vitals with the model's attention over time, and recommended medications with
 // drug–drug-interaction warnings; or the risk of death with the findings that moved it.
+// Opened from an EHR (SMART on FHIR, smart.json lists the FHIR servers allowed) it reads the
+// launch's patient chart instead, runs the same calls on it, and can save the answer back.
 import { Bedside, toFhir } from "./pkg/bedside.js";
+import { authorize, completeAuthorization, isAuthorizationResponse, readChart } from "./pkg/smart.js";
 import { drawCharts, highlight } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
+/** The page's own options (`backend`, `model`, `tokens`), kept across an EHR sign-in's redirect. */
+const PAGE_OPTIONS = "bedside.page-options";
+const params = new URLSearchParams(isAuthorizationResponse(location.href) ? sessionStorage.getItem(PAGE_OPTIONS) ?? "" : location.search);
 let model;
 let samples = [];
 /** The last complete answer (`{ record, diagnosis, recommendation, explanation }`), for the FHIR download. */
 let lastAnswer;
+/** The deployment's SMART settings (smart.json: client id, scopes, FHIR servers and EHR origins allowed). */
+let smart;
+/** The signed-in EHR session (its token in memory only: a reload launches again). */
+let session;
+/** The chart read from the EHR (`{ record, encounter }`), while it is the patient shown. */
+let chart;
 
 /** What went wrong, in words a clinician reads first; the library's code and message follow in a detail. */
 const PLAIN = {
@@ -27,6 +38,11 @@ const PLAIN = {
   BACKEND_FAILED: "The chosen processor failed. Try another backend under Advanced.",
   WASM_LOAD: "The model's engine could not start in this browser.",
   WASM_PANIC: "The model's engine stopped unexpectedly. Diagnose again to restart it, or reload the page.",
+  SMART_LAUNCH: "The launch from the EHR could not be completed (the details say why).",
+  FHIR_UNAUTHORIZED: "The EHR sign-in has expired. Open bedside from the EHR again.",
+  FHIR_FORBIDDEN: "The EHR did not grant the access this needs.",
+  FHIR_SERVER: "The EHR's FHIR server failed or could not be reached.",
+  FHIR_EMPTY: "This patient's chart holds nothing the model reads.",
 };
 
 function showError(error) {
@@ -167,7 +183,7 @@ function stillCurrent(run) {
   if (run !== currentRun) throw new Superseded("a newer run replaced this one");
 }
 
-async function explain(record, diagnosis, run) {
+async function explain(record, diagnosis, run, encounter) {
   $("rationale-section").hidden = false;
   $("rationale").textContent = "";
   $("evidence").replaceChildren();
@@ -177,7 +193,7 @@ async function explain(record, diagnosis, run) {
   let first;
   let result;
   const maxTokens = Number(params.get("tokens") ?? 160);
-  for await (const item of model.explain(record, { maxTokens, signal: controller.signal })) {
+  for await (const item of model.explain(record, { maxTokens, encounter, signal: controller.signal })) {
     stillCurrent(run);
     if (typeof item === "string") {
       first ??= performance.now() - started;
@@ -246,6 +262,8 @@ function showEvidence(result, diagnosis) {
       for (const [e, origin] of items) {
         const item = document.createElement("li");
         item.dataset.origin = origin;
+        if (e.reference) item.dataset.reference = e.reference;
+        if (e.source === "observation") Object.assign(item.dataset, { value: String(e.value), unit: e.unit });
         if (e.source === "observation") {
           const button = document.createElement("button");
           button.type = "button";
@@ -295,9 +313,9 @@ function showNotices(notices) {
   $("notices").hidden = items.length === 0;
 }
 
-async function recommend(record, run) {
+async function recommend(record, run, encounter) {
   $("medications-section").hidden = false;
-  const result = await model.recommend(record, { signal: controller.signal });
+  const result = await model.recommend(record, { encounter, signal: controller.signal });
   stillCurrent(run);
   $("medications").querySelector("tbody").replaceChildren(
     ...result.medications.map((d) => {
@@ -321,11 +339,13 @@ async function recommend(record, run) {
   return result;
 }
 
+/** Runs the model on the patient shown: the chart read from the EHR, else the chosen sample. */
 async function diagnose() {
-  await analyse(samples[Number($("sample").value)]);
+  await (chart ? analyse(chart.record, chart.encounter) : analyse(samples[Number($("sample").value)]));
 }
 
-async function analyse(record) {
+/** `encounter`: of a FHIR chart, the encounter to read (a SMART launch's). */
+async function analyse(record, encounter) {
   // an engine that crashed (WASM_PANIC) is started again first (loading supersedes any run)
   if (model?.backend === "disposed") await loadModel($("backend").value);
   const run = ++currentRun;
@@ -335,7 +355,7 @@ async function analyse(record) {
   document.body.dataset.state = "running";
   $("stop").hidden = false;
   try {
-    await analyseRun(record, run);
+    await analyseRun(record, run, encounter);
   } catch (error) {
     if (run !== currentRun) throw new Superseded("a newer run replaced this one");
     if (error.code !== "ABORTED") throw error;
@@ -356,6 +376,8 @@ function clearResults() {
   $("evidence").replaceChildren();
   $("risk-findings").replaceChildren();
   $("fhir-section").hidden = true;
+  $("fhir-save").hidden = true;
+  $("save-status").textContent = "";
   lastAnswer = undefined;
   delete $("risk").dataset.probability;
 }
@@ -377,9 +399,9 @@ function showOutOfRange(outOfRange) {
 const points = (effect) => `${effect >= 0 ? "+" : "−"}${Math.abs(effect * 100).toFixed(1)} points`;
 
 /** The mortality bundle's answer: the risk, the findings that moved it (each a button marking its chart), the charts. */
-async function showRisk(record, run) {
+async function showRisk(record, run, encounter) {
   const started = performance.now();
-  const result = await model.risk(record, { signal: controller.signal });
+  const result = await model.risk(record, { encounter, signal: controller.signal });
   stillCurrent(run);
   const ms = performance.now() - started;
   showNotices(result.notices);
@@ -419,17 +441,17 @@ async function showRisk(record, run) {
   $("charts-section").hidden = result.series.length === 0;
 }
 
-async function analyseRun(record, run) {
+async function analyseRun(record, run, encounter) {
   clearResults();
   describe(record);
   if (model.manifest.model?.kind === "mortality") {
-    await showRisk(record, run);
+    await showRisk(record, run, encounter);
     document.body.dataset.state = "done";
     return;
   }
   $("phenotypes-section").hidden = false;
   const started = performance.now();
-  const result = await model.diagnose(record, { signal: controller.signal });
+  const result = await model.diagnose(record, { encounter, signal: controller.signal });
   stillCurrent(run);
   const ms = performance.now() - started;
   showNotices(result.notices);
@@ -483,25 +505,131 @@ async function analyseRun(record, run) {
   $("diagnosed").textContent = result.diagnosed.length
     ? `At or above the threshold of ${model.manifest.threshold}: ${result.diagnosed.length} phenotype group(s), ${evidenced.size} with a supporting finding; ${ms.toFixed(0)} ms on ${result.backend}.`
     : `No phenotype group reaches the threshold of ${model.manifest.threshold} (${ms.toFixed(0)} ms on ${result.backend}).`;
-  const recommendation = model.manifest.medications ? await recommend(record, run) : undefined;
-  const explanation = model.manifest.model?.kind === "clinical" ? await explain(record, result, run) : undefined;
-  lastAnswer = { record, diagnosis: result, recommendation, explanation };
+  const recommendation = model.manifest.medications ? await recommend(record, run, encounter) : undefined;
+  const explanation = model.manifest.model?.kind === "clinical" ? await explain(record, result, run, encounter) : undefined;
+  lastAnswer = { record, encounter, diagnosis: result, recommendation, explanation };
   $("fhir-section").hidden = result.diagnosed.length === 0 && !recommendation?.medications.length;
+  offerSave();
   document.body.dataset.state = "done";
 }
 
-/** Downloads the last answer as a FHIR R4 Bundle (`toFhir`), made here from what the page shows. */
-function downloadFhir() {
-  const { record, ...answer } = lastAnswer;
+/** The last answer as a FHIR R4 Bundle (`toFhir`), made here from what the page shows. */
+function answerAsFhir() {
+  const { record, encounter, ...answer } = lastAnswer;
   const patient = record?.resourceType === "Bundle"
     ? record.entry?.find((e) => e.resource?.resourceType === "Patient")?.resource?.id
     : undefined;
-  const bundle = toFhir(answer, { patient: patient ? `Patient/${patient}` : undefined, manifest: model.manifest });
+  return toFhir(answer, { patient: patient ? `Patient/${patient}` : undefined, encounter, manifest: model.manifest });
+}
+
+/** Downloads the last answer as a FHIR R4 Bundle. */
+function downloadFhir() {
+  const bundle = answerAsFhir();
+  const { diagnosis } = lastAnswer;
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }));
-  link.download = `bedside-${answer.diagnosis.id || "record"}.fhir.json`;
+  link.download = `bedside-${diagnosis.id || "record"}.fhir.json`;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 0);
+}
+
+/**
+ * Offers "Save to chart" for an answer from an EHR chart: only in a signed-in session, for an
+ * answer in range (toFhir then writes a transaction), and where the granted scopes allow creating
+ * what it writes; otherwise says why there is no button.
+ */
+function offerSave() {
+  if (!session || !chart || lastAnswer?.record !== chart.record) return;
+  const bundle = answerAsFhir();
+  const types = [...new Set((bundle.entry ?? []).map((e) => e.resource.resourceType))];
+  if (bundle.type !== "transaction") {
+    $("save-status").textContent = "Outside the model's range: nothing is offered for the chart.";
+  } else if (!session.canCreate(types)) {
+    $("save-status").textContent = `Saving to the chart needs access the EHR did not grant (creating ${types.join(", ")}).`;
+  } else {
+    $("fhir-save").hidden = false;
+  }
+}
+
+/** Writes the answer to the chart (the user pressed "Save to chart"), then reads each saved resource back. */
+async function saveToChart() {
+  $("fhir-save").disabled = true;
+  $("save-status").textContent = "Saving to the chart…";
+  try {
+    const response = await session.save(answerAsFhir());
+    const locations = response.entry.map((e) => e.response?.location?.split("/_history")[0]).filter(Boolean);
+    const saved = await Promise.all(locations.map((l) => session.request(l)));
+    const counts = {};
+    for (const r of saved) counts[r.resourceType] = (counts[r.resourceType] ?? 0) + 1;
+    $("save-status").dataset.locations = locations.join(" ");
+    $("save-status").textContent = `Saved to the chart and read back: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(", ")}.`;
+    $("fhir-save").hidden = true;
+  } catch (error) {
+    $("save-status").textContent = "Not saved.";
+    throw error;
+  } finally {
+    $("fhir-save").disabled = false;
+  }
+}
+
+/** The deployment's SMART settings (smart.json), or undefined where it has none. */
+async function loadSmartConfig() {
+  const response = await fetch("smart.json").catch(() => undefined);
+  if (!response?.ok) return undefined;
+  const config = await response.json();
+  $("fhir-server").replaceChildren(...(config.fhirServers ?? []).map((url) => new Option(url, url)));
+  $("ehr").hidden = !config.fhirServers?.length;
+  return config;
+}
+
+/** Starts a launch (EHR: with `launch`; standalone: without) at `iss`: to the EHR's sign-in page. */
+async function startLaunch(iss, launch) {
+  if (!smart) throw Object.assign(new Error("this deployment lists no FHIR servers (no smart.json)"), { code: "SMART_LAUNCH" });
+  const url = await authorize({
+    iss,
+    launch,
+    clientId: smart.clientId,
+    scope: `${launch ? "launch" : "launch/patient"} ${smart.scope}`,
+    redirectUri: `${location.origin}${location.pathname}`,
+    allowed: smart.fhirServers,
+  });
+  const options = new URLSearchParams(location.search);
+  for (const key of ["iss", "launch"]) options.delete(key);
+  sessionStorage.setItem(PAGE_OPTIONS, options.toString());
+  location.assign(url);
+}
+
+/** Back from the EHR's sign-in: the session, then the patient's chart, with progress for each query. */
+async function finishLaunch() {
+  try {
+    session = await completeAuthorization();
+  } finally {
+    // the code and state are used once: off the address bar (a reload then starts afresh)
+    history.replaceState(null, "", `${location.pathname}${params.size ? `?${params}` : ""}`);
+    sessionStorage.removeItem(PAGE_OPTIONS);
+  }
+  const status = $("chart-status");
+  const bar = $("chart-progress");
+  status.hidden = bar.hidden = false;
+  status.textContent = `Reading the chart of Patient/${session.patient} from ${session.serverUrl}…`;
+  let said;
+  try {
+    const record = await readChart(session, {
+      onProgress: ({ step, done, total, resources }) => {
+        bar.value = done / total;
+        if (step !== said) status.textContent = `Reading the chart: ${step} (${done + 1} of ${total})…`;
+        said = step;
+        status.dataset.resources = String(resources);
+      },
+    });
+    status.textContent = `Read the chart of Patient/${session.patient} from ${session.serverUrl}: ${record.entry.length} resources.`;
+    return { record, encounter: session.encounter };
+  } catch (error) {
+    status.textContent = "The chart could not be read.";
+    throw error;
+  } finally {
+    bar.hidden = true;
+  }
 }
 
 function fail(error) {
@@ -535,6 +663,13 @@ async function main() {
   $("backend").value = backend;
   if (params.get("model") === "mortality") $("model-choice").value = "mortality";
   try {
+    smart = await loadSmartConfig();
+    const query = new URLSearchParams(location.search);
+    // an EHR launch: on to the EHR's sign-in (the page comes back with a code)
+    if (query.has("iss") && query.has("launch")) return await startLaunch(query.get("iss"), query.get("launch"));
+    // back from the sign-in: the chart is read while the model loads
+    const launched = isAuthorizationResponse(location.href) ? finishLaunch() : undefined;
+    launched?.catch(() => {}); // (awaited below, after the model)
     const response = await fetch("samples/samples.json");
     if (!response.ok) throw Object.assign(new Error(`samples: HTTP ${response.status}`), { code: "SAMPLES" });
     samples = await response.json();
@@ -543,6 +678,7 @@ async function main() {
     );
     $("sample").disabled = false;
     await loadModel(backend);
+    if (launched) chart = await launched;
     await diagnose();
   } catch (error) {
     if (error instanceof Superseded) return;
@@ -552,6 +688,8 @@ async function main() {
 }
 
 $("stop").addEventListener("click", () => controller?.abort());
+$("fhir-save").addEventListener("click", () => saveToChart().catch(fail));
+$("sign-in").addEventListener("click", () => startLaunch($("fhir-server").value).catch(fail));
 $("fhir-download").addEventListener("click", () => {
   try {
     downloadFhir();
@@ -567,12 +705,16 @@ $("controls").addEventListener("submit", (event) => {
 $("backend").addEventListener("change", () => {
   loadModel($("backend").value).then(diagnose).catch(fail);
 });
-$("sample").addEventListener("change", () => diagnose().catch(fail));
+$("sample").addEventListener("change", () => {
+  chart = undefined;
+  diagnose().catch(fail);
+});
 $("model-choice").addEventListener("change", () => {
   loadModel($("backend").value).then(diagnose).catch(fail);
 });
 $("upload").addEventListener("change", () => {
   const file = $("upload").files?.[0];
+  chart = undefined;
   if (file) openFile(file).catch(fail);
 });
 

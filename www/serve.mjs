@@ -1,7 +1,9 @@
 // Serves the demo on 127.0.0.1 only: www/ at /, the npm package at /pkg, the bundled model
 // (models/demo, committed; `make train` remakes it) at /model, the mortality bundle
-// (models/mortality) at /mortality and the sample patients at /samples.
+// (models/mortality) at /mortality, the sample patients at /samples and the SMART settings
+// (www/smart.json: the FHIR servers and EHR origins this deployment allows) at /smart.json.
 // Usage: node www/serve.mjs [--port 8080] [--pkg DIR] [--model DIR] [--mortality DIR] [--samples DIR]
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -10,21 +12,52 @@ import sirv from "sirv";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
-// The page's policy as headers (the meta tag in index.html says the same for static hosts that
-// cannot set headers): same-origin scripts and WebAssembly only, nothing framed, cross-origin
-// isolated, no MIME sniffing.
-export const HEADERS = {
-  "Content-Security-Policy":
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-    "worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-  "Cross-Origin-Opener-Policy": "same-origin",
-  "Cross-Origin-Embedder-Policy": "require-corp",
-  "Cross-Origin-Resource-Policy": "same-origin",
-  "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
-};
+// The page's policy as headers: same-origin scripts and WebAssembly only, cross-origin isolated,
+// no MIME sniffing; it may connect to its own origin and the FHIR servers (and their
+// authorization servers) of the deployment's SMART settings (smart.json) only, and be framed by
+// the EHR origins listed there only. The meta tag in index.html says the same, without
+// frame-ancestors (which a meta tag cannot set), for static hosts that cannot set headers: this
+// server writes the policy into it, from the same settings.
+export const SMART = JSON.parse(readFileSync(path.join(here, "smart.json"), "utf8"));
 
-export function createServer({ pkg = "pkg", model = "models/demo", mortality = "models/mortality", samples = "target/demo/samples" } = {}) {
+/** The Content-Security-Policy for `smart` (the SMART settings); `meta`: the meta tag's (no frame-ancestors). */
+export function policy(smart = SMART, { meta = false } = {}) {
+  const origins = (list) => [...new Set((list ?? []).map((url) => new URL(url).origin))];
+  const connect = ["'self'", ...origins([...(smart.fhirServers ?? []), ...(smart.authServers ?? [])])];
+  const framers = origins(smart.ehrOrigins);
+  return [
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src ${connect.join(" ")}`,
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    ...(meta ? [] : [`frame-ancestors ${framers.length ? framers.join(" ") : "'none'"}`]),
+    "form-action 'self'",
+  ].join("; ");
+}
+
+/** Every header the page is served with, for `smart`. */
+export function headers(smart = SMART) {
+  return {
+    "Content-Security-Policy": policy(smart),
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+  };
+}
+
+/** index.html with its meta policy written from `smart`. */
+function page(smart) {
+  const html = readFileSync(path.join(here, "index.html"), "utf8");
+  return html.replace(/(<meta http-equiv="Content-Security-Policy" content=")[^"]*/, `$1${policy(smart, { meta: true })}`);
+}
+
+export function createServer({ pkg = "pkg", model = "models/demo", mortality = "models/mortality", samples = "target/demo/samples", smart = SMART } = {}) {
   const options = { dev: true, etag: true };
   const mounts = [
     ["/pkg/", sirv(path.resolve(root, pkg), options)],
@@ -33,8 +66,18 @@ export function createServer({ pkg = "pkg", model = "models/demo", mortality = "
     ["/samples/", sirv(path.resolve(root, samples), options)],
     ["/", sirv(here, options)],
   ];
+  const own = headers(smart);
   return http.createServer((req, res) => {
-    for (const [name, value] of Object.entries(HEADERS)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(own)) res.setHeader(name, value);
+    const pathname = req.url.split("?")[0];
+    if (pathname === "/" || pathname === "/index.html") {
+      res.setHeader("Content-Type", "text/html; charset=utf-8");
+      return res.end(page(smart));
+    }
+    if (pathname === "/smart.json") {
+      res.setHeader("Content-Type", "application/json");
+      return res.end(JSON.stringify(smart));
+    }
     const [prefix, handler] = mounts.find(([p]) => req.url.startsWith(p));
     if (prefix !== "/") req.url = req.url.slice(prefix.length - 1);
     handler(req, res, () => {

@@ -3,13 +3,14 @@
 // the copy kept here; the page's own files are kept at install. The bundle's large files are
 // also kept by the bedside package itself (Cache API), which serves them without asking.
 // Bump with every change to the page's files; activation deletes the caches of other versions.
-const CACHE = "bedside-demo-v10";
+const CACHE = "bedside-demo-v11";
 const SHELL = [
   "./",
   "index.html",
   "app.js",
   "charts.js",
   "style.css",
+  "smart.json",
   "samples/samples.json",
   "model/manifest.json",
   "mortality/manifest.json",
@@ -20,6 +21,7 @@ const SHELL = [
   "pkg/download.js",
   "pkg/cache.js",
   "pkg/fhir.js",
+  "pkg/smart.js",
   "pkg/wasm/bedside.js",
   "pkg/wasm/bedside_bg.wasm",
 ];

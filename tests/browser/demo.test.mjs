@@ -6,20 +6,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { HEADERS, createServer } from "../../www/serve.mjs";
+import { createServer, headers } from "../../www/serve.mjs";
+import { launchWatched } from "./chromium.mjs";
 import { CPU_TOLERANCE, GPU_TOLERANCE, assertSameProbabilities, assertSameRisk, mortalityDir, nativePredict, root, samples } from "../node/helpers.mjs";
 import { NO_VISITS, cases, demoFiles, edited, mismatch } from "../catalogue/catalogue.mjs";
 
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const baseArgs = [
-  "--no-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
+const HEADERS = headers();
 const shots = path.join(root, "target/screenshots");
 const demoBundle = path.join(root, "models/demo");
 // a whole answer for the sample (the list, then the facts: about 70 tokens), though WebGPU on
@@ -42,34 +34,10 @@ after(() => server?.close());
  * What a page may ask for: the demo page's own files, the package, the bundle and the samples,
  * the routes the tests serve (/swap/, /catalogue/, /trap-worker.js), and data:/blob: URLs.
  */
-const ALLOWED = /^\/(|index\.html|app\.js|charts\.js|style\.css|sw\.js|favicon\.ico|trap-worker\.js|(pkg|model|mortality|samples|swap|catalogue)\/.*)(\?.*)?$/;
+const ALLOWED = /^\/(|index\.html|app\.js|smart\.json|charts\.js|style\.css|sw\.js|favicon\.ico|trap-worker\.js|(pkg|model|mortality|samples|swap|catalogue)\/.*)(\?.*)?$/;
 
-/**
- * Chromium with every request of every context it opens watched (pages, workers and, where
- * Chromium reports them to the context, service workers): only `ALLOWED` paths of the demo's own
- * origin and data:/blob: URLs; `close()` fails the test on any other.
- */
-async function launch(args) {
-  const browser = await chromium.launch({ executablePath, headless: true, args: [...baseArgs, ...args] });
-  const foreign = [];
-  const newContext = browser.newContext.bind(browser);
-  browser.newContext = async (...options) => {
-    const context = await newContext(...options);
-    context.on("request", (request) => {
-      const url = request.url();
-      const own = url.startsWith(`${origin}/`) && ALLOWED.test(url.slice(origin.length));
-      if (!own && !/^(data|blob):/.test(url)) foreign.push(url);
-    });
-    return context;
-  };
-  browser.newPage = async (...options) => (await browser.newContext(...options)).newPage();
-  const close = browser.close.bind(browser);
-  browser.close = async () => {
-    await close();
-    assert.deepEqual(foreign, [], "requests outside the demo's origin");
-  };
-  return browser;
-}
+/** Chromium where every request goes only to `ALLOWED` paths of the demo's origin (or data:/blob:). */
+const launch = (args) => launchWatched(args, (url) => url.startsWith(`${origin}/`) && ALLOWED.test(url.slice(origin.length)));
 
 /** Marks the page busy, does `action` (which starts a run) and waits until the run settles; the
  * page's final state, "done" or "error". */

@@ -64,12 +64,13 @@ export function grants(scopes, action, type) {
 }
 
 /**
- * The sandbox. `options`: `{ port, synthea, charts, grant }`: `synthea` (default: the shared
- * copy) and `charts` (records of the synthetic cohort, made into US Core charts); `grant`
+ * The sandbox. `options`: `{ port, synthea, charts, resources, grant }`: `synthea` (default: the
+ * shared copy), `charts` (records of the synthetic cohort, made into US Core charts) and any
+ * other `resources`; `grant`
  * filters the scopes a launch asks for (default: all). Returns `{ server, origin, fhirBase,
- * charts, patients, requests, launchUrl, expireTokens, close }` once listening.
+ * charts, patients, requests, launchUrl, read, expireTokens, close }` once listening.
  */
-export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], grant = () => true } = {}) {
+export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], resources = [], grant = () => true } = {}) {
   indexDefinitions();
   const router = new FhirRouter();
   const shared = new MemoryRepository();
@@ -92,6 +93,7 @@ export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], g
     for (const r of chart.resources) await store(r);
   }
   if (synthea) for (const r of syntheaResources(synthea)) await store(r);
+  for (const r of resources) await store(r);
 
   const launches = new Map(); // launch id → { patient, encounter }
   const codes = new Map(); // code → { clientId, redirectUri, challenge, patient, encounter, scope }
@@ -266,6 +268,11 @@ export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], g
     requests,
     /** The URL a clinician's click in the EHR opens: bedside launched for `patient` (and `encounter`). */
     launchUrl: (app, patient, encounter) => `${origin}/ehr/launch?${new URLSearchParams({ app, patient, ...(encounter ? { encounter } : {}) })}`,
+    /** A stored resource by reference (`Observation/123`), as the server holds it, or undefined. */
+    read: async (reference) => {
+      const [type, id] = reference.split("/");
+      return home.get(reference)?.readResource(type, id);
+    },
     /** Every token issued so far stops working (an expired sign-in). */
     expireTokens: () => tokens.clear(),
     close: () => new Promise((resolve) => server.close(resolve)),

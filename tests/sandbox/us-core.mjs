@@ -17,15 +17,26 @@ const HOUR = 3600_000;
 /** Channels a ward charts at the bedside; the rest are laboratory results. */
 const VITAL = new Set(["heart_rate", "systolic_bp", "diastolic_bp", "mean_bp", "resp_rate", "temperature", "spo2", "gcs_total", "gcs_eye", "gcs_motor", "gcs_verbal", "weight", "height", "urine_output", "fio2"]);
 
-/** Each channel's LOINC code, the first bedside's reader knows it by (src/knowledge/channels.rs, the one source). */
-export function loincCodes() {
+/** The LOINC codes bedside's reader knows, as `[code, channel]` pairs (src/knowledge/channels.rs, the one source). */
+function loincTable() {
   const source = readFileSync(path.join(root, "src/knowledge/channels.rs"), "utf8");
   const table = source.slice(source.indexOf("pub const LOINC_CODES"));
+  return [...table.slice(0, table.indexOf("];")).matchAll(/\("([0-9]+-[0-9])", "([a-z0-9_]+)"\)/g)].map(([, code, channel]) => [code, channel]);
+}
+
+/** Each channel's LOINC code: the first the reader knows it by. */
+export function loincCodes() {
   const codes = new Map();
-  for (const [, code, channel] of table.slice(0, table.indexOf("];")).matchAll(/\("([0-9]+-[0-9])", "([a-z0-9_]+)"\)/g)) {
-    if (!codes.has(channel)) codes.set(channel, code);
-  }
+  for (const [code, channel] of loincTable()) if (!codes.has(channel)) codes.set(channel, code);
   return codes;
+}
+
+/** An Observation's quantity for `channel`: its value, or the component coded as that channel (a panel). */
+export function quantityFor(observation, channel) {
+  const known = new Map(loincTable());
+  const of = (concept) => concept?.coding?.some((c) => c.system === LOINC && known.get(c.code) === channel);
+  if (of(observation.code) && observation.valueQuantity) return observation.valueQuantity;
+  return observation.component?.find((c) => of(c.code))?.valueQuantity;
 }
 
 const coding = (system, code, display) => ({ coding: [{ system, code, ...(display ? { display } : {}) }], ...(display ? { text: display } : {}) });
@@ -35,8 +46,8 @@ const base64 = (text) => Buffer.from(text, "utf8").toString("base64");
 
 /**
  * One record of the synthetic cohort (a PatientRecord) as FHIR resources; `n` numbers the chart,
- * `admitted` is the admission's start. Returns `{ resources, patient, encounter, skipped }`;
- * `skipped` counts the observations of channels with no LOINC code (not charted).
+ * `admitted` is the admission's start. Returns `{ resources, patient, encounter, charted }`:
+ * `charted` is the record as charted (the observations of channels with a LOINC code).
  */
 export function chartOf(record, n, admitted, codes = loincCodes()) {
   const id = (kind, i = "") => `bedside-${n}-${kind}${i === "" ? "" : `-${i}`}`;
@@ -105,7 +116,6 @@ export function chartOf(record, n, admitted, codes = loincCodes()) {
     }
   }
   const encounter = { reference: `Encounter/${current}` };
-  let skipped = 0;
   const observation = (i, code, hours, body, kind) => ({
     resourceType: "Observation",
     id: id("observation", i),
@@ -123,10 +133,7 @@ export function chartOf(record, n, admitted, codes = loincCodes()) {
   for (const o of record.observations) if (o.channel === "systolic_bp" || o.channel === "diastolic_bp") byTime.set(`${o.hours}`, [...(byTime.get(`${o.hours}`) ?? []), o]);
   for (const [i, o] of record.observations.entries()) {
     const code = codes.get(o.channel);
-    if (!code) {
-      skipped += 1;
-      continue;
-    }
+    if (!code) continue;
     const pair = byTime.get(`${o.hours}`);
     if (pair?.length === 2 && pair.includes(o)) {
       if (o.channel !== "systolic_bp") continue; // the panel is written once, at the systolic
@@ -159,5 +166,6 @@ export function chartOf(record, n, admitted, codes = loincCodes()) {
     }
     resources.push(reference);
   }
-  return { resources, patient: id("patient"), encounter: current, skipped };
+  const charted = { ...record, observations: record.observations.filter((o) => codes.has(o.channel)) };
+  return { resources, patient: id("patient"), encounter: current, charted };
 }
