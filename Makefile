@@ -21,11 +21,16 @@ PORT ?= 8080
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-start lint bench bench-setup bench-gpu fuzz pkg samples lab-bundle train medrec mortality usage cohort-scale baselines native release final-test card native-test node-test browser-test \
+.PHONY: demo sandbox test test-start lint bench bench-setup bench-gpu fuzz pkg samples lab-bundle train medrec mortality usage cohort-scale baselines native release final-test card native-test node-test browser-test \
         setup-rust setup-node setup-system setup-llm clean
 
 demo: setup-rust setup-node pkg samples
 	node www/serve.mjs --port $(PORT)
+
+# A FHIR R4 server with SMART sign-in and a pretend EHR on 127.0.0.1:8090 (tests/sandbox/), for
+# trying the EHR launch with `make demo` running: it prints EHR-launch links.
+sandbox: setup-node samples
+	node tests/sandbox/server.mjs --port 8090 --samples $(DEMO)/samples/samples.json
 
 # Layers a machine may lack: the real data (../shared/data), a wgpu/WebGPU adapter, root (the
 # full-disk test), the language-model server, Chromium. Under CI (CI=true) each one is required and

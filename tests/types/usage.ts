@@ -53,3 +53,17 @@ export async function usage(record: object): Promise<string[]> {
   }
   return [backend, d.id, w.id, text, String(ids.length), String(model.selfTestDifference), String(cached && cleared), why, String(workerWhy), trainedOn, String(workerCard === null), ...reasons, ...warnings, ...moved];
 }
+
+// bedside/smart: a SMART launch, the chart read, diagnosed with the launch's encounter, saved back
+export async function smartUsage(model: Bedside): Promise<string> {
+  const { authorize, completeAuthorization, isAuthorizationResponse, readChart } = await import("bedside/smart");
+  if (!isAuthorizationResponse(location.href)) {
+    location.assign(await authorize({ iss: "https://ehr.example.org/fhir", launch: "abc", clientId: "bedside", redirectUri: location.href, allowed: ["https://ehr.example.org/fhir"] }));
+    return "redirected";
+  }
+  const session = await completeAuthorization();
+  const chart = await readChart(session, { onProgress: ({ step, done, total, resources }) => console.log(`${step} ${done}/${total}: ${resources}`) });
+  const d: Diagnosis = await model.diagnose(chart, { encounter: session.encounter ?? "Encounter/1" });
+  const writable: boolean = session.canCreate(["RiskAssessment", "Provenance"]);
+  return `${d.diagnosed.join(", ")} ${writable} ${session.scopes.join(" ")} ${session.expiresAt ?? 0}`;
+}
