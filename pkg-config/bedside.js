@@ -60,8 +60,12 @@ export class Bedside {
     if (!["auto", "webgpu", "cpu"].includes(backend)) {
       throw new BedsideError("BAD_OPTION", `options.backend must be "auto", "webgpu" or "cpu", not ${JSON.stringify(backend)}`);
     }
-    await initWasm(wasm);
-    const { manifest, weights, tokenizer, medrec, digests, store } = await readBundle(source, { cache, signal, pinned, integrity, progress, watch: !!onProgress });
+    // the module streams in and compiles while the bundle downloads and is hashed
+    const [, files] = await Promise.all([
+      initWasm(wasm),
+      readBundle(source, { cache, signal, pinned, integrity, progress, watch: !!onProgress }),
+    ]);
+    const { manifest, weights, tokenizer, medrec, digests, store } = files;
     checkSignal(signal, "load");
     const plan = await planBackends(backend, probe, manifest);
     const { adapter, key, known } = plan;

@@ -238,12 +238,22 @@ function queries(patient) {
   ];
 }
 
-/** A note at a URL, fetched (with the token on the FHIR server only) and inlined as `data`. */
+/**
+ * A note at a URL, fetched (with the token, from the FHIR server only) and inlined as `data`. A
+ * note elsewhere, or one the server cannot give, stays as it is: the reader reports it as unread.
+ */
 async function inlineNote(session, attachment, signal) {
   const type = String(attachment.contentType ?? "text/plain");
   if (attachment.data || !attachment.url || !/^text\/(plain|html)/.test(type)) return;
   const url = new URL(attachment.url, `${session.serverUrl}/`);
-  const response = await session.request(url.href, { signal, raw: true, accept: `${type.split(";")[0]}, application/fhir+json;q=0.5` });
+  if (!url.href.startsWith(`${session.serverUrl}/`)) return;
+  let response;
+  try {
+    response = await session.request(url.href, { signal, raw: true, accept: `${type.split(";")[0]}, application/fhir+json;q=0.5` });
+  } catch (e) {
+    if (e.code === "FHIR_SERVER" || e.code === "FHIR_FORBIDDEN") return;
+    throw e;
+  }
   const json = /json/.test(response.headers.get("content-type") ?? "") ? await response.json() : undefined;
   attachment.data = json?.resourceType === "Binary" ? json.data : base64(await response.text());
 }

@@ -30,7 +30,11 @@ let model;
 
 before(async () => {
   const bare = { resourceType: "Patient", id: "empty-chart", gender: "female", birthDate: "1960-01-01" };
-  sandbox = await startSandbox({ charts: samples, synthea: existsSync(SYNTHEA) ? SYNTHEA : undefined, resources: [bare] });
+  // notes the reader cannot fetch: on another server, and a Binary the server does not have
+  const elsewhere = { resourceType: "Patient", id: "notes-elsewhere", gender: "male", birthDate: "1950-01-01" };
+  const note = (id, url) => ({ resourceType: "DocumentReference", id, status: "current", subject: { reference: "Patient/notes-elsewhere" }, content: [{ attachment: { contentType: "text/plain", url } }] });
+  const resources = [bare, elsewhere, note("off-server", "http://127.0.0.1:1/notes/1"), note("missing", "Binary/missing")];
+  sandbox = await startSandbox({ charts: samples, synthea: existsSync(SYNTHEA) ? SYNTHEA : undefined, resources });
   model = await Bedside.load(pathToFileURL(path.join(root, "models/demo/")), { backend: "cpu", cache: false });
 });
 
@@ -161,6 +165,11 @@ test("FHIR failures are coded: a scope not granted, a server error, an empty cha
   await assert.rejects(readChart(reader), (e) => e.code === "FHIR_FORBIDDEN" && /Encounter/.test(e.message));
   await assert.rejects(reader.request("Observation/none/extra/path", { method: "DELETE" }), (e) => e.code === "FHIR_SERVER" && /405/.test(e.message));
   await assert.rejects(reader.request("http://127.0.0.1:1/elsewhere"), (e) => e.code === "FHIR_SERVER" && /token is sent to no other/.test(e.message));
+  // notes that cannot be fetched are left unread and reported, not a failed chart
+  const notes = await completeAuthorization({ url: await signIn({ patient: "notes-elsewhere" }) });
+  const unread = await model.diagnose(await readChart(notes));
+  const reported = unread.notices.filter((n) => /a note at a URL is read once fetched/.test(n.message)).map((n) => n.path);
+  assert.equal(reported.length, 2, JSON.stringify(unread.notices));
   const empty = await completeAuthorization({ url: await signIn({ patient: "empty-chart" }) });
   await assert.rejects(readChart(empty), (e) => e.code === "FHIR_EMPTY");
   sandbox.expireTokens();
