@@ -27,8 +27,17 @@ function base64(text) {
 
 const random = (n) => base64url(crypto.getRandomValues(new Uint8Array(n)));
 
-/** A FHIR base URL as the allowlist compares it: no trailing slash. */
-const base = (url) => String(url).replace(/\/+$/, "");
+/** A FHIR base URL as the allowlist and the requests compare it: normalised by URL (case of the
+ * host, default port, percent-encoding), no trailing slash; not a URL: as given. */
+function base(url) {
+  let href = String(url);
+  try {
+    href = new URL(href).href;
+  } catch {
+    // compared as text: matches no normalised entry
+  }
+  return href.replace(/\/+$/, "");
+}
 
 const launchError = (message, cause) => new BedsideError("SMART_LAUNCH", message, { cause });
 
@@ -107,7 +116,12 @@ export async function completeAuthorization({ url, fetch: fetchImpl = globalThis
   const query = new URL(url ?? globalThis.location.href).searchParams;
   const kept = sessionStorage.getItem(PENDING);
   sessionStorage.removeItem(PENDING);
-  const pending = kept ? JSON.parse(kept) : undefined;
+  let pending;
+  try {
+    pending = kept ? JSON.parse(kept) : undefined;
+  } catch {
+    pending = undefined; // damaged: as if none was kept
+  }
   if (!pending || pending.state !== query.get("state")) {
     throw launchError("this sign-in answer does not match a launch started here (its state differs): launch again from the EHR");
   }
@@ -146,7 +160,9 @@ export class SmartSession {
     this.serverUrl = base(serverUrl);
     this.#token = token.access_token;
     this.patient = token.patient;
-    this.encounter = typeof token.encounter === "string" ? token.encounter : undefined;
+    // SMART gives the encounter as an id; some servers as a reference
+    const encounter = typeof token.encounter === "string" && token.encounter ? token.encounter : undefined;
+    this.encounter = encounter && !encounter.includes("/") ? `Encounter/${encounter}` : encounter;
     this.scopes = String(token.scope ?? "").split(/\s+/).filter(Boolean);
     this.expiresAt = Number.isFinite(token.expires_in) ? Date.now() + token.expires_in * 1000 : undefined;
   }
@@ -174,6 +190,7 @@ export class SmartSession {
       response = await fetch(url, {
         method,
         signal,
+        redirect: "error", // a redirect would carry the token elsewhere
         headers: {
           Authorization: `Bearer ${this.#token}`,
           Accept: accept,
@@ -185,7 +202,14 @@ export class SmartSession {
       if (e?.name === "AbortError") throw new BedsideError("ABORTED", `${what} stopped by the caller`, { cause: e });
       throw new BedsideError("FHIR_SERVER", `the FHIR server could not be reached for ${what} (${e.message})`, { cause: e });
     }
-    if (response.ok) return raw ? response : response.json();
+    if (response.ok) {
+      if (raw) return response;
+      try {
+        return await response.json();
+      } catch (e) {
+        throw new BedsideError("FHIR_SERVER", `the FHIR server's answer to ${what} is not JSON (${e.message})`, { cause: e });
+      }
+    }
     const outcome = await response.json().catch(() => undefined);
     const said = outcome?.issue?.map((i) => i.diagnostics ?? i.details?.text).filter(Boolean).join("; ");
     const detail = said ? `: ${said}` : "";
@@ -254,8 +278,16 @@ async function inlineNote(session, attachment, signal) {
     if (e.code === "FHIR_SERVER" || e.code === "FHIR_FORBIDDEN") return;
     throw e;
   }
-  const json = /json/.test(response.headers.get("content-type") ?? "") ? await response.json() : undefined;
-  attachment.data = json?.resourceType === "Binary" ? json.data : base64(await response.text());
+  const text = await response.text();
+  let binary;
+  if (/json/.test(response.headers.get("content-type") ?? "")) {
+    try {
+      binary = JSON.parse(text);
+    } catch {
+      binary = undefined;
+    }
+  }
+  attachment.data = binary?.resourceType === "Binary" ? binary.data : base64(text);
 }
 
 /**
@@ -281,7 +313,14 @@ export async function readChart(session, { onProgress, signal } = {}) {
   }
   for (const resource of [...byReference.values()]) {
     const medication = resource.medicationReference?.reference;
-    if (/^Medication\/[^/]+$/.test(medication ?? "") && !byReference.has(medication)) add(await session.request(medication, { signal }));
+    if (/^Medication\/[^/]+$/.test(medication ?? "") && !byReference.has(medication)) {
+      // a Medication the server cannot give leaves its request uncoded (the reader reports it)
+      const found = await session.request(medication, { signal }).catch((e) => {
+        if (e.code === "FHIR_SERVER" || e.code === "FHIR_FORBIDDEN") return undefined;
+        throw e;
+      });
+      if (found) add(found);
+    }
     if (resource.resourceType === "DocumentReference") {
       for (const content of resource.content ?? []) if (content.attachment) await inlineNote(session, content.attachment, signal);
     }

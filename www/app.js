@@ -12,6 +12,8 @@ import { drawCharts, highlight } from "./charts.js";
 const $ = (id) => document.getElementById(id);
 /** The page's own options (`backend`, `model`, `tokens`), kept across an EHR sign-in's redirect. */
 const PAGE_OPTIONS = "bedside.page-options";
+/** Set once a chart was read in this tab (the FHIR server, nothing secret): a reload says to launch again. */
+const LAUNCHED = "bedside.launched";
 const params = new URLSearchParams(isAuthorizationResponse(location.href) ? sessionStorage.getItem(PAGE_OPTIONS) ?? "" : location.search);
 let model;
 let samples = [];
@@ -551,25 +553,33 @@ function offerSave() {
   }
 }
 
-/** Writes the answer to the chart (the user pressed "Save to chart"), then reads each saved resource back. */
+/**
+ * Writes the answer to the chart (the user pressed "Save to chart"), then reads each saved
+ * resource back. A write that went through is said as such (and not offered again) even when the
+ * reading back fails.
+ */
 async function saveToChart() {
   $("fhir-save").disabled = true;
   $("save-status").textContent = "Saving to the chart…";
+  let response;
   try {
-    const response = await session.save(answerAsFhir());
-    const locations = response.entry.map((e) => e.response?.location?.split("/_history")[0]).filter(Boolean);
-    const saved = await Promise.all(locations.map((l) => session.request(l)));
-    const counts = {};
-    for (const r of saved) counts[r.resourceType] = (counts[r.resourceType] ?? 0) + 1;
-    $("save-status").dataset.locations = locations.join(" ");
-    $("save-status").textContent = `Saved to the chart and read back: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(", ")}.`;
-    $("fhir-save").hidden = true;
+    response = await session.save(answerAsFhir());
   } catch (error) {
     $("save-status").textContent = "Not saved.";
-    throw error;
-  } finally {
     $("fhir-save").disabled = false;
+    throw error;
   }
+  $("fhir-save").hidden = true;
+  const locations = (response.entry ?? []).map((e) => e.response?.location?.split("/_history")[0]).filter(Boolean);
+  $("save-status").dataset.locations = locations.join(" ");
+  $("save-status").textContent = `Saved to the chart: ${locations.length} resources; reading them back…`;
+  const saved = await Promise.all(locations.map((l) => session.request(l))).catch((error) => {
+    $("save-status").textContent = `Saved to the chart (${locations.length} resources), but reading them back failed: ${error.message}`;
+    throw error;
+  });
+  const counts = {};
+  for (const r of saved) counts[r.resourceType] = (counts[r.resourceType] ?? 0) + 1;
+  $("save-status").textContent = `Saved to the chart and read back: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(", ")}.`;
 }
 
 /** The deployment's SMART settings (smart.json), or undefined where it has none. */
@@ -596,7 +606,7 @@ async function startLaunch(iss, launch) {
   const options = new URLSearchParams(location.search);
   for (const key of ["iss", "launch"]) options.delete(key);
   sessionStorage.setItem(PAGE_OPTIONS, options.toString());
-  location.assign(url);
+  location.replace(url); // (back then returns to the EHR, not to a launch that would start again)
 }
 
 /** Back from the EHR's sign-in: the session, then the patient's chart, with progress for each query. */
@@ -623,6 +633,7 @@ async function finishLaunch() {
       },
     });
     status.textContent = `Read the chart of Patient/${session.patient} from ${session.serverUrl}: ${record.entry.length} resources.`;
+    sessionStorage.setItem(LAUNCHED, session.serverUrl);
     return { record, encounter: session.encounter };
   } catch (error) {
     status.textContent = "The chart could not be read.";
@@ -679,6 +690,14 @@ async function main() {
     $("sample").disabled = false;
     await loadModel(backend);
     if (launched) chart = await launched;
+    else if (sessionStorage.getItem(LAUNCHED)) {
+      // a reload after a launch: the sign-in lived in the page, and no sample stands in for the chart
+      $("chart-status").hidden = false;
+      $("chart-status").textContent = `The sign-in to ${sessionStorage.getItem(LAUNCHED)} is not kept across a reload: open bedside from the EHR again, or sign in below. Nothing was diagnosed.`;
+      sessionStorage.removeItem(LAUNCHED);
+      document.body.dataset.state = "done";
+      return;
+    }
     await diagnose();
   } catch (error) {
     if (error instanceof Superseded) return;

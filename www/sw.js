@@ -3,7 +3,7 @@
 // the copy kept here; the page's own files are kept at install. The bundle's large files are
 // also kept by the bedside package itself (Cache API), which serves them without asking.
 // Bump with every change to the page's files; activation deletes the caches of other versions.
-const CACHE = "bedside-demo-v11";
+const CACHE = "bedside-demo-v12";
 const SHELL = [
   "./",
   "index.html",
@@ -41,16 +41,22 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  if (request.method !== "GET" || new URL(request.url).origin !== self.location.origin) return;
+  const url = new URL(request.url);
+  if (request.method !== "GET" || url.origin !== self.location.origin) return;
+  // a chart read with a token (a FHIR server behind this host) is never kept
+  if (request.headers.has("Authorization")) return;
+  // a page is kept under its path alone: an EHR sign-in's code and state, or a launch's iss and
+  // launch id, never reach the cache
+  const key = request.mode === "navigate" ? new Request(new URL(url.pathname, url).href) : request;
   event.respondWith(
     fetch(request)
       .then((response) => {
         if (response.ok) {
           const copy = response.clone();
-          event.waitUntil(caches.open(CACHE).then((cache) => cache.put(request, copy)));
+          event.waitUntil(caches.open(CACHE).then((cache) => cache.put(key, copy)));
         }
         return response;
       })
-      .catch(async () => (await caches.match(request, { ignoreSearch: true })) ?? Response.error()),
+      .catch(async () => (await caches.match(key, { ignoreSearch: true })) ?? Response.error()),
   );
 });

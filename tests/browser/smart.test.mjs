@@ -97,11 +97,14 @@ test("an EHR launch: the chart is read and diagnosed, its evidence resolves, Sav
     assert.deepEqual([...address.searchParams.keys()].sort(), ["backend", "tokens"], "the code and state are off the address bar; the page's options kept");
     const stored = await page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }));
     assert.doesNotMatch(stored, /access_token|bedside\.smart/, "no token and no launch state are left in storage");
+    // nor in the service worker's cache: no chart, no sign-in's code
+    const cached = await page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (name) => (await (await caches.open(name)).keys()).map((r) => r.url)))).flat());
+    for (const url of cached) assert.ok(url.startsWith(`${origin}/`) && !/[?&](code|state|iss|launch)=/.test(url), `cached: ${url}`);
     const requested = sandbox.requests.filter((r) => r.path.startsWith("/fhir/") && r.origin === origin).map((r) => r.path.split("?")[0]);
     for (const query of ["/fhir/Patient/", "/fhir/Encounter", "/fhir/Observation", "/fhir/Condition", "/fhir/MedicationRequest", "/fhir/DocumentReference"]) {
       assert.ok(requested.some((p) => p.startsWith(query)), `${query} read`);
     }
-    const checked = await checkEvidence(page);
+    await checkEvidence(page);
     await page.screenshot({ path: path.join(shots, "smart-ehr-launch.png"), fullPage: true });
 
     // Save to chart, from the keyboard
@@ -109,7 +112,7 @@ test("an EHR launch: the chart is read and diagnosed, its evidence resolves, Sav
     assert.ok(diagnosed > 0, "the chart gets a diagnosis to save");
     await page.focus("#fhir-save");
     await page.keyboard.press("Enter");
-    await page.waitForSelector("#save-status[data-locations]", { timeout: 60_000 });
+    await page.waitForFunction(() => /^Saved to the chart and read back|reading them back failed/.test(document.getElementById("save-status").textContent), null, { timeout: 60_000 });
     assert.match(await page.textContent("#save-status"), /^Saved to the chart and read back: /);
     const locations = (await page.getAttribute("#save-status", "data-locations")).split(" ");
     const saved = await Promise.all(locations.map((l) => sandbox.read(l)));
@@ -125,7 +128,12 @@ test("an EHR launch: the chart is read and diagnosed, its evidence resolves, Sav
     await axe(page);
     assert.deepEqual(await page.evaluate(() => window.__violations), [], "Content-Security-Policy violations");
     assert.deepEqual(problems, []);
-    assert.ok(checked > 0);
+
+    // a reload: the sign-in is gone with the page, and no sample is diagnosed in the chart's place
+    await page.reload();
+    await settle(page);
+    assert.match(await page.textContent("#chart-status"), /not kept across a reload: open bedside from the EHR again/);
+    assert.equal(await page.$$eval("#phenotypes tbody tr", (rows) => rows.length), 0, "nothing diagnosed");
   } finally {
     await browser.close();
   }
@@ -152,11 +160,14 @@ test("a standalone launch from the page, by keyboard; an expired sign-in and a s
 
     // the sign-in expires: saving says to launch again, and nothing is written
     sandbox.expireTokens();
+    const since = sandbox.requests.length;
     await page.evaluate(() => { document.body.dataset.state = "waiting"; });
     await page.click("#fhir-save");
     await page.waitForSelector("#error:not([hidden])");
     assert.match(await page.textContent("#error"), /sign-in has expired.*FHIR_UNAUTHORIZED/s);
     assert.equal(await page.textContent("#save-status"), "Not saved.");
+    const writes = sandbox.requests.slice(since).filter((r) => r.method === "POST" && /^\/fhir\/?$/.test(r.path));
+    assert.deepEqual(writes.map((r) => r.status), [401], "the one write was refused, nothing written");
 
     // a FHIR server not on this deployment's list is refused before anything is sent to it
     await page.goto(`${origin}/?iss=${encodeURIComponent("http://127.0.0.1:1/fhir")}&launch=abc`);

@@ -165,6 +165,7 @@ test("FHIR failures are coded: a scope not granted, a server error, an empty cha
   await assert.rejects(readChart(reader), (e) => e.code === "FHIR_FORBIDDEN" && /Encounter/.test(e.message));
   await assert.rejects(reader.request("Observation/none/extra/path", { method: "DELETE" }), (e) => e.code === "FHIR_SERVER" && /405/.test(e.message));
   await assert.rejects(reader.request("http://127.0.0.1:1/elsewhere"), (e) => e.code === "FHIR_SERVER" && /token is sent to no other/.test(e.message));
+  await assert.rejects(reader.request(`${sandbox.fhirBase}-evil/Patient/x`), (e) => e.code === "FHIR_SERVER" && /token is sent to no other/.test(e.message), "a look-alike prefix is another server");
   // notes that cannot be fetched are left unread and reported, not a failed chart
   const notes = await completeAuthorization({ url: await signIn({ patient: "notes-elsewhere" }) });
   const unread = await model.diagnose(await readChart(notes));

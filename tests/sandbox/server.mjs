@@ -155,7 +155,8 @@ export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], r
       expires_in: 3600,
       scope: grantOf.scope.join(" "),
       patient: grantOf.patient,
-      ...(grantOf.encounter ? { encounter: grantOf.encounter } : {}),
+      // SMART's launch context names the encounter by its id
+      ...(grantOf.encounter ? { encounter: grantOf.encounter.replace(/^Encounter\//, "") } : {}),
     }, { "Content-Type": "application/json", "Cache-Control": "no-store" });
   }
 
@@ -178,6 +179,8 @@ export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], r
       if (!repo) return send(res, 404, outcome("not-found", `${parts[0]}/${parts[1]} not found`));
       if (repo !== shared && repo !== repoOf(patient)) return send(res, 403, outcome("forbidden", "another patient's resource"));
     } else if (req.method === "POST" && parts.length === 0) {
+      const writes = (body?.entry ?? []).filter((e) => e.request?.method !== "POST");
+      if (writes.length) return send(res, 403, outcome("forbidden", "only creating (POST) is allowed here"));
       const types = [...new Set((body?.entry ?? []).map((e) => e.resource?.resourceType))];
       const denied = types.filter((t) => !grants(session.scopes, "c", t));
       if (denied.length) return send(res, 403, outcome("forbidden", `no scope to create ${denied.join(", ")}`));
@@ -212,7 +215,9 @@ export async function startSandbox({ port = 0, synthea = SYNTHEA, charts = [], r
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://127.0.0.1");
-    requests.push({ method: req.method, path: url.pathname + url.search, origin: req.headers.origin });
+    const logged = { method: req.method, path: url.pathname + url.search, origin: req.headers.origin };
+    requests.push(logged);
+    res.on("finish", () => { logged.status = res.statusCode; });
     const from = req.headers.origin;
     if (from && /^http:\/\/127\.0\.0\.1:\d+$/.test(from)) {
       res.setHeader("Access-Control-Allow-Origin", from);
