@@ -17,24 +17,20 @@ const HOUR = 3600_000;
 /** Channels a ward charts at the bedside; the rest are laboratory results. */
 const VITAL = new Set(["heart_rate", "systolic_bp", "diastolic_bp", "mean_bp", "resp_rate", "temperature", "spo2", "gcs_total", "gcs_eye", "gcs_motor", "gcs_verbal", "weight", "height", "urine_output", "fio2"]);
 
-/** The LOINC codes bedside's reader knows, as `[code, channel]` pairs (src/knowledge/channels.rs, the one source). */
-function loincTable() {
+/** The LOINC codes bedside's reader knows, as `[code, channel]` pairs (src/knowledge/channels.rs,
+ * the one source), read once. */
+const LOINC_TABLE = (() => {
   const source = readFileSync(path.join(root, "src/knowledge/channels.rs"), "utf8");
   const table = source.slice(source.indexOf("pub const LOINC_CODES"));
   return [...table.slice(0, table.indexOf("];")).matchAll(/\("([0-9]+-[0-9])", "([a-z0-9_]+)"\)/g)].map(([, code, channel]) => [code, channel]);
-}
-
+})();
 /** Each channel's LOINC code: the first the reader knows it by. */
-export function loincCodes() {
-  const codes = new Map();
-  for (const [code, channel] of loincTable()) if (!codes.has(channel)) codes.set(channel, code);
-  return codes;
-}
+const CODE_OF = new Map([...LOINC_TABLE].reverse().map(([code, channel]) => [channel, code]));
+const CHANNEL_OF = new Map(LOINC_TABLE);
 
 /** An Observation's quantity for `channel`: its value, or the component coded as that channel (a panel). */
 export function quantityFor(observation, channel) {
-  const known = new Map(loincTable());
-  const of = (concept) => concept?.coding?.some((c) => c.system === LOINC && known.get(c.code) === channel);
+  const of = (concept) => concept?.coding?.some((c) => c.system === LOINC && CHANNEL_OF.get(c.code) === channel);
   if (of(observation.code) && observation.valueQuantity) return observation.valueQuantity;
   return observation.component?.find((c) => of(c.code))?.valueQuantity;
 }
@@ -49,7 +45,7 @@ const base64 = (text) => Buffer.from(text, "utf8").toString("base64");
  * `admitted` is the admission's start. Returns `{ resources, patient, encounter, charted }`:
  * `charted` is the record as charted (the observations of channels with a LOINC code).
  */
-export function chartOf(record, n, admitted, codes = loincCodes()) {
+export function chartOf(record, n, admitted) {
   const id = (kind, i = "") => `bedside-${n}-${kind}${i === "" ? "" : `-${i}`}`;
   const subject = { reference: `Patient/${id("patient")}` };
   const at = (hours) => new Date(admitted.getTime() + hours * HOUR).toISOString();
@@ -132,13 +128,13 @@ export function chartOf(record, n, admitted, codes = loincCodes()) {
   const byTime = new Map();
   for (const o of record.observations) if (o.channel === "systolic_bp" || o.channel === "diastolic_bp") byTime.set(`${o.hours}`, [...(byTime.get(`${o.hours}`) ?? []), o]);
   for (const [i, o] of record.observations.entries()) {
-    const code = codes.get(o.channel);
+    const code = CODE_OF.get(o.channel);
     if (!code) continue;
     const pair = byTime.get(`${o.hours}`);
     if (pair?.length === 2 && pair.includes(o)) {
       if (o.channel !== "systolic_bp") continue; // the panel is written once, at the systolic
       resources.push(observation(i, coding(LOINC, "85354-9", "Blood pressure panel with all children optional"), o.hours, {
-        component: pair.map((p) => ({ code: coding(LOINC, codes.get(p.channel)), valueQuantity: quantity(p.value, p.unit) })),
+        component: pair.map((p) => ({ code: coding(LOINC, CODE_OF.get(p.channel)), valueQuantity: quantity(p.value, p.unit) })),
       }, "vital-signs"));
       continue;
     }
@@ -166,6 +162,6 @@ export function chartOf(record, n, admitted, codes = loincCodes()) {
     }
     resources.push(reference);
   }
-  const charted = { ...record, observations: record.observations.filter((o) => codes.has(o.channel)) };
+  const charted = { ...record, observations: record.observations.filter((o) => CODE_OF.has(o.channel)) };
   return { resources, patient: id("patient"), encounter: current, charted };
 }
