@@ -52,11 +52,12 @@ try {
       const page = await browser.newPage();
       await page.goto(`${origin}/bench/page.html`);
       await page.waitForFunction(() => window.benchReady === true);
-      const options = { backend, record: Array.isArray(record) ? record[0] : record, repeats: Number(values.repeats), tokens: Number(values.tokens) };
+      const options = { backend, record: Array.isArray(record) ? record[0] : record, repeats: Number(values.repeats), tokens: Number(values.tokens), parts: values.ort };
       const result = await page.evaluate((o) => window.runBench(o), options);
       result.browser = `chromium ${browser.version()}`;
       results[backend] = result;
       console.log(`chromium ${backend}: cold start ${JSON.stringify(result.cold_start)}; diagnose ${result.diagnose_b1.median_ms.toFixed(2)} ms; explain ${result.explain.tokens_per_s.toFixed(1)} tokens/s`);
+      if (result.parts) console.log(`chromium ${backend}: encoder + head ${result.parts.encode_b1.median_ms.toFixed(2)} ms; greedy decode ${result.parts.decode.tokens_per_s.toFixed(1)} tokens/s`);
       if (values.ort) {
         const ortPage = await browser.newPage();
         await ortPage.goto(`${origin}/bench/ort-page.html`);

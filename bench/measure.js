@@ -1,7 +1,9 @@
 // One backend's figures for `make bench`, the same code in Node (bench/wasm.mjs) and in Chromium
-// (bench/page.html): cold start (wasm instantiation, bundle load with hash checks and the
-// self-test, first diagnosis with its shader compilation), then warm `diagnose` latency and
-// `explain` tokens/s. Medians with the 10th and 90th percentiles. With a WebGPU counter
+// (bench/page.html): cold start (`Bedside.load` whole — the module's instantiation overlapping
+// the bundle's download, hash checks and the self-test — then the first diagnosis with its
+// shader compilation), then warm `diagnose` latency and `explain` tokens/s; and, given the
+// onnxruntime-web peer's inputs (bench/onnx_export.py's inputs.json), the model's own parts on
+// those same tensors: the encoder + head and plain greedy decoding (`measureParts`). Medians with the 10th and 90th percentiles. With a WebGPU counter
 // (bench/webgpu-count.js) it also counts the GPU work of each step: at load, per `diagnose`, in
 // the first `explain` and per generated token (the difference between a long and a short
 // `explain`, divided by the tokens between them, so the prompt's encoding cancels out).
@@ -14,16 +16,14 @@ export function timing(samples) {
 }
 
 /**
- * @param init the wasm-bindgen init of the package's own wasm module (timed alone; the package
- *   then finds the module ready)
+ * @param wasm the package's wasm module (bytes or URL), which `Bedside.load` instantiates
+ * @param parts where given, `{ engine: () => Promise<BedsideEngine>, inputs }` for `measureParts`
  */
-export async function measure({ Bedside, init, wasm, source, backend, record, repeats = 15, tokens = 128, explainRuns = 3, count = null }) {
+export async function measure({ Bedside, wasm, source, backend, record, repeats = 15, tokens = 128, explainRuns = 3, count = null, parts = null }) {
   const snap = () => count?.snapshot();
   const c0 = snap();
-  const t0 = performance.now();
-  await init({ module_or_path: wasm });
   const t1 = performance.now();
-  const model = await Bedside.load(source, { backend, cache: false });
+  const model = await Bedside.load(source, { backend, cache: false, wasm });
   const t2 = performance.now();
   await model.diagnose(record);
   const t3 = performance.now();
@@ -73,7 +73,7 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
   const explainTiming = timing(explain);
   const result = {
     backend: model.backend,
-    cold_start: { wasm_instantiate_ms: t1 - t0, load_ms: t2 - t1, first_diagnose_ms: t3 - t2 },
+    cold_start: { load_ms: t2 - t1, first_diagnose_ms: t3 - t2 },
     diagnose_b1: timing(diagnose),
     explain: {
       tokens: produced,
@@ -85,5 +85,44 @@ export async function measure({ Bedside, init, wasm, source, backend, record, re
     adapter: backend === "webgpu" ? adapterName(await globalThis.navigator?.gpu?.requestAdapter()) : null,
   };
   model.dispose();
+  if (parts) result.parts = await measureParts({ engine: await parts.engine(), inputs: parts.inputs, repeats, tokens, decodeRuns: explainRuns });
   return result;
+}
+
+/**
+ * The model's own work on the tensors the onnxruntime-web peer reads (`inputs`: bench/onnx_export.py's
+ * inputs.json), timed as bench/ort-measure.js times the peer: the encoder + phenotype head with the
+ * probabilities read back, and greedy decoding of `tokens` tokens without a constraint. Both are
+ * checked against PyTorch's answers first (the probabilities within the export's tolerance, the
+ * same greedy tokens).
+ * @param engine a BedsideEngine (the wasm-bindgen class) on the backend being measured
+ */
+export async function measureParts({ engine, inputs, repeats = 15, tokens = 128, decodeRuns = 3 }) {
+  engine.prepareParts(Uint32Array.from(inputs.ids), Float32Array.from(inputs.values), Float32Array.from(inputs.observed));
+  const probabilities = await engine.encodeParts();
+  const difference = Math.max(...inputs.expected.probabilities.map((p, i) => Math.abs(p - probabilities[i])));
+  if (!(difference <= inputs.expected.tolerance)) throw new Error(`bedside's encoder + head differs from PyTorch by ${difference}`);
+  const produced = await engine.decodeParts(inputs.expected.tokens.length);
+  if (Array.from(produced).join() !== inputs.expected.tokens.join()) throw new Error("bedside decodes other tokens than PyTorch");
+  for (let i = 0; i < 2; i++) await engine.encodeParts();
+  const encodeTimes = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await engine.encodeParts();
+    encodeTimes.push(performance.now() - start);
+  }
+  await engine.decodeParts(tokens);
+  const decodeTimes = [];
+  for (let i = 0; i < decodeRuns; i++) {
+    const start = performance.now();
+    await engine.decodeParts(tokens);
+    decodeTimes.push(performance.now() - start);
+  }
+  const decodeTiming = timing(decodeTimes);
+  engine.free();
+  return {
+    parity: { max_abs_difference: difference, tolerance: inputs.expected.tolerance, tokens_equal: inputs.expected.tokens.length },
+    encode_b1: timing(encodeTimes),
+    decode: { tokens, timing: decodeTiming, tokens_per_s: tokens / (decodeTiming.median_ms / 1e3) },
+  };
 }

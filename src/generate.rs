@@ -5,12 +5,14 @@
 //! device and reads back one id per row; with the cache, the next step reads those ids where they
 //! are, so a step uploads nothing and maps one small buffer. Constrained decoding and beam
 //! search read the logits back and choose on the host: sorting is not available on WebGPU in burn
-//! on wasm.
+//! on wasm. One sequence on the CPU decodes through bedside-cpu's allocation-free step
+//! ([`HostDecoder`]) instead of burn's operations.
 
 use burn::prelude::*;
 
 use crate::error::{BedsideError, Result};
-use crate::model::t5::{DecoderCache, T5};
+use crate::model::t5::{DecoderCache, HostDecoder, T5};
+use bedside_cpu::t5_step::DecoderState;
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -22,6 +24,9 @@ pub struct GenerateOptions {
     pub length_penalty: f32,
     /// Use the key/value cache (off only to measure its gain).
     pub use_cache: bool,
+    /// Decode one sequence on the CPU through bedside-cpu's step (off only to compare it with
+    /// burn's operations).
+    pub host_step: bool,
 }
 
 impl Default for GenerateOptions {
@@ -31,6 +36,7 @@ impl Default for GenerateOptions {
             beams: 1,
             length_penalty: 1.0,
             use_cache: true,
+            host_step: true,
         }
     }
 }
@@ -71,6 +77,17 @@ fn argmax(values: &[f32]) -> Option<u32> {
     best.map(|(i, _)| i as u32)
 }
 
+/// A NaN or infinite logit is a broken backend: said, never decoded around.
+fn check_finite(logits: &[f32]) -> Result<()> {
+    match logits.iter().all(|v| v.is_finite()) {
+        true => Ok(()),
+        false => Err(BedsideError::backend(
+            "readback",
+            "the model returned a non-finite logit",
+        )),
+    }
+}
+
 /// Reads logits `[rows, vocab]` back to the host.
 async fn read_logits(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let [_, vocab] = logits.dims();
@@ -81,13 +98,7 @@ async fn read_logits(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let values = data
         .try_to_vec::<f32>()
         .map_err(|e| BedsideError::backend("readback", format!("{e:?}")))?;
-    // a NaN or infinite logit is a broken backend: said, never decoded around
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(BedsideError::backend(
-            "readback",
-            "the model returned a non-finite logit",
-        ));
-    }
+    check_finite(&values)?;
     Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
 }
 
@@ -154,6 +165,21 @@ impl Stepper<'_> {
     }
 }
 
+/// bedside-cpu's decoder for the one sequence of `encoder`, where it applies (burn's CPU
+/// backend, no autodiff), with room for `capacity` positions.
+fn host_decoder(
+    model: &T5,
+    encoder: &Tensor<3>,
+    mask: &Tensor<2>,
+    capacity: usize,
+) -> Result<Option<(HostDecoder, DecoderState)>> {
+    let Some(decoder) = HostDecoder::new(model).transpose()? else {
+        return Ok(None);
+    };
+    let state = decoder.start(model, encoder, mask, capacity).transpose()?;
+    Ok(state.map(|state| (decoder, state)))
+}
+
 /// Greedy decoding of every row of `encoder` (`[batch, len, d_model]`, padding `mask`
 /// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen and returns whether to
 /// go on: `false` stops decoding after this step (a caller that was cancelled). Returns the
@@ -174,6 +200,10 @@ pub async fn greedy(
     on_token: &mut dyn FnMut(usize, u32) -> bool,
 ) -> Result<Vec<Vec<u32>>> {
     let rows = encoder.dims()[0];
+    let mut host = match rows == 1 && options.use_cache && options.host_step {
+        true => host_decoder(model, &encoder, &mask, options.max_new_tokens + 1)?,
+        false => None,
+    };
     let mut stepper = Stepper {
         model,
         encoder,
@@ -188,8 +218,19 @@ pub async fn greedy(
     let mut chosen: Option<Tensor<2, Int>> = None;
     for _ in 0..options.max_new_tokens {
         yield_to_host().await;
-        let next: Vec<u32> = match constraint {
-            None => {
+        let next: Vec<u32> = match (&mut host, constraint) {
+            (Some((decoder, state)), _) => {
+                let last = tokens[0].last().copied().unwrap_or(start);
+                let logits = decoder.step(state, last)?;
+                check_finite(logits)?;
+                let allowed = constraint.map(|c| c(&tokens[0][1..]));
+                let best = match allowed {
+                    None => argmax(logits),
+                    Some(allowed) => argmax(&log_probs(logits, allowed)),
+                };
+                vec![best.unwrap_or(eos)]
+            }
+            (None, None) => {
                 let ids = match chosen.take() {
                     Some(ids) if options.use_cache => ids,
                     _ => stepper.ids(&tokens),
@@ -199,7 +240,7 @@ pub async fn greedy(
                 chosen = Some(best);
                 next
             }
-            Some(c) => stepper
+            (None, Some(c)) => stepper
                 .next(&tokens)
                 .await?
                 .iter()

@@ -4,8 +4,9 @@
 //! softmaxes and 2 GELUs, so these take it from about 127 dispatches to about 56: each dispatch
 //! costs tens of microseconds in a browser whatever the GPU.
 //!
-//! The kernels run on a cubecl device (WebGPU, wgpu, CUDA) without autodiff, on f32. Everywhere
-//! else — the CPU, training — burn's own operations run, and the tests hold the kernels to them.
+//! The kernels run on a cubecl device (WebGPU, wgpu, CUDA) without autodiff, on f32; on burn's
+//! CPU backend the same three run through bedside-cpu ([`cpu`]). Under autodiff (training)
+//! burn's own operations run, and the tests hold both sets of kernels to them.
 //! [`gelu_new`] is the T5 GELU those operations compute.
 //! The row kernels give each row a workgroup whose threads read it in turn (neighbours read
 //! neighbouring elements) and reduce through shared memory; the GELU gives each element a
@@ -22,6 +23,8 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::{CubeCount, CubeDim};
+
+mod cpu;
 
 use cube::{ROW_THREADS, gated_gelu_kernel, rms_norm_kernel, softmax_with_bias_kernel};
 
@@ -223,6 +226,13 @@ pub fn contiguous<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// A tensor's values, read where they are, when it is an f32 tensor on burn's CPU backend
+/// (without autodiff): no read-back, so it works synchronously in wasm too.
+pub fn host_values<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
+    let flex = cpu::on_cpu(tensor)?;
+    cpu::values(&flex).map(<[f32]>::to_vec)
+}
+
 /// An empty f32 tensor shaped like `like`, on its device.
 fn empty_like(like: &CubeTensor) -> CubeTensor {
     empty_device_dtype(
@@ -257,7 +267,8 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     let rows = x.shape().num_elements() / width.max(1);
     let fit = x.dims()[D - 1] == width && rows > 0;
     let Some((input, gamma_gpu)) = pair_on_gpu(fit, &x, &gamma) else {
-        return norm.forward(x);
+        let on_cpu = fit.then(|| cpu::rms_norm(&x, &gamma, norm.epsilon as f32));
+        return on_cpu.flatten().unwrap_or_else(|| norm.forward(x));
     };
     let output = empty_like(&input);
     let (count, dim) = row_grid(rows);
@@ -290,6 +301,13 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
         && broadcasts(bias_queries, queries)
         && keys > 0;
     let Some((scores_gpu, bias_gpu)) = pair_on_gpu(fit, &scores, &bias) else {
+        let scores = match fit {
+            true => match cpu::softmax_with_bias(scores, &bias) {
+                Ok(weights) => return weights,
+                Err(scores) => scores,
+            },
+            false => scores,
+        };
         return softmax(scores + bias, 3);
     };
     let rows = batch * heads * queries;
@@ -322,6 +340,13 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
 pub fn gated_gelu<const D: usize>(gate: Tensor<D>, linear: Tensor<D>) -> Tensor<D> {
     let fit = gate.dims() == linear.dims();
     let Some((gate_gpu, linear_gpu)) = pair_on_gpu(fit, &gate, &linear) else {
+        let gate = match fit {
+            true => match cpu::gated_gelu(gate, &linear) {
+                Ok(hidden) => return hidden,
+                Err(gate) => gate,
+            },
+            false => gate,
+        };
         return gelu_new(gate) * linear;
     };
     let len = gate_gpu.meta.num_elements();

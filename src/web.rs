@@ -49,6 +49,24 @@ fn start() {
 #[wasm_bindgen]
 pub struct BedsideEngine {
     engine: Engine,
+    /// The model's input and encoding kept between the benchmark calls (`prepareParts`,
+    /// `encodeParts`, `decodeParts`).
+    parts: std::cell::RefCell<Parts>,
+}
+
+/// See [`BedsideEngine::prepare_parts`].
+#[derive(Default)]
+struct Parts {
+    input: Option<crate::model::ClinicalInput>,
+    encoded: Option<crate::model::Encoded>,
+}
+
+/// A benchmark call before the one it follows.
+fn out_of_order(call: &str, first: &str) -> JsValue {
+    js_error(BedsideError::backend(
+        "wasm",
+        format!("{call} before {first}"),
+    ))
 }
 
 #[wasm_bindgen]
@@ -81,7 +99,58 @@ impl BedsideEngine {
         let bundle = Bundle::from_hashed_bytes(&manifest, weights, tokenizer, medrec, &digests)
             .map_err(js_error)?;
         let engine = Engine::load(&bundle, backend).await.map_err(js_error)?;
-        Ok(Self { engine })
+        Ok(Self {
+            engine,
+            parts: Default::default(),
+        })
+    }
+
+    /// For benchmarks against runtimes that start from tensors (bench/measure.js): the clinical
+    /// model's input from prompt `ids` and a lab grid (`values`, `observed`: channels × hours),
+    /// kept for [`Self::encode_parts`].
+    #[wasm_bindgen(js_name = prepareParts)]
+    pub fn prepare_parts(
+        &self,
+        ids: Vec<u32>,
+        values: Vec<f32>,
+        observed: Vec<f32>,
+    ) -> Result<(), JsValue> {
+        let input = self
+            .engine
+            .model_input(&ids, &values, &observed)
+            .map_err(js_error)?;
+        *self.parts.borrow_mut() = Parts {
+            input: Some(input),
+            encoded: None,
+        };
+        Ok(())
+    }
+
+    /// The encoder and phenotype head on the prepared input, kept for [`Self::decode_parts`];
+    /// resolves to the probabilities (before calibration).
+    #[wasm_bindgen(js_name = encodeParts)]
+    pub async fn encode_parts(&self) -> Result<Vec<f32>, JsValue> {
+        let input = self.parts.borrow().input.clone();
+        let input = input.ok_or_else(|| out_of_order("encodeParts", "prepareParts"))?;
+        let (encoded, probabilities) = self
+            .engine
+            .encode_with_head(&input)
+            .await
+            .map_err(js_error)?;
+        self.parts.borrow_mut().encoded = Some(encoded);
+        Ok(probabilities)
+    }
+
+    /// Greedy decoding of exactly `tokens` tokens after the last encoding, without a constraint;
+    /// resolves to the token ids.
+    #[wasm_bindgen(js_name = decodeParts)]
+    pub async fn decode_parts(&self, tokens: usize) -> Result<Vec<u32>, JsValue> {
+        let encoded = self.parts.borrow().encoded.clone();
+        let encoded = encoded.ok_or_else(|| out_of_order("decodeParts", "encodeParts"))?;
+        self.engine
+            .greedy_tokens(&encoded, tokens.clamp(1, 1024))
+            .await
+            .map_err(js_error)
     }
 
     /// Runs the known-answer self-test; throws `BACKEND_FAILED` when this backend's numbers are

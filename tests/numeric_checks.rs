@@ -89,6 +89,7 @@ fn no_numeric_check_folds_nan_away() {
     let mut files = Vec::new();
     for dir in [
         "src",
+        "cpu",
         "tests",
         "training",
         "bench",

@@ -410,12 +410,22 @@ fn wgpu_matches_cpu() {
 /// tails (where tanh saturates).
 #[test]
 fn fused_kernels_match_burns_operations() {
+    let Some(gpu) = wgpu() else { return };
+    check_kernels(&gpu);
+}
+
+/// The same for bedside-cpu's kernels on burn's CPU backend (vectorised `exp` and `tanh`).
+#[test]
+fn cpu_kernels_match_burns_operations() {
+    check_kernels(&Device::flex());
+}
+
+fn check_kernels(device: &Device) {
     use bedside::kernels;
     use burn::tensor::Distribution;
-    let Some(gpu) = wgpu() else { return };
-    gpu.seed(11);
+    device.seed(11);
     let normal = |shape: [usize; 4], std: f64| {
-        Tensor::<4>::random(shape, Distribution::Normal(0.0, std), &gpu)
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, std), device)
     };
     // NaN anywhere (an element never written) counts as the largest difference
     let diff = |a: Tensor<4>, b: Tensor<4>| -> f32 {
@@ -430,11 +440,11 @@ fn fused_kernels_match_burns_operations() {
         let x = normal([2, 3, 5, width], 2.0);
         let mut norm = burn::nn::RmsNormConfig::new(width)
             .with_epsilon(1e-6)
-            .init(&gpu);
+            .init(device);
         norm.gamma = burn::module::Param::from_tensor(Tensor::random(
             [width],
             Distribution::Normal(1.0, 0.5),
-            &gpu,
+            device,
         ));
         let d = diff(kernels::rms_norm(&norm, x.clone()), norm.forward(x));
         assert!(d < 1e-5, "rms norm of {width} differs by {d}");

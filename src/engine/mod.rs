@@ -6,6 +6,7 @@
 mod answers;
 mod diagnose;
 mod explain;
+mod parts;
 
 pub use diagnose::{Diagnosis, PhenotypeScore};
 pub use explain::Explanation;

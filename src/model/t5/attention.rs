@@ -126,17 +126,19 @@ impl T5Attention {
         let Some(table) = &self.relative_attention_bias else {
             return Tensor::zeros([1, g.heads, queries, keys], device);
         };
+        // a bucket depends on `key - query` only: each of those once (a logarithm each), not
+        // once per pair
+        let nearest = -(offset as i64) - queries as i64 + 1;
+        let by_relative: Vec<i64> = (nearest..keys as i64 - offset as i64)
+            .map(|relative| {
+                relative_position_bucket(relative, g.bidirectional, g.num_buckets, g.max_distance)
+                    as i64
+            })
+            .collect();
         let buckets: Vec<i64> = (0..queries)
             .flat_map(|q| {
-                (0..keys).map(move |k| {
-                    let relative = k as i64 - (q + offset) as i64;
-                    relative_position_bucket(
-                        relative,
-                        g.bidirectional,
-                        g.num_buckets,
-                        g.max_distance,
-                    ) as i64
-                })
+                let from = queries - 1 - q;
+                by_relative[from..from + keys].iter().copied()
             })
             .collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(buckets, [queries * keys]), device);

@@ -7,6 +7,7 @@
 
 pub mod attention;
 pub mod hf;
+pub mod host_decoder;
 pub mod layers;
 
 use std::convert::Infallible;
@@ -19,6 +20,7 @@ use burn::prelude::*;
 
 use crate::kernels::{self, rms_norm};
 pub use attention::{AttentionGeometry, T5Attention, relative_position_bucket};
+pub use host_decoder::HostDecoder;
 pub use layers::{DecoderCache, DecoderLayer, EncoderLayer, FeedForward, LayerCache};
 
 /// The feed-forward form: `relu` (original T5) or `gated-gelu` (T5 v1.1, Flan-T5).
