@@ -226,6 +226,18 @@ pub fn contiguous<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// `softmax(q·kᵀ + bias)·v` with the heads merged (`[batch, queries, heads · d_kv]`) where
+/// bedside-cpu's attention applies: on burn's CPU backend without autodiff. `None` elsewhere,
+/// where the caller composes it from burn's operations and [`softmax_with_bias`].
+pub fn attention(
+    q: &Tensor<4>,
+    keys_t: &Tensor<4>,
+    values: &Tensor<4>,
+    bias: &Tensor<4>,
+) -> Option<Tensor<3>> {
+    cpu::attention(q, keys_t, values, bias)
+}
+
 /// A tensor's values, read where they are, when it is an f32 tensor on burn's CPU backend
 /// (without autodiff): no read-back, so it works synchronously in wasm too.
 pub fn host_values<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {

@@ -476,3 +476,51 @@ fn check_kernels(device: &Device) {
     let d = diff(kernels::gated_gelu(gate, linear), expected);
     assert!(d < 1e-5, "gated GELU differs by {d}");
 }
+
+/// bedside-cpu's attention (no score matrix) gives what burn's operations give, for every
+/// broadcast of the bias the model uses, masked keys, one query and many, on the CPU, where the
+/// score matrix would leave the cache (2^21 scores); it declines for a smaller one and on a GPU,
+/// where burn's operations and the fused softmax run.
+#[test]
+fn cpu_attention_matches_burns_operations() {
+    use bedside::kernels;
+    use burn::tensor::Distribution;
+    let device = Device::flex();
+    device.seed(5);
+    let normal = |shape: [usize; 4], std: f64| {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, std), &device)
+    };
+    for (queries, keys) in [(600, 600), (1, 360_000)] {
+        let (batch, heads, d_kv) = (2, 3, 4);
+        let q = normal([batch, heads, queries, d_kv], 1.0);
+        // the keys as the model keeps them: a permuted view
+        let keys_t = normal([batch, keys, heads, d_kv], 1.0).permute([0, 2, 3, 1]);
+        let values = normal([batch, heads, keys, d_kv], 1.0);
+        let masked = normal([batch, 1, 1, keys], 1.0).greater_elem(1.0).float() * -1e9;
+        for bias in [
+            normal([1, heads, queries, keys], 1.0),
+            normal([batch, 1, 1, keys], 1.0) + masked.clone(),
+            normal([1, heads, 1, keys], 1.0),
+        ] {
+            let expected =
+                kernels::softmax_with_bias(q.clone().matmul(keys_t.clone()), bias.clone())
+                    .matmul(values.clone())
+                    .swap_dims(1, 2)
+                    .reshape([batch, queries, heads * d_kv]);
+            let ours = kernels::attention(&q, &keys_t, &values, &bias).expect("applies on the CPU");
+            let d: f32 = (ours - expected).abs().max().into_scalar();
+            assert!(
+                d < 1e-5,
+                "attention of {queries}×{keys} with a {:?} bias differs by {d}",
+                bias.dims()
+            );
+        }
+    }
+    if let Some(gpu) = wgpu() {
+        let t = Tensor::<4>::zeros([1, 1, 2, 2], &gpu);
+        assert!(
+            kernels::attention(&t, &t, &t, &t).is_none(),
+            "burn's operations on a GPU"
+        );
+    }
+}

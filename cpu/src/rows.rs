@@ -59,9 +59,11 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], epsilon: f32, out: &mut [f32]) {
 /// [`rms_norm`] of every row of `width` elements of `x`.
 pub fn rms_norm_rows(x: &[f32], gamma: &[f32], epsilon: f32, out: &mut [f32]) {
     let width = gamma.len().max(1);
-    for (x, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        rms_norm(x, gamma, epsilon, out);
-    }
+    crate::for_each_chunk(out, width, |row, out, _| {
+        if let Some(x) = x.get(row * width..(row + 1) * width) {
+            rms_norm(x, gamma, epsilon, out);
+        }
+    });
 }
 
 /// `row = softmax(row + bias)` in place; `bias` as long as `row`.
@@ -84,6 +86,16 @@ pub fn softmax(row: &mut [f32]) {
 /// `gate = gelu_new(gate) · linear` in place: the hidden layer of the gated feed-forward network,
 /// with transformers' `gelu_new`, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 pub fn gated_gelu(gate: &mut [f32], linear: &[f32]) {
+    /// Elements per task on rayon's threads.
+    const CHUNK: usize = 4096;
+    crate::for_each_chunk(gate, CHUNK, |chunk, gate, _| {
+        if let Some(linear) = linear.get(chunk * CHUNK..) {
+            gated_gelu_chunk(gate, linear);
+        }
+    });
+}
+
+fn gated_gelu_chunk(gate: &mut [f32], linear: &[f32]) {
     for (g, l) in gate.iter_mut().zip(linear) {
         let x = *g;
         let inner = x * (x * x * (0.044_715 * SQRT_2_OVER_PI) + SQRT_2_OVER_PI);

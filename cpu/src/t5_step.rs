@@ -12,6 +12,7 @@
 //! gated-GELU (T5 v1.1) or ReLU (T5) feed-forward network, and the decoder output optionally
 //! scaled by `d_model^-0.5` before the output projection.
 
+use crate::attention::attend_head;
 use crate::linear::{PackedLinear, ShapeMismatch};
 use crate::rows;
 
@@ -199,6 +200,8 @@ pub struct DecoderState {
     projected: Vec<f32>,
     context: Vec<f32>,
     scores: Vec<f32>,
+    /// The self-attention bias of the current step's keys, for one head.
+    bias_row: Vec<f32>,
     hidden: Vec<f32>,
     logits: Vec<f32>,
 }
@@ -218,39 +221,6 @@ fn write_by_head(dest: &mut [f32], source: &[f32], heads: usize, d_kv: usize, ca
         for (h, head) in row.chunks_exact(d_kv).enumerate() {
             dest[(h * capacity + t) * d_kv..][..d_kv].copy_from_slice(head);
         }
-    }
-}
-
-/// Attention of one head's query over `keys` positions: `scores` gets the weights, `context` the
-/// weighted sum of the values. `keys_t`: `[d_kv, stride]`; `values`: `[≥ keys, d_kv]`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn attend_head(
-    query: &[f32],
-    keys_t: &[f32],
-    stride: usize,
-    values: &[f32],
-    keys: usize,
-    scores: &mut [f32],
-    bias: impl Fn(usize) -> f32,
-    context: &mut [f32],
-) {
-    let scores = &mut scores[..keys];
-    scores.fill(0.0);
-    for (q, key_row) in query.iter().zip(keys_t.chunks(stride)) {
-        scores
-            .iter_mut()
-            .zip(&key_row[..keys])
-            .for_each(|(s, k)| *s += q * k);
-    }
-    scores
-        .iter_mut()
-        .enumerate()
-        .for_each(|(t, s)| *s += bias(t));
-    rows::softmax(scores);
-    context.fill(0.0);
-    for (w, value) in scores.iter().zip(values.chunks_exact(context.len())) {
-        context.iter_mut().zip(value).for_each(|(c, v)| *c += w * v);
     }
 }
 
@@ -294,6 +264,7 @@ impl DecoderState {
             projected: vec![0.0; 3 * inner],
             context: vec![0.0; inner],
             scores: vec![0.0; capacity.max(source)],
+            bias_row: vec![0.0; capacity],
             hidden: vec![0.0; 2 * s.d_ff],
             logits: vec![0.0; s.vocab],
         })
@@ -327,6 +298,7 @@ impl DecoderState {
             *values = grown;
         }
         self.scores.resize(capacity.max(self.source), 0.0);
+        self.bias_row.resize(capacity, 0.0);
         self.capacity = capacity;
     }
 
@@ -369,14 +341,16 @@ impl DecoderState {
             }
             for h in 0..heads {
                 let bias = &weights.distance_bias[h * distances..][..distances];
+                for (t, b) in self.bias_row[..keys].iter_mut().enumerate() {
+                    *b = bias[(pos - t).min(distances - 1)];
+                }
                 attend_head(
                     &query[h * d_kv..][..d_kv],
                     &cache_k[h * d_kv * capacity..][..d_kv * capacity],
                     capacity,
                     &cache_v[h * capacity * d_kv..][..capacity * d_kv],
-                    keys,
-                    &mut self.scores,
-                    |t| bias[(pos - t).min(distances - 1)],
+                    &self.bias_row[..keys],
+                    &mut self.scores[..keys],
                     &mut self.context[h * d_kv..][..d_kv],
                 );
             }
@@ -399,9 +373,8 @@ impl DecoderState {
                     &cross_k[h * d_kv * source..][..d_kv * source],
                     source,
                     &cross_v[h * source * d_kv..][..source * d_kv],
-                    source,
-                    &mut self.scores,
-                    |t| self.cross_bias[t],
+                    &self.cross_bias,
+                    &mut self.scores[..source],
                     &mut self.context[h * d_kv..][..d_kv],
                 );
             }

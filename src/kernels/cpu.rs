@@ -113,3 +113,57 @@ pub fn gated_gelu<const D: usize>(
     bedside_cpu::rows::gated_gelu(values_mut(&mut out), linear);
     Ok(Tensor::from_primitive::<Flex>(out))
 }
+
+/// Scores (f32) of an attention above which it runs row by row without the score matrix: 8 MB,
+/// about what a core's share of cache holds.
+const SCORES_IN_CACHE: usize = 1 << 21;
+
+/// `softmax(q·kᵀ + bias)·v` with the heads merged, `[batch, queries, heads · d_kv]`, from `q`
+/// `[batch, heads, queries, d_kv]`, the keys transposed `[batch, heads, d_kv, keys]`, the values
+/// `[batch, heads, keys, d_kv]` and a bias broadcast over any of its first three axes; `None`
+/// off the CPU, for a score matrix small enough to stay in cache, or for shapes that do not fit.
+pub fn attention(
+    q: &Tensor<4>,
+    keys_t: &Tensor<4>,
+    values: &Tensor<4>,
+    bias: &Tensor<4>,
+) -> Option<Tensor<3>> {
+    let [batch, heads, queries, d_kv] = q.dims();
+    let keys = keys_t.dims()[3];
+    let [bias_batch, bias_heads, bias_queries, bias_keys] = bias.dims();
+    // a score matrix that stays in cache is faster through two matrix products (gemm's register
+    // tiles) and the in-place softmax; a larger one costs more to write and read back than the
+    // row-at-a-time kernel's repeated reads of the keys (bench/NOTES.md, finding 14)
+    if batch * heads * queries * keys < SCORES_IN_CACHE {
+        return None;
+    }
+    let fit = keys_t.dims() == [batch, heads, d_kv, keys]
+        && values.dims() == [batch, heads, keys, d_kv]
+        && bias_keys == keys;
+    if !fit {
+        return None;
+    }
+    let shape = bedside_cpu::attention::AttentionShape {
+        batch,
+        heads,
+        queries,
+        keys,
+        d_kv,
+        bias_batch,
+        bias_heads,
+        bias_queries,
+    };
+    let (q, keys_t, values, bias) = (on_cpu(q)?, on_cpu(keys_t)?, on_cpu(values)?, on_cpu(bias)?);
+    let (q, keys_t, values, bias) = (
+        self::values(&q)?,
+        self::values(&keys_t)?,
+        self::values(&values)?,
+        self::values(&bias)?,
+    );
+    if !shape.fits(q.len(), keys_t.len(), values.len(), bias.len(), q.len()) {
+        return None;
+    }
+    let mut out = vec![0.0; q.len()];
+    bedside_cpu::attention::attention(q, keys_t, values, bias, shape, &mut out);
+    Some(tensor(out, [batch, queries, heads * d_kv]))
+}

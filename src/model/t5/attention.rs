@@ -6,7 +6,7 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
-use crate::kernels::softmax_with_bias;
+use crate::kernels::{self, softmax_with_bias};
 
 /// Keys and values of one attention, laid out for the two products of [`T5Attention::attend`]:
 /// the keys already transposed, so that neither product has to copy a permuted operand.
@@ -188,12 +188,18 @@ impl T5Attention {
 
     /// Attends from `x` (`[batch, queries, d_model]`) to the given keys and values with the
     /// additive `bias` (`[1 or batch, heads or 1, queries or 1, keys]`, masks included). Returns
-    /// the output `[batch, queries, d_model]` and the weights `[batch, heads, queries, keys]`.
-    pub fn attend(&self, x: Tensor<3>, kv: &KeyValues, bias: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
+    /// the output `[batch, queries, d_model]`. On the CPU (inference) one kernel computes it
+    /// without the score matrix; elsewhere burn's operations and the fused softmax.
+    pub fn attend(&self, x: Tensor<3>, kv: &KeyValues, bias: Tensor<4>) -> Tensor<3> {
         let q = self.split_heads(self.q.forward(x));
-        let weights = softmax_with_bias(q.matmul(kv.keys_t.clone()), bias);
-        let context = self.merge_heads(weights.clone().matmul(kv.values.clone()));
-        (self.o.forward(context), weights)
+        let context = match kernels::attention(&q, &kv.keys_t, &kv.values, &bias) {
+            Some(context) => context,
+            None => {
+                let weights = softmax_with_bias(q.matmul(kv.keys_t.clone()), bias);
+                self.merge_heads(weights.matmul(kv.values.clone()))
+            }
+        };
+        self.o.forward(context)
     }
 }
 

@@ -42,7 +42,7 @@ impl EncoderLayer {
     pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
         let h = rms_norm(&self.attention_norm, x.clone());
         let kv = self.attention.key_values(h.clone());
-        let x = x + self.dropout.forward(self.attention.attend(h, &kv, bias).0);
+        let x = x + self.dropout.forward(self.attention.attend(h, &kv, bias));
         let h = self.ff.forward(rms_norm(&self.ff_norm, x.clone()));
         x + self.dropout.forward(h)
     }
@@ -95,7 +95,7 @@ impl DecoderLayer {
             Some(past) => past.append(new),
             None => new,
         };
-        let out = self.self_attention.attend(h, &kv, self_bias).0;
+        let out = self.self_attention.attend(h, &kv, self_bias);
         cache.self_kv = Some(kv);
         let x = x + self.dropout.forward(out);
 
@@ -105,7 +105,7 @@ impl DecoderLayer {
                 .key_values(encoder.clone())
                 .contiguous()
         });
-        let out = self.cross_attention.attend(h, cross_kv, cross_bias).0;
+        let out = self.cross_attention.attend(h, cross_kv, cross_bias);
         let x = x + self.dropout.forward(out);
 
         let h = self.ff.forward(rms_norm(&self.ff_norm, x.clone()));
