@@ -313,6 +313,7 @@ fn roots() -> Vec<PathBuf> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
         "src/lib.rs",
+        "cpu/src/lib.rs",
         "training/src/main.rs",
         "training/cohort/src/lib.rs",
     ]
