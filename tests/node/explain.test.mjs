@@ -79,13 +79,15 @@ function nativeExplain(record, tokens = MAX_TOKENS) {
 async function explain(model, record, tokens = MAX_TOKENS) {
   let streamed = "";
   let result;
-  // a timer set at the first piece fires before the end only if generation lets the event loop
-  // run between tokens (on the CPU every read-back completes at once)
+  // a task queued at the first piece runs before the end only if generation lets the event loop
+  // run between tokens (on the CPU every read-back completes at once). `setImmediate`, not a
+  // timer: on the CPU a step takes a tenth of a millisecond, and the rest of a generation may be
+  // over before a timer's shortest delay
   let ticked = false;
   let tickedBeforeEnd = false;
   for await (const item of model.explain(record, { maxTokens: tokens })) {
     if (typeof item === "string") {
-      if (!streamed) setTimeout(() => { ticked = true; }, 0);
+      if (!streamed) setImmediate(() => { ticked = true; });
       streamed += item;
     } else {
       result = item;
