@@ -137,7 +137,7 @@ def main():
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}",
         f"- **Software**: {m['rustc']}; Node {m['node']}; PyTorch {torch.get('torch', '—')} (eager, CPU, "
         f"{torch.get('threads', '—')} thread unless a table says 2); bedside's CPU backend: burn-flex, {native.get('threads', '—')} thread "
-        f"unless a table says 2, {native.get('profile', '—')} build; wasm: the npm package's build (opt-level \"z\", LTO, SIMD128)",
+        f"unless a table says 2, {native.get('profile', '—')} build; wasm: the npm package's build (opt-level \"z\", its CPU kernels at 3: bench/NOTES.md finding 16; LTO, SIMD128)",
         f"- **Commit**: {m['commit']}{' (with uncommitted changes)' if m['dirty'] else ''}",
         f"- **Model**: the committed demo bundle `models/demo` ({native.get('dtype', '—')} weights, read as f32); "
         "inputs: synthetic admissions (48 h of hourly labs and vitals, a note).",
