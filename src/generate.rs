@@ -13,6 +13,7 @@ use burn::prelude::*;
 use crate::error::{BedsideError, Result};
 use crate::model::t5::{DecoderCache, HostDecoder, T5};
 use bedside_cpu::t5_step::DecoderState;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -57,7 +58,7 @@ fn log_probs(logits: &[f32], allowed: Option<Vec<u32>>) -> Vec<f32> {
         Some(tokens) => tokens.iter().for_each(|t| keep(*t as usize)),
         None => (0..logits.len()).for_each(&mut keep),
     }
-    // the logits are finite (`read_logits` refuses any other); -inf marks a disallowed token
+    // the logits are finite (`check_finite` refuses any other); -inf marks a disallowed token
     let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max); // nan-ok: finite or -inf
     if max.is_finite() {
         let log_sum = out.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
@@ -166,31 +167,42 @@ impl Stepper<'_> {
 }
 
 /// bedside-cpu's decoder for the one sequence of `encoder`, where it applies (burn's CPU
-/// backend, no autodiff), with room for `capacity` positions.
-fn host_decoder(
+/// backend, no autodiff): `packed` where the caller keeps one (the engine packs it at load),
+/// else packed now; with room for `capacity` positions (the caches grow past it).
+fn host_decoder<'a>(
     model: &T5,
+    packed: Option<&'a HostDecoder>,
     encoder: &Tensor<3>,
     mask: &Tensor<2>,
     capacity: usize,
-) -> Result<Option<(HostDecoder, DecoderState)>> {
-    let Some(decoder) = HostDecoder::new(model).transpose()? else {
-        return Ok(None);
+) -> Result<Option<(Cow<'a, HostDecoder>, DecoderState)>> {
+    let decoder = match packed {
+        Some(decoder) => Cow::Borrowed(decoder),
+        None => match HostDecoder::new(model).transpose()? {
+            Some(decoder) => Cow::Owned(decoder),
+            None => return Ok(None),
+        },
     };
     let state = decoder.start(model, encoder, mask, capacity).transpose()?;
     Ok(state.map(|state| (decoder, state)))
 }
 
+/// Room the host step's caches start with: a generation longer than this grows them.
+const HOST_STEP_ROOM: usize = 1024;
+
 /// Greedy decoding of every row of `encoder` (`[batch, len, d_model]`, padding `mask`
 /// `[batch, len]`). `on_token(row, token)` sees each token as it is chosen and returns whether to
 /// go on: `false` stops decoding after this step (a caller that was cancelled). Returns the
 /// generated tokens of each row, without the start token, ending with EOS unless
-/// `max_new_tokens` ran out or `on_token` stopped it.
+/// `max_new_tokens` ran out or `on_token` stopped it. `packed`: the model's decoder packed for
+/// the CPU step where the caller keeps one (else a batch of one on the CPU packs it here).
 #[expect(
     clippy::too_many_arguments,
     reason = "the decoding inputs as burn passes them; a struct would only rename them"
 )]
 pub async fn greedy(
     model: &T5,
+    packed: Option<&HostDecoder>,
     encoder: Tensor<3>,
     mask: Tensor<2>,
     start: u32,
@@ -201,7 +213,13 @@ pub async fn greedy(
 ) -> Result<Vec<Vec<u32>>> {
     let rows = encoder.dims()[0];
     let mut host = match rows == 1 && options.use_cache && options.host_step {
-        true => host_decoder(model, &encoder, &mask, options.max_new_tokens + 1)?,
+        true => host_decoder(
+            model,
+            packed,
+            &encoder,
+            &mask,
+            options.max_new_tokens.min(HOST_STEP_ROOM) + 1,
+        )?,
         false => None,
     };
     let mut stepper = Stepper {

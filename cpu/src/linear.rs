@@ -41,7 +41,7 @@ impl PackedLinear {
     /// Packs `weight`, row-major `[d_in, d_out]`.
     pub fn pack(weight: &[f32], d_in: usize, d_out: usize) -> Result<Self, ShapeMismatch> {
         let expected = d_in.saturating_mul(d_out);
-        if weight.len() != expected {
+        if weight.len() != expected || expected == 0 {
             return Err(ShapeMismatch {
                 what: "linear weight",
                 expected,

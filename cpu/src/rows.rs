@@ -72,7 +72,8 @@ pub fn softmax_with_bias(row: &mut [f32], bias: &[f32]) {
     softmax(row);
 }
 
-/// `row = softmax(row)` in place. A row of −∞ (nothing allowed) stays as it is.
+/// `row = softmax(row)` in place. A row of −∞ (nothing allowed) stays as it is, where burn's
+/// softmax gives NaN: the model's masks are −1e9, which never make one.
 pub fn softmax(row: &mut [f32]) {
     let max = largest(row);
     if max == f32::NEG_INFINITY {

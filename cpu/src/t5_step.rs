@@ -115,7 +115,7 @@ fn expect_linear(
     d_in: usize,
     d_out: usize,
 ) -> Result<(), ShapeMismatch> {
-    expect_len(what, linear.d_in() * linear.d_out(), d_in * d_out)?;
+    expect_len(what, linear.d_in(), d_in)?;
     expect_len(what, linear.d_out(), d_out)
 }
 
@@ -130,6 +130,22 @@ impl DecoderWeights {
         distance_bias: Vec<f32>,
     ) -> Result<Self, StepError> {
         let (d, inner, ff) = (shape.d_model, shape.inner(), shape.d_ff);
+        for (what, size) in [
+            ("d_model", d),
+            ("heads", shape.heads),
+            ("d_kv", shape.d_kv),
+            ("d_ff", ff),
+            ("vocabulary", shape.vocab),
+            ("decoder layers", layers.len()),
+        ] {
+            if size == 0 {
+                return Err(StepError::Shape(ShapeMismatch {
+                    what,
+                    expected: 1,
+                    found: 0,
+                }));
+            }
+        }
         expect_len("embedding", embedding.len(), shape.vocab * d)?;
         expect_len("final norm", final_norm.len(), d)?;
         expect_linear("output projection", &lm_head, d, shape.vocab)?;
@@ -306,14 +322,13 @@ impl DecoderState {
     pub fn step(&mut self, weights: &DecoderWeights, token: u32) -> Result<&[f32], StepError> {
         let s = weights.shape;
         let (d, heads, d_kv, inner, ff) = (s.d_model, s.heads, s.d_kv, s.inner(), s.d_ff);
-        let embedding = weights
-            .embedding
-            .get(token as usize * d..)
-            .and_then(|rest| rest.get(..d))
-            .ok_or(StepError::Token {
+        if token as usize >= s.vocab {
+            return Err(StepError::Token {
                 id: token,
                 vocab: s.vocab,
-            })?;
+            });
+        }
+        let embedding = &weights.embedding[token as usize * d..][..d];
         if self.len == self.capacity {
             self.grow(inner, d_kv);
         }
@@ -404,5 +419,58 @@ impl DecoderState {
         weights.lm_head.forward(&self.normed, &mut self.logits);
         self.len += 1;
         Ok(&self.logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(heads: usize, vocab: usize) -> DecoderShape {
+        DecoderShape {
+            d_model: 2,
+            heads,
+            d_kv: 1,
+            d_ff: 2,
+            vocab,
+            epsilon: 1e-6,
+            output_scale: 1.0,
+        }
+    }
+
+    /// Sizes of zero and a too-short part are refused by name, never reached by a step.
+    #[test]
+    fn misfit_weights_are_refused() -> Result<(), ShapeMismatch> {
+        let head = PackedLinear::pack(&[0.0; 6], 2, 3)?;
+        let refused = |shape, embedding: Vec<f32>| {
+            DecoderWeights::new(
+                shape,
+                embedding,
+                Vec::new(),
+                vec![1.0; 2],
+                head.clone(),
+                vec![0.0; 2],
+            )
+            .err()
+        };
+        let zero = refused(shape(0, 3), vec![0.0; 6]);
+        assert!(matches!(
+            zero,
+            Some(StepError::Shape(ShapeMismatch { what: "heads", .. }))
+        ));
+        // no layers
+        let none = refused(shape(2, 3), vec![0.0; 6]);
+        assert!(matches!(
+            none,
+            Some(StepError::Shape(ShapeMismatch {
+                what: "decoder layers",
+                ..
+            }))
+        ));
+        assert!(
+            PackedLinear::pack(&[], 0, 3).is_err(),
+            "a linear layer of no inputs"
+        );
+        Ok(())
     }
 }

@@ -62,6 +62,7 @@ impl Engine {
             tokenizer,
             grammar,
             vocab,
+            host,
         } = &self.model
         else {
             return Err(BedsideError::Incompatible {
@@ -154,6 +155,7 @@ impl Engine {
         let t5 = &model.lm;
         let generated = generate::greedy(
             t5,
+            host.as_ref(),
             encoded.hidden.clone(),
             encoded.mask.clone(),
             t5.decoder_start(),

@@ -18,6 +18,7 @@ use crate::constrained::DiagnosisGrammar;
 use crate::error::{BedsideError, Result};
 use crate::grounded::RationaleVocab;
 use crate::knowledge::PHENOTYPES;
+use crate::model::t5::HostDecoder;
 use crate::model::{ClinicalModel, LabPhenotypeModel, MedRecModel, MortalityModel};
 use crate::recommend::MedicationSpec;
 use crate::self_test::self_test_record;
@@ -131,6 +132,8 @@ enum Loaded {
         grammar: Option<DiagnosisGrammar>,
         /// The rationale's reserved tokens; `None` for bundles trained before grounded rationales.
         vocab: Option<RationaleVocab>,
+        /// The T5 decoder packed for bedside-cpu's step, once, where the model is on the CPU.
+        host: Option<HostDecoder>,
     },
 }
 
@@ -204,11 +207,13 @@ impl Engine {
                 let labels: Vec<&str> = PHENOTYPES.iter().map(|p| p.name).collect();
                 let grammar = DiagnosisGrammar::new(&tokenizer, &labels);
                 let vocab = RationaleVocab::new(&tokenizer);
+                let host = HostDecoder::new(&model.lm).transpose()?;
                 Loaded::Clinical {
                     model,
                     tokenizer,
                     grammar,
                     vocab,
+                    host,
                 }
             }
         };

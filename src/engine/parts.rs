@@ -10,12 +10,13 @@ use crate::bundle::MANIFEST_FILE;
 use crate::error::{BedsideError, FieldProblem, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::model::input::pad_ids;
+use crate::model::t5::HostDecoder;
 use crate::model::{ClinicalInput, Encoded};
 
-/// The clinical model, or why this bundle has none.
-fn clinical(engine: &Engine) -> Result<&crate::model::ClinicalModel> {
+/// The clinical model and its decoder packed for the CPU step, or why this bundle has none.
+fn clinical(engine: &Engine) -> Result<(&crate::model::ClinicalModel, Option<&HostDecoder>)> {
     match &engine.model {
-        Loaded::Clinical { model, .. } => Ok(model),
+        Loaded::Clinical { model, host, .. } => Ok((model, host.as_ref())),
         _ => Err(BedsideError::Incompatible {
             file: MANIFEST_FILE.into(),
             message: "only a clinical bundle's model encodes prompts and decodes".into(),
@@ -40,7 +41,7 @@ impl Engine {
         values: &[f32],
         observed: &[f32],
     ) -> Result<ClinicalInput> {
-        let model = clinical(self)?;
+        let (model, _) = clinical(self)?;
         let vocab = model.lm.shared.weight.dims()[0];
         if let Some(id) = ids.iter().find(|id| **id as usize >= vocab) {
             return Err(misfit(
@@ -72,7 +73,7 @@ impl Engine {
     /// The encoder and the phenotype head on `input`: the encoder's output and the sigmoid
     /// probabilities, read back (the model's part of `diagnose`, before calibration).
     pub async fn encode_with_head(&self, input: &ClinicalInput) -> Result<(Encoded, Vec<f32>)> {
-        let model = clinical(self)?;
+        let (model, _) = clinical(self)?;
         let encoded = model.encode(input);
         let logits = model.phenotype_logits(&encoded);
         let probabilities = self
@@ -84,7 +85,7 @@ impl Engine {
     /// Greedy decoding of exactly `tokens` tokens after `encoded`, without a constraint and
     /// without stopping at the end token (as a runtime's plain greedy loop is timed).
     pub async fn greedy_tokens(&self, encoded: &Encoded, tokens: usize) -> Result<Vec<u32>> {
-        let model = clinical(self)?;
+        let (model, packed) = clinical(self)?;
         let options = GenerateOptions {
             max_new_tokens: tokens,
             ..Default::default()
@@ -92,6 +93,7 @@ impl Engine {
         let lm = &model.lm;
         let mut rows = generate::greedy(
             lm,
+            packed,
             encoded.hidden.clone(),
             encoded.mask.clone(),
             lm.decoder_start(),

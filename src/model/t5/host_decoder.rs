@@ -18,6 +18,10 @@ use super::{T5, relative_position_bucket};
 use crate::error::{BedsideError, Result};
 use crate::kernels::host_values;
 
+/// The farthest relative-position distance the packed bias table covers (T5's default is 128;
+/// generations here stop at 1,024 tokens).
+const MAX_DISTANCE: usize = 4096;
+
 /// A T5's decoder, packed for [`DecoderState::step`].
 #[derive(Debug, Clone)]
 pub struct HostDecoder {
@@ -38,6 +42,9 @@ fn values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
 fn side_by_side(linears: &[&Linear]) -> Result<PackedLinear> {
     let mut parts = Vec::with_capacity(linears.len());
     for linear in linears {
+        if linear.bias.is_some() {
+            return Err(shape_error("a linear layer with a bias (T5's have none)"));
+        }
         let [d_in, d_out] = linear.weight.dims();
         parts.push((values(linear.weight.val())?, d_in, d_out));
     }
@@ -64,6 +71,12 @@ impl HostDecoder {
     /// (the model is not on burn's CPU backend, or is under autodiff).
     pub fn new(t5: &T5) -> Option<Result<Self>> {
         host_values(&t5.decoder_norm.gamma.val())?;
+        // the bias table by distance is `heads × distances`: a configuration whose buckets reach
+        // further than any generation decodes through burn's operations instead
+        let g = t5.decoder.first()?.self_attention.geometry;
+        if g.max_distance.max(g.num_buckets) > MAX_DISTANCE {
+            return None;
+        }
         Some(Self::pack(t5))
     }
 
@@ -114,8 +127,9 @@ impl HostDecoder {
                     g.max_distance,
                 );
                 for h in 0..g.heads {
-                    distance_bias[h * distances + distance] =
-                        table.get(bucket * g.heads + h).copied().unwrap_or(0.0);
+                    distance_bias[h * distances + distance] = *table
+                        .get(bucket * g.heads + h)
+                        .ok_or_else(|| shape_error("a position bias table short of its buckets"))?;
                 }
             }
         }
@@ -152,6 +166,9 @@ impl HostDecoder {
         mask: &Tensor<2>,
         capacity: usize,
     ) -> Option<Result<DecoderState>> {
+        if encoder.dims()[0] != 1 {
+            return Some(Err(shape_error("the step decodes one sequence")));
+        }
         let mask = host_values(mask)?;
         let mut projected = Vec::with_capacity(t5.decoder.len());
         for layer in &t5.decoder {

@@ -399,6 +399,7 @@ fn generate_exactly(
     let (hidden, mask) = (encoded.hidden.clone(), encoded.mask.clone());
     let out = pollster::block_on(generate::greedy(
         &model.lm,
+        None,
         hidden,
         mask,
         model.lm.decoder_start(),

@@ -65,6 +65,7 @@ impl Run {
             let eos = data.tokenizer.eos_id();
             let generated = pollster::block_on(generate::greedy(
                 &model.lm,
+                None,
                 encoded.hidden,
                 encoded.mask,
                 model.lm.decoder_start(),
