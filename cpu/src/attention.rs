@@ -34,6 +34,13 @@ pub(crate) fn attend_head(
     }
 }
 
+/// The row of a bias `[batch, heads, queries, keys]` (`dims`: its first three axes, each 1 where
+/// it broadcasts) that query `query` of head `head` of batch row `batch` adds.
+pub fn bias_row([batch, head, query]: [usize; 3], dims: [usize; 3]) -> usize {
+    let pick = |index: usize, size: usize| if size == 1 { 0 } else { index };
+    (pick(batch, dims[0]) * dims[1] + pick(head, dims[1])) * dims[2] + pick(query, dims[2])
+}
+
 /// The sizes of an attention: `batch × heads` of `queries` attending to `keys`, and the bias's
 /// first three axes, each 1 (broadcast) or the full size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,17 +92,14 @@ pub fn attention(
         d_kv,
         ..
     } = shape;
-    let pick = |index: usize, size: usize| if size == 1 { 0 } else { index };
+    let bias_dims = [shape.bias_batch, shape.bias_heads, shape.bias_queries];
     // one query row of every head per task: `out`'s rows are `[batch, queries]`
     crate::for_each_chunk(out, heads * d_kv, |row, out, scores| {
         let (b, i) = (row / queries.max(1), row % queries.max(1));
         scores.resize(keys, 0.0);
         for (h, context) in out.chunks_exact_mut(d_kv.max(1)).enumerate() {
             let head = b * heads + h;
-            let bias_row = (pick(b, shape.bias_batch) * shape.bias_heads
-                + pick(h, shape.bias_heads))
-                * shape.bias_queries
-                + pick(i, shape.bias_queries);
+            let bias_row = bias_row([b, h, i], bias_dims);
             attend_head(
                 &q[(head * queries + i) * d_kv..][..d_kv],
                 &keys_t[head * d_kv * keys..][..d_kv * keys],

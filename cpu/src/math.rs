@@ -1,6 +1,6 @@
-//! `exp`, `tanh` and `erf` for whole slices. libm evaluates one element at a time through
-//! branches and, in wasm, through compiler-builtins' software routines: profiles of the model
-//! found them 12–17% of a diagnosis. These are written without branches or calls — range
+//! `exp`, `tanh` and `erf` that vectorise in loops over slices. libm evaluates one element at a
+//! time through branches and, in wasm, through compiler-builtins' software routines: profiles of
+//! the model found them 12–17% of a diagnosis. These are written without branches or calls — range
 //! reduction by a rounding constant, polynomials, selects — so that LLVM vectorises a loop over a
 //! slice (SIMD128 in wasm, SSE/AVX natively).
 //!
@@ -90,21 +90,6 @@ pub fn erf(x: f32) -> f32 {
     let q = q * t + 0.254_829_6;
     let large = (1.0 - q * t * exp(-z)).copysign(x);
     if a < 1.0 { small } else { large }
-}
-
-/// `xs[i] = eˣ` for every element.
-pub fn exp_in_place(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = exp(*x));
-}
-
-/// `xs[i] = tanh(xs[i])` for every element.
-pub fn tanh_in_place(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = tanh(*x));
-}
-
-/// `xs[i] = erf(xs[i])` for every element.
-pub fn erf_in_place(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = erf(*x));
 }
 
 #[cfg(test)]

@@ -84,12 +84,11 @@ pub fn softmax_with_bias(scores: Tensor<4>, bias: &Tensor<4>) -> Result<Tensor<4
     else {
         return Err(scores);
     };
-    let pick = |index: usize, size: usize| if size == 1 { 0 } else { index };
     let mut out = take(scores)?;
     for (row, scores) in values_mut(&mut out).chunks_exact_mut(keys).enumerate() {
         let (q, h, b) = (row % queries, row / queries % heads, row / queries / heads);
-        let bias_row = (pick(b, bias_batch) * bias_heads + pick(h, bias_heads)) * bias_queries
-            + pick(q, bias_queries);
+        let bias_row =
+            bedside_cpu::attention::bias_row([b, h, q], [bias_batch, bias_heads, bias_queries]);
         if let Some(bias) = bias.get(bias_row * keys..).and_then(|b| b.get(..keys)) {
             bedside_cpu::rows::softmax_with_bias(scores, bias);
         }
