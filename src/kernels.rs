@@ -5,7 +5,7 @@
 //! costs tens of microseconds in a browser whatever the GPU.
 //!
 //! The kernels run on a cubecl device (WebGPU, wgpu, CUDA) without autodiff, on f32; on burn's
-//! CPU backend the same three run through bedside-cpu ([`cpu`]). Under autodiff (training)
+//! CPU backend the same three run through bedside-cpu (`kernels/cpu.rs`). Under autodiff (training)
 //! burn's own operations run, and the tests hold both sets of kernels to them.
 //! [`gelu_new`] is the T5 GELU those operations compute.
 //! The row kernels give each row a workgroup whose threads read it in turn (neighbours read
@@ -226,17 +226,7 @@ pub fn contiguous<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// `softmax(q·kᵀ + bias)·v` with the heads merged (`[batch, queries, heads · d_kv]`) where
-/// bedside-cpu's attention applies: on burn's CPU backend without autodiff. `None` elsewhere,
-/// where the caller composes it from burn's operations and [`softmax_with_bias`].
-pub fn attention(
-    q: &Tensor<4>,
-    keys_t: &Tensor<4>,
-    values: &Tensor<4>,
-    bias: &Tensor<4>,
-) -> Option<Tensor<3>> {
-    cpu::attention(q, keys_t, values, bias)
-}
+pub use cpu::attention;
 
 /// A tensor's values, read where they are, when it is an f32 tensor on burn's CPU backend
 /// (without autodiff): no read-back, so it works synchronously in wasm too.

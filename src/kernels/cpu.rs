@@ -120,7 +120,8 @@ const SCORES_IN_CACHE: usize = 1 << 21;
 /// `softmax(q·kᵀ + bias)·v` with the heads merged, `[batch, queries, heads · d_kv]`, from `q`
 /// `[batch, heads, queries, d_kv]`, the keys transposed `[batch, heads, d_kv, keys]`, the values
 /// `[batch, heads, keys, d_kv]` and a bias broadcast over any of its first three axes; `None`
-/// off the CPU, for a score matrix small enough to stay in cache, or for shapes that do not fit.
+/// off the CPU, for a score matrix small enough to stay in cache, or for shapes that do not fit,
+/// where the caller composes it from burn's operations and [`super::softmax_with_bias`].
 pub fn attention(
     q: &Tensor<4>,
     keys_t: &Tensor<4>,
